@@ -1,0 +1,59 @@
+"""Input checks shared by every model: each error names the argument and what was expected."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def as_vector(x, name: str, dim: int) -> np.ndarray:
+    """Return ``x`` as a finite float64 vector of shape ``(dim,)`` or raise naming ``name``.
+
+    Real integer and floating inputs are converted to float64; complex, boolean, object and
+    string inputs are rejected rather than silently cast.
+    """
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name}: expected a real float64 array of shape ({dim},), got dtype {arr.dtype}")
+    if arr.shape != (dim,):
+        raise ValueError(f"{name}: expected shape ({dim},), got shape {arr.shape}")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.flatnonzero(~np.isfinite(arr))[0])
+        raise ValueError(f"{name}: expected finite entries, entry {bad} is {arr[bad]}")
+    return arr
+
+
+def as_matrix(x, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Return ``x`` as a finite float64 array (of ``shape`` when given) or raise naming ``name``."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name}: expected a real array, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if shape is not None and arr.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: expected finite entries")
+    return arr
+
+
+def frozen_copy(x) -> np.ndarray:
+    """A private read-only float64 copy, for the fields of frozen model dataclasses."""
+    arr = np.array(x, dtype=np.float64, copy=True)
+    arr.setflags(write=False)
+    return arr
+
+
+def as_rng(rng) -> np.random.Generator:
+    """Accept a ``np.random.Generator`` or an integer seed; anything else is an error."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(int(rng))
+    raise TypeError(f"rng: expected a numpy.random.Generator or an integer seed, got {type(rng).__name__}")
+
+
+def positive_int(x, name: str, minimum: int = 1) -> int:
+    """Check a size keyword: an integer ``>= minimum``."""
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {x!r}")
+    return int(x)
