@@ -1,0 +1,162 @@
+"""The sharpness-reduction flow on Γ and the clocks that map it to each algorithm's steps.
+
+Canonical flow (THEORY.md §2, docs/theory.md §3):   dζ/ds = -¼ ∇_Γ log λ₁(ζ),  ζ ∈ Γ ⊂ unit sphere,
+with s the intrinsic clock (sum of squared angular steps). Along it d log λ₁/ds = -G/4, G = ‖∇_Γ log λ₁‖².
+
+Clocks (steps as a function of s):
+* GD+WD at EoS:   2ηλ (t - t₀) = s + log(λ₁(ζ(0))/λ₁(ζ(s)))           ``gdwd_steps``
+  equivalently dθ/dτ = -2∇_Γ log λ₁/(4 + G) in τ = ηλ t.
+* GD without WD:  s = log(‖w_t‖²/‖w_t₀‖²), until η λ₁(ζ(s))/‖w‖² < 2   ``nowd_norm_sq``, ``nowd_stop``
+* normalized GD:  s = η² t                                             ``normalized_gd_steps``
+* GD on √L:       dX/dτ = -⅛ ∇_Γ λ₁, τ = η² t, i.e. dτ = 2 ds/λ₁         ``sqrt_gd_steps``
+* the naive hypothesis dθ/dτ = -½ ∇_Γ log λ₁ (τ = ηλt): s = 2ηλ(t - t₀)  ``naive_gdwd_steps``
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.integrate import cumulative_trapezoid, solve_ivp
+
+from toy_models._validate import as_vector
+
+from .manifold import AssumptionViolated, manifold_point, newton_polish
+from .sharpness import check_hyperparameters
+
+#: how far a start point may be from Γ (‖∇L(θ₀)‖/λ₁) before the flow refuses it
+START_GRAD_RTOL = 1e-6
+
+
+@dataclass(frozen=True, eq=False)
+class FlowResult:
+    """Samples of the canonical flow: ``s`` (n,), ``theta`` (n, D) on Γ, ``sharpness`` λ₁(θ) (n,),
+    ``G`` (n,), ``drift`` = max distance of the integrated state from Γ before re-projection, and the
+    dense solution ``sol`` (OdeSolution in s) for evaluation between samples via ``at``."""
+
+    s: np.ndarray
+    theta: np.ndarray
+    sharpness: np.ndarray
+    G: np.ndarray
+    drift: float
+    sol: object
+    model: object
+
+    def at(self, s) -> np.ndarray:
+        """ζ(s) for s within [0, s_end] (dense output, re-projected on Γ), shape (len(s), D)."""
+        s = np.atleast_1d(np.asarray(s, dtype=np.float64))
+        if np.any(s < self.s[0] - 1e-12) or np.any(s > self.s[-1] + 1e-12):
+            raise ValueError(f"s: expected values in [{self.s[0]:g}, {self.s[-1]:g}], got [{s.min():g}, {s.max():g}]")
+        return np.array([newton_polish(self.model, self.sol(si), iters=1) for si in s])
+
+
+def _field(model, x: np.ndarray, coef: float, on_gap: str) -> np.ndarray:
+    return coef * manifold_point(model, newton_polish(model, x, iters=1), on_gap=on_gap).grad_log
+
+
+def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol: float = 1e-9,
+                             atol: float = 1e-12, coef: float = -0.25, on_gap: str = "raise") -> FlowResult:
+    """Integrate dζ/ds = coef·∇_Γ log λ₁(ζ) (canonical: coef = -¼) from θ₀ ∈ Γ to s = ``s_end``.
+
+    The field is evaluated at the Newton retraction of the state onto Γ, so the integrated state stays
+    on Γ up to the solver tolerance; ``drift`` reports how far it strayed. A start point off Γ
+    (‖∇L(θ₀)‖ > START_GRAD_RTOL·λ₁) or a top eigenvalue without a gap raises ``AssumptionViolated``
+    saying how far / how small.
+
+    >>> import numpy as np; from toy_models import make_model
+    >>> m = make_model("sphere_circle")
+    >>> r = sharpness_reduction_flow(m, np.array([np.cos(0.3), np.sin(0.3), 0.0]), s_end=0.5, n_out=3)
+    >>> bool(r.sharpness[-1] < r.sharpness[0])
+    True
+    """
+    theta0 = as_vector(theta0, "theta0", model.dim)
+    if not np.isfinite(s_end) or s_end <= 0:
+        raise ValueError(f"s_end: expected a positive flow time, got {s_end!r}")
+    theta0 = theta0 / np.linalg.norm(theta0)
+    lam = float(np.linalg.eigvalsh(model.hess(theta0))[-1])
+    off = float(np.linalg.norm(model.grad(theta0))) / max(lam, 1e-300)
+    if off > START_GRAD_RTOL:
+        raise AssumptionViolated(f"theta0: not on Γ: ‖∇L(θ₀)‖/λ₁ = {off:.3g} > {START_GRAD_RTOL:g}; "
+                                 "start from theory.project_to_manifold(model, w).theta")
+    theta0 = newton_polish(model, theta0)
+    s_grid = np.linspace(0.0, s_end, n_out)
+    sol = solve_ivp(lambda s, x: _field(model, x, coef, on_gap), (0.0, s_end), theta0, t_eval=s_grid,
+                    dense_output=True, rtol=rtol, atol=atol, method="DOP853")
+    if sol.status != 0:
+        raise AssumptionViolated(f"flow stopped at s = {sol.t[-1]:.4g}: {sol.message}")
+    thetas, lams, gs, drift = [], [], [], 0.0
+    for x in sol.y.T:
+        th = newton_polish(model, x)
+        drift = max(drift, float(np.linalg.norm(th - x)))
+        mp = manifold_point(model, th, on_gap=on_gap)
+        thetas.append(th)
+        lams.append(mp.lam1)
+        gs.append(mp.G)
+    return FlowResult(sol.t, np.array(thetas), np.array(lams), np.array(gs), drift, sol.sol, model)
+
+
+# -- clocks -------------------------------------------------------------------------------------------
+def gdwd_tau(result: FlowResult) -> np.ndarray:
+    """τ - τ₀ = ηλ(t - t₀) = ½ [s + log(λ₁(ζ(0))/λ₁(ζ(s)))] for each sample of ``result``."""
+    return 0.5 * (result.s + np.log(result.sharpness[0] / result.sharpness))
+
+
+def gdwd_steps(result: FlowResult, lr: float, wd: float) -> np.ndarray:
+    """Steps since the start of EoS for GD+WD: t - t₀ = [s + log(λ₁(ζ(0))/λ₁(ζ(s)))]/(2ηλ)."""
+    check_hyperparameters(lr, wd)
+    if wd == 0:
+        raise ValueError("wd: the GD+WD clock needs λ > 0; for GD without WD use nowd_norm_sq/nowd_stop")
+    return gdwd_tau(result) / (lr * wd)
+
+
+def naive_gdwd_steps(result: FlowResult, lr: float, wd: float) -> np.ndarray:
+    """The naive (wrong, G → 0) hypothesis dθ/dτ = -½ ∇_Γ log λ₁: s = 2ηλ(t - t₀), so t - t₀ = s/(2ηλ)."""
+    check_hyperparameters(lr, wd)
+    if wd == 0:
+        raise ValueError("wd: the naive GD+WD clock needs λ > 0")
+    return result.s / (2 * lr * wd)
+
+
+def nowd_norm_sq(result: FlowResult, norm0_sq: float) -> np.ndarray:
+    """GD without WD: ‖w‖² = ‖w_t₀‖² e^s along the flow (the clock s = log(‖w_t‖²/‖w_t₀‖²))."""
+    return norm0_sq * np.exp(result.s)
+
+
+def nowd_stop(result: FlowResult, lr: float, norm0_sq: float) -> float:
+    """The flow time s* at which GD without WD stops: η λ₁(ζ(s*)) = 2 ‖w_t₀‖² e^{s*}.
+
+    Returns 0 if EoS does not hold at the start, ``inf`` if it still holds at the end of ``result``.
+    """
+    check_hyperparameters(lr)
+    margin = lr * result.sharpness - 2 * nowd_norm_sq(result, norm0_sq)
+    if margin[0] <= 0:
+        return 0.0
+    if margin[-1] > 0:
+        return float("inf")
+    i = int(np.argmax(margin <= 0))
+    return float(np.interp(0.0, [margin[i], margin[i - 1]], [result.s[i], result.s[i - 1]]))
+
+
+def normalized_gd_steps(result: FlowResult, lr: float) -> np.ndarray:
+    """Normalized GD (ALP): dX/dτ = -¼ ∇_Γ log λ₁ with τ = η² t, so t = s/η²."""
+    check_hyperparameters(lr)
+    return result.s / lr**2
+
+
+def sqrt_gd_steps(result: FlowResult, lr: float) -> np.ndarray:
+    """GD on √L (ALP): dX/dτ = -⅛ ∇_Γ λ₁ = (λ₁/2)·(-¼ ∇_Γ log λ₁), so dτ = 2 ds/λ₁ and
+    t = (1/η²) ∫₀^s 2/λ₁(ζ(s')) ds' (trapezoid on the samples of ``result``)."""
+    check_hyperparameters(lr)
+    return cumulative_trapezoid(2.0 / result.sharpness, result.s, initial=0.0) / lr**2
+
+
+def s_at_steps(result: FlowResult, steps_of_s: np.ndarray, steps) -> np.ndarray:
+    """Invert a monotone clock: the flow time s at which ``steps_of_s`` (one clock applied to ``result``)
+    equals ``steps``. Steps beyond the flow's horizon raise ValueError."""
+    steps = np.asarray(steps, dtype=np.float64)
+    if np.any(np.diff(steps_of_s) <= 0):
+        raise AssumptionViolated("clock: steps(s) is not increasing along the flow")
+    if np.any(steps > steps_of_s[-1] * (1 + 1e-12)) or np.any(steps < 0):
+        raise ValueError(f"steps: expected values in [0, {steps_of_s[-1]:.6g}] (the flow's horizon), "
+                         f"got up to {np.max(steps):.6g}")
+    return np.interp(steps, steps_of_s, result.s)

@@ -1,0 +1,163 @@
+"""The minimizer manifold Γ on the unit sphere: the limit map Φ, tangent spaces, Riemannian gradients.
+
+* Φ(x) = lim_{t→∞} x(t), ẋ = -∇L(x), from x(0) = w/‖w‖. For a scale-invariant L the flow keeps ‖x‖
+  (⟨∇L, x⟩ = 0), so Φ lands on the unit sphere. ``project_to_manifold`` integrates the flow with a
+  stiff solver (BDF, Jacobian -∇²L) until ‖∇L‖ is small, then finishes with Newton steps
+  x ← x - (∇²L)⁺ ∇L (pseudo-inverse on the eigenvalues above the rank tolerance), whose difference from
+  the exact limit is of the order of the squared residual.
+* T_θΓ = ker ∇²L(θ) ∩ θ^⊥, with eigenvalues |λ| ≤ rank_rtol·λ₁ counted as zero.
+* ∇_Γ log λ₁(θ) = P_T ∇³L(θ)[v₁, v₁] / λ₁ (∇λ₁ = ∇³L[v₁, v₁] for a simple λ₁; the radial part,
+  -2λ₁θ because λ₁ has degree -2, is removed by P_T).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from toy_models._validate import as_vector
+
+#: eigenvalues with |λ| ≤ RANK_RTOL·λ₁ count as zero when deciding the kernel (rank condition)
+RANK_RTOL = 1e-6
+#: a top eigenvalue is simple when λ₁ - λ₂ > GAP_RTOL·λ₁
+GAP_RTOL = 1e-3
+
+
+class AssumptionViolated(ValueError):
+    """A theory assumption fails at a point (no spectral gap, rank condition, off Γ); the message says
+    which, where and by how much."""
+
+
+@dataclass(frozen=True, eq=False)
+class Projection:
+    """Φ(w̄) with diagnostics: ``theta`` (unit), ``grad_norm`` = ‖∇L(θ)‖, ``flow_time`` used, ``distance``
+    ‖θ - w̄‖ travelled."""
+
+    theta: np.ndarray
+    grad_norm: float
+    flow_time: float
+    distance: float
+
+
+def _unit(w: np.ndarray) -> np.ndarray:
+    return w / np.linalg.norm(w)
+
+
+def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_RTOL) -> np.ndarray:
+    """Newton steps towards the critical set: x ← x - (∇²L)⁺∇L, renormalized to the unit sphere."""
+    for _ in range(iters):
+        vals, vecs = np.linalg.eigh(model.hess(x))
+        keep = vals > rank_rtol * vals[-1]
+        g = model.grad(x)
+        x = _unit(x - vecs[:, keep] @ ((vecs[:, keep].T @ g) / vals[keep]))
+    return x
+
+
+def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6) -> Projection:
+    """Φ(w/‖w‖): the limit of gradient flow, returned at unit norm.
+
+    The flow ẋ = -∇L(x) runs (BDF) until ‖∇L(x)‖ ≤ grad_rtol·λ₁(∇²L(x)) or ``max_time``, then
+    ``newton_polish`` removes the remaining offset. The point is then within ~grad_rtol·λ₁/μ of Γ
+    (μ = the smallest positive eigenvalue), and Newton's nearest-point answer differs from the flow's
+    limit by the square of that; with λ₁/μ ≈ 160 (deep_linear_wn) grad_rtol = 1e-7 left 3e-6, 1e-9
+    reaches the 2e-10 agreement floor of the DOP853 reference (tests/test_theory_manifold.py).
+    """
+    x0 = _unit(as_vector(w, "w", model.dim))
+    lam = float(np.linalg.eigvalsh(model.hess(x0))[-1])
+    if lam <= 0:
+        raise AssumptionViolated(f"w: ∇²L has no positive eigenvalue at w̄ (λ₁ = {lam:.3g}); not near a minimizer")
+    target = grad_rtol * lam
+
+    def small_gradient(t, x):
+        return np.linalg.norm(model.grad(x)) - target
+
+    small_gradient.terminal = True
+    t_used = 0.0
+    if np.linalg.norm(model.grad(x0)) > target:
+        sol = solve_ivp(lambda t, x: -model.grad(x), (0.0, max_time), x0, method="BDF",
+                        jac=lambda t, x: -model.hess(x), events=small_gradient, rtol=1e-10, atol=1e-13)
+        if sol.status == -1:
+            raise AssumptionViolated(f"w: gradient flow failed: {sol.message}")
+        x, t_used = sol.y[:, -1], float(sol.t[-1])
+    else:
+        x = x0
+    theta = newton_polish(model, _unit(x))
+    return Projection(theta, float(np.linalg.norm(model.grad(theta))), t_used, float(np.linalg.norm(theta - x0)))
+
+
+def gradient_flow_limit(model, w, time: float, rtol: float = 1e-11) -> np.ndarray:
+    """The reference: gradient flow from w/‖w‖ for ``time`` with an explicit high-order method (DOP853),
+    no shortcut. Slow; for tests."""
+    x0 = _unit(as_vector(w, "w", model.dim))
+    sol = solve_ivp(lambda t, x: -model.grad(x), (0.0, time), x0, method="DOP853", rtol=rtol, atol=rtol * 1e-2)
+    return sol.y[:, -1]
+
+
+def tangent_space(model, theta, rank_rtol: float = RANK_RTOL, expected_dim: int | None = None) -> np.ndarray:
+    """Orthonormal basis (D, dim Γ) of T_θΓ = ker ∇²L(θ) ∩ θ^⊥.
+
+    Raises ``AssumptionViolated`` when the kernel is not (radial + expected_dim)-dimensional (rank
+    condition) -- ``expected_dim`` defaults to ``model.manifold_dim`` when the model states it.
+    """
+    theta = as_vector(theta, "theta", model.dim)
+    vals, vecs = np.linalg.eigh(model.hess(theta))
+    zero = np.abs(vals) <= rank_rtol * max(vals[-1], 0.0)
+    kernel = vecs[:, zero]
+    u = _unit(theta)
+    kernel = kernel - np.outer(u, u @ kernel)
+    q, sv, _ = np.linalg.svd(kernel, full_matrices=False)
+    basis = q[:, sv > 0.5]
+    expected = getattr(model, "manifold_dim", None) if expected_dim is None else expected_dim
+    if expected is not None and basis.shape[1] != expected:
+        nonzero = np.sort(np.abs(vals[~zero]))
+        raise AssumptionViolated(
+            f"rank condition fails at θ: ker ∇²L ∩ θ^⊥ has dimension {basis.shape[1]}, expected dim Γ = {expected} "
+            f"(rank tolerance {rank_rtol:g}·λ₁; smallest nonzero |λ| = {nonzero[0] if len(nonzero) else 0:.3g})")
+    return basis
+
+
+@dataclass(frozen=True, eq=False)
+class ManifoldPoint:
+    """Everything the flows need at θ ∈ Γ: λ₁, v₁, the gap λ₁ - λ₂, the tangent basis and
+    ∇_Γ log λ₁ (``grad_log``), with G = ‖∇_Γ log λ₁‖²."""
+
+    theta: np.ndarray
+    lam1: float
+    v1: np.ndarray
+    gap: float
+    tangent: np.ndarray
+    grad_log: np.ndarray
+
+    @property
+    def G(self) -> float:
+        return float(self.grad_log @ self.grad_log)
+
+
+def manifold_point(model, theta, rank_rtol: float = RANK_RTOL, gap_rtol: float = GAP_RTOL,
+                   on_gap: str = "raise") -> ManifoldPoint:
+    """λ₁, v₁, T_θΓ and ∇_Γ log λ₁ = P_T ∇³L(θ)[v₁, v₁]/λ₁ at θ ∈ Γ (unit norm).
+
+    A top eigenvalue without a gap (λ₁ - λ₂ ≤ gap_rtol·λ₁) makes ∇λ₁ undefined: ``on_gap`` = "raise"
+    raises ``AssumptionViolated`` naming the gap, "warn" warns and goes on.
+    """
+    theta = as_vector(theta, "theta", model.dim)
+    vals, vecs = np.linalg.eigh(model.hess(theta))
+    lam1, v1 = float(vals[-1]), vecs[:, -1]
+    gap = float(vals[-1] - vals[-2]) if model.dim > 1 else float("inf")
+    if gap <= gap_rtol * lam1:
+        msg = f"assumption violated: spectral gap λ₁ - λ₂ = {gap:.3g} (λ₁ = {lam1:.3g}) at θ; ∇λ₁ is undefined"
+        if on_gap == "raise":
+            raise AssumptionViolated(msg)
+        warnings.warn(msg, stacklevel=2)
+    basis = tangent_space(model, theta, rank_rtol)
+    grad_lam = model.third(theta, v1, v1)
+    grad_log = basis @ (basis.T @ grad_lam) / lam1
+    return ManifoldPoint(theta, lam1, v1, gap, basis, grad_log)
+
+
+def riemannian_grad_log_sharpness(model, theta) -> np.ndarray:
+    """∇_Γ log λ₁(θ) = P_T ∇³L(θ)[v₁, v₁] / λ₁."""
+    return manifold_point(model, theta).grad_log

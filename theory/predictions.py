@@ -1,0 +1,51 @@
+"""Closed-form predictions for GD+WD on a scale-invariant loss (docs/theory.md §2; THEORY.md §2).
+
+Symbols: η = ``lr``, λ = ``wd``, λ₁ = ``sharpness`` = spherical sharpness λ₁(∇²L(θ)) at θ ∈ Γ (unit norm),
+G = ‖∇_Γ log λ₁(θ)‖².
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .sharpness import check_hyperparameters
+
+
+def eos_threshold(lr: float, wd: float = 0.0) -> float:
+    """λ₁(∇²L(w_t)) at the edge of stability: 2(1 - ηλ)/η (the period-2 flip condition
+    η_eff λ₁(θ) = 2 with η_eff = η/((1 - ηλ)‖w‖²))."""
+    check_hyperparameters(lr, wd)
+    return 2.0 * (1.0 - lr * wd) / lr
+
+
+def equilibrium_norm_sq(lr: float, wd: float, sharpness: float) -> float:
+    """‖w‖² at EoS: η λ₁(θ) / (2(1 - ηλ))."""
+    check_hyperparameters(lr, wd)
+    return lr * sharpness / (2.0 * (1.0 - lr * wd))
+
+
+def oscillation_amplitude_sq(lr: float, wd: float, G: float = 0.0) -> float:
+    """a² = (ηλ/2)·4/(4 + G): the squared amplitude of w̄'s flip along v₁ (to leading order in ηλ).
+
+    From the norm recursion at EoS: d log‖w‖²/dt = -2ηλ + 4a² must equal d log λ₁/dt = -(G/4)·4a².
+    """
+    check_hyperparameters(lr, wd)
+    if G < 0:
+        raise ValueError(f"G: expected ‖∇_Γ log λ₁‖² >= 0, got {G!r}")
+    return 0.5 * lr * wd * 4.0 / (4.0 + G)
+
+
+def phase2_duration(lr: float, wd: float, norm_sq: float, sharpness: float) -> float:
+    """Steps of pure weight decay from ‖w‖² = ``norm_sq`` on Γ to the EoS norm:
+    (1 - ηλ)^{2t} ‖w‖² = ηλ₁/(2(1 - ηλ))  ⇒  t = log(2(1 - ηλ)‖w‖²/(ηλ₁)) / (-2 log(1 - ηλ)),
+    ≈ (1/(2ηλ)) log(2‖w‖²/(ηλ₁)) for small ηλ. Zero if the norm is already at or below it."""
+    check_hyperparameters(lr, wd)
+    if wd == 0:
+        raise ValueError("wd: without weight decay the norm never shrinks to the EoS norm (λ > 0 needed)")
+    ratio = norm_sq / equilibrium_norm_sq(lr, wd, sharpness)
+    return max(0.0, float(np.log(ratio) / (-2.0 * np.log1p(-lr * wd))))
+
+
+def eos_entry_step(lr: float, wd: float, norm_sq: float, sharpness: float, step_on_gamma: float = 0.0) -> float:
+    """The step at which EoS starts: the step where the run reached Γ plus ``phase2_duration``."""
+    return step_on_gamma + phase2_duration(lr, wd, norm_sq, sharpness)
