@@ -1,0 +1,54 @@
+"""Closed-form predictions: internal consistency, limits, and the threshold bracket of the EoS condition."""
+
+import numpy as np
+import pytest
+
+from theory import eos_entry_step, eos_threshold, equilibrium_norm_sq, oscillation_amplitude_sq, phase2_duration
+from toy_models import make_model
+
+
+def test_threshold_and_equilibrium_norm_agree():
+    """At the equilibrium norm, λ₁(∇²L(w)) = λ₁(θ)/‖w‖² equals the EoS threshold 2(1 - ηλ)/η."""
+    for lr, wd, lam in [(0.1, 1e-3, 5.0), (0.5, 0.2, 0.3), (1e-3, 10.0, 100.0)]:
+        assert lam / equilibrium_norm_sq(lr, wd, lam) == pytest.approx(eos_threshold(lr, wd), rel=1e-14)
+
+
+def test_amplitude_limits():
+    """G → 0: a² = ηλ/2; G = 4: half of that; decreasing in G."""
+    assert oscillation_amplitude_sq(0.1, 1e-3) == pytest.approx(0.5e-4, rel=1e-14)
+    assert oscillation_amplitude_sq(0.1, 1e-3, G=4.0) == pytest.approx(0.25e-4, rel=1e-14)
+    with pytest.raises(ValueError, match="G: expected"):
+        oscillation_amplitude_sq(0.1, 1e-3, G=-1)
+
+
+def test_phase2_duration_is_exact_for_pure_decay_and_matches_theory_limit():
+    """(1-ηλ)^{2t}‖w‖² reaches the EoS norm after phase2_duration steps; for small ηλ it tends to
+    THEORY.md's (1/(2ηλ)) ln(2‖w‖²/(ηλ₁))."""
+    lr, wd, lam, n2 = 0.1, 1e-3, 4.0, 3.0
+    t = phase2_duration(lr, wd, n2, lam)
+    assert (1 - lr * wd) ** (2 * t) * n2 == pytest.approx(equilibrium_norm_sq(lr, wd, lam), rel=1e-12)
+    for lw in [1e-3, 1e-5]:
+        approx = np.log(2 * n2 / (0.1 * lam)) / (2 * lw)
+        assert phase2_duration(0.1, lw / 0.1, n2, lam) == pytest.approx(approx, rel=2 * lw)
+    assert eos_entry_step(lr, wd, n2, lam, step_on_gamma=17) == pytest.approx(17 + t)
+    assert phase2_duration(lr, wd, 1e-6, lam) == 0.0
+    with pytest.raises(ValueError, match="wd: without weight decay"):
+        phase2_duration(lr, 0.0, n2, lam)
+
+
+@pytest.mark.parametrize("factor, stable", [(0.5, True), (2.5, False)])
+def test_threshold_bracket_for_gd_near_gamma(factor, stable):
+    """GD (no WD) at θ ∈ Γ kicked along v₁, at unit norm: η = factor·2/λ₁. Half the threshold must contract
+    back to Γ; 2.5x must not -- the kick grows by |1 - ηλ₁| = 4 per step until the growing norm restores
+    stability, so the peak of the kick is what tells."""
+    model = make_model("sphere_circle")
+    theta = np.array([np.cos(0.5), np.sin(0.5), 0.0])
+    lam = np.linalg.eigvalsh(model.hess(theta))[-1]
+    v1 = np.array([0.0, 0.0, 1.0])
+    lr = factor * eos_threshold(1.0) / lam * 1.0  # eos_threshold(1) = 2
+    w = theta + 1e-6 * v1
+    peak = 0.0
+    for _ in range(20):
+        w = w - lr * model.grad(w)
+        peak = max(peak, abs(w @ v1) / np.linalg.norm(w) / 1e-6)
+    assert (peak <= 1.0) if stable else (peak > 1e3)
