@@ -130,9 +130,10 @@ def test_gap_violation_raises_or_warns():
     assert any("spectral gap λ₁ - λ₂ = 0" in str(c.message) for c in caught)
 
 
-def test_projection_refuses_a_point_near_a_maximum():
-    """f(x) = ½x₂² has its maximum on the sphere at e₂, where ∇²L = -P ⪯ 0."""
+def test_projection_refuses_a_maximum():
+    """f(x) = ½x₂² has its maximum on the sphere at e₂, where ∇²L = -P ⪯ 0: no limit to flow to. (Near
+    the maximum Φ is defined -- the flow leaves for a minimum -- so only the critical point itself is refused.)"""
     e2 = np.diag([0.0, 0.0, 1.0])
     m = wrap(3, lambda x: 0.5 * x @ e2 @ x, lambda x: e2 @ x, lambda x: e2, lambda x, a, b: np.zeros(3))
     with pytest.raises(AssumptionViolated, match="no positive eigenvalue"):
-        project_to_manifold(m, np.array([0.0, 0.01, 1.0]))
+        project_to_manifold(m, np.array([0.0, 0.0, 1.0]))
