@@ -50,8 +50,11 @@ class FlowResult:
         return np.array([newton_polish(self.model, self.sol(si), iters=1) for si in s])
 
 
-def _field(model, x: np.ndarray, coef: float, on_gap: str) -> np.ndarray:
-    return coef * manifold_point(model, newton_polish(model, x, iters=1), on_gap=on_gap).grad_log
+def _field(model, s: float, x: np.ndarray, coef: float, on_gap: str) -> np.ndarray:
+    try:
+        return coef * manifold_point(model, newton_polish(model, x, iters=1), on_gap=on_gap).grad_log
+    except AssumptionViolated as exc:
+        raise AssumptionViolated(f"{exc} (flow time s = {s:.4g})") from None
 
 
 def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol: float = 1e-9,
@@ -80,7 +83,7 @@ def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol
                                  "start from theory.project_to_manifold(model, w).theta")
     theta0 = newton_polish(model, theta0)
     s_grid = np.linspace(0.0, s_end, n_out)
-    sol = solve_ivp(lambda s, x: _field(model, x, coef, on_gap), (0.0, s_end), theta0, t_eval=s_grid,
+    sol = solve_ivp(lambda s, x: _field(model, s, x, coef, on_gap), (0.0, s_end), theta0, t_eval=s_grid,
                     dense_output=True, rtol=rtol, atol=atol, method="DOP853")
     if sol.status != 0:
         raise AssumptionViolated(f"flow stopped at s = {sol.t[-1]:.4g}: {sol.message}")

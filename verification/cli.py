@@ -1,4 +1,4 @@
-"""The ``srflow`` command line: ``srflow list``, ``srflow check-identities``."""
+"""The ``srflow`` command line: ``srflow list``, ``srflow check-identities``, ``srflow derive``."""
 
 from __future__ import annotations
 
@@ -27,6 +27,11 @@ def _cmd_list(args) -> int:
         m = make_model(name)
         gamma = getattr(m, "manifold_dim", None)
         print(f"  {name:<16} D={m.dim:<4} dim Γ={'-' if gamma is None else gamma:<3} {getattr(m, 'description', '')}")
+    from theory.symbolic import SCRIPTS
+
+    print("derivations (srflow derive):")
+    for name, what in SCRIPTS.items():
+        print(f"  {name:<16} {what}")
     print("identities (srflow check-identities):")
     for ident in IDENTITIES:
         print(f"  {ident.name:<16} {ident.statement}")
@@ -51,6 +56,18 @@ def _cmd_check_identities(args) -> int:
     return 1 if failed else 0
 
 
+def _cmd_derive(args) -> int:
+    from theory.symbolic import SCRIPTS, run
+
+    names = args.names or list(SCRIPTS)
+    unknown = [n for n in names if n not in SCRIPTS]
+    if unknown:
+        raise SystemExit(f"srflow: derive: unknown derivation(s) {', '.join(unknown)}; valid: {', '.join(SCRIPTS)}")
+    failed = [n for n in names if not run(n)]
+    print(f"\n{len(names)} derivation(s); {'all verified' if not failed else 'NOT verified: ' + ', '.join(failed)}")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srflow", description="Numerical verification of sharpness reduction "
                                      "by normalization layers (Lyu, Li, Arora 2022).")
@@ -61,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--points", type=int, default=3, help="random points per identity (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the models and the points (default 0)")
     p.set_defaults(func=_cmd_check_identities)
+    p = sub.add_parser("derive", help="rerun the sympy derivations behind the predictions")
+    p.add_argument("names", nargs="*", metavar="NAME", help="derivations to run (default: all; see `srflow list`)")
+    p.set_defaults(func=_cmd_derive)
     return parser
 
 

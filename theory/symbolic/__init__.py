@@ -1,0 +1,21 @@
+"""Symbolic derivations (sympy, offline; not on the runtime path of simulations).
+
+Each script derives, verifies exactly, and prints: ``python -m theory.symbolic.<name>`` or
+``srflow derive [name]``.
+"""
+
+from importlib import import_module
+
+SCRIPTS = {
+    "scale_invariance": "(a) scale-invariance identities to third order",
+    "limit_map": "(b) ∂²Φ[v,v] = -(1/(2λ)) P_T ∇³L[v,v] on a curved Γ",
+    "eos_period_two": "(c) GD+WD at EoS: equilibrium norm, amplitude, clock, 4/(4+G)",
+    "alp_constants": "(d) per-step drift -(δ²/4)∇_Γ log λ₁: the ALP constants ¼ and ⅛",
+}
+
+
+def run(name: str) -> bool:
+    """Run one derivation script (prints its results); True when everything verified."""
+    if name not in SCRIPTS:
+        raise KeyError(f"name: unknown derivation {name!r}; valid are {', '.join(SCRIPTS)}")
+    return import_module(f"{__name__}.{name}").main() == 0
