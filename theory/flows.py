@@ -140,6 +140,27 @@ def nowd_stop(result: FlowResult, lr: float, norm0_sq: float) -> float:
     return float(np.interp(0.0, [margin[i], margin[i - 1]], [result.s[i], result.s[i - 1]]))
 
 
+def nowd_final(result: FlowResult, lr: float, norm0_sq: float) -> float:
+    """The flow time at which GD without WD, started with a tiny oscillation, actually comes to rest.
+
+    With u = log(η λ₁(ζ(s))/(2‖w‖²)) (> 0 above the edge of stability) and A the squared angular amplitude
+    of the flip along v₁, one step multiplies A by (2e^u - 1)² ≈ e^{4u} and adds ≈ 4A to log‖w‖² = s, while
+    d log λ₁ = -(G/4) ds; so dA/dt = 4uA, du/dt = -4(1 + G/4)A, and dA/du = -u/(1 + G/4). Started with
+    A ≈ 0 at u₀ > 0, A grows while u > 0 and decays back to 0 at u_f with ∫_{u_f}^{u₀} u du/(1 + G/4) = 0,
+    i.e. u_f = -u₀ to leading order in u₀ (exactly when G is constant). The run overshoots the edge of
+    stability and comes to rest where η λ₁(ζ(s))/(2‖w_t₀‖² e^s) = 1/r₀, r₀ its value at s = 0: about twice
+    ``nowd_stop``'s flow time (docs/theory.md §5). Returns 0 when r₀ ≤ 1, ``inf`` beyond the flow's horizon.
+    """
+    check_hyperparameters(lr)
+    u = np.log(lr * result.sharpness / (2 * nowd_norm_sq(result, norm0_sq)))
+    if u[0] <= 0:
+        return 0.0
+    if u[-1] > -u[0]:
+        return float("inf")
+    i = int(np.argmax(u <= -u[0]))
+    return float(np.interp(-u[0], [u[i], u[i - 1]], [result.s[i], result.s[i - 1]]))
+
+
 def normalized_gd_steps(result: FlowResult, lr: float) -> np.ndarray:
     """Normalized GD (ALP): dX/dτ = -¼ ∇_Γ log λ₁ with τ = η² t, so t = s/η²."""
     check_hyperparameters(lr)

@@ -1,9 +1,13 @@
-"""The ``srflow`` command line: ``srflow list``, ``srflow check-identities``, ``srflow derive``."""
+"""The ``srflow`` command line: ``srflow verify``, ``srflow list``, ``srflow check-identities``, ``srflow derive``."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 
@@ -32,6 +36,12 @@ def _cmd_list(args) -> int:
     print("derivations (srflow derive):")
     for name, what in SCRIPTS.items():
         print(f"  {name:<16} {what}")
+    from .checks import CHECKS
+    from .verify import DEFAULT_MODELS
+
+    print(f"checks (srflow verify; default models: {', '.join(DEFAULT_MODELS)}):")
+    for name, fn in CHECKS.items():
+        print(f"  {name:<20} {(fn.__doc__ or '').strip().splitlines()[0]}")
     print("identities (srflow check-identities):")
     for ident in IDENTITIES:
         print(f"  {ident.name:<16} {ident.statement}")
@@ -68,10 +78,106 @@ def _cmd_derive(args) -> int:
     return 1 if failed else 0
 
 
+def _out_dir(arg: str | None) -> Path:
+    """``--out`` or ./srflow-out/<timestamp>; never an existing report folder; fails clearly if unwritable."""
+    if arg is None:
+        base = Path("srflow-out") / time.strftime("%Y%m%d-%H%M%S")
+        out, k = base, 1
+        while out.exists():
+            out, k = base.with_name(f"{base.name}-{k}"), k + 1
+    else:
+        out = Path(arg)
+        if (out / "report.json").exists():
+            raise SystemExit(f"srflow: --out: {out} already holds a report; choose another folder or remove it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".srflow-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise SystemExit(f"srflow: --out: cannot write to {out}: {exc.strerror or exc}")
+    return out
+
+
+def _config(args):
+    from theory import check_hyperparameters
+
+    from .session import FULL, QUICK
+
+    cfg = QUICK if args.quick else FULL
+    lr = cfg.lr if args.lr is None else args.lr
+    ladder = tuple(cfg.ladder if args.ladder is None else args.ladder)
+    try:
+        for lw in ladder:
+            if not 0 < lw < 1:
+                raise ValueError(f"ηλ: expected values in (0, 1), got {lw!r}")
+            check_hyperparameters(lr, lw / lr)
+    except ValueError as exc:
+        raise SystemExit(f"srflow: --lr/--ladder: {exc}")
+    if len(ladder) < 3:
+        raise SystemExit("srflow: --ladder: expected at least 3 values of ηλ (an exponent needs them)")
+    return dataclasses.replace(cfg, lr=lr, ladder=tuple(sorted(ladder, reverse=True)))
+
+
+def _cmd_verify(args) -> int:
+    from .check_figures import plot_check
+    from .checks import CHECKS
+    from .report import STATUS_MARK, Report
+    from .verify import DEFAULT_MODELS, ModelLoadError, load_model, run_all, validate
+
+    models = list(args.models or ([] if args.model else DEFAULT_MODELS)) + list(args.model or [])
+    checks = list(args.checks or CHECKS)
+    try:
+        validate(models, checks)
+        for spec in args.model or []:
+            load_model(spec)  # fail before any work if the file is broken
+    except (ValueError, ModelLoadError) as exc:
+        raise SystemExit(f"srflow: {exc}")
+    config = _config(args)
+    if args.workers < 1:
+        raise SystemExit("srflow: --workers: expected a positive integer")
+    out = _out_dir(args.out)
+    report = Report(out, config, args.seed, models, checks, "quick" if args.quick else "default")
+    total = len(models) * len(checks)
+    print(f"srflow verify: {len(models)} model(s) × {len(checks)} check(s) -> {out}/report.md", flush=True)
+    start = time.perf_counter()
+
+    def on_result(res):
+        figure = plot_check(res, out / "figures")
+        report.add(res, figure)
+        print(f"[{len(report.results):>2}/{total}] {res.model:<14} {res.name:<20} {STATUS_MARK[res.status]:<20} "
+              f"{res.seconds:6.1f} s  {res.message}", flush=True)
+
+    try:
+        run_all(models, checks, config, args.seed, args.quiet, args.workers, on_result)
+    except KeyboardInterrupt:
+        report.finish(time.perf_counter() - start, interrupted=True)
+        print(f"\nsrflow: interrupted; the {len(report.results)} finished result(s) are in {out}", file=sys.stderr)
+        return 130
+    report.finish(time.perf_counter() - start)
+    c = report.counts()
+    print(f"\n{c['pass']} pass, {c['fail']} fail, {c['assumption-violated']} assumption violated "
+          f"in {time.perf_counter() - start:.0f} s; report: {out / 'report.md'}")
+    return 1 if c["fail"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srflow", description="Numerical verification of sharpness reduction "
                                      "by normalization layers (Lyu, Li, Arora 2022).")
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("verify", help="run the theorem checks and write a report (report.md, report.json, figures)")
+    p.add_argument("--models", nargs="+", metavar="NAME", help="registered models (default: sphere_circle mf bn_linear)")
+    p.add_argument("--model", action="append", metavar="FILE.py:FACTORY",
+                   help="your own model: path/to/file.py:factory or package.module:factory (repeatable)")
+    p.add_argument("--checks", nargs="+", metavar="CHECK", help="checks to run (default: all; see `srflow list`)")
+    p.add_argument("--quick", action="store_true", help="short ladders and horizons (about a minute)")
+    p.add_argument("--seed", type=int, default=0, help="seed of models, start points and kicks (default 0)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default ./srflow-out/<timestamp>; never overwritten)")
+    p.add_argument("--lr", type=float, help="η of the GD+WD runs (default 0.1)")
+    p.add_argument("--ladder", type=float, nargs="+", metavar="ETA_LAMBDA", help="values of ηλ for the GD+WD ladder")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="parallel processes (default: up to 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_verify)
     sub.add_parser("list", help="list the models and checks").set_defaults(func=_cmd_list)
     p = sub.add_parser("check-identities", help="scale-invariance and exact-derivative checks on the models")
     p.add_argument("--models", nargs="+", metavar="NAME", help=f"models to check (default: all of {', '.join(REGISTRY)})")

@@ -22,3 +22,28 @@ RANK_RTOL = 1e-8
 
 #: A point counts as a critical point when ‖∇L(θ)‖ ≤ CRITICAL_RTOL·λ₁(∇²L(θ))·‖θ‖ (round-off level).
 CRITICAL_RTOL = 1e-10
+
+# -- theorem checks (verification/checks.py) -----------------------------------------------------------------
+#: flow-tracking: the largest allowed ‖Φ(w̄_t) - ζ(s(t))‖ at the smallest ηλ of the ladder (issue 3's 2e-3).
+TRACK_ATOL = 2e-3
+#: naive-flow-rejected: the naive clock's error must be at least this multiple of the flow's.
+NAIVE_RATIO = 5.0
+#: the naive control cannot discriminate where G < this everywhere on the path (the clocks then differ by
+#: less than G/4 = 2.5% in speed).
+NAIVE_MIN_G = 0.1
+#: eos-equilibrium: η⟨λ₁⟩ → 2(1-ηλ) and ‖w‖² → ηλ₁/(2(1-ηλ)) are leading-order claims; their deviations must
+#: vanish at least like (ηλ)^EOS_MIN_EXPONENT (two standard errors; expected 1) and be ≤ EOS_ATOL (absolute
+#: on η⟨λ₁⟩ ≈ 2, relative on the norm) at the smallest ηλ.
+EOS_MIN_EXPONENT = 0.5
+EOS_ATOL = 1e-3
+#: eos-equilibrium: window averages of a² vary ("breathe") by a few percent; 10% relative.
+AMPLITUDE_RTOL = 0.1
+#: scale-collapse: runs equal in exact arithmetic; round-off only.
+COLLAPSE_RTOL = 1e-8
+#: the ``on-gamma`` phase marker: ‖∇L(w)‖ ≤ ON_GAMMA_RTOL·λ₁(∇²L(w))·‖w‖ (then the norm recursion is pure decay
+#: to relative (2·1e-6)² per step).
+ON_GAMMA_RTOL = 1e-6
+#: eos-entry: the crossing is seen at the first integer step at or after the predicted real-valued step.
+ENTRY_ATOL_STEPS = 1.0
+#: no-wd-clock: relative error of where GD without WD comes to rest, at the smallest ε (measured O(ε)).
+NOWD_STOP_RTOL = 0.1

@@ -1,0 +1,57 @@
+"""Figures of the convergence checks: error against the small parameter on log-log axes, with the fitted
+power law. Written next to the report (``figures/<model>-<check>.png``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .session import CheckResult
+
+#: fixed metadata so that reruns give identical files
+PNG_METADATA = {"Software": "srflow"}
+
+_SERIES = {  # check -> (detail key, label, exponent key)
+    "flow-tracking": [("errors", "flow (4/(4+G) clock)", "exponent")],
+    "naive-flow-rejected": [("flow_errors", "flow (4/(4+G) clock)", None), ("naive_errors", "naive clock", "naive_exponent")],
+    "eos-equilibrium": [("sharpness_deviation", "|η⟨λ₁⟩ − 2(1−ηλ)|", "sharpness_exponent"),
+                        ("norm_deviation", "max |‖w‖²/pred − 1|", "norm_exponent")],
+    "no-wd-clock": [("errors", "‖Φ(w̄) − ζ(s)‖, s = log‖w‖² growth", "exponent"),
+                    ("stop_rel_error", "rest point, relative", "stop_exponent")],
+    "normalized-gd": [("errors", "‖Φ(w̄) − ζ(η²t)‖", "exponent")],
+    "sqrt-loss-gd": [("errors", "‖Φ(w̄) − ζ(s(η²t))‖", "exponent")],
+}
+_XLABEL = {"no-wd-clock": "ε (start at η_eff λ₁ = 2(1+ε))", "normalized-gd": "η", "sqrt-loss-gd": "η"}
+
+
+def plot_check(res: CheckResult, folder: Path) -> str | None:
+    """Plot ``res`` if it is a ladder check with data; returns the path relative to the report folder."""
+    series = _SERIES.get(res.name)
+    if not series or "ladder" not in res.details:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.asarray(res.details["ladder"], float)
+    fig, ax = plt.subplots(figsize=(3.4, 2.6), dpi=150)
+    for key, label, exp_key in series:
+        if key not in res.details:
+            continue
+        y = np.maximum(np.asarray(res.details[key], float), 1e-300)
+        p = res.details.get(exp_key) if exp_key else None
+        ax.loglog(x, y, "o-" if "naive" not in key else "s--", ms=3, lw=1,
+                  label=label + (f"  (slope {p:.2f})" if p is not None else ""))
+    ax.set_xlabel(_XLABEL.get(res.name, "ηλ"))
+    ax.set_ylabel("error")
+    ax.set_title(f"{res.model}: {res.name} [{res.status}]", fontsize=8)
+    ax.legend(fontsize=6)
+    ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    fig.tight_layout()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{res.model}-{res.name}.png"
+    fig.savefig(path, metadata=PNG_METADATA)
+    plt.close(fig)
+    return f"{folder.name}/{path.name}"
