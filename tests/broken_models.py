@@ -101,3 +101,32 @@ MUST_FAIL = {name: NotScaleInvariant for name in SCALE_IDENTITIES} | {
     "fd-hess": WrongHessian,
     "fd-third": WrongThird,
 }
+
+
+class NaNInside:
+    """Delegates to ``base`` but its gradient is NaN inside the ball ‖w‖² < ``norm_sq``: the theory (which works
+    at unit norm) is fine, a GD+WD run at the EoS norm diverges at once."""
+
+    def __init__(self, base, norm_sq: float = 0.5):
+        self.base, self.norm_sq, self.dim, self.name = base, norm_sq, base.dim, f"NaNInside({base.name})"
+        self.loss, self.hess, self.hvp, self.third = base.loss, base.hess, base.hvp, base.third
+        self.minimizer = base.minimizer
+
+    def grad(self, w):
+        return self.base.grad(w) * (np.nan if w @ w < self.norm_sq else 1.0)
+
+
+def degenerate_top(dim: int = 4):
+    """L(w) = f(w/‖w‖), f(x) = ½(x₂² + x₃²): Γ is the circle in the (x₀, x₁) plane, and the top eigenvalue
+    of ∇²L on Γ is double (λ₁ = λ₂ = 1): no spectral gap anywhere, ∇λ₁ undefined."""
+    import dataclasses
+
+    from toy_models import wrap
+    from toy_models.families import ManifoldModel
+
+    mask = np.zeros(dim)
+    mask[2:] = 1.0
+    model = wrap(dim, lambda x: 0.5 * np.sum(mask * x * x), lambda x: mask * x, lambda x: np.diag(mask),
+                 lambda x, a, b: np.zeros(dim), name="degenerate_top")
+    fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model) if f.init}
+    return ManifoldModel(**fields, manifold_dim=1, minimizer_fn=lambda rng: np.eye(dim)[0])

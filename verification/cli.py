@@ -108,6 +108,7 @@ def _config(args):
     lr = cfg.lr if args.lr is None else args.lr
     ladder = tuple(cfg.ladder if args.ladder is None else args.ladder)
     try:
+        check_hyperparameters(lr)
         for lw in ladder:
             if not 0 < lw < 1:
                 raise ValueError(f"ηλ: expected values in (0, 1), got {lw!r}")
@@ -125,10 +126,11 @@ def _cmd_verify(args) -> int:
     from .report import STATUS_MARK, Report
     from .verify import DEFAULT_MODELS, ModelLoadError, load_model, run_all, validate
 
-    models = list(args.models or ([] if args.model else DEFAULT_MODELS)) + list(args.model or [])
+    registered = list(args.models or ([] if args.model else DEFAULT_MODELS))
+    models = registered + list(args.model or [])
     checks = list(args.checks or CHECKS)
     try:
-        validate(models, checks)
+        validate(registered, checks)
         for spec in args.model or []:
             load_model(spec)  # fail before any work if the file is broken
     except (ValueError, ModelLoadError) as exc:

@@ -134,6 +134,8 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps: expected a positive integer, got {steps!r}")
     w = as_vector(w0, "w0", model.dim).copy()
+    if not np.any(w):
+        raise ValueError("w0: expected a nonzero vector (the loss is scale-invariant, w = 0 is undefined)")
     rec = {k: [] for k in ("steps", "loss", "norm_sq", "sharpness", "sharpness_mid", "sharpness_next", "grad_norm", "clock", "phi", "phi_sharp", "offset")}
     clock, diverged, monitor = 0.0, "", []
     bar = _Progress(steps, label or f"{algorithm} lr={lr:g} wd={wd:g}", quiet)

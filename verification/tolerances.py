@@ -47,3 +47,8 @@ ON_GAMMA_RTOL = 1e-6
 ENTRY_ATOL_STEPS = 1.0
 #: no-wd-clock: relative error of where GD without WD comes to rest, at the smallest ε (measured O(ε)).
 NOWD_STOP_RTOL = 0.1
+#: property tests (tests/test_theorems.py): the O(ηλ) coefficient of the equilibrium deviations, bounded by this
+#: for randomly drawn instances. It is model-dependent (second-order a²-terms, docs/theory.md); measured
+#: 0.3-6.6 on the registered models at ηλ ≤ 1e-3, so 10 leaves room without hiding a wrong leading term
+#: (a wrong constant such as 2/η·(1 ± 0.01) exceeds it by > 30× at ηλ = 3e-5).
+EOS_COEF_MAX = 10.0

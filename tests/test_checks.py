@@ -1,0 +1,120 @@
+"""The theorem checks: each passes on its default model in quick mode, and each fails when handed a
+deliberately wrong prediction (the companion case), or reports an assumption violation where one holds."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from broken_models import NaNInside, NotScaleInvariant, degenerate_top
+from theory import naive_gdwd_steps, normalized_gd_steps, nowd_stop, phase2_duration
+from toy_models import make_model
+from verification.checks import (CHECKS, check_eos_entry, check_eos_equilibrium, check_flow_tracking,
+                                 check_naive_flow_rejected, check_normalized_gd, check_nowd_clock, check_scale_collapse,
+                                 check_sqrt_loss_gd)
+from verification.session import QUICK, Session, falls, fit_exponent
+from verification.verify import run_job
+
+
+@pytest.fixture(scope="module")
+def circle():
+    """One session on sphere_circle shared by the tests below (the runs are cached in it)."""
+    return Session(make_model("sphere_circle"), QUICK, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_each_check_passes_on_sphere_circle_in_quick_mode(circle, name):
+    res = CHECKS[name](circle)
+    print(name, res.message)
+    assert res.status == "pass", res.message
+    assert res.scaled_error <= 1 and res.model == "sphere_circle"
+    assert res.to_json()["status"] == "pass"
+
+
+WRONG = {
+    "flow-tracking (naive clock)": lambda s: check_flow_tracking(s, clock=naive_gdwd_steps),
+    "eos-equilibrium (2(1-ηλ) + 0.01)": lambda s: check_eos_equilibrium(s, lambda lw: 2 * (1 - lw) + 0.01),
+    "eos-entry (twice the duration)": lambda s: check_eos_entry(s, lambda *a: 2 * phase2_duration(*a)),
+    "eos-entry (off by 2 steps)": lambda s: check_eos_entry(s, lambda *a: phase2_duration(*a) + 2),
+    "scale-collapse (start not rescaled)": lambda s: check_scale_collapse(s, rescale=lambda c: 1.0),
+    "no-wd-clock (THEORY.md's stop)": lambda s: check_nowd_clock(s, stop=nowd_stop),
+    "normalized-gd (twice as fast)": lambda s: check_normalized_gd(s, lambda f, lr: 0.5 * normalized_gd_steps(f, lr)),
+    "sqrt-loss-gd (normalized GD's clock)": lambda s: check_sqrt_loss_gd(s, normalized_gd_steps),
+}
+
+
+@pytest.mark.parametrize("label", list(WRONG))
+def test_a_wrong_prediction_fails(circle, label):
+    res = WRONG[label](circle)
+    print(label, res.message)
+    assert res.status == "fail", res.message
+
+
+def test_eos_equilibrium_with_2_instead_of_2_1_minus_eta_lambda_is_not_distinguishable(circle):
+    """2 and 2(1-ηλ) differ by 2ηλ, inside the O(ηλ) deviation the theory leaves open: the check fails the
+    constant-offset prediction only because its deviation does not vanish -- here it does, so a pass
+    is the honest answer. Documented so that nobody reads more into the check than it tests."""
+    res = check_eos_equilibrium(circle, lambda lw: 2.0)
+    assert res.status == "pass"
+
+
+def test_naive_control_cannot_discriminate_where_g_is_tiny():
+    session = Session(make_model("sphere_circle", ratio=0.1), QUICK, np.random.default_rng(0))
+    res = check_naive_flow_rejected(session)
+    assert res.status == "assumption-violated" and "cannot discriminate" in res.message
+
+
+def test_no_spectral_gap_is_an_assumption_violation_not_a_crash():
+    session = Session(degenerate_top(), QUICK, np.random.default_rng(0))
+    res = check_flow_tracking(session)
+    assert res.status == "assumption-violated" and "spectral gap" in res.message
+
+
+def test_a_diverging_run_fails_with_its_step_and_the_next_check_goes_on():
+    base = make_model("sphere_circle")
+    got = []
+    run_job("sphere_circle", 0, ("flow-tracking", "scale-collapse"), QUICK, 0, True, got.append)
+    assert [r.status for r in got] == ["pass", "pass"]
+    session = Session(NaNInside(base), QUICK, np.random.default_rng(0))
+    res = check_flow_tracking(session)
+    assert res.status == "fail" and "diverged at step" in res.message
+
+
+def test_a_loss_that_is_not_scale_invariant_is_reported_by_every_check(monkeypatch):
+    import verification.verify as verify
+
+    monkeypatch.setattr(verify, "build_model", lambda spec, seed: NotScaleInvariant(make_model("sphere_circle"), 1e-3))
+    got = []
+    verify.run_job("x", 0, ("identities", "flow-tracking"), QUICK, 0, True, got.append)
+    assert got[0].status == "fail" and "not scale-invariant" in got[0].message
+    assert got[1].status == "assumption-violated" and "not scale-invariant" in got[1].message
+
+
+def test_fit_exponent_recovers_a_power_law_and_its_uncertainty():
+    x = np.array([1e-3, 3e-4, 1e-4, 3e-5])
+    p, se = fit_exponent(x, 7 * x**1.5)
+    assert p == pytest.approx(1.5, abs=1e-12) and se < 1e-10 and falls(p, se)
+    p, se = fit_exponent(x, np.array([1.0, 2.0, 0.5, 1.5]))  # no trend
+    assert not falls(p, se)
+    assert fit_exponent(x[:2], x[:2])[1] == np.inf
+
+
+def test_quick_config_meets_the_issue_minimums():
+    """≥ 4 values of ηλ spanning ≥ 1.5 decades, in both configurations."""
+    from verification.session import FULL
+
+    for cfg in (QUICK, FULL):
+        assert len(cfg.ladder) >= 4 and np.log10(max(cfg.ladder) / min(cfg.ladder)) >= 1.5
+    assert dataclasses.replace(QUICK).records == QUICK.records
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["mf", "bn_linear"])
+def test_checks_on_the_other_default_models_full_ladders(model):
+    from verification.session import FULL
+
+    session = Session(make_model(model), FULL, np.random.default_rng([0, 1]))
+    for name in ("flow-tracking", "naive-flow-rejected", "eos-equilibrium", "eos-entry", "no-wd-clock",
+                 "normalized-gd"):
+        res = CHECKS[name](session)
+        assert res.status == "pass", f"{name}: {res.message}"
