@@ -1,4 +1,4 @@
-"""The ``srflow`` command line: ``srflow verify``, ``srflow list``, ``srflow check-identities``, ``srflow derive``."""
+"""The ``srflow`` command line: ``verify``, ``figures``, ``list``, ``check-identities``, ``derive``."""
 
 from __future__ import annotations
 
@@ -42,6 +42,11 @@ def _cmd_list(args) -> int:
     print(f"checks (srflow verify; default models: {', '.join(DEFAULT_MODELS)}):")
     for name, fn in CHECKS.items():
         print(f"  {name:<20} {(fn.__doc__ or '').strip().splitlines()[0]}")
+    from figures import FIGURES
+
+    print("figures (srflow figures):")
+    for name, mod in FIGURES.items():
+        print(f"  {name:<20} {(mod.__doc__ or '').strip().splitlines()[0]}")
     print("identities (srflow check-identities):")
     for ident in IDENTITIES:
         print(f"  {ident.name:<16} {ident.statement}")
@@ -163,6 +168,29 @@ def _cmd_verify(args) -> int:
     return 1 if c["fail"] else 0
 
 
+def _cmd_figures(args) -> int:
+    from figures import FIGURES, make_figure
+
+    names = args.only or list(FIGURES)
+    unknown = [n for n in names if n not in FIGURES]
+    if unknown:
+        raise SystemExit(f"srflow: figures: --only: unknown figure(s) {', '.join(unknown)}; valid: {', '.join(FIGURES)}")
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".srflow-write-test").write_text("")
+        (out / ".srflow-write-test").unlink()
+    except OSError as exc:
+        raise SystemExit(f"srflow: figures: --out: cannot write to {out}: {exc.strerror or exc}")
+    start = time.perf_counter()
+    for name in names:
+        t = time.perf_counter()
+        files = make_figure(FIGURES[name], out, quick=args.quick, seed=args.seed, recompute=args.recompute)
+        print(f"{name:<20} {time.perf_counter() - t:6.1f} s  {', '.join(str(f) for f in files[:2])}", flush=True)
+    print(f"{len(names)} figure(s) in {time.perf_counter() - start:.0f} s -> {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srflow", description="Numerical verification of sharpness reduction "
                                      "by normalization layers (Lyu, Li, Arora 2022).")
@@ -180,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="parallel processes (default: up to 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_verify)
+    p = sub.add_parser("figures", help="regenerate the paper's figures (PNG, PDF, caption, cached arrays)")
+    p.add_argument("--out", default="figures", metavar="DIR", help="output folder (default ./figures)")
+    p.add_argument("--quick", action="store_true", help="small versions (for tests)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="only these figures (see `srflow list`)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
+    p.add_argument("--recompute", action="store_true", help="ignore cached arrays with a matching config")
+    p.set_defaults(func=_cmd_figures)
     sub.add_parser("list", help="list the models and checks").set_defaults(func=_cmd_list)
     p = sub.add_parser("check-identities", help="scale-invariance and exact-derivative checks on the models")
     p.add_argument("--models", nargs="+", metavar="NAME", help=f"models to check (default: all of {', '.join(REGISTRY)})")

@@ -1,0 +1,102 @@
+"""Shared machinery of the figures: caching arrays with their config, deterministic files, one style, and
+the runs several figures share."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+
+#: sizes for a paper column (3.4 in) or the full width (7 in); fonts readable at that size
+COLUMN, WIDE = (3.4, 2.6), (7.0, 2.6)
+STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 6.5, "xtick.labelsize": 7,
+         "ytick.labelsize": 7, "lines.linewidth": 1.0, "savefig.dpi": 200, "figure.dpi": 100,
+         "axes.grid": True, "grid.linewidth": 0.3, "grid.alpha": 0.5, "svg.hashsalt": "srflow"}
+#: fixed metadata: no dates, so that two runs give byte-identical files
+PNG_META = {"Software": "srflow"}
+PDF_META = {"Creator": "srflow", "Producer": "srflow", "CreationDate": None, "ModDate": None}
+CACHE_VERSION = 1
+
+
+def _load_cache(folder: Path, name: str, config: dict):
+    npz, cfg = folder / f"{name}.npz", folder / f"{name}.json"
+    if npz.exists() and cfg.exists() and json.loads(cfg.read_text()) == config:
+        with np.load(npz, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    return None
+
+
+def make_figure(module, out: Path, quick: bool = False, seed: int = 0, recompute: bool = False) -> list[Path]:
+    """Compute (or load the cached arrays of) one figure module and write its PNG, PDF and caption."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    data_dir = out / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = {"figure": module.NAME, "quick": quick, "seed": seed, "version": CACHE_VERSION}
+    data = None if recompute else _load_cache(data_dir, module.NAME, config)
+    if data is None:
+        data = {k: np.asarray(v) for k, v in module.compute(quick=quick, seed=seed).items()}
+        np.savez(data_dir / f"{module.NAME}.npz", **data)
+        (data_dir / f"{module.NAME}.json").write_text(json.dumps(config, indent=1) + "\n")
+    with plt.rc_context(STYLE):
+        fig = plt.figure(figsize=getattr(module, "SIZE", COLUMN))
+        module.plot(data, fig)
+        fig.tight_layout()
+        png, pdf = out / f"{module.NAME}.png", out / f"{module.NAME}.pdf"
+        fig.savefig(png, metadata=PNG_META)
+        fig.savefig(pdf, metadata=PDF_META)
+        plt.close(fig)
+    txt = out / f"{module.NAME}.txt"
+    txt.write_text(module.caption(data) + "\n")
+    return [png, pdf, txt]
+
+
+# -- runs shared by several figures ------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def model_and_start(name: str, seed: int):
+    """A registered model and a point θ₀ of Γ drawn with ``seed``."""
+    from toy_models import make_model
+
+    model = make_model(name, rng=0)
+    return model, model.minimizer(np.random.default_rng(seed))
+
+
+@functools.lru_cache(maxsize=None)
+def phases_run(quick: bool, seed: int, model_name: str = "bn_linear", wd_lr: float = 1e-3, lr: float = 0.1,
+               ratio: float = 5.0):
+    """GD+WD from a random start at ``ratio`` × the EoS norm of its limit: phase 1 (converge to Γ), phase 2
+    (weight decay shrinks the norm), phase 3 (EoS). Records every step (λ₁, norm, loss) and Φ every ``k``."""
+    from theory import phase2_duration, project_to_manifold
+    from toy_models import make_model
+    from verification.simulate import simulate
+
+    model = make_model(model_name, rng=0)
+    u = np.random.default_rng([seed, 7]).standard_normal(model.dim)
+    lam = float(np.linalg.eigvalsh(model.hess(project_to_manifold(model, u).theta))[-1])
+    w0 = u / np.linalg.norm(u) * np.sqrt(ratio * lr * lam / 2)
+    steps = int(np.log(ratio) / (2 * wd_lr) * (1.6 if quick else 3.0)) + 200
+    dense = simulate(model, w0, lr, steps, wd=wd_lr / lr, every=1, pairs=False)
+    phi = simulate(model, w0, lr, steps, wd=wd_lr / lr, every=max(1, steps // (25 if quick else 80)), track_phi=True,
+                   pairs=False)
+    ph = dense.phases(1e-6)
+    i = int(np.searchsorted(dense.steps, ph["on-gamma"]))
+    predicted = ph["on-gamma"] + phase2_duration(lr, wd_lr / lr, dense.norm_sq[i], dense.sharpness[i] * dense.norm_sq[i])
+    return dense, phi, ph, predicted, lr, wd_lr
+
+
+def eos_runs(model, theta0, lr: float, ladder, tau_end: float, records: int):
+    """GD+WD from the EoS norm above θ₀ for each ηλ of ``ladder`` to τ_end, Φ tracked."""
+    from verification.simulate import eos_start, simulate
+
+    runs = []
+    for lw in ladder:
+        steps = int(round(tau_end / lw))
+        runs.append(simulate(model, eos_start(model, theta0, lr, lw / lr), lr, steps, wd=lw / lr,
+                             every=max(1, steps // records), track_phi=True, pairs=False))
+    return runs
