@@ -13,15 +13,16 @@ MODELS = ("sphere_circle", "mf")
 
 
 def compute(quick: bool, seed: int) -> dict:
+    from theory import gdwd_steps, naive_gdwd_steps
     from toy_models import make_model
-    from verification.checks import _tracking_errors
+    from verification.checks import tracking_errors
     from verification.session import FULL, QUICK, Session
 
     out = {}
     for k, name in enumerate(MODELS):
         session = Session(make_model(name, rng=0), QUICK if quick else FULL, np.random.default_rng([seed, 0]))
-        out[f"flow_{k}"], _, _ = _tracking_errors(session, __import__("theory").gdwd_steps)
-        out[f"naive_{k}"], _, _ = _tracking_errors(session, __import__("theory").naive_gdwd_steps)
+        out[f"flow_{k}"], _, _ = tracking_errors(session, gdwd_steps)
+        out[f"naive_{k}"], _, _ = tracking_errors(session, naive_gdwd_steps)
         out["ladder"] = np.array(session.config.ladder)
     return out
 

@@ -44,7 +44,7 @@ def _ladder_verdict(session, name, ladder, errors, runs, param, details=None) ->
                   {"ladder": ladder, "errors": errors, "exponent": p, "exponent_se": se, **(details or {})}, runs)
 
 
-def _tracking_errors(session: Session, clock: Callable) -> tuple[np.ndarray, list[Trajectory], object]:
+def tracking_errors(session: Session, clock: Callable) -> tuple[np.ndarray, list[Trajectory], object]:
     """max_t ‖Φ(w̄_t) - ζ(s(t))‖ per GD+WD run of the ladder, with s(t) from inverting ``clock(flow, lr, wd)``."""
     cfg = session.config
     flow = session.flow()
@@ -76,7 +76,7 @@ def check_flow_tracking(session: Session, clock: Callable = gdwd_steps, name: st
     under test: 2ηλt = s + log(λ₁(ζ(0))/λ₁(ζ(s)))). Pass: ≤ TRACK_ATOL at the smallest ηλ and falling with ηλ."""
 
     def run():
-        errors, runs, flow = _tracking_errors(session, clock)
+        errors, runs, flow = tracking_errors(session, clock)
         return _ladder_verdict(session, name, session.config.ladder, errors, runs, "(ηλ)",
                                {"G_max": float(flow.G.max()),
                                 "sharpness_drop": float(1 - flow.sharpness[-1] / flow.sharpness[0])})
@@ -91,12 +91,12 @@ def check_naive_flow_rejected(session: Session) -> CheckResult:
     name = "naive-flow-rejected"
 
     def run():
-        flow_err, runs, flow = _tracking_errors(session, gdwd_steps)
+        flow_err, runs, flow = tracking_errors(session, gdwd_steps)
         if flow.G.max() < tol.NAIVE_MIN_G:
             return result(session, name, "assumption-violated", tol.NAIVE_RATIO, None, None, float("nan"),
                           f"assumption violated: G ≤ {flow.G.max():.2g} on the whole path; the naive and true clocks "
                           "differ by < 2.5% in speed, so this control cannot discriminate on this model", runs=runs)
-        naive_err, _, _ = _tracking_errors(session, naive_gdwd_steps)
+        naive_err, _, _ = tracking_errors(session, naive_gdwd_steps)
         p, se = fit_exponent(session.config.ladder, naive_err)
         ratio = naive_err[-1] / max(flow_err[-1], 1e-300)
         ok = ratio >= tol.NAIVE_RATIO and p < 0.5

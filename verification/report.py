@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import subprocess
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -62,7 +63,7 @@ class Report:
         self.out, self.results, self.figures = out, [], {}
         self.meta = {"config": asdict(config), "mode": mode, "seed": seed, "models": models, "requested_checks": checks,
                      "versions": versions(), "git_revision": git_revision(), "complete": False,
-                     "started": __import__("time").strftime("%Y-%m-%d %H:%M:%S")}
+                     "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         self.write()
 
     def add(self, res: CheckResult, figure: str | None = None) -> None:

@@ -128,10 +128,12 @@ class Session:
     def flow(self):
         """The canonical flow from θ₀ (cached), long enough for every check: s ≤ 2τ_end for GD+WD (log λ₁
         falls along the flow), s ≈ 2 log(1 + ε) for GD without WD, s ≤ τ·max(1, λ₁/2) for the ALP flows."""
-        cfg = self.config
-        lam = float(np.linalg.eigvalsh(self.model.hess(self.theta0))[-1])
-        s_end = max(2 * cfg.tau_end, 2.2 * np.log1p(max(cfg.nowd_ladder)), cfg.alp_tau_end * max(1.0, lam / 2)) + 0.05
-        return self.cached("flow", lambda: sharpness_reduction_flow(self.model, self.theta0, s_end, n_out=401))
+        def make():
+            cfg = self.config
+            lam = float(np.linalg.eigvalsh(self.model.hess(self.theta0))[-1])
+            s_end = max(2 * cfg.tau_end, 2.2 * np.log1p(max(cfg.nowd_ladder)), cfg.alp_tau_end * max(1.0, lam / 2)) + 0.05
+            return sharpness_reduction_flow(self.model, self.theta0, s_end, n_out=401)
+        return self.cached("flow", make)
 
     def ladder_runs(self) -> list[Trajectory]:
         """GD+WD from the EoS norm above θ₀, kicked by the predicted amplitude, one run per ηλ, to τ_end."""

@@ -93,8 +93,8 @@ class Trajectory:
         return self.steps * (self.lr * self.wd if self.wd > 0 else self.lr**2)
 
 
-def _step(model, algorithm: str, w: np.ndarray, lr: float, wd: float) -> np.ndarray:
-    g = model.grad(w)
+def _step(model, algorithm: str, w: np.ndarray, g: np.ndarray, lr: float, wd: float) -> np.ndarray:
+    """One update from w with g = ∇L(w)."""
     if algorithm in ("gdwd", "gd"):
         return (1.0 - lr * wd) * w - lr * g
     if algorithm.startswith("ngd"):
@@ -142,7 +142,8 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
     start = time.perf_counter()
     for t in range(steps + 1):
         try:
-            new = _step(model, algorithm, w, lr, wd)
+            g = model.grad(w)
+            new = _step(model, algorithm, w, g, lr, wd)
         except (ValueError, FloatingPointError) as exc:
             diverged = f"diverged at step {t}: {exc}"
             break
@@ -160,7 +161,7 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
             else:
                 rec["sharpness_mid"].append(np.nan)
                 rec["sharpness_next"].append(np.nan)
-            rec["grad_norm"].append(float(np.linalg.norm(model.grad(w))))
+            rec["grad_norm"].append(float(np.linalg.norm(g)))
             rec["clock"].append(clock)
             if track_phi:
                 try:
