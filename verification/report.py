@@ -76,6 +76,14 @@ class Report:
         self.meta.update({"complete": not interrupted, "seconds": round(seconds, 1), "interrupted": interrupted})
         self.write()
 
+    def _ordered(self) -> list[CheckResult]:
+        """Results by model (in order of completion of their first result), then in the order of the checks."""
+        first = {}
+        for r in self.results:
+            first.setdefault(r.model, len(first))
+        order = {c: i for i, c in enumerate(self.meta["requested_checks"])}
+        return sorted(self.results, key=lambda r: (first[r.model], order.get(r.name, len(order))))
+
     def counts(self) -> dict:
         return {s: sum(r.status == s for r in self.results) for s in STATUS_MARK}
 
@@ -105,8 +113,9 @@ class Report:
             "## Summary",
             "",
         ]
-        models = list(dict.fromkeys(r.model for r in self.results))
-        checks = list(dict.fromkeys(r.name for r in self.results))
+        results = self._ordered()
+        models = list(dict.fromkeys(r.model for r in results))
+        checks = [c for c in m["requested_checks"] if any(r.name == c for r in results)]
         lines += ["| check | " + " | ".join(models) + " |", "| --- |" + " --- |" * len(models)]
         by = {(r.model, r.name): r for r in self.results}
         for ch in checks:
@@ -115,8 +124,12 @@ class Report:
                 r = by.get((mo, ch))
                 cells.append("" if r is None else f"{STATUS_MARK[r.status]} ({_fmt(r.scaled_error)})")
             lines.append(f"| {ch} | " + " | ".join(cells) + " |")
+        bad = [r for r in results if r.status != "pass"]
+        if bad:
+            lines += ["", "## Not passing", ""]
+            lines += [f"- **{r.model} · {r.name}** ({STATUS_MARK[r.status]}): {r.message}" for r in bad]
         lines += ["", "## Results", ""]
-        for r in self.results:
+        for r in results:
             lines += [f"### {r.model} · {r.name}: {STATUS_MARK[r.status]}", "", r.message, "",
                       f"predicted {_fmt(r.predicted)} · observed {_fmt(r.observed)} · tolerance {_fmt(r.tolerance)} · "
                       f"scaled error {_fmt(r.scaled_error)} · {r.seconds} s", ""]
