@@ -34,6 +34,7 @@ def test_each_check_passes_on_sphere_circle_in_quick_mode(circle, name):
 WRONG = {
     "flow-tracking (naive clock)": lambda s: check_flow_tracking(s, clock=naive_gdwd_steps),
     "eos-equilibrium (2(1-ηλ) + 0.01)": lambda s: check_eos_equilibrium(s, lambda lw: 2 * (1 - lw) + 0.01),
+    "eos-equilibrium (+5e-4: under EOS_ATOL, not O(ηλ))": lambda s: check_eos_equilibrium(s, lambda lw: 2 * (1 - lw) + 5e-4),
     "eos-entry (twice the duration)": lambda s: check_eos_entry(s, lambda *a: 2 * phase2_duration(*a)),
     "eos-entry (off by 2 steps)": lambda s: check_eos_entry(s, lambda *a: phase2_duration(*a) + 2),
     "scale-collapse (start not rescaled)": lambda s: check_scale_collapse(s, rescale=lambda c: 1.0),

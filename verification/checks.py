@@ -120,8 +120,9 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable = lam
     * ⟨‖w̄_t - Φ(w̄_t)‖²⟩ vs ⟨(ηλ/2)·4/(4 + G)⟩ within AMPLITUDE_RTOL (smallest ηλ).
 
     The first two are leading-order statements with O(ηλ) corrections whose constant depends on the model
-    (second-order terms a²∂²λ₁ with a² ~ ηλ; measured 0.3-6 ηλ): they pass when the deviation falls with
-    ηλ (fitted exponent ≥ EOS_MIN_EXPONENT by two standard errors) and is ≤ EOS_ATOL at the smallest ηλ."""
+    (second-order terms a²∂²λ₁ with a² ~ ηλ; measured 0.1-6 ηλ): they pass when the deviation falls with
+    ηλ (fitted exponent ≥ EOS_MIN_EXPONENT by two standard errors) or is within EOS_COEF_SMALL·ηλ on every
+    rung, and is ≤ EOS_ATOL at the smallest ηλ."""
     name = "eos-equilibrium"
 
     def run():
@@ -141,7 +142,11 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable = lam
         ps, ses = fit_exponent(lws, np.maximum(s_dev, 1e-300))
         pn, sen = fit_exponent(lws, np.maximum(n_dev, 1e-300))
         scaled = max(s_dev[-1] / tol.EOS_ATOL, n_dev[-1] / tol.EOS_ATOL, abs(a_ratio - 1) / tol.AMPLITUDE_RTOL)
-        rates_ok = ps - 2 * ses >= tol.EOS_MIN_EXPONENT and pn - 2 * sen >= tol.EOS_MIN_EXPONENT
+        # a deviation is O(ηλ) when it vanishes at the fitted rate, or when it is already within
+        # EOS_COEF_SMALL·ηλ on every rung (then it is below the correction term itself, and a fitted exponent
+        # only measures sampling noise)
+        rates_ok = all(p - 2 * se >= tol.EOS_MIN_EXPONENT or np.all(dev <= tol.EOS_COEF_SMALL * lws)
+                       for p, se, dev in ((ps, ses, s_dev), (pn, sen, n_dev)))
         ok = rates_ok and scaled <= 1
         msg = (f"η⟨λ₁⟩ = {obs[-1]:.6f} vs {pred[-1]:.6f} at ηλ = {lws[-1]:g}, deviation ∝ (ηλ)^{ps:.2f} ± {ses:.2f} "
                f"(= {np.median(s_dev / lws):.2f}·ηλ); norm within {n_dev[-1]:.1e} ∝ (ηλ)^{pn:.2f} ± {sen:.2f}; "

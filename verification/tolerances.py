@@ -36,6 +36,10 @@ NAIVE_MIN_G = 0.1
 #: on η⟨λ₁⟩ ≈ 2, relative on the norm) at the smallest ηλ.
 EOS_MIN_EXPONENT = 0.5
 EOS_ATOL = 1e-3
+#: ... or a deviation already ≤ EOS_COEF_SMALL·ηλ on every rung of the ladder counts as O(ηλ): it is below the
+#: size of the correction term, and its fitted exponent then measures sampling noise (seen on a model with
+#: a 0.13·ηλ deviation: exponent 0.52 ± 0.27). A wrong leading term (e.g. +0.01) is > 300·ηλ at ηλ = 3e-5.
+EOS_COEF_SMALL = 1.0
 #: eos-equilibrium: window averages of a² vary ("breathe") by a few percent; 10% relative.
 AMPLITUDE_RTOL = 0.1
 #: scale-collapse: runs equal in exact arithmetic; round-off only.
