@@ -7,7 +7,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from theory import (AssumptionViolated, equilibrium_norm_sq, gdwd_steps, gdwd_tau, manifold_point, naive_gdwd_steps,
-                    normalized_gd_steps, nowd_norm_sq, nowd_stop, oscillation_amplitude_sq, s_at_steps,
+                    normalized_gd_steps, nowd_final, nowd_norm_sq, nowd_stop, oscillation_amplitude_sq, s_at_steps,
                     sharpness_reduction_flow, sqrt_gd_steps)
 from toy_models import REGISTRY, make_model, wrap
 from verification.simulate import eos_start, simulate
@@ -84,6 +84,23 @@ def test_nowd_stop_on_circle():
     ref = brentq(lambda s: lr * (1 + RHO * np.cos(phi_of_s(s)) ** 2) - 2 * norm0 * np.exp(s), 0, r.s[-1])
     assert abs(s_star - ref) < 1e-4
     assert nowd_stop(r, lr, 10 * norm0) == 0.0  # below the threshold: never moves
+
+
+def test_nowd_final_is_the_reflection_of_the_start_about_the_edge():
+    """η λ₁(ζ(s_f))/(2‖w₀‖² e^{s_f}) = 1/r₀ (solved independently by root finding), about twice nowd_stop."""
+    from scipy.optimize import brentq
+
+    r = circle_flow()
+    lr = 0.1
+    for eps in (0.05, 0.2):
+        norm0 = lr * r.sharpness[0] / (2 * (1 + eps))
+        phi_of_s = lambda s: np.arctan2(*r.at(s)[0][[1, 0]])  # noqa: E731
+        ref = brentq(lambda s: lr * (1 + RHO * np.cos(phi_of_s(s)) ** 2) / (2 * norm0 * np.exp(s)) - 1 / (1 + eps),
+                     0, r.s[-1])
+        s_f = nowd_final(r, lr, norm0)
+        assert abs(s_f - ref) < 1e-4
+        assert 1.8 < s_f / nowd_stop(r, lr, norm0) < 2.2
+    assert nowd_final(r, lr, 10 * lr * r.sharpness[0]) == 0.0
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
