@@ -44,13 +44,17 @@ def _ladder_verdict(session, name, ladder, errors, runs, param, details=None) ->
                   {"ladder": ladder, "errors": errors, "exponent": p, "exponent_se": se, **(details or {})}, runs)
 
 
+def phi_error(tr: Trajectory, flow, s) -> float:
+    """max_t ‖Φ(w̄_t) - ζ(s_t)‖ over the records of ``tr``, s_t the flow time matched to each record."""
+    return float(np.nanmax(np.linalg.norm(tr.phi - flow.at(s), axis=1)))
+
+
 def tracking_errors(session: Session, clock: Callable) -> tuple[np.ndarray, list[Trajectory], object]:
     """max_t ‖Φ(w̄_t) - ζ(s(t))‖ per GD+WD run of the ladder, with s(t) from inverting ``clock(flow, lr, wd)``."""
     cfg = session.config
     flow = session.flow()
     runs = session.ladder_runs()
-    errors = [float(np.nanmax(np.linalg.norm(tr.phi - flow.at(s_at_steps(flow, clock(flow, tr.lr, tr.wd), tr.steps)),
-                                             axis=1))) for tr in runs]
+    errors = [phi_error(tr, flow, s_at_steps(flow, clock(flow, tr.lr, tr.wd), tr.steps)) for tr in runs]
     return np.array(errors), runs, flow
 
 
@@ -249,7 +253,7 @@ def check_nowd_clock(session: Session, stop: Callable = nowd_final) -> CheckResu
             s = np.log(tr.norm_sq / tr.norm_sq[0])
             if s[-1] > flow.s[-1]:
                 raise RuntimeError(f"GD without WD, ε = {eps:g}: moved beyond the flow's horizon (s = {s[-1]:.3g})")
-            errors.append(float(np.nanmax(np.linalg.norm(tr.phi - flow.at(s), axis=1))))
+            errors.append(phi_error(tr, flow, s))
             pred = stop(flow, cfg.lr, n0)
             s_obs.append(float(s[-1]))
             s_pred.append(pred)
@@ -295,7 +299,7 @@ def _alp_check(session: Session, name: str, algorithm: str, clock: Callable) -> 
             if tr.diverged:
                 raise RuntimeError(f"{algorithm}, η = {lr:g}: {tr.diverged}")
             s = s_at_steps(flow, clock(flow, lr), tr.steps)
-            errors.append(float(np.nanmax(np.linalg.norm(tr.phi - flow.at(s), axis=1))))
+            errors.append(phi_error(tr, flow, s))
             runs.append(tr)
         res = _ladder_verdict(session, name, cfg.alp_ladder, errors, runs, "η")
         # Diagnostics of the flip along v₁ on the smallest-η run: the drift formula assumes the symmetric 2-cycle

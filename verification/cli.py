@@ -94,13 +94,18 @@ def _out_dir(arg: str | None) -> Path:
         out = Path(arg)
         if (out / "report.json").exists():
             raise SystemExit(f"srflow: --out: {out} already holds a report; choose another folder or remove it")
+    return _writable(out, "srflow: --out")
+
+
+def _writable(out: Path, what: str) -> Path:
+    """Create ``out`` and prove it writable, or exit with a message naming ``what`` and the reason."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".srflow-write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise SystemExit(f"srflow: --out: cannot write to {out}: {exc.strerror or exc}")
+        raise SystemExit(f"{what}: cannot write to {out}: {exc.strerror or exc}")
     return out
 
 
@@ -175,13 +180,7 @@ def _cmd_figures(args) -> int:
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
         raise SystemExit(f"srflow: figures: --only: unknown figure(s) {', '.join(unknown)}; valid: {', '.join(FIGURES)}")
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ".srflow-write-test").write_text("")
-        (out / ".srflow-write-test").unlink()
-    except OSError as exc:
-        raise SystemExit(f"srflow: figures: --out: cannot write to {out}: {exc.strerror or exc}")
+    out = _writable(Path(args.out), "srflow: figures: --out")
     start = time.perf_counter()
     for name in names:
         t = time.perf_counter()
