@@ -24,7 +24,7 @@ def plot(d, fig):
     ax.axvline(float(d["eos"]), color="gray", lw=0.6, ls=":", label="predicted EoS entry")
     ax.set_xlabel("step t")
     ax.set_ylabel("squared norm")
-    ax.set_title(f"bn_linear: norm settles at its equilibrium (ηλ = {float(d['wd_lr']):g})")
+    ax.set_title(f"bn_linear: norm at equilibrium, ηλ = {float(d['wd_lr']):g}")
     ax.legend()
 
 
