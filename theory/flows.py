@@ -27,6 +27,11 @@ from .sharpness import check_hyperparameters
 #: how far a start point may be from Γ (‖∇L(θ₀)‖/λ₁) before the flow refuses it
 START_GRAD_RTOL = 1e-6
 
+#: the coefficient of the canonical flow dζ/ds = c·∇_Γ log λ₁ (docs/theory.md §3: one step moves Φ by
+#: -(δ²/4)∇_Γ log λ₁). The one place it is written: every flow, clock, check and figure reads it from here at
+#: call time, so a perturbed value reaches all of them.
+CANONICAL_COEF = -0.25
+
 
 @dataclass(frozen=True, eq=False)
 class FlowResult:
@@ -58,8 +63,9 @@ def _field(model, s: float, x: np.ndarray, coef: float, on_gap: str) -> np.ndarr
 
 
 def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol: float = 1e-9,
-                             atol: float = 1e-12, coef: float = -0.25, on_gap: str = "raise") -> FlowResult:
-    """Integrate dζ/ds = coef·∇_Γ log λ₁(ζ) (canonical: coef = -¼) from θ₀ ∈ Γ to s = ``s_end``.
+                             atol: float = 1e-12, coef: float | None = None, on_gap: str = "raise") -> FlowResult:
+    """Integrate dζ/ds = coef·∇_Γ log λ₁(ζ) (default: the canonical ``CANONICAL_COEF`` = -¼) from θ₀ ∈ Γ to
+    s = ``s_end``.
 
     The field is evaluated at the Newton retraction of the state onto Γ, so the integrated state stays
     on Γ up to the solver tolerance; ``drift`` reports how far it strayed. A start point off Γ
@@ -73,6 +79,7 @@ def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol
     True
     """
     theta0 = as_vector(theta0, "theta0", model.dim)
+    coef = CANONICAL_COEF if coef is None else coef
     if not np.isfinite(s_end) or s_end <= 0:
         raise ValueError(f"s_end: expected a positive flow time, got {s_end!r}")
     theta0 = theta0 / np.linalg.norm(theta0)
@@ -123,6 +130,12 @@ def naive_gdwd_steps(result: FlowResult, lr: float, wd: float) -> np.ndarray:
 def nowd_norm_sq(result: FlowResult, norm0_sq: float) -> np.ndarray:
     """GD without WD: ‖w‖² = ‖w_t₀‖² e^s along the flow (the clock s = log(‖w_t‖²/‖w_t₀‖²))."""
     return norm0_sq * np.exp(result.s)
+
+
+def nowd_flow_time(norm_sq, norm0_sq: float) -> np.ndarray:
+    """GD without WD: the flow time s = log(‖w_t‖²/‖w_t₀‖²) reached at norm ``norm_sq`` (inverse of
+    ``nowd_norm_sq``; each step adds its squared angular step to log‖w‖², docs/theory.md §5)."""
+    return np.log(np.asarray(norm_sq, dtype=np.float64) / norm0_sq)
 
 
 def nowd_stop(result: FlowResult, lr: float, norm0_sq: float) -> float:

@@ -49,3 +49,22 @@ def phase2_duration(lr: float, wd: float, norm_sq: float, sharpness: float) -> f
 def eos_entry_step(lr: float, wd: float, norm_sq: float, sharpness: float, step_on_gamma: float = 0.0) -> float:
     """The step at which EoS starts: the step where the run reached Γ plus ``phase2_duration``."""
     return step_on_gamma + phase2_duration(lr, wd, norm_sq, sharpness)
+
+
+def nowd_start_norm_sq(lr: float, sharpness: float, eps: float) -> float:
+    """‖w₀‖² at which GD without WD starts with η_eff λ₁ = 2(1 + ε): η λ₁ / (2(1 + ε)) (η_eff = η/‖w‖²)."""
+    check_hyperparameters(lr)
+    if not eps > -1:
+        raise ValueError(f"eps: expected > -1, got {eps!r}")
+    return lr * sharpness / (2.0 * (1.0 + eps))
+
+
+def alp_flip_step(lr: float, sharpness: float, algorithm: str) -> float:
+    """δ, the length of one step along v₁ at the 2-cycle across Γ (docs/theory.md §3): normalized GD steps
+    η; GD on √L steps η‖∇√L‖ = η√(λ₁/2) near Γ (√L ≈ √(λ₁/2)|x|). The symmetric cycle is x = ±δ/2."""
+    check_hyperparameters(lr)
+    if algorithm.startswith("ngd"):
+        return float(lr)
+    if algorithm.startswith("sqrt"):
+        return float(lr * np.sqrt(sharpness / 2.0))
+    raise ValueError(f"algorithm: expected one of ngd, ngd-sphere, sqrt, sqrt-sphere, got {algorithm!r}")

@@ -1,8 +1,11 @@
 """Theorem checks: run the algorithms, compare with ``theory``, and return data with a verdict.
 
-Each check takes a ``Session`` (one model, its start point on Γ and the shared runs) and returns a
-``CheckResult`` (verification/session.py). Predictions under test are parameters, so that the tests can
-hand in a wrong one and see the check fail (tests/test_checks.py).
+Each check takes a ``Session`` (one model, its start point on Γ, its flows and the shared runs) and returns a
+``CheckResult`` (verification/session.py). Every formula comes from ``theory`` at call time (``th.<name>``), so
+a prediction perturbed there -- or handed in as a check's parameter -- is what the check tests. Convergence
+checks are judged by ``verdicts.judge`` against the theory's order, extend their ladder while the local exponents
+have not settled (within ``config.extend_steps``), and report their resolving power δ*: the smallest relative
+perturbation of each prediction they test that the same recorded runs reject (docs/theory.md §7).
 """
 
 from __future__ import annotations
@@ -11,13 +14,20 @@ from typing import Callable
 
 import numpy as np
 
-from theory import (gdwd_steps, manifold_point, naive_gdwd_steps, normalized_gd_steps, nowd_final, nowd_stop,
-                    oscillation_amplitude_sq, phase2_duration, project_to_manifold, s_at_steps, sqrt_gd_steps)
+import theory as th
 
 from . import tolerances as tol
 from .identities import check_identities, check_minimizer
-from .session import CheckResult, Session, falls, fit_exponent, guard, result
+from .session import CheckResult, Session, guard, odd_stride, result
 from .simulate import Trajectory, eos_start, simulate, two_cycle_start
+from .verdicts import LadderVerdict, Order, judge, resolving_power
+
+#: the orders the theory states (docs/theory.md §7); C in the units named in verification/tolerances.py
+GDWD_ORDER = Order(p=1.0, constant=tol.TRACK_C, param="ηλ")
+NGD_ORDER = Order(p=2.0, constant=tol.ALP_C, param="η")
+SQRT_ORDER = Order(p=1.0, constant=tol.ALP_C, param="η")
+NOWD_ORDER = Order(p=1.0, constant=tol.NOWD_C, param="ε")
+EOS_ORDER = Order(p=1.0, constant=tol.EOS_C, param="ηλ")
 
 
 def _first_monitor(runs: list[Trajectory]) -> str:
@@ -27,21 +37,36 @@ def _first_monitor(runs: list[Trajectory]) -> str:
     return ""
 
 
-def _ladder_verdict(session, name, ladder, errors, runs, param, details=None) -> CheckResult:
-    """Tracking errors over a ladder of the small parameter: pass when the error at the smallest value is
-    ≤ TRACK_ATOL and the fitted exponent p (error ∝ param^p) is > 0 by two standard errors."""
-    monitored = _first_monitor(runs)
-    if monitored:
-        return result(session, name, "assumption-violated", 0.0, None, None, float("nan"), monitored, details, runs)
-    ladder, errors = np.asarray(ladder, float), np.asarray(errors, float)
-    p, se = fit_exponent(ladder, errors)
-    scaled = errors[-1] / tol.TRACK_ATOL
-    ok = falls(p, se) and scaled <= 1
-    msg = f"error ∝ {param}^{p:.2f} ± {se:.2f}; {errors[-1]:.2e} at {param} = {ladder[-1]:g}"
-    if not falls(p, se):
-        msg += f" -- the error does not fall with {param}"
-    return result(session, name, "pass" if ok else "fail", 0.0, errors[-1], tol.TRACK_ATOL, scaled, msg,
-                  {"ladder": ladder, "errors": errors, "exponent": p, "exponent_se": se, **(details or {})}, runs)
+class ScaledFlow:
+    """ζ_δ(s) = ζ((1 + δ)s): the flow with coefficient (1 + δ)·(-¼), since the flow is autonomous. Has the
+    fields the clocks read (``s``, ``sharpness``) and ``at``."""
+
+    def __init__(self, flow, factor: float):
+        self.flow, self.factor = flow, factor
+        self.s, self.sharpness = flow.s / factor, flow.sharpness
+
+    def at(self, s):
+        return self.flow.at(np.asarray(s) * self.factor)
+
+
+def _predicted_s(flow, clock_steps: np.ndarray, steps) -> np.ndarray:
+    """s(t) from a clock steps(s) (one clock applied to ``flow``)."""
+    return th.s_at_steps(flow, clock_steps, steps)
+
+
+def path_error(tr: Trajectory, flow) -> float:
+    """max_t ‖Φ(w̄_t) - ζ(s_t)‖ over the records, at the run's own intrinsic clock s_t = Σ‖w̄_{k+1} - w̄_k‖²:
+    whether Φ moves along the flow's path at the flow's rate per unit of s (the coefficient -¼)."""
+    return float(np.nanmax(np.linalg.norm(tr.phi - flow.at(tr.clock), axis=1)))
+
+
+def clock_error(tr: Trajectory, flow, clock_steps: np.ndarray, scale: float = 1.0) -> float:
+    """max over every step t of |s_t - s(t)|, s(t) from the clock under test (``clock_steps``·``scale`` = steps
+    as a function of the flow time): whether the run spends flow time at the predicted rate."""
+    t = np.arange(len(tr.clock_steps), dtype=float)
+    if t[-1] > clock_steps[-1] * scale * (1 + 1e-12):
+        raise ValueError(f"flow: its horizon covers {clock_steps[-1] * scale:.6g} steps, the run has {t[-1]:.0f}")
+    return float(np.max(np.abs(tr.clock_steps - np.interp(t, clock_steps * scale, flow.s))))
 
 
 def phi_error(tr: Trajectory, flow, s) -> float:
@@ -49,20 +74,78 @@ def phi_error(tr: Trajectory, flow, s) -> float:
     return float(np.nanmax(np.linalg.norm(tr.phi - flow.at(s), axis=1)))
 
 
+def _ladder(session: Session, ladder, measure: Callable[[float], dict], orders: dict[str, Order],
+            cost: Callable[[float], float]) -> tuple[list, list, dict[str, LadderVerdict]]:
+    """Errors ``measure(x)`` (named) on every rung, judged per name; while a verdict is not yet asymptotic, rungs
+    x_min/extend_factor are added as long as their ``cost`` (steps) fits in ``config.extend_steps``."""
+    xs = sorted((float(x) for x in ladder), reverse=True)
+    rows = [measure(x) for x in xs]
+    spent = 0.0
+    while True:
+        verdicts = {k: judge(xs, [r[k] for r in rows], o) for k, o in orders.items()}
+        if not any(v.extendable for v in verdicts.values()):
+            break
+        x_new = xs[-1] / session.config.extend_factor
+        if spent + cost(x_new) > session.config.extend_steps:
+            for v in verdicts.values():
+                if v.extendable:
+                    v.reason += (f"; the next rung ({v.ladder[-1] / session.config.extend_factor:g}) would exceed the "
+                                 f"budget of {session.config.extend_steps:,} extra steps")
+            break
+        spent += cost(x_new)
+        xs.append(x_new)
+        rows.append(measure(x_new))
+    return xs, rows, verdicts
+
+
+def _combine(verdicts: dict[str, LadderVerdict]) -> tuple[str, str]:
+    statuses = [v.status for v in verdicts.values()]
+    status = "fail" if "fail" in statuses else "inconclusive" if "inconclusive" in statuses else "pass"
+    return status, "; ".join(f"{k}: {v.reason}" for k, v in verdicts.items())
+
+
+def _rejected(xs, errors_of: Callable[[float], dict], orders: dict[str, Order]) -> Callable[[float], bool]:
+    """δ ↦ whether the ladder verdict on the errors of the prediction perturbed by δ is ``fail``."""
+    def rejected(delta: float) -> bool:
+        rows = errors_of(delta)
+        return any(judge(xs, [r[k] for r in rows], o).status == "fail" for k, o in orders.items())
+    return rejected
+
+
+def _ladder_result(session, name, xs, rows, verdicts, runs, powers, extra=None) -> CheckResult:
+    monitored = _first_monitor(runs)
+    if monitored:
+        return result(session, name, "assumption-violated", None, None, None, float("nan"), monitored, runs=runs)
+    status, message = _combine(verdicts)
+    if status != "pass":  # δ* measures how finely a passing check resolves; elsewhere it has no meaning
+        powers = {k: float("nan") for k in powers}
+    details = {"ladder": xs, **{f"{k}_errors": [r[k] for r in rows] for k in rows[0]},
+               **{k: v.to_details() for k, v in verdicts.items()}, **(extra or {})}
+    scaled = max(v.bound_ratio for v in verdicts.values())
+    return result(session, name, status, 0.0, {k: v.errors[-1] for k, v in verdicts.items()}, "order", scaled,
+                  message, details, runs, powers)
+
+
 def tracking_errors(session: Session, clock: Callable) -> tuple[np.ndarray, list[Trajectory], object]:
-    """max_t ‖Φ(w̄_t) - ζ(s(t))‖ per GD+WD run of the ladder, with s(t) from inverting ``clock(flow, lr, wd)``."""
-    cfg = session.config
-    flow = session.flow()
+    """max_t ‖Φ(w̄_t) - ζ(s(t))‖ per GD+WD run of the configured ladder, with s(t) from inverting
+    ``clock(flow, lr, wd)`` (the combined error of path and clock; figures use it)."""
+    flow = session.flow(_gdwd_horizon(session))
     runs = session.ladder_runs()
-    errors = [phi_error(tr, flow, s_at_steps(flow, clock(flow, tr.lr, tr.wd), tr.steps)) for tr in runs]
+    errors = [phi_error(tr, flow, _predicted_s(flow, clock(flow, tr.lr, tr.wd), tr.steps)) for tr in runs]
     return np.array(errors), runs, flow
+
+
+def _gdwd_horizon(session: Session) -> float:
+    """Flow time the GD+WD checks need: s ≤ 2τ (log λ₁ falls along the flow), for a clock slowed by up to
+    DELTA_MAX, and a flow sped up by as much."""
+    return 2 * session.config.tau_end / (1 - tol.DELTA_MAX) + 0.05
 
 
 # -- GD + WD ---------------------------------------------------------------------------------------------
 def check_identities_on(session: Session) -> CheckResult:
     """The scale-invariance identities and exact derivatives (verification/identities.py) at random points,
     and the minimizer conditions at θ₀."""
-    rows = check_identities(session.model, session.rng, points=2)
+    rows = check_identities(session.model, session.rng("identities"), points=2)
     if hasattr(session.model, "minimizer"):
         rows += check_minimizer(session.model, session.theta0)
     worst = max(rows, key=lambda r: r.scaled_error)
@@ -75,110 +158,165 @@ def check_identities_on(session: Session) -> CheckResult:
                   {r.identity: r.scaled_error for r in rows})
 
 
-def check_flow_tracking(session: Session, clock: Callable = gdwd_steps, name: str = "flow-tracking") -> CheckResult:
-    """‖Φ(w̄_t) - ζ(s(t))‖ over τ ∈ [0, τ_end] for each ηλ of the ladder, s(t) from ``clock`` (the prediction
-    under test: 2ηλt = s + log(λ₁(ζ(0))/λ₁(ζ(s)))). Pass: ≤ TRACK_ATOL at the smallest ηλ and falling with ηλ."""
+def check_flow_tracking(session: Session, clock: Callable | None = None, name: str = "flow-tracking") -> CheckResult:
+    """GD+WD at EoS, for each ηλ of the ladder, over τ = ηλt ∈ [0, τ_end], against the canonical flow ζ:
+
+    * ``path``: max_t ‖Φ(w̄_t) - ζ(s_t)‖ at the run's intrinsic clock s_t -- the flow's path and its
+      coefficient -¼ (``theory.flows.CANONICAL_COEF``);
+    * ``clock``: max over every step of |s_t - s(t)|, s(t) from ``clock`` (default ``theory.gdwd_steps``:
+      2ηλ(t - t₀) = s + log(λ₁(ζ(0))/λ₁(ζ(s)))).
+
+    Both are O(ηλ) (``GDWD_ORDER``); δ* is reported for the clock's rate (steps × (1 + δ)) and for the flow
+    coefficient (-¼(1 + δ)). The combined error ‖Φ(w̄_t) - ζ(s(t))‖ is reported alongside."""
 
     def run():
-        errors, runs, flow = tracking_errors(session, clock)
-        return _ladder_verdict(session, name, session.config.ladder, errors, runs, "(ηλ)",
-                               {"G_max": float(flow.G.max()),
-                                "sharpness_drop": float(1 - flow.sharpness[-1] / flow.sharpness[0])})
+        clk = clock or th.gdwd_steps
+        flow = session.flow(_gdwd_horizon(session))
+
+        def errors(x, flow=flow, scale=1.0):
+            tr = session.gdwd_run(x)
+            return {"path": path_error(tr, flow), "clock": clock_error(tr, flow, clk(flow, tr.lr, tr.wd), scale)}
+
+        orders = {"path": GDWD_ORDER, "clock": GDWD_ORDER}
+        xs, rows, verdicts = _ladder(session, session.config.ladder, errors, orders,
+                                     cost=lambda x: session.config.tau_end / x)
+        runs = [session.gdwd_run(x) for x in xs]
+        powers = {
+            "clock rate": resolving_power(_rejected(xs, lambda d: [errors(x, scale=1 + d) for x in xs], orders)),
+            "flow coefficient": resolving_power(_rejected(
+                xs, lambda d: [errors(x, flow=ScaledFlow(flow, 1 + d)) for x in xs], orders)),
+        }
+        combined = [phi_error(tr, flow, _predicted_s(flow, clk(flow, tr.lr, tr.wd), tr.steps)) for tr in runs]
+        return _ladder_result(session, name, xs, rows, verdicts, runs, powers,
+                              {"combined_errors": combined, "G_max": float(flow.G.max()),
+                               "sharpness_drop": float(1 - flow.sharpness[-1] / flow.sharpness[0])})
 
     return guard(session, name, run)
 
 
 def check_naive_flow_rejected(session: Session) -> CheckResult:
-    """Negative control: on the same runs, the naive clock (s = 2ηλt, the G → 0 form) has an error ≥ NAIVE_RATIO×
-    the flow's at the smallest ηλ and not falling like it (exponent < 0.5). Undecidable (assumption-violated)
-    where G < NAIVE_MIN_G on the whole path: the two clocks then differ by < 2.5% in speed."""
+    """Negative control: the naive clock s = 2ηλt (the G → 0 form) must be rejected by the same verdict rules
+    that pass the 4/(4+G) clock, on the same runs (its clock error then does not vanish with ηλ). Without power
+    (``inconclusive``) where G < NAIVE_MIN_G on the whole path: the clocks then differ by < 2.5% in speed."""
     name = "naive-flow-rejected"
 
     def run():
-        flow_err, runs, flow = tracking_errors(session, gdwd_steps)
+        flow = session.flow(_gdwd_horizon(session))
         if flow.G.max() < tol.NAIVE_MIN_G:
-            return result(session, name, "assumption-violated", tol.NAIVE_RATIO, None, None, float("nan"),
-                          f"assumption violated: G ≤ {flow.G.max():.2g} on the whole path; the naive and true clocks "
-                          "differ by < 2.5% in speed, so this control cannot discriminate on this model", runs=runs)
-        naive_err, _, _ = tracking_errors(session, naive_gdwd_steps)
-        p, se = fit_exponent(session.config.ladder, naive_err)
-        ratio = naive_err[-1] / max(flow_err[-1], 1e-300)
-        ok = ratio >= tol.NAIVE_RATIO and p < 0.5
+            return result(session, name, "inconclusive", None, None, None, float("nan"),
+                          f"no power: G ≤ {flow.G.max():.2g} on the whole path; the naive and the true clocks differ "
+                          "by < 2.5% in speed, so this control cannot discriminate on this model",
+                          {"G_max": float(flow.G.max())})
+        xs = sorted(session.config.ladder, reverse=True)
+        runs = [session.gdwd_run(x) for x in xs]
+        naive = [clock_error(tr, flow, th.naive_gdwd_steps(flow, tr.lr, tr.wd)) for tr in runs]
+        right = [clock_error(tr, flow, th.gdwd_steps(flow, tr.lr, tr.wd)) for tr in runs]
+        v = judge(xs, naive, GDWD_ORDER)
+        ratio = naive[-1] / max(right[-1], 1e-300)
+        ok = v.status == "fail" and ratio >= tol.NAIVE_RATIO
+        msg = (f"the naive clock is rejected: {v.reason}; its error is {ratio:.0f}x the 4/(4+G) clock's at ηλ = "
+               f"{xs[-1]:g}" if ok else
+               f"the naive clock is NOT rejected (its verdict: {v.status}: {v.reason}; {ratio:.1f}x the right clock's "
+               "error): the suite cannot tell the two clocks apart here")
         return result(session, name, "pass" if ok else "fail", f">= {tol.NAIVE_RATIO:g}", ratio, tol.NAIVE_RATIO,
-                      tol.NAIVE_RATIO / ratio,
-                      f"naive error {naive_err[-1]:.2e} vs flow {flow_err[-1]:.2e} ({ratio:.0f}x); "
-                      f"naive ∝ (ηλ)^{p:.2f}: the wrong prediction is rejected" if ok else
-                      f"naive error {naive_err[-1]:.2e} vs flow {flow_err[-1]:.2e} ({ratio:.1f}x): not rejected",
-                      {"ladder": session.config.ladder, "naive_errors": naive_err, "flow_errors": flow_err,
-                       "naive_exponent": p, "naive_exponent_se": se, "G_max": float(flow.G.max())}, runs)
+                      tol.NAIVE_RATIO / ratio, msg,
+                      {"ladder": xs, "naive_errors": naive, "flow_errors": right, "naive_verdict": v.to_details(),
+                       "G_max": float(flow.G.max())}, runs)
 
     return guard(session, name, run)
 
 
-def check_eos_equilibrium(session: Session, sharpness_prediction: Callable = lambda lw: 2 * (1 - lw)) -> CheckResult:
+def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | None = None) -> CheckResult:
     """On every run of the ladder, at EoS:
 
     * η⟨λ₁(∇²L(w_t))⟩ (pairs t, t+1 averaged: λ₁ has a ±a∇³L[v₁,v₁,v₁] term that cancels only over a pair)
-      vs ``sharpness_prediction(ηλ)`` = 2(1 - ηλ);
-    * ‖w_t‖² vs η λ₁(Φ(w̄_t))/(2(1 - ηλ)), relative;
-    * ⟨‖w̄_t - Φ(w̄_t)‖²⟩ vs ⟨(ηλ/2)·4/(4 + G)⟩ within AMPLITUDE_RTOL (smallest ηλ).
+      vs η·``sharpness_prediction``(η, λ) (default ``theory.eos_threshold`` = 2(1 - ηλ)/η): the deviation must be
+      O(ηλ) (``EOS_ORDER``);
+    * ‖w_t‖² vs ``theory.equilibrium_norm_sq`` at λ₁(Φ(w̄_t)), relative, max over the run: O(ηλ);
+    * ⟨‖w̄_t - Φ(w̄_t)‖²⟩ vs ⟨``theory.oscillation_amplitude_sq``⟩ within AMPLITUDE_RTOL at the smallest ηλ.
 
-    The first two are leading-order statements with O(ηλ) corrections whose constant depends on the model
-    (second-order terms a²∂²λ₁ with a² ~ ηλ; measured 0.1-6 ηλ): they pass when the deviation falls with
-    ηλ (fitted exponent ≥ EOS_MIN_EXPONENT by two standard errors) or is within EOS_COEF_SMALL·ηλ on every
-    rung, and is ≤ EOS_ATOL at the smallest ηλ."""
+    What it resolves (reported as δ*): the leading term 2 of the threshold (perturbed to 2(1 + δ)), the norm
+    (× (1 + δ)) and the amplitude (× (1 + δ)). It does NOT resolve the O(ηλ) term of the threshold: 2, 2(1 - ηλ)
+    and 2(1 + ηλ) all deviate by O(ηλ) from what is measured, 2 - c·ηλ with a model-dependent c that
+    docs/theory.md §4 does not yet derive."""
     name = "eos-equilibrium"
 
     def run():
+        predict = sharpness_prediction or th.eos_threshold
         runs = session.ladder_runs()
         monitored = _first_monitor(runs)
         if monitored:
             return result(session, name, "assumption-violated", None, None, None, float("nan"), monitored, runs=runs)
-        lws = np.array([tr.lr * tr.wd for tr in runs])
+        xs = [tr.lr * tr.wd for tr in runs]
         obs = np.array([np.mean(tr.lr * 0.5 * (tr.sharpness + tr.sharpness_next)) for tr in runs])
-        pred = np.array([sharpness_prediction(lw) for lw in lws])
-        s_dev = np.abs(obs - pred)
-        n_dev = np.array([np.max(np.abs(tr.norm_sq * 2 * (1 - lw) / (tr.lr * tr.phi_sharpness) - 1))
-                          for tr, lw in zip(runs, lws)])
+        pred = np.array([tr.lr * predict(tr.lr, tr.wd) for tr in runs])
+        norm_ratio = [tr.norm_sq / np.array([th.equilibrium_norm_sq(tr.lr, tr.wd, lam) for lam in tr.phi_sharpness])
+                      for tr in runs]
         tr = runs[-1]
-        gs = np.array([manifold_point(session.model, th).G for th in tr.phi])
-        a_ratio = float(np.mean(tr.offset_sq) / np.mean([oscillation_amplitude_sq(tr.lr, tr.wd, g) for g in gs]))
-        ps, ses = fit_exponent(lws, np.maximum(s_dev, 1e-300))
-        pn, sen = fit_exponent(lws, np.maximum(n_dev, 1e-300))
-        scaled = max(s_dev[-1] / tol.EOS_ATOL, n_dev[-1] / tol.EOS_ATOL, abs(a_ratio - 1) / tol.AMPLITUDE_RTOL)
-        # a deviation is O(ηλ) when it vanishes at the fitted rate, or when it is already within
-        # EOS_COEF_SMALL·ηλ on every rung (then it is below the correction term itself, and a fitted exponent
-        # only measures sampling noise)
-        rates_ok = all(p - 2 * se >= tol.EOS_MIN_EXPONENT or np.all(dev <= tol.EOS_COEF_SMALL * lws)
-                       for p, se, dev in ((ps, ses, s_dev), (pn, sen, n_dev)))
-        ok = rates_ok and scaled <= 1
-        msg = (f"η⟨λ₁⟩ = {obs[-1]:.6f} vs {pred[-1]:.6f} at ηλ = {lws[-1]:g}, deviation ∝ (ηλ)^{ps:.2f} ± {ses:.2f} "
-               f"(= {np.median(s_dev / lws):.2f}·ηλ); norm within {n_dev[-1]:.1e} ∝ (ηλ)^{pn:.2f} ± {sen:.2f}; "
-               f"⟨a²⟩/pred = {a_ratio:.3f}")
-        if not rates_ok:
-            msg += f" -- a deviation does not vanish like (ηλ)^{tol.EOS_MIN_EXPONENT:g}"
-        return result(session, name, "pass" if ok else "fail", pred[-1], obs[-1], tol.EOS_ATOL, scaled, msg,
-                      {"ladder": lws, "observed": obs, "predicted": pred, "sharpness_deviation": s_dev,
-                       "sharpness_exponent": ps, "sharpness_exponent_se": ses, "norm_deviation": n_dev,
-                       "norm_exponent": pn, "norm_exponent_se": sen, "amplitude_ratio": a_ratio,
-                       "deviation_over_wd_lr": s_dev / lws}, runs)
+        gs = np.array([th.manifold_point(session.model, p).G for p in tr.phi])
+        a_pred = float(np.mean([th.oscillation_amplitude_sq(tr.lr, tr.wd, g) for g in gs]))
+        a_obs = float(np.mean(tr.offset_sq))
+
+        def errors(d_sharp=0.0, d_norm=0.0):
+            return [{"sharpness": abs(o - p * (1 + d_sharp)), "norm": float(np.max(np.abs(r / (1 + d_norm) - 1)))}
+                    for o, p, r in zip(obs, pred, norm_ratio)]
+
+        # O(ηλ) with an undetermined, model-dependent constant: judged by the bound dev ≤ EOS_C·ηλ on every rung
+        # (local exponents are reported, not judged: ⟨λ₁⟩ and the norm carry the slow breathing of the amplitude,
+        # sampled at the record cadence, which scatters them by tens of percent of the O(ηλ) term)
+        bound = EOS_ORDER.constant * np.array(xs)
+
+        def rejected(rows):
+            return any(r[k] > b for r, b in zip(rows, bound) for k in ("sharpness", "norm"))
+
+        rows = errors()
+        verdicts = {k: judge(xs, [r[k] for r in rows], o) for k, o in
+                    (("sharpness", EOS_ORDER), ("norm", EOS_ORDER))}
+        a_dev = a_obs / a_pred - 1
+        a_ok = abs(a_dev) <= tol.AMPLITUDE_RTOL
+        ok = not rejected(rows) and a_ok
+        powers = {"threshold, leading term": resolving_power(lambda d: rejected(errors(d_sharp=d))),
+                  "threshold, O(ηλ) term": float("inf"),
+                  "equilibrium norm": resolving_power(lambda d: rejected(errors(d_norm=d))),
+                  # a² × (1 + δ) is rejected once |(1 + a_dev)/(1 + δ) - 1| > AMPLITUDE_RTOL
+                  "amplitude": float(max(abs((1 + a_dev) / (1 + tol.AMPLITUDE_RTOL) - 1),
+                                         abs((1 + a_dev) / (1 - tol.AMPLITUDE_RTOL) - 1)))}
+        if not ok:
+            powers = {k: float("nan") for k in powers}
+        status = "pass" if ok else "fail"
+        worst = max(max(r["sharpness"], r["norm"]) / b for r, b in zip(rows, bound))
+        c = np.median((obs - 2) / np.array(xs))
+        sharp_c = ", ".join(f"{r['sharpness'] / x:.2f}" for r, x in zip(rows, xs))
+        norm_c = ", ".join(f"{r['norm'] / x:.2f}" for r, x in zip(rows, xs))
+        message = (f"deviations ≤ {worst:.2g}·{EOS_ORDER.constant:g}·ηλ on every rung (η⟨λ₁⟩: {sharp_c}·ηλ; norm: "
+                   f"{norm_c}·ηλ); η⟨λ₁⟩ = 2 {'+' if c >= 0 else '-'} {abs(c):.2f}·ηλ measured (the O(ηλ) term is not resolved); "
+                   f"⟨a²⟩/pred = {1 + a_dev:.3f} (tolerance {tol.AMPLITUDE_RTOL:g})")
+        if not ok:
+            message = ("a deviation exceeds EOS_C·ηλ or the amplitude is off: " if not a_ok or rejected(rows) else "") + message
+        details = {"ladder": xs, "observed": obs, "predicted": pred, "amplitude_ratio": 1 + a_dev,
+                   "sharpness_deviation_over_eta_lambda": (obs - pred) / np.array(xs),
+                   **{k: v.to_details() for k, v in verdicts.items()}}
+        return result(session, name, status, pred[-1], obs[-1], f"{EOS_ORDER.constant:g}·ηλ", worst,
+                      message, details, runs, powers)
 
     return guard(session, name, run)
 
 
-def check_eos_entry(session: Session, duration: Callable = phase2_duration) -> CheckResult:
+def check_eos_entry(session: Session, duration: Callable | None = None) -> CheckResult:
     """From a random start with ‖w₀‖² = ``entry_norm_ratio`` × the EoS norm: GD+WD converges to Γ (phase 1),
-    weight decay shrinks the norm (phase 2), and EoS starts (phase 3) where η λ₁(∇²L(w_t)) first reaches
-    2(1 - ηλ). Predicted: step on Γ + ``duration``(η, λ, ‖w‖², λ₁(Φ)) from the state at that step. Tolerance
-    ENTRY_ATOL_STEPS on the crossing interpolated between steps (``Trajectory.crossing``)."""
+    weight decay shrinks the norm (phase 2), and EoS starts (phase 3) where λ₁(∇²L(w_t)) first reaches
+    ``theory.eos_threshold``. Predicted: step on Γ + ``duration`` (default ``theory.phase2_duration``) from the
+    state at that step. Tolerance ENTRY_ATOL_STEPS on the crossing interpolated between steps; δ* is the
+    smallest relative change of the predicted duration that the tolerance rejects."""
     name = "eos-entry"
 
     def run():
         cfg, m = session.config, session.model
+        dur = duration or th.phase2_duration
         wd = cfg.entry_wd_lr / cfg.lr
-        u = session.rng.standard_normal(m.dim)
-        lam = float(np.linalg.eigvalsh(m.hess(project_to_manifold(m, u).theta))[-1])
-        w0 = u / np.linalg.norm(u) * np.sqrt(cfg.entry_norm_ratio * cfg.lr * lam / 2)
+        u = session.rng("eos-entry").standard_normal(m.dim)
+        lam = th.manifold_point(m, th.project_to_manifold(m, u).theta).lam1
+        w0 = u / np.linalg.norm(u) * np.sqrt(cfg.entry_norm_ratio * th.equilibrium_norm_sq(cfg.lr, wd, lam))
         steps = int(1.5 * np.log(cfg.entry_norm_ratio) / (2 * cfg.entry_wd_lr)) + 500
         tr = simulate(m, w0, cfg.lr, steps, wd=wd, every=1, pairs=False, quiet=session.quiet,
                       label=f"{session.name} entry")
@@ -186,18 +324,22 @@ def check_eos_entry(session: Session, duration: Callable = phase2_duration) -> C
             raise RuntimeError(f"entry run: {tr.diverged}")
         ph = tr.phases(tol.ON_GAMMA_RTOL)
         if ph["on-gamma"] is None or ph["eos"] is None or ph["on-gamma"] == ph["eos"]:
-            return result(session, name, "assumption-violated", None, ph["eos"], None, float("nan"),
-                          f"assumption violated: phases not separated in {steps} steps (on Γ at {ph['on-gamma']}, "
-                          f"EoS at {ph['eos']}): GD did not reach Γ before the norm decayed", {"phases": ph}, [tr])
+            return result(session, name, "inconclusive", None, ph["eos"], None, float("nan"),
+                          f"phases not separated in {steps} steps (on Γ at {ph['on-gamma']}, EoS at {ph['eos']}): GD "
+                          "did not reach Γ before the norm decayed, so the entry step cannot be tested on this start",
+                          {"phases": ph}, [tr])
         i = int(np.searchsorted(tr.steps, ph["on-gamma"]))
         lam_phi = tr.sharpness[i] * tr.norm_sq[i]  # λ₁ is degree -2: λ₁(w̄) = ‖w‖² λ₁(w) on Γ
-        predicted = ph["on-gamma"] + duration(cfg.lr, wd, tr.norm_sq[i], lam_phi)
+        d = dur(cfg.lr, wd, tr.norm_sq[i], lam_phi)
+        predicted = ph["on-gamma"] + d
         observed = tr.crossing(ph["eos"])
-        scaled = abs(observed - predicted) / tol.ENTRY_ATOL_STEPS
+        err = observed - predicted
+        scaled = abs(err) / tol.ENTRY_ATOL_STEPS
+        power = (abs(err) + tol.ENTRY_ATOL_STEPS) / d if d > 0 else float("inf")
         return result(session, name, "pass" if scaled <= 1 else "fail", predicted, observed, tol.ENTRY_ATOL_STEPS,
                       scaled, f"EoS begins at step {observed:.3f} vs predicted {predicted:.3f} (on Γ at step "
-                      f"{ph['on-gamma']}; first EoS step {ph['eos']})",
-                      {"phases": ph, "wd_lr": cfg.entry_wd_lr}, [tr])
+                      f"{ph['on-gamma']}; first EoS step {ph['eos']}; phase 2 lasts {d:.1f} steps)",
+                      {"phases": ph, "wd_lr": cfg.entry_wd_lr, "duration": d}, [tr], {"entry step (duration)": power})
 
     return guard(session, name, run)
 
@@ -205,7 +347,8 @@ def check_eos_entry(session: Session, duration: Callable = phase2_duration) -> C
 def check_scale_collapse(session: Session, rescale: Callable = np.sqrt) -> CheckResult:
     """GD+WD with (η, λ) from w₀ and with (cη, λ/c) from ``rescale``(c)·w₀ = √c w₀: by scale invariance
     (∇L(√c w) = ∇L(w)/√c) the second run is √c times the first, step for step (same ηλ, so the same τ).
-    Observed: max relative difference of ‖w‖²/c and of w̄ over the run; tolerance COLLAPSE_RTOL (round-off)."""
+    Observed: max relative difference of ‖w‖²/c and of the loss over the run; tolerance COLLAPSE_RTOL
+    (round-off). δ*: the smallest relative error in the predicted factor √c that the tolerance rejects."""
     name = "scale-collapse"
 
     def run():
@@ -219,111 +362,140 @@ def check_scale_collapse(session: Session, rescale: Callable = np.sqrt) -> Check
         for tr in (a, b):
             if tr.diverged:
                 raise RuntimeError(f"scale-collapse run η={tr.lr:g}: {tr.diverged}")
-        dev = float(max(np.max(np.abs(b.norm_sq / (c * a.norm_sq) - 1)),
-                        np.max(np.abs(b.loss - a.loss) / np.maximum(np.abs(a.loss), 1e-300))))
+        norm_dev = np.max(np.abs(b.norm_sq / (c * a.norm_sq) - 1))
+        dev = float(max(norm_dev, np.max(np.abs(b.loss - a.loss) / np.maximum(np.abs(a.loss), 1e-300))))
         scaled = dev / tol.COLLAPSE_RTOL
+        # the factor √c(1 + δ) predicts ‖w_b‖² = c(1 + δ)²‖w_a‖²: rejected once |(1 + dev)/(1 + δ)² - 1| > tol
+        power = float(np.sqrt((1 + norm_dev) / (1 - tol.COLLAPSE_RTOL)) - 1) if scaled <= 1 else float("nan")
         return result(session, name, "pass" if scaled <= 1 else "fail", 0.0, dev, tol.COLLAPSE_RTOL, scaled,
                       f"(η, λ) = ({cfg.lr:g}, {lw / cfg.lr:g}) vs ({c * cfg.lr:g}, {lw / (c * cfg.lr):g}) over "
-                      f"{cfg.collapse_steps} steps: max relative difference {dev:.1e}", {"factor": c}, [a, b])
+                      f"{cfg.collapse_steps} steps: max relative difference {dev:.1e}", {"factor": c}, [a, b],
+                      {"scale factor √c": abs(power)})
 
     return guard(session, name, run)
 
 
 # -- the related flows -----------------------------------------------------------------------------------
-def check_nowd_clock(session: Session, stop: Callable = nowd_final) -> CheckResult:
-    """GD without WD from η_eff λ₁ = 2(1 + ε) with a tiny kick, for each ε of ``nowd_ladder``:
-    (1) Φ(w̄_t) vs ζ(s_t) with s_t = log(‖w_t‖²/‖w_0‖²): ≤ TRACK_ATOL at the smallest ε and falling with ε;
-    (2) where it comes to rest, s_∞, vs ``stop``(flow, η, ‖w_0‖²) within NOWD_STOP_RTOL relative at the smallest ε
-    and falling with ε. ``theory.nowd_final`` (overshoot to η_eff λ₁ = 2/(1 + ε)) is the prediction;
-    ``theory.nowd_stop`` (THEORY.md §3: stops at η_eff λ₁ = 2) is reported alongside."""
+def check_nowd_clock(session: Session, stop: Callable | None = None) -> CheckResult:
+    """GD without WD from η_eff λ₁ = 2(1 + ε) (``theory.nowd_start_norm_sq``) with a tiny kick, for each ε:
+
+    * ``tracking``: max_t ‖Φ(w̄_t) - ζ(s_t)‖ with s_t = log(‖w_t‖²/‖w_0‖²) (``theory.nowd_flow_time``), relative
+      to the distance ‖ζ(s_∞) - ζ(0)‖ the run moves (itself O(ε)): O(ε);
+    * ``rest point``: where the run comes to rest, s_∞, vs ``stop``(flow, η, ‖w_0‖²) (default
+      ``theory.nowd_final``: it overshoots to η_eff λ₁ = 2/(1 + ε)), relative, O(ε).
+
+    ``theory.nowd_stop`` (stopping at η_eff λ₁ = 2) is reported alongside. δ*: the rest point × (1 + δ)."""
     name = "no-wd-clock"
 
     def run():
         cfg, m = session.config, session.model
-        mp = manifold_point(m, session.theta0)
-        flow = session.flow()
-        errors, stop_err, runs, s_obs, s_pred, s_half = [], [], [], [], [], []
-        for eps in cfg.nowd_ladder:
-            n0 = cfg.lr * mp.lam1 / (2 * (1 + eps))
-            steps = int(300 / eps)  # growth e^{4εt} from the kick, then as long again to settle
-            tr = simulate(m, np.sqrt(n0) * (mp.theta + cfg.nowd_kick * mp.v1), cfg.lr, steps, every=max(1, steps // 40),
-                          track_phi=True, quiet=session.quiet, label=f"{session.name} GD ε={eps:g}")
-            if tr.diverged:
-                raise RuntimeError(f"GD without WD, ε = {eps:g}: {tr.diverged}")
-            s = np.log(tr.norm_sq / tr.norm_sq[0])
-            if s[-1] > flow.s[-1]:
-                raise RuntimeError(f"GD without WD, ε = {eps:g}: moved beyond the flow's horizon (s = {s[-1]:.3g})")
-            errors.append(phi_error(tr, flow, s))
-            pred = stop(flow, cfg.lr, n0)
-            s_obs.append(float(s[-1]))
-            s_pred.append(pred)
-            s_half.append(nowd_stop(flow, cfg.lr, n0))
-            stop_err.append(abs(s[-1] / pred - 1))
-            runs.append(tr)
-        res = _ladder_verdict(session, name, cfg.nowd_ladder, errors, runs, "ε")
-        if res.status != "pass":
-            return res
-        p, se = fit_exponent(cfg.nowd_ladder, np.maximum(stop_err, 1e-300))
-        ok = falls(p, se) and stop_err[-1] <= tol.NOWD_STOP_RTOL
-        res.status = "pass" if ok else "fail"
-        res.scaled_error = max(res.scaled_error, stop_err[-1] / tol.NOWD_STOP_RTOL)
-        res.message += (f"; comes to rest at s = {s_obs[-1]:.4g} vs {s_pred[-1]:.4g} predicted (relative error "
-                        f"∝ ε^{p:.2f} ± {se:.2f}); THEORY.md's stop at η_eff λ₁ = 2 would give {s_half[-1]:.4g}")
-        if not ok:
-            res.message += " -- the stopping point is not predicted"
-        res.details.update({"s_final": s_obs, "s_final_predicted": s_pred, "s_stop_theory_md": s_half,
-                            "stop_rel_error": stop_err, "stop_exponent": p, "stop_exponent_se": se})
+        stop_fn = stop or th.nowd_final
+        mp = th.manifold_point(m, session.theta0)
+        flow = session.flow(2.2 * np.log1p(max(cfg.nowd_ladder)) + 0.05)
+        cache: dict = {}
+
+        def simulate_eps(eps):
+            if eps not in cache:
+                n0 = th.nowd_start_norm_sq(cfg.lr, mp.lam1, eps)
+                steps = int(300 / eps)  # growth e^{4εt} from the kick, then as long again to settle
+                tr = simulate(m, np.sqrt(n0) * (mp.theta + cfg.nowd_kick * mp.v1), cfg.lr, steps,
+                              every=max(1, steps // 40), track_phi=True, quiet=session.quiet,
+                              label=f"{session.name} GD ε={eps:g}")
+                if tr.diverged:
+                    raise RuntimeError(f"GD without WD, ε = {eps:g}: {tr.diverged}")
+                s = th.nowd_flow_time(tr.norm_sq, tr.norm_sq[0])
+                if s[-1] > flow.s[-1]:
+                    raise RuntimeError(f"GD without WD, ε = {eps:g}: moved beyond the flow's horizon (s = {s[-1]:.3g})")
+                cache[eps] = (tr, s, n0, stop_fn(flow, cfg.lr, n0), th.nowd_stop(flow, cfg.lr, n0))
+            return cache[eps]
+
+        def errors(eps, d=0.0):
+            # the run covers a flow time s ≈ 2 log(1 + ε): the tracking error is relative to the distance moved
+            tr, s, n0, pred, _ = simulate_eps(eps)
+            moved = float(np.linalg.norm(flow.at(s[-1])[0] - flow.theta[0]))
+            return {"tracking": phi_error(tr, flow, s) / moved, "rest point": abs(s[-1] / (pred * (1 + d)) - 1)}
+
+        orders = {"tracking": NOWD_ORDER, "rest point": NOWD_ORDER}
+        xs, rows, verdicts = _ladder(session, cfg.nowd_ladder, errors, orders, cost=lambda e: 300 / e)
+        runs = [simulate_eps(e)[0] for e in xs]
+        powers = {"rest point": resolving_power(_rejected(xs, lambda d: [errors(e, d) for e in xs],
+                                                          {"rest point": NOWD_ORDER}))}
+        s_obs, s_pred, s_half = zip(*[(simulate_eps(e)[1][-1], simulate_eps(e)[3], simulate_eps(e)[4]) for e in xs])
+        res = _ladder_result(session, name, xs, rows, verdicts, runs, powers,
+                             {"s_final": s_obs, "s_final_predicted": s_pred, "s_stop_at_threshold": s_half})
+        res.message += (f"; comes to rest at s = {s_obs[-1]:.4g} vs {s_pred[-1]:.4g} predicted; stopping at "
+                        f"η_eff λ₁ = 2 would give {s_half[-1]:.4g}")
         return res
 
     return guard(session, name, run)
 
 
-def _alp_check(session: Session, name: str, algorithm: str, clock: Callable) -> CheckResult:
+def _alp_check(session: Session, name: str, algorithm: str, clock: Callable | None, order: Order) -> CheckResult:
     """ALP: the algorithm on the unit sphere from its 2-cycle at θ₀ for τ = η²t ∈ [0, alp_tau_end], for each η
-    of ``alp_ladder``: Φ(w̄_t) vs ζ(s(t)) with t = ``clock``(flow, η)(s); error falling with η."""
+    of ``alp_ladder`` (extended while not asymptotic): ``path`` (Φ vs ζ at the intrinsic clock) and ``clock``
+    (s_t vs s(t) from ``clock``(flow, η), every step), each of the theory's ``order`` in η."""
 
     def run():
         cfg, m = session.config, session.model
+        clk = clock or (th.normalized_gd_steps if algorithm.startswith("ngd") else th.sqrt_gd_steps)
+        mp = th.manifold_point(m, session.theta0)
         if algorithm.startswith("sqrt"):
             floor = m.loss(session.theta0)
-            if floor > 1e-12 * max(1.0, float(np.linalg.eigvalsh(m.hess(session.theta0))[-1])):
+            if floor > 1e-12 * max(1.0, mp.lam1):
                 return result(session, name, "assumption-violated", None, None, None, float("nan"),
                               f"assumption violated: GD on √L needs min L = 0; L(θ₀) = {floor:.3g}")
-        flow = session.flow()
-        errors, runs = [], []
-        for lr in cfg.alp_ladder:
-            steps = int(round(cfg.alp_tau_end / lr**2))
-            tr = simulate(m, two_cycle_start(m, session.theta0, lr, algorithm), lr, steps, algorithm=algorithm,
-                          every=max(1, steps // cfg.records), track_phi=True, quiet=session.quiet, pairs=False,
-                          label=f"{session.name} {algorithm} η={lr:g}")
-            if tr.diverged:
-                raise RuntimeError(f"{algorithm}, η = {lr:g}: {tr.diverged}")
-            s = s_at_steps(flow, clock(flow, lr), tr.steps)
-            errors.append(phi_error(tr, flow, s))
-            runs.append(tr)
-        res = _ladder_verdict(session, name, cfg.alp_ladder, errors, runs, "η")
-        # Diagnostics of the flip along v₁ on the smallest-η run: the drift formula assumes the symmetric 2-cycle
-        # x = ±δ/2 (two_cycle_start); ⟨‖w̄ - Φ‖²⟩/(δ/2)² = 1 there. A cubic term T = ∇³L[v₁,v₁,v₁] ≠ 0 makes the
-        # steps of GD on √L depend on x, so the split of the cycle drifts (normalized GD's steps do not).
-        mp = manifold_point(m, session.theta0)
-        half_step = (cfg.alp_ladder[-1] / 2) * (np.sqrt(mp.lam1 / 2) if algorithm.startswith("sqrt") else 1.0)
-        flip = float(np.nanmean(runs[-1].offset_sq) / half_step**2)
+        # s ≤ τ·max(1, λ₁/2) along the flow (λ₁ falls), for a clock slowed by up to DELTA_MAX
+        flow = session.flow(cfg.alp_tau_end * max(1.0, mp.lam1 / 2) / (1 - tol.DELTA_MAX) + 0.05)
+        cache: dict = {}
+
+        def simulate_lr(lr):
+            if lr not in cache:
+                steps = int(round(cfg.alp_tau_end / lr**2))
+                tr = simulate(m, two_cycle_start(m, session.theta0, lr, algorithm), lr, steps, algorithm=algorithm,
+                              every=odd_stride(steps, cfg.records), track_phi=True, quiet=session.quiet, pairs=False,
+                              label=f"{session.name} {algorithm} η={lr:g}")
+                if tr.diverged:
+                    raise RuntimeError(f"{algorithm}, η = {lr:g}: {tr.diverged}")
+                cache[lr] = tr
+            return cache[lr]
+
+        def errors(lr, flow=flow, scale=1.0):
+            tr = simulate_lr(lr)
+            return {"path": path_error(tr, flow), "clock": clock_error(tr, flow, clk(flow, lr), scale)}
+
+        orders = {"path": order, "clock": order}
+        xs, rows, verdicts = _ladder(session, cfg.alp_ladder, errors, orders,
+                                     cost=lambda lr: cfg.alp_tau_end / lr**2)
+        runs = [simulate_lr(x) for x in xs]
+        powers = {
+            "clock rate": resolving_power(_rejected(xs, lambda d: [errors(x, scale=1 + d) for x in xs], orders)),
+            "flow coefficient": resolving_power(_rejected(
+                xs, lambda d: [errors(x, flow=ScaledFlow(flow, 1 + d)) for x in xs], orders)),
+        }
+        # the flip along v₁ on the smallest-η run, averaged over both phases of the 2-cycle (odd record stride):
+        # ⟨‖w̄ - Φ‖²⟩/(δ/2)² = 1 on the symmetric cycle x = ±δ/2, 2(C² + (1 - C)²) on the split z₊ = Cδ,
+        # z₋ = -(1 - C)δ (docs/theory.md §5)
+        half = 0.5 * th.alp_flip_step(xs[-1], mp.lam1, algorithm)
+        flip = float(np.nanmean(runs[-1].offset_sq) / half**2)
         t111 = float(m.third(mp.theta, mp.v1, mp.v1) @ mp.v1) / mp.lam1
-        res.details.update({"flip_ratio": flip, "T111_over_lam1": t111})
-        res.message += f"; flip ⟨‖w̄-Φ‖²⟩/(δ/2)² = {flip:.2f}, ∇³L[v₁,v₁,v₁]/λ₁ = {t111:.2g} at θ₀"
+        res = _ladder_result(session, name, xs, rows, verdicts, runs, powers,
+                             {"flip_ratio": flip, "T111_over_lam1": t111})
+        res.message += f"; ∇³L[v₁,v₁,v₁]/λ₁ = {t111:.2g} at θ₀"
         return res
 
     return guard(session, name, run)
 
 
-def check_normalized_gd(session: Session, clock: Callable = normalized_gd_steps) -> CheckResult:
-    """Normalized GD on the sphere vs dX/dτ = -¼∇_Γ log λ₁, τ = η²t (``theory.normalized_gd_steps``)."""
-    return _alp_check(session, "normalized-gd", "ngd-sphere", clock)
+def check_normalized_gd(session: Session, clock: Callable | None = None) -> CheckResult:
+    """Normalized GD on the sphere vs dX/dτ = -¼∇_Γ log λ₁, τ = η²t (``theory.normalized_gd_steps``); O(η²):
+    its steps have length η exactly, so the 2-cycle stays symmetric and the O(η) terms cancel over a pair."""
+    return _alp_check(session, "normalized-gd", "ngd-sphere", clock, NGD_ORDER)
 
 
-def check_sqrt_loss_gd(session: Session, clock: Callable = sqrt_gd_steps) -> CheckResult:
-    """GD on √L on the sphere vs dX/dτ = -⅛∇_Γ λ₁, τ = η²t (``theory.sqrt_gd_steps``)."""
-    return _alp_check(session, "sqrt-loss-gd", "sqrt-sphere", clock)
+def check_sqrt_loss_gd(session: Session, clock: Callable | None = None) -> CheckResult:
+    """GD on √L on the sphere vs dX/dτ = -⅛∇_Γ λ₁, τ = η²t (``theory.sqrt_gd_steps``); O(η): the cubic term
+    moves the split of its 2-cycle (docs/theory.md §5b), which costs O(η)."""
+    return _alp_check(session, "sqrt-loss-gd", "sqrt-sphere", clock, SQRT_ORDER)
 
 
 CHECKS: dict[str, Callable[[Session], CheckResult]] = {

@@ -8,27 +8,31 @@ tolerance, the scaled error (pass ≤ 1), and summaries of the runs behind it.
 from __future__ import annotations
 
 import math
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from theory import AssumptionViolated, project_to_manifold, sharpness_reduction_flow
+from theory import AssumptionViolated, manifold_point, project_to_manifold, sharpness_reduction_flow
 from toy_models.protocol import model_name
 
 from .simulate import Trajectory, eos_start, simulate
+from .verdicts import fit_exponent  # noqa: F401 -- re-exported (figures and tests use it from here)
 
 
 @dataclass(frozen=True)
 class VerifyConfig:
     """Hyperparameters of ``srflow verify``.
 
-    * ``lr``: η of the GD+WD runs; ``ladder``: the values of ηλ; ``tau_end``: flow horizon in τ = ηλt;
-      ``records``: records per run.
+    * ``lr``: η of the GD+WD runs; ``ladder``: the values of ηλ; ``tau_end``: horizon in τ = ηλt;
+      ``records``: records (Φ projections) per run.
     * ``entry_wd_lr``, ``entry_norm_ratio``: the eos-entry run (ηλ, and ‖w₀‖² over the EoS norm).
     * ``collapse_factor``, ``collapse_steps``: scale-collapse runs (η, λ) and (cη, λ/c).
     * ``nowd_ladder``: the values of ε for GD without WD, started at η_eff λ₁ = 2(1 + ε); ``nowd_kick``.
     * ``alp_ladder``: the values of η for normalized GD and GD on √L; ``alp_tau_end``: horizon in τ = η²t.
+    * ``extend_steps``: budget of simulated steps per check for rungs added below a ladder whose local exponents
+      have not settled (verification/verdicts.py); ``extend_factor``: each added rung is the smallest one over it.
     """
 
     lr: float = 0.1
@@ -40,9 +44,11 @@ class VerifyConfig:
     collapse_factor: float = 3.0
     collapse_steps: int = 2000
     nowd_ladder: tuple[float, ...] = (0.2, 0.1, 0.05, 0.025)
-    nowd_kick: float = 1e-3
+    nowd_kick: float = 1e-5
     alp_ladder: tuple[float, ...] = (0.02, 0.01, 0.005, 0.0025, 0.00125)
     alp_tau_end: float = 0.1
+    extend_steps: int = 400_000
+    extend_factor: float = 2.0
 
 
 QUICK = VerifyConfig(ladder=(1e-3, 3e-4, 1e-4, 3e-5), tau_end=0.2, records=15, collapse_steps=500,
@@ -52,6 +58,11 @@ FULL = VerifyConfig()
 
 @dataclass
 class CheckResult:
+    """One check on one model. ``status``: pass, fail, inconclusive (the runs cannot decide yet: not asymptotic
+    within the budget, or a control without power) or assumption-violated. ``resolving_power`` maps each
+    prediction the check tests to δ*, the smallest relative perturbation of it that the same runs reject
+    (inf: none up to the largest tried; verification/verdicts.py)."""
+
     name: str
     model: str
     status: str
@@ -63,6 +74,8 @@ class CheckResult:
     details: dict = field(default_factory=dict)
     runs: list = field(default_factory=list)
     seconds: float = 0.0
+    resolving_power: dict = field(default_factory=dict)
+    model_info: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return _jsonable(asdict(self))
@@ -76,7 +89,8 @@ def _jsonable(x):
     if isinstance(x, np.ndarray):
         return _jsonable(x.tolist())
     if isinstance(x, (np.floating, float)):
-        return None if not math.isfinite(float(x)) else float(x)
+        x = float(x)
+        return x if math.isfinite(x) else ("inf" if x == math.inf else "-inf" if x == -math.inf else None)
     if isinstance(x, (np.integer, np.bool_)):
         return x.item()
     return x
@@ -87,29 +101,41 @@ def run_summary(tr: Trajectory) -> dict:
             "seconds": round(tr.seconds, 3), "diverged": tr.diverged, "monitor": tr.monitor[:5]}
 
 
-def fit_exponent(x, y) -> tuple[float, float]:
-    """Least-squares slope p of log y = p log x + c and its standard error (inf with fewer than 3 points)."""
-    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
-    a = np.vstack([lx, np.ones_like(lx)]).T
-    coef, *_ = np.linalg.lstsq(a, ly, rcond=None)
-    if len(lx) < 3:
-        return float(coef[0]), float("inf")
-    sigma2 = float(np.sum((ly - a @ coef) ** 2)) / (len(lx) - 2)
-    return float(coef[0]), float(np.sqrt(sigma2 / np.sum((lx - lx.mean()) ** 2)))
-
-
 def falls(p: float, se: float) -> bool:
     """An error 'falls' with the small parameter when its fitted exponent is > 0 by two standard errors."""
     return p - 2 * se > 0
 
 
-class Session:
-    """One model under verification: its start point on Γ and the runs shared between checks (cached)."""
+def odd_stride(steps: int, records: int) -> int:
+    """A record stride near steps/records that is odd, so that the records alternate between the two phases of a
+    period-2 oscillation (an even stride samples one phase only, and averages over records would be biased)."""
+    return max(1, steps // records) | 1
 
-    def __init__(self, model, config: VerifyConfig, rng: np.random.Generator, quiet: bool = True):
-        self.model, self.config, self.rng, self.quiet = model, config, rng, quiet
+
+def stable_hash(text: str) -> int:
+    """A 64-bit integer from ``text`` that is the same in every process and Python version (unlike hash())."""
+    return int(hashlib.sha256(text.encode()).hexdigest()[:16], 16)
+
+
+class Session:
+    """One model under verification: its start point on Γ, its flows and the runs shared between checks (cached).
+
+    Every random draw comes from ``rng(purpose)`` = default_rng([seed, hash(spec), hash(purpose)]): it depends on
+    the seed, the model's spec and what it is for -- not on which checks run, in which order, or on the other
+    models of the run. ``spec`` defaults to the model's name and dimension."""
+
+    def __init__(self, model, config: VerifyConfig, seed=0, quiet: bool = True, spec: str | None = None):
+        if isinstance(seed, np.random.Generator):
+            seed = int(seed.integers(2**63))
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+        self.model, self.config, self.seed, self.quiet = model, config, int(seed), quiet
         self.name = model_name(model)
+        self.spec = spec or f"{self.name}(dim={model.dim})"
         self._cache: dict = {}
+
+    def rng(self, purpose: str) -> np.random.Generator:
+        return np.random.default_rng([self.seed, stable_hash(self.spec), stable_hash(purpose)])
 
     def cached(self, key, make: Callable):
         if key not in self._cache:
@@ -120,41 +146,61 @@ class Session:
     def theta0(self) -> np.ndarray:
         """A point of Γ: ``model.minimizer`` when it exists, else Φ of a random start (descend to Γ)."""
         def make():
+            rng = self.rng("theta0")
             if hasattr(self.model, "minimizer"):
-                return self.model.minimizer(self.rng)
-            return project_to_manifold(self.model, self.rng.standard_normal(self.model.dim)).theta
+                return self.model.minimizer(rng)
+            return project_to_manifold(self.model, rng.standard_normal(self.model.dim)).theta
         return self.cached("theta0", make)
 
-    def flow(self):
-        """The canonical flow from θ₀ (cached), long enough for every check: s ≤ 2τ_end for GD+WD (log λ₁
-        falls along the flow), s ≈ 2 log(1 + ε) for GD without WD, s ≤ τ·max(1, λ₁/2) for the ALP flows."""
+    def model_info(self) -> dict:
+        """What identifies the run's model and start: spec, seed, a hash of θ₀, L(θ₀), λ₁(θ₀), G(θ₀)."""
+        def make():
+            th = self.theta0
+            try:
+                mp = manifold_point(self.model, th)
+                lam1, G = mp.lam1, mp.G
+            except AssumptionViolated:
+                lam1, G = float(np.linalg.eigvalsh(self.model.hess(th))[-1]), float("nan")
+            return {"spec": self.spec, "seed": self.seed, "dim": int(self.model.dim),
+                    "theta0_sha256": hashlib.sha256(np.ascontiguousarray(th, dtype=np.float64).tobytes()).hexdigest()[:16],
+                    "loss_theta0": float(self.model.loss(th)), "lam1_theta0": lam1, "G_theta0": G}
+        return self.cached("model_info", make)
+
+    def flow(self, s_end: float):
+        """The canonical flow from θ₀ to flow time ``s_end`` -- sized by each check to the horizon it needs, so
+        that a spectral gap closing beyond a check's reach does not change its verdict. A cached flow that
+        reaches at least as far is reused."""
+        flows = self._cache.setdefault("flows", [])
+        for f in flows:
+            if f.s[-1] >= s_end:
+                return f
+        f = sharpness_reduction_flow(self.model, self.theta0, s_end, n_out=401)
+        flows.append(f)
+        return f
+
+    def gdwd_run(self, eta_lambda: float) -> Trajectory:
+        """GD+WD from the EoS norm above θ₀, kicked by the predicted amplitude, at ηλ = ``eta_lambda``, to τ_end."""
         def make():
             cfg = self.config
-            lam = float(np.linalg.eigvalsh(self.model.hess(self.theta0))[-1])
-            s_end = max(2 * cfg.tau_end, 2.2 * np.log1p(max(cfg.nowd_ladder)), cfg.alp_tau_end * max(1.0, lam / 2)) + 0.05
-            return sharpness_reduction_flow(self.model, self.theta0, s_end, n_out=401)
-        return self.cached("flow", make)
+            wd, steps = eta_lambda / cfg.lr, int(round(cfg.tau_end / eta_lambda))
+            w0 = eos_start(self.model, self.theta0, cfg.lr, wd)
+            tr = simulate(self.model, w0, cfg.lr, steps, wd=wd, every=odd_stride(steps, cfg.records), track_phi=True,
+                          quiet=self.quiet, label=f"{self.name} GD+WD ηλ={eta_lambda:g}")
+            if tr.diverged:
+                raise RuntimeError(f"GD+WD at ηλ = {eta_lambda:g}: {tr.diverged}")
+            return tr
+        return self.cached(("gdwd", float(eta_lambda)), make)
 
     def ladder_runs(self) -> list[Trajectory]:
-        """GD+WD from the EoS norm above θ₀, kicked by the predicted amplitude, one run per ηλ, to τ_end."""
-        def make():
-            cfg, runs = self.config, []
-            for lw in cfg.ladder:
-                wd, steps = lw / cfg.lr, int(round(cfg.tau_end / lw))
-                w0 = eos_start(self.model, self.theta0, cfg.lr, wd)
-                tr = simulate(self.model, w0, cfg.lr, steps, wd=wd, every=max(1, steps // cfg.records),
-                              track_phi=True, quiet=self.quiet, label=f"{self.name} GD+WD ηλ={lw:g}")
-                if tr.diverged:
-                    raise RuntimeError(f"GD+WD at ηλ = {lw:g}: {tr.diverged}")
-                runs.append(tr)
-            return runs
-        return self.cached("ladder", make)
+        """The GD+WD runs of the configured ladder (``gdwd_run`` for each ηλ)."""
+        return [self.gdwd_run(lw) for lw in self.config.ladder]
 
 
 def result(session: Session, name, status, predicted, observed, tolerance, scaled, message="", details=None,
-           runs=()) -> CheckResult:
+           runs=(), resolving_power=None) -> CheckResult:
     return CheckResult(name, session.name, status, predicted, observed, tolerance, float(scaled), message,
-                       details or {}, [run_summary(r) for r in runs])
+                       details or {}, [run_summary(r) for r in runs], resolving_power=resolving_power or {},
+                       model_info=session.model_info())
 
 
 def guard(session: Session, name: str, fn: Callable[[], CheckResult]) -> CheckResult:

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theory import check_hyperparameters, manifold_point, oscillation_amplitude_sq, project_to_manifold
+from theory import (alp_flip_step, check_hyperparameters, eos_threshold, equilibrium_norm_sq, manifold_point,
+                    oscillation_amplitude_sq, project_to_manifold)
 from theory.manifold import GAP_RTOL, AssumptionViolated
 from toy_models._validate import as_vector
 
@@ -58,6 +59,9 @@ class Trajectory:
     diverged: str = ""
     monitor: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: the intrinsic clock s_t at every step t = 0, 1, …, steps (cheap, and dense enough that a maximum over t
+    #: is not at the mercy of the record cadence)
+    clock_steps: np.ndarray | None = None
 
     def phases(self, on_gamma_rtol: float = 1e-6) -> dict:
         """Phase markers: the first recorded step at which each criterion fired (None if never).
@@ -71,7 +75,7 @@ class Trajectory:
         first = int(np.argmax(near)) if near.any() else None
         out = {"on-gamma": None if first is None else int(self.steps[first]), "eos": None}
         if first is not None:
-            at_eos = self.lr * self.sharpness[first:] >= 2 * (1 - self.lr * self.wd)
+            at_eos = self.sharpness[first:] >= eos_threshold(self.lr, self.wd)
             if at_eos.any():
                 out["eos"] = int(self.steps[first + int(np.argmax(at_eos))])
         return out
@@ -84,7 +88,7 @@ class Trajectory:
         if i == 0:
             return float(step)
         y0, y1 = np.log(self.lr * self.sharpness[i - 1:i + 1])
-        frac = (np.log(2 * (1 - self.lr * self.wd)) - y0) / (y1 - y0)
+        frac = (np.log(self.lr * eos_threshold(self.lr, self.wd)) - y0) / (y1 - y0)
         return float(self.steps[i - 1] + frac * (self.steps[i] - self.steps[i - 1]))
 
     @property
@@ -138,6 +142,7 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
         raise ValueError("w0: expected a nonzero vector (the loss is scale-invariant, w = 0 is undefined)")
     rec = {k: [] for k in ("steps", "loss", "norm_sq", "sharpness", "sharpness_mid", "sharpness_next", "grad_norm", "clock", "phi", "phi_sharp", "offset")}
     clock, diverged, monitor = 0.0, "", []
+    clock_steps = np.empty(steps + 1)
     bar = _Progress(steps, label or f"{algorithm} lr={lr:g} wd={wd:g}", quiet)
     start = time.perf_counter()
     for t in range(steps + 1):
@@ -182,6 +187,7 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
                     rec["phi"].append(np.full(model.dim, np.nan))
                     rec["phi_sharp"].append(np.nan)
                     rec["offset"].append(np.nan)
+        clock_steps[t] = clock
         if t == steps:
             break
         u, v = w / np.linalg.norm(w), new / np.linalg.norm(new)
@@ -192,7 +198,7 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
     return Trajectory(algorithm, lr, wd, arr["steps"], arr["loss"], arr["norm_sq"], arr["sharpness"],
                       arr["sharpness_mid"], arr["sharpness_next"], arr["grad_norm"], arr["clock"], arr["phi"] if track_phi else None,
                       arr["phi_sharp"] if track_phi else None, arr["offset"] if track_phi else None, diverged,
-                      monitor, time.perf_counter() - start)
+                      monitor, time.perf_counter() - start, clock_steps[:t + 1] if not diverged else clock_steps[:t])
 
 
 def eos_start(model, theta0, lr: float, wd: float, kick="amplitude", rng: np.random.Generator | None = None):
@@ -204,7 +210,7 @@ def eos_start(model, theta0, lr: float, wd: float, kick="amplitude", rng: np.ran
     direction = mp.v1 if rng is None else rng.standard_normal(model.dim)
     direction = direction - (direction @ mp.theta) * mp.theta
     direction /= np.linalg.norm(direction)
-    return np.sqrt(lr * mp.lam1 / (2 * (1 - lr * wd))) * (mp.theta + a * direction)
+    return np.sqrt(equilibrium_norm_sq(lr, wd, mp.lam1)) * (mp.theta + a * direction)
 
 
 def two_cycle_start(model, theta0, lr: float, algorithm: str) -> np.ndarray:
@@ -214,11 +220,5 @@ def two_cycle_start(model, theta0, lr: float, algorithm: str) -> np.ndarray:
     η·√(λ₁/2), so x = ±(η/2)√(λ₁/2). Starting there avoids the O(1) transient (and the 0/0 of ∇L/‖∇L‖ at
     θ₀ itself)."""
     mp = manifold_point(model, theta0)
-    if algorithm.startswith("ngd"):
-        x = lr / 2
-    elif algorithm.startswith("sqrt"):
-        x = lr / 2 * np.sqrt(mp.lam1 / 2)
-    else:
-        raise ValueError(f"algorithm: expected one of ngd, ngd-sphere, sqrt, sqrt-sphere, got {algorithm!r}")
-    w = mp.theta + x * mp.v1
+    w = mp.theta + 0.5 * alp_flip_step(lr, mp.lam1, algorithm) * mp.v1
     return w / np.linalg.norm(w)

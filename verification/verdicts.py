@@ -1,0 +1,170 @@
+"""One verdict for every convergence check, and its resolving power (docs/theory.md §7).
+
+A convergence check measures an error e_i at rungs x_0 > x_1 > … of a small parameter (ηλ, η or ε) and the
+theory states its order: e ≈ K·x^p as x → 0. The verdict is read from the *local exponents*
+
+.. math:: q_i = \\log(e_{i-1}/e_i) / \\log(x_{i-1}/x_i),
+
+which tend to p in the asymptotic regime and to 0 when a prediction is wrong by a fixed relative amount δ
+(the error then tends to a floor ≈ δ·(distance travelled), which no smaller x removes):
+
+* **pass**: the last two local exponents agree within ``SETTLE_TOL`` (the asymptotic regime is reached), the
+  order fitted on the last three rungs is ≥ p − ``ORDER_MARGIN``, and e ≤ C·x^p on those rungs;
+* **fail**: the last *three* local exponents agree within SETTLE_TOL at an order below p − ORDER_MARGIN and
+  are not rising (a floor: the error does not vanish), or e > C·x^p at the smallest rung while the last local
+  exponent is below p − ORDER_MARGIN, or settled at the right order with e > C·x^p;
+* **inconclusive**: anything else (not yet asymptotic, rising towards p, fewer than three resolvable
+  rungs, all errors at the numerical floor) -- with the reason and the rungs; the check may then add rungs.
+
+The resolving power δ* of a check is the smallest relative perturbation of the prediction under test that
+these same rules reject on the same recorded runs, found by bisection in log δ for each sign (the larger of
+the two is reported, so that every |δ| ≥ δ* is rejected whichever its sign).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from . import tolerances as tol
+
+
+@dataclass(frozen=True)
+class Order:
+    """The theory's error order for one check: e ≤ ``constant``·x^``p`` as x = ``param`` → 0.
+
+    ``floor``: errors at or below it are numerical noise (solver and projection tolerances), not data."""
+
+    p: float
+    constant: float
+    param: str
+    margin: float = tol.ORDER_MARGIN
+    floor: float = tol.ERROR_FLOOR
+
+
+@dataclass
+class LadderVerdict:
+    """The verdict on a ladder: ``status`` (pass, fail, inconclusive), the ``reason``, the local exponents,
+    the order fitted on the last three rungs with its standard error, and e/(C·x^p) at the smallest rung."""
+
+    status: str
+    reason: str
+    ladder: np.ndarray
+    errors: np.ndarray
+    local: np.ndarray = field(default_factory=lambda: np.array([]))
+    order: float = float("nan")
+    order_se: float = float("nan")
+    bound_ratio: float = float("nan")
+    #: True when more rungs below the ladder could decide (not yet asymptotic)
+    extendable: bool = False
+
+    def to_details(self) -> dict:
+        return {"ladder": self.ladder, "errors": self.errors, "local_exponents": self.local,
+                "order": self.order, "order_se": self.order_se, "bound_ratio": self.bound_ratio}
+
+
+def local_exponents(x, e) -> np.ndarray:
+    """q_i = log(e_{i-1}/e_i)/log(x_{i-1}/x_i) between successive rungs (x decreasing)."""
+    x, e = np.asarray(x, float), np.asarray(e, float)
+    return np.log(e[:-1] / e[1:]) / np.log(x[:-1] / x[1:])
+
+
+def fit_exponent(x, y) -> tuple[float, float]:
+    """Least-squares slope p of log y = p log x + c and its standard error (inf with fewer than 3 points)."""
+    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    a = np.vstack([lx, np.ones_like(lx)]).T
+    coef, *_ = np.linalg.lstsq(a, ly, rcond=None)
+    if len(lx) < 3:
+        return float(coef[0]), float("inf")
+    sigma2 = float(np.sum((ly - a @ coef) ** 2)) / (len(lx) - 2)
+    return float(coef[0]), float(np.sqrt(sigma2 / np.sum((lx - lx.mean()) ** 2)))
+
+
+def judge(x, e, order: Order) -> LadderVerdict:
+    """The verdict on errors ``e`` at rungs ``x`` (any order; sorted here by decreasing x); see the module
+    docstring for the rules."""
+    x, e = np.asarray(x, float), np.asarray(e, float)
+    idx = np.argsort(-x)
+    x, e = x[idx], e[idx]
+    v = LadderVerdict("inconclusive", "", x, e)
+    if not np.all(np.isfinite(e)):
+        v.status, v.reason = "fail", f"non-finite error at {order.param} = {x[~np.isfinite(e)][0]:g}"
+        return v
+    if len(np.unique(x)) != len(x):
+        v.reason = f"the ladder repeats a value of {order.param}: {x.tolist()}"
+        return v
+    resolved = e > order.floor
+    if not resolved.any():
+        v.status = "inconclusive"
+        v.reason = (f"every error is at the numerical floor ({order.floor:g}): nothing moves, or the prediction is "
+                    "exact -- no order can be measured")
+        return v
+    if not resolved[-1]:
+        # the error reached the floor at the small rungs: judge the resolved ones
+        last = int(np.nonzero(resolved)[0][-1])
+        x, e = x[:last + 1], e[:last + 1]
+        v.ladder, v.errors = x, e
+    v.bound_ratio = float(e[-1] / (order.constant * x[-1] ** order.p))
+    if len(x) < 3:
+        v.reason = f"only {len(x)} resolvable rung(s) of {order.param}; at least 3 are needed for two local exponents"
+        return v
+    q = local_exponents(x, e)
+    v.local = q
+    p_fit, se = fit_exponent(x[-3:], e[-3:])
+    v.order, v.order_se = p_fit, se
+    low = order.p - order.margin
+    rungs = ", ".join(f"{xi:g}: {ei:.2e}" for xi, ei in zip(x, e))
+    qs = ", ".join(f"{qi:.2f}" for qi in q)
+    settled = abs(q[-1] - q[-2]) <= tol.SETTLE_TOL
+    # failing on the order asks more than passing: three local exponents within SETTLE_TOL, not rising --
+    # a pre-asymptotic plateau (seen for GD on √L) must come out inconclusive, never fail
+    settled_low = len(q) >= 3 and np.ptp(q[-3:]) <= tol.SETTLE_TOL and p_fit < low
+    rising = q[-1] > q[-2] + tol.RISING_TOL
+    too_big = v.bound_ratio > 1
+    if settled and p_fit >= low and not too_big:
+        v.status = "pass"
+        v.reason = (f"asymptotic (local exponents {qs}): error ∝ {order.param}^{p_fit:.2f} ± {se:.2f} on the last "
+                    f"3 rungs, expected {order.p:g}; {e[-1]:.2e} = {v.bound_ratio:.2g}·C·{order.param}^{order.p:g} "
+                    f"at {order.param} = {x[-1]:g}")
+    elif settled_low and not rising:
+        v.status = "fail"
+        v.reason = (f"the error settles at order {p_fit:.2f} ± {se:.2f} < {low:g} (expected {order.p:g} - margin "
+                    f"{order.margin:g}; local exponents {qs}): it does not vanish at the theory's rate [{rungs}]")
+    elif too_big and q[-1] < low:
+        v.status = "fail"
+        v.reason = (f"error {e[-1]:.2e} > C·{order.param}^{order.p:g} = {order.constant * x[-1] ** order.p:.2e} at "
+                    f"{order.param} = {x[-1]:g} and not falling at the theory's rate (local exponents {qs}) [{rungs}]")
+    elif settled and too_big and p_fit >= low:
+        v.status = "fail"
+        v.reason = (f"error {e[-1]:.2e} exceeds C·{order.param}^{order.p:g} (C = {order.constant:g}) at "
+                    f"{order.param} = {x[-1]:g} by {v.bound_ratio:.2g}x")
+    else:
+        v.extendable = True
+        v.reason = (f"not yet asymptotic: local exponents {qs} have not settled (tolerance {tol.SETTLE_TOL:g}) "
+                    f"towards {order.p:g} [{rungs}]")
+    return v
+
+
+def bisect_threshold(rejected: Callable[[float], bool], lo: float = tol.DELTA_MIN, hi: float = tol.DELTA_MAX,
+                     rel: float = 0.05) -> float:
+    """The smallest δ in [lo, hi] with ``rejected(δ)``, to a relative precision ``rel``, by bisection in log δ
+    (assumes rejection is monotone in δ). ``inf`` when even ``hi`` is not rejected, ``lo`` when ``lo`` is."""
+    if not rejected(hi):
+        return float("inf")
+    if rejected(lo):
+        return lo
+    while hi / lo > 1 + rel:
+        mid = np.sqrt(lo * hi)
+        if rejected(mid):
+            hi = mid
+        else:
+            lo = mid
+    return float(hi)
+
+
+def resolving_power(rejected: Callable[[float], bool]) -> float:
+    """δ* = max over the two signs of the smallest |δ| that ``rejected(±δ)``: every perturbation of relative
+    size ≥ δ* is rejected by the check on its recorded runs."""
+    return max(bisect_threshold(lambda d: rejected(d)), bisect_threshold(lambda d: rejected(-d)))
