@@ -1,4 +1,4 @@
-"""THEORY.md §1 identities and exact derivatives hold on every registered model and on random instances."""
+"""The scale-invariance identities (docs/theory.md §1) and exact derivatives hold on every registered model and on random instances."""
 
 import functools
 

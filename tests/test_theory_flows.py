@@ -1,4 +1,4 @@
-"""The sharpness-reduction flow, its clocks, and GD+WD tracking it (THEORY.md §2-3)."""
+"""The sharpness-reduction flow, its clocks, and GD+WD tracking it (docs/theory.md §3-4)."""
 
 import functools
 

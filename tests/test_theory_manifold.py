@@ -1,4 +1,4 @@
-"""Sharpness, the limit map Φ, tangent spaces and ∇_Γ log λ₁ (THEORY.md §1)."""
+"""Sharpness, the limit map Φ, tangent spaces and ∇_Γ log λ₁ (docs/theory.md §1)."""
 
 import warnings
 

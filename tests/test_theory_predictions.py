@@ -23,7 +23,7 @@ def test_amplitude_limits():
 
 def test_phase2_duration_is_exact_for_pure_decay_and_matches_theory_limit():
     """(1-ηλ)^{2t}‖w‖² reaches the EoS norm after phase2_duration steps; for small ηλ it tends to
-    THEORY.md's (1/(2ηλ)) ln(2‖w‖²/(ηλ₁))."""
+    the quoted (1/(2ηλ)) ln(2‖w‖²/(ηλ₁))."""
     lr, wd, lam, n2 = 0.1, 1e-3, 4.0, 3.0
     t = phase2_duration(lr, wd, n2, lam)
     assert (1 - lr * wd) ** (2 * t) * n2 == pytest.approx(equilibrium_norm_sq(lr, wd, lam), rel=1e-12)

@@ -4,12 +4,13 @@ Free functions of ``(model, w, ...)`` for any object following ``toy_models.prot
 See docs/theory.md for the derivations.
 """
 
+from .eos import eos_sharpness, eos_sharpness_coefficient
 from .flows import (CANONICAL_COEF, FlowResult, gdwd_steps, gdwd_tau, naive_gdwd_steps, normalized_gd_steps, nowd_final,
                     nowd_flow_time, nowd_norm_sq, nowd_stop, s_at_steps, sharpness_reduction_flow, sqrt_gd_steps)
 from .manifold import (AssumptionViolated, ManifoldPoint, Projection, gradient_flow_limit, manifold_point,
                        project_to_manifold, riemannian_grad_log_sharpness, tangent_space)
 from .predictions import (alp_flip_step, eos_entry_step, eos_threshold, equilibrium_norm_sq, nowd_start_norm_sq,
-                          oscillation_amplitude_sq, phase2_duration)
+                          oscillation_amplitude_sq, phase2_duration, sqrt_cycle_split)
 from .sharpness import (Eigenpairs, check_hyperparameters, effective_lr, sharpness, spectral_gap, spherical_sharpness,
                         top_eigenpairs)
 
@@ -21,5 +22,6 @@ __all__ = [
     "sharpness_reduction_flow", "FlowResult", "gdwd_steps", "gdwd_tau", "naive_gdwd_steps", "nowd_norm_sq",
     "nowd_flow_time", "nowd_stop", "nowd_final", "normalized_gd_steps", "sqrt_gd_steps", "s_at_steps",
     "eos_threshold", "equilibrium_norm_sq", "oscillation_amplitude_sq", "phase2_duration", "eos_entry_step",
-    "nowd_start_norm_sq", "alp_flip_step",
+    "nowd_start_norm_sq", "alp_flip_step", "eos_sharpness", "eos_sharpness_coefficient",
+    "sqrt_cycle_split",
 ]

@@ -1,6 +1,6 @@
 """The sharpness-reduction flow on Γ and the clocks that map it to each algorithm's steps.
 
-Canonical flow (THEORY.md §2, docs/theory.md §3):   dζ/ds = -¼ ∇_Γ log λ₁(ζ),  ζ ∈ Γ ⊂ unit sphere,
+Canonical flow (docs/theory.md §3):   dζ/ds = -¼ ∇_Γ log λ₁(ζ),  ζ ∈ Γ ⊂ unit sphere,
 with s the intrinsic clock (sum of squared angular steps). Along it d log λ₁/ds = -G/4, G = ‖∇_Γ log λ₁‖².
 
 Clocks (steps as a function of s):

@@ -1,4 +1,4 @@
-"""Closed-form predictions for GD+WD on a scale-invariant loss (docs/theory.md §2; THEORY.md §2).
+"""Closed-form predictions for GD+WD on a scale-invariant loss (docs/theory.md §4).
 
 Symbols: η = ``lr``, λ = ``wd``, λ₁ = ``sharpness`` = spherical sharpness λ₁(∇²L(θ)) at θ ∈ Γ (unit norm),
 G = ‖∇_Γ log λ₁(θ)‖².
@@ -68,3 +68,20 @@ def alp_flip_step(lr: float, sharpness: float, algorithm: str) -> float:
     if algorithm.startswith("sqrt"):
         return float(lr * np.sqrt(sharpness / 2.0))
     raise ValueError(f"algorithm: expected one of ngd, ngd-sphere, sqrt, sqrt-sphere, got {algorithm!r}")
+
+
+def sqrt_cycle_split(sharpness: float, cubic: float, ratios, lr: float, tau: float) -> float:
+    """The split C of GD on √L's 2-cycle across Γ (z₊ = Cδ, z₋ = -(1 - C)δ; docs/theory.md §5b), a time τ = η²t
+    after the symmetric start C = ½, reported as max(C, 1 - C):
+
+    dC/dτ = -T/(12δ) (T = ``cubic`` = ∇³L[v₁,v₁,v₁], δ = ``alp_flip_step``) until the first normal mode
+    destabilizes the pair, at C*(1 - C*) = r*(1 - r*)/2 with r* the ratio λ_j/λ₁ (``ratios``) of largest r(1 - r):
+
+    C(τ) = min(½ + |T|τ/(12δ), C*),   C* = ½(1 + √(1 - 2r*(1 - r*))).
+    """
+    check_hyperparameters(lr)
+    r = np.asarray(ratios, dtype=np.float64)
+    r = r[(r > 0) & (r < 1)]
+    c_star = 1.0 if r.size == 0 else 0.5 * (1 + np.sqrt(1 - 2 * np.max(r * (1 - r))))
+    delta = alp_flip_step(lr, sharpness, "sqrt")
+    return float(min(0.5 + abs(cubic) * tau / (12 * delta), c_star))

@@ -1,6 +1,6 @@
 """Sharpness: top eigenpairs of ∇²L, spherical sharpness, effective learning rate, spectral gap.
 
-THEORY.md §1: spherical sharpness λ₁(∇²L(w̄)) = ‖w‖² λ₁(∇²L(w)), since ∇²L has degree -2; the effective
+docs/theory.md §1: spherical sharpness λ₁(∇²L(w̄)) = ‖w‖² λ₁(∇²L(w)), since ∇²L has degree -2; the effective
 learning rate of GD+WD's direction is η_eff = η/((1 - ηλ)‖w‖²) (η/‖w‖² without weight decay).
 Always the largest *algebraic* eigenvalues (``eigh`` ordering, or ``eigsh(which="LA")``).
 """

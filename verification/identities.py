@@ -1,4 +1,4 @@
-"""Checks of scale invariance (THEORY.md §1) and of exact derivatives, on any protocol model.
+"""Checks of scale invariance (docs/theory.md §1) and of exact derivatives, on any protocol model.
 
 Each identity maps (model, point) to (error, scale); ``scaled = error/(tol·scale)`` passes when ≤ 1.
 ``check_identities`` evaluates all of them at random points and keeps the worst point of each; a model

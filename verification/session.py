@@ -106,6 +106,11 @@ def falls(p: float, se: float) -> bool:
     return p - 2 * se > 0
 
 
+#: records of λ₁ per run for the EoS averages: the pair-averaged λ₁ breathes with the slow norm-amplitude
+#: oscillation (period 2π/√(8ηλ) steps); 400 samples over ≥ 10 periods bring its sampling error to ≈ 1% of the O(ηλ) term.
+EOS_RECORDS = 400
+
+
 def odd_stride(steps: int, records: int) -> int:
     """A record stride near steps/records that is odd, so that the records alternate between the two phases of a
     period-2 oscillation (an even stride samples one phase only, and averages over records would be biased)."""
@@ -190,6 +195,20 @@ class Session:
                 raise RuntimeError(f"GD+WD at ηλ = {eta_lambda:g}: {tr.diverged}")
             return tr
         return self.cached(("gdwd", float(eta_lambda)), make)
+
+    def eos_run(self, eta_lambda: float) -> Trajectory:
+        """The GD+WD run of ``gdwd_run`` again, without Φ, recording λ₁ at w_t and w_{t+1} about EOS_RECORDS
+        times (odd stride): pair averages of λ₁ need many samples of the slow breathing of the amplitude."""
+        def make():
+            cfg = self.config
+            wd, steps = eta_lambda / cfg.lr, int(round(cfg.tau_end / eta_lambda))
+            w0 = eos_start(self.model, self.theta0, cfg.lr, wd)
+            tr = simulate(self.model, w0, cfg.lr, steps, wd=wd, every=odd_stride(steps, EOS_RECORDS), quiet=self.quiet,
+                          label=f"{self.name} GD+WD ηλ={eta_lambda:g} (λ₁ pairs)")
+            if tr.diverged:
+                raise RuntimeError(f"GD+WD at ηλ = {eta_lambda:g}: {tr.diverged}")
+            return tr
+        return self.cached(("eos", float(eta_lambda)), make)
 
     def ladder_runs(self) -> list[Trajectory]:
         """The GD+WD runs of the configured ladder (``gdwd_run`` for each ηλ)."""

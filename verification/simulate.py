@@ -204,7 +204,7 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
 def eos_start(model, theta0, lr: float, wd: float, kick="amplitude", rng: np.random.Generator | None = None):
     """w₀ at the EoS norm ‖w₀‖² = ηλ₁(θ₀)/(2(1 - ηλ)) above θ₀ ∈ Γ, kicked along v₁ by ``kick``: the predicted
     amplitude a = √((ηλ/2)·4/(4+G)) ("amplitude"), or a number. Without a kick an exactly aligned state never
-    starts oscillating (THEORY.md §3); a random kick direction needs ``rng``."""
+    starts oscillating (docs/theory.md §4); a random kick direction needs ``rng``."""
     mp = manifold_point(model, theta0)
     a = np.sqrt(oscillation_amplitude_sq(lr, wd, mp.G)) if kick == "amplitude" else float(kick)
     direction = mp.v1 if rng is None else rng.standard_normal(model.dim)

@@ -55,6 +55,10 @@ ALP_C = 10.0
 #: GD without WD: tracking error and rest-point error in units of ε (the only small parameter: the flip lives
 #: for O(1/ε) steps and reaches A ≈ u₀ ≈ ε, docs/theory.md §5).
 NOWD_C = 10.0
+#: sqrt-loss-gd: the split C of GD on √L's 2-cycle vs its prediction (docs/theory.md §5b), absolute, on the second
+#: half of the smallest-η run. Both are leading order in δ = η√(λ₁/2) ≤ 0.003 on the default ladders; the measured
+#: C also carries the O(δ) offsets of Φ's second-order terms in ‖w̄ - Φ‖ (≈ δ·|T|/λ₁ ≤ 0.01). Measured: 3e-4.
+SPLIT_ATOL = 0.01
 #: naive-flow-rejected: the naive clock's error must be at least this multiple of the flow's.
 NAIVE_RATIO = 5.0
 #: the naive control has no power where G < this everywhere on the path (the clocks then differ by less than
@@ -65,6 +69,15 @@ NAIVE_MIN_G = 0.1
 #: bound in units of ηλ on the deviation of η⟨λ₁⟩ (measured 0.3-6.6·ηλ on the registered models; a wrong leading
 #: term, e.g. +0.01, exceeds 20·ηλ at ηλ = 1e-4 already).
 EOS_C = 20.0
+#: eos-equilibrium: η⟨λ₁⟩ vs 2 + c(θ)ηλ (c derived, docs/theory.md §4b): what is left is O((ηλ)^{3/2}) -- the a³
+#: terms of the expansion, and the sampling error of a pair average over the amplitude's slow breathing. The
+#: constant K of |deviation| ≤ K·(ηλ)^{3/2} measured on the default models with 1500 records: ≤ 3.5. A wrong c by
+#: a fraction δ is rejected once δ|c|·ηλ > EOS2_C·(ηλ)^{3/2}, i.e. δ* ≈ 5·√(ηλ)/|c| (≈ 1% at ηλ = 1e-5).
+EOS2_C = 5.0
+#: ... on the rungs whose run spans at least this many periods 2π/√(8ηλ) of the amplitude's breathing (the
+#: norm-amplitude oscillation dA/dt = 4uA, du/dt = 2ηλ - 4(1 + G/4)A about its equilibrium has ω² = 8ηλ): a
+#: mean over N periods of a sinusoid leaves ≤ 1/(πN) of its amplitude, ≤ 3% for N ≥ 10.
+EOS_MIN_PERIODS = 10.0
 #: eos-equilibrium: ⟨‖w̄ - Φ‖²⟩ vs (ηλ/2)·4/(4+G) at the smallest ηλ: window averages of a² "breathe" with the
 #: slow norm-amplitude oscillation; 10% relative.
 AMPLITUDE_RTOL = 0.1

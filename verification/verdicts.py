@@ -11,8 +11,10 @@ which tend to p in the asymptotic regime and to 0 when a prediction is wrong by 
 * **pass**: the last two local exponents agree within ``SETTLE_TOL`` (the asymptotic regime is reached), the
   order fitted on the last three rungs is ≥ p − ``ORDER_MARGIN``, and e ≤ C·x^p on those rungs;
 * **fail**: the last *three* local exponents agree within SETTLE_TOL at an order below p − ORDER_MARGIN and
-  are not rising (a floor: the error does not vanish), or e > C·x^p at the smallest rung while the last local
-  exponent is below p − ORDER_MARGIN, or settled at the right order with e > C·x^p;
+  are not rising (a floor: the error does not vanish); or two consecutive local exponents had settled at
+  ≥ p − ORDER_MARGIN on larger rungs and the last one is below it (an asymptotic regime, once entered, is not
+  left: the error has turned into a floor); or e > C·x^p at the smallest rung while the last local exponent is
+  below p − ORDER_MARGIN; or settled at the right order with e > C·x^p;
 * **inconclusive**: anything else (not yet asymptotic, rising towards p, fewer than three resolvable
   rungs, all errors at the numerical floor) -- with the reason and the rungs; the check may then add rungs.
 
@@ -123,6 +125,10 @@ def judge(x, e, order: Order) -> LadderVerdict:
     settled_low = len(q) >= 3 and np.ptp(q[-3:]) <= tol.SETTLE_TOL and p_fit < low
     rising = q[-1] > q[-2] + tol.RISING_TOL
     too_big = v.bound_ratio > 1
+    # an asymptotic regime, once entered, is not left: two consecutive local exponents settled at ≥ p - margin
+    # on larger rungs, then a last one below it, is an error turning into a floor
+    was_asymptotic = any(abs(q[i] - q[i - 1]) <= tol.SETTLE_TOL and min(q[i], q[i - 1]) >= low
+                         for i in range(1, len(q) - 1))
     if settled and p_fit >= low and not too_big:
         v.status = "pass"
         v.reason = (f"asymptotic (local exponents {qs}): error ∝ {order.param}^{p_fit:.2f} ± {se:.2f} on the last "
@@ -132,6 +138,10 @@ def judge(x, e, order: Order) -> LadderVerdict:
         v.status = "fail"
         v.reason = (f"the error settles at order {p_fit:.2f} ± {se:.2f} < {low:g} (expected {order.p:g} - margin "
                     f"{order.margin:g}; local exponents {qs}): it does not vanish at the theory's rate [{rungs}]")
+    elif was_asymptotic and q[-1] < low:
+        v.status = "fail"
+        v.reason = (f"the error was asymptotic at order ≈ {order.p:g} on the larger rungs and then stopped falling "
+                    f"(local exponents {qs}): a floor the theory does not have [{rungs}]")
     elif too_big and q[-1] < low:
         v.status = "fail"
         v.reason = (f"error {e[-1]:.2e} > C·{order.param}^{order.p:g} = {order.constant * x[-1] ** order.p:.2e} at "

@@ -3,16 +3,16 @@
 Exact local model: L(w) = ½ λ₁ w₂²/‖w‖² = ½ λ₁ sin²φ on R² (scale-invariant, Γ = {φ = 0}, top eigenvalue
 λ₁ on the unit circle), w = r(cos φ, sin φ), one step w' = (1 - ηλ) w - η∇L(w), with u = ηλ.
 
-1. The symmetric flip φ' = -φ holds exactly iff r² = ηλ₁ cos 2φ / (2(1 - u))  (→ THEORY's ηλ₁/(2(1 - ηλ))).
+1. The symmetric flip φ' = -φ holds exactly iff r² = ηλ₁ cos 2φ / (2(1 - u))  (→ the quoted ηλ₁/(2(1 - ηλ))).
 2. At that radius the norm recursion is exactly r'²/r² = (1 - u)²/cos²2φ, so log r'²/r² = -2u + 4φ² + ….
 3. A fixed norm (λ₁ constant) needs tan²2φ = u(2 - u)/(1 - u)²: a² = φ² = u/2 + O(u²).
 4. Along the sharpness-reduction flow the norm must follow λ₁: d log r²/dt = d log λ₁/dt = -(G/4) ds/dt, with
    s per step = (2φ)². Solving -2u + 4φ² = -Gφ² at leading order: a² = (u/2)·4/(4 + G).
 5. Hence ds/dτ = 8/(4 + G) (τ = ut), which equals 2/(1 - d log λ₁/ds): the clock 2τ = s + log(λ₁(0)/λ₁(s)),
    and dθ/dτ = -¼∇_Γ log λ₁ · ds/dτ = -2∇_Γ log λ₁/(4 + G) -- the naive -½∇_Γ log λ₁ is off by (1 + G/4).
-6. Refinement (not in THEORY.md): at the iterate itself λ₁(∇²L(w)) = λ₁ cos²φ/r², so at the flip radius
-   η λ₁(∇²L(w_t)) = 2(1 - u)/(1 - tan²φ) = 2(1 - u(2 + G)/(4 + G)) + O(u²): equal to THEORY's 2(1 - ηλ) only
-   up to relative O(ηλ), as THEORY states.
+6. Refinement: at the iterate itself λ₁(∇²L(w)) = λ₁ cos²φ/r², so at the flip radius
+   η λ₁(∇²L(w_t)) = 2(1 - u)/(1 - tan²φ) = 2 - u + O(u²) on this model (tan²φ = a², G = 0): equal to the quoted
+   2(1 - ηλ) only up to relative O(ηλ). The model-dependent O(ηλ) term in general: docs/theory.md §4b.
 """
 
 from __future__ import annotations

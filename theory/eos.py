@@ -1,0 +1,62 @@
+"""The sharpness at the edge of stability to first order in ηλ (docs/theory.md §4b).
+
+GD+WD at EoS oscillates across Γ: the pair average of η λ₁(∇²L(w_t)) over t, t+1 is
+
+.. math:: η⟨λ_1⟩ = 2 + c(θ)\\,ηλ + O((ηλ)^{3/2}),
+
+.. math:: c = -1 + \\frac{⟨∇_Γ G, ∇_Γ \\log λ_1⟩}{(4+G)^2} - \\frac{G}{4+G}
+          + \\frac{4}{(4+G)\\,λ_1}\\Big[\\frac{∇^4L[v_1^4]}{3} + \\sum_{j≠1}\\frac{(∇^3L[v_1,v_1,u_j])^2}{λ_1-λ_j}\\Big],
+
+all at θ ∈ Γ (unit norm), (λ_j, u_j) the eigenpairs of ∇²L(θ) (the sum includes the zero eigenvalues of the
+radial and tangent directions: 4λ₁ + Gλ₁ of it). Derivation: the exact identity H̄_t d_t = (1 - ηλ)d_t - d_{t+1}
+of GD+WD in v = w/√η (d_t = v_t - v_{t+1}, H̄_t the Hessian averaged on the segment) gives the segment
+average along the flip; the centre's drift along Γ and its radial shrinking per step, and the slow change of
+the amplitude, all predicted by the leading order, fix d_t·d_{t+1}; the endpoint eigenvalues differ from the
+segment average by a²(∇⁴L[v₁⁴]/3 + the second-order eigenvalue sum). On L = ½λ₁ sin²φ it gives c = -1, the
+exact result of theory/symbolic/eos_period_two.py. The often-quoted threshold 2(1 - ηλ) (c = -2) is off at O(ηλ)
+in general: c = -4.4, -1.6 and +3.9 on the default models, each confirmed by simulation to ≈ 1% of c.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .manifold import manifold_point, newton_polish
+from .sharpness import check_hyperparameters
+
+#: relative step of the central differences: ∇⁴L[v₁⁴] from the exact third derivative (truncation ~h², round-off
+#: ~ε/h: 1e-8 and 1e-12 relative) and ⟨∇_Γ G, ∇_Γ log λ₁⟩ from G at two retracted points (the same orders)
+FD_REL_STEP = 1e-4
+
+
+def fourth_along(model, theta: np.ndarray, v: np.ndarray, h: float = FD_REL_STEP) -> float:
+    """∇⁴L(θ)[v, v, v, v] by a central difference of the exact ∇³L(·)[v, v]·v along v."""
+    return float((model.third(theta + h * v, v, v) - model.third(theta - h * v, v, v)) @ v / (2 * h))
+
+
+def eos_sharpness_coefficient(model, theta, h: float = FD_REL_STEP) -> float:
+    """c(θ) of η⟨λ₁(∇²L(w_t))⟩ = 2 + c·ηλ (module docstring), from the exact Hessian and third derivative at θ
+    and central differences for ∇⁴L[v₁⁴] and ⟨∇_Γ G, ∇_Γ log λ₁⟩. Dense: one eigendecomposition of ∇²L(θ)."""
+    mp = manifold_point(model, theta)
+    lam, v1, G = mp.lam1, mp.v1, mp.G
+    vals, vecs = np.linalg.eigh(model.hess(mp.theta))
+    t11 = vecs[:, :-1].T @ model.third(mp.theta, v1, v1)
+    second_order = float(np.sum(t11**2 / (lam - vals[:-1])))
+    quartic = fourth_along(model, mp.theta, v1, h)
+    g = mp.grad_log
+    if G > 0:
+        step = h / np.sqrt(G)
+        g_plus = manifold_point(model, newton_polish(model, mp.theta + step * g)).G
+        g_minus = manifold_point(model, newton_polish(model, mp.theta - step * g)).G
+        dG = (g_plus - g_minus) / (2 * step)  # ⟨∇_Γ G, ∇_Γ log λ₁⟩
+    else:
+        dG = 0.0
+    return float(-1.0 + dG / (4 + G) ** 2 - G / (4 + G) + 4.0 / ((4 + G) * lam) * (quartic / 3 + second_order))
+
+
+def eos_sharpness(model, theta, lr: float, wd: float, coefficient: float | None = None) -> float:
+    """The predicted pair average ⟨λ₁(∇²L(w_t))⟩ at EoS above θ ∈ Γ: (2 + c(θ)·ηλ)/η, with c =
+    ``coefficient`` when given (already computed at θ) or ``eos_sharpness_coefficient(model, θ)``."""
+    check_hyperparameters(lr, wd)
+    c = eos_sharpness_coefficient(model, theta) if coefficient is None else coefficient
+    return (2.0 + c * lr * wd) / lr
