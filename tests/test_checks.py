@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from broken_models import NaNInside, NotScaleInvariant, degenerate_top
-from theory import naive_gdwd_steps, normalized_gd_steps, nowd_stop, phase2_duration
+from theory import eos_sharpness, naive_gdwd_steps, normalized_gd_steps, nowd_stop, phase2_duration
 from toy_models import make_model
 from verification.checks import (CHECKS, check_eos_entry, check_eos_equilibrium, check_flow_tracking,
                                  check_naive_flow_rejected, check_normalized_gd, check_nowd_clock, check_scale_collapse,
@@ -33,9 +33,12 @@ def test_each_check_passes_on_sphere_circle_in_quick_mode(circle, name):
 
 WRONG = {
     "flow-tracking (naive clock)": lambda s: check_flow_tracking(s, clock=naive_gdwd_steps),
-    "eos-equilibrium (2(1-ηλ) + 0.01)": lambda s: check_eos_equilibrium(s, lambda lr, wd: (2 * (1 - lr * wd) + 0.01) / lr),
-    "eos-equilibrium (+2e-3: 0.1% of the leading term)": lambda s: check_eos_equilibrium(
-        s, lambda lr, wd: (2 * (1 - lr * wd) + 2e-3) / lr),
+    "eos-equilibrium (η⟨λ₁⟩ + 0.01)": lambda s: check_eos_equilibrium(
+        s, lambda m, th, lr, wd, coefficient=None: eos_sharpness(m, th, lr, wd, coefficient) + 0.01 / lr),
+    "eos-equilibrium (η⟨λ₁⟩ + 2e-4: 0.01% of the leading term)": lambda s: check_eos_equilibrium(
+        s, lambda m, th, lr, wd, coefficient=None: eos_sharpness(m, th, lr, wd, coefficient) + 2e-4 / lr),
+    "eos-equilibrium (the quoted 2(1 - ηλ))": lambda s: check_eos_equilibrium(
+        s, lambda m, th, lr, wd, coefficient=None: 2 * (1 - lr * wd) / lr),
     "eos-entry (twice the duration)": lambda s: check_eos_entry(s, lambda *a: 2 * phase2_duration(*a)),
     "eos-entry (off by 2 steps)": lambda s: check_eos_entry(s, lambda *a: phase2_duration(*a) + 2),
     "scale-collapse (start not rescaled)": lambda s: check_scale_collapse(s, rescale=lambda c: 1.0),

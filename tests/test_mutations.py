@@ -68,7 +68,10 @@ CASES = [
     *_cases("normalized-GD clock", "normalized_gd_steps", lambda f: scaled(theory.normalized_gd_steps, f), "normalized-gd"),
     *_cases("sqrt-GD clock", "sqrt_gd_steps", lambda f: scaled(theory.sqrt_gd_steps, f), "sqrt-loss-gd"),
     *_cases("no-WD clock", "nowd_flow_time", lambda f: scaled(theory.nowd_flow_time, f), "no-wd-clock"),
-    *_cases("EoS threshold", "eos_threshold", lambda f: scaled(theory.eos_threshold, f), "eos-equilibrium"),
+    *_cases("EoS sharpness", "eos_sharpness", lambda f: scaled(theory.eos_sharpness, f), "eos-equilibrium"),
+    *_cases("EoS sharpness O(ηλ) coefficient", "eos_sharpness_coefficient",
+            lambda f: scaled(theory.eos_sharpness_coefficient, f), "eos-equilibrium"),
+    *_cases("EoS threshold (entry)", "eos_threshold", lambda f: scaled(theory.eos_threshold, f), "eos-entry"),
     *_cases("equilibrium norm", "equilibrium_norm_sq", lambda f: scaled(theory.equilibrium_norm_sq, f), "eos-equilibrium"),
     *_cases("phase-2 duration", "phase2_duration", lambda f: scaled(theory.phase2_duration, f), "eos-entry"),
 ]
@@ -127,13 +130,13 @@ def test_the_naive_control_without_power_is_inconclusive():
     assert res.status == "inconclusive" and "no power" in res.message
 
 
-def test_the_o_eta_lambda_term_of_the_threshold_is_not_resolved(session, monkeypatch):
-    """2, 2(1 - ηλ) and 2(1 + ηλ) differ by O(ηλ), inside the undetermined O(ηλ) constant: eos-equilibrium
-    passes all three and says so (δ* = inf for that term). Documented so nobody reads more into the check."""
-    for wrong in (lambda lr, wd: 2 / lr, lambda lr, wd: 2 * (1 + lr * wd) / lr):
-        monkeypatch.setattr(theory, "eos_threshold", wrong)
-        res = checks.check_eos_equilibrium(session)
-        assert res.status == "pass" and res.resolving_power["threshold, O(ηλ) term"] == np.inf
+@pytest.mark.parametrize("c, label", [(0.0, "the threshold 2"), (2.0, "2(1 + ηλ)"), (-2.0, "the quoted 2(1 - ηλ)")])
+def test_the_o_eta_lambda_term_of_the_threshold_is_resolved(session, monkeypatch, c, label):
+    """η⟨λ₁⟩ = 2 + c·ηλ with c derived (docs/theory.md §4b): the constant c of 2, 2(1 + ηλ) and 2(1 - ηλ) are all
+    rejected (sphere_circle's c at θ₀ is about -4.4)."""
+    monkeypatch.setattr(theory, "eos_sharpness_coefficient", lambda model, theta: c)
+    res = checks.check_eos_equilibrium(session)
+    assert res.status == "fail", (label, res.message)
 
 
 def test_resolving_power_is_reported(base):

@@ -52,3 +52,40 @@ def test_threshold_bracket_for_gd_near_gamma(factor, stable):
         w = w - lr * model.grad(w)
         peak = max(peak, abs(w @ v1) / np.linalg.norm(w) / 1e-6)
     assert (peak <= 1.0) if stable else (peak > 1e3)
+
+
+def test_eos_sharpness_coefficient_is_minus_one_on_the_one_dimensional_model():
+    """On L = ½ sin²ψ (sphere_circle with ρ = 0: G = 0, ∇⁴L[v₁⁴] = -12λ₁, Σ = 4λ₁) the O(ηλ) coefficient of
+    η⟨λ₁⟩ is c = -1, the exact period-2 result 2(1 - u)(1 + tan²φ) = 2 - u + O(u²) of the sympy derivation."""
+    from theory import eos_sharpness, eos_sharpness_coefficient
+    from theory.eos import fourth_along
+    from toy_models import make_model
+
+    m = make_model("sphere_circle", ratio=0.0)
+    theta = np.array([np.cos(0.4), np.sin(0.4), 0.0])
+    assert fourth_along(m, theta, np.array([0.0, 0.0, 1.0])) == pytest.approx(-12.0, rel=1e-7)
+    assert eos_sharpness_coefficient(m, theta) == pytest.approx(-1.0, abs=1e-7)
+    assert eos_sharpness(m, theta, 0.1, 1e-3) == pytest.approx((2 - 1e-4) / 0.1, rel=1e-12)
+
+
+def test_eos_sharpness_coefficient_differs_from_the_quoted_threshold_on_a_curved_manifold():
+    """Where λ₁ varies along Γ (G > 0) c is not the -2 of 2(1 - ηλ): the companion of the test above."""
+    from theory import eos_sharpness_coefficient
+    from toy_models import make_model
+
+    c = eos_sharpness_coefficient(make_model("sphere_circle"), np.array([np.cos(0.4), np.sin(0.4), 0.0]))
+    assert abs(c + 2) > 1 and abs(c + 1) > 1
+
+
+def test_sqrt_cycle_split_limits():
+    """C(0) = ½; C = ½ forever when T = 0; the plateau C* solves C(1 - C) = r(1 - r)/2 for the mode of largest
+    r(1 - r); before it the drift is linear, |T|τ/(12δ)."""
+    from theory import alp_flip_step, sqrt_cycle_split
+
+    lam, lr = 2.0, 0.01
+    assert sqrt_cycle_split(lam, -3.0, [0.2, 0.7], lr, 0.0) == 0.5
+    assert sqrt_cycle_split(lam, 0.0, [0.2, 0.7], lr, 10.0) == 0.5
+    c = sqrt_cycle_split(lam, -3.0, [0.2, 0.45], lr, 10.0)
+    assert c * (1 - c) == pytest.approx(0.45 * 0.55 / 2, rel=1e-12) and c > 0.5
+    tau = 1e-4
+    assert sqrt_cycle_split(lam, 3.0, [0.45], lr, tau) == pytest.approx(0.5 + 3 * tau / (12 * alp_flip_step(lr, lam, "sqrt")))
