@@ -286,7 +286,7 @@ def _cmd_verify(args) -> int:
     from .check_figures import plot_check
     from .checks import CHECKS
     from .report import STATUS_MARK, Report, count_text
-    from .verify import DEFAULT_MODELS, dedupe, plan_jobs, run_all, validate
+    from .verify import DEFAULT_MODELS, dedupe, load_model, plan_jobs, run_all, validate
 
     out, lock, prev = _claim_out(args) if args.resume else (None, None, None)
     notes = []
@@ -301,6 +301,8 @@ def _cmd_verify(args) -> int:
                 notes.append(f"{what}: repeated {', '.join(sorted(set(dups)))} ignored (each runs once)")
         try:
             validate(registered, checks)
+            for spec in user:
+                load_model(spec)  # a spec without ':' is an error here, not a registered name
         except ValueError as exc:
             raise UsageError(f"srflow: {exc}")
         models, seed = registered + user, 0 if args.seed is None else args.seed
