@@ -283,12 +283,22 @@ class _Status:
 
 
 def _cmd_verify(args) -> int:
+    held = []  # the lock on --out, once taken; released however the run ends
+    try:
+        return _verify(args, held)
+    finally:
+        for lock in held:
+            lock.release()
+
+
+def _verify(args, held: list) -> int:
     from .check_figures import plot_check
     from .checks import CHECKS
     from .report import STATUS_MARK, Report, count_text
     from .verify import DEFAULT_MODELS, dedupe, load_model, plan_jobs, run_all, validate
 
     out, lock, prev = _claim_out(args) if args.resume else (None, None, None)
+    held.append(lock) if lock else None
     notes = []
     if prev is not None:
         config, models, checks, seed, mode, short = _settings_of(prev, args)
@@ -316,6 +326,7 @@ def _cmd_verify(args) -> int:
     if prev is None:
         _check_budget(built, checks, config, args)
         out, lock, _ = _claim_out(args)
+        held.append(lock)
     for note in notes:
         print(f"srflow: note: {note}", file=sys.stderr)
     planned = [(labels[spec], c) for spec in models for c in checks]
@@ -348,7 +359,6 @@ def _cmd_verify(args) -> int:
     except KeyboardInterrupt:
         status.clear()
         report.finish(time.perf_counter() - start, interrupted=True)
-        lock.release()
         print(f"\nsrflow: interrupted; the {len(report.results)} finished result(s) are in {out}; "
               f"{len(report.not_run())} check(s) did not run (resume: srflow verify --resume --out {out})",
               file=sys.stderr)
@@ -356,7 +366,6 @@ def _cmd_verify(args) -> int:
     finally:
         signal.signal(signal.SIGTERM, old_term)
     report.finish(time.perf_counter() - start)
-    lock.release()
     c = report.counts()
     print(f"\n{count_text(c)} in {time.perf_counter() - start:.0f} s; report: {out / 'report.md'}")
     return 3 if c["error"] else 1 if c["fail"] else 0

@@ -67,6 +67,9 @@ LR_RANGE = (1e-6, 1e6)
 WARN_STEPS, WARN_SECONDS = 2e7, 1800.0
 #: above either, it refuses to start without --yes (the default run is ~1e5 steps per model and ~90 s)
 HARD_STEPS, HARD_SECONDS = 2e8, 6 * 3600.0
+#: a simulation step costs this many gradient evaluations (the update, norms and clock; measured 2.7-3.0 with
+#: 5000-step runs on sphere_circle, mf and bn_linear)
+STEP_COST_IN_GRADS = 3.0
 
 
 class ModelLoadError(ValueError):
@@ -239,7 +242,7 @@ def _seconds_per_call(fn, repeat: int = 5) -> float:
 
 def estimate_cost(models: dict, checks: list[str], config: VerifyConfig, workers: int) -> Cost:
     """Steps of the simulations each model's checks need, and their time from a timing of one gradient and one
-    Hessian eigendecomposition per model: steps·t(∇L) + records·25·t(eigh ∇²L) (a record costs ~3 eigh and a
+    Hessian eigendecomposition per model: steps·STEP_COST_IN_GRADS·t(∇L) + records·25·t(eigh ∇²L) (a record costs ~3 eigh and a
     projection onto Γ). A rough figure (the projection and no-wd runs are not modelled), meant to catch runs
     that are orders of magnitude too long before they start."""
     cost, ladder = Cost(), ladder_steps(config)
@@ -269,7 +272,7 @@ def estimate_cost(models: dict, checks: list[str], config: VerifyConfig, workers
             a = rng.standard_normal((200, 200))
             t_eig = _seconds_per_call(lambda: np.linalg.eigvalsh(a + a.T), repeat=2) * (model.dim / 200) ** 3
             t_eig += _seconds_per_call(lambda: model.hess(w), repeat=1)
-        seconds += steps * t_grad + records * 25 * t_eig
+        seconds += steps * STEP_COST_IN_GRADS * t_grad + records * 25 * t_eig
     cost.seconds = seconds / max(1, min(workers, 2 * len(models)))
     return cost
 
@@ -380,7 +383,7 @@ def plan_jobs(models: list[str], labels: dict, checks: list[str], done: set = fr
 
 def _job_target(payload, send) -> None:
     job, config, seed, quiet, short = payload
-    run_job(job.spec, job.index, job.checks, config, seed, quiet, lambda r: send(("result", r)), skip=job.skip,
+    run_job(job.spec, job.index, job.checks, config, seed, quiet, emit=lambda r: send(("result", r)), skip=job.skip,
             short_ladder=short, on_start=lambda name: send(("start", name)))
 
 
