@@ -77,7 +77,7 @@ def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol
     True
     """
     theta0 = as_vector(theta0, "theta0", model.dim)
-    positive_real(s_end, "s_end", "a positive, finite flow time")
+    positive_real(s_end, "s_end", "a positive flow time (finite)")
     n_out = positive_int(n_out, "n_out", 2)
     positive_real(rtol, "rtol")
     positive_real(atol, "atol")
