@@ -463,3 +463,80 @@ def test_a_vector_of_huge_entries_has_a_direction():
     m, _ = _circle()
     w = np.array([1.0, 2.0, 0.5])
     assert np.allclose(project_to_manifold(m, 1e300 * w).theta, project_to_manifold(m, w).theta, atol=1e-12)
+
+
+DOUBLE_CTRL_C = textwrap.dedent('''
+    import os, signal, sys, time
+    from verification.procpool import run_jobs
+
+    def stubborn(job, send):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a worker that does not stop on SIGTERM
+        send(("started", os.getpid()))
+        time.sleep(60)
+
+    def on_message(i, msg):
+        print(msg[1], flush=True)
+
+    try:
+        run_jobs([0, 1], stubborn, 2, on_message, lambda i, code: None)
+    except KeyboardInterrupt:
+        print("cleaned up", flush=True)
+        sys.exit(130)
+''')
+
+
+@linux_only
+def test_a_second_ctrl_c_during_cleanup_exits_at_once_and_kills_the_workers(tmp_path):
+    """First Ctrl-C: the pool terminates its workers and waits up to TERMINATE_GRACE for them; a second Ctrl-C
+    meanwhile kills them and exits 130 at once (no hang on a stubborn worker)."""
+    from verification.procpool import TERMINATE_GRACE
+
+    script = tmp_path / "double.py"
+    script.write_text(DOUBLE_CTRL_C)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        workers = [int(proc.stdout.readline()) for _ in range(2)]
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.3)
+        start = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=10)
+        elapsed = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and elapsed < TERMINATE_GRACE / 2, elapsed
+    assert "cleaned up" not in proc.stdout.read()  # it did not wait for the cleanup to finish
+    _wait_for(lambda: not _live_in_group(proc.pid), 10, f"workers {workers} to die")
+
+
+@linux_only
+def test_progress_is_visible_on_a_terminal_with_two_workers(tmp_path):
+    """stderr on a pseudo-terminal, 2 workers: the status line names the running model · check."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "verification", "verify", "--quick", "--workers", "2", "--models",
+                             "sphere_circle", "--checks", "eos-equilibrium", "no-wd-clock", "--out",
+                             str(tmp_path / "tty")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    seen = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the pty closes when the process ends
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        proc.wait(timeout=300)
+        os.close(master)
+    text = seen.decode(errors="replace")
+    assert proc.returncode == 0
+    assert "running: sphere_circle · eos-equilibrium" in text and "sphere_circle · no-wd-clock" in text
