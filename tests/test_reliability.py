@@ -540,3 +540,27 @@ def test_progress_is_visible_on_a_terminal_with_two_workers(tmp_path):
     text = seen.decode(errors="replace")
     assert proc.returncode == 0
     assert "running: sphere_circle · eos-equilibrium" in text and "sphere_circle · no-wd-clock" in text
+
+
+def test_an_inconclusive_verdict_is_not_a_failure(tmp_path, monkeypatch):
+    """A check returning "inconclusive" (the lead's verdict for e.g. dim Γ = 0): exit 0, counted and shown."""
+    from verification.cli import exit_status
+
+    def undecided(session):
+        return CheckResult("scale-collapse", session.name, "inconclusive", None, None, None, float("nan"),
+                           "inconclusive: cannot decide here")
+
+    monkeypatch.setitem(checks.CHECKS, "scale-collapse", undecided)
+    out = tmp_path / "inc"
+    code = main(["verify", *FAST, "--models", "sphere_circle", "--checks", "identities", "scale-collapse",
+                 "--out", str(out)])
+    rep = _report(out)
+    assert code == 0 and rep["counts"]["inconclusive"] == 1 and rep["complete"]
+    assert "inconclusive: cannot decide here" in (out / "report.md").read_text()
+
+    def res(status):
+        return CheckResult("c", "m", status, None, None, None, 0.0)
+
+    assert exit_status([res("pass"), res("inconclusive"), res("assumption-violated")]) == 0
+    assert exit_status([res("pass"), res("fail"), res("inconclusive")]) == 1
+    assert exit_status([res("fail"), res("error")]) == 3

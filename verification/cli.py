@@ -362,13 +362,23 @@ def _verify(args, held: list) -> int:
         print(f"\nsrflow: interrupted; the {len(report.results)} finished result(s) are in {out}; "
               f"{len(report.not_run())} check(s) did not run (resume: srflow verify --resume --out {out})",
               file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, old_term)
     report.finish(time.perf_counter() - start)
     c = report.counts()
     print(f"\n{count_text(c)} in {time.perf_counter() - start:.0f} s; report: {out / 'report.md'}")
-    return 3 if c["error"] else 1 if c["fail"] else 0
+    return exit_status(report.results)
+
+
+def exit_status(results) -> int:
+    """EXIT_INTERNAL if a result is an error, else EXIT_FAILED if one is not a non-failing verdict (pass,
+    inconclusive, assumption-violated), else EXIT_OK."""
+    from .verify import NOT_FAILING
+
+    if any(r.status == "error" for r in results):
+        return EXIT_INTERNAL
+    return EXIT_FAILED if any(r.status not in NOT_FAILING for r in results) else EXIT_OK
 
 
 def _raise_interrupt(signum, frame):
