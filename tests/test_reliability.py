@@ -298,6 +298,7 @@ def test_a_short_ladder_with_the_override_gives_inconclusive_verdicts_and_exit_0
     assert by["flow-tracking"]["status"] == "inconclusive" and "0.10 decades" in by["flow-tracking"]["message"]
     assert by["scale-collapse"]["status"] == "pass"  # uses one rung only: unaffected
     assert rep["counts"]["inconclusive"] == 1 and "0.10 decades" in " ".join(rep["notes"])
+    assert "0.10 decades" in rep["short_ladder"]  # stored, so that --resume marks its verdicts the same way
 
 
 def test_mark_inconclusive_turns_a_fail_too_and_leaves_other_checks_alone():
@@ -564,3 +565,11 @@ def test_an_inconclusive_verdict_is_not_a_failure(tmp_path, monkeypatch):
     assert exit_status([res("pass"), res("inconclusive"), res("assumption-violated")]) == 0
     assert exit_status([res("pass"), res("fail"), res("inconclusive")]) == 1
     assert exit_status([res("fail"), res("error")]) == 3
+
+
+def test_two_models_with_one_name_are_refused(tmp_path):
+    path = tmp_path / "same_name.py"
+    path.write_text(BROKEN)
+    with pytest.raises(SystemExit, match="two models are named sphere_circle") as exc:
+        main(["verify", *FAST, "--models", "sphere_circle", "--model", f"{path}:no_rng", "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2

@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 import traceback
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -295,14 +296,16 @@ def _verify(args, held: list) -> int:
     from .check_figures import plot_check
     from .checks import CHECKS
     from .report import STATUS_MARK, Report, count_text
-    from .verify import DEFAULT_MODELS, dedupe, load_model, plan_jobs, run_all, validate
+    from .verify import DEFAULT_MODELS, LADDER_CHECKS, dedupe, load_model, plan_jobs, run_all, validate
 
     out, lock, prev = _claim_out(args) if args.resume else (None, None, None)
-    held.append(lock) if lock else None
-    notes = []
+    if lock is not None:
+        held.append(lock)
     if prev is not None:
         config, models, checks, seed, mode, short = _settings_of(prev, args)
+        notes = list(prev.get("notes", []))
     else:
+        notes = []
         registered, dup_models = dedupe(list(args.models or ([] if args.model else DEFAULT_MODELS)))
         user, dup_user = dedupe(list(args.model or []))
         checks, dup_checks = dedupe(list(args.checks or CHECKS))
@@ -318,11 +321,15 @@ def _verify(args, held: list) -> int:
         models, seed = registered + user, 0 if args.seed is None else args.seed
         config, short = _config(args)
         mode = "quick" if args.quick else "default"
-    if short:
-        notes.append(f"{short}: the verdicts of {', '.join(('eos-equilibrium', 'flow-tracking', 'naive-flow-rejected'))}"
-                     " are inconclusive (--allow-short-ladder)")
+        if short:
+            notes.append(f"{short}: the verdicts of {', '.join(LADDER_CHECKS)} are inconclusive "
+                         "(--allow-short-ladder)")
     built = _models_up_front(models, seed)
     labels = {spec: model_name(m) for spec, m in built.items()}
+    same = [name for name, n in Counter(labels.values()).items() if n > 1]
+    if same:
+        raise UsageError(f"srflow: --models/--model: two models are named {', '.join(same)}; their results would be "
+                         "indistinguishable (give one a different `name`)")
     if prev is None:
         _check_budget(built, checks, config, args)
         out, lock, _ = _claim_out(args)
@@ -331,8 +338,8 @@ def _verify(args, held: list) -> int:
         print(f"srflow: note: {note}", file=sys.stderr)
     planned = [(labels[spec], c) for spec in models for c in checks]
     done = {(c["model"], c["name"]) for c in (prev or {}).get("checks", []) if c.get("status") != "error"}
-    report = Report(out, config, seed, models, checks, mode, planned=planned, previous=prev, notes=notes)
-    report.meta["short_ladder"] = short
+    report = Report(out, config, seed, models, checks, mode, planned=planned, previous=prev, notes=notes,
+                    extra={"short_ladder": short})
     jobs = plan_jobs(models, labels, checks, done)
     total = len(planned)
     verb = f"resuming ({len(report.results)} of {total} done)" if prev is not None else f"{total} check(s)"
@@ -349,7 +356,7 @@ def _verify(args, held: list) -> int:
         status.done(res.model, res.name)
         figure = plot_check(res, out / "figures")
         report.add(res, figure)
-        print(f"[{len(report.results):>2}/{total}] {res.model:<14} {res.name:<20} {STATUS_MARK[res.status]:<20} "
+        print(f"[{len(report.results):>2}/{total}] {res.model:<14} {res.name:<20} {STATUS_MARK.get(res.status, res.status):<20} "
               f"{res.seconds:6.1f} s  {res.message}", flush=True)
 
     old_term = signal.signal(signal.SIGTERM, _raise_interrupt)

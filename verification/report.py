@@ -69,7 +69,7 @@ def count_text(counts: dict) -> str:
 
 def summary_cell(r: CheckResult | None) -> str:
     """One cell of the summary table: the verdict and the scaled error."""
-    return "" if r is None else f"{STATUS_MARK[r.status]} ({_fmt(r.scaled_error)})"
+    return "" if r is None else f"{STATUS_MARK.get(r.status, r.status)} ({_fmt(r.scaled_error)})"
 
 
 def _fmt(x) -> str:
@@ -85,7 +85,7 @@ class Report:
 
     def __init__(self, out: Path, config: VerifyConfig, seed: int, models: list[str], checks: list[str],
                  mode: str, planned: list[tuple[str, str]] | None = None, previous: dict | None = None,
-                 notes: list[str] | None = None):
+                 notes: list[str] | None = None, extra: dict | None = None):
         """``planned``: the (model label, check) pairs this run should produce; ``previous``: the report.json
         of an interrupted run being resumed (its results are kept)."""
         self.out, self.results, self.figures = out, [], {}
@@ -93,7 +93,7 @@ class Report:
         self.meta = {"config": asdict(config), "mode": mode, "seed": seed, "models": models, "requested_checks": checks,
                      "versions": versions(), "git_revision": git_revision(), "complete": False,
                      "interrupted": False, "state": "running", "pid": os.getpid(), "notes": list(notes or []),
-                     "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+                     "started": time.strftime("%Y-%m-%d %H:%M:%S"), **(extra or {})}
         if previous is not None:
             self.meta["resumed_from"] = {"started": previous.get("started"), "state": previous.get("state")}
             self.meta["started"] = previous.get("started", self.meta["started"])
@@ -177,13 +177,13 @@ class Report:
         bad = [r for r in results if r.status != "pass"]
         if bad:
             lines += ["", "## Not passing", ""]
-            lines += [f"- **{r.model} · {r.name}** ({STATUS_MARK[r.status]}): {r.message}" for r in bad]
+            lines += [f"- **{r.model} · {r.name}** ({STATUS_MARK.get(r.status, r.status)}): {r.message}" for r in bad]
         missing = self.not_run() if m["state"] != "running" else []
         if missing:
             lines += ["", "## Not run", ""] + [f"- {mo} · {ch}" for mo, ch in missing]
         lines += ["", "## Results", ""]
         for r in results:
-            lines += [f"### {r.model} · {r.name}: {STATUS_MARK[r.status]}", "", r.message, "",
+            lines += [f"### {r.model} · {r.name}: {STATUS_MARK.get(r.status, r.status)}", "", r.message, "",
                       f"predicted {_fmt(r.predicted)} · observed {_fmt(r.observed)} · tolerance {_fmt(r.tolerance)} · "
                       f"scaled error {_fmt(r.scaled_error)} · {r.seconds} s", ""]
             d = r.details
