@@ -7,8 +7,9 @@ that has completed (Ctrl-C loses only the checks in flight).
 Determinism: a registered model is built with ``rng=seed``; every session draws from
 ``np.random.default_rng([seed, model_index])``, so results do not depend on scheduling.
 
-Before any work, ``plan`` validates the input domain (the ladder, η, the models' outputs) and estimates the
-cost (``estimate_cost``), so that a meaningless or impossible run is refused up front, naming the argument.
+Before any work the CLI validates the input domain (``ladder_problems``, ``check_lr``, ``probe_model``) and
+estimates the cost (``estimate_cost``, ``budget_verdict``), so that a meaningless or impossible run is refused
+up front, naming the argument.
 """
 
 from __future__ import annotations
