@@ -16,10 +16,13 @@ import numpy as np
 import pytest
 
 import verification.checks as checks
+from theory import manifold_point, project_to_manifold, sharpness_reduction_flow
+from toy_models import make_model
 from verification.cli import main
 from verification.outdir import FolderBusy, OutputLock, atomic_write
 from verification.report import Report
 from verification.session import QUICK, CheckResult
+from verification.simulate import simulate
 from verification.verify import (LADDER_CHECKS, Cost, budget_verdict, dedupe, ladder_problems, mark_inconclusive)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,8 +182,7 @@ def test_an_exception_outside_the_checks_in_a_worker_comes_back_with_its_traceba
         raise RuntimeError("cannot build")
 
     monkeypatch.setattr(verify, "build_model", no_model)
-    monkeypatch.setattr("verification.cli._models_up_front", lambda specs, seed: {
-        s: __import__("toy_models").make_model(s) for s in specs})
+    monkeypatch.setattr("verification.cli._models_up_front", lambda specs, seed: {s: make_model(s) for s in specs})
     out = tmp_path / "crash"
     code = main(["verify", "--quick", "--quiet", "--workers", "2", "--models", "sphere_circle", "--checks",
                  "identities", "no-wd-clock", "--out", str(out)])
@@ -230,7 +232,6 @@ def test_an_interrupted_folder_is_refused_then_resumed_to_the_same_results(tmp_p
 def test_a_folder_left_by_a_killed_run_is_marked_and_resumable(tmp_path):
     out = tmp_path / "killed"
     out.mkdir()
-    from verification.verify import build_model  # noqa: F401 -- a report as a killed run leaves it
     Report(out, QUICK, 0, ["sphere_circle"], ["identities"], "quick", planned=[("sphere_circle", "identities")])
     rep = _report(out)
     assert rep["state"] == "running" and rep["pid"] == os.getpid()
@@ -408,33 +409,31 @@ def test_status_line_names_what_runs(capsys):
 
 # -- library API ------------------------------------------------------------------------------------------------
 def _circle():
-    from toy_models import make_model
-
     return make_model("sphere_circle"), np.array([np.cos(0.3), np.sin(0.3), 0.0])
 
 
 @pytest.mark.parametrize("call, exc, match", [
-    (lambda m, th: __import__("theory").sharpness_reduction_flow(m, th, 1.0, n_out=0), ValueError,
+    (lambda m, th: sharpness_reduction_flow(m, th, 1.0, n_out=0), ValueError,
      r"n_out: expected an integer >= 2, got 0"),
-    (lambda m, th: __import__("theory").sharpness_reduction_flow(m, np.zeros(3), 1.0), ValueError,
+    (lambda m, th: sharpness_reduction_flow(m, np.zeros(3), 1.0), ValueError,
      r"theta0: expected a nonzero vector"),
-    (lambda m, th: __import__("theory").sharpness_reduction_flow(m, th, 1.0, on_gap="bogus"), ValueError,
+    (lambda m, th: sharpness_reduction_flow(m, th, 1.0, on_gap="bogus"), ValueError,
      r"on_gap: expected one of 'raise', 'warn', got 'bogus'"),
-    (lambda m, th: __import__("theory").manifold_point(m, th, on_gap="bogus"), ValueError, r"on_gap: expected"),
-    (lambda m, th: __import__("theory").project_to_manifold(m, th, max_time=-1), ValueError,
+    (lambda m, th: manifold_point(m, th, on_gap="bogus"), ValueError, r"on_gap: expected"),
+    (lambda m, th: project_to_manifold(m, th, max_time=-1), ValueError,
      r"max_time: expected a flow time > 0"),
     (lambda m, th: m.grad(np.full(3, 1e300)), ValueError, r"w: the squared norm of block 'w' overflows float64"),
-    (lambda m, th: __import__("verification.simulate").simulate.simulate(m, th, 0.1, 10, every=0), ValueError,
+    (lambda m, th: simulate(m, th, 0.1, 10, every=0), ValueError,
      r"every: expected a positive integer"),
-    (lambda m, th: __import__("verification.simulate").simulate.simulate(m, np.full(3, 1e300), 0.1, 10), ValueError,
+    (lambda m, th: simulate(m, np.full(3, 1e300), 0.1, 10), ValueError,
      r"w0: ‖w0‖² = inf is not representable"),
-    (lambda m, th: __import__("verification.simulate").simulate.simulate(m, th, "0.1", 10), TypeError,
+    (lambda m, th: simulate(m, th, "0.1", 10), TypeError,
      r"lr: expected a real number, got str '0.1'"),
-    (lambda m, th: __import__("toy_models").make_model("mf", rng=-1), ValueError,
+    (lambda m, th: make_model("mf", rng=-1), ValueError,
      r"rng: expected a non-negative integer seed"),
-    (lambda m, th: __import__("toy_models").make_model("sphere_circle", ratio=-1), ValueError,
+    (lambda m, th: make_model("sphere_circle", ratio=-1), ValueError,
      r"ratio: expected a finite ρ > -1"),
-    (lambda m, th: __import__("toy_models").make_model("deep_linear_wn", scale=0), ValueError,
+    (lambda m, th: make_model("deep_linear_wn", scale=0), ValueError,
      r"scale: expected c > 0 finite"),
 ])
 def test_library_api_rejects_bad_arguments_naming_them(call, exc, match):
@@ -447,8 +446,6 @@ def test_a_long_flow_time_warns_before_integrating():
     """The warning comes before the (> 10 min) integration: turned into an error, it stops the call at once."""
     import warnings
 
-    from theory import sharpness_reduction_flow
-
     m, th = _circle()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -459,8 +456,6 @@ def test_a_long_flow_time_warns_before_integrating():
 
 def test_a_vector_of_huge_entries_has_a_direction():
     """Φ of a vector of 1e300s is Φ of its direction (no overflow to a 'zero norm')."""
-    from theory import project_to_manifold
-
     m, _ = _circle()
     w = np.array([1.0, 2.0, 0.5])
     assert np.allclose(project_to_manifold(m, 1e300 * w).theta, project_to_manifold(m, w).theta, atol=1e-12)

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from toy_models import REGISTRY, make_model
-from toy_models.protocol import check_model, model_name
+from toy_models.protocol import check_model
 
 from .checks import CHECKS
 from .identities import check_identities
