@@ -568,3 +568,19 @@ def test_two_models_with_one_name_are_refused(tmp_path):
     with pytest.raises(SystemExit, match="two models are named sphere_circle") as exc:
         main(["verify", *FAST, "--models", "sphere_circle", "--model", f"{path}:no_rng", "--out", str(tmp_path / "o")])
     assert exc.value.code == 2
+
+
+@linux_only
+def test_sigterm_to_the_main_process_ends_the_run_like_ctrl_c(tmp_path):
+    out = tmp_path / "term"
+    proc = _srflow(["verify", "--quick", "--workers", "2", "--out", str(out)])
+    try:
+        _wait_for(lambda: _has_results(out), 120, "a first result")
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr
+    assert _report(out)["interrupted"] is True and _report(out)["not_run"]
+    _wait_for(lambda: not _live_in_group(proc.pid), 10, "no live process in the group")

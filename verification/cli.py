@@ -359,7 +359,8 @@ def _verify(args, held: list) -> int:
         print(f"[{len(report.results):>2}/{total}] {res.model:<14} {res.name:<20} {STATUS_MARK.get(res.status, res.status):<20} "
               f"{res.seconds:6.1f} s  {res.message}", flush=True)
 
-    old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    stops = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    old = {sig: signal.signal(sig, _raise_interrupt) for sig in stops}
     try:
         run_all(jobs, config, seed, args.quiet, args.workers, on_result, short_ladder=short, on_start=on_start,
                 on_tick=status.tick)
@@ -371,7 +372,8 @@ def _verify(args, held: list) -> int:
               file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        signal.signal(signal.SIGTERM, old_term)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     report.finish(time.perf_counter() - start)
     c = report.counts()
     print(f"\n{count_text(c)} in {time.perf_counter() - start:.0f} s; report: {out / 'report.md'}")
@@ -389,7 +391,8 @@ def exit_status(results) -> int:
 
 
 def _raise_interrupt(signum, frame):
-    """SIGTERM ends a run like Ctrl-C: workers stopped, report marked interrupted, exit status 130."""
+    """SIGTERM and SIGHUP (terminal closed) end a run like Ctrl-C: workers stopped, report marked interrupted,
+    exit status 130."""
     raise KeyboardInterrupt
 
 
