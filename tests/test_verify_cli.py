@@ -137,11 +137,11 @@ def test_user_model_from_a_file_passes_every_check(tmp_path):
 @pytest.mark.parametrize("argv, match", [
     (["--models", "nope"], r"--models: unknown model\(s\) nope; valid: mf"),
     (["--checks", "nope"], r"--checks: unknown check\(s\) nope; valid: identities"),
-    (["--lr", "0"], r"--lr/--ladder: lr"),
-    (["--lr", "-0.1"], r"--lr/--ladder: lr"),
-    (["--ladder", "1e-3", "-0.0001", "1e-5"], r"ηλ: expected values in \(0, 1\)"),
-    (["--ladder", "1e-3", "2", "1e-5"], r"ηλ: expected values in \(0, 1\)"),
-    (["--ladder", "1e-3", "1e-4"], r"at least 3 values"),
+    (["--lr", "0"], r"--lr: expected 1e-06 ≤ η ≤ 1e\+06"),
+    (["--lr", "-0.1"], r"--lr: expected 1e-06 ≤ η ≤ 1e\+06"),
+    (["--ladder", "1e-3", "-0.0001", "1e-5"], r"--ladder: expected values of ηλ in \(0, 0.5\)"),
+    (["--ladder", "1e-3", "2", "1e-5"], r"--ladder: expected values of ηλ in \(0, 0.5\)"),
+    (["--ladder", "1e-3", "1e-4"], r"at least 3 distinct values"),
     (["--model", "no_colon"], r"--model: expected 'path/to/file.py:factory'"),
     (["--model", "missing_file.py:make"], r"no such file 'missing_file.py'"),
     (["--model", "json:make"], r"'json' has no attribute 'make'"),
@@ -187,8 +187,8 @@ def test_ctrl_c_keeps_what_finished(tmp_path, monkeypatch):
 
     real = verify.run_job
 
-    def interrupted(*args, emit):
-        real(*args, emit=emit)
+    def interrupted(*args, **kw):
+        real(*args, **kw)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(verify, "run_job", interrupted)

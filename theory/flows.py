@@ -14,18 +14,22 @@ Clocks (steps as a function of s):
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.integrate import cumulative_trapezoid, solve_ivp
 
-from toy_models._validate import as_vector
+from toy_models._validate import as_vector, positive_int, positive_real, unit
 
-from .manifold import AssumptionViolated, manifold_point, newton_polish
+from .manifold import AssumptionViolated, check_on_gap, manifold_point, newton_polish
 from .sharpness import check_hyperparameters
 
 #: how far a start point may be from Γ (‖∇L(θ₀)‖/λ₁) before the flow refuses it
 START_GRAD_RTOL = 1e-6
+#: flow times beyond this get a warning: log λ₁ falls at rate G/4 and the checks use s ≲ 1; at s_end = 1e6 one
+#: flow took over 10 minutes, and the flow has long reached a stationary point of λ₁ on Γ
+S_END_WARN = 100.0
 
 #: the coefficient of the canonical flow dζ/ds = c·∇_Γ log λ₁ (docs/theory.md §3: one step moves Φ by
 #: -(δ²/4)∇_Γ log λ₁). The one place it is written: every flow, clock, check and figure reads it from here at
@@ -80,9 +84,16 @@ def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol
     """
     theta0 = as_vector(theta0, "theta0", model.dim)
     coef = CANONICAL_COEF if coef is None else coef
-    if not np.isfinite(s_end) or s_end <= 0:
-        raise ValueError(f"s_end: expected a positive flow time, got {s_end!r}")
-    theta0 = theta0 / np.linalg.norm(theta0)
+    positive_real(s_end, "s_end", "a positive flow time (finite)")
+    n_out = positive_int(n_out, "n_out", 2)
+    positive_real(rtol, "rtol")
+    positive_real(atol, "atol")
+    check_on_gap(on_gap)
+    if s_end > S_END_WARN:
+        warnings.warn(f"s_end = {s_end:g} is a long flow time (> {S_END_WARN:g}): the cost grows linearly with it, "
+                      "and the flow has usually come to rest at a stationary point of λ₁ long before",
+                      stacklevel=2)
+    theta0 = unit(theta0, "theta0")
     lam = float(np.linalg.eigvalsh(model.hess(theta0))[-1])
     off = float(np.linalg.norm(model.grad(theta0))) / max(lam, 1e-300)
     if off > START_GRAD_RTOL:

@@ -18,12 +18,19 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from toy_models._validate import as_vector
+from toy_models._validate import as_vector, positive_real, unit
 
 #: eigenvalues with |λ| ≤ RANK_RTOL·λ₁ count as zero when deciding the kernel (rank condition)
 RANK_RTOL = 1e-6
 #: a top eigenvalue is simple when λ₁ - λ₂ > GAP_RTOL·λ₁
 GAP_RTOL = 1e-3
+#: what ``on_gap`` may say when λ₁ has no gap
+ON_GAP = ("raise", "warn")
+
+
+def check_on_gap(on_gap) -> None:
+    if on_gap not in ON_GAP:
+        raise ValueError(f"on_gap: expected one of {', '.join(map(repr, ON_GAP))}, got {on_gap!r}")
 
 
 class AssumptionViolated(ValueError):
@@ -42,8 +49,8 @@ class Projection:
     distance: float
 
 
-def _unit(w: np.ndarray) -> np.ndarray:
-    return w / np.linalg.norm(w)
+def _unit(w: np.ndarray, name: str = "w") -> np.ndarray:
+    return unit(w, name)
 
 
 def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_RTOL) -> np.ndarray:
@@ -65,6 +72,8 @@ def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6
     limit by the square of that; with λ₁/μ ≈ 160 (deep_linear_wn) grad_rtol = 1e-7 left 3e-6, 1e-9
     reaches the 2e-10 agreement floor of the DOP853 reference (tests/test_theory_manifold.py).
     """
+    positive_real(grad_rtol, "grad_rtol")
+    positive_real(max_time, "max_time", "a flow time > 0 (the limit is of the forward flow)")
     x0 = _unit(as_vector(w, "w", model.dim))
     lam = float(np.linalg.eigvalsh(model.hess(x0))[-1])
     if lam <= 0:
@@ -143,6 +152,7 @@ def manifold_point(model, theta, rank_rtol: float = RANK_RTOL, gap_rtol: float =
     A top eigenvalue without a gap (λ₁ - λ₂ ≤ gap_rtol·λ₁) makes ∇λ₁ undefined: ``on_gap`` = "raise"
     raises ``AssumptionViolated`` naming the gap, "warn" warns and goes on.
     """
+    check_on_gap(on_gap)
     theta = as_vector(theta, "theta", model.dim)
     vals, vecs = np.linalg.eigh(model.hess(theta))
     lam1, v1 = float(vals[-1]), vecs[:, -1]

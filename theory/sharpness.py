@@ -87,7 +87,10 @@ def spectral_gap(model, w) -> float:
 
 
 def check_hyperparameters(lr: float, wd: float = 0.0) -> None:
-    """η > 0, λ ≥ 0, ηλ < 1 -- or a ValueError naming the argument."""
+    """η > 0, λ ≥ 0, ηλ < 1 -- or a ValueError naming the argument (TypeError for a non-number such as '0.1')."""
+    for name, x in (("lr", lr), ("wd", wd)):
+        if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name}: expected a real number, got {type(x).__name__} {x!r}")
     if not np.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr: expected a learning rate η > 0, got {lr!r}")
     if not np.isfinite(wd) or wd < 0:

@@ -48,6 +48,8 @@ def as_rng(rng) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        if rng < 0:
+            raise ValueError(f"rng: expected a non-negative integer seed (or a numpy.random.Generator), got {rng}")
         return np.random.default_rng(int(rng))
     raise TypeError(f"rng: expected a numpy.random.Generator or an integer seed, got {type(rng).__name__}")
 
@@ -57,3 +59,22 @@ def positive_int(x, name: str, minimum: int = 1) -> int:
     if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {x!r}")
     return int(x)
+
+
+def unit(x: np.ndarray, name: str) -> np.ndarray:
+    """x/‖x‖ for a finite vector, computed as y/‖y‖ with y = x/max|x| so that no square overflows or underflows
+    (a vector of 1e300s has a direction); a zero vector raises naming ``name``."""
+    top = float(np.max(np.abs(x))) if x.size else 0.0
+    if top == 0.0:
+        raise ValueError(f"{name}: expected a nonzero vector (the loss is scale-invariant, its direction is needed)")
+    y = x / top
+    return y / np.linalg.norm(y)
+
+
+def positive_real(x, name: str, what: str = "a finite number > 0") -> float:
+    """A real number (not a string or bool) that is finite and > 0, or an error naming ``name``."""
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected {what}, got {type(x).__name__} {x!r}")
+    if not (np.isfinite(x) and x > 0):
+        raise ValueError(f"{name}: expected {what}, got {x!r}")
+    return float(x)

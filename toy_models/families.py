@@ -14,7 +14,7 @@ from scipy.linalg import expm
 from scipy.optimize import brentq
 from scipy.stats import ortho_group
 
-from ._validate import as_rng, positive_int
+from ._validate import as_rng, positive_int, positive_real
 from .generic import SmoothFunction
 from .multilinear import MultilinearLeastSquares
 from .normalized import NormalizedModel
@@ -249,6 +249,7 @@ def deep_linear(rng=0, width: int = 2, depth: int = 3, samples: int = 8, scale: 
     rng = as_rng(rng)
     d, k = positive_int(width, "width"), positive_int(depth, "depth", 2)
     n = positive_int(samples, "samples")
+    scale = positive_real(scale, "scale", "c > 0 finite (the target Y = c W̄*_K ⋯ W̄*_1 X)")
     x = rng.standard_normal((d, n))
     layers = [rng.standard_normal((d, d)) for _ in range(k)]
     prod = np.eye(d)
@@ -281,6 +282,11 @@ def sphere_circle(rng=0, dim: int = 3, ratio: float = 8.0) -> ManifoldModel:
     """
     as_rng(rng)
     dim = positive_int(dim, "dim", 3)
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.integer, np.floating)):
+        raise TypeError(f"ratio: expected a real number ρ > -1, got {type(ratio).__name__} {ratio!r}")
+    if not (np.isfinite(ratio) and ratio > -1):
+        raise ValueError(f"ratio: expected a finite ρ > -1 (λ₁ = 1 + ρ cos²φ must stay positive along Γ), got {ratio!r}")
+    ratio = float(ratio)
     kappa = np.zeros(dim)
     kappa[2:] = np.linspace(1.0, 0.5, dim - 2)
     e0 = np.zeros(dim)

@@ -175,7 +175,14 @@ class NormalizedModel:
     def _at(self, w) -> _Blocks:
         w = as_vector(w, "w", self.dim)
         z = self._lift(w)
-        radius = np.sqrt(np.add.reduceat(z * z, self._offsets))
+        with np.errstate(over="ignore", under="ignore"):
+            radius = np.sqrt(np.add.reduceat(z * z, self._offsets))
+        if not np.all(np.isfinite(radius)):
+            b = int(np.flatnonzero(~np.isfinite(radius))[0])
+            raise ValueError(
+                f"w: the squared norm of block {self.block_names[b]!r} overflows float64 (largest |entry| "
+                f"{np.max(np.abs(z)):.3g}); expected entries below ~1e150 (the loss is scale-invariant: rescale w)"
+            )
         if np.any(radius == 0.0):
             b = int(np.flatnonzero(radius == 0.0)[0])
             raise ValueError(

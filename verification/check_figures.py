@@ -3,10 +3,12 @@ power law. Written next to the report (``figures/<model>-<check>.png``)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
+from .outdir import atomic_write
 from .session import CheckResult
 
 #: fixed metadata so that reruns give identical files
@@ -52,6 +54,8 @@ def plot_check(res: CheckResult, folder: Path) -> str | None:
     fig.tight_layout()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{res.model}-{res.name}.png"
-    fig.savefig(path, metadata=PNG_METADATA)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata=PNG_METADATA)
     plt.close(fig)
+    atomic_write(path, buffer.getvalue())
     return f"{folder.name}/{path.name}"

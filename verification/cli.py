@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
+import shutil
+import signal
 import sys
 import time
+import traceback
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +21,23 @@ from toy_models.protocol import model_name
 
 from .identities import IDENTITIES, check_identities, check_minimizer
 
+#: exit statuses (README.md, Commands)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class UsageError(SystemExit):
+    """Bad arguments or input: the message names the argument; exit status 2 (as argparse's own errors)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.code = EXIT_USAGE
+
 
 def _models(names: list[str] | None, seed: int):
     names = list(REGISTRY) if not names else names
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        raise SystemExit(f"srflow: --models: unknown model(s) {', '.join(unknown)}; valid: {', '.join(REGISTRY)}")
+        raise UsageError(f"srflow: --models: unknown model(s) {', '.join(unknown)}; valid: {', '.join(REGISTRY)}")
     return [make_model(n, rng=seed) for n in names]
 
 
@@ -77,23 +93,28 @@ def _cmd_derive(args) -> int:
     names = args.names or list(SCRIPTS)
     unknown = [n for n in names if n not in SCRIPTS]
     if unknown:
-        raise SystemExit(f"srflow: derive: unknown derivation(s) {', '.join(unknown)}; valid: {', '.join(SCRIPTS)}")
+        raise UsageError(f"srflow: derive: unknown derivation(s) {', '.join(unknown)}; valid: {', '.join(SCRIPTS)}")
     failed = [n for n in names if not run(n)]
     print(f"\n{len(names)} derivation(s); {'all verified' if not failed else 'NOT verified: ' + ', '.join(failed)}")
     return 1 if failed else 0
 
 
 def _out_dir(arg: str | None) -> Path:
-    """``--out`` or ./srflow-out/<timestamp>; never an existing report folder; fails clearly if unwritable."""
-    if arg is None:
-        base = Path("srflow-out") / time.strftime("%Y%m%d-%H%M%S")
-        out, k = base, 1
-        while out.exists():
+    """``--out`` or a fresh ./srflow-out/<timestamp> (claimed with an exclusive mkdir, so two runs started in the
+    same second get different folders); fails clearly if unwritable."""
+    if arg is not None:
+        return _writable(Path(arg), "srflow: --out")
+    base = Path("srflow-out") / time.strftime("%Y%m%d-%H%M%S")
+    out, k = base, 1
+    while True:
+        try:
+            base.parent.mkdir(parents=True, exist_ok=True)
+            out.mkdir()
+            break
+        except FileExistsError:
             out, k = base.with_name(f"{base.name}-{k}"), k + 1
-    else:
-        out = Path(arg)
-        if (out / "report.json").exists():
-            raise SystemExit(f"srflow: --out: {out} already holds a report; choose another folder or remove it")
+        except OSError as exc:
+            raise UsageError(f"srflow: --out: cannot write to {out}: {exc.strerror or exc}")
     return _writable(out, "srflow: --out")
 
 
@@ -101,76 +122,278 @@ def _writable(out: Path, what: str) -> Path:
     """Create ``out`` and prove it writable, or exit with a message naming ``what`` and the reason."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".srflow-write-test"
+        probe = out / f".srflow-write-test-{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise SystemExit(f"{what}: cannot write to {out}: {exc.strerror or exc}")
+        raise UsageError(f"{what}: cannot write to {out}: {exc.strerror or exc}")
     return out
 
 
-def _config(args):
-    from theory import check_hyperparameters
+def _previous_run(out: Path) -> dict | None:
+    """The report.json already in ``out`` (None if there is none); its ``state`` is "complete",
+    "interrupted", "running" (a killed run: nobody holds the lock) or "unreadable"."""
+    path = out / "report.json"
+    if not path.exists():
+        return None
+    try:
+        prev = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"state": "unreadable", "checks": []}
+    if "state" not in prev:  # written by an older srflow
+        prev["state"] = "complete" if prev.get("complete") else "interrupted" if prev.get("interrupted") else "running"
+    return prev
 
+
+def _claim_out(args) -> tuple[Path, "OutputLock", dict | None]:
+    """Lock the output folder and decide what to do with a report already there: a complete one is never
+    overwritten; an unfinished one (interrupted, or left by a killed run) is resumed with --resume, else refused
+    with a message saying so."""
+    from .outdir import FolderBusy, OutputLock
+
+    if args.resume and args.out is None:
+        raise UsageError("srflow: --resume: expected --out DIR, the folder of the run to resume")
+    out = _out_dir(args.out)
+    lock = OutputLock(out)
+    try:
+        lock.acquire()
+    except FolderBusy as exc:
+        raise UsageError(f"srflow: --out: {exc}; wait for it to finish or choose another folder")
+    prev = _previous_run(out)
+    problem = None
+    if prev is None and args.resume:
+        problem = f"srflow: --resume: {out} holds no report to resume"
+    elif prev is not None and prev["state"] == "complete":
+        problem = f"srflow: --out: {out} already holds a report; choose another folder or remove it"
+    elif prev is not None and prev["state"] == "unreadable":
+        problem = f"srflow: --out: {out}/report.json is unreadable; choose another folder or remove it"
+    elif prev is not None and not args.resume:
+        how = "was interrupted" if prev["state"] == "interrupted" else "was killed (no process holds its lock)"
+        problem = (f"srflow: --out: {out} holds an unfinished run that {how}, with {len(prev.get('checks', []))} "
+                   "result(s); finish it with --resume or choose another folder")
+    if problem:
+        lock.release()
+        raise UsageError(problem)
+    return out, lock, prev
+
+
+#: the settings a resumed run takes from the report it resumes
+RESUMED = ("models", "model", "checks", "seed", "lr", "ladder", "quick", "allow_short_ladder")
+
+
+def _settings_of(prev: dict, args):
+    """``args`` with the models, checks, seed and configuration of the run being resumed."""
+    given = [f"--{k.replace('_', '-')}" for k in RESUMED if getattr(args, k) not in (None, False)]
+    if given:
+        raise UsageError(f"srflow: --resume: takes every setting from the report it resumes; drop {', '.join(given)}")
+    from .session import VerifyConfig
+
+    fields = {f.name for f in dataclasses.fields(VerifyConfig)}
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in prev["config"].items() if k in fields}
+    return (VerifyConfig(**cfg), list(prev["models"]), list(prev["requested_checks"]), int(prev["seed"]),
+            prev.get("mode", "default"), prev.get("short_ladder", ""))
+
+
+def _config(args):
     from .session import FULL, QUICK
+    from .verify import check_lr, ladder_problems, ladder_steps
 
     cfg = QUICK if args.quick else FULL
     lr = cfg.lr if args.lr is None else args.lr
-    ladder = tuple(cfg.ladder if args.ladder is None else args.ladder)
     try:
-        check_hyperparameters(lr)
-        for lw in ladder:
-            if not 0 < lw < 1:
-                raise ValueError(f"ηλ: expected values in (0, 1), got {lw!r}")
-            check_hyperparameters(lr, lw / lr)
+        check_lr(lr)
     except ValueError as exc:
-        raise SystemExit(f"srflow: --lr/--ladder: {exc}")
-    if len(ladder) < 3:
-        raise SystemExit("srflow: --ladder: expected at least 3 values of ηλ (an exponent needs them)")
-    return dataclasses.replace(cfg, lr=lr, ladder=tuple(sorted(ladder, reverse=True)))
+        raise UsageError(f"srflow: {exc}")
+    ladder, errors, short = ladder_problems(cfg.ladder if args.ladder is None else args.ladder)
+    if errors:
+        raise UsageError("srflow: " + "; ".join(errors))
+    if short and not args.allow_short_ladder:
+        raise UsageError(f"srflow: --ladder: {short}, the minimum for a fitted exponent to decide a verdict; add "
+                         "values, or pass --allow-short-ladder to run anyway with the ladder checks marked inconclusive")
+    config = dataclasses.replace(cfg, lr=lr, ladder=tuple(ladder))
+    steps = ladder_steps(config)
+    if min(steps) < config.records:
+        lw = config.ladder[int(np.argmin(steps))]
+        raise UsageError(f"srflow: --ladder: ηλ = {lw:g} gives {min(steps)} step(s) to τ_end = {config.tau_end:g}, "
+                         f"fewer than the {config.records} records of a run; expected ηλ ≤ "
+                         f"{config.tau_end / config.records:.3g}")
+    return config, short
+
+
+def _models_up_front(specs: list[str], seed: int) -> dict:
+    """Build every model once before any work (a broken file or a model returning wrong shapes or non-finite
+    values is an input error, named as such); returns spec -> model."""
+    from .verify import ModelLoadError, ModelOutputError, build_model, probe_model
+
+    models = {}
+    for spec in specs:
+        try:
+            model = build_model(spec, seed)
+            probe_model(model, np.random.default_rng([seed, 98]), model_name(model))
+        except (ModelLoadError, ModelOutputError) as exc:
+            raise UsageError(f"srflow: {exc}")
+        models[spec] = model
+    return models
+
+
+def _check_budget(models: dict, checks: list[str], config, args) -> None:
+    from .verify import budget_verdict, estimate_cost
+
+    level, msg = budget_verdict(estimate_cost({model_name(m): m for m in models.values()}, checks, config,
+                                              args.workers))
+    if level == "ok":
+        return
+    if level == "warn" or args.yes:
+        print(f"srflow: warning: {msg}", file=sys.stderr, flush=True)
+        return
+    if sys.stdin.isatty() and sys.stderr.isatty():
+        answer = input(f"srflow: {msg}. Run anyway? [y/N] ")
+        if answer.strip().lower() in ("y", "yes"):
+            return
+    raise UsageError(f"srflow: {msg}; pass --yes to run anyway, or shorten the ladder (--ladder) or the model list")
+
+
+class _Status:
+    """What is running, on one refreshed stderr line (a terminal only): visible with any number of workers."""
+
+    def __init__(self, on: bool):
+        self.on, self.running, self.shown = on, {}, False
+
+    def start(self, label: str, check: str) -> None:
+        self.running[(label, check)] = time.monotonic()
+
+    def done(self, label: str, check: str) -> None:
+        self.running.pop((label, check), None)
+        self.clear()
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self.shown = False
+
+    def tick(self) -> None:
+        if not self.on or not self.running:
+            return
+        now = time.monotonic()
+        parts = [f"{m} · {c} {now - t:.0f} s" for (m, c), t in self.running.items()]
+        width = shutil.get_terminal_size((100, 20)).columns - 1
+        sys.stderr.write("\r\033[K" + ("running: " + ", ".join(parts))[:width])
+        sys.stderr.flush()
+        self.shown = True
 
 
 def _cmd_verify(args) -> int:
+    held = []  # the lock on --out, once taken; released however the run ends
+    try:
+        return _verify(args, held)
+    finally:
+        for lock in held:
+            lock.release()
+
+
+def _verify(args, held: list) -> int:
     from .check_figures import plot_check
     from .checks import CHECKS
-    from .report import STATUS_MARK, Report
-    from .verify import DEFAULT_MODELS, ModelLoadError, load_model, run_all, validate
+    from .report import STATUS_MARK, Report, count_text
+    from .verify import DEFAULT_MODELS, LADDER_CHECKS, dedupe, load_model, plan_jobs, run_all, validate
 
-    registered = list(args.models or ([] if args.model else DEFAULT_MODELS))
-    models = registered + list(args.model or [])
-    checks = list(args.checks or CHECKS)
-    try:
-        validate(registered, checks)
-        for spec in args.model or []:
-            load_model(spec)  # fail before any work if the file is broken
-    except (ValueError, ModelLoadError) as exc:
-        raise SystemExit(f"srflow: {exc}")
-    config = _config(args)
-    if args.workers < 1:
-        raise SystemExit("srflow: --workers: expected a positive integer")
-    out = _out_dir(args.out)
-    report = Report(out, config, args.seed, models, checks, "quick" if args.quick else "default")
-    total = len(models) * len(checks)
-    print(f"srflow verify: {len(models)} model(s) × {len(checks)} check(s) -> {out}/report.md", flush=True)
+    out, lock, prev = _claim_out(args) if args.resume else (None, None, None)
+    if lock is not None:
+        held.append(lock)
+    if prev is not None:
+        config, models, checks, seed, mode, short = _settings_of(prev, args)
+        notes = list(prev.get("notes", []))
+    else:
+        notes = []
+        registered, dup_models = dedupe(list(args.models or ([] if args.model else DEFAULT_MODELS)))
+        user, dup_user = dedupe(list(args.model or []))
+        checks, dup_checks = dedupe(list(args.checks or CHECKS))
+        for what, dups in (("--models", dup_models), ("--model", dup_user), ("--checks", dup_checks)):
+            if dups:
+                notes.append(f"{what}: repeated {', '.join(sorted(set(dups)))} ignored (each runs once)")
+        try:
+            validate(registered, checks)
+            for spec in user:
+                load_model(spec)  # a spec without ':' is an error here, not a registered name
+        except ValueError as exc:
+            raise UsageError(f"srflow: {exc}")
+        models, seed = registered + user, 0 if args.seed is None else args.seed
+        config, short = _config(args)
+        mode = "quick" if args.quick else "default"
+        if short:
+            notes.append(f"{short}: the verdicts of {', '.join(LADDER_CHECKS)} are inconclusive "
+                         "(--allow-short-ladder)")
+    built = _models_up_front(models, seed)
+    labels = {spec: model_name(m) for spec, m in built.items()}
+    same = [name for name, n in Counter(labels.values()).items() if n > 1]
+    if same:
+        raise UsageError(f"srflow: --models/--model: two models are named {', '.join(same)}; their results would be "
+                         "indistinguishable (give one a different `name`)")
+    if prev is None:
+        _check_budget(built, checks, config, args)
+        out, lock, _ = _claim_out(args)
+        held.append(lock)
+    for note in notes:
+        print(f"srflow: note: {note}", file=sys.stderr)
+    planned = [(labels[spec], c) for spec in models for c in checks]
+    done = {(c["model"], c["name"]) for c in (prev or {}).get("checks", []) if c.get("status") != "error"}
+    report = Report(out, config, seed, models, checks, mode, planned=planned, previous=prev, notes=notes,
+                    extra={"short_ladder": short})
+    jobs = plan_jobs(models, labels, checks, done)
+    total = len(planned)
+    verb = f"resuming ({len(report.results)} of {total} done)" if prev is not None else f"{total} check(s)"
+    print(f"srflow verify: {len(models)} model(s) × {len(checks)} check(s), {verb} -> {out}/report.md", flush=True)
+    status = _Status(sys.stderr.isatty() and not args.quiet)
     start = time.perf_counter()
 
+    def on_start(job, check):
+        status.start(job.label, check)
+        if args.workers <= 1 or len(jobs) == 1:
+            status.tick()
+
     def on_result(res):
+        status.done(res.model, res.name)
         figure = plot_check(res, out / "figures")
         report.add(res, figure)
-        print(f"[{len(report.results):>2}/{total}] {res.model:<14} {res.name:<20} {STATUS_MARK[res.status]:<20} "
+        print(f"[{len(report.results):>2}/{total}] {res.model:<14} {res.name:<20} {STATUS_MARK.get(res.status, res.status):<20} "
               f"{res.seconds:6.1f} s  {res.message}", flush=True)
 
+    stops = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    old = {sig: signal.signal(sig, _raise_interrupt) for sig in stops}
     try:
-        run_all(models, checks, config, args.seed, args.quiet, args.workers, on_result)
+        run_all(jobs, config, seed, args.quiet, args.workers, on_result, short_ladder=short, on_start=on_start,
+                on_tick=status.tick)
     except KeyboardInterrupt:
+        status.clear()
         report.finish(time.perf_counter() - start, interrupted=True)
-        print(f"\nsrflow: interrupted; the {len(report.results)} finished result(s) are in {out}", file=sys.stderr)
-        return 130
+        print(f"\nsrflow: interrupted; the {len(report.results)} finished result(s) are in {out}; "
+              f"{len(report.not_run())} check(s) did not run (resume: srflow verify --resume --out {out})",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     report.finish(time.perf_counter() - start)
     c = report.counts()
-    print(f"\n{c['pass']} pass, {c['fail']} fail, {c['assumption-violated']} assumption violated "
-          f"in {time.perf_counter() - start:.0f} s; report: {out / 'report.md'}")
-    return 1 if c["fail"] else 0
+    print(f"\n{count_text(c)} in {time.perf_counter() - start:.0f} s; report: {out / 'report.md'}")
+    return exit_status(report.results)
+
+
+def exit_status(results) -> int:
+    """EXIT_INTERNAL if a result is an error, else EXIT_FAILED if one is not a non-failing verdict (pass,
+    inconclusive, assumption-violated), else EXIT_OK."""
+    from .verify import NOT_FAILING
+
+    if any(r.status == "error" for r in results):
+        return EXIT_INTERNAL
+    return EXIT_FAILED if any(r.status not in NOT_FAILING for r in results) else EXIT_OK
+
+
+def _raise_interrupt(signum, frame):
+    """SIGTERM and SIGHUP (terminal closed) end a run like Ctrl-C: workers stopped, report marked interrupted,
+    exit status 130."""
+    raise KeyboardInterrupt
 
 
 def _cmd_figures(args) -> int:
@@ -179,7 +402,7 @@ def _cmd_figures(args) -> int:
     names = args.only or list(FIGURES)
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
-        raise SystemExit(f"srflow: figures: --only: unknown figure(s) {', '.join(unknown)}; valid: {', '.join(FIGURES)}")
+        raise UsageError(f"srflow: figures: --only: unknown figure(s) {', '.join(unknown)}; valid: {', '.join(FIGURES)}")
     out = _writable(Path(args.out), "srflow: figures: --out")
     start = time.perf_counter()
     for name in names:
@@ -200,12 +423,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="your own model: path/to/file.py:factory or package.module:factory (repeatable)")
     p.add_argument("--checks", nargs="+", metavar="CHECK", help="checks to run (default: all; see `srflow list`)")
     p.add_argument("--quick", action="store_true", help="short ladders and horizons (about a minute)")
-    p.add_argument("--seed", type=int, default=0, help="seed of models, start points and kicks (default 0)")
+    p.add_argument("--seed", type=int, help="seed of models, start points and kicks (default 0)")
     p.add_argument("--out", metavar="DIR", help="output folder (default ./srflow-out/<timestamp>; never overwritten)")
     p.add_argument("--lr", type=float, help="η of the GD+WD runs (default 0.1)")
     p.add_argument("--ladder", type=float, nargs="+", metavar="ETA_LAMBDA", help="values of ηλ for the GD+WD ladder")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="parallel processes (default: up to 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--resume", action="store_true",
+                   help="finish the interrupted run in --out (its settings are read from its report.json)")
+    p.add_argument("--yes", action="store_true", help="run even when the estimated cost is above the hard limit")
+    p.add_argument("--allow-short-ladder", action="store_true",
+                   help="accept a ladder below 4 values over 1.5 decades; its checks are then marked inconclusive")
     p.set_defaults(func=_cmd_verify)
     p = sub.add_parser("figures", help="regenerate the paper's figures (PNG, PDF, caption, cached arrays)")
     p.add_argument("--out", default="figures", metavar="DIR", help="output folder (default ./figures)")
@@ -227,10 +455,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; the exit status is 0 (all pass), 1 (a check failed), 2 (usage or input error),
+    3 (internal error: a check raised or a worker crashed) or 130 (interrupted)."""
     args = build_parser().parse_args(argv)
-    if getattr(args, "points", 1) < 1:
-        raise SystemExit("srflow: --points: expected a positive integer")
-    return args.func(args)
+    try:
+        if getattr(args, "points", 1) < 1:
+            raise UsageError("srflow: --points: expected a positive integer")
+        if getattr(args, "seed", None) is not None and args.seed < 0:
+            raise UsageError(f"srflow: --seed: expected a non-negative integer, got {args.seed}")
+        if getattr(args, "workers", 1) < 1:
+            raise UsageError(f"srflow: --workers: expected a positive integer, got {args.workers}")
+        return args.func(args)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        raise
+    except KeyboardInterrupt:
+        print("\nsrflow: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:  # noqa: BLE001 -- a defect of srflow, not of the input: say so, with the traceback
+        traceback.print_exc()
+        print("srflow: internal error (exit status 3); please report it with the traceback above", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -1,5 +1,11 @@
 """The report of ``srflow verify``: ``report.json`` and ``report.md``, rewritten (atomically) after every
-check so that what has completed is always on disk."""
+check so that what has completed is always on disk.
+
+``report.json`` holds ``state`` ("running", "complete" or "interrupted"), ``complete``, ``interrupted``,
+``pid`` (of the writing run), ``not_run`` (the planned model · check pairs without a result, once the run has
+ended), the results (status "pass", "fail", "inconclusive", "assumption-violated" or "error"; an error carries
+its traceback in ``details.traceback``) and their ``counts``. A folder whose ``state`` is "running" while no
+process holds its lock was left by a killed run: ``srflow verify --resume --out DIR`` finishes it."""
 
 from __future__ import annotations
 
@@ -8,14 +14,18 @@ import os
 import platform
 import subprocess
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 
+from .outdir import atomic_write
 from .session import CheckResult, VerifyConfig
 
-STATUS_MARK = {"pass": "pass", "fail": "**FAIL**", "assumption-violated": "assumption violated"}
+#: every verdict, and how report.md shows it; "inconclusive", "assumption-violated" are not failures,
+#: "error" is an internal error (a check raised, a worker crashed), not a verdict on the theorem
+STATUS_MARK = {"pass": "pass", "fail": "**FAIL**", "inconclusive": "inconclusive",
+               "assumption-violated": "assumption violated", "error": "**ERROR**"}
 
 
 def versions() -> dict:
@@ -41,10 +51,25 @@ def git_revision() -> str:
         return "unknown"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def result_from_json(data: dict) -> CheckResult:
+    """A ``CheckResult`` from its ``report.json`` entry (non-finite numbers were stored as null)."""
+    names = {f.name for f in fields(CheckResult)}
+    res = CheckResult(**{k: v for k, v in data.items() if k in names})
+    if res.scaled_error is None:
+        res.scaled_error = float("nan")
+    return res
+
+
+def count_text(counts: dict) -> str:
+    """'3 pass, 1 fail, 0 assumption violated' plus the inconclusive and error counts when there are any."""
+    parts = [f"{counts['pass']} pass", f"{counts['fail']} fail", f"{counts['assumption-violated']} assumption violated"]
+    parts += [f"{counts[s]} {s}" for s in ("inconclusive", "error") if counts.get(s)]
+    return ", ".join(parts)
+
+
+def summary_cell(r: CheckResult | None) -> str:
+    """One cell of the summary table: the verdict and the scaled error."""
+    return "" if r is None else f"{STATUS_MARK.get(r.status, r.status)} ({_fmt(r.scaled_error)})"
 
 
 def _fmt(x) -> str:
@@ -59,11 +84,22 @@ class Report:
     """Collects check results and keeps ``out/report.json`` and ``out/report.md`` up to date."""
 
     def __init__(self, out: Path, config: VerifyConfig, seed: int, models: list[str], checks: list[str],
-                 mode: str):
+                 mode: str, planned: list[tuple[str, str]] | None = None, previous: dict | None = None,
+                 notes: list[str] | None = None, extra: dict | None = None):
+        """``planned``: the (model label, check) pairs this run should produce; ``previous``: the report.json
+        of an interrupted run being resumed (its results are kept)."""
         self.out, self.results, self.figures = out, [], {}
+        self.planned = list(planned or [])
         self.meta = {"config": asdict(config), "mode": mode, "seed": seed, "models": models, "requested_checks": checks,
                      "versions": versions(), "git_revision": git_revision(), "complete": False,
-                     "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+                     "interrupted": False, "state": "running", "pid": os.getpid(), "notes": list(notes or []),
+                     "started": time.strftime("%Y-%m-%d %H:%M:%S"), **(extra or {})}
+        if previous is not None:
+            self.meta["resumed_from"] = {"started": previous.get("started"), "state": previous.get("state")}
+            self.meta["started"] = previous.get("started", self.meta["started"])
+            self.results = [result_from_json(c) for c in previous.get("checks", []) if c.get("status") != "error"]
+            self.figures = {(r.model, r.name): f for r in self.results
+                            if (f := f"figures/{r.model}-{r.name}.png") and (out / f).exists()}
         self.write()
 
     def add(self, res: CheckResult, figure: str | None = None) -> None:
@@ -73,8 +109,16 @@ class Report:
         self.write()
 
     def finish(self, seconds: float, interrupted: bool = False) -> None:
-        self.meta.update({"complete": not interrupted, "seconds": round(seconds, 1), "interrupted": interrupted})
+        """Mark the run ended: ``complete`` (every planned check has a result) or ``interrupted``."""
+        self.meta.update({"complete": not interrupted and not self.not_run(), "seconds": round(seconds, 1),
+                          "interrupted": interrupted, "state": "interrupted" if interrupted else "complete",
+                          "not_run": [{"model": m, "check": c} for m, c in self.not_run()]})
         self.write()
+
+    def not_run(self) -> list[tuple[str, str]]:
+        """Planned (model, check) pairs without a result."""
+        have = {(r.model, r.name) for r in self.results}
+        return [p for p in self.planned if p not in have]
 
     def _ordered(self) -> list[CheckResult]:
         """Results by model (in order of completion of their first result), then in the order of the checks."""
@@ -89,26 +133,35 @@ class Report:
 
     def write(self) -> None:
         data = {"checks": [r.to_json() for r in self.results], **self.meta, "counts": self.counts()}
-        _atomic_write(self.out / "report.json", json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-        _atomic_write(self.out / "report.md", self.markdown())
+        atomic_write(self.out / "report.json", json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+        atomic_write(self.out / "report.md", self.markdown())
 
     def markdown(self) -> str:
         m, c = self.meta, self.counts()
-        state = ("complete" if m["complete"] else "interrupted" if m.get("interrupted") else "in progress")
+        state = {"complete": "complete", "interrupted": "interrupted"}.get(m["state"], "in progress")
         lines = [
             "# srflow verify",
             "",
-            f"Run {state}: {len(self.results)} result(s): {c['pass']} pass, {c['fail']} fail, "
-            f"{c['assumption-violated']} assumption violated"
+            f"Run {state}: {len(self.results)} result(s): {count_text(c)}"
             + (f", in {m['seconds']} s" if "seconds" in m else "") + ".",
             f"Mode `{m['mode']}`, seed {m['seed']}, srflow {m['versions']['srflow']} at git {m['git_revision'][:12]}, "
-            f"started {m['started']}.",
+            f"started {m['started']}" + (" (resumed)" if "resumed_from" in m else "") + ".",
             "",
+        ]
+        if m["state"] == "running":
+            lines += [f"(Written by process {m['pid']} while it runs. If no srflow process is running, that run was "
+                      f"killed: `srflow verify --resume --out {self.out}` finishes it.)", ""]
+        if m["state"] == "interrupted":
+            lines += [f"Interrupted: {len(self.not_run())} planned check(s) did not run (listed under *Not run*); "
+                      f"`srflow verify --resume --out {self.out}` runs them.", ""]
+        lines += [f"Note: {note}" for note in m["notes"]] + ([""] if m["notes"] else [])
+        lines += [
             "Each check compares a simulation with a prediction of the theory. *scaled error* = error / tolerance "
             "(pass ≤ 1). Convergence checks run a ladder of the small parameter (ηλ, ε or η) and also require the "
             "error to **fall** with it: the fitted exponent p of error ∝ parameter^p must exceed 0 by two standard "
             "errors. *assumption violated* means a hypothesis of the theorem fails on this model or run (where "
-            "and why is stated); it is neither a pass nor a fail.",
+            "and why is stated); *inconclusive* means the run cannot decide (the reason is stated); neither is a "
+            "pass or a fail. *ERROR* is a defect of the run (a check raised, a worker died), with its traceback.",
             "",
             "## Summary",
             "",
@@ -119,18 +172,18 @@ class Report:
         lines += ["| check | " + " | ".join(models) + " |", "| --- |" + " --- |" * len(models)]
         by = {(r.model, r.name): r for r in self.results}
         for ch in checks:
-            cells = []
-            for mo in models:
-                r = by.get((mo, ch))
-                cells.append("" if r is None else f"{STATUS_MARK[r.status]} ({_fmt(r.scaled_error)})")
+            cells = [summary_cell(by.get((mo, ch))) for mo in models]
             lines.append(f"| {ch} | " + " | ".join(cells) + " |")
         bad = [r for r in results if r.status != "pass"]
         if bad:
             lines += ["", "## Not passing", ""]
-            lines += [f"- **{r.model} · {r.name}** ({STATUS_MARK[r.status]}): {r.message}" for r in bad]
+            lines += [f"- **{r.model} · {r.name}** ({STATUS_MARK.get(r.status, r.status)}): {r.message}" for r in bad]
+        missing = self.not_run() if m["state"] != "running" else []
+        if missing:
+            lines += ["", "## Not run", ""] + [f"- {mo} · {ch}" for mo, ch in missing]
         lines += ["", "## Results", ""]
         for r in results:
-            lines += [f"### {r.model} · {r.name}: {STATUS_MARK[r.status]}", "", r.message, "",
+            lines += [f"### {r.model} · {r.name}: {STATUS_MARK.get(r.status, r.status)}", "", r.message, "",
                       f"predicted {_fmt(r.predicted)} · observed {_fmt(r.observed)} · tolerance {_fmt(r.tolerance)} · "
                       f"scaled error {_fmt(r.scaled_error)} · {r.seconds} s", ""]
             d = r.details
@@ -139,8 +192,11 @@ class Report:
                                     "stop_rel_error") if k in d]
                 lines += ["| parameter | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)]
                 for i, x in enumerate(d["ladder"]):
-                    lines.append(f"| {x:g} | " + " | ".join(f"{d[k][i]:.3e}" for k in cols) + " |")
+                    lines.append(f"| {x:g} | " + " | ".join("-" if d[k][i] is None else f"{d[k][i]:.3e}" for k in cols)
+                                 + " |")
                 lines.append("")
+            if r.details.get("traceback"):
+                lines += ["```", r.details["traceback"].rstrip(), "```", ""]
             if (r.model, r.name) in self.figures:
                 lines += [f"![{r.model} {r.name}]({self.figures[(r.model, r.name)]})", ""]
             diverged = [run["diverged"] for run in r.runs if run.get("diverged")]

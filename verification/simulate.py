@@ -137,9 +137,16 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
         raise ValueError(f"wd: only 'gdwd' uses weight decay, got wd={wd!r} with algorithm={algorithm!r}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps: expected a positive integer, got {steps!r}")
+    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+        raise ValueError(f"every: expected a positive integer (record every that many steps), got {every!r}")
     w = as_vector(w0, "w0", model.dim).copy()
     if not np.any(w):
         raise ValueError("w0: expected a nonzero vector (the loss is scale-invariant, w = 0 is undefined)")
+    with np.errstate(over="ignore", under="ignore"):
+        norm_sq = float(w @ w)
+    if not 0 < norm_sq < np.inf:
+        raise ValueError(f"w0: ‖w0‖² = {norm_sq:g} is not representable in float64 (largest |entry| "
+                         f"{np.max(np.abs(w)):.3g}); expected entries between ~1e-150 and ~1e150")
     rec = {k: [] for k in ("steps", "loss", "norm_sq", "sharpness", "sharpness_mid", "sharpness_next", "grad_norm", "clock", "phi", "phi_sharp", "offset")}
     clock, diverged, monitor = 0.0, "", []
     clock_steps = np.empty(steps + 1)

@@ -1,20 +1,25 @@
 """``srflow verify``: run the theorem checks on models and stream the verdicts into a report.
 
 Work is split into jobs (model × group of checks that share runs); with ``workers`` > 1 the jobs run in
-parallel processes and each finished check is handed back at once through a queue, so the report on disk
-always holds every check that has completed (Ctrl-C loses only the checks in flight).
+parallel processes (``procpool``: workers die with their parent, Ctrl-C stops them, a crash comes back with its
+traceback) and each finished check is handed back at once, so the report on disk always holds every check
+that has completed (Ctrl-C loses only the checks in flight).
 Determinism: a registered model is built with ``rng=seed``; every session draws from
 ``np.random.default_rng([seed, model_index])``, so results do not depend on scheduling.
+
+Before any work the CLI validates the input domain (``ladder_problems``, ``check_lr``, ``probe_model``) and
+estimates the cost (``estimate_cost``, ``budget_verdict``), so that a meaningless or impossible run is refused
+up front, naming the argument.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import multiprocessing as mp
-import sys
+import inspect
 import time
-from concurrent.futures import ProcessPoolExecutor
+import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +30,7 @@ from toy_models.protocol import check_model
 
 from .checks import CHECKS
 from .identities import check_identities
+from .procpool import run_jobs
 from .session import CheckResult, Session, VerifyConfig, result
 
 #: the models ``srflow verify`` runs by default: G large enough for the naive control to bite, a spectral gap
@@ -36,9 +42,55 @@ DEFAULT_MODELS = ("sphere_circle", "mf", "bn_linear")
 GROUPS = (("identities", "eos-equilibrium", "flow-tracking", "naive-flow-rejected", "eos-entry", "scale-collapse"),
           ("no-wd-clock", "normalized-gd", "sqrt-loss-gd"))
 
+#: verdicts that are not failures (exit status 0 when every result is one of these)
+NOT_FAILING = ("pass", "inconclusive", "assumption-violated")
+
+# -- the input domain -----------------------------------------------------------------------------------------
+#: checks whose verdict rests on the fitted exponent over the GD+WD ladder of ηλ
+LADDER_CHECKS = ("eos-equilibrium", "flow-tracking", "naive-flow-rejected")
+#: an exponent needs at least this many distinct rungs even with --allow-short-ladder (its standard error is
+#: undefined below 3)
+LADDER_MIN_POINTS = 3
+#: the ladder the README promises: ≥ 4 distinct values over ≥ 1.5 decades; with fewer, a fitted exponent of
+#: order 1 has a standard error comparable to itself, so a verdict on it is inconclusive
+LADDER_MIN_DISTINCT = 4
+LADDER_MIN_DECADES = 1.5
+#: ηλ is the small parameter of the theory; at ηλ ≥ 0.5 the step w' = (1 - ηλ)w - ηg more than halves w, there
+#: is no edge-of-stability regime to speak of
+MAX_ETA_LAMBDA = 0.5
+#: η range: the EoS norm ‖w‖² = ηλ₁/(2(1 - ηλ)) and the derivatives (∝ ‖w‖⁻ᵏ, k ≤ 3) must stay far from float64
+#: overflow and underflow whatever λ₁ a model has (η = 1e308 overflows ‖w‖², 1e-310 the Hessian); every
+#: meaningful choice (the paper uses 1e-3 to 1) lies well inside
+LR_RANGE = (1e-6, 1e6)
+
+# -- the cost budget ------------------------------------------------------------------------------------------
+#: above either, ``srflow verify`` warns before starting
+WARN_STEPS, WARN_SECONDS = 2e7, 1800.0
+#: above either, it refuses to start without --yes (the default run is ~1e5 steps per model and ~90 s)
+HARD_STEPS, HARD_SECONDS = 2e8, 6 * 3600.0
+#: a simulation step costs this many gradient evaluations (the update, norms and clock; measured 2.7-3.0 with
+#: 5000-step runs on sphere_circle, mf and bn_linear)
+STEP_COST_IN_GRADS = 3.0
+
 
 class ModelLoadError(ValueError):
     """A ``--model`` spec that cannot give a protocol model; the message says which part failed."""
+
+
+class ModelOutputError(ValueError):
+    """A model whose members return the wrong shape or non-finite values at a generic point; the message names
+    the member, what it returned and what was expected."""
+
+
+def _call_factory(factory, attr: str):
+    """``factory(rng=0)`` if its signature takes ``rng`` (or ``**kwargs``), else ``factory()``. The signature is
+    read, not guessed by retrying, so a TypeError raised inside the factory is reported as such."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+        takes_rng = any(p.name == "rng" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    except (TypeError, ValueError):  # a builtin or extension callable without a signature
+        takes_rng = False
+    return factory(rng=0) if takes_rng else factory()
 
 
 def load_model(spec: str):
@@ -64,11 +116,10 @@ def load_model(spec: str):
     factory = getattr(module, attr, None)
     if factory is None:
         raise ModelLoadError(f"--model: {where!r} has no attribute {attr!r}")
+    if not callable(factory):
+        raise ModelLoadError(f"--model: {where}:{attr} is not callable (expected a factory returning a model)")
     try:
-        try:
-            model = factory(rng=0)
-        except TypeError:
-            model = factory()
+        model = _call_factory(factory, attr)
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"--model: calling {attr}() failed: {type(exc).__name__}: {exc}") from exc
     try:
@@ -99,19 +150,194 @@ def validate(models: list[str], checks: list[str]) -> None:
         raise ValueError(f"--checks: unknown check(s) {', '.join(bad)}; valid: {', '.join(CHECKS)}")
 
 
+def dedupe(values: list[str]) -> tuple[list[str], list[str]]:
+    """``values`` without repeats (first occurrence kept, order kept) and the repeated entries."""
+    seen, out, dropped = set(), [], []
+    for v in values:
+        (dropped if v in seen else out).append(v)
+        seen.add(v)
+    return out, dropped
+
+
+def probe_model(model, rng: np.random.Generator, label: str) -> None:
+    """Call every protocol member once at a random unit point and check shape and finiteness of the output:
+    ``loss`` a finite scalar, ``grad``/``hvp``/``third`` finite (D,), ``hess`` finite (D, D). Raises
+    ``ModelOutputError`` naming ``label``, the member and what it returned (so a broken model is not reported
+    as 'not scale-invariant' or as a theorem failure)."""
+    d = int(model.dim)
+    w = rng.standard_normal(d)
+    w /= np.linalg.norm(w)
+    u, v = rng.standard_normal(d), rng.standard_normal(d)
+    calls = {"loss": (lambda: model.loss(w), ()), "grad": (lambda: model.grad(w), (d,)),
+             "hess": (lambda: model.hess(w), (d, d)), "hvp": (lambda: model.hvp(w, v), (d,)),
+             "third": (lambda: model.third(w, u, v), (d,))}
+    for member, (call, shape) in calls.items():
+        try:
+            out = np.asarray(call())
+        except Exception as exc:  # noqa: BLE001 -- reported with the member's name
+            raise ModelOutputError(f"model {label}: {member}(w) raised {type(exc).__name__}: {exc} at a random "
+                                   "unit point w") from exc
+        if out.dtype.kind not in "fiu" or out.shape != shape:
+            raise ModelOutputError(f"model {label}: {member}(w) returned shape {out.shape} dtype {out.dtype}, "
+                                   f"expected a real array of shape {shape} (D = {d})")
+        if not np.all(np.isfinite(out)):
+            raise ModelOutputError(f"model {label}: {member}(w) returned non-finite values at a random unit point "
+                                   f"(expected finite; {int(np.sum(~np.isfinite(out)))} of {out.size} entries)")
+
+
+# -- ladder and budget ----------------------------------------------------------------------------------------
+def ladder_problems(ladder) -> tuple[list[float], list[str], str]:
+    """The distinct ladder (descending), the hard errors (each names ``--ladder``) and, when the ladder is
+    below the promised minimum but usable, the reason its verdicts are inconclusive ("" otherwise)."""
+    values = sorted(set(float(x) for x in ladder), reverse=True)
+    errors = []
+    bad = [x for x in values if not (np.isfinite(x) and 0 < x < MAX_ETA_LAMBDA)]
+    if bad:
+        errors.append(f"--ladder: expected values of ηλ in (0, {MAX_ETA_LAMBDA:g}) (ηλ is the small parameter of "
+                      f"the theory), got {', '.join(f'{x:g}' for x in bad)}")
+    if len(values) < LADDER_MIN_POINTS:
+        errors.append(f"--ladder: expected at least {LADDER_MIN_POINTS} distinct values of ηλ (an exponent needs "
+                      f"them), got {len(values)} distinct of {len(list(ladder))}")
+    short = ""
+    if not errors:
+        decades = float(np.log10(values[0] / values[-1]))
+        if len(values) < LADDER_MIN_DISTINCT or decades < LADDER_MIN_DECADES - 1e-9:
+            short = (f"the ladder has {len(values)} distinct values over {decades:.2f} decades, fewer than "
+                     f"{LADDER_MIN_DISTINCT} over {LADDER_MIN_DECADES:g}")
+    return values, errors, short
+
+
+def check_lr(lr) -> None:
+    """``--lr`` within LR_RANGE, or ValueError naming it."""
+    lo, hi = LR_RANGE
+    if not (np.isfinite(lr) and lo <= lr <= hi):
+        raise ValueError(f"--lr: expected {lo:g} ≤ η ≤ {hi:g} (the EoS norm ‖w‖² = ηλ₁/(2(1-ηλ)) and the "
+                         f"derivatives ∝ ‖w‖⁻ᵏ must stay far from float64 overflow), got {lr!r}")
+
+
+def ladder_steps(config: VerifyConfig) -> list[int]:
+    """Steps of each GD+WD ladder run: τ_end/ηλ (session.ladder_runs)."""
+    return [int(round(config.tau_end / lw)) for lw in config.ladder]
+
+
+@dataclass
+class Cost:
+    """Estimated steps per model, and wall-clock seconds for the whole run."""
+
+    steps: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def total_steps(self) -> float:
+        return float(sum(self.steps.values()))
+
+
+def _seconds_per_call(fn, repeat: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def estimate_cost(models: dict, checks: list[str], config: VerifyConfig, workers: int) -> Cost:
+    """Steps of the simulations each model's checks need, and their time from a timing of one gradient and one
+    Hessian eigendecomposition per model: steps·STEP_COST_IN_GRADS·t(∇L) + records·25·t(eigh ∇²L) (a record costs ~3 eigh and a
+    projection onto Γ). A rough figure (the projection and no-wd runs are not modelled), meant to catch runs
+    that are orders of magnitude too long before they start."""
+    cost, ladder = Cost(), ladder_steps(config)
+    steps = 0
+    records = 0
+    if set(checks) & set(LADDER_CHECKS):
+        steps += sum(ladder)
+        records += len(ladder) * (config.records + 1)
+    if "scale-collapse" in checks:
+        steps += 2 * config.collapse_steps
+    if "eos-entry" in checks:
+        steps += int(1.5 * np.log(config.entry_norm_ratio) / (2 * config.entry_wd_lr)) + 500
+    for name in ("normalized-gd", "sqrt-loss-gd"):
+        if name in checks:
+            steps += sum(int(config.alp_tau_end / lr**2) for lr in config.alp_ladder)
+            records += len(config.alp_ladder) * (config.records + 1)
+    seconds = 0.0
+    rng = np.random.default_rng(0)
+    for label, model in models.items():
+        cost.steps[label] = steps
+        w = rng.standard_normal(model.dim)
+        w /= np.linalg.norm(w)
+        t_grad = _seconds_per_call(lambda: model.grad(w))
+        if model.dim <= 400:
+            t_eig = _seconds_per_call(lambda: np.linalg.eigvalsh(model.hess(w)), repeat=2)
+        else:  # extrapolate eigh as D³ from a 200 × 200 one, plus one Hessian evaluation
+            a = rng.standard_normal((200, 200))
+            t_eig = _seconds_per_call(lambda: np.linalg.eigvalsh(a + a.T), repeat=2) * (model.dim / 200) ** 3
+            t_eig += _seconds_per_call(lambda: model.hess(w), repeat=1)
+        seconds += steps * STEP_COST_IN_GRADS * t_grad + records * 25 * t_eig
+    cost.seconds = seconds / max(1, min(workers, 2 * len(models)))
+    return cost
+
+
+def budget_verdict(cost: Cost) -> tuple[str, str]:
+    """("ok" | "warn" | "hard", message) for an estimated cost."""
+    msg = (f"this run needs about {cost.total_steps:.3g} simulation steps "
+           f"({', '.join(f'{k}: {v:.3g}' for k, v in cost.steps.items())}), about {_duration(cost.seconds)}")
+    if cost.total_steps > HARD_STEPS or cost.seconds > HARD_SECONDS:
+        return "hard", msg + f"; above the limit ({HARD_STEPS:.0e} steps or {_duration(HARD_SECONDS)})"
+    if cost.total_steps > WARN_STEPS or cost.seconds > WARN_SECONDS:
+        return "warn", msg
+    return "ok", msg
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.3g} days"
+
+
+# -- jobs -----------------------------------------------------------------------------------------------------
 def _not_scale_invariant(model, seed: int) -> str:
     rows = check_identities(model, np.random.default_rng([seed, 99]), points=1, names=("invariance", "euler-grad"))
     bad = [r for r in rows if r.status != "pass"]
     return "; ".join(f"{r.identity}: {r.message}" for r in bad)
 
 
+def error_result(model: str, name: str, message: str, tb: str = "") -> CheckResult:
+    """An internal error (an exception in a check, a crashed worker): status "error", the traceback in
+    ``details["traceback"]``."""
+    return CheckResult(name, model, "error", None, None, None, float("nan"), message,
+                       {"traceback": tb} if tb else {})
+
+
+def mark_inconclusive(res: CheckResult, reason: str) -> CheckResult:
+    """A pass or fail of a ladder check on a short ladder becomes "inconclusive", with the reason."""
+    if res.name in LADDER_CHECKS and res.status in ("pass", "fail"):
+        res.details["verdict_before_override"] = res.status
+        res.status = "inconclusive"
+        res.message = f"inconclusive: {reason} (--allow-short-ladder); measured: {res.message}"
+    return res
+
+
 def run_job(spec: str, index: int, checks: tuple[str, ...], config: VerifyConfig, seed: int, quiet: bool,
-            emit: Callable[[CheckResult], None]) -> None:
-    """Run ``checks`` on one model, calling ``emit`` with each result as it completes."""
+            emit: Callable[[CheckResult], None], *, skip: tuple[str, ...] = (), short_ladder: str = "",
+            on_start: Callable[[str], None] | None = None) -> None:
+    """Run ``checks`` on one model, calling ``emit`` with each result as it completes.
+
+    ``skip``: checks already done (``--resume``): they are still run when a later check follows them, so that
+    every random draw of the session is the same as in an uninterrupted run, but not emitted.
+    ``short_ladder``: the reason the ladder checks are inconclusive ("" when the ladder is adequate)."""
     model = build_model(spec, seed)
     session = Session(model, config, np.random.default_rng([seed, index]), quiet=quiet)
     broken = _not_scale_invariant(model, seed)
-    for name in checks:
+    todo = [c for c in checks if c not in skip]
+    last = max((checks.index(c) for c in todo), default=-1)
+    for name in checks[:last + 1]:
+        if on_start is not None and name not in skip:
+            on_start(name)
         start = time.perf_counter()
         if broken and name != "identities":
             res = result(session, name, "assumption-violated", None, None, None, float("nan"),
@@ -120,52 +346,105 @@ def run_job(spec: str, index: int, checks: tuple[str, ...], config: VerifyConfig
             try:
                 res = CHECKS[name](session)
             except Exception as exc:  # noqa: BLE001 -- one broken check must not stop the others
-                res = result(session, name, "fail", None, None, None, float("inf"),
-                             f"error: {type(exc).__name__}: {exc}")
+                res = error_result(session.name, name, f"error: {type(exc).__name__}: {exc}", traceback.format_exc())
+        if short_ladder:
+            res = mark_inconclusive(res, short_ladder)
         res.seconds = round(time.perf_counter() - start, 2)
-        emit(res)
+        if name not in skip:
+            emit(res)
 
 
-def _job_in_worker(args):
-    *job, queue = args
-    run_job(*job, emit=queue.put)
-    return None
+@dataclass
+class Job:
+    """One model × group of checks. ``label`` is the model's report name; ``checks`` the group's requested
+    checks in order, ``skip`` those already done."""
+
+    spec: str
+    index: int
+    label: str
+    checks: tuple[str, ...]
+    skip: tuple[str, ...] = ()
+
+    @property
+    def wanted(self) -> tuple[str, ...]:
+        return tuple(c for c in self.checks if c not in self.skip)
 
 
-def run_all(models: list[str], checks: list[str], config: VerifyConfig, seed: int, quiet: bool, workers: int,
-            on_result: Callable[[CheckResult], None]) -> int:
-    """Run every requested check on every model; ``on_result`` sees each result as it completes. Returns the
-    number of results."""
+def plan_jobs(models: list[str], labels: dict, checks: list[str], done: set = frozenset()) -> list[Job]:
+    """The jobs for ``models`` × ``checks``, without those whose every check is in ``done`` ((label, check))."""
     jobs = []
     for index, spec in enumerate(models):
         for group in GROUPS:
             chosen = tuple(c for c in group if c in checks)
-            if chosen:
-                jobs.append((spec, index, chosen, config, seed, quiet or workers > 1))
-    expected = sum(len(j[2]) for j in jobs)
+            skip = tuple(c for c in chosen if (labels[spec], c) in done)
+            if chosen and len(skip) < len(chosen):
+                jobs.append(Job(spec, index, labels[spec], chosen, skip))
+    return jobs
+
+
+def _job_target(payload, send) -> None:
+    job, config, seed, quiet, short = payload
+    run_job(job.spec, job.index, job.checks, config, seed, quiet, emit=lambda r: send(("result", r)), skip=job.skip,
+            short_ladder=short, on_start=lambda name: send(("start", name)))
+
+
+def run_all(jobs: list[Job], config: VerifyConfig, seed: int, quiet: bool, workers: int,
+            on_result: Callable[[CheckResult], None], short_ladder: str = "",
+            on_start: Callable[[Job, str], None] | None = None, on_tick: Callable[[], None] | None = None) -> int:
+    """Run ``jobs``; ``on_result`` sees each result as it completes (including "error" results for a check
+    that raised or whose worker crashed or died), ``on_start(job, check)`` each check as it starts. Returns
+    the number of results. A KeyboardInterrupt stops every worker and propagates."""
+    emitted: dict[int, set] = {i: set() for i in range(len(jobs))}
+    crashed: dict[int, str] = {}
+
+    def on_message(i, msg):
+        kind = msg[0]
+        if kind == "start":
+            if on_start is not None:
+                on_start(jobs[i], msg[1])
+        elif kind == "result":
+            emitted[i].add(msg[1].name)
+            on_result(msg[1])
+        elif kind == "crash":
+            crashed[i] = msg[1]
+
+    def on_exit(i, exitcode):
+        job = jobs[i]
+        missing = [c for c in job.wanted if c not in emitted[i]]
+        if not missing:
+            return
+        if i in crashed:
+            last = crashed[i].strip().splitlines()[-1]
+            why, tb = f"error: the job of {job.label} raised {last}", crashed[i]
+        else:
+            why, tb = (f"error: the worker process of {job.label} ended with exit code {exitcode} "
+                       f"({_exit_meaning(exitcode)}) before this check finished"), ""
+        for name in missing:
+            emitted[i].add(name)
+            on_result(error_result(job.label, name, why, tb))
+
+    expected = sum(len(j.wanted) for j in jobs)
     if workers <= 1 or len(jobs) == 1:
-        for job in jobs:
-            run_job(*job, emit=on_result)
+        for i, job in enumerate(jobs):
+            try:
+                _job_target((job, config, seed, quiet, short_ladder), lambda msg, i=i: on_message(i, msg))
+            except Exception:  # noqa: BLE001 -- e.g. the model cannot be built: an error result, not a crash
+                crashed[i] = traceback.format_exc()
+            on_exit(i, 0)
         return expected
-    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        queue = manager.Queue()
-        futures = [pool.submit(_job_in_worker, (*job, queue)) for job in jobs]
-        got = 0
-        try:
-            while got < expected:
-                try:
-                    res = queue.get(timeout=1.0)
-                except Exception:  # noqa: BLE001 -- queue.Empty through the manager proxy
-                    crashed = [f for f in futures if f.done() and f.exception() is not None]
-                    if crashed:
-                        raise crashed[0].exception()
-                    continue
-                got += 1
-                on_result(res)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                proc.terminate()
-            raise
+    payloads = [(job, config, seed, True, short_ladder) for job in jobs]
+    run_jobs(payloads, _job_target, workers, on_message, on_exit, on_tick=on_tick)
     return expected
+
+
+def _exit_meaning(code) -> str:
+    import signal
+
+    if code is None:
+        return "unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return "a Python-level exit" if code else "no result sent"

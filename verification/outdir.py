@@ -1,0 +1,118 @@
+"""The output folder of a run: an exclusive lock, atomic writes, and the state of an earlier run found there.
+
+Runner-independent (the process pool of ``verify.py`` uses it; so can any other runner): the one process that
+holds the lock is the only writer, and every file it writes appears whole or not at all.
+
+* ``OutputLock(folder)``: ``flock`` on ``folder/.srflow.lock`` (released by the kernel however the holder ends,
+  so a killed run never leaves a stale lock); the holder's pid and start time are written into the file so that
+  a refused run can say who holds it. A second lock on the same folder raises ``FolderBusy``.
+* ``atomic_write(path, data)``: write a temporary file in the same folder, ``fsync``, then ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover -- Windows: an O_EXCL lock file (a killed run then leaves it behind)
+    fcntl = None
+
+LOCK_NAME = ".srflow.lock"
+
+
+class FolderBusy(RuntimeError):
+    """Another process holds the lock on the output folder; the message names it."""
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a partial one."""
+    path = Path(path)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class OutputLock:
+    """An exclusive, non-blocking lock on ``folder`` (created if needed). Use as a context manager or call
+    ``acquire``/``release``."""
+
+    #: locks held by this process, closed in forked children (see ``close_inherited``)
+    _held: list["OutputLock"] = []
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> "OutputLock":
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:  # pragma: no cover
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+            except FileExistsError:
+                raise FolderBusy(self._busy_message()) from None
+        else:
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise FolderBusy(self._busy_message()) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
+        self._fd = fd
+        OutputLock._held.append(self)
+        return self
+
+    def _busy_message(self) -> str:
+        try:
+            holder = json.loads(self.path.read_text())
+            who = f"process {holder['pid']}, since {holder['since']}"
+        except (OSError, ValueError, KeyError):
+            who = "another process"
+        return f"{self.folder} is in use by another srflow run ({who})"
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        OutputLock._held.remove(self)
+        if fcntl is None:  # pragma: no cover
+            os.close(fd)
+            self.path.unlink(missing_ok=True)
+            return
+        os.close(fd)
+
+    @classmethod
+    def close_inherited(cls) -> None:
+        """In a forked child: drop the inherited lock descriptors (the parent keeps its lock)."""
+        for lock in cls._held:
+            if lock._fd is not None:
+                try:
+                    os.close(lock._fd)
+                except OSError:
+                    pass
+                lock._fd = None
+        cls._held = []
+
+    def __enter__(self) -> "OutputLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
