@@ -562,12 +562,16 @@ def test_an_inconclusive_verdict_is_not_a_failure(tmp_path, monkeypatch):
     assert exit_status([res("fail"), res("error")]) == 3
 
 
-def test_two_models_with_one_name_are_refused(tmp_path):
+def test_two_models_with_one_name_stay_separate(tmp_path):
+    """A registered model and a user model both named sphere_circle: two labelled rows, not one."""
     path = tmp_path / "same_name.py"
     path.write_text(BROKEN)
-    with pytest.raises(SystemExit, match="two models are named sphere_circle") as exc:
-        main(["verify", *FAST, "--models", "sphere_circle", "--model", f"{path}:no_rng", "--out", str(tmp_path / "o")])
-    assert exc.value.code == 2
+    out = tmp_path / "o"
+    code = main(["verify", *FAST, "--models", "sphere_circle", "--model", f"{path}:no_rng", "--checks", "identities",
+                 "--out", str(out)])
+    rep = _report(out)
+    labels = sorted(c["model"] for c in rep["checks"])
+    assert code == 0 and labels == ["sphere_circle", f"sphere_circle [{path}:no_rng]"]
 
 
 @linux_only

@@ -326,10 +326,9 @@ def _verify(args, held: list) -> int:
                          "(--allow-short-ladder)")
     built = _models_up_front(models, seed)
     labels = {spec: model_name(m) for spec, m in built.items()}
-    same = [name for name, n in Counter(labels.values()).items() if n > 1]
-    if same:
-        raise UsageError(f"srflow: --models/--model: two models are named {', '.join(same)}; their results would be "
-                         "indistinguishable (give one a different `name`)")
+    same = {name for name, n in Counter(labels.values()).items() if n > 1}
+    # two models with one name stay separate: each is labelled with its spec as well
+    labels = {spec: f"{name} [{spec}]" if name in same and spec != name else name for spec, name in labels.items()}
     if prev is None:
         _check_budget(built, checks, config, args)
         out, lock, _ = _claim_out(args)

@@ -72,6 +72,16 @@ def summary_cell(r: CheckResult | None) -> str:
     return "" if r is None else f"{STATUS_MARK.get(r.status, r.status)} ({_fmt(r.scaled_error)})"
 
 
+def _delta(r: CheckResult | None, key: str) -> str:
+    """A resolving power δ* for the table ("inf" as stored in JSON, NaN/None as '-')."""
+    if r is None or key not in r.resolving_power:
+        return ""
+    v = r.resolving_power[key]
+    if v in ("inf", float("inf")):
+        return "inf"
+    return "-" if v is None or not np.isfinite(v) else f"{v:.2g}"
+
+
 def _fmt(x) -> str:
     if x is None:
         return "-"
@@ -156,12 +166,16 @@ class Report:
                       f"`srflow verify --resume --out {self.out}` runs them.", ""]
         lines += [f"Note: {note}" for note in m["notes"]] + ([""] if m["notes"] else [])
         lines += [
-            "Each check compares a simulation with a prediction of the theory. *scaled error* = error / tolerance "
-            "(pass ≤ 1). Convergence checks run a ladder of the small parameter (ηλ, ε or η) and also require the "
-            "error to **fall** with it: the fitted exponent p of error ∝ parameter^p must exceed 0 by two standard "
-            "errors. *assumption violated* means a hypothesis of the theorem fails on this model or run (where "
-            "and why is stated); *inconclusive* means the run cannot decide (the reason is stated); neither is a "
-            "pass or a fail. *ERROR* is a defect of the run (a check raised, a worker died), with its traceback.",
+            "Each check compares a simulation with a prediction of the theory (docs/theory.md). Convergence checks "
+            "measure errors on a ladder of their small parameter (ηλ, ε or η) and judge them against the order the "
+            "theory states (docs/theory.md §7): **pass** when the local exponents have settled at that order and the "
+            "error is within C·parameter^p; **fail** when the error settles at a lower order (a floor: the prediction "
+            "is off by a fixed amount) or exceeds the bound; **inconclusive** when the ladder, extended within its "
+            "budget, is not yet asymptotic (the reason and the rungs are stated). The summary cell shows the verdict "
+            "and the largest error over its bound (≤ 1 passes). *assumption violated* means a hypothesis of the "
+            "theorem fails on this model or run; *ERROR* is a defect of the run (a check raised, a worker died), "
+            "with its traceback. **Resolving power** δ*: the smallest relative perturbation of each prediction "
+            "that the same recorded runs reject -- the smaller, the finer the check.",
             "",
             "## Summary",
             "",
@@ -174,6 +188,22 @@ class Report:
         for ch in checks:
             cells = [summary_cell(by.get((mo, ch))) for mo in models]
             lines.append(f"| {ch} | " + " | ".join(cells) + " |")
+        powers = list(dict.fromkeys((r.name, k) for r in results for k in r.resolving_power))
+        if powers:
+            lines += ["", "## Resolving power δ*", "",
+                      "The smallest relative perturbation of the prediction that the check rejects on its recorded "
+                      "runs (inf: not rejected up to 30%; - : the check did not pass, so δ* has no meaning).", "",
+                      "| check | prediction | " + " | ".join(models) + " |", "| --- | --- |" + " --- |" * len(models)]
+            for ch, key in powers:
+                cells = [_delta(by.get((mo, ch)), key) for mo in models]
+                lines.append(f"| {ch} | {key} | " + " | ".join(cells) + " |")
+        infos = {r.model: r.model_info for r in results if r.model_info}
+        if infos:
+            lines += ["", "## Models and start points", "",
+                      "| model | spec | seed | dim | θ₀ (sha256) | L(θ₀) | λ₁(θ₀) | G(θ₀) |", "| --- |" + " --- |" * 7]
+            for mo, i in infos.items():
+                lines.append(f"| {mo} | `{i.get('spec')}` | {i.get('seed')} | {i.get('dim')} | {i.get('theta0_sha256')} | "
+                             f"{_fmt(i.get('loss_theta0'))} | {_fmt(i.get('lam1_theta0'))} | {_fmt(i.get('G_theta0'))} |")
         bad = [r for r in results if r.status != "pass"]
         if bad:
             lines += ["", "## Not passing", ""]
@@ -187,9 +217,11 @@ class Report:
                       f"predicted {_fmt(r.predicted)} · observed {_fmt(r.observed)} · tolerance {_fmt(r.tolerance)} · "
                       f"scaled error {_fmt(r.scaled_error)} · {r.seconds} s", ""]
             d = r.details
-            if "ladder" in d and ("errors" in d or "naive_errors" in d or "sharpness_deviation" in d):
-                cols = [k for k in ("errors", "flow_errors", "naive_errors", "sharpness_deviation", "norm_deviation",
-                                    "stop_rel_error") if k in d]
+            cols = [k for k in ("errors", "path_errors", "clock_errors", "tracking_errors", "rest point_errors",
+                                "combined_errors", "flow_errors", "naive_errors", "sharpness_deviation", "norm_deviation",
+                                "c_observed", "c_predicted")
+                    if k in d and d[k] is not None and "ladder" in d and len(d[k]) == len(d["ladder"])]
+            if "ladder" in d and cols:
                 lines += ["| parameter | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)]
                 for i, x in enumerate(d["ladder"]):
                     lines.append(f"| {x:g} | " + " | ".join("-" if d[k][i] is None else f"{d[k][i]:.3e}" for k in cols)

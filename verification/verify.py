@@ -82,20 +82,20 @@ class ModelOutputError(ValueError):
     the member, what it returned and what was expected."""
 
 
-def _call_factory(factory, attr: str):
-    """``factory(rng=0)`` if its signature takes ``rng`` (or ``**kwargs``), else ``factory()``. The signature is
+def _call_factory(factory, attr: str, seed: int = 0):
+    """``factory(rng=seed)`` if its signature takes ``rng`` (or ``**kwargs``), else ``factory()``. The signature is
     read, not guessed by retrying, so a TypeError raised inside the factory is reported as such."""
     try:
         params = inspect.signature(factory).parameters.values()
         takes_rng = any(p.name == "rng" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
     except (TypeError, ValueError):  # a builtin or extension callable without a signature
         takes_rng = False
-    return factory(rng=0) if takes_rng else factory()
+    return factory(rng=seed) if takes_rng else factory()
 
 
-def load_model(spec: str):
+def load_model(spec: str, seed: int = 0):
     """A model from ``path/to/file.py:factory`` or ``package.module:factory``; ``factory()`` is called
-    without arguments (or with ``rng=0`` if it takes one)."""
+    without arguments (or with ``rng=seed`` if it takes one: ``--seed`` reaches user factories)."""
     where, sep, attr = spec.rpartition(":")
     if not sep or not where or not attr:
         raise ModelLoadError(f"--model: expected 'path/to/file.py:factory' or 'package.module:factory', got {spec!r}")
@@ -119,7 +119,7 @@ def load_model(spec: str):
     if not callable(factory):
         raise ModelLoadError(f"--model: {where}:{attr} is not callable (expected a factory returning a model)")
     try:
-        model = _call_factory(factory, attr)
+        model = _call_factory(factory, attr, seed)
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"--model: calling {attr}() failed: {type(exc).__name__}: {exc}") from exc
     try:
@@ -136,7 +136,7 @@ def load_model(spec: str):
 
 def build_model(spec: str, seed: int):
     """A registered name or a ``--model`` spec (contains ':')."""
-    return load_model(spec) if ":" in spec else make_model(spec, rng=seed)
+    return load_model(spec, seed) if ":" in spec else make_model(spec, rng=seed)
 
 
 def validate(models: list[str], checks: list[str]) -> None:
@@ -324,14 +324,18 @@ def mark_inconclusive(res: CheckResult, reason: str) -> CheckResult:
 
 def run_job(spec: str, index: int, checks: tuple[str, ...], config: VerifyConfig, seed: int, quiet: bool,
             emit: Callable[[CheckResult], None], *, skip: tuple[str, ...] = (), short_ladder: str = "",
-            on_start: Callable[[str], None] | None = None) -> None:
+            on_start: Callable[[str], None] | None = None, label: str | None = None) -> None:
     """Run ``checks`` on one model, calling ``emit`` with each result as it completes.
 
     ``skip``: checks already done (``--resume``): they are still run when a later check follows them, so that
     every random draw of the session is the same as in an uninterrupted run, but not emitted.
-    ``short_ladder``: the reason the ladder checks are inconclusive ("" when the ladder is adequate)."""
+    ``short_ladder``: the reason the ladder checks are inconclusive ("" when the ladder is adequate).
+    ``label``: the model's name in the report (default: its ``name``). Every random draw depends on (seed, spec)
+    only (``Session.rng``), not on ``index`` or on which checks run."""
     model = build_model(spec, seed)
-    session = Session(model, config, np.random.default_rng([seed, index]), quiet=quiet)
+    session = Session(model, config, seed, quiet=quiet, spec=spec)
+    if label is not None:
+        session.name = label
     broken = _not_scale_invariant(model, seed)
     todo = [c for c in checks if c not in skip]
     last = max((checks.index(c) for c in todo), default=-1)
@@ -385,6 +389,7 @@ def plan_jobs(models: list[str], labels: dict, checks: list[str], done: set = fr
 def _job_target(payload, send) -> None:
     job, config, seed, quiet, short = payload
     run_job(job.spec, job.index, job.checks, config, seed, quiet, emit=lambda r: send(("result", r)), skip=job.skip,
+            label=job.label,
             short_ladder=short, on_start=lambda name: send(("start", name)))
 
 
