@@ -14,15 +14,17 @@ from .session import CheckResult
 #: fixed metadata so that reruns give identical files
 PNG_METADATA = {"Software": "srflow"}
 
-_SERIES = {  # check -> (detail key, label, exponent key)
-    "flow-tracking": [("errors", "flow (4/(4+G) clock)", "exponent")],
-    "naive-flow-rejected": [("flow_errors", "flow (4/(4+G) clock)", None), ("naive_errors", "naive clock", "naive_exponent")],
-    "eos-equilibrium": [("sharpness_deviation", "|η⟨λ₁⟩ − 2(1−ηλ)|", "sharpness_exponent"),
-                        ("norm_deviation", "max |‖w‖²/pred − 1|", "norm_exponent")],
-    "no-wd-clock": [("errors", "‖Φ(w̄) − ζ(s)‖, s = log‖w‖² growth", "exponent"),
-                    ("stop_rel_error", "rest point, relative", "stop_exponent")],
-    "normalized-gd": [("errors", "‖Φ(w̄) − ζ(η²t)‖", "exponent")],
-    "sqrt-loss-gd": [("errors", "‖Φ(w̄) − ζ(s(η²t))‖", "exponent")],
+_SERIES = {  # check -> (detail key, label, verdict key whose fitted "order" is shown)
+    "flow-tracking": [("path_errors", "path: ‖Φ(w̄_t) − ζ(s_t)‖", "path"), ("clock_errors", "clock: |s_t − s(t)|", "clock"),
+                      ("combined_errors", "‖Φ(w̄_t) − ζ(s(t))‖", None)],
+    "naive-flow-rejected": [("flow_errors", "clock error, 4/(4+G) clock", None),
+                            ("naive_errors", "clock error, naive clock", "naive_verdict")],
+    "eos-equilibrium": [("sharpness_deviation", "|η⟨λ₁⟩ − (2 + cηλ)|", None),
+                        ("norm_deviation", "max |‖w‖²/pred − 1|", None)],
+    "no-wd-clock": [("tracking_errors", "tracking, relative to the distance moved", "tracking"),
+                    ("rest point_errors", "rest point, relative", "rest point")],
+    "normalized-gd": [("path_errors", "path: ‖Φ(w̄_t) − ζ(s_t)‖", "path"), ("clock_errors", "clock: |s_t − s(η²t)|", "clock")],
+    "sqrt-loss-gd": [("path_errors", "path: ‖Φ(w̄_t) − ζ(s_t)‖", "path"), ("clock_errors", "clock: |s_t − s(η²t)|", "clock")],
 }
 _XLABEL = {"no-wd-clock": "ε (start at η_eff λ₁ = 2(1+ε))", "normalized-gd": "η", "sqrt-loss-gd": "η"}
 
@@ -43,13 +45,16 @@ def plot_check(res: CheckResult, folder: Path) -> str | None:
         if key not in res.details:
             continue
         y = np.maximum(np.asarray(res.details[key], float), 1e-300)
-        p = res.details.get(exp_key) if exp_key else None
+        verdict = res.details.get(exp_key) if exp_key else None
+        p = verdict.get("order") if isinstance(verdict, dict) else None
+        p = p if p is not None and np.isfinite(p) else None
         ax.loglog(x, y, "o-" if "naive" not in key else "s--", ms=3, lw=1,
                   label=label + (f"  (slope {p:.2f})" if p is not None else ""))
     ax.set_xlabel(_XLABEL.get(res.name, "ηλ"))
     ax.set_ylabel("error")
     ax.set_title(f"{res.model}: {res.name} [{res.status}]", fontsize=8)
-    ax.legend(fontsize=6)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6)
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     fig.tight_layout()
     folder.mkdir(parents=True, exist_ok=True)

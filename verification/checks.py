@@ -27,6 +27,7 @@ GDWD_ORDER = Order(p=1.0, constant=tol.TRACK_C, param="ηλ")
 NGD_ORDER = Order(p=2.0, constant=tol.ALP_C, param="η")
 SQRT_ORDER = Order(p=1.0, constant=tol.ALP_C, param="η")
 NOWD_ORDER = Order(p=1.0, constant=tol.NOWD_C, param="ε")
+NOWD_REST_ORDER = Order(p=1.0, constant=tol.NOWD_REST_C, param="ε")
 #: flow samples at which the EoS prediction is evaluated along a run (interpolated in s between them)
 EOS_FLOW_SAMPLES = 41
 
@@ -430,11 +431,11 @@ def check_nowd_clock(session: Session, stop: Callable | None = None) -> CheckRes
             moved = float(np.linalg.norm(flow.at(s[-1])[0] - flow.theta[0]))
             return {"tracking": phi_error(tr, flow, s) / moved, "rest point": abs(s[-1] / (pred * (1 + d)) - 1)}
 
-        orders = {"tracking": NOWD_ORDER, "rest point": NOWD_ORDER}
+        orders = {"tracking": NOWD_ORDER, "rest point": NOWD_REST_ORDER}
         xs, rows, verdicts = _ladder(session, cfg.nowd_ladder, errors, orders, cost=lambda e: 300 / e)
         runs = [simulate_eps(e)[0] for e in xs]
         powers = {"rest point": resolving_power(_rejected(xs, lambda d: [errors(e, d) for e in xs],
-                                                          {"rest point": NOWD_ORDER}))}
+                                                          {"rest point": NOWD_REST_ORDER}))}
         s_obs, s_pred, s_half = zip(*[(simulate_eps(e)[1][-1], simulate_eps(e)[3], simulate_eps(e)[4]) for e in xs])
         res = _ladder_result(session, name, xs, rows, verdicts, runs, powers,
                              {"s_final": s_obs, "s_final_predicted": s_pred, "s_stop_at_threshold": s_half})

@@ -43,7 +43,7 @@ class VerifyConfig:
     entry_norm_ratio: float = 5.0
     collapse_factor: float = 3.0
     collapse_steps: int = 2000
-    nowd_ladder: tuple[float, ...] = (0.2, 0.1, 0.05, 0.025)
+    nowd_ladder: tuple[float, ...] = (0.1, 0.05, 0.025, 0.0125, 0.00625)
     nowd_kick: float = 1e-5
     alp_ladder: tuple[float, ...] = (0.02, 0.01, 0.005, 0.0025, 0.00125)
     alp_tau_end: float = 0.1
@@ -52,7 +52,7 @@ class VerifyConfig:
 
 
 QUICK = VerifyConfig(ladder=(1e-3, 3e-4, 1e-4, 3e-5), tau_end=0.2, records=15, collapse_steps=500,
-                     nowd_ladder=(0.2, 0.1, 0.05), alp_ladder=(0.02, 0.01, 0.005, 0.0025), alp_tau_end=0.05)
+                     nowd_ladder=(0.1, 0.05, 0.025, 0.0125), alp_ladder=(0.02, 0.01, 0.005, 0.0025), alp_tau_end=0.05)
 FULL = VerifyConfig()
 
 
