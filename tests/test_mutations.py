@@ -69,8 +69,6 @@ CASES = [
     *_cases("sqrt-GD clock", "sqrt_gd_steps", lambda f: scaled(theory.sqrt_gd_steps, f), "sqrt-loss-gd"),
     *_cases("no-WD clock", "nowd_flow_time", lambda f: scaled(theory.nowd_flow_time, f), "no-wd-clock"),
     *_cases("EoS sharpness", "eos_sharpness", lambda f: scaled(theory.eos_sharpness, f), "eos-equilibrium"),
-    *_cases("EoS sharpness O(ηλ) coefficient", "eos_sharpness_coefficient",
-            lambda f: scaled(theory.eos_sharpness_coefficient, f), "eos-equilibrium"),
     *_cases("EoS threshold (entry)", "eos_threshold", lambda f: scaled(theory.eos_threshold, f), "eos-entry"),
     *_cases("equilibrium norm", "equilibrium_norm_sq", lambda f: scaled(theory.equilibrium_norm_sq, f), "eos-equilibrium"),
     *_cases("phase-2 duration", "phase2_duration", lambda f: scaled(theory.phase2_duration, f), "eos-entry"),
@@ -83,6 +81,12 @@ OTHER_MUTATIONS = {
     "sqrt-GD with normalized GD's clock": ("sqrt_gd_steps", lambda: theory.normalized_gd_steps, "sqrt-loss-gd"),
     "no-WD rest point at the threshold (nowd_stop)": ("nowd_final", lambda: theory.nowd_stop, "no-wd-clock"),
     "no-WD rest point x1.05": ("nowd_final", lambda: scaled(theory.nowd_final, 1.05), "no-wd-clock"),
+    # the O(ηλ) coefficient c alone: its δ* on this quick ladder is ≈ 3% (one rung spans ≥ 10 breathing periods;
+    # the default run resolves ≈ 1%), so ±10% is the size the quick check must reject
+    "EoS O(ηλ) coefficient x1.1": ("eos_sharpness_coefficient", lambda: scaled(theory.eos_sharpness_coefficient, 1.1),
+                                   "eos-equilibrium"),
+    "EoS O(ηλ) coefficient x0.9": ("eos_sharpness_coefficient", lambda: scaled(theory.eos_sharpness_coefficient, 0.9),
+                                   "eos-equilibrium"),
     "amplitude x1.15": ("oscillation_amplitude_sq", lambda: scaled(theory.oscillation_amplitude_sq, 1.15),
                         "eos-equilibrium"),
     "phase-2 duration +0.9 step": ("phase2_duration", lambda: (lambda *a: theory.phase2_duration(*a) + 0.9),

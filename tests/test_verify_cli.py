@@ -220,3 +220,38 @@ def test_parallel_workers_give_the_same_results_as_one(tmp_path):
     assert main([*args, "--workers", "2", "--out", str(tmp_path / "two")]) == 0
     key = lambda rep: sorted((c["name"], c["observed"]) for c in rep["checks"])  # noqa: E731
     assert key(_report(tmp_path / "one")) == key(_report(tmp_path / "two"))
+
+
+def test_verify_quick_on_two_models_end_to_end(tmp_path):
+    """Two default models through the CLI: every verdict pass, the resolving power and the start points in the
+    report (the default test run covers more than one model end to end)."""
+    out = tmp_path / "two"
+    code = main(["verify", *FAST, "--models", "sphere_circle", "mf", "--checks", "identities", "flow-tracking",
+                 "naive-flow-rejected", "eos-entry", "--out", str(out)])
+    rep = _report(out)
+    assert code == 0 and {c["status"] for c in rep["checks"]} == {"pass"} and len(rep["checks"]) == 8
+    ft = [c for c in rep["checks"] if c["name"] == "flow-tracking"]
+    assert all(0 < c["resolving_power"]["clock rate"] < 0.01 for c in ft)
+    md = (out / "report.md").read_text()
+    assert "## Resolving power δ*" in md and "## Models and start points" in md
+
+
+def test_a_mutation_through_theory_fails_srflow_verify(tmp_path, monkeypatch):
+    """The GD+WD clock wrong by 1%, applied to the public theory function before the run: flow-tracking fails."""
+    import theory
+
+    right = theory.gdwd_steps
+    monkeypatch.setattr(theory, "gdwd_steps", lambda *a: 1.01 * right(*a))
+    out = tmp_path / "mut"
+    code = main(["verify", *FAST, "--models", "sphere_circle", "--checks", "flow-tracking", "--out", str(out)])
+    assert code == 1 and _report(out)["checks"][0]["status"] == "fail"
+
+
+def test_start_points_depend_on_seed_and_model_only(tmp_path):
+    """θ₀ (its hash in the report) is the same whichever checks run and in whatever order the models come."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["verify", *FAST, "--models", "sphere_circle", "mf", "--checks", "identities", "--out", str(a)]) == 0
+    assert main(["verify", *FAST, "--models", "mf", "sphere_circle", "--checks", "identities", "scale-collapse",
+                 "--out", str(b)]) == 0
+    key = lambda rep: {c["model"]: c["model_info"]["theta0_sha256"] for c in rep["checks"]}  # noqa: E731
+    assert key(_report(a)) == key(_report(b))

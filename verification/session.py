@@ -160,7 +160,11 @@ class Session:
     def model_info(self) -> dict:
         """What identifies the run's model and start: spec, seed, a hash of θ₀, L(θ₀), λ₁(θ₀), G(θ₀)."""
         def make():
-            th = self.theta0
+            try:
+                th = self.theta0
+            except Exception as exc:  # noqa: BLE001 -- the report must still say which model and seed
+                return {"spec": self.spec, "seed": self.seed, "dim": int(self.model.dim),
+                        "theta0_error": f"{type(exc).__name__}: {exc}"}
             try:
                 mp = manifold_point(self.model, th)
                 lam1, G = mp.lam1, mp.G

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theory import (alp_flip_step, check_hyperparameters, eos_threshold, equilibrium_norm_sq, manifold_point,
+import theory
+from theory import (alp_flip_step, check_hyperparameters, equilibrium_norm_sq, manifold_point,
                     oscillation_amplitude_sq, project_to_manifold)
 from theory.manifold import GAP_RTOL, AssumptionViolated
 from toy_models._validate import as_vector
@@ -75,7 +76,7 @@ class Trajectory:
         first = int(np.argmax(near)) if near.any() else None
         out = {"on-gamma": None if first is None else int(self.steps[first]), "eos": None}
         if first is not None:
-            at_eos = self.sharpness[first:] >= eos_threshold(self.lr, self.wd)
+            at_eos = self.sharpness[first:] >= theory.eos_threshold(self.lr, self.wd)
             if at_eos.any():
                 out["eos"] = int(self.steps[first + int(np.argmax(at_eos))])
         return out
@@ -88,7 +89,7 @@ class Trajectory:
         if i == 0:
             return float(step)
         y0, y1 = np.log(self.lr * self.sharpness[i - 1:i + 1])
-        frac = (np.log(self.lr * eos_threshold(self.lr, self.wd)) - y0) / (y1 - y0)
+        frac = (np.log(self.lr * theory.eos_threshold(self.lr, self.wd)) - y0) / (y1 - y0)
         return float(self.steps[i - 1] + frac * (self.steps[i] - self.steps[i - 1]))
 
     @property
