@@ -51,15 +51,15 @@ class ScaledFlow:
         return self.flow.at(np.asarray(s) * self.factor)
 
 
-def _predicted_s(flow, clock_steps: np.ndarray, steps) -> np.ndarray:
-    """s(t) from a clock steps(s) (one clock applied to ``flow``)."""
-    return th.s_at_steps(flow, clock_steps, steps)
+def phi_error(tr: Trajectory, flow, s) -> float:
+    """max_t ‖Φ(w̄_t) - ζ(s_t)‖ over the records of ``tr``, s_t the flow time matched to each record."""
+    return float(np.nanmax(np.linalg.norm(tr.phi - flow.at(s), axis=1)))
 
 
 def path_error(tr: Trajectory, flow) -> float:
-    """max_t ‖Φ(w̄_t) - ζ(s_t)‖ over the records, at the run's own intrinsic clock s_t = Σ‖w̄_{k+1} - w̄_k‖²:
-    whether Φ moves along the flow's path at the flow's rate per unit of s (the coefficient -¼)."""
-    return float(np.nanmax(np.linalg.norm(tr.phi - flow.at(tr.clock), axis=1)))
+    """``phi_error`` at the run's own intrinsic clock s_t = Σ‖w̄_{k+1} - w̄_k‖²: whether Φ moves along the flow's
+    path at the flow's rate per unit of s (the coefficient -¼)."""
+    return phi_error(tr, flow, tr.clock)
 
 
 def clock_error(tr: Trajectory, flow, clock_steps: np.ndarray, scale: float = 1.0) -> float:
@@ -71,9 +71,17 @@ def clock_error(tr: Trajectory, flow, clock_steps: np.ndarray, scale: float = 1.
     return float(np.max(np.abs(tr.clock_steps - np.interp(t, clock_steps * scale, flow.s))))
 
 
-def phi_error(tr: Trajectory, flow, s) -> float:
-    """max_t ‖Φ(w̄_t) - ζ(s_t)‖ over the records of ``tr``, s_t the flow time matched to each record."""
-    return float(np.nanmax(np.linalg.norm(tr.phi - flow.at(s), axis=1)))
+def path_and_clock(tr: Trajectory, flow, clock: Callable, clock_args: tuple, paths: dict | None = None,
+                   factor: float = 1.0, scale: float = 1.0) -> dict:
+    """{"path", "clock"} errors of ``tr`` against ``flow`` run at (1 + δ) = ``factor`` times its rate
+    (``ScaledFlow``), the clock ``clock(flow, *clock_args)`` stretched by ``scale``. ``paths`` caches the
+    unperturbed path error per run (it does not depend on the clock)."""
+    f = flow if factor == 1.0 else ScaledFlow(flow, factor)
+    if factor == 1.0 and paths is not None:
+        path = paths.setdefault(id(tr), path_error(tr, f))
+    else:
+        path = path_error(tr, f)
+    return {"path": path, "clock": clock_error(tr, f, clock(f, *clock_args), scale)}
 
 
 def _ladder(session: Session, ladder, measure: Callable[[float], dict], orders: dict[str, Order],
@@ -133,7 +141,7 @@ def tracking_errors(session: Session, clock: Callable) -> tuple[np.ndarray, list
     ``clock(flow, lr, wd)`` (the combined error of path and clock; figures use it)."""
     flow = session.flow(_gdwd_horizon(session))
     runs = session.ladder_runs()
-    errors = [phi_error(tr, flow, _predicted_s(flow, clock(flow, tr.lr, tr.wd), tr.steps)) for tr in runs]
+    errors = [phi_error(tr, flow, th.s_at_steps(flow, clock(flow, tr.lr, tr.wd), tr.steps)) for tr in runs]
     return np.array(errors), runs, flow
 
 
@@ -175,9 +183,11 @@ def check_flow_tracking(session: Session, clock: Callable | None = None, name: s
         clk = clock or th.gdwd_steps
         flow = session.flow(_gdwd_horizon(session))
 
-        def errors(x, flow=flow, scale=1.0):
+        paths: dict = {}
+
+        def errors(x, factor=1.0, scale=1.0):
             tr = session.gdwd_run(x)
-            return {"path": path_error(tr, flow), "clock": clock_error(tr, flow, clk(flow, tr.lr, tr.wd), scale)}
+            return path_and_clock(tr, flow, clk, (tr.lr, tr.wd), paths, factor, scale)
 
         orders = {"path": GDWD_ORDER, "clock": GDWD_ORDER}
         xs, rows, verdicts = _ladder(session, session.config.ladder, errors, orders,
@@ -185,10 +195,9 @@ def check_flow_tracking(session: Session, clock: Callable | None = None, name: s
         runs = [session.gdwd_run(x) for x in xs]
         powers = {
             "clock rate": resolving_power(_rejected(xs, lambda d: [errors(x, scale=1 + d) for x in xs], orders)),
-            "flow coefficient": resolving_power(_rejected(
-                xs, lambda d: [errors(x, flow=ScaledFlow(flow, 1 + d)) for x in xs], orders)),
+            "flow coefficient": resolving_power(_rejected(xs, lambda d: [errors(x, factor=1 + d) for x in xs], orders)),
         }
-        combined = [phi_error(tr, flow, _predicted_s(flow, clk(flow, tr.lr, tr.wd), tr.steps)) for tr in runs]
+        combined = [phi_error(tr, flow, th.s_at_steps(flow, clk(flow, tr.lr, tr.wd), tr.steps)) for tr in runs]
         return _ladder_result(session, name, xs, rows, verdicts, runs, powers,
                               {"combined_errors": combined, "G_max": float(flow.G.max()),
                                "sharpness_drop": float(1 - flow.sharpness[-1] / flow.sharpness[0])})
@@ -475,9 +484,10 @@ def _alp_check(session: Session, name: str, algorithm: str, clock: Callable | No
                 cache[lr] = tr
             return cache[lr]
 
-        def errors(lr, flow=flow, scale=1.0):
-            tr = simulate_lr(lr)
-            return {"path": path_error(tr, flow), "clock": clock_error(tr, flow, clk(flow, lr), scale)}
+        paths: dict = {}
+
+        def errors(lr, factor=1.0, scale=1.0):
+            return path_and_clock(simulate_lr(lr), flow, clk, (lr,), paths, factor, scale)
 
         orders = {"path": order, "clock": order}
         xs, rows, verdicts = _ladder(session, cfg.alp_ladder, errors, orders,
@@ -485,8 +495,7 @@ def _alp_check(session: Session, name: str, algorithm: str, clock: Callable | No
         runs = [simulate_lr(x) for x in xs]
         powers = {
             "clock rate": resolving_power(_rejected(xs, lambda d: [errors(x, scale=1 + d) for x in xs], orders)),
-            "flow coefficient": resolving_power(_rejected(
-                xs, lambda d: [errors(x, flow=ScaledFlow(flow, 1 + d)) for x in xs], orders)),
+            "flow coefficient": resolving_power(_rejected(xs, lambda d: [errors(x, factor=1 + d) for x in xs], orders)),
         }
         # the flip along v₁ on the smallest-η run, averaged over both phases of the 2-cycle (odd record stride):
         # ⟨‖w̄ - Φ‖²⟩/(δ/2)² = 1 on the symmetric cycle x = ±δ/2, 2(C² + (1 - C)²) on the split z₊ = Cδ,
