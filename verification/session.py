@@ -27,7 +27,9 @@ class VerifyConfig:
 
     * ``lr``: η of the GD+WD runs; ``ladder``: the values of ηλ; ``tau_end``: horizon in τ = ηλt;
       ``records``: records (Φ projections) per run.
-    * ``entry_wd_lr``, ``entry_norm_ratio``: the eos-entry run (ηλ, and ‖w₀‖² over the EoS norm).
+    * ``entry_wd_lr``, ``entry_norm_ratio``: the eos-entry run (ηλ, and ‖w₀‖² over the EoS norm). Phase 2 lasts
+      ≈ log(ratio)/(2ηλ) steps (2700 at 3e-4) while GD needs up to ~900 steps to reach Γ on ``mf``: a smaller
+      ηλ separates the phases on every start.
     * ``collapse_factor``, ``collapse_steps``: scale-collapse runs (η, λ) and (cη, λ/c).
     * ``nowd_ladder``: the values of ε for GD without WD, started at η_eff λ₁ = 2(1 + ε); ``nowd_kick``.
     * ``alp_ladder``: the values of η for normalized GD and GD on √L; ``alp_tau_end``: horizon in τ = η²t.
@@ -39,7 +41,7 @@ class VerifyConfig:
     ladder: tuple[float, ...] = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
     tau_end: float = 0.3
     records: int = 25
-    entry_wd_lr: float = 1e-3
+    entry_wd_lr: float = 3e-4
     entry_norm_ratio: float = 5.0
     collapse_factor: float = 3.0
     collapse_steps: int = 2000
