@@ -58,6 +58,7 @@ class Trajectory:
     diverged: str = ""
     monitor: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    w_last: np.ndarray | None = None  # the last iterate (where the run ended or diverged)
 
     def phases(self, on_gamma_rtol: float = 1e-6) -> dict:
         """Phase markers: the first recorded step at which each criterion fired (None if never).
@@ -192,7 +193,7 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
     return Trajectory(algorithm, lr, wd, arr["steps"], arr["loss"], arr["norm_sq"], arr["sharpness"],
                       arr["sharpness_mid"], arr["sharpness_next"], arr["grad_norm"], arr["clock"], arr["phi"] if track_phi else None,
                       arr["phi_sharp"] if track_phi else None, arr["offset"] if track_phi else None, diverged,
-                      monitor, time.perf_counter() - start)
+                      monitor, time.perf_counter() - start, w)
 
 
 def eos_start(model, theta0, lr: float, wd: float, kick="amplitude", rng: np.random.Generator | None = None):
