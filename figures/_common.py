@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 #: sizes for a paper column (3.4 in) or the full width (7 in); fonts readable at that size
 COLUMN, WIDE = (3.4, 2.6), (7.0, 2.6)
@@ -85,7 +86,11 @@ def make_figure(module, out: Path, quick: bool = False, seed: int = 0, recompute
     config = cache_config(module, quick, seed)
     data = None if recompute else _load_cache(data_dir, module.NAME, config)
     if data is None:
-        data = {k: np.asarray(v) for k, v in module.compute(quick=quick, seed=seed).items()}
+        # one BLAS thread: the matrices here are at most a few hundred wide, where threads only add
+        # synchronization (a 120×120 Hessian took 2.3 ms on one thread, 40 ms on two of a shared 2-core machine),
+        # and a fixed thread count keeps the arrays, hence the files, byte-identical across machines' settings
+        with threadpool_limits(limits=1, user_api="blas"):
+            data = {k: np.asarray(v) for k, v in module.compute(quick=quick, seed=seed).items()}
 
         def save_npz(tmp):
             with open(tmp, "wb") as f:

@@ -140,9 +140,22 @@ class BatchNormCompletion:
                 + self._second_t(a, gh))
 
     def hess(self, w) -> np.ndarray:
-        """Exact Hessian, column by column from ``hvp`` (no differencing)."""
-        cols = np.column_stack([self.hvp(w, e) for e in np.eye(self.dim)])
-        return 0.5 * (cols + cols.T)
+        """∇²L = Jᵀ ∇²h J + M, dense: J the |Ω|×D Jacobian of P (row (i, j): v_j at u_i's entries, u_i at v_j's)
+        and M the matrix of (a, b) -> ∇hᵀ P''[a, b], whose U-V block is G ⊗ I_r (G: ∇h on Ω as an m×n matrix)."""
+        _, u, v, blk = self._point(w)
+        (m, n), r = self.target.shape, self.rank
+        k = -self._gain_sq
+        jac = np.zeros((len(self._rows), self.dim))
+        cols = np.arange(r)
+        jac[np.arange(len(self._rows))[:, None], self._rows[:, None] * r + cols] = v[self._cols]
+        jac[np.arange(len(self._rows))[:, None], m * r + self._cols[:, None] * r + cols] = u[self._rows]
+        hz = jac.T @ blk.d2_adjoint_matrix(k * self._y) @ jac
+        g = np.zeros((m, n))
+        g[self._rows, self._cols] = k * blk.d1(self._y)
+        cross = np.kron(g, np.eye(r))
+        hz[: m * r, m * r:] += cross
+        hz[m * r:, : m * r] += cross.T
+        return 0.5 * (hz + hz.T)
 
     def third(self, w, a, b) -> np.ndarray:
         """∇³L[a, b, ·] by the chain rule of the module docstring."""
