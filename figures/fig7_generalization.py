@@ -132,6 +132,12 @@ def caption(d) -> str:
         verdict = "GD+WD is not consistently better or worse than GD without WD in mean held-out error"
     verdict += (f"; the 95% intervals separate at ηλ = {', '.join(separated)}" if separated
                 else "; no 95% interval separates from that of GD without WD")
+    paired = []  # the same seed with and without WD: the seed-to-seed spread cancels
+    for j, x in enumerate(lw, start=1):
+        both = ok[0] & ok[j]
+        m, h = _ci(d["err"][j][both] - d["err"][0][both])
+        paired.append(f"ηλ = {x:g}: {m:+.3f} ± {h:.3f} ({int(both.sum())} seeds)")
+    verdict += ". Paired by seed, held-out error with WD minus without: " + "; ".join(paired)
     rho, p = _spearman(d)
     trained = d["err"][ok]
     size, tr, obs = TASK["size"], TASK["target_rank"], TASK["observed"]
