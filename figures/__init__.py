@@ -3,14 +3,16 @@
 Each figure is a module with ``compute(quick, seed) -> dict of arrays`` and ``plot(data, fig)``, plus a
 ``caption(data)`` that states what was measured. Output: ``<out>/<name>.png``, ``<out>/<name>.pdf``,
 ``<out>/<name>.txt`` (the caption) and the cached arrays ``<out>/data/<name>.npz`` with their config
-``<out>/data/<name>.json``.
+``<out>/data/<name>.json`` (the cache key includes the SHA-256 of the figure module's source). ``<out>`` is
+``figures/`` by default and ``figures/quick/`` with ``--quick``, so that quick runs never overwrite the
+full-size figures.
 """
 
 from . import (fig1_eos, fig2_sharpness, fig3_trajectory, fig4_convergence, fig5_norm, fig6_phases,
                fig7_generalization, fig8_alp)
-from ._common import make_figure
+from ._common import default_out, make_figure
 
 FIGURES = {mod.NAME: mod for mod in (fig1_eos, fig2_sharpness, fig3_trajectory, fig4_convergence, fig5_norm,
                                      fig6_phases, fig7_generalization, fig8_alp)}
 
-__all__ = ["FIGURES", "make_figure"]
+__all__ = ["FIGURES", "default_out", "make_figure"]

@@ -1,19 +1,21 @@
-"""Figure 2, sharpness reduction: spherical sharpness λ₁(∇²L(Φ(w̄_t))) over τ = ηλt for GD+WD at several ηλ,
-GD without WD, the flow's prediction and the naive flow (dashed)."""
+"""Figure 2, sharpness reduction: spherical sharpness λ₁(∇²L(Φ(w̄_t))) over τ = ηλt for GD+WD at several ηλ, the
+flow's prediction and the naive flow (dashed); and, in its own panel and on its own clock s = log(‖w_t‖²/‖w₀‖²)
+(docs/theory.md §5), GD without WD against the same flow, with its predicted rest point (``theory.nowd_final``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._common import COLUMN, eos_runs, model_and_start
+from ._common import WIDE, eos_runs, model_and_start
 
 NAME = "fig2_sharpness"
-SIZE = COLUMN
+SIZE = WIDE
+NOWD_EPS = 0.2  # GD without WD starts at η_eff λ₁ = 2(1 + ε)
 LR = 0.1
 
 
 def compute(quick: bool, seed: int) -> dict:
-    from theory import gdwd_tau, manifold_point, sharpness_reduction_flow
+    from theory import gdwd_tau, manifold_point, nowd_final, sharpness_reduction_flow
     from verification.simulate import simulate
 
     model, theta0 = model_and_start("mf", seed)
@@ -24,21 +26,21 @@ def compute(quick: bool, seed: int) -> dict:
            "naive_tau": flow.s / 2, "tau_end": tau_end}
     for k, tr in enumerate(eos_runs(model, theta0, LR, ladder, tau_end, records=30 if quick else 60)):
         out[f"tau_{k}"], out[f"sharp_{k}"] = tr.tau, tr.phi_sharpness
-    # GD without WD from η_eff λ₁ = 2(1 + ε), ε = 0.2, as many steps as the ηλ = 1e-3 run
+    # GD without WD from η_eff λ₁ = 2(1 + ε): it comes to rest near s = nowd_final (about 2 log(1 + ε))
     mp = manifold_point(model, theta0)
-    n0 = LR * mp.lam1 / (2 * 1.2)
-    steps = int(round(tau_end / ladder[0]))
-    tr = simulate(model, np.sqrt(n0) * (theta0 + 1e-3 * mp.v1), LR, steps, every=max(1, steps // 40), track_phi=True,
-                  pairs=False)
-    out["nowd_tau"], out["nowd_sharp"] = tr.steps * ladder[0], tr.phi_sharpness
+    n0 = LR * mp.lam1 / (2 * (1 + NOWD_EPS))
+    # the norm grows within ~30 steps and is then at rest: record every step of the first 80
+    tr = simulate(model, np.sqrt(n0) * (theta0 + 1e-3 * mp.v1), LR, 80, every=1, track_phi=True, pairs=False)
+    out["nowd_s"], out["nowd_sharp"] = np.log(tr.norm_sq / tr.norm_sq[0]), tr.phi_sharpness
+    out["nowd_rest"] = nowd_final(flow, LR, float(tr.norm_sq[0]))
+    out["flow_s"] = flow.s
     return out
 
 
 def plot(d, fig):
-    ax = fig.subplots()
+    ax, ax2 = fig.subplots(1, 2)
     for k, lw in enumerate(d["ladder"]):
         ax.plot(d[f"tau_{k}"], d[f"sharp_{k}"], "o", ms=2.5, label=f"GD+WD, ηλ = {lw:g}")
-    ax.plot(d["nowd_tau"], d["nowd_sharp"], "^", ms=2.5, color="gray", label="GD, no WD (t·1e-3 on the axis)")
     tau_end = float(d["tau_end"])
     keep = d["flow_tau"] <= tau_end * 1.02
     ax.plot(d["flow_tau"][keep], d["flow_sharp"][keep], "k-", label="flow, 4/(4+G) clock")
@@ -46,16 +48,29 @@ def plot(d, fig):
     ax.plot(d["naive_tau"][keep], d["flow_sharp"][keep], "k--", label="naive flow (G → 0)")
     ax.set_xlabel("τ = ηλt")
     ax.set_ylabel("spherical sharpness λ₁(∇²L(Φ(w̄_t)))")
-    ax.set_title("mf: sharpness reduction")
+    ax.set_title("mf, GD+WD: sharpness reduction")
     ax.legend()
+    s_max = 1.25 * max(float(d["nowd_s"][-1]), float(d["nowd_rest"]))
+    keep = d["flow_s"] <= s_max
+    ax2.plot(d["nowd_s"], d["nowd_sharp"], "^", ms=2.5, color="gray", label="GD, no WD (every step)")
+    ax2.plot(d["flow_s"][keep], d["flow_sharp"][keep], "k-", label="flow ζ(s)")
+    ax2.axvline(float(d["nowd_rest"]), color="tab:red", ls=":", lw=0.9, label="predicted rest (nowd_final)")
+    ax2.set_xlabel("s = log(‖w_t‖²/‖w₀‖²), GD without WD")
+    ax2.set_ylabel("λ₁(∇²L(Φ(w̄_t)))")
+    ax2.set_title(f"mf, GD without WD from η_eff λ₁ = 2(1+{NOWD_EPS:g})")
+    ax2.legend()
 
 
 def caption(d) -> str:
     k = len(d["ladder"]) - 1
     pred = np.interp(d[f"tau_{k}"], d["flow_tau"], d["flow_sharp"])
     err = float(np.max(np.abs(d[f"sharp_{k}"] / pred - 1)))
-    return (f"Spherical sharpness on `mf` over τ = ηλt. GD+WD (dots) follows the flow with the 4/(4+G) clock (solid): "
-            f"at ηλ = {d['ladder'][-1]:g} within {err:.1e} relative; the naive flow (dashed) runs ahead. GD without WD "
-            f"(triangles) reduces the sharpness only by {100 * (1 - d['nowd_sharp'][-1] / d['nowd_sharp'][0]):.1f}% and "
-            "then stops, while GD+WD keeps going "
+    nowd_pred = np.interp(d["nowd_s"], d["flow_s"], d["flow_sharp"])
+    nowd_err = float(np.max(np.abs(d["nowd_sharp"] / nowd_pred - 1)))
+    return (f"Spherical sharpness on `mf`. Left, over τ = ηλt: GD+WD (dots) follows the flow with the 4/(4+G) clock "
+            f"(solid), at ηλ = {d['ladder'][-1]:g} within {err:.1e} relative; the naive flow (dashed) runs ahead. "
+            f"Right, GD without WD on its own clock s = log(‖w_t‖²/‖w₀‖²): it follows the same flow (within "
+            f"{nowd_err:.1e} relative) but only while the norm grows, reducing the sharpness by "
+            f"{100 * (1 - d['nowd_sharp'][-1] / d['nowd_sharp'][0]):.1f}% and coming to rest at s = "
+            f"{float(d['nowd_s'][-1]):.3f} (predicted {float(d['nowd_rest']):.3f}); GD+WD keeps going "
             f"({100 * (1 - d['sharp_0'][-1] / d['sharp_0'][0]):.0f}% by τ = {float(d['tau_end']):g}).")

@@ -130,48 +130,6 @@ def _factorization_model(y: np.ndarray, mask: np.ndarray, rank: int, scale: floa
     return ManifoldModel(inner, (n * rank, m * rank), linear=_permutation_matrix(order), block_names=("V", "U"), **kw)
 
 
-@dataclass(frozen=True)
-class CompletionTask:
-    """A low-rank matrix completion problem solved by a normalized factorization of a larger rank:
-    ``model`` sees the entries in Ω (``mask``); ``heldout_error`` measures the rest of ``target``."""
-
-    model: ManifoldModel
-    target: np.ndarray
-    mask: np.ndarray
-    rank: int
-    scale: float
-
-    def predict(self, w: np.ndarray) -> np.ndarray:
-        """c Ū V̄ᵀ for w = (vec U, vec V)."""
-        m, n = self.target.shape
-        u, v = w[: m * self.rank].reshape(m, self.rank), w[m * self.rank:].reshape(n, self.rank)
-        return self.scale * (u @ v.T) / (np.linalg.norm(u) * np.linalg.norm(v))
-
-    def heldout_error(self, w: np.ndarray) -> float:
-        """Relative error on the unobserved entries: ‖(pred - Y)_Ωᶜ‖_F / ‖Y_Ωᶜ‖_F."""
-        off = 1.0 - self.mask
-        return float(np.linalg.norm((self.predict(w) - self.target) * off) / np.linalg.norm(self.target * off))
-
-
-def completion_task(rng=0, size: int = 12, rank: int = 12, target_rank: int = 2, scale: float = 1.5,
-                    observed: float = 0.4) -> CompletionTask:
-    """A size×size target of rank ``target_rank`` (nuclear norm 1), a random ``observed`` fraction of it seen,
-    fitted by a normalized factorization of rank ``rank`` ≥ target_rank (over-parameterized: Γ holds many
-    completions, and which one training picks decides the held-out error). No ``minimizer``: Γ is reached
-    by training."""
-    rng = as_rng(rng)
-    size, rank, target_rank = positive_int(size, "size", 2), positive_int(rank, "rank"), positive_int(target_rank, "target_rank")
-    if target_rank > rank:
-        raise ValueError(f"target_rank: expected ≤ rank = {rank}, got {target_rank}")
-    if not 0 < observed < 1:
-        raise ValueError(f"observed: expected a fraction in (0, 1), got {observed!r}")
-    y = _low_rank(rng, size, size, target_rank)
-    mask = (rng.random((size, size)) < observed).astype(float)
-    model = _factorization_model(y, mask, rank, scale, name="completion",
-                                 description=f"completion {size}x{size}, target rank {target_rank}, factor rank {rank}")
-    return CompletionTask(model, y, mask, rank, scale)
-
-
 def matrix_completion(rng=0, m: int = 5, n: int = 5, rank: int = 2, scale: float = 1.5,
                       observed: float = 0.8) -> ManifoldModel:
     """``matrix_factorization`` with a random observation mask (default 80% of the entries)."""

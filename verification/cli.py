@@ -396,13 +396,13 @@ def _raise_interrupt(signum, frame):
 
 
 def _cmd_figures(args) -> int:
-    from figures import FIGURES, make_figure
+    from figures import FIGURES, default_out, make_figure
 
     names = args.only or list(FIGURES)
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
         raise UsageError(f"srflow: figures: --only: unknown figure(s) {', '.join(unknown)}; valid: {', '.join(FIGURES)}")
-    out = _writable(Path(args.out), "srflow: figures: --out")
+    out = _writable(Path(args.out) if args.out else default_out(args.quick), "srflow: figures: --out")
     start = time.perf_counter()
     for name in names:
         t = time.perf_counter()
@@ -435,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accept a ladder below 4 values over 1.5 decades; its checks are then marked inconclusive")
     p.set_defaults(func=_cmd_verify)
     p = sub.add_parser("figures", help="regenerate the paper's figures (PNG, PDF, caption, cached arrays)")
-    p.add_argument("--out", default="figures", metavar="DIR", help="output folder (default ./figures)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default ./figures, with --quick ./figures/quick)")
     p.add_argument("--quick", action="store_true", help="small versions (for tests)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="only these figures (see `srflow list`)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")

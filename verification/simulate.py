@@ -63,6 +63,7 @@ class Trajectory:
     #: the intrinsic clock s_t at every step t = 0, 1, …, steps (cheap, and dense enough that a maximum over t
     #: is not at the mercy of the record cadence)
     clock_steps: np.ndarray | None = None
+    w_last: np.ndarray | None = None  # the last iterate (where the run ended or diverged)
 
     def phases(self, on_gamma_rtol: float = 1e-6) -> dict:
         """Phase markers: the first recorded step at which each criterion fired (None if never).
@@ -206,7 +207,8 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
     return Trajectory(algorithm, lr, wd, arr["steps"], arr["loss"], arr["norm_sq"], arr["sharpness"],
                       arr["sharpness_mid"], arr["sharpness_next"], arr["grad_norm"], arr["clock"], arr["phi"] if track_phi else None,
                       arr["phi_sharp"] if track_phi else None, arr["offset"] if track_phi else None, diverged,
-                      monitor, time.perf_counter() - start, clock_steps[:t + 1] if not diverged else clock_steps[:t])
+                      monitor, time.perf_counter() - start,
+                      clock_steps=clock_steps[:t + 1] if not diverged else clock_steps[:t], w_last=w)
 
 
 def eos_start(model, theta0, lr: float, wd: float, kick="amplitude", rng: np.random.Generator | None = None):
