@@ -115,3 +115,22 @@ def test_checks_on_the_other_default_models_full_ladders(model):
                  "normalized-gd"):
         res = CHECKS[name](session)
         assert res.status == "pass", f"{name}: {res.message}"
+
+
+def _isolated_minimizers():
+    """L(w) = f(w/‖w‖), f = ½(x₁² + 2x₂²): minimizers ±e₀, isolated (dim Γ = 0), λ₁ = 2 with a gap; θ₀ is found
+    by descent from a random start (no ``minimizer``)."""
+    from toy_models import wrap
+
+    k = np.array([0.0, 1.0, 2.0])
+    return wrap(3, lambda x: 0.5 * float(np.sum(k * x * x)), lambda x: k * x, lambda x: np.diag(k),
+                lambda x, a, b: np.zeros(3), name="isolated")
+
+
+def test_isolated_minimizers_make_the_flow_checks_inconclusive_not_fail():
+    """dim Γ = 0: the flow does not move, Φ(w̄_t) sits at θ₀ to round-off, the path error is at the numerical
+    floor -- no order can be measured, so the verdict is inconclusive with that reason (not a nan-based FAIL)."""
+    session = Session(_isolated_minimizers(), QUICK, 0)
+    res = check_flow_tracking(session)
+    assert res.status == "inconclusive" and "numerical floor" in res.message, res.message
+    assert check_naive_flow_rejected(session).status == "inconclusive"
