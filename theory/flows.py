@@ -18,7 +18,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import cumulative_trapezoid, solve_ivp
+from scipy.integrate import solve_ivp
+from scipy.interpolate import CubicSpline
 
 from toy_models._validate import as_vector, positive_int, positive_real, unit
 
@@ -195,7 +196,9 @@ def sqrt_gd_steps(result: FlowResult, lr: float) -> np.ndarray:
     """GD on √L (ALP): dX/dτ = -⅛ ∇_Γ λ₁ = (λ₁/2)·(-¼ ∇_Γ log λ₁), so dτ = 2 ds/λ₁ and
     t = (1/η²) ∫₀^s 2/λ₁(ζ(s')) ds' (trapezoid on the samples of ``result``)."""
     check_hyperparameters(lr)
-    return cumulative_trapezoid(2.0 / result.sharpness, result.s, initial=0.0) / lr**2
+    # a cubic spline's antiderivative: O(Δs⁴), where the trapezoid's O(Δs²) left a floor of ~1e-6 in s
+    integral = CubicSpline(result.s, 2.0 / result.sharpness).antiderivative()
+    return (integral(result.s) - integral(result.s[0])) / lr**2
 
 
 def s_at_steps(result: FlowResult, steps_of_s: np.ndarray, steps) -> np.ndarray:
@@ -207,4 +210,11 @@ def s_at_steps(result: FlowResult, steps_of_s: np.ndarray, steps) -> np.ndarray:
     if np.any(steps > steps_of_s[-1] * (1 + 1e-12)) or np.any(steps < 0):
         raise ValueError(f"steps: expected values in [0, {steps_of_s[-1]:.6g}] (the flow's horizon), "
                          f"got up to {np.max(steps):.6g}")
-    return np.interp(steps, steps_of_s, result.s)
+    return invert_clock(steps_of_s, result.s, steps)
+
+
+def invert_clock(steps_of_s: np.ndarray, s: np.ndarray, steps) -> np.ndarray:
+    """s at ``steps`` for a clock sampled as ``steps_of_s`` at flow times ``s``, by a cubic spline in the steps
+    (interpolation error O(Δs⁴): the linear interpolation it replaces left an O(Δs²·(log λ₁)'') floor of ~5e-6
+    in s at 400 flow samples, the size of the O(ηλ) clock error at ηλ ≈ 1e-5)."""
+    return CubicSpline(steps_of_s, s)(np.asarray(steps, dtype=np.float64))

@@ -70,7 +70,7 @@ def clock_error(tr: Trajectory, flow, clock_steps: np.ndarray, scale: float = 1.
     t = np.arange(len(tr.clock_steps), dtype=float)
     if t[-1] > clock_steps[-1] * scale * (1 + 1e-12):
         raise ValueError(f"flow: its horizon covers {clock_steps[-1] * scale:.6g} steps, the run has {t[-1]:.0f}")
-    return float(np.max(np.abs(tr.clock_steps - np.interp(t, clock_steps * scale, flow.s))))
+    return float(np.max(np.abs(tr.clock_steps - th.flows.invert_clock(clock_steps * scale, flow.s, t))))
 
 
 def path_and_clock(tr: Trajectory, flow, clock: Callable, clock_args: tuple, paths: dict | None = None,
