@@ -511,7 +511,7 @@ class _Cluster:
         else:
             n = workers or min(2, os.cpu_count() or 1)
             self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                                        dashboard_address=None, silence_logs=logging.ERROR)
+                                        dashboard_address=":0", silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
 
     def close(self):
@@ -681,6 +681,7 @@ def cmd_sweep(args) -> int:
         raise SystemExit(f"srflow: sweep: {exc}")
     if args.workers is not None and args.workers < 1:
         raise SystemExit("srflow: sweep: --workers: expected a positive integer")
+    start = time.perf_counter()
     out = _out_dir(args.out)
     cache = _writable(Path(args.cache) if args.cache else default_cache(), "srflow: sweep: --cache")
     try:
@@ -690,9 +691,9 @@ def cmd_sweep(args) -> int:
         print(f"\nsrflow: sweep interrupted; finished cells are cached in {cache} and written to {out}",
               file=sys.stderr)
         return 130
-    c = sidecar["counts"]
+    c, seconds = sidecar["counts"], time.perf_counter() - start
     errors = f", {c['errors']} error(s)" if c["errors"] else ""
     print(f"{c['finished']}/{c['cells']} cell(s) ({c['from_cache']} from the cache, {c['computed']} computed{errors}) "
-          f"in {sidecar['seconds']:.1f} s -> {out / 'sweep.nc'}")
+          f"in {seconds:.1f} s -> {out / 'sweep.nc'}")
     failed = any(e["status"] in ("fail", "error") for e in sidecar["cells"])
     return 1 if failed else 0
