@@ -242,8 +242,14 @@ def test_build_records_the_revision(tmp_path):
     if head.returncode != 0:
         pytest.skip("not a git checkout")
     build = tmp_path / "build"
-    out = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(build)], cwd=ROOT,
-                         capture_output=True, text=True)
+    egg_info = ROOT / "srflow.egg-info"  # setuptools writes it next to setup.py: remove it if it is new
+    had_egg_info = egg_info.exists()
+    try:
+        out = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(build)], cwd=ROOT,
+                             capture_output=True, text=True)
+    finally:
+        if not had_egg_info:
+            shutil.rmtree(egg_info, ignore_errors=True)
     assert out.returncode == 0, out.stderr
     assert f"REVISION = {head.stdout.strip()!r}" in (build / "verification" / "_build_revision.py").read_text()
     probe = "from verification.provenance import source_revision as s; print(s()['source'], s()['revision'])"
@@ -253,7 +259,6 @@ def test_build_records_the_revision(tmp_path):
     (build / "verification" / "_build_revision.py").unlink()
     got = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert got.stdout.split() == ["unknown", "unknown"], got.stderr
-    shutil.rmtree(ROOT / "build", ignore_errors=True) if not (ROOT / "build").exists() else None
 
 
 @pytest.mark.parametrize("script", ["central_comparison.py", "sweep_to_pandas.py"])

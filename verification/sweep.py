@@ -616,7 +616,7 @@ def _write(spec, cells, results, log, out: Path, command, seconds: float, interr
         "versions": json.dumps(prov["versions"]), "complete": int(complete),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
-    sidecar = {"command": command or sys.argv, "spec": spec.text, "resolved_spec": spec_json, **prov,
+    sidecar = {"command": command or sys.argv, "argv": sys.argv, "cwd": os.getcwd(), "spec": spec.text, "resolved_spec": spec_json, **prov,
                "complete": complete, "interrupted": interrupted, "seconds": round(seconds, 2),
                "counts": {"cells": len(cells), "finished": len(ok),
                           "from_cache": sum(e["source"] == "cache" for e in log),
@@ -672,6 +672,15 @@ def _out_dir(arg: str | None) -> Path:
     return _writable(out, "srflow: sweep: --out")
 
 
+def _command(args) -> list[str]:
+    """The command line that reproduces this sweep (whether it came from the shell or from ``main(argv)``)."""
+    cmd = ["srflow", "sweep", args.spec]
+    for flag in ("out", "cache", "scheduler", "workers"):
+        if getattr(args, flag) is not None:
+            cmd += [f"--{flag}", str(getattr(args, flag))]
+    return cmd + (["--quiet"] if args.quiet else [])
+
+
 def cmd_sweep(args) -> int:
     from .cli import _writable
 
@@ -685,8 +694,7 @@ def cmd_sweep(args) -> int:
     out = _out_dir(args.out)
     cache = _writable(Path(args.cache) if args.cache else default_cache(), "srflow: sweep: --cache")
     try:
-        _, sidecar = run_sweep(spec, out, cache, args.scheduler, args.workers, args.quiet,
-                               ["srflow", "sweep", *sys.argv[2:]] if sys.argv[1:2] == ["sweep"] else None)
+        _, sidecar = run_sweep(spec, out, cache, args.scheduler, args.workers, args.quiet, _command(args))
     except KeyboardInterrupt:
         print(f"\nsrflow: sweep interrupted; finished cells are cached in {cache} and written to {out}",
               file=sys.stderr)
