@@ -176,6 +176,20 @@ def test_check_cells(tmp_path):
     assert str(ds.status.sel(model="sphere_circle", seed=3, check="identities").values) == "pass"
 
 
+def test_user_model_file(tmp_path):
+    """A ``file.py:factory`` model (path relative to the spec) runs on the workers and is labelled by its file
+    stem; editing the file changes its cells' keys."""
+    (tmp_path / "my_model.py").write_text("from toy_models import make_model\n\n"
+                                          "def make(rng=0):\n    return make_model('sphere_circle', rng=rng)\n")
+    (tmp_path / "s.toml").write_text('models = ["my_model.py:make"]\nchecks = ["identities"]\n')
+    spec = load_spec(tmp_path / "s.toml")
+    ds, _ = run_sweep(spec, tmp_path / "out", tmp_path / "cache", quiet=True, processes=False)
+    assert list(ds.model.values) == ["my_model"] and str(ds.status.values.item()) == "pass"
+    key = make_cells(spec)[0]["key"]
+    (tmp_path / "my_model.py").write_text((tmp_path / "my_model.py").read_text() + "# edited\n")
+    assert make_cells(load_spec(tmp_path / "s.toml"))[0]["key"] != key
+
+
 @pytest.mark.parametrize("data, match", [
     ({"models": ["nope"]}, "models: unknown model 'nope'"),
     ({"models": []}, "models: expected at least one"),
@@ -351,6 +365,7 @@ def test_scheduler_and_workers_with_a_worker_killed(tmp_path):
                                  cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _wait(lambda: len(_cache_files(cache)) >= 1 or sweep.poll() is not None, 300, "a finished cell")
         workers[0].kill()
+        at_kill = len(_cache_files(cache))
         out, err = sweep.communicate(timeout=600)
         assert sweep.returncode == 0, err
         assert workers[0].wait(timeout=10) is not None
@@ -365,6 +380,8 @@ def test_scheduler_and_workers_with_a_worker_killed(tmp_path):
                 p.kill()
         for log in logs:
             log.close()
+    assert at_kill < 8, "the worker was killed after the sweep had finished"
+    assert "name: w0" in (tmp_path / "proc0.log").read_text()  # the scheduler saw w0 go
     side = json.loads((tmp_path / "remote" / "sweep.json").read_text())
     keys = [e["key"] for e in side["cells"]]
     assert len(keys) == len(set(keys)) == 8 and side["counts"]["computed"] == 8
