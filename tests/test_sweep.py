@@ -190,6 +190,26 @@ def test_user_model_file(tmp_path):
     assert make_cells(load_spec(tmp_path / "s.toml"))[0]["key"] != key
 
 
+def test_failing_cells_are_reported_not_cached(tmp_path):
+    """A model whose θ₀ is off Γ: its flow raises, every cell of it is an error in sweep.json, none is cached
+    or marked finished, and ``srflow sweep`` exits with status 1."""
+    (tmp_path / "off.py").write_text(
+        "import numpy as np\nfrom toy_models import make_model\n\n"
+        "class Off:\n    name = 'off'\n\n    def __init__(self):\n        self._m = make_model('sphere_circle')\n"
+        "        self.dim = self._m.dim\n\n    def __getattr__(self, key):\n        return getattr(self._m, key)\n\n"
+        "    def minimizer(self, rng):\n        return np.ones(3) / np.sqrt(3)\n\n"
+        "def make():\n    return Off()\n")
+    (tmp_path / "s.toml").write_text('models = ["off.py:make"]\neta_lambda = [1e-2, 5e-3]\n'
+                                     '[config]\ntau_end = 0.02\nrecords = 3\n')
+    ds, side = run_sweep(load_spec(tmp_path / "s.toml"), tmp_path / "out", tmp_path / "cache", quiet=True,
+                         processes=False)
+    assert side["counts"]["errors"] == 2 and side["counts"]["finished"] == 0
+    assert all(e["status"] == "error" and "not on Γ" in e["message"] for e in side["cells"])
+    assert not _cache_files(tmp_path / "cache") and int(ds.finished.sum()) == 0 and ds.attrs["complete"] == 0
+    assert main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "o2"), "--cache",
+                 str(tmp_path / "cache"), "--quiet", "--workers", "1"]) == 1
+
+
 @pytest.mark.parametrize("data, match", [
     ({"models": ["nope"]}, "models: unknown model 'nope'"),
     ({"models": []}, "models: expected at least one"),

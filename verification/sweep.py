@@ -582,7 +582,7 @@ def run_sweep(spec: SweepSpec, out, cache_dir, scheduler: str | None = None, wor
                     cache.put(cell, r)
                 results[cell["key"]] = r
                 log.append({"key": cell["key"], "cell": _cell_name(cell), "source": "computed", "status": r["status"],
-                            "worker": r.get("worker", "")})
+                            "worker": r.get("worker", ""), "message": r.get("message", "")})
                 say(_progress(len(results), len(cells), cell, r))
                 fut.release()
         except KeyboardInterrupt:
