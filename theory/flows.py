@@ -59,6 +59,16 @@ class FlowResult:
             raise ValueError(f"s: expected values in [{self.s[0]:g}, {self.s[-1]:g}], got [{s.min():g}, {s.max():g}]")
         return np.array([newton_polish(self.model, self.sol(si), iters=1) for si in s])
 
+    def to_xarray(self):
+        """The samples as an ``xarray.Dataset`` on dimension ``s`` (flow time): ``theta`` (s, component),
+        ``sharpness`` λ₁(ζ(s)), ``G``, and ``tau`` = ηλ(t - t₀) of GD+WD at EoS (``gdwd_tau``); ``drift`` in the
+        attrs. The dense solution and the model are not included."""
+        import xarray as xr
+
+        return xr.Dataset({"theta": (("s", "component"), self.theta), "sharpness": ("s", self.sharpness),
+                           "G": ("s", self.G), "tau": ("s", gdwd_tau(self))},
+                          coords={"s": self.s}, attrs={"drift": self.drift})
+
 
 def _field(model, s: float, x: np.ndarray, coef: float, on_gap: str) -> np.ndarray:
     try:

@@ -1,4 +1,4 @@
-"""The ``srflow`` command line: ``verify``, ``figures``, ``list``, ``check-identities``, ``derive``."""
+"""The ``srflow`` command line: ``verify``, ``figures``, ``sweep``, ``list``, ``check-identities``, ``derive``."""
 
 from __future__ import annotations
 
@@ -441,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
     p.add_argument("--recompute", action="store_true", help="ignore cached arrays with a matching config")
     p.set_defaults(func=_cmd_figures)
+    from .sweep import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
     sub.add_parser("list", help="list the models and checks").set_defaults(func=_cmd_list)
     p = sub.add_parser("check-identities", help="scale-invariance and exact-derivative checks on the models")
     p.add_argument("--models", nargs="+", metavar="NAME", help=f"models to check (default: all of {', '.join(REGISTRY)})")

@@ -98,6 +98,24 @@ class Trajectory:
         """τ = ηλt (GD+WD) or η²t (the ALP algorithms)."""
         return self.steps * (self.lr * self.wd if self.wd > 0 else self.lr**2)
 
+    def to_xarray(self):
+        """The records as an ``xarray.Dataset`` on dimension ``step`` (the recorded steps), with coordinate ``tau``
+        (``Trajectory.tau``); Φ(w̄_t) as ``phi`` (step, component) when tracked; the intrinsic clock at every step
+        as ``clock_steps`` on dimension ``t``; ``algorithm``, ``lr``, ``wd``, ``diverged``, ``monitor`` (joined by
+        newlines) and ``seconds`` in the attrs."""
+        import xarray as xr
+
+        names = ("loss", "norm_sq", "sharpness", "sharpness_mid", "sharpness_next", "grad_norm", "clock",
+                 "phi_sharpness", "offset_sq")
+        data = {k: ("step", getattr(self, k)) for k in names if getattr(self, k) is not None}
+        if self.phi is not None:
+            data["phi"] = (("step", "component"), self.phi)
+        if self.clock_steps is not None:
+            data["clock_steps"] = ("t", self.clock_steps)
+        return xr.Dataset(data, coords={"step": self.steps, "tau": ("step", self.tau)},
+                          attrs={"algorithm": self.algorithm, "lr": self.lr, "wd": self.wd, "diverged": self.diverged,
+                                 "monitor": "\n".join(self.monitor), "seconds": self.seconds})
+
 
 def _step(model, algorithm: str, w: np.ndarray, g: np.ndarray, lr: float, wd: float) -> np.ndarray:
     """One update from w with g = ∇L(w)."""

@@ -1,0 +1,413 @@
+"""``srflow sweep``: a tiny sweep on a LocalCluster, its dataset against a direct computation, provenance, resume
+from a partly filled cache, a corrupt cache entry, check cells, spec validation, ``to_xarray``, the examples in
+docs/examples, and (slow) a real ``dask scheduler`` with two ``dask worker`` processes, one killed mid-sweep."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import theory as th
+from toy_models import make_model
+from verification.checks import clock_error, path_error
+from verification.cli import main
+from verification.session import QUICK, Session
+from verification.sweep import SpecError, load_spec, make_cells, parse_spec, run_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = """\
+models = ["sphere_circle"]
+seeds = [0, 1]
+eta_lambda = [{ladder}]
+[config]
+base = "quick"
+tau_end = 0.04
+records = 9
+"""
+LADDER = "4e-3, 2e-3, 1e-3"
+
+
+def _spec(folder: Path, ladder: str = LADDER, name: str = "tiny.toml") -> Path:
+    path = folder / name
+    path.write_text(TINY.format(ladder=ladder))
+    return path
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def _cache_files(cache: Path) -> dict:
+    return {p.name: p.stat().st_mtime_ns for p in cache.rglob("*.json")}
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    """A sweep of 2 of the 3 rungs (4 cells), then the full spec on the same cache through ``srflow sweep``
+    (LocalCluster): the second run must compute only the 2 cells of the new rung."""
+    folder = tmp_path_factory.mktemp("sweep")
+    cache = folder / "cache"
+    assert main(["sweep", str(_spec(folder, "4e-3, 1e-3", "part.toml")), "--out", str(folder / "part"),
+                 "--cache", str(cache), "--quiet"]) == 0
+    before = _cache_files(cache)
+    assert main(["sweep", str(_spec(folder)), "--out", str(folder / "full"), "--cache", str(cache), "--quiet"]) == 0
+    return folder, cache, before
+
+
+def test_sweep_dataset_matches_direct_computation(resumed):
+    """The dataset opens with xarray, has the coordinates (model, seed, eta_lambda, record; step and τ), every cell
+    finished, and its errors equal the flow-tracking check's functions applied to the same run computed here."""
+    folder, _, _ = resumed
+    ds = xr.open_dataset(folder / "full" / "sweep.nc")
+    assert dict(ds.sizes)["model"] == 1 and list(ds.seed.values) == [0, 1]
+    assert list(ds.eta_lambda.values) == [4e-3, 2e-3, 1e-3]
+    assert ds.finished.values.all() and set(ds.status.values.ravel()) == {"ok"}
+    assert ds.attrs["complete"] == 1
+    # the cell (sphere_circle, seed 1, ηλ = 2e-3), computed directly as srflow verify --seed 1 does
+    cfg = load_spec(folder / "tiny.toml").config
+    session = Session(make_model("sphere_circle", rng=1), cfg, np.random.default_rng([1, 0]))
+    tr = session.gdwd_run(2e-3)
+    flow = th.sharpness_reduction_flow(session.model, session.theta0, 2 * cfg.tau_end / (1 - 0.3) + 0.05, n_out=401)
+    cell = ds.sel(model="sphere_circle", seed=1, eta_lambda=2e-3)
+    assert np.isclose(cell.path_error, path_error(tr, flow), rtol=1e-9, atol=0)
+    assert np.isclose(cell.clock_error, clock_error(tr, flow, th.gdwd_steps(flow, tr.lr, tr.wd)), rtol=1e-9, atol=0)
+    n = len(tr.steps)
+    np.testing.assert_array_equal(cell.step.values[:n], tr.steps)
+    np.testing.assert_allclose(cell.tau.values[:n], 2e-3 * tr.steps, rtol=1e-12)
+    np.testing.assert_array_equal(cell.norm_sq.values[:n], tr.norm_sq)
+    assert np.isnan(cell.norm_sq.values[n:]).all()
+    # EoS: η_eff·λ₁ ≈ 2 on every run (within 2% at these ηλ)
+    assert np.all(np.abs(ds.eta_eff_lam1_mean.values - 2) < 0.04)
+    assert set(ds.path_verdict.values.ravel()) <= {"pass", "fail", "inconclusive"}
+
+
+def test_provenance_in_attrs_and_sidecar(resumed):
+    """Command line, spec, seeds, versions, code version and the git revision of this checkout (asked of git
+    here) are in the dataset's attrs and in sweep.json."""
+    folder, _, _ = resumed
+    ds = xr.open_dataset(folder / "full" / "sweep.nc")
+    side = json.loads((folder / "full" / "sweep.json").read_text())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    if head.returncode == 0:
+        assert ds.attrs["git_revision"] == side["git_revision"] == head.stdout.strip()
+        assert ds.attrs["git_revision_source"] == "checkout"
+    assert "sweep" in ds.attrs["command"] and "tiny.toml" in ds.attrs["command"]
+    assert ds.attrs["spec"] == side["spec"] == TINY.format(ladder=LADDER)
+    assert list(ds.attrs["seeds"]) == [0, 1]
+    versions = json.loads(ds.attrs["versions"])
+    assert versions == side["versions"] and "dask" in versions and "xarray" in versions
+    assert len(ds.attrs["code_version"]) == 16 and ds.attrs["code_version"] == side["code_version"]
+
+
+def test_resume_recomputes_nothing_that_finished(resumed):
+    """After a sweep of 2 rungs, the 3-rung sweep reads those 4 cells from the cache (files untouched) and
+    computes only the 2 cells of the new rung."""
+    folder, cache, before = resumed
+    side = json.loads((folder / "full" / "sweep.json").read_text())
+    assert side["counts"] == {"cells": 6, "finished": 6, "from_cache": 4, "computed": 2, "errors": 0}
+    computed = [e["cell"] for e in side["cells"] if e["source"] == "computed"]
+    assert sorted(computed) == ["sphere_circle seed=0 ηλ=0.002", "sphere_circle seed=1 ηλ=0.002"]
+    after = _cache_files(cache)
+    assert len(after) == 6 and all(after[k] == v for k, v in before.items())
+
+
+def test_rerun_from_cache_and_corrupt_entry(resumed, tmp_path):
+    """A rerun reads every cell from the cache and gives the same dataset; a corrupt entry warns, is recomputed
+    (only it) and gives the same numbers again."""
+    folder, cache, _ = resumed
+    cache2 = tmp_path / "cache"
+    shutil.copytree(cache, cache2)
+    spec = load_spec(folder / "tiny.toml")
+    ds1, side1 = run_sweep(spec, tmp_path / "again", cache2, quiet=True)
+    assert side1["counts"]["from_cache"] == 6 and side1["counts"]["computed"] == 0
+    full = xr.load_dataset(folder / "full" / "sweep.nc")
+    xr.testing.assert_equal(ds1, full)
+    victim = next(cache2.rglob("*.json"))
+    victim.write_text('{"key": "trunc')
+    with pytest.warns(RuntimeWarning, match="unreadable"):
+        ds2, side2 = run_sweep(spec, tmp_path / "repaired", cache2, quiet=True, processes=False)
+    assert side2["counts"]["from_cache"] == 5 and side2["counts"]["computed"] == 1
+    xr.testing.assert_equal(ds2.drop_vars("seconds"), full.drop_vars("seconds"))
+    assert json.loads(victim.read_text())["key"] == victim.stem
+
+
+def test_cache_key_changes_with_spec_and_only_the_relevant_config():
+    """Keys: the ladder of a tracking sweep does not enter a cell's key (adding a rung keeps the others), while
+    the horizon, the seed and a check's configuration do."""
+    base = {"models": ["sphere_circle"], "seeds": [0], "eta_lambda": [1e-3, 1e-4]}
+    keys = {c["eta_lambda"]: c["key"] for c in make_cells(parse_spec(base))}
+    more = {c["eta_lambda"]: c["key"] for c in make_cells(parse_spec({**base, "eta_lambda": [1e-3, 1e-4, 3e-5]}))}
+    assert keys[1e-3] == more[1e-3] and keys[1e-4] == more[1e-4]
+    other = {c["eta_lambda"]: c["key"] for c in make_cells(parse_spec({**base, "config": {"tau_end": 0.05}}))}
+    assert other[1e-3] != keys[1e-3]
+    seeded = {c["eta_lambda"]: c["key"] for c in make_cells(parse_spec({**base, "seeds": [1]}))}
+    assert seeded[1e-3] != keys[1e-3]
+    chk = [c["key"] for c in make_cells(parse_spec({**base, "checks": ["identities"]}))]
+    chk2 = [c["key"] for c in make_cells(parse_spec({**base, "eta_lambda": [1e-3, 3e-4], "checks": ["identities"]}))]
+    assert chk != chk2
+
+
+def test_check_cells(tmp_path):
+    """Check cells: verdict, scaled error and the resolving power of each prediction a check tests, on the
+    (model, seed, check, prediction) grid; the same verdict as the check run directly."""
+    from verification.checks import check_scale_collapse
+
+    spec = parse_spec({"models": ["sphere_circle"], "seeds": [3], "checks": ["identities", "scale-collapse"],
+                       "config": {"collapse_steps": 200}})
+    ds, side = run_sweep(spec, tmp_path / "out", tmp_path / "cache", quiet=True, processes=False)
+    assert list(ds.check.values) == ["identities", "scale-collapse"]
+    assert list(ds.prediction.values) == ["scale factor √c"]
+    direct = check_scale_collapse(Session(make_model("sphere_circle", rng=3), spec.config, np.random.default_rng([3, 0])))
+    cell = ds.sel(model="sphere_circle", seed=3, check="scale-collapse")
+    assert str(cell.status.values) == direct.status == "pass"
+    assert float(cell.scaled_error) == pytest.approx(direct.scaled_error, rel=1e-12)
+    assert float(cell.resolving_power.sel(prediction="scale factor √c")) == pytest.approx(
+        direct.resolving_power["scale factor √c"], rel=1e-12)
+    assert np.isnan(ds.resolving_power.sel(check="identities")).all()
+    assert str(ds.status.sel(model="sphere_circle", seed=3, check="identities").values) == "pass"
+
+
+def test_user_model_file(tmp_path):
+    """A ``file.py:factory`` model (path relative to the spec) runs on the workers and is labelled by its file
+    stem; editing the file changes its cells' keys."""
+    (tmp_path / "my_model.py").write_text("from toy_models import make_model\n\n"
+                                          "def make(rng=0):\n    return make_model('sphere_circle', rng=rng)\n")
+    (tmp_path / "s.toml").write_text('models = ["my_model.py:make"]\nchecks = ["identities"]\n')
+    spec = load_spec(tmp_path / "s.toml")
+    ds, _ = run_sweep(spec, tmp_path / "out", tmp_path / "cache", quiet=True, processes=False)
+    assert list(ds.model.values) == ["my_model"] and str(ds.status.values.item()) == "pass"
+    key = make_cells(spec)[0]["key"]
+    (tmp_path / "my_model.py").write_text((tmp_path / "my_model.py").read_text() + "# edited\n")
+    assert make_cells(load_spec(tmp_path / "s.toml"))[0]["key"] != key
+
+
+def test_failing_cells_are_reported_not_cached(tmp_path):
+    """A model whose θ₀ is off Γ: its flow raises, every cell of it is an error in sweep.json, none is cached
+    or marked finished, and ``srflow sweep`` exits with status 1."""
+    (tmp_path / "off.py").write_text(
+        "import numpy as np\nfrom toy_models import make_model\n\n"
+        "class Off:\n    name = 'off'\n\n    def __init__(self):\n        self._m = make_model('sphere_circle')\n"
+        "        self.dim = self._m.dim\n\n    def __getattr__(self, key):\n        return getattr(self._m, key)\n\n"
+        "    def minimizer(self, rng):\n        return np.ones(3) / np.sqrt(3)\n\n"
+        "def make():\n    return Off()\n")
+    (tmp_path / "s.toml").write_text('models = ["off.py:make"]\neta_lambda = [1e-2, 5e-3]\n'
+                                     '[config]\ntau_end = 0.02\nrecords = 3\n')
+    ds, side = run_sweep(load_spec(tmp_path / "s.toml"), tmp_path / "out", tmp_path / "cache", quiet=True,
+                         processes=False)
+    assert side["counts"]["errors"] == 2 and side["counts"]["finished"] == 0
+    assert all(e["status"] == "error" and "not on Γ" in e["message"] for e in side["cells"])
+    assert not _cache_files(tmp_path / "cache") and int(ds.finished.sum()) == 0 and ds.attrs["complete"] == 0
+    assert main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "o2"), "--cache",
+                 str(tmp_path / "cache"), "--quiet", "--workers", "1"]) == 1
+
+
+@pytest.mark.parametrize("data, match", [
+    ({"models": ["nope"]}, "models: unknown model 'nope'"),
+    ({"models": []}, "models: expected at least one"),
+    ({"models": ["mf"], "seeds": [-1]}, "seeds: expected"),
+    ({"models": ["mf"], "seeds": [0, 0]}, "seeds: expected"),
+    ({"models": ["mf"], "eta_lambda": [1.5]}, "eta_lambda"),
+    ({"models": ["mf"], "eta_lambda": "1e-3"}, "eta_lambda: expected a list"),
+    ({"models": ["mf"], "checks": ["nope"]}, "checks: unknown check"),
+    ({"models": ["mf"], "config": {"base": "slow"}}, "config.base"),
+    ({"models": ["mf"], "config": {"tau": 1}}, "config: unknown field"),
+    ({"models": ["mf"], "config": {"records": 2.5}}, "config.records"),
+    ({"models": ["mf"], "modles": ["mf"]}, "unknown key"),
+    ({"models": ["no/such/file.py:make"]}, "no such file"),
+])
+def test_bad_spec_names_the_key(data, match):
+    with pytest.raises(SpecError, match=match):
+        parse_spec(data)
+
+
+def test_spec_file_errors_and_cli(tmp_path, capsys):
+    """A missing or malformed SPEC exits with a message naming it; comma-separated models are accepted;
+    ``--help`` shows an example spec."""
+    with pytest.raises(SystemExit, match="cannot read"):
+        main(["sweep", str(tmp_path / "missing.toml")])
+    bad = tmp_path / "bad.toml"
+    bad.write_text("models = [")
+    with pytest.raises(SystemExit, match="not valid TOML"):
+        main(["sweep", str(bad)])
+    assert parse_spec({"models": "sphere_circle, mf"}).labels == ("sphere_circle", "mf")
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    assert "example spec (TOML)" in capsys.readouterr().out
+
+
+def test_trajectory_and_flow_to_xarray(tmp_path):
+    """``Trajectory.to_xarray`` and ``FlowResult.to_xarray`` hold the same numbers as the objects and survive a
+    netCDF round trip."""
+    from verification.simulate import eos_start, simulate
+
+    m = make_model("sphere_circle")
+    theta0 = m.minimizer(np.random.default_rng(0))
+    tr = simulate(m, eos_start(m, theta0, 0.1, 0.01), 0.1, 40, wd=0.01, every=7, track_phi=True)
+    ds = tr.to_xarray()
+    np.testing.assert_array_equal(ds.step.values, tr.steps)
+    np.testing.assert_array_equal(ds.tau.values, tr.tau)
+    np.testing.assert_array_equal(ds.phi.values, tr.phi)
+    np.testing.assert_array_equal(ds.clock_steps.values, tr.clock_steps)
+    assert ds.attrs["lr"] == 0.1 and ds.attrs["algorithm"] == "gdwd"
+    flow = th.sharpness_reduction_flow(m, theta0, 0.2, n_out=11)
+    fs = flow.to_xarray()
+    np.testing.assert_array_equal(fs.theta.values, flow.theta)
+    np.testing.assert_array_equal(fs.tau.values, th.gdwd_tau(flow))
+    for obj in (ds, fs):
+        obj.to_netcdf(tmp_path / "x.nc", engine="h5netcdf")
+        xr.testing.assert_identical(xr.load_dataset(tmp_path / "x.nc", engine="h5netcdf"), obj)
+        (tmp_path / "x.nc").unlink()
+
+
+def test_build_records_the_revision(tmp_path):
+    """``pip install .`` runs setup.py's build_py, which writes the source tree's revision into the built
+    package; imported from there (no git checkout around it) provenance reports it with source "build", and
+    "unknown" without it."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
+    build = tmp_path / "build"
+    egg_info = ROOT / "srflow.egg-info"  # setuptools writes it next to setup.py: remove it if it is new
+    had_egg_info = egg_info.exists()
+    try:
+        out = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(build)], cwd=ROOT,
+                             capture_output=True, text=True)
+    finally:
+        if not had_egg_info:
+            shutil.rmtree(egg_info, ignore_errors=True)
+    assert out.returncode == 0, out.stderr
+    assert f"REVISION = {head.stdout.strip()!r}" in (build / "verification" / "_build_revision.py").read_text()
+    probe = "from verification.provenance import source_revision as s; print(s()['source'], s()['revision'])"
+    env = {**os.environ, "PYTHONPATH": str(build)}
+    got = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert got.stdout.split() == ["build", head.stdout.strip()], got.stderr
+    (build / "verification" / "_build_revision.py").unlink()
+    got = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert got.stdout.split() == ["unknown", "unknown"], got.stderr
+
+
+@pytest.mark.parametrize("script", ["central_comparison.py", "sweep_to_pandas.py"])
+def test_examples_run(script, tmp_path):
+    """The scripts in docs/examples run from a checkout; the central comparison shows the error falling ∝ ηλ and
+    the naive clock far off, the sweep example prints its pivot."""
+    out = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / script)], cwd=tmp_path, env=_env(),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    if script == "central_comparison.py":
+        last = out.stdout.strip().splitlines()[-1]
+        ratio, naive = float(last.split(": ")[1].split(" ")[0]), float(last.rsplit(": ", 1)[1].rstrip("x"))
+        assert 2.5 < ratio < 4.5 and naive > 10
+    else:
+        assert "tracking_error_t" in out.stdout and "path_verdict" in out.stdout
+
+
+# -- slow: interrupts and a real scheduler ------------------------------------------------------------------
+def _wait(predicate, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_finished_cells_and_resume_skips_them(tmp_path):
+    """SIGINT mid-sweep: exit 130, the dataset holds the finished cells (complete = 0); the rerun reads exactly
+    those from the cache and computes the rest."""
+    spec = _spec(tmp_path, "2e-3, 1e-3, 5e-4, 2.5e-4")
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen([sys.executable, "-m", "verification", "sweep", str(spec), "--out", str(tmp_path / "a"),
+                             "--cache", str(cache), "--workers", "1"], cwd=ROOT, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(lambda: len(_cache_files(cache)) >= 2, 240, "two finished cells")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    done = _cache_files(cache)
+    assert 2 <= len(done) < 8
+    ds = xr.open_dataset(tmp_path / "a" / "sweep.nc")
+    assert ds.attrs["complete"] == 0 and int(ds.finished.sum()) == len(done)
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "b"), "--cache", str(cache), "--quiet"]) == 0
+    side = json.loads((tmp_path / "b" / "sweep.json").read_text())
+    assert side["counts"]["from_cache"] == len(done) and side["counts"]["computed"] == 8 - len(done)
+    assert all(_cache_files(cache)[k] == v for k, v in done.items())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_scheduler_and_workers_with_a_worker_killed(tmp_path):
+    """A ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1 (their command-line entry points); a
+    sweep through ``--scheduler``; one worker is killed (SIGKILL) once cells have started finishing. Every cell
+    finishes exactly once, and the dataset equals a LocalCluster run's (timings aside)."""
+    dask = shutil.which("dask")
+    if dask is None:
+        pytest.skip("the dask command is not installed")
+    spec = _spec(tmp_path, "2e-3, 1e-3, 5e-4, 2.5e-4")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = _env()
+    procs = []
+    logs = []
+
+    def start(*args):
+        log = open(tmp_path / f"proc{len(procs)}.log", "w")
+        logs.append(log)
+        procs.append(subprocess.Popen([dask, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+        return procs[-1]
+
+    try:
+        start("scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", "127.0.0.1:0")
+        _wait(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 60, "the scheduler")
+        workers = [start("worker", address, "--host", "127.0.0.1", "--nworkers", "1", "--nthreads", "1",
+                         "--no-nanny", "--dashboard-address", "127.0.0.1:0", "--name", f"w{i}") for i in range(2)]
+        cache = tmp_path / "cache"
+        sweep = subprocess.Popen([sys.executable, "-m", "verification", "sweep", str(spec), "--out",
+                                  str(tmp_path / "remote"), "--cache", str(cache), "--scheduler", address],
+                                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _wait(lambda: len(_cache_files(cache)) >= 1 or sweep.poll() is not None, 300, "a finished cell")
+        workers[0].kill()
+        at_kill = len(_cache_files(cache))
+        out, err = sweep.communicate(timeout=600)
+        assert sweep.returncode == 0, err
+        assert workers[0].wait(timeout=10) is not None
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for log in logs:
+            log.close()
+    assert at_kill < 8, "the worker was killed after the sweep had finished"
+    assert "name: w0" in (tmp_path / "proc0.log").read_text()  # the scheduler saw w0 go
+    side = json.loads((tmp_path / "remote" / "sweep.json").read_text())
+    keys = [e["key"] for e in side["cells"]]
+    assert len(keys) == len(set(keys)) == 8 and side["counts"]["computed"] == 8
+    assert len(_cache_files(cache)) == 8
+    pids = {int(e["worker"].rsplit(":", 1)[1]) for e in side["cells"]}
+    assert pids <= {workers[0].pid, workers[1].pid} and workers[1].pid in pids
+    remote = xr.load_dataset(tmp_path / "remote" / "sweep.nc")
+    local, _ = run_sweep(load_spec(spec), tmp_path / "local", tmp_path / "cache-local", quiet=True)
+    xr.testing.assert_equal(remote.drop_vars("seconds"), local.drop_vars("seconds"))
