@@ -74,7 +74,7 @@ def test_sweep_dataset_matches_direct_computation(resumed):
     assert ds.attrs["complete"] == 1
     # the cell (sphere_circle, seed 1, ηλ = 2e-3), computed directly as srflow verify --seed 1 does
     cfg = load_spec(folder / "tiny.toml").config
-    session = Session(make_model("sphere_circle", rng=1), cfg, np.random.default_rng([1, 0]))
+    session = Session(make_model("sphere_circle", rng=1), cfg, 1, spec="sphere_circle")
     tr = session.gdwd_run(2e-3)
     flow = th.sharpness_reduction_flow(session.model, session.theta0, 2 * cfg.tau_end / (1 - 0.3) + 0.05, n_out=401)
     cell = ds.sel(model="sphere_circle", seed=1, eta_lambda=2e-3)
@@ -166,7 +166,7 @@ def test_check_cells(tmp_path):
     ds, side = run_sweep(spec, tmp_path / "out", tmp_path / "cache", quiet=True, processes=False)
     assert list(ds.check.values) == ["identities", "scale-collapse"]
     assert list(ds.prediction.values) == ["scale factor √c"]
-    direct = check_scale_collapse(Session(make_model("sphere_circle", rng=3), spec.config, np.random.default_rng([3, 0])))
+    direct = check_scale_collapse(Session(make_model("sphere_circle", rng=3), spec.config, 3, spec="sphere_circle"))
     cell = ds.sel(model="sphere_circle", seed=3, check="scale-collapse")
     assert str(cell.status.values) == direct.status == "pass"
     assert float(cell.scaled_error) == pytest.approx(direct.scaled_error, rel=1e-12)

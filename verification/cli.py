@@ -465,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("srflow: --points: expected a positive integer")
         if getattr(args, "seed", None) is not None and args.seed < 0:
             raise UsageError(f"srflow: --seed: expected a non-negative integer, got {args.seed}")
-        if getattr(args, "workers", 1) < 1:
+        if getattr(args, "workers", None) is not None and args.workers < 1:
             raise UsageError(f"srflow: --workers: expected a positive integer, got {args.workers}")
         return args.func(args)
     except UsageError as exc:

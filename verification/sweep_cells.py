@@ -23,11 +23,11 @@ SCALARS = ("path_error", "clock_error", "tracking_error", "naive_clock_error", "
 
 # -- work done on the workers -------------------------------------------------------------------------------
 def _session(model: str, seed: int, config):
-    """The Session ``srflow verify --models MODEL --seed SEED`` builds for its first model."""
+    """The Session ``srflow verify --models MODEL --seed SEED`` builds (its draws depend on (seed, spec) only)."""
     from .session import Session
     from .verify import build_model
 
-    return Session(build_model(model, seed), config, np.random.default_rng([seed, 0]), quiet=True)
+    return Session(build_model(model, seed), config, seed, quiet=True, spec=model)
 
 
 def compute_flow(model: str, seed: int, config):
