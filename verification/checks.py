@@ -518,8 +518,8 @@ def _alp_check(session: Session, name: str, algorithm: str, clock: Callable | No
         res.message += f"; ∇³L[v₁,v₁,v₁]/λ₁ = {t111:.2g} at θ₀"
         if split is not None:
             ok = split["split_error"] <= tol.SPLIT_ATOL
-            res.message += (f"; cycle split C = {split['split_measured']:.4f} vs {split['split_predicted']:.4f} predicted "
-                            f"(max deviation {split['split_error']:.1e}, tolerance {tol.SPLIT_ATOL:g})")
+            res.message += (f"; cycle split ⟨C⟩ = {split['split_measured']:.4f} vs {split['split_predicted']:.4f} predicted "
+                            f"(tolerance {tol.SPLIT_ATOL:g}; one record deviates by up to {split['split_max_deviation']:.1e})")
             if not ok and res.status != "assumption-violated":
                 res.status = "fail"
                 res.message = "the cycle's split is not predicted: " + res.message
@@ -530,23 +530,28 @@ def _alp_check(session: Session, name: str, algorithm: str, clock: Callable | No
 
 def _split_check(model, tr: Trajectory) -> dict:
     """GD on √L: the split C = max(|x₊|, |x₋|)/(|x₊| + |x₋|) of the 2-cycle, from ‖w̄ - Φ(w̄)‖ at consecutive records
-    (odd stride: they alternate phases), vs ``theory.sqrt_cycle_split`` at each record's τ and Φ, over the second
-    half of the run. Returns the measured and predicted means, the max deviation and δ* of C*."""
+    (odd stride: they alternate phases), vs ``theory.sqrt_cycle_split`` at each record's τ and Φ, averaged over
+    the second half of the run. Returns the measured and predicted means, their difference, the largest deviation
+    of one record and δ* of C*."""
     x = np.sqrt(tr.offset_sq)
-    measured = np.maximum(x[:-1], x[1:]) / (x[:-1] + x[1:])
+    # pairs of consecutive records an odd number of steps apart (the last record may break the odd stride)
+    pair = np.nonzero(np.diff(tr.steps) % 2 == 1)[0]
+    measured = np.maximum(x[pair], x[pair + 1]) / (x[pair] + x[pair + 1])
     predicted = []
-    for theta, tau in zip(tr.phi[1:], tr.tau[1:]):
+    for theta, tau in zip(tr.phi[pair + 1], tr.tau[pair + 1]):
         mp = th.manifold_point(model, theta)
         vals = np.linalg.eigvalsh(model.hess(theta))
         cubic = float(model.third(theta, mp.v1, mp.v1) @ mp.v1)
         predicted.append(th.sqrt_cycle_split(mp.lam1, cubic, vals[:-1] / mp.lam1, tr.lr, tau))
     half = len(measured) // 2
     m, p = measured[half:], np.array(predicted[half:])
-    err = float(np.max(np.abs(m - p)))
-    # C* × (1 + δ) is rejected once max|C - C*(1 + δ)| > SPLIT_ATOL
+    # the mean over the second half: at the plateau C saws about C* (it overshoots until the unstable mode has
+    # grown, then drops back), by ±0.013 on one start of mf
+    err = float(abs(np.mean(m) - np.mean(p)))
+    # C* × (1 + δ) is rejected once |⟨C⟩ - ⟨C*⟩(1 + δ)| > SPLIT_ATOL
     power = float((tol.SPLIT_ATOL + err) / np.mean(p))
     return {"split_measured": float(np.mean(m)), "split_predicted": float(np.mean(p)), "split_error": err,
-            "split_resolving_power": power}
+            "split_max_deviation": float(np.max(np.abs(m - p))), "split_resolving_power": power}
 
 
 def check_normalized_gd(session: Session, clock: Callable | None = None) -> CheckResult:
