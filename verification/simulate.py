@@ -122,10 +122,36 @@ class _Progress:
             sys.stderr.flush()
 
 
+def record_phi(model, w: np.ndarray, t: int, rec: dict, monitor: list[str]) -> None:
+    """Append Φ(w̄_t), λ₁(∇²L(Φ)) and ‖w̄_t - Φ(w̄_t)‖² to ``rec`` ("phi", "phi_sharp", "offset"); note a
+    missing spectral gap at Φ, a distance from Γ above MAX_OFFSET_SQ or a failed projection in ``monitor``."""
+    try:
+        theta = project_to_manifold(model, w).theta
+        vals = np.linalg.eigvalsh(model.hess(theta))
+        offset = float(np.sum((w / np.linalg.norm(w) - theta) ** 2))
+        gap = float(vals[-1] - vals[-2]) if model.dim > 1 else np.inf
+        if gap <= GAP_RTOL * vals[-1]:
+            monitor.append(f"assumption violated: spectral gap {gap:.2g} (λ₁ = {vals[-1]:.3g}) at Φ(w̄) "
+                           f"at step {t}")
+        if offset > MAX_OFFSET_SQ:
+            monitor.append(f"far from Γ: ‖w̄ - Φ(w̄)‖² = {offset:.2g} at step {t}")
+        rec["phi"].append(theta)
+        rec["phi_sharp"].append(float(vals[-1]))
+        rec["offset"].append(offset)
+    except AssumptionViolated as exc:
+        monitor.append(f"{exc} (step {t})")
+        rec["phi"].append(np.full(model.dim, np.nan))
+        rec["phi_sharp"].append(np.nan)
+        rec["offset"].append(np.nan)
+
+
 def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str = "gdwd", every: int = 100,
-             track_phi: bool = False, quiet: bool = True, label: str = "", pairs: bool = True) -> Trajectory:
+             track_phi: bool = False, quiet: bool = True, label: str = "", pairs: bool = True,
+             engine: str = "auto") -> Trajectory:
     """Run ``algorithm`` for ``steps`` steps from ``w0``; see the module docstring. ``pairs=False`` skips
-    the λ₁ records at w_{t+1} and at the midpoint (NaN), for runs that record every step."""
+    the λ₁ records at w_{t+1} and at the midpoint (NaN), for runs that record every step. ``engine``:
+    "numpy" (this loop, the reference), "jax" (``verification.compiled``, for a JAX model), or "auto" (jax
+    when the model has ``jax_loss``)."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm: unknown {algorithm!r}; valid are {', '.join(ALGORITHMS)}")
     check_hyperparameters(lr, wd)
@@ -136,6 +162,12 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
     w = as_vector(w0, "w0", model.dim).copy()
     if not np.any(w):
         raise ValueError("w0: expected a nonzero vector (the loss is scale-invariant, w = 0 is undefined)")
+    if engine not in ("auto", "numpy", "jax"):
+        raise ValueError(f"engine: expected 'auto', 'numpy' or 'jax', got {engine!r}")
+    if engine == "jax" or (engine == "auto" and hasattr(model, "jax_loss")):
+        from .compiled import simulate_compiled
+        return simulate_compiled(model, w, lr, steps, wd=wd, algorithm=algorithm, every=every, track_phi=track_phi,
+                                 quiet=quiet, label=label, pairs=pairs)
     rec = {k: [] for k in ("steps", "loss", "norm_sq", "sharpness", "sharpness_mid", "sharpness_next", "grad_norm", "clock", "phi", "phi_sharp", "offset")}
     clock, diverged, monitor = 0.0, "", []
     bar = _Progress(steps, label or f"{algorithm} lr={lr:g} wd={wd:g}", quiet)
@@ -164,24 +196,7 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
             rec["grad_norm"].append(float(np.linalg.norm(g)))
             rec["clock"].append(clock)
             if track_phi:
-                try:
-                    theta = project_to_manifold(model, w).theta
-                    vals = np.linalg.eigvalsh(model.hess(theta))
-                    offset = float(np.sum((w / np.linalg.norm(w) - theta) ** 2))
-                    gap = float(vals[-1] - vals[-2]) if model.dim > 1 else np.inf
-                    if gap <= GAP_RTOL * vals[-1]:
-                        monitor.append(f"assumption violated: spectral gap {gap:.2g} (λ₁ = {vals[-1]:.3g}) at Φ(w̄) "
-                                       f"at step {t}")
-                    if offset > MAX_OFFSET_SQ:
-                        monitor.append(f"far from Γ: ‖w̄ - Φ(w̄)‖² = {offset:.2g} at step {t}")
-                    rec["phi"].append(theta)
-                    rec["phi_sharp"].append(float(vals[-1]))
-                    rec["offset"].append(offset)
-                except AssumptionViolated as exc:
-                    monitor.append(f"{exc} (step {t})")
-                    rec["phi"].append(np.full(model.dim, np.nan))
-                    rec["phi_sharp"].append(np.nan)
-                    rec["offset"].append(np.nan)
+                record_phi(model, w, t, rec, monitor)
         if t == steps:
             break
         u, v = w / np.linalg.norm(w), new / np.linalg.norm(new)
