@@ -82,11 +82,13 @@ def test_compiled_alp_algorithms_equal_the_numpy_loop(algorithm):
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", [a for a in ALGORITHMS if a not in ("ngd-sphere", "sqrt", "gd")])
 def test_every_compiled_algorithm_equals_the_numpy_loop(algorithm):
+    """240 steps: beyond ≈ 280 GD on √L on the sphere reaches L ≈ 0, where √L is not smooth and round-off is
+    amplified (the numpy loop itself moves by 1e-3 of max L under a 1e-15 change of w₀ there)."""
     ref, jm = twins("mf")
     w0 = two_cycle_start(ref, ref.minimizer(np.random.default_rng(1)), 0.02, "ngd-sphere")
     kw = {"wd": 0.01} if algorithm == "gdwd" else {}
-    assert_same_run(simulate(ref, w0, 0.02, 300, algorithm=algorithm, every=30, **kw),
-                    simulate(jm, w0, 0.02, 300, algorithm=algorithm, every=30, **kw))
+    assert_same_run(simulate(ref, w0, 0.02, 240, algorithm=algorithm, every=30, **kw),
+                    simulate(jm, w0, 0.02, 240, algorithm=algorithm, every=30, **kw))
 
 
 def test_steps_not_a_multiple_of_every_and_every_one():
