@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theory import check_hyperparameters, manifold_point, oscillation_amplitude_sq, project_to_manifold
+from theory import (check_hyperparameters, manifold_point, oscillation_amplitude_sq, project_to_manifold, sharpness,
+                    top_eigenpairs)
 from theory.manifold import GAP_RTOL, AssumptionViolated
 from toy_models._validate import as_vector
 
@@ -127,7 +128,7 @@ def record_phi(model, w: np.ndarray, t: int, rec: dict, monitor: list[str]) -> N
     missing spectral gap at Φ, a distance from Γ above MAX_OFFSET_SQ or a failed projection in ``monitor``."""
     try:
         theta = project_to_manifold(model, w).theta
-        vals = np.linalg.eigvalsh(model.hess(theta))
+        vals = top_eigenpairs(model, theta, k=min(2, model.dim)).values[::-1]
         offset = float(np.sum((w / np.linalg.norm(w) - theta) ** 2))
         gap = float(vals[-1] - vals[-2]) if model.dim > 1 else np.inf
         if gap <= GAP_RTOL * vals[-1]:
@@ -186,10 +187,10 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
             rec["steps"].append(t)
             rec["loss"].append(model.loss(w))
             rec["norm_sq"].append(float(w @ w))
-            rec["sharpness"].append(float(np.linalg.eigvalsh(model.hess(w))[-1]))
+            rec["sharpness"].append(sharpness(model, w))
             if pairs:
-                rec["sharpness_mid"].append(float(np.linalg.eigvalsh(model.hess(0.5 * (w + new)))[-1]))
-                rec["sharpness_next"].append(float(np.linalg.eigvalsh(model.hess(new))[-1]))
+                rec["sharpness_mid"].append(sharpness(model, 0.5 * (w + new)))
+                rec["sharpness_next"].append(sharpness(model, new))
             else:
                 rec["sharpness_mid"].append(np.nan)
                 rec["sharpness_next"].append(np.nan)
