@@ -147,7 +147,8 @@ def run_all(models: list[str], checks: list[str], config: VerifyConfig, seed: in
         for job in jobs:
             run_job(*job, emit=on_result)
         return expected
-    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    # fork is unsafe once JAX (multithreaded) is loaded, e.g. by a --model file with a JAX loss
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") and "jax" not in sys.modules else "spawn")
     with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         queue = manager.Queue()
         futures = [pool.submit(_job_in_worker, (*job, queue)) for job in jobs]
