@@ -114,9 +114,11 @@ def _config(args):
 
     from .session import FULL, QUICK
 
+    from .verify import DEEP_LADDER
+
     cfg = QUICK if args.quick else FULL
     lr = cfg.lr if args.lr is None else args.lr
-    ladder = tuple(cfg.ladder if args.ladder is None else args.ladder)
+    ladder = tuple((DEEP_LADDER if getattr(args, "deep", False) else cfg.ladder) if args.ladder is None else args.ladder)
     try:
         check_hyperparameters(lr)
         for lw in ladder:
@@ -146,10 +148,16 @@ def _cmd_verify(args) -> int:
     except (ValueError, ModelLoadError) as exc:
         raise SystemExit(f"srflow: {exc}")
     config = _config(args)
+    if args.deep:  # the compiled engine: registered models by their JAX twins
+        try:
+            import toy_models.jax_models  # noqa: F401
+        except ImportError:
+            raise SystemExit('srflow: --deep needs the JAX extra: python3 -m pip install ".[jax]"')
+        models = [f"jax:{m}" for m in registered] + list(args.model or [])
     if args.workers < 1:
         raise SystemExit("srflow: --workers: expected a positive integer")
     out = _out_dir(args.out)
-    report = Report(out, config, args.seed, models, checks, "quick" if args.quick else "default")
+    report = Report(out, config, args.seed, models, checks, "quick" if args.quick else "deep" if args.deep else "default")
     total = len(models) * len(checks)
     print(f"srflow verify: {len(models)} model(s) × {len(checks)} check(s) -> {out}/report.md", flush=True)
     start = time.perf_counter()
@@ -200,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="your own model: path/to/file.py:factory or package.module:factory (repeatable)")
     p.add_argument("--checks", nargs="+", metavar="CHECK", help="checks to run (default: all; see `srflow list`)")
     p.add_argument("--quick", action="store_true", help="short ladders and horizons (about a minute)")
+    p.add_argument("--deep", action="store_true", help="GD+WD ladder down to ηλ = 1e-7, compiled (JAX twins of the "
+                   "registered models; needs the jax extra)")
     p.add_argument("--seed", type=int, default=0, help="seed of models, start points and kicks (default 0)")
     p.add_argument("--out", metavar="DIR", help="output folder (default ./srflow-out/<timestamp>; never overwritten)")
     p.add_argument("--lr", type=float, help="η of the GD+WD runs (default 0.1)")

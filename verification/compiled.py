@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from theory import check_hyperparameters
+from theory import check_hyperparameters, top_eigenpairs
 from toy_models._validate import as_vector
 
 from .simulate import ALGORITHMS, Trajectory, _Progress, record_phi
@@ -186,7 +186,8 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
         if algorithm != "gdwd" and b != 0:
             raise ValueError(f"wd: only 'gdwd' uses weight decay, got wd={b!r} with algorithm={algorithm!r}")
     start = time.perf_counter()
-    warm = np.random.default_rng(0).standard_normal(model.dim)
+    # the first Lanczos warm start: v₁(∇²L(w₀)) from theory (dense eigh, or ARPACK above DENSE_MAX_DIM)
+    warm = top_eigenpairs(model, ws[0], k=1).vectors[:, 0]
     single = batch == 1  # unbatched: compiles ~3× faster than the vmapped function
     state = (ws[0], np.float64(0.0), np.int64(0), np.int64(-1), warm) if single else (ws, np.zeros(batch), np.zeros(batch, dtype=np.int64),
                                                        np.full(batch, -1), np.tile(warm, (batch, 1)))
