@@ -173,3 +173,33 @@ def test_verify_runs_on_a_file_that_defines_only_a_jax_loss(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     results = json.loads((out / "report.json").read_text())["checks"]
     assert [(r["model"], r["name"], r["status"]) for r in results] == [("user_jax_mf", "identities", "pass")]
+
+
+@pytest.mark.slow
+def test_verify_runs_a_jax_model_in_worker_processes(tmp_path):
+    """Two check groups on two workers: the JAX model is rebuilt in spawned workers (fork is unsafe once JAX is
+    loaded) and the compiled runs give verdicts."""
+    path = tmp_path / "user_model.py"
+    path.write_text(USER_MODEL)
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "verification", "verify", "--model", f"{path}:make", "--quick",
+                          "--checks", "identities", "normalized-gd", "--workers", "2", "--out", str(out), "--quiet"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=900)
+    results = json.loads((out / "report.json").read_text())["checks"]
+    assert sorted(r["name"] for r in results) == ["identities", "normalized-gd"], run.stdout + run.stderr
+    assert all(r["status"] in ("pass", "fail", "assumption-violated") for r in results)
+    assert [r["status"] for r in results if r["name"] == "identities"] == ["pass"]
+
+
+def test_deep_runs_the_jax_twins_down_to_1e_7():
+    """`srflow verify --deep`: registered models become their JAX twins (spec jax:NAME) and the ladder reaches
+    ηλ = 1e-7."""
+    from verification.cli import _config, build_parser
+    from verification.verify import build_model
+
+    args = build_parser().parse_args(["verify", "--deep"])
+    assert min(_config(args).ladder) == 1e-7 and args.deep
+    assert min(_config(build_parser().parse_args(["verify"])).ladder) > 1e-7
+    model = build_model("jax:mf", 0)
+    assert isinstance(model, jax_models.JaxModel) and model.name == "mf"
+    assert np.allclose(model.grad(np.ones(16)), make_model("mf", rng=0).grad(np.ones(16)), rtol=1e-12, atol=1e-15)
