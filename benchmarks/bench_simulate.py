@@ -3,9 +3,8 @@ and with Φ tracking, on each default model; plus the cost of one check-sized la
 
 Run: python benchmarks/bench_simulate.py [--steps N]
 
-Batched evaluation (several (η, λ) or seeds advancing in one array) is not implemented: no model in
-toy_models evaluates a batch of points at once, so "batched" would only loop in Python; the column is
-reported as such rather than measured.
+Batched evaluation (several (η, λ) or seeds advancing in one array) needs a JAX model: see
+benchmarks/bench_engine.py, which measures it with ``verification.compiled.simulate_batch``.
 """
 
 from __future__ import annotations
@@ -41,8 +40,7 @@ def main(argv=None) -> None:
                 rate(model, w0, args.steps, every=10, pairs=True),
                 rate(model, w0, args.steps, every=100, track_phi=True, pairs=False)]
         print(f"{name:<14} {model.dim:>3} " + " ".join(f"{c:>{w}.0f}" for c, w in zip(cols, (10, 12, 18, 12))))
-    print("batched vs sequential: not implemented (no model supports batched evaluation); runs are sequential, "
-          "and `srflow verify` parallelizes across models and check groups with --workers.")
+    print("batched vs sequential: numpy models run sequentially; for JAX models see benchmarks/bench_engine.py.")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from scipy.integrate import solve_ivp
 
 from toy_models._validate import as_vector, positive_real, unit
 
+from .sharpness import is_dense
+
 #: eigenvalues with |λ| ≤ RANK_RTOL·λ₁ count as zero when deciding the kernel (rank condition)
 RANK_RTOL = 1e-6
 #: a top eigenvalue is simple when λ₁ - λ₂ > GAP_RTOL·λ₁
@@ -71,9 +73,14 @@ def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6
     (μ = the smallest positive eigenvalue), and Newton's nearest-point answer differs from the flow's
     limit by the square of that; with λ₁/μ ≈ 160 (deep_linear_wn) grad_rtol = 1e-7 left 3e-6, 1e-9
     reaches the 2e-10 agreement floor of the DOP853 reference (tests/test_theory_manifold.py).
+    Above ``theory.sharpness.DENSE_MAX_DIM`` the same limit is computed matrix-free
+    (``theory.matrix_free.project_matrix_free``: DOP853 flow, Newton steps by CG on HVPs).
     """
     positive_real(grad_rtol, "grad_rtol")
     positive_real(max_time, "max_time", "a flow time > 0 (the limit is of the forward flow)")
+    if not is_dense(model):  # large D: the same limit without D×D matrices
+        from .matrix_free import project_matrix_free
+        return project_matrix_free(model, w, grad_rtol, max_time)
     x0 = _unit(as_vector(w, "w", model.dim))
     lam = float(np.linalg.eigvalsh(model.hess(x0))[-1])
     if lam <= 0:

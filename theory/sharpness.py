@@ -14,8 +14,15 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from toy_models._validate import as_vector
 
-#: Dense ``eigh`` below this dimension, Lanczos above.
+#: The one switch between dense and matrix-free theory: up to this D, ``eigh`` of ``model.hess`` and the BDF
+#: flow with its Jacobian; above it only ``grad``/``hvp``/``third`` (Lanczos, ``theory.matrix_free``), so no
+#: D×D matrix is built (a 400² Hessian is 1.3 MB and one ``eigh`` ~10 ms; the BDF Jacobian is re-factorized).
 DENSE_MAX_DIM = 400
+
+
+def is_dense(model) -> bool:
+    """Whether theory uses dense D×D matrices for ``model`` (D ≤ DENSE_MAX_DIM)."""
+    return model.dim <= DENSE_MAX_DIM
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,7 +56,7 @@ def top_eigenpairs(model, w, k: int = 2, method: str = "auto", v0: np.ndarray | 
     if not 1 <= k <= model.dim:
         raise ValueError(f"k: expected 1 <= k <= D = {model.dim}, got {k}")
     if method == "auto":
-        method = "dense" if model.dim <= DENSE_MAX_DIM else "lanczos"
+        method = "dense" if is_dense(model) else "lanczos"
     converged = True
     if method == "dense":
         vals, vecs = np.linalg.eigh(model.hess(w))
@@ -70,9 +77,12 @@ def top_eigenpairs(model, w, k: int = 2, method: str = "auto", v0: np.ndarray | 
     return Eigenpairs(np.asarray(vals), np.asarray(vecs), res, converged, method)
 
 
-def sharpness(model, w) -> float:
-    """λ₁(∇²L(w)), the largest algebraic eigenvalue."""
-    return float(top_eigenpairs(model, w, k=1).values[0])
+def sharpness(model, w, v0: np.ndarray | None = None) -> float:
+    """λ₁(∇²L(w)), the largest algebraic eigenvalue: ``eigvalsh`` of the Hessian when ``is_dense(model)``,
+    else Lanczos on HVPs warm-started from ``v0``."""
+    if is_dense(model):
+        return float(np.linalg.eigvalsh(model.hess(as_vector(w, "w", model.dim)))[-1])
+    return float(top_eigenpairs(model, w, k=1, method="lanczos", v0=v0).values[0])
 
 
 def spherical_sharpness(model, w) -> float:

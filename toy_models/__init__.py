@@ -1,4 +1,8 @@
-"""Scale-invariant toy models with exact loss, gradient, Hessian, HVP and third-derivative contraction."""
+"""Scale-invariant toy models with exact loss, gradient, Hessian, HVP and third-derivative contraction.
+
+``from_jax``, ``JaxModel`` and ``make_jax_model`` (``toy_models.jax_models``) need the optional JAX extra
+(``pip install ".[jax]"``); they are imported on first use, so the rest works without JAX.
+"""
 
 from .families import (ManifoldModel, batchnorm_linear, deep_linear, matrix_completion, matrix_factorization,
                        sphere_circle, symmetric_factorization)
@@ -13,5 +17,14 @@ __all__ = [
     "REGISTRY", "make_model", "Model", "check_model", "model_name",
     "NormalizedModel", "ManifoldModel", "MultilinearLeastSquares", "SmoothFunction", "SympyModel", "wrap",
     "matrix_factorization", "matrix_completion", "symmetric_factorization", "batchnorm_linear", "deep_linear",
-    "sphere_circle", "rayleigh_model",
+    "sphere_circle", "rayleigh_model", "from_jax", "JaxModel", "make_jax_model",
 ]
+
+_JAX_NAMES = ("from_jax", "JaxModel", "make_jax_model")
+
+
+def __getattr__(name):
+    if name in _JAX_NAMES:  # lazy: importing JAX costs a second and is optional
+        from . import jax_models
+        return getattr(jax_models, name)
+    raise AttributeError(f"module 'toy_models' has no attribute {name!r}")

@@ -67,10 +67,12 @@ def path_error(tr: Trajectory, flow) -> float:
 def clock_error(tr: Trajectory, flow, clock_steps: np.ndarray, scale: float = 1.0) -> float:
     """max over every step t of |s_t - s(t)|, s(t) from the clock under test (``clock_steps``·``scale`` = steps
     as a function of the flow time): whether the run spends flow time at the predicted rate."""
-    t = np.arange(len(tr.clock_steps), dtype=float)
+    # every step where the simulator kept them (numpy path), else the records (compiled path)
+    t, s = ((np.arange(len(tr.clock_steps), dtype=float), tr.clock_steps) if tr.clock_steps is not None
+            else (tr.steps.astype(float), tr.clock))
     if t[-1] > clock_steps[-1] * scale * (1 + 1e-12):
         raise ValueError(f"flow: its horizon covers {clock_steps[-1] * scale:.6g} steps, the run has {t[-1]:.0f}")
-    return float(np.max(np.abs(tr.clock_steps - th.flows.invert_clock(clock_steps * scale, flow.s, t))))
+    return float(np.max(np.abs(s - th.flows.invert_clock(clock_steps * scale, flow.s, t))))
 
 
 def path_and_clock(tr: Trajectory, flow, clock: Callable, clock_args: tuple, paths: dict | None = None,

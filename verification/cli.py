@@ -196,7 +196,7 @@ def _settings_of(prev: dict, args):
 
 def _config(args):
     from .session import FULL, QUICK
-    from .verify import check_lr, ladder_problems, ladder_steps
+    from .verify import DEEP_LADDER, check_lr, ladder_problems, ladder_steps
 
     cfg = QUICK if args.quick else FULL
     lr = cfg.lr if args.lr is None else args.lr
@@ -204,7 +204,8 @@ def _config(args):
         check_lr(lr)
     except ValueError as exc:
         raise UsageError(f"srflow: {exc}")
-    ladder, errors, short = ladder_problems(cfg.ladder if args.ladder is None else args.ladder)
+    default = DEEP_LADDER if getattr(args, "deep", False) else cfg.ladder
+    ladder, errors, short = ladder_problems(default if args.ladder is None else args.ladder)
     if errors:
         raise UsageError("srflow: " + "; ".join(errors))
     if short and not args.allow_short_ladder:
@@ -320,7 +321,13 @@ def _verify(args, held: list) -> int:
             raise UsageError(f"srflow: {exc}")
         models, seed = registered + user, 0 if args.seed is None else args.seed
         config, short = _config(args)
-        mode = "quick" if args.quick else "default"
+        mode = "quick" if args.quick else "deep" if args.deep else "default"
+        if args.deep:  # the compiled engine: registered models by their JAX twins
+            try:
+                import toy_models.jax_models  # noqa: F401
+            except ImportError:
+                raise UsageError('srflow: --deep needs the JAX extra: python3 -m pip install ".[jax]"')
+            models = [f"jax:{m}" for m in registered] + user
         if short:
             notes.append(f"{short}: the verdicts of {', '.join(LADDER_CHECKS)} are inconclusive "
                          "(--allow-short-ladder)")
@@ -422,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="your own model: path/to/file.py:factory or package.module:factory (repeatable)")
     p.add_argument("--checks", nargs="+", metavar="CHECK", help="checks to run (default: all; see `srflow list`)")
     p.add_argument("--quick", action="store_true", help="short ladders and horizons (about a minute)")
+    p.add_argument("--deep", action="store_true", help="GD+WD ladder down to ηλ = 1e-7, compiled (JAX twins of the "
+                   "registered models; needs the jax extra)")
     p.add_argument("--seed", type=int, help="seed of models, start points and kicks (default 0)")
     p.add_argument("--out", metavar="DIR", help="output folder (default ./srflow-out/<timestamp>; never overwritten)")
     p.add_argument("--lr", type=float, help="η of the GD+WD runs (default 0.1)")

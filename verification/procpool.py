@@ -95,7 +95,8 @@ def run_jobs(jobs: list, target: Callable[[Any, Callable], None], workers: int,
     ``on_exit(i, exitcode)`` is called when job ``i``'s process has ended; ``on_tick()`` every ``tick`` seconds.
     Any exception in the parent (``KeyboardInterrupt`` included) stops all workers before it propagates.
     """
-    if not sys.platform.startswith("linux") and sys.platform != "darwin":  # pragma: no cover
+    # fork is unsafe once JAX (multithreaded) is loaded, e.g. by a --model file with a JAX loss or --deep
+    if (not sys.platform.startswith("linux") and sys.platform != "darwin") or "jax" in sys.modules:
         ctx = mp.get_context("spawn")
     else:
         ctx = mp.get_context("fork")

@@ -28,7 +28,7 @@ import numpy as np
 
 import theory
 from theory import (alp_flip_step, check_hyperparameters, equilibrium_norm_sq, manifold_point,
-                    oscillation_amplitude_sq, project_to_manifold)
+                    oscillation_amplitude_sq, project_to_manifold, sharpness, top_eigenpairs)
 from theory.manifold import GAP_RTOL, AssumptionViolated
 from toy_models._validate import as_vector
 
@@ -146,10 +146,36 @@ class _Progress:
             sys.stderr.flush()
 
 
+def record_phi(model, w: np.ndarray, t: int, rec: dict, monitor: list[str]) -> None:
+    """Append Φ(w̄_t), λ₁(∇²L(Φ)) and ‖w̄_t - Φ(w̄_t)‖² to ``rec`` ("phi", "phi_sharp", "offset"); note a
+    missing spectral gap at Φ, a distance from Γ above MAX_OFFSET_SQ or a failed projection in ``monitor``."""
+    try:
+        theta = project_to_manifold(model, w).theta
+        vals = top_eigenpairs(model, theta, k=min(2, model.dim)).values[::-1]
+        offset = float(np.sum((w / np.linalg.norm(w) - theta) ** 2))
+        gap = float(vals[-1] - vals[-2]) if model.dim > 1 else np.inf
+        if gap <= GAP_RTOL * vals[-1]:
+            monitor.append(f"assumption violated: spectral gap {gap:.2g} (λ₁ = {vals[-1]:.3g}) at Φ(w̄) "
+                           f"at step {t}")
+        if offset > MAX_OFFSET_SQ:
+            monitor.append(f"far from Γ: ‖w̄ - Φ(w̄)‖² = {offset:.2g} at step {t}")
+        rec["phi"].append(theta)
+        rec["phi_sharp"].append(float(vals[-1]))
+        rec["offset"].append(offset)
+    except AssumptionViolated as exc:
+        monitor.append(f"{exc} (step {t})")
+        rec["phi"].append(np.full(model.dim, np.nan))
+        rec["phi_sharp"].append(np.nan)
+        rec["offset"].append(np.nan)
+
+
 def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str = "gdwd", every: int = 100,
-             track_phi: bool = False, quiet: bool = True, label: str = "", pairs: bool = True) -> Trajectory:
+             track_phi: bool = False, quiet: bool = True, label: str = "", pairs: bool = True,
+             engine: str = "auto") -> Trajectory:
     """Run ``algorithm`` for ``steps`` steps from ``w0``; see the module docstring. ``pairs=False`` skips
-    the λ₁ records at w_{t+1} and at the midpoint (NaN), for runs that record every step."""
+    the λ₁ records at w_{t+1} and at the midpoint (NaN), for runs that record every step. ``engine``:
+    "numpy" (this loop, the reference), "jax" (``verification.compiled``, for a JAX model), or "auto" (jax
+    when the model has ``jax_loss``)."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm: unknown {algorithm!r}; valid are {', '.join(ALGORITHMS)}")
     check_hyperparameters(lr, wd)
@@ -167,6 +193,12 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
     if not 0 < norm_sq < np.inf:
         raise ValueError(f"w0: ‖w0‖² = {norm_sq:g} is not representable in float64 (largest |entry| "
                          f"{np.max(np.abs(w)):.3g}); expected entries between ~1e-150 and ~1e150")
+    if engine not in ("auto", "numpy", "jax"):
+        raise ValueError(f"engine: expected 'auto', 'numpy' or 'jax', got {engine!r}")
+    if engine == "jax" or (engine == "auto" and hasattr(model, "jax_loss")):
+        from .compiled import simulate_compiled
+        return simulate_compiled(model, w, lr, steps, wd=wd, algorithm=algorithm, every=every, track_phi=track_phi,
+                                 quiet=quiet, label=label, pairs=pairs)
     rec = {k: [] for k in ("steps", "loss", "norm_sq", "sharpness", "sharpness_mid", "sharpness_next", "grad_norm", "clock", "phi", "phi_sharp", "offset")}
     clock, diverged, monitor = 0.0, "", []
     clock_steps = np.empty(steps + 1)
@@ -186,34 +218,17 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
             rec["steps"].append(t)
             rec["loss"].append(model.loss(w))
             rec["norm_sq"].append(float(w @ w))
-            rec["sharpness"].append(float(np.linalg.eigvalsh(model.hess(w))[-1]))
+            rec["sharpness"].append(sharpness(model, w))
             if pairs:
-                rec["sharpness_mid"].append(float(np.linalg.eigvalsh(model.hess(0.5 * (w + new)))[-1]))
-                rec["sharpness_next"].append(float(np.linalg.eigvalsh(model.hess(new))[-1]))
+                rec["sharpness_mid"].append(sharpness(model, 0.5 * (w + new)))
+                rec["sharpness_next"].append(sharpness(model, new))
             else:
                 rec["sharpness_mid"].append(np.nan)
                 rec["sharpness_next"].append(np.nan)
             rec["grad_norm"].append(float(np.linalg.norm(g)))
             rec["clock"].append(clock)
             if track_phi:
-                try:
-                    theta = project_to_manifold(model, w).theta
-                    vals = np.linalg.eigvalsh(model.hess(theta))
-                    offset = float(np.sum((w / np.linalg.norm(w) - theta) ** 2))
-                    gap = float(vals[-1] - vals[-2]) if model.dim > 1 else np.inf
-                    if gap <= GAP_RTOL * vals[-1]:
-                        monitor.append(f"assumption violated: spectral gap {gap:.2g} (λ₁ = {vals[-1]:.3g}) at Φ(w̄) "
-                                       f"at step {t}")
-                    if offset > MAX_OFFSET_SQ:
-                        monitor.append(f"far from Γ: ‖w̄ - Φ(w̄)‖² = {offset:.2g} at step {t}")
-                    rec["phi"].append(theta)
-                    rec["phi_sharp"].append(float(vals[-1]))
-                    rec["offset"].append(offset)
-                except AssumptionViolated as exc:
-                    monitor.append(f"{exc} (step {t})")
-                    rec["phi"].append(np.full(model.dim, np.nan))
-                    rec["phi_sharp"].append(np.nan)
-                    rec["offset"].append(np.nan)
+                record_phi(model, w, t, rec, monitor)
         clock_steps[t] = clock
         if t == steps:
             break

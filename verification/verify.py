@@ -134,8 +134,16 @@ def load_model(spec: str, seed: int = 0):
     return model
 
 
+#: ``srflow verify --deep``: the GD+WD ladder continued to ηλ = 1e-7, on the JAX twins of the registered models
+DEEP_LADDER = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7, 1e-7)
+
+
 def build_model(spec: str, seed: int):
-    """A registered name or a ``--model`` spec (contains ':')."""
+    """A registered name, ``jax:NAME`` (its JAX twin, ``toy_models.make_jax_model``: compiled runs), or a
+    ``--model`` spec (contains ':')."""
+    if spec.startswith("jax:") and spec[4:] in REGISTRY:
+        from toy_models.jax_models import make_jax_model
+        return make_jax_model(spec[4:], rng=seed)
     return load_model(spec, seed) if ":" in spec else make_model(spec, rng=seed)
 
 

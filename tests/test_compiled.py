@@ -1,0 +1,162 @@
+"""The compiled simulator equals the numpy reference loop, run by run and record by record."""
+
+import functools
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+
+from toy_models import REGISTRY, from_jax, make_model  # noqa: E402
+from toy_models.jax_models import make_jax_model  # noqa: E402
+from verification.compiled import lanczos_top, simulate_batch, simulate_compiled  # noqa: E402
+from verification.simulate import ALGORITHMS, eos_start, simulate, two_cycle_start  # noqa: E402
+from verification.tolerances import EXACT_VS_EXACT_RTOL  # noqa: E402
+
+FIELDS = ("steps", "loss", "norm_sq", "sharpness", "sharpness_mid", "sharpness_next", "grad_norm", "clock")
+
+
+@functools.cache
+def twins(name):
+    return make_model(name, rng=3), make_jax_model(name, rng=3)
+
+
+def assert_same_run(a, b, fields=FIELDS):
+    """Every record of b equals a's in units of EXACT_VS_EXACT_RTOL × the largest |value| of that record
+    along a (two exact implementations and the same update: round-off only)."""
+    assert a.diverged == "" and b.diverged == "" and a.monitor == b.monitor
+    for f in fields:
+        x, y = np.asarray(getattr(a, f), float), np.asarray(getattr(b, f), float)
+        assert x.shape == y.shape, f
+        assert np.array_equal(np.isnan(x), np.isnan(y)), f
+        if np.all(np.isnan(x)):  # pairs=False: not recorded by either
+            continue
+        scale = EXACT_VS_EXACT_RTOL * max(np.nanmax(np.abs(x)), 1e-300)
+        worst = float(np.nanmax(np.abs(x - y), initial=0.0)) / scale
+        assert worst <= 1.0, f"{f}: scaled difference {worst:.3g}"
+
+
+def gdwd_start(model, lr=0.1, wd=0.01):
+    return eos_start(model, model.minimizer(np.random.default_rng(0)), lr, wd)
+
+
+@pytest.mark.parametrize("name", ["mf", "bn_linear", "sphere_circle"])
+def test_compiled_gdwd_equals_the_numpy_loop(name):
+    """GD+WD at the edge of stability, 400 steps, records every 50 (λ₁ at w_t, the midpoint and w_{t+1}):
+    the compiled run on the JAX twin equals the numpy run on the closed-form model."""
+    ref, jm = twins(name)
+    w0 = gdwd_start(ref)
+    a = simulate(ref, w0, 0.1, 400, wd=0.01, every=50)
+    b = simulate(jm, w0, 0.1, 400, wd=0.01, every=50)
+    assert_same_run(a, b)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in REGISTRY if n not in ("mf", "bn_linear", "sphere_circle")])
+def test_compiled_gdwd_equals_the_numpy_loop_on_every_model(name):
+    ref, jm = twins(name)
+    w0 = gdwd_start(ref)
+    assert_same_run(simulate(ref, w0, 0.1, 400, wd=0.01, every=50), simulate(jm, w0, 0.1, 400, wd=0.01, every=50))
+
+
+def test_phi_records_agree():
+    """With track_phi, Φ(w̄_t), λ₁(Φ) and ‖w̄_t - Φ‖² of the compiled run equal the numpy run's."""
+    ref, jm = twins("mf")
+    w0 = gdwd_start(ref)
+    a = simulate(ref, w0, 0.1, 200, wd=0.01, every=100, track_phi=True, pairs=False)
+    b = simulate(jm, w0, 0.1, 200, wd=0.01, every=100, track_phi=True, pairs=False)
+    assert_same_run(a, b, FIELDS + ("phi_sharpness",))
+    assert np.max(np.abs(a.phi - b.phi)) <= 1e-9 and np.max(np.abs(a.offset_sq - b.offset_sq)) <= 1e-9
+
+
+@pytest.mark.parametrize("algorithm", ["ngd-sphere", "sqrt", "gd"])
+def test_compiled_alp_algorithms_equal_the_numpy_loop(algorithm):
+    ref, jm = twins("sphere_circle")
+    w0 = two_cycle_start(ref, np.array([np.cos(0.5), np.sin(0.5), 0.0]), 0.05, "ngd-sphere")
+    a = simulate(ref, w0, 0.05, 200, algorithm=algorithm, every=40)
+    b = simulate(jm, w0, 0.05, 200, algorithm=algorithm, every=40)
+    assert_same_run(a, b)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", [a for a in ALGORITHMS if a not in ("ngd-sphere", "sqrt", "gd")])
+def test_every_compiled_algorithm_equals_the_numpy_loop(algorithm):
+    """240 steps: beyond ≈ 280 GD on √L on the sphere reaches L ≈ 0, where √L is not smooth and round-off is
+    amplified (the numpy loop itself moves by 1e-3 of max L under a 1e-15 change of w₀ there)."""
+    ref, jm = twins("mf")
+    w0 = two_cycle_start(ref, ref.minimizer(np.random.default_rng(1)), 0.02, "ngd-sphere")
+    kw = {"wd": 0.01} if algorithm == "gdwd" else {}
+    assert_same_run(simulate(ref, w0, 0.02, 240, algorithm=algorithm, every=30, **kw),
+                    simulate(jm, w0, 0.02, 240, algorithm=algorithm, every=30, **kw))
+
+
+def test_steps_not_a_multiple_of_every_and_every_one():
+    """Records at 0, every, 2·every, ... and at the last step, as in the numpy loop."""
+    ref, jm = twins("sphere_circle")
+    w0 = gdwd_start(ref)
+    for steps, every in ((23, 10), (5, 1)):
+        a = simulate(ref, w0, 0.1, steps, wd=0.01, every=every)
+        b = simulate(jm, w0, 0.1, steps, wd=0.01, every=every)
+        assert list(b.steps) == list(a.steps)
+        assert_same_run(a, b)
+
+
+def test_batch_equals_single_runs():
+    """vmap over runs: three runs with different starts and (η, λ) advanced as one array equal the single
+    compiled runs."""
+    ref, jm = twins("mf")
+    lrs, wds = np.array([0.1, 0.05, 0.1]), np.array([0.01, 0.02, 0.003])
+    w0s = np.stack([gdwd_start(ref, lr, wd) for lr, wd in zip(lrs, wds)])
+    batch = simulate_batch(jm, w0s, lrs, 300, wd=wds, every=60)
+    for i, b in enumerate(batch):
+        a = simulate_compiled(jm, w0s[i], lrs[i], 300, wd=wds[i], every=60)
+        assert (b.lr, b.wd) == (a.lr, a.wd)
+        assert_same_run(a, b)
+
+
+def _nan_below(w):
+    """A circle-type loss that turns NaN once ‖w‖² < 0.9 (a run that must be reported as diverged)."""
+    x = w / jnp.linalg.norm(w)
+    value = 0.5 * (1 + 8 * x[0] ** 2) * x[2] ** 2
+    return value + 0.0 * jnp.sqrt(w @ w - 0.9)  # NaN in L and ∇L below 0.9
+
+
+def test_divergence_is_reported_at_the_step_of_the_numpy_loop():
+    """The same JAX model run by the numpy loop (engine='numpy') and compiled: the same diverged step, and
+    the same records before it."""
+    model = from_jax(_nan_below, 3, name="nan_below")
+    w0 = np.array([1.0, 0.2, 0.1])
+    a = simulate(model, w0, 0.1, 100, wd=0.01, every=1, engine="numpy", pairs=False)
+    b = simulate(model, w0, 0.1, 100, wd=0.01, every=1, pairs=False)
+    assert a.diverged and b.diverged
+    step = lambda msg: int(msg.split("diverged at step ")[1].split(":")[0])  # noqa: E731
+    assert step(a.diverged) == step(b.diverged)
+    assert list(a.steps) == list(b.steps) and np.allclose(a.norm_sq, b.norm_sq, rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("spectrum, k", [((-5.0, 1.0, 2.0), 3), ((-9.0, -1.0, 0.5, 3.0, 3.5, 4.0) * 4, 5),
+                                         ((-3.0, -2.0, -1.0), 8)])
+def test_lanczos_finds_the_largest_algebraic_eigenvalue(spectrum, k):
+    """Restarted Lanczos returns λ_max (largest algebraic, not largest |λ|), also when k > D (invariant Krylov
+    space) or all eigenvalues are negative; its residual is below the stopping tolerance."""
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.standard_normal((len(spectrum), len(spectrum))))
+    a = jnp.asarray(q @ np.diag(spectrum) @ q.T)
+    theta, y, res = jax.jit(lambda v: lanczos_top(lambda u: a @ u, v, k))(jnp.asarray(rng.standard_normal(len(spectrum))))
+    assert float(theta) == pytest.approx(max(spectrum), rel=1e-12)
+    assert float(res) <= 1e-9 * abs(max(spectrum))
+
+
+def test_bad_input_names_the_argument():
+    ref, jm = twins("sphere_circle")
+    with pytest.raises(TypeError, match="model: the compiled path needs a JAX model"):
+        simulate(ref, np.ones(3), 0.1, 5, wd=0.01, engine="jax")
+    with pytest.raises(ValueError, match="engine"):
+        simulate(ref, np.ones(3), 0.1, 5, engine="fast")
+    with pytest.raises(ValueError, match="lr: expected a number or 2 values"):
+        simulate_batch(jm, np.ones((2, 3)), [0.1, 0.1, 0.1], 5)
+    with pytest.raises(ValueError, match="every: expected a positive integer"):
+        simulate_batch(jm, np.ones((2, 3)), 0.1, 5, every=0)
+    with pytest.raises(ValueError, match=r"w0s\[0\]: expected shape"):
+        simulate_batch(jm, np.ones((2, 4)), 0.1, 5)

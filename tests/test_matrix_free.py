@@ -1,0 +1,92 @@
+"""Matrix-free theory (large D) against the dense reference: Φ, H⁺, ∇_Γ log λ₁, and the one size switch."""
+
+import functools
+import importlib
+
+import numpy as np
+import pytest
+
+from theory import manifold_point, project_to_manifold, sharpness
+from theory.manifold import RANK_RTOL
+from theory.matrix_free import grad_log_sharpness_matrix_free, pinv_hvp, project_matrix_free
+from toy_models import make_model
+
+switch = importlib.import_module("theory.sharpness")  # the module (theory.sharpness is also a function name)
+
+#: Φ by BDF (the reference) is accurate to ~2e-10 (theory.manifold.project_to_manifold); 1e-8 leaves room for
+#: both solvers' tolerances without admitting a different limit (a first-order retraction is off by δ ≥ 3e-3).
+PHI_ATOL = 1e-8
+
+
+@functools.cache
+def model(name):
+    return make_model(name, rng=11)
+
+
+@functools.cache
+def point(name):
+    m = model(name)
+    return manifold_point(m, m.minimizer(np.random.default_rng(5)))
+
+
+@pytest.mark.parametrize("name", ["mf", "bn_linear", "sphere_circle", "deep_linear_wn"])
+@pytest.mark.parametrize("delta", [0.1, 1e-2])
+def test_matrix_free_phi_is_the_flow_limit(name, delta):
+    """From w̄ = θ + δ(v₁ + random)/‖·‖, DOP853 flow + Newton by CG lands where the BDF flow does."""
+    m, mp = model(name), point(name)
+    rng = np.random.default_rng(int(1 / delta))
+    d = mp.v1 + 0.3 * rng.standard_normal(m.dim)
+    w = mp.theta + delta * d / np.linalg.norm(d)
+    ref, mf = project_to_manifold(m, w).theta, project_matrix_free(m, w).theta
+    assert np.linalg.norm(mf - ref) <= PHI_ATOL
+    assert np.linalg.norm(m.grad(mf)) <= 1e-9 * mp.lam1
+
+
+@pytest.mark.parametrize("name", ["mf", "bn_linear"])
+def test_pinv_on_the_sphere_matches_the_dense_pseudo_inverse(name):
+    """At θ ∈ Γ, CG on A² y = A b equals the dense pseudo-inverse of A = P∇²L P (eigenvalues above
+    RANK_RTOL·λ₁), for a random b: relative error ≤ 1e-6, the bound (ε/μ)² + κ²·CG_RTOL ≈ 1e-8 + 1e-8 for
+    κ = λ₁/μ ≈ 100 (μ the smallest kept eigenvalue), with a factor 50 for larger κ."""
+    m, mp = model(name), point(name)
+    b = np.random.default_rng(2).standard_normal(m.dim)
+    p = np.eye(m.dim) - np.outer(mp.theta, mp.theta)
+    vals, vecs = np.linalg.eigh(p @ m.hess(mp.theta) @ p)
+    keep = np.abs(vals) > RANK_RTOL * vals[-1]
+    dense = vecs[:, keep] @ ((vecs[:, keep].T @ b) / vals[keep])
+    assert np.linalg.norm(pinv_hvp(m, mp.theta, b, mp.lam1) - dense) <= 1e-6 * np.linalg.norm(dense)
+
+
+@pytest.mark.parametrize("name", ["mf", "bn_linear", "sphere_circle"])
+def test_matrix_free_grad_log_sharpness(name):
+    """∇_Γ log λ₁ = P_T ∇³L[v₁, v₁]/λ₁ with P_T from HVPs and v₁ from Lanczos equals the dense one."""
+    m, mp = model(name), point(name)
+    g, lam, _ = grad_log_sharpness_matrix_free(m, mp.theta)
+    assert lam == pytest.approx(mp.lam1, rel=1e-10)
+    assert np.linalg.norm(g - mp.grad_log) <= 1e-8 * max(np.linalg.norm(mp.grad_log), 1.0)
+
+
+class NoDense:
+    """A model whose ``hess`` must not be called (the matrix-free path)."""
+
+    def __init__(self, inner):
+        self.inner, self.dim = inner, inner.dim
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def hess(self, w):
+        raise AssertionError("hess called above DENSE_MAX_DIM")
+
+
+def test_the_size_switch_decides_in_one_place(monkeypatch):
+    """With DENSE_MAX_DIM below D, sharpness and Φ never build a Hessian and give the dense answers."""
+    m, mp = model("mf"), point("mf")
+    w = mp.theta + 0.05 * mp.v1
+    dense_phi, dense_lam = project_to_manifold(m, w).theta, sharpness(m, w)
+    monkeypatch.setattr(switch, "DENSE_MAX_DIM", 4)
+    guarded = NoDense(m)
+    assert np.linalg.norm(project_to_manifold(guarded, w).theta - dense_phi) <= PHI_ATOL
+    assert sharpness(guarded, w) == pytest.approx(dense_lam, rel=1e-10)
+    with pytest.raises(AssertionError, match="hess called"):
+        monkeypatch.setattr(switch, "DENSE_MAX_DIM", 400)
+        sharpness(guarded, w)

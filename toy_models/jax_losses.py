@@ -1,0 +1,113 @@
+"""The loss of every registered model written in ``jax.numpy``, for ``make_jax_model``.
+
+Each builder takes the numpy reference model (for its data: target, mask, inputs, ...) and the factory's
+size keywords, and returns L as a JAX function of the flat vector w, written from the formula in the
+factory's docstring (``toy_models.families``, ``toy_models.sympy_model``) -- not from the numpy model's
+internals -- so that autodiff of these and the closed-form derivatives check each other
+(tests/test_jax_models.py). Losses are ``functools.partial``s of module functions over numpy data, so they
+pickle.
+"""
+
+from __future__ import annotations
+
+import inspect
+from functools import partial
+
+import jax.numpy as jnp
+import numpy as np
+
+from .registry import REGISTRY
+
+
+def _default(name: str, sizes: dict, key: str):
+    """A factory keyword: the value given, else the factory's default."""
+    return sizes.get(key, inspect.signature(REGISTRY[name]).parameters[key].default)
+
+
+def _factorization(w, m, n, rank, scale, target, weights):
+    """½ Σ ω (c U Vᵀ/(‖U‖_F ‖V‖_F) - Y)², w = (vec U, vec V) row-major."""
+    u, v = w[: m * rank].reshape(m, rank), w[m * rank:].reshape(n, rank)
+    pred = scale * (u @ v.T) / (jnp.linalg.norm(u) * jnp.linalg.norm(v))
+    return 0.5 * jnp.sum(weights * (pred - target) ** 2)
+
+
+def _symmetric(w, n, rank, scale, target, weights):
+    """½ Σ ω (c U Uᵀ/‖U‖_F² - Y)², w = vec U."""
+    u = w.reshape(n, rank)
+    return 0.5 * jnp.sum(weights * (scale * (u @ u.T) / jnp.sum(u * u) - target) ** 2)
+
+
+def _batchnorm(w, inputs, out, labels):
+    """½ mean_i (Σ_k a_k BN(X w_k)_i - y_i)², BN(z) = (z - mean z)/std z (population std, no affine)."""
+    z = w.reshape(len(out), inputs.shape[1]) @ inputs.T
+    zhat = (z - z.mean(axis=1, keepdims=True)) / z.std(axis=1, keepdims=True)
+    return 0.5 * jnp.mean((out @ zhat - labels) ** 2)
+
+
+def _deep_linear(w, width, depth, scale, inputs, target):
+    """½ mean (c W̄_K ⋯ W̄_1 X - Y)², W̄_l = W_l/‖W_l‖_F, w = layers in order, row-major."""
+    prod = inputs
+    for layer in w.reshape(depth, width, width):
+        prod = layer @ prod / jnp.linalg.norm(layer)
+    return 0.5 * jnp.mean((scale * prod - target) ** 2)
+
+
+def _circle(w, ratio, kappa):
+    """f(w/‖w‖), f(x) = ½ (1 + ρ x₀²) Σ_i κ_i x_i²."""
+    x = w / jnp.linalg.norm(w)
+    return 0.5 * (1.0 + ratio * x[0] ** 2) * jnp.sum(kappa * x * x)
+
+
+def _rayleigh(w, spectrum, level):
+    """½ (wᵀ A w / wᵀ w - μ)², A = diag(spectrum)."""
+    return 0.5 * (jnp.sum(spectrum * w * w) / jnp.sum(w * w) - level) ** 2
+
+
+def mf_loss(ref, **sizes):
+    inner = ref.inner
+    (rank, n), (m, _) = inner.shapes
+    return partial(_factorization, m=m, n=n, rank=rank, scale=float(inner.scale), target=np.array(inner.target),
+                   weights=np.array(inner.weights))
+
+
+def sym_mf_loss(ref, **sizes):
+    inner = ref.inner
+    (rank, n), _ = inner.shapes
+    return partial(_symmetric, n=n, rank=rank, scale=float(inner.scale), target=np.array(inner.target),
+                   weights=np.array(inner.weights))
+
+
+def bn_linear_loss(ref, **sizes):
+    (h, samples), = ref.inner.shapes
+    d = ref.dim // h
+    inputs = np.array(ref.linear[:samples, :d])  # the batch X, centred (BN removes the mean anyway)
+    return partial(_batchnorm, inputs=inputs, out=np.array(ref.inner.left[0]), labels=np.array(ref.inner.target[0]))
+
+
+def deep_linear_loss(ref, **sizes):
+    inner = ref.inner
+    return partial(_deep_linear, width=inner.shapes[0][0], depth=len(inner.shapes), scale=float(inner.scale),
+                   inputs=np.array(inner.right), target=np.array(inner.target))
+
+
+def circle_loss(ref, **sizes):
+    kappa = np.zeros(ref.dim)
+    kappa[2:] = np.linspace(1.0, 0.5, ref.dim - 2)
+    return partial(_circle, ratio=float(_default("sphere_circle", sizes, "ratio")), kappa=kappa)
+
+
+def rayleigh_loss(ref, **sizes):
+    spectrum = np.array([float(s) for s in _default("sympy_rayleigh", sizes, "spectrum")])
+    return partial(_rayleigh, spectrum=spectrum, level=float(_default("sympy_rayleigh", sizes, "level")))
+
+
+#: registered name -> builder(reference_model, **sizes) -> JAX loss of the flat vector
+JAX_LOSSES = {
+    "mf": mf_loss,
+    "mf_completion": mf_loss,
+    "sym_mf": sym_mf_loss,
+    "bn_linear": bn_linear_loss,
+    "deep_linear_wn": deep_linear_loss,
+    "sphere_circle": circle_loss,
+    "sympy_rayleigh": rayleigh_loss,
+}
