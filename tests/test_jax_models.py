@@ -198,8 +198,8 @@ def test_deep_runs_the_jax_twins_down_to_1e_7():
     from verification.verify import build_model
 
     args = build_parser().parse_args(["verify", "--deep"])
-    assert min(_config(args).ladder) == 1e-7 and args.deep
-    assert min(_config(build_parser().parse_args(["verify"])).ladder) > 1e-7
+    assert min(_config(args)[0].ladder) == 1e-7 and args.deep
+    assert min(_config(build_parser().parse_args(["verify"]))[0].ladder) > 1e-7
     model = build_model("jax:mf", 0)
     assert isinstance(model, jax_models.JaxModel) and model.name == "mf"
     assert np.allclose(model.grad(np.ones(16)), make_model("mf", rng=0).grad(np.ones(16)), rtol=1e-12, atol=1e-15)
