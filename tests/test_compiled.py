@@ -14,7 +14,7 @@ from verification.compiled import lanczos_top, simulate_batch, simulate_compiled
 from verification.simulate import ALGORITHMS, eos_start, simulate, two_cycle_start  # noqa: E402
 from verification.tolerances import EXACT_VS_EXACT_RTOL  # noqa: E402
 
-FIELDS = ("steps", "loss", "norm_sq", "sharpness", "sharpness_mid", "sharpness_next", "grad_norm", "clock")
+FIELDS = ("steps", "loss", "norm_sq", "sharpness", "sharpness_mid", "sharpness_next", "grad_norm", "clock", "clock_steps")
 
 
 @functools.cache

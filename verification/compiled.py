@@ -116,10 +116,11 @@ def _unit_step_sq(w, new):
 
 
 @lru_cache(maxsize=64)
-def _interval(model, algorithm: str, pairs: bool, batched: bool):
+def _interval(model, algorithm: str, pairs: bool, batched: bool, size: int):
     """The compiled interval: record at w_t, then n - 1 more steps (n = 0: record only); n is traced, so one
     compilation serves every interval length. ``batched``: vmapped over runs (a single run compiles ~3×
-    faster unbatched)."""
+    faster unbatched). ``size`` (static, ≥ n): the clock s_t of every step of the interval is written into a
+    buffer of that length, the dense clock the numpy loop keeps in ``Trajectory.clock_steps``."""
     update = _update(algorithm, jax.value_and_grad(model.jax_loss))
     grad = jax.grad(model.jax_loss)
     k = min(model.dim, KRYLOV_DIM)
@@ -142,16 +143,19 @@ def _interval(model, algorithm: str, pairs: bool, batched: bool):
         go = ok & (n > 0)
         w1 = jnp.where(go, new, w)
         clock1 = clock + jnp.where(go, _unit_step_sq(w, new), 0.0)
+        buf = jnp.zeros(size).at[0].set(clock)
 
-        def body(_, carry):
-            x, s, step, f = carry
+        def body(i, carry):
+            x, s, step, f, b = carry
+            b = b.at[i].set(s)
             nx, value, gx = update(x, lr, wd)
             good = (f < 0) & jnp.all(jnp.isfinite(nx)) & jnp.isfinite(nx @ nx)
             return (jnp.where(good, nx, x), s + jnp.where(good, _unit_step_sq(x, nx), 0.0), step + 1,
-                    jnp.where((f < 0) & ~good, _failed_at(step, value, gx), f))
+                    jnp.where((f < 0) & ~good, _failed_at(step, value, gx), f), b)
 
-        w, clock, t, fail = lax.fori_loop(1, jnp.maximum(n, 1), body, (w1, clock1, t + jnp.minimum(n, 1), fail))
-        return (w, clock, t, fail, v), rec, ok
+        w, clock, t, fail, buf = lax.fori_loop(1, jnp.maximum(n, 1), body,
+                                               (w1, clock1, t + jnp.minimum(n, 1), fail, buf))
+        return (w, clock, t, fail, v), (*rec, buf), ok
 
     return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, 0, 0, 0, None)) if batched else one)
 
@@ -194,7 +198,7 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
     hyper = (lrs[0], wds[0]) if single else (lrs, wds)
     records = [[] for _ in range(batch)]
     bar = _Progress(steps, label or f"{algorithm} (compiled, batch {batch})", quiet)
-    fn, t = _interval(model, algorithm, pairs, not single), 0
+    fn, t = _interval(model, algorithm, pairs, not single, int(every)), 0
     while True:
         n = min(every, steps - t)
         state, rec, ok = fn(*state, *hyper, np.int64(n))
@@ -214,8 +218,11 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
 
 
 def _trajectory(model, algorithm, lr, wd, records, fail, track_phi, seconds) -> Trajectory:
-    cols = list(zip(*records)) if records else [[]] * 9
-    steps, loss, norm_sq, lam, lam_mid, lam_next, gnorm, clock, ws = (np.array(c) for c in cols)
+    cols = list(zip(*records)) if records else [[]] * 10
+    steps, loss, norm_sq, lam, lam_mid, lam_next, gnorm, clock, ws, bufs = (np.array(c) for c in cols)
+    # the clock at every step: each interval's buffer up to the next record, then the last record's own value
+    clock_steps = (np.concatenate([b[:n] for b, n in zip(bufs[:-1], np.diff(steps))] + [bufs[-1][:1]])
+                   if len(steps) and fail < 0 else None)
     phi_rec, monitor = {"phi": [], "phi_sharp": [], "offset": []}, []
     if track_phi:
         for t, w in zip(steps, ws):
@@ -223,7 +230,7 @@ def _trajectory(model, algorithm, lr, wd, records, fail, track_phi, seconds) -> 
     diverged = f"diverged at step {fail}: a non-finite loss, gradient or ‖w‖² (compiled run)" if fail >= 0 else ""
     phi = {k: np.array(v) for k, v in phi_rec.items()} if track_phi else {"phi": None, "phi_sharp": None, "offset": None}
     return Trajectory(algorithm, lr, wd, steps.astype(int), loss, norm_sq, lam, lam_mid, lam_next, gnorm, clock,
-                      phi["phi"], phi["phi_sharp"], phi["offset"], diverged, monitor, seconds)
+                      phi["phi"], phi["phi_sharp"], phi["offset"], diverged, monitor, seconds, clock_steps=clock_steps)
 
 
 def simulate_compiled(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str = "gdwd", every: int = 100,
