@@ -369,7 +369,7 @@ def _verify(args, held: list) -> int:
     old = {sig: signal.signal(sig, _raise_interrupt) for sig in stops}
     try:
         run_all(jobs, config, seed, args.quiet, args.workers, on_result, short_ladder=short, on_start=on_start,
-                on_tick=status.tick)
+                on_tick=status.tick, spawn=any(hasattr(m, "jax_loss") for m in built.values()))
     except KeyboardInterrupt:
         status.clear()
         report.finish(time.perf_counter() - start, interrupted=True)

@@ -88,15 +88,15 @@ class _SigintBlocked:
 
 def run_jobs(jobs: list, target: Callable[[Any, Callable], None], workers: int,
              on_message: Callable[[int, Any], None], on_exit: Callable[[int, int], None],
-             on_tick: Callable[[], None] | None = None, tick: float = 0.5) -> None:
+             on_tick: Callable[[], None] | None = None, tick: float = 0.5, spawn: bool = False) -> None:
     """Run ``target(job, send)`` for every job in child processes, ``workers`` at a time.
 
     ``on_message(i, msg)`` sees each message sent by job ``i`` (``("crash", traceback)`` when it raised);
     ``on_exit(i, exitcode)`` is called when job ``i``'s process has ended; ``on_tick()`` every ``tick`` seconds.
     Any exception in the parent (``KeyboardInterrupt`` included) stops all workers before it propagates.
     """
-    # fork is unsafe once JAX (multithreaded) is loaded, e.g. by a --model file with a JAX loss or --deep
-    if (not sys.platform.startswith("linux") and sys.platform != "darwin") or "jax" in sys.modules:
+    # ``spawn``: the jobs use JAX, which is multithreaded: a forked child that runs JAX can deadlock
+    if (not sys.platform.startswith("linux") and sys.platform != "darwin") or spawn:
         ctx = mp.get_context("spawn")
     else:
         ctx = mp.get_context("fork")

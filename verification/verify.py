@@ -403,10 +403,12 @@ def _job_target(payload, send) -> None:
 
 def run_all(jobs: list[Job], config: VerifyConfig, seed: int, quiet: bool, workers: int,
             on_result: Callable[[CheckResult], None], short_ladder: str = "",
-            on_start: Callable[[Job, str], None] | None = None, on_tick: Callable[[], None] | None = None) -> int:
+            on_start: Callable[[Job, str], None] | None = None, on_tick: Callable[[], None] | None = None,
+            spawn: bool = False) -> int:
     """Run ``jobs``; ``on_result`` sees each result as it completes (including "error" results for a check
     that raised or whose worker crashed or died), ``on_start(job, check)`` each check as it starts. Returns
-    the number of results. A KeyboardInterrupt stops every worker and propagates."""
+    the number of results. A KeyboardInterrupt stops every worker and propagates. ``spawn``: start workers
+    fresh instead of forking (the models are JAX models)."""
     emitted: dict[int, set] = {i: set() for i in range(len(jobs))}
     crashed: dict[int, str] = {}
 
@@ -446,7 +448,7 @@ def run_all(jobs: list[Job], config: VerifyConfig, seed: int, quiet: bool, worke
             on_exit(i, 0)
         return expected
     payloads = [(job, config, seed, True, short_ladder) for job in jobs]
-    run_jobs(payloads, _job_target, workers, on_message, on_exit, on_tick=on_tick)
+    run_jobs(payloads, _job_target, workers, on_message, on_exit, on_tick=on_tick, spawn=spawn)
     return expected
 
 
