@@ -85,23 +85,25 @@ def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6
     lam = float(np.linalg.eigvalsh(model.hess(x0))[-1])
     if lam <= 0:
         raise AssumptionViolated(f"w: ∇²L has no positive eigenvalue at w̄ (λ₁ = {lam:.3g}); not near a minimizer")
-    target = grad_rtol * lam
+    x, t_used = flow_to_small_gradient(model, x0, grad_rtol * lam, max_time, "BDF", jac=lambda t, x: -model.hess(x))
+    theta = newton_polish(model, _unit(x))
+    return Projection(theta, float(np.linalg.norm(model.grad(theta))), t_used, float(np.linalg.norm(theta - x0)))
 
+
+def flow_to_small_gradient(model, x0: np.ndarray, target: float, max_time: float, method: str, jac=None):
+    """Gradient flow ẋ = -∇L(x) from ``x0`` (``method``: "BDF" with the Hessian as ``jac``, or "DOP853" without
+    a matrix) until ‖∇L(x)‖ ≤ ``target`` or ``max_time``; returns (x, the flow time used)."""
     def small_gradient(t, x):
         return np.linalg.norm(model.grad(x)) - target
 
     small_gradient.terminal = True
-    t_used = 0.0
-    if np.linalg.norm(model.grad(x0)) > target:
-        sol = solve_ivp(lambda t, x: -model.grad(x), (0.0, max_time), x0, method="BDF",
-                        jac=lambda t, x: -model.hess(x), events=small_gradient, rtol=1e-10, atol=1e-13)
-        if sol.status == -1:
-            raise AssumptionViolated(f"w: gradient flow failed: {sol.message}")
-        x, t_used = sol.y[:, -1], float(sol.t[-1])
-    else:
-        x = x0
-    theta = newton_polish(model, _unit(x))
-    return Projection(theta, float(np.linalg.norm(model.grad(theta))), t_used, float(np.linalg.norm(theta - x0)))
+    if np.linalg.norm(model.grad(x0)) <= target:
+        return x0, 0.0
+    sol = solve_ivp(lambda t, x: -model.grad(x), (0.0, max_time), x0, method=method, events=small_gradient,
+                    rtol=1e-10, atol=1e-13, **({"jac": jac} if jac is not None else {}))
+    if sol.status == -1:
+        raise AssumptionViolated(f"w: gradient flow failed: {sol.message}")
+    return sol.y[:, -1], float(sol.t[-1])
 
 
 def gradient_flow_limit(model, w, time: float, rtol: float = 1e-11) -> np.ndarray:

@@ -21,12 +21,11 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.integrate import solve_ivp
 from scipy.sparse.linalg import LinearOperator, cg
 
 from toy_models._validate import as_vector
 
-from .manifold import RANK_RTOL, AssumptionViolated, Projection
+from .manifold import RANK_RTOL, AssumptionViolated, Projection, flow_to_small_gradient
 from .sharpness import top_eigenpairs
 
 #: relative residual of the CG solves for H⁺b
@@ -76,19 +75,7 @@ def project_matrix_free(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6
     lam = float(top_eigenpairs(model, x0, k=1, method="lanczos" if model.dim > 2 else "dense").values[0])
     if lam <= 0:
         raise AssumptionViolated(f"w: ∇²L has no positive eigenvalue at w̄ (λ₁ = {lam:.3g}); not near a minimizer")
-    target = grad_rtol * lam
-
-    def small_gradient(t, x):
-        return np.linalg.norm(model.grad(x)) - target
-
-    small_gradient.terminal = True
-    x, t_used = x0, 0.0
-    if np.linalg.norm(model.grad(x0)) > target:
-        sol = solve_ivp(lambda t, x: -model.grad(x), (0.0, max_time), x0, method="DOP853", events=small_gradient,
-                        rtol=1e-10, atol=1e-13)
-        if sol.status == -1:
-            raise AssumptionViolated(f"w: gradient flow failed: {sol.message}")
-        x, t_used = sol.y[:, -1], float(sol.t[-1])
+    x, t_used = flow_to_small_gradient(model, x0, grad_rtol * lam, max_time, "DOP853")
     theta = newton_steps(model, x / np.linalg.norm(x), lam)
     return Projection(theta, float(np.linalg.norm(model.grad(theta))), t_used, float(np.linalg.norm(theta - x0)))
 
