@@ -504,7 +504,9 @@ def test_a_second_ctrl_c_during_cleanup_exits_at_once_and_kills_the_workers(tmp_
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130 and elapsed < TERMINATE_GRACE / 2, elapsed
+    # without the second Ctrl-C the run would end only when the grace of the first runs out, TERMINATE_GRACE -
+    # 0.3 s after the second (and print "cleaned up"); a loaded machine takes ~1 s to get there even "at once"
+    assert proc.returncode == 130 and elapsed < TERMINATE_GRACE - 0.3, elapsed
     assert "cleaned up" not in proc.stdout.read()  # it did not wait for the cleanup to finish
     _wait_for(lambda: not _live_in_group(proc.pid), 10, f"workers {workers} to die")
 

@@ -111,6 +111,9 @@ def falls(p: float, se: float) -> bool:
 #: records of λ₁ per run for the EoS averages: the pair-averaged λ₁ breathes with the slow norm-amplitude
 #: oscillation (period 2π/√(8ηλ) steps); 400 samples over ≥ 10 periods bring its sampling error to ≈ 1% of the O(ηλ) term.
 EOS_RECORDS = 400
+#: ... and at least this many per breathing period: at ηλ = 1e-7 (``--deep``) 400 records over 3·10⁶ steps come
+#: one per period (stride ≈ period), and the aliased mean was off by 0.5% of c
+EOS_SAMPLES_PER_PERIOD = 8
 
 
 def odd_stride(steps: int, records: int) -> int:
@@ -209,7 +212,10 @@ class Session:
             cfg = self.config
             wd, steps = eta_lambda / cfg.lr, int(round(cfg.tau_end / eta_lambda))
             w0 = eos_start(self.model, self.theta0, cfg.lr, wd)
-            tr = simulate(self.model, w0, cfg.lr, steps, wd=wd, every=odd_stride(steps, EOS_RECORDS), quiet=self.quiet,
+            # ≥ EOS_SAMPLES_PER_PERIOD records per breathing period 2π/√(8ηλ): a stride near the period would alias
+            periods = steps * np.sqrt(8 * eta_lambda) / (2 * np.pi)
+            records = max(EOS_RECORDS, int(EOS_SAMPLES_PER_PERIOD * periods))
+            tr = simulate(self.model, w0, cfg.lr, steps, wd=wd, every=odd_stride(steps, records), quiet=self.quiet,
                           label=f"{self.name} GD+WD ηλ={eta_lambda:g} (λ₁ pairs)")
             if tr.diverged:
                 raise RuntimeError(f"GD+WD at ηλ = {eta_lambda:g}: {tr.diverged}")
