@@ -267,13 +267,15 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
         dense = [session.eos_run(tr.lr * tr.wd) for tr in runs]
         xs = np.array([tr.lr * tr.wd for tr in runs])
         samples = np.unique(np.linspace(0, len(flow.s) - 1, EOS_FLOW_SAMPLES).astype(int))
-        obs, pred = [], []
+        obs, pred, sem = [], [], []
         coef = [th.eos_sharpness_coefficient(session.model, flow.theta[i]) for i in samples]
         for tr in dense:
             at_flow = [tr.lr * predict(session.model, flow.theta[i], tr.lr, tr.wd, coefficient=c)
                        for i, c in zip(samples, coef)]
             pred.append(float(np.mean(np.interp(tr.clock, flow.s[samples], at_flow))))
-            obs.append(float(np.mean(tr.lr * 0.5 * (tr.sharpness + tr.sharpness_next))))
+            pair_means = tr.lr * 0.5 * (tr.sharpness + tr.sharpness_next)
+            obs.append(float(np.mean(pair_means)))
+            sem.append(_blocked_standard_error(pair_means, tr.steps, tr.lr * tr.wd))
         obs, pred = np.array(obs), np.array(pred)
         norm_ratio = [tr.norm_sq / np.array([th.equilibrium_norm_sq(tr.lr, tr.wd, lam) for lam in tr.phi_sharpness])
                       for tr in runs]
@@ -290,7 +292,9 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
                           f"every run spans fewer than {tol.EOS_MIN_PERIODS:g} breathing periods ({periods.max():.1f} "
                           "at most): the pair averages cannot resolve the O(ηλ) term; lengthen tau_end or lower ηλ",
                           runs=runs)
-        sharp_bound = np.where(judged, tol.EOS2_C * xs**1.5, np.inf)
+        # the O((ηλ)^{3/2}) truncation, plus the sampling error of the mean over the breathing (3 standard errors of
+        # means over blocks of one breathing period each)
+        sharp_bound = np.where(judged, tol.EOS2_C * xs**1.5 + tol.EOS_SEM_FACTOR * np.array(sem), np.inf)
         norm_bound = tol.EOS_C * xs
 
         def deviations(d_lead=0.0, d_coef=0.0, d_norm=0.0):
@@ -317,18 +321,29 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
         rungs = ", ".join(f"{c:+.3f} vs {p:+.3f}" for c, p in zip(c_obs, c_pred))
         message = (f"η⟨λ₁⟩ = 2 + c·ηλ with c measured vs predicted: {rungs} (ηλ = {', '.join(f'{x:g}' for x in xs)}; "
                    f"judged where the run spans ≥ {tol.EOS_MIN_PERIODS:g} breathing periods: {int(judged.sum())} rungs); "
-                   f"|deviation| ≤ {np.max(devs[0] / sharp_bound):.2g}·{tol.EOS2_C:g}·(ηλ)^1.5; norm within "
+                   f"|deviation| ≤ {np.max(devs[0] / sharp_bound):.2g} of its bound {tol.EOS2_C:g}·(ηλ)^1.5 + "
+                   f"{tol.EOS_SEM_FACTOR:g} s.e. of the breathing; norm within "
                    f"{np.max(devs[1] / xs):.2f}·ηλ (bound {tol.EOS_C:g}·ηλ); ⟨a²⟩/pred = {1 + a_dev:.3f} "
                    f"(tolerance {tol.AMPLITUDE_RTOL:g})")
         if not ok:
             message = "a prediction is off: " + message
         details = {"ladder": xs, "observed": obs, "predicted": pred, "c_observed": c_obs, "c_predicted": c_pred,
                    "breathing_periods": periods,
-                   "sharpness_deviation": devs[0], "norm_deviation": devs[1], "amplitude_ratio": 1 + a_dev}
+                   "sharpness_deviation": devs[0], "sharpness_standard_error": sem, "norm_deviation": devs[1],
+                   "amplitude_ratio": 1 + a_dev}
         return result(session, name, "pass" if ok else "fail", pred[-1], obs[-1], "bounds", worst, message, details,
                       runs, powers)
 
     return guard(session, name, run)
+
+
+def _blocked_standard_error(samples: np.ndarray, steps: np.ndarray, eta_lambda: float) -> float:
+    """Standard error of the mean of ``samples`` (recorded at ``steps``) from means over blocks one breathing period
+    2π/√(8ηλ) long: consecutive records within a period are correlated, block means are nearly independent."""
+    period = 2 * np.pi / np.sqrt(8 * eta_lambda)
+    block = np.floor((steps - steps[0]) / period).astype(int)
+    means = np.array([samples[block == b].mean() for b in np.unique(block)])
+    return float(np.std(means, ddof=1) / np.sqrt(len(means))) if len(means) > 2 else float("inf")
 
 
 def check_eos_entry(session: Session, duration: Callable | None = None) -> CheckResult:

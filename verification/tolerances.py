@@ -83,6 +83,10 @@ EOS2_C = 5.0
 #: norm-amplitude oscillation dA/dt = 4uA, du/dt = 2ηλ - 4(1 + G/4)A about its equilibrium has ω² = 8ηλ): a
 #: mean over N periods of a sinusoid leaves ≤ 1/(πN) of its amplitude, ≤ 3% for N ≥ 10.
 EOS_MIN_PERIODS = 10.0
+#: ... plus this many standard errors of the measured mean (block means over breathing periods): at ηλ ≤ 1e-6 the
+#: truncation bound falls below the breathing's sampling error (c measured to ±0.006 of 4.1 at ηλ = 1e-6 with 135
+#: periods), which is a property of the measurement, not of the prediction.
+EOS_SEM_FACTOR = 3.0
 #: eos-equilibrium: ⟨‖w̄ - Φ‖²⟩ vs (ηλ/2)·4/(4+G) at the smallest ηλ: window averages of a² "breathe" with the
 #: slow norm-amplitude oscillation; 10% relative.
 AMPLITUDE_RTOL = 0.1
