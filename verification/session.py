@@ -1,14 +1,16 @@
 """The frame the theorem checks run in: configuration, the result record, and the per-model session.
 
-Every check returns a ``CheckResult`` with ``status`` "pass", "fail" or "assumption-violated" (a theory
-assumption does not hold on this model or run: said where and why), the predicted and observed values, the
-tolerance, the scaled error (pass ≤ 1), and summaries of the runs behind it.
+Every check returns a ``CheckResult`` with ``status`` "pass", "fail", "inconclusive" (the runs cannot decide:
+not yet asymptotic within the budget, or a control without power) or "assumption-violated" (a theory assumption
+does not hold on this model or run: said where and why), the predicted and observed values, the tolerance, the
+scaled error (≤ 1 passes), the resolving power of each prediction (verification/verdicts.py), the model's spec
+and start point, and summaries of the runs behind it.
 """
 
 from __future__ import annotations
 
-import math
 import hashlib
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
