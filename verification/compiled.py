@@ -115,6 +115,10 @@ def _unit_step_sq(w, new):
     return d @ d
 
 
+#: the longest recording interval whose clock is kept at every step (see ``simulate_batch``)
+DENSE_CLOCK_MAX = 4096
+
+
 @lru_cache(maxsize=64)
 def _interval(model, algorithm: str, pairs: bool, batched: bool, size: int):
     """The compiled interval: record at w_t, then n - 1 more steps (n = 0: record only); n is traced, so one
@@ -198,7 +202,11 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
     hyper = (lrs[0], wds[0]) if single else (lrs, wds)
     records = [[] for _ in range(batch)]
     bar = _Progress(steps, label or f"{algorithm} (compiled, batch {batch})", quiet)
-    fn, t = _interval(model, algorithm, pairs, not single, int(every)), 0
+    # the dense clock needs the interval length as a static size, i.e. one compilation per ``every``: kept for
+    # intervals up to DENSE_CLOCK_MAX steps; longer ones (plain runs, the deepest rungs) share one compilation and
+    # leave ``clock_steps`` unset (checks then read the clock at the records)
+    size = int(every) if every <= DENSE_CLOCK_MAX else 1
+    fn, t = _interval(model, algorithm, pairs, not single, size), 0
     while True:
         n = min(every, steps - t)
         state, rec, ok = fn(*state, *hyper, np.int64(n))
@@ -214,15 +222,15 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
     fails = np.asarray(state[3]).reshape(batch)
     seconds = time.perf_counter() - start
     return [_trajectory(model, algorithm, float(lrs[i]), float(wds[i]), records[i], int(fails[i]), track_phi,
-                        seconds / batch) for i in range(batch)]
+                        seconds / batch, dense_clock=size > 1 or every == 1) for i in range(batch)]
 
 
-def _trajectory(model, algorithm, lr, wd, records, fail, track_phi, seconds) -> Trajectory:
+def _trajectory(model, algorithm, lr, wd, records, fail, track_phi, seconds, dense_clock: bool = True) -> Trajectory:
     cols = list(zip(*records)) if records else [[]] * 10
     steps, loss, norm_sq, lam, lam_mid, lam_next, gnorm, clock, ws, bufs = (np.array(c) for c in cols)
     # the clock at every step: each interval's buffer up to the next record, then the last record's own value
     clock_steps = (np.concatenate([b[:n] for b, n in zip(bufs[:-1], np.diff(steps))] + [bufs[-1][:1]])
-                   if len(steps) and fail < 0 else None)
+                   if len(steps) and fail < 0 and dense_clock else None)
     phi_rec, monitor = {"phi": [], "phi_sharp": [], "offset": []}, []
     if track_phi:
         for t, w in zip(steps, ws):
