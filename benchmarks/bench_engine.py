@@ -96,7 +96,7 @@ def main(argv=None) -> None:
         ref, jm, theta = models(dim)
         w0 = start(ref if ref is not None else jm, theta)
         t0 = time.perf_counter()
-        simulate(jm, w0, LR, 10, wd=WD, every=10, pairs=False)
+        simulate(jm, w0, LR, 10, wd=WD, every=10, pairs=False, dense_clock=False)
         compile_s = time.perf_counter() - t0  # compilation + one 10-step run
         loop = hand_loop(jm)
 
@@ -104,7 +104,8 @@ def main(argv=None) -> None:
         for mode, kw in modes.items():
             def run(model, steps, kw=kw):
                 every = kw["every"] or steps
-                tr = simulate(model, w0, LR, steps, wd=WD, every=every, pairs=False, track_phi=kw.get("track_phi", False))
+                tr = simulate(model, w0, LR, steps, wd=WD, every=every, pairs=False, track_phi=kw.get("track_phi", False),
+                              dense_clock=False)
                 assert not tr.diverged, tr.diverged
             first = (100 if kw["every"] != 100 else 200) if dim < 100000 else 10
             np_rate = None
@@ -157,7 +158,7 @@ def _batched(jm, w0, budget: float, size: int = 16):
 
     def seq(steps):
         for w in w0s:
-            simulate(jm, w, LR, steps, wd=WD, every=steps, pairs=False)
+            simulate(jm, w, LR, steps, wd=WD, every=steps, pairs=False, dense_clock=False)
 
     def bat(steps):
         simulate_batch(jm, w0s, LR, steps, wd=WD, every=steps, pairs=False)

@@ -172,7 +172,8 @@ def _as_batch(x, name: str, size: int) -> np.ndarray:
 
 
 def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", every: int = 100,
-                   track_phi: bool = False, quiet: bool = True, label: str = "", pairs: bool = True) -> list[Trajectory]:
+                   track_phi: bool = False, quiet: bool = True, label: str = "", pairs: bool = True,
+                   dense_clock: bool = False) -> list[Trajectory]:
     """B runs of ``algorithm`` on the JAX model ``model`` advanced together (``vmap``): ``w0s`` (B, D),
     ``lr`` and ``wd`` numbers or (B,) arrays, the same ``steps`` and ``every``. Returns one ``Trajectory``
     per run, equal to ``simulate(model, w0s[i], lr[i], steps, wd[i], ...)`` (see the module docstring)."""
@@ -202,10 +203,10 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
     hyper = (lrs[0], wds[0]) if single else (lrs, wds)
     records = [[] for _ in range(batch)]
     bar = _Progress(steps, label or f"{algorithm} (compiled, batch {batch})", quiet)
-    # the dense clock needs the interval length as a static size, i.e. one compilation per ``every``: kept for
-    # intervals up to DENSE_CLOCK_MAX steps; longer ones (plain runs, the deepest rungs) share one compilation and
-    # leave ``clock_steps`` unset (checks then read the clock at the records)
-    size = int(every) if every <= DENSE_CLOCK_MAX else 1
+    # ``dense_clock``: the clock at every step, which needs the interval length as a static size (one compilation
+    # per ``every``), so only on request and for intervals up to DENSE_CLOCK_MAX steps; otherwise one compilation
+    # serves every interval length and ``clock_steps`` stays unset (checks then read the clock at the records)
+    size = int(every) if dense_clock and every <= DENSE_CLOCK_MAX else 1
     fn, t = _interval(model, algorithm, pairs, not single, size), 0
     while True:
         n = min(every, steps - t)
@@ -242,7 +243,9 @@ def _trajectory(model, algorithm, lr, wd, records, fail, track_phi, seconds, den
 
 
 def simulate_compiled(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str = "gdwd", every: int = 100,
-                      track_phi: bool = False, quiet: bool = True, label: str = "", pairs: bool = True) -> Trajectory:
+                      track_phi: bool = False, quiet: bool = True, label: str = "", pairs: bool = True,
+                      dense_clock: bool = False) -> Trajectory:
     """``verification.simulate`` on a JAX model, compiled: the batch of one run."""
     return simulate_batch(model, np.asarray(w0, dtype=np.float64)[None, :], lr, steps, wd=wd, algorithm=algorithm,
-                          every=every, track_phi=track_phi, quiet=quiet, label=label, pairs=pairs)[0]
+                          every=every, track_phi=track_phi, quiet=quiet, label=label, pairs=pairs,
+                          dense_clock=dense_clock)[0]

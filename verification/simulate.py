@@ -171,7 +171,7 @@ def record_phi(model, w: np.ndarray, t: int, rec: dict, monitor: list[str]) -> N
 
 def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str = "gdwd", every: int = 100,
              track_phi: bool = False, quiet: bool = True, label: str = "", pairs: bool = True,
-             engine: str = "auto") -> Trajectory:
+             engine: str = "auto", dense_clock: bool = True) -> Trajectory:
     """Run ``algorithm`` for ``steps`` steps from ``w0``; see the module docstring. ``pairs=False`` skips
     the λ₁ records at w_{t+1} and at the midpoint (NaN), for runs that record every step. ``engine``:
     "numpy" (this loop, the reference), "jax" (``verification.compiled``, for a JAX model), or "auto" (jax
@@ -198,7 +198,7 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
     if engine == "jax" or (engine == "auto" and hasattr(model, "jax_loss")):
         from .compiled import simulate_compiled
         return simulate_compiled(model, w, lr, steps, wd=wd, algorithm=algorithm, every=every, track_phi=track_phi,
-                                 quiet=quiet, label=label, pairs=pairs)
+                                 quiet=quiet, label=label, pairs=pairs, dense_clock=dense_clock)
     rec = {k: [] for k in ("steps", "loss", "norm_sq", "sharpness", "sharpness_mid", "sharpness_next", "grad_norm", "clock", "phi", "phi_sharp", "offset")}
     clock, diverged, monitor = 0.0, "", []
     clock_steps = np.empty(steps + 1)
