@@ -1,7 +1,7 @@
 """Build hook: record the git revision of the source tree in the installed package (verification/provenance.py).
 
 ``pip install .`` builds from the checkout, where git knows the revision; the installed package does not. This
-writes ``verification/_build_revision.py`` (REVISION, DIRTY) into the build, next to the installed modules."""
+writes ``srflow/verification/_build_revision.py`` (the folder verification/ installed as srflow.verification) (REVISION, DIRTY) into the build, next to the installed modules."""
 
 import subprocess
 from pathlib import Path

@@ -115,7 +115,7 @@ def make_figure(module, out: Path, quick: bool = False, seed: int = 0, recompute
 @functools.lru_cache(maxsize=None)
 def model_and_start(name: str, seed: int):
     """A registered model and a point θ₀ of Γ drawn with ``seed``."""
-    from toy_models import make_model
+    from srflow.toy_models import make_model
 
     model = make_model(name, rng=0)
     return model, model.minimizer(np.random.default_rng(seed))
@@ -126,9 +126,9 @@ def phases_run(quick: bool, seed: int, model_name: str = "bn_linear", wd_lr: flo
                ratio: float = 5.0):
     """GD+WD from a random start at ``ratio`` × the EoS norm of its limit: phase 1 (converge to Γ), phase 2
     (weight decay shrinks the norm), phase 3 (EoS). Records every step (λ₁, norm, loss) and Φ every ``k``."""
-    from theory import phase2_duration, project_to_manifold
-    from toy_models import make_model
-    from verification.simulate import simulate
+    from srflow.theory import phase2_duration, project_to_manifold
+    from srflow.toy_models import make_model
+    from srflow.verification.simulate import simulate
 
     model = make_model(model_name, rng=0)
     u = np.random.default_rng([seed, 7]).standard_normal(model.dim)
@@ -146,7 +146,7 @@ def phases_run(quick: bool, seed: int, model_name: str = "bn_linear", wd_lr: flo
 
 def eos_runs(model, theta0, lr: float, ladder, tau_end: float, records: int):
     """GD+WD from the EoS norm above θ₀ for each ηλ of ``ladder`` to τ_end, Φ tracked."""
-    from verification.simulate import eos_start, simulate
+    from srflow.verification.simulate import eos_start, simulate
 
     runs = []
     for lw in ladder:

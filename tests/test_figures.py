@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from figures import FIGURES, make_figure
-from figures._common import atomic_write, cache_config
-from verification.cli import main
+from srflow.figures import FIGURES, make_figure
+from srflow.figures._common import atomic_write, cache_config
+from srflow.cli import main
 
 
 @pytest.fixture(scope="module")

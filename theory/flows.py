@@ -21,7 +21,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.interpolate import CubicSpline
 
-from toy_models._validate import as_vector, positive_int, positive_real, unit
+from srflow.toy_models._validate import as_vector, positive_int, positive_real, unit
 
 from .manifold import AssumptionViolated, check_on_gap, manifold_point, newton_polish
 from .sharpness import check_hyperparameters
@@ -87,7 +87,7 @@ def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol
     (‖∇L(θ₀)‖ > START_GRAD_RTOL·λ₁) or a top eigenvalue without a gap raises ``AssumptionViolated``
     saying how far / how small.
 
-    >>> import numpy as np; from toy_models import make_model
+    >>> import numpy as np; from srflow.toy_models import make_model
     >>> m = make_model("sphere_circle")
     >>> r = sharpness_reduction_flow(m, np.array([np.cos(0.3), np.sin(0.3), 0.0]), s_end=0.5, n_out=3)
     >>> bool(r.sharpness[-1] < r.sharpness[0])

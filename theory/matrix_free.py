@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, cg
 
-from toy_models._validate import as_vector
+from srflow.toy_models._validate import as_vector
 
 from .manifold import RANK_RTOL, AssumptionViolated, Projection, flow_to_small_gradient
 from .sharpness import top_eigenpairs

@@ -43,7 +43,7 @@ class SmoothFunction:
         return np.asarray(self.third_contraction(x, a, b), dtype=np.float64)
 
 
-def wrap(dim: int, f, grad, hess, third, hvp=None, name: str = "wrapped") -> NormalizedModel:
+def wrap(dim: int, f, grad, hess, third, hvp=None, name: str | None = None) -> NormalizedModel:
     """L(w) = f(w/‖w‖) for a smooth f: R^dim -> R with exact ``grad``, ``hess``, ``third``.
 
     The chain rule through w -> w/‖w‖ (see ``toy_models.normalized``) makes every derivative of L

@@ -68,7 +68,7 @@ class JaxModel:
         As for the numpy models (protocol items 8-10); ``minimizer_fn(rng)`` returns a point of Γ.
     """
 
-    def __init__(self, loss: Callable, template, name: str = "jax", manifold_dim: int | None = None,
+    def __init__(self, loss: Callable, template, name: str | None = None, manifold_dim: int | None = None,
                  minimizer_fn: Callable | None = None, description: str = "", _spec: tuple | None = None):
         if not callable(loss):
             raise TypeError(f"loss: expected a callable JAX function, got {type(loss).__name__}")
@@ -159,7 +159,7 @@ def _rebuild(loss, template, name, manifold_dim, minimizer_fn, description) -> J
     return JaxModel(loss, template, name, manifold_dim, minimizer_fn, description)
 
 
-def from_jax(loss: Callable, w0_or_dim, name: str = "jax", manifold_dim: int | None = None,
+def from_jax(loss: Callable, w0_or_dim, name: str | None = None, manifold_dim: int | None = None,
              minimizer: Callable | None = None, description: str = "") -> JaxModel:
     """A protocol model from a JAX scalar loss: L(w) = ``loss(w)``, derivatives by autodiff.
 

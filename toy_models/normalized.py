@@ -136,7 +136,7 @@ class NormalizedModel:
     block_sizes: tuple[int, ...]
     linear: np.ndarray | None = None
     block_names: tuple[str, ...] = ()
-    name: str = "normalized"
+    name: str | None = None
     _offsets: np.ndarray = field(init=False, repr=False)
     _block_of: np.ndarray = field(init=False, repr=False)
 

@@ -66,5 +66,5 @@ def check_model(model) -> None:
 
 
 def model_name(model) -> str:
-    """``model.name`` when present, else the class name."""
-    return str(getattr(model, "name", type(model).__name__))
+    """``model.name`` when present and not empty, else the class name."""
+    return str(getattr(model, "name", None) or type(model).__name__)

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from toy_models.protocol import check_model, model_name
+from srflow.toy_models.protocol import check_model, model_name
 
 from . import tolerances as tol
 

@@ -25,6 +25,30 @@ except ImportError:  # pragma: no cover -- Windows: an O_EXCL lock file (a kille
 LOCK_NAME = ".srflow.lock"
 
 
+#: exit status of a usage or input error (as argparse's own errors)
+EXIT_USAGE = 2
+
+
+class UsageError(SystemExit):
+    """Bad arguments or input: the message names the argument; exit status 2 (as argparse's own errors)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.code = EXIT_USAGE
+
+
+def writable(out: Path, what: str) -> Path:
+    """Create ``out`` and prove it writable, or exit with a message naming ``what`` and the reason."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".srflow-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot write to {out}: {exc.strerror or exc}")
+    return out
+
+
 class FolderBusy(RuntimeError):
     """Another process holds the lock on the output folder; the message names it."""
 

@@ -74,7 +74,7 @@ def code_version() -> str:
 
     h = hashlib.sha256()
     for name in CODE_PACKAGES:
-        root = Path(importlib.import_module(name).__file__).resolve().parent
+        root = Path(importlib.import_module(f"srflow.{name}").__file__).resolve().parent
         for path in sorted(p for p in root.rglob("*.py") if p.name != "_build_revision.py"):
             h.update(f"{name}/{path.relative_to(root).as_posix()}\0".encode())
             h.update(path.read_bytes())

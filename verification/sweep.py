@@ -227,7 +227,7 @@ def add_parser(sub) -> None:
 
 
 def _out_dir(arg: str | None) -> Path:
-    from .cli import _writable
+    from .outdir import writable as _writable
 
     if arg is None:
         base = Path("srflow-out") / time.strftime("sweep-%Y%m%d-%H%M%S")
@@ -251,7 +251,7 @@ def _command(args) -> list[str]:
 
 
 def cmd_sweep(args) -> int:
-    from .cli import _writable
+    from .outdir import writable as _writable
 
     try:
         spec = load_spec(args.spec)

@@ -9,6 +9,8 @@ import json
 import tomllib
 from pathlib import Path
 
+from .verify import spec_label
+
 SPEC_KEYS = ("models", "seeds", "eta_lambda", "checks", "config")
 #: fields of VerifyConfig that a tracking cell reads (its cache key depends on these only)
 TRACKING_FIELDS = ("lr", "tau_end", "records")
@@ -46,19 +48,11 @@ def _str_list(data: dict, key: str) -> list[str]:
     return value
 
 
-def _label(spec: str) -> str:
-    """A model's name in the dataset: its registered name, or the file stem / module of ``where:factory``."""
-    if ":" not in spec:
-        return spec
-    where = spec.rpartition(":")[0]
-    return Path(where).stem if where.endswith(".py") else where.rsplit(".", 1)[-1]
-
-
 def parse_spec(data: dict, text: str = "", base_dir: Path | None = None) -> SweepSpec:
     """Validate a spec (the TOML table ``data``); relative model files are resolved against ``base_dir``
     (the spec file's folder)."""
-    from theory import check_hyperparameters
-    from toy_models import REGISTRY
+    from srflow.theory import check_hyperparameters
+    from srflow.toy_models import REGISTRY
 
     from .checks import CHECKS
     from .session import FULL, QUICK
@@ -81,7 +75,7 @@ def parse_spec(data: dict, text: str = "", base_dir: Path | None = None) -> Swee
         elif m not in REGISTRY:
             raise SpecError(f"models: unknown model {m!r}; valid: {', '.join(REGISTRY)} (or path/to/file.py:factory)")
         resolved.append(m)
-    labels = [_label(m) for m in resolved]
+    labels = [spec_label(m) for m in resolved]
     if len(set(labels)) < len(labels):
         labels = list(models)
     if len(set(resolved)) < len(resolved):

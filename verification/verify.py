@@ -25,8 +25,8 @@ from typing import Callable
 
 import numpy as np
 
-from toy_models import REGISTRY, make_model
-from toy_models.protocol import check_model
+from srflow.toy_models import REGISTRY, make_model
+from srflow.toy_models.protocol import check_model
 
 from .checks import CHECKS
 from .identities import check_identities
@@ -126,12 +126,21 @@ def load_model(spec: str, seed: int = 0):
         check_model(model)
     except TypeError as exc:
         raise ModelLoadError(f"--model: {spec}: {exc}") from exc
-    if not hasattr(model, "name"):
-        try:
-            model.name = attr
-        except AttributeError:
-            pass
     return model
+
+
+def spec_label(spec: str) -> str:
+    """A model spec's name: the registered name, or the file stem / last module of ``where:factory``."""
+    if ":" not in spec:
+        return spec
+    where = spec.rpartition(":")[0]
+    return Path(where).stem if where.endswith(".py") else where.rsplit(".", 1)[-1]
+
+
+def model_label(spec: str, model) -> str:
+    """A model's name in reports: the ``name`` it was given, else ``spec_label(spec)`` (for a user model, the
+    file stem -- never the factory's name)."""
+    return getattr(model, "name", None) or spec_label(spec)
 
 
 #: ``srflow verify --deep``: the GD+WD ladder continued to ηλ = 1e-7, on the JAX twins of the registered models
@@ -142,7 +151,7 @@ def build_model(spec: str, seed: int):
     """A registered name, ``jax:NAME`` (its JAX twin, ``toy_models.make_jax_model``: compiled runs), or a
     ``--model`` spec (contains ':')."""
     if spec.startswith("jax:") and spec[4:] in REGISTRY:
-        from toy_models.jax_models import make_jax_model
+        from srflow.toy_models.jax_models import make_jax_model
         return make_jax_model(spec[4:], rng=seed)
     return load_model(spec, seed) if ":" in spec else make_model(spec, rng=seed)
 

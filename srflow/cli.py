@@ -16,21 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from toy_models import REGISTRY, make_model
-from toy_models.protocol import model_name
-
-from .identities import IDENTITIES, check_identities, check_minimizer
+from srflow import __version__
+from srflow.toy_models import REGISTRY, make_model
+from srflow.toy_models.protocol import model_name
+from srflow.verification.identities import IDENTITIES, check_identities, check_minimizer
+from srflow.verification.outdir import EXIT_USAGE, UsageError, writable as _writable
 
 #: exit statuses (README.md, Commands)
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
-
-class UsageError(SystemExit):
-    """Bad arguments or input: the message names the argument; exit status 2 (as argparse's own errors)."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.code = EXIT_USAGE
+EXIT_OK, EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 3, 130
 
 
 def _models(names: list[str] | None, seed: int):
@@ -47,18 +40,18 @@ def _cmd_list(args) -> int:
         m = make_model(name)
         gamma = getattr(m, "manifold_dim", None)
         print(f"  {name:<16} D={m.dim:<4} dim Γ={'-' if gamma is None else gamma:<3} {getattr(m, 'description', '')}")
-    from theory.symbolic import SCRIPTS
+    from srflow.theory.symbolic import SCRIPTS
 
     print("derivations (srflow derive):")
     for name, what in SCRIPTS.items():
         print(f"  {name:<16} {what}")
-    from .checks import CHECKS
-    from .verify import DEFAULT_MODELS
+    from srflow.verification.checks import CHECKS
+    from srflow.verification.verify import DEFAULT_MODELS
 
     print(f"checks (srflow verify; default models: {', '.join(DEFAULT_MODELS)}):")
     for name, fn in CHECKS.items():
         print(f"  {name:<20} {(fn.__doc__ or '').strip().splitlines()[0]}")
-    from figures import FIGURES
+    from srflow.figures import FIGURES
 
     print("figures (srflow figures):")
     for name, mod in FIGURES.items():
@@ -88,7 +81,7 @@ def _cmd_check_identities(args) -> int:
 
 
 def _cmd_derive(args) -> int:
-    from theory.symbolic import SCRIPTS, run
+    from srflow.theory.symbolic import SCRIPTS, run
 
     names = args.names or list(SCRIPTS)
     unknown = [n for n in names if n not in SCRIPTS]
@@ -118,18 +111,6 @@ def _out_dir(arg: str | None) -> Path:
     return _writable(out, "srflow: --out")
 
 
-def _writable(out: Path, what: str) -> Path:
-    """Create ``out`` and prove it writable, or exit with a message naming ``what`` and the reason."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".srflow-write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"{what}: cannot write to {out}: {exc.strerror or exc}")
-    return out
-
-
 def _previous_run(out: Path) -> dict | None:
     """The report.json already in ``out`` (None if there is none); its ``state`` is "complete",
     "interrupted", "running" (a killed run: nobody holds the lock) or "unreadable"."""
@@ -149,7 +130,7 @@ def _claim_out(args) -> tuple[Path, "OutputLock", dict | None]:
     """Lock the output folder and decide what to do with a report already there: a complete one is never
     overwritten; an unfinished one (interrupted, or left by a killed run) is resumed with --resume, else refused
     with a message saying so."""
-    from .outdir import FolderBusy, OutputLock
+    from srflow.verification.outdir import FolderBusy, OutputLock
 
     if args.resume and args.out is None:
         raise UsageError("srflow: --resume: expected --out DIR, the folder of the run to resume")
@@ -186,7 +167,7 @@ def _settings_of(prev: dict, args):
     given = [f"--{k.replace('_', '-')}" for k in RESUMED if getattr(args, k) not in (None, False)]
     if given:
         raise UsageError(f"srflow: --resume: takes every setting from the report it resumes; drop {', '.join(given)}")
-    from .session import VerifyConfig
+    from srflow.verification.session import VerifyConfig
 
     fields = {f.name for f in dataclasses.fields(VerifyConfig)}
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in prev["config"].items() if k in fields}
@@ -195,8 +176,8 @@ def _settings_of(prev: dict, args):
 
 
 def _config(args):
-    from .session import FULL, QUICK
-    from .verify import DEEP_LADDER, check_lr, ladder_problems, ladder_steps
+    from srflow.verification.session import FULL, QUICK
+    from srflow.verification.verify import DEEP_LADDER, check_lr, ladder_problems, ladder_steps
 
     cfg = QUICK if args.quick else FULL
     lr = cfg.lr if args.lr is None else args.lr
@@ -224,7 +205,7 @@ def _config(args):
 def _models_up_front(specs: list[str], seed: int) -> dict:
     """Build every model once before any work (a broken file or a model returning wrong shapes or non-finite
     values is an input error, named as such); returns spec -> model."""
-    from .verify import ModelLoadError, ModelOutputError, build_model, probe_model
+    from srflow.verification.verify import ModelLoadError, ModelOutputError, build_model, probe_model
 
     models = {}
     for spec in specs:
@@ -238,7 +219,7 @@ def _models_up_front(specs: list[str], seed: int) -> dict:
 
 
 def _check_budget(models: dict, checks: list[str], config, args) -> None:
-    from .verify import budget_verdict, estimate_cost
+    from srflow.verification.verify import budget_verdict, estimate_cost
 
     level, msg = budget_verdict(estimate_cost({model_name(m): m for m in models.values()}, checks, config,
                                               args.workers))
@@ -294,10 +275,11 @@ def _cmd_verify(args) -> int:
 
 
 def _verify(args, held: list) -> int:
-    from .check_figures import plot_check
-    from .checks import CHECKS
-    from .report import STATUS_MARK, Report, count_text
-    from .verify import DEFAULT_MODELS, LADDER_CHECKS, dedupe, load_model, plan_jobs, run_all, validate
+    from srflow.verification.check_figures import plot_check
+    from srflow.verification.checks import CHECKS
+    from srflow.verification.report import STATUS_MARK, Report, count_text
+    from srflow.verification.verify import (DEFAULT_MODELS, LADDER_CHECKS, dedupe, load_model, model_label, plan_jobs,
+                                            run_all, validate)
 
     out, lock, prev = _claim_out(args) if args.resume else (None, None, None)
     if lock is not None:
@@ -324,7 +306,7 @@ def _verify(args, held: list) -> int:
         mode = "quick" if args.quick else "deep" if args.deep else "default"
         if args.deep:  # the compiled engine: registered models by their JAX twins
             try:
-                import toy_models.jax_models  # noqa: F401
+                import srflow.toy_models.jax_models  # noqa: F401
             except ImportError:
                 raise UsageError('srflow: --deep needs the JAX extra: python3 -m pip install ".[jax]"')
             models = [f"jax:{m}" for m in registered] + user
@@ -332,7 +314,7 @@ def _verify(args, held: list) -> int:
             notes.append(f"{short}: the verdicts of {', '.join(LADDER_CHECKS)} are inconclusive "
                          "(--allow-short-ladder)")
     built = _models_up_front(models, seed)
-    labels = {spec: model_name(m) for spec, m in built.items()}
+    labels = {spec: model_label(spec, m) for spec, m in built.items()}
     same = {name for name, n in Counter(labels.values()).items() if n > 1}
     # two models with one name stay separate: each is labelled with its spec as well
     labels = {spec: f"{name} [{spec}]" if name in same and spec != name else name for spec, name in labels.items()}
@@ -389,7 +371,7 @@ def _verify(args, held: list) -> int:
 def exit_status(results) -> int:
     """EXIT_INTERNAL if a result is an error, else EXIT_FAILED if one is not a non-failing verdict (pass,
     inconclusive, assumption-violated), else EXIT_OK."""
-    from .verify import NOT_FAILING
+    from srflow.verification.verify import NOT_FAILING
 
     if any(r.status == "error" for r in results):
         return EXIT_INTERNAL
@@ -403,7 +385,7 @@ def _raise_interrupt(signum, frame):
 
 
 def _cmd_figures(args) -> int:
-    from figures import FIGURES, default_out, make_figure
+    from srflow.figures import FIGURES, default_out, make_figure
 
     names = args.only or list(FIGURES)
     unknown = [n for n in names if n not in FIGURES]
@@ -419,9 +401,22 @@ def _cmd_figures(args) -> int:
     return 0
 
 
+#: options that take names: each may be given as separate words, comma-separated, or both
+NAME_LISTS = ("models", "checks", "only")
+
+
+def split_names(values: list[str], option: str) -> list[str]:
+    """``["a,b", "c"]`` -> ``["a", "b", "c"]``; an empty name (``"a,,b"``, a trailing comma) is a usage error."""
+    names = [name.strip() for value in values for name in value.split(",")]
+    if not all(names):
+        raise UsageError(f"srflow: --{option}: expected names separated by spaces or commas, got {' '.join(values)!r}")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srflow", description="Numerical verification of sharpness reduction "
                                      "by normalization layers (Lyu, Li, Arora 2022).")
+    parser.add_argument("--version", action="version", version=f"srflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("verify", help="run the theorem checks and write a report (report.md, report.json, figures)")
     p.add_argument("--models", nargs="+", metavar="NAME", help="registered models (default: sphere_circle mf bn_linear)")
@@ -450,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
     p.add_argument("--recompute", action="store_true", help="ignore cached arrays with a matching config")
     p.set_defaults(func=_cmd_figures)
-    from .sweep import add_parser as add_sweep_parser
+    from srflow.verification.sweep import add_parser as add_sweep_parser
 
     add_sweep_parser(sub)
     sub.add_parser("list", help="list the models and checks").set_defaults(func=_cmd_list)
@@ -470,6 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     3 (internal error: a check raised or a worker crashed) or 130 (interrupted)."""
     args = build_parser().parse_args(argv)
     try:
+        for option in NAME_LISTS:
+            if getattr(args, option, None) is not None:
+                setattr(args, option, split_names(getattr(args, option), option))
         if getattr(args, "points", 1) < 1:
             raise UsageError("srflow: --points: expected a positive integer")
         if getattr(args, "seed", None) is not None and args.seed < 0:
