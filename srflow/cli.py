@@ -278,6 +278,7 @@ def _verify(args, held: list) -> int:
     from srflow.verification.check_figures import plot_check
     from srflow.verification.checks import CHECKS
     from srflow.verification.report import STATUS_MARK, Report, count_text
+    from srflow.verification.runner import SchedulerUnreachable
     from srflow.verification.verify import (DEFAULT_MODELS, LADDER_CHECKS, dedupe, load_model, model_label, plan_jobs,
                                             run_all, validate)
 
@@ -351,7 +352,12 @@ def _verify(args, held: list) -> int:
     old = {sig: signal.signal(sig, _raise_interrupt) for sig in stops}
     try:
         run_all(jobs, config, seed, args.quiet, args.workers, on_result, short_ladder=short, on_start=on_start,
-                on_tick=status.tick, spawn=any(hasattr(m, "jax_loss") for m in built.values()))
+                on_tick=status.tick, spawn=any(hasattr(m, "jax_loss") for m in built.values()),
+                scheduler=args.scheduler)
+    except SchedulerUnreachable as exc:
+        status.clear()
+        report.finish(time.perf_counter() - start, interrupted=True)
+        raise UsageError(f"srflow: {exc}")
     except KeyboardInterrupt:
         status.clear()
         report.finish(time.perf_counter() - start, interrupted=True)
@@ -430,7 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="output folder (default ./srflow-out/<timestamp>; never overwritten)")
     p.add_argument("--lr", type=float, help="η of the GD+WD runs (default 0.1)")
     p.add_argument("--ladder", type=float, nargs="+", metavar="ETA_LAMBDA", help="values of ηλ for the GD+WD ladder")
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="parallel processes (default: up to 2)")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="worker processes of the local Dask cluster (default: up to 2; 1: run in this process)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run the checks on the Dask cluster at ADDRESS "
+                   "(e.g. tcp://host:8786; its workers need srflow installed) instead of a local one")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--resume", action="store_true",
                    help="finish the interrupted run in --out (its settings are read from its report.json)")

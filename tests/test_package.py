@@ -1,5 +1,6 @@
 """The installed package: one ``srflow`` namespace, ``--version``, and the command line's name lists."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +18,13 @@ def test_install_puts_only_srflow_on_the_path(tmp_path):
     """``pip install .`` (into a target folder, no dependencies) installs the four folders as srflow.theory,
     srflow.toy_models, srflow.verification, srflow.figures, and nothing else at top level that could shadow
     a user's own ``theory`` or ``figures``; the installed copy imports without the checkout."""
-    target = tmp_path / "site"
+    # from a copy of the sources: pip builds in the tree, and a build/ folder left by an older layout would be
+    # packed into the wheel as it is
+    source, target = tmp_path / "src", tmp_path / "site"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", ".*venv", "srflow-out",
+                                                                 "__pycache__", "data", "quick", "*.png", "*.pdf"))
     run = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                          "--target", str(target), str(ROOT)], capture_output=True, text=True, timeout=600)
+                          "--target", str(target), str(source)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     top = {p.name for p in target.iterdir() if p.is_dir() and not p.name.endswith((".dist-info", "__pycache__"))}
     assert top == {"srflow", "bin"} or top == {"srflow"}, top

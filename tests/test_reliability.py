@@ -462,31 +462,35 @@ def test_a_vector_of_huge_entries_has_a_direction():
 
 
 DOUBLE_CTRL_C = textwrap.dedent('''
-    import os, signal, sys, time
-    from srflow.verification.procpool import run_jobs
+    import ctypes, os, signal, sys, time
+    from srflow.verification.runner import Cluster, run_tasks
 
     def stubborn(job, send):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a worker that does not stop on SIGTERM
+        ctypes.CDLL(None).signal(signal.SIGTERM, ctypes.c_void_p(1))  # SIG_IGN (from a task thread, by libc)
         send(("started", os.getpid()))
         time.sleep(60)
 
     def on_message(i, msg):
-        print(msg[1], flush=True)
+        if msg[0] == "started":
+            print(msg[1], flush=True)
 
+    cluster = Cluster(workers=2, fork=True, allowed_failures=0)
     try:
-        run_jobs([0, 1], stubborn, 2, on_message, lambda i, code: None)
+        run_tasks(cluster, stubborn, [0, 1], on_message, lambda i, m, e: None)
     except KeyboardInterrupt:
+        cluster.close()
         print("cleaned up", flush=True)
         sys.exit(130)
 ''')
 
+#: how long closing a LocalCluster waits for a worker that ignores SIGTERM before it kills it
+STUBBORN_GRACE = 3.0
+
 
 @linux_only
 def test_a_second_ctrl_c_during_cleanup_exits_at_once_and_kills_the_workers(tmp_path):
-    """First Ctrl-C: the pool terminates its workers and waits up to TERMINATE_GRACE for them; a second Ctrl-C
-    meanwhile kills them and exits 130 at once (no hang on a stubborn worker)."""
-    from srflow.verification.procpool import TERMINATE_GRACE
-
+    """First Ctrl-C: the runner closes its LocalCluster, which asks the workers to stop and waits for them; a
+    second Ctrl-C meanwhile kills them and exits 130 at once (no hang on a stubborn worker)."""
     script = tmp_path / "double.py"
     script.write_text(DOUBLE_CTRL_C)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -504,9 +508,9 @@ def test_a_second_ctrl_c_during_cleanup_exits_at_once_and_kills_the_workers(tmp_
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    # without the second Ctrl-C the run would end only when the grace of the first runs out, TERMINATE_GRACE -
-    # 0.3 s after the second (and print "cleaned up"); a loaded machine takes ~1 s to get there even "at once"
-    assert proc.returncode == 130 and elapsed < TERMINATE_GRACE - 0.3, elapsed
+    # without the second Ctrl-C the run would end only when the cluster's close gives up on the stubborn workers
+    # (and print "cleaned up"); a loaded machine takes ~1 s to get there even "at once"
+    assert proc.returncode == 130 and elapsed < STUBBORN_GRACE, elapsed
     assert "cleaned up" not in proc.stdout.read()  # it did not wait for the cleanup to finish
     _wait_for(lambda: not _live_in_group(proc.pid), 10, f"workers {workers} to die")
 

@@ -37,6 +37,7 @@ import sys
 import time
 from pathlib import Path
 
+from .runner import Cluster
 from .sweep_cells import CellCache, assemble, compute_flow, num, run_check_cell, run_tracking_cell
 from .sweep_spec import SpecError, SweepSpec, cell_name, load_spec, make_cells, parse_spec
 
@@ -66,29 +67,6 @@ by a hash of their spec and of the code: a rerun computes only what is missing o
 
 
 # -- running ------------------------------------------------------------------------------------------------
-class _Cluster:
-    """A Dask client: on the scheduler at ``address``, or on a LocalCluster of ``workers`` processes."""
-
-    def __init__(self, address: str | None, workers: int | None, processes: bool = True):
-        import logging
-
-        from distributed import Client, LocalCluster
-
-        self.cluster = None
-        if address:
-            self.client = Client(address, timeout="30s")
-        else:
-            n = workers or min(2, os.cpu_count() or 1)
-            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                                        dashboard_address=":0", silence_logs=logging.ERROR)
-            self.client = Client(self.cluster)
-
-    def close(self):
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-
-
 def _submit(client, spec: SweepSpec, todo: list[dict]) -> dict:
     flows, futures = {}, {}
     for cell in todo:
@@ -137,7 +115,7 @@ def run_sweep(spec: SweepSpec, out, cache_dir, scheduler: str | None = None, wor
         + (f" on {scheduler or 'a LocalCluster'}" if todo else "") + f" -> {out}")
     interrupted, errors = False, 0
     if todo:
-        cluster = _Cluster(scheduler, workers, processes)
+        cluster = Cluster(scheduler, workers, processes)
         try:
             futures = _submit(cluster.client, spec, todo)
             for fut in as_completed([f for f, _ in futures.values()]):

@@ -1,8 +1,9 @@
 """``srflow verify``: run the theorem checks on models and stream the verdicts into a report.
 
 Work is split into jobs (model × group of checks that share runs); with ``workers`` > 1 the jobs run in
-parallel processes (``procpool``: workers die with their parent, Ctrl-C stops them, a crash comes back with its
-traceback) and each finished check is handed back at once, so the report on disk always holds every check
+parallel as Dask tasks (``verification.runner``, the runner of ``srflow sweep``: a LocalCluster whose workers die
+with their parent, Ctrl-C stops them, a crash comes back with its traceback; or a cluster with ``--scheduler``)
+and each finished check is handed back at once, so the report on disk always holds every check
 that has completed (Ctrl-C loses only the checks in flight).
 Determinism: a registered model is built with ``rng=seed``; every session draws from
 ``np.random.default_rng([seed, model_index])``, so results do not depend on scheduling.
@@ -30,7 +31,6 @@ from srflow.toy_models.protocol import check_model
 
 from .checks import CHECKS
 from .identities import check_identities
-from .procpool import run_jobs
 from .session import CheckResult, Session, VerifyConfig, result
 
 #: the models ``srflow verify`` runs by default: G large enough for the naive control to bite, a spectral gap
@@ -410,16 +410,33 @@ def _job_target(payload, send) -> None:
             short_ladder=short, on_start=lambda name: send(("start", name)))
 
 
+def _job_task(payload, send) -> None:
+    """``_job_target`` on a worker; an exception anywhere in the job comes back as ("crash", traceback)."""
+    try:
+        _job_target(payload, send)
+    except BaseException:  # noqa: BLE001 -- everything goes back to the client
+        send(("crash", traceback.format_exc()))
+
+
+#: seconds to wait for the nanny's report of how a dead worker ended
+DEATH_REPORT_WAIT = 10.0
+
+
 def run_all(jobs: list[Job], config: VerifyConfig, seed: int, quiet: bool, workers: int,
             on_result: Callable[[CheckResult], None], short_ladder: str = "",
             on_start: Callable[[Job, str], None] | None = None, on_tick: Callable[[], None] | None = None,
-            spawn: bool = False) -> int:
+            spawn: bool = False, scheduler: str | None = None) -> int:
     """Run ``jobs``; ``on_result`` sees each result as it completes (including "error" results for a check
     that raised or whose worker crashed or died), ``on_start(job, check)`` each check as it starts. Returns
-    the number of results. A KeyboardInterrupt stops every worker and propagates. ``spawn``: start workers
-    fresh instead of forking (the models are JAX models)."""
+    the number of results. A KeyboardInterrupt stops every worker and propagates.
+
+    One worker and no ``scheduler``: in this process, one job after another. Otherwise the jobs are Dask tasks
+    (``verification.runner``, the runner ``srflow sweep`` uses): on a LocalCluster of ``workers`` processes --
+    forked, unless ``spawn`` (the models are JAX models, and JAX is multithreaded) -- or on the cluster at
+    ``scheduler``. A job whose worker dies is not retried; its checks become "error" results saying how it died."""
     emitted: dict[int, set] = {i: set() for i in range(len(jobs))}
     crashed: dict[int, str] = {}
+    pids: dict[int, int] = {}
 
     def on_message(i, msg):
         kind = msg[0]
@@ -431,8 +448,10 @@ def run_all(jobs: list[Job], config: VerifyConfig, seed: int, quiet: bool, worke
             on_result(msg[1])
         elif kind == "crash":
             crashed[i] = msg[1]
+        elif kind == "pid":
+            pids[i] = msg[1]
 
-    def on_exit(i, exitcode):
+    def report_missing(i, died: str = ""):
         job = jobs[i]
         missing = [c for c in job.wanted if c not in emitted[i]]
         if not missing:
@@ -441,34 +460,37 @@ def run_all(jobs: list[Job], config: VerifyConfig, seed: int, quiet: bool, worke
             last = crashed[i].strip().splitlines()[-1]
             why, tb = f"error: the job of {job.label} raised {last}", crashed[i]
         else:
-            why, tb = (f"error: the worker process of {job.label} ended with exit code {exitcode} "
-                       f"({_exit_meaning(exitcode)}) before this check finished"), ""
+            why, tb = (f"error: the worker process of {job.label} died ({died or 'no result sent'}) before this "
+                       "check finished"), ""
         for name in missing:
             emitted[i].add(name)
             on_result(error_result(job.label, name, why, tb))
 
     expected = sum(len(j.wanted) for j in jobs)
-    if workers <= 1 or len(jobs) == 1:
+    if (workers <= 1 or len(jobs) == 1) and scheduler is None:
         for i, job in enumerate(jobs):
             try:
                 _job_target((job, config, seed, quiet, short_ladder), lambda msg, i=i: on_message(i, msg))
             except Exception:  # noqa: BLE001 -- e.g. the model cannot be built: an error result, not a crash
                 crashed[i] = traceback.format_exc()
-            on_exit(i, 0)
+            report_missing(i)
         return expected
-    payloads = [(job, config, seed, True, short_ladder) for job in jobs]
-    run_jobs(payloads, _job_target, workers, on_message, on_exit, on_tick=on_tick, spawn=spawn)
+    from .runner import Cluster, run_tasks
+
+    cluster = Cluster(scheduler, min(workers, len(jobs)), fork=not spawn, allowed_failures=0)
+
+    def on_done(i, messages, error):
+        died = ""
+        if error is not None and i not in crashed:
+            if type(error).__name__ != "KilledWorker":  # not a death: the task itself could not run
+                crashed[i] = f"{type(error).__name__}: {error}"
+            else:
+                died = cluster.how_died(pids.get(i), error, wait=DEATH_REPORT_WAIT)
+        report_missing(i, died)
+
+    try:
+        payloads = [(job, config, seed, True, short_ladder) for job in jobs]
+        run_tasks(cluster, _job_task, payloads, on_message, on_done, on_tick=on_tick, key="srflow-verify")
+    finally:
+        cluster.close()
     return expected
-
-
-def _exit_meaning(code) -> str:
-    import signal
-
-    if code is None:
-        return "unknown"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return "a Python-level exit" if code else "no result sent"

@@ -1,0 +1,71 @@
+"""The one runner (verification/runner.py): srflow verify on Dask -- a LocalCluster or a scheduler address --
+gives the verdicts of an in-process run, and messages stream while a task still runs."""
+
+import json
+import time
+
+import pytest
+
+from srflow.cli import main
+from srflow.verification.runner import Cluster, run_tasks
+
+CHECKS = "identities,flow-tracking,eos-entry,scale-collapse"
+
+
+def _checks(out):
+    rep = json.loads((out / "report.json").read_text())
+    return {(c["model"], c["name"]): (c["status"], c["observed"]) for c in rep["checks"]}
+
+
+def test_verify_on_a_scheduler_gives_the_in_process_verdicts(tmp_path):
+    """The same checks in this process (--workers 1), on a LocalCluster (--workers 2) and on a cluster reached
+    through --scheduler ADDRESS: the same verdicts and the same observed values, bit for bit (every draw depends
+    on (seed, spec) only)."""
+    from distributed import LocalCluster
+
+    common = ["verify", "--quick", "--quiet", "--models", "sphere_circle", "--checks", CHECKS]
+    assert main([*common, "--workers", "1", "--out", str(tmp_path / "local")]) == 0
+    assert main([*common, "--workers", "2", "--out", str(tmp_path / "pool")]) == 0
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        assert main([*common, "--scheduler", cluster.scheduler_address, "--out", str(tmp_path / "remote")]) == 0
+    local = _checks(tmp_path / "local")
+    assert len(local) == 4 and {s for s, _ in local.values()} == {"pass"}
+    assert _checks(tmp_path / "pool") == local and _checks(tmp_path / "remote") == local
+
+
+def _slow_task(arg, send):
+    send(("first", time.time()))
+    time.sleep(arg)
+    send(("last", time.time()))
+
+
+def test_messages_stream_while_the_task_runs():
+    arrived, done = {}, {}
+    with Cluster(workers=1, fork=True, allowed_failures=0) as cluster:
+        run_tasks(cluster, _slow_task, [2.0], lambda i, msg: arrived.setdefault(msg[0], time.time()),
+                  lambda i, messages, error: done.setdefault(i, (time.time(), messages, error)))
+    finished, messages, error = done[0]
+    assert error is None and [m[0] for m in messages] == ["pid", "first", "last"]
+    assert set(arrived) == {"pid", "first", "last"}  # each message handed over exactly once
+    assert arrived["first"] < finished - 1.0  # seen while the task still slept
+
+
+def _boom(arg, send):
+    raise ZeroDivisionError("in a task")
+
+
+def test_a_task_error_comes_back_as_the_error():
+    done = {}
+    with Cluster(workers=1, fork=True) as cluster:
+        run_tasks(cluster, _boom, [0], lambda i, msg: None, lambda i, m, e: done.setdefault(i, e))
+    assert isinstance(done[0], ZeroDivisionError)
+
+
+def test_a_bad_scheduler_address_is_an_error_naming_it(tmp_path, monkeypatch):
+    with pytest.raises(OSError, match="--scheduler: cannot reach a Dask scheduler at tcp://127.0.0.1:1"):
+        Cluster("tcp://127.0.0.1:1", timeout=1.0)
+    monkeypatch.setattr(Cluster.__init__, "__defaults__", (None, None, True, False, None, 1.0))
+    with pytest.raises(SystemExit, match="--scheduler: cannot reach") as exc:
+        main(["verify", "--quick", "--quiet", "--checks", "identities", "--scheduler", "tcp://127.0.0.1:1",
+              "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2
