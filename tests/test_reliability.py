@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import srflow.verification.checks as checks
+from waiting import wait_for
 from srflow.theory import manifold_point, project_to_manifold, sharpness_reduction_flow
 from srflow.toy_models import make_model
 from srflow.cli import main
@@ -57,15 +58,6 @@ def _live_in_group(pgid: int) -> list[str]:
     return live
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _has_results(out: Path, n: int = 1) -> bool:
     try:
         return len(_report(out)["checks"]) >= n
@@ -81,7 +73,7 @@ def test_ctrl_c_to_the_process_group_with_two_workers_exits_130_and_leaves_nothi
     out = tmp_path / "int"
     proc = _srflow(["verify", "--quick", "--workers", "2", "--out", str(out)])
     try:
-        _wait_for(lambda: _has_results(out), 120, "a first result")
+        wait_for(lambda: _has_results(out), 120, "a first result")
         assert len(_live_in_group(proc.pid)) >= 2, "the workers should be running"
         os.killpg(proc.pid, signal.SIGINT)
         start = time.monotonic()
@@ -96,7 +88,7 @@ def test_ctrl_c_to_the_process_group_with_two_workers_exits_130_and_leaves_nothi
     assert rep["interrupted"] is True and rep["complete"] is False and rep["state"] == "interrupted"
     assert rep["not_run"] and len(rep["checks"]) + len(rep["not_run"]) == 27
     assert "Not run" in (out / "report.md").read_text()
-    _wait_for(lambda: not _live_in_group(proc.pid), 10, "no live process in the group")
+    wait_for(lambda: not _live_in_group(proc.pid), 10, "no live process in the group")
 
 
 @linux_only
@@ -105,10 +97,10 @@ def test_killing_the_main_process_takes_its_workers_down(tmp_path):
     out = tmp_path / "kill"
     proc = _srflow(["verify", "--quick", "--workers", "2", "--out", str(out)])
     try:
-        _wait_for(lambda: len(_live_in_group(proc.pid)) >= 3, 60, "two workers")
+        wait_for(lambda: len(_live_in_group(proc.pid)) >= 3, 60, "two workers")
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=10)
-        _wait_for(lambda: not _live_in_group(proc.pid), 10, "the workers to die")
+        wait_for(lambda: not _live_in_group(proc.pid), 10, "the workers to die")
     finally:
         if _live_in_group(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -121,7 +113,7 @@ def test_two_concurrent_runs_on_one_out_the_second_is_refused(tmp_path):
     first = _srflow(["verify", *FAST, "--models", "sphere_circle", "--checks", "identities", "eos-equilibrium",
                      "--out", str(out)])
     try:
-        _wait_for(lambda: (out / "report.json").exists(), 60, "the first run to start")
+        wait_for(lambda: (out / "report.json").exists(), 60, "the first run to start")
         second = _srflow(["verify", *FAST, "--models", "sphere_circle", "--checks", "identities", "--out", str(out)])
         _, err = second.communicate(timeout=120)
         assert second.returncode == 2, err
@@ -512,7 +504,7 @@ def test_a_second_ctrl_c_during_cleanup_exits_at_once_and_kills_the_workers(tmp_
     # (and print "cleaned up"); a loaded machine takes ~1 s to get there even "at once"
     assert proc.returncode == 130 and elapsed < STUBBORN_GRACE, elapsed
     assert "cleaned up" not in proc.stdout.read()  # it did not wait for the cleanup to finish
-    _wait_for(lambda: not _live_in_group(proc.pid), 10, f"workers {workers} to die")
+    wait_for(lambda: not _live_in_group(proc.pid), 10, f"workers {workers} to die")
 
 
 @linux_only
@@ -585,7 +577,7 @@ def test_sigterm_to_the_main_process_ends_the_run_like_ctrl_c(tmp_path):
     out = tmp_path / "term"
     proc = _srflow(["verify", "--quick", "--workers", "2", "--out", str(out)])
     try:
-        _wait_for(lambda: _has_results(out), 120, "a first result")
+        wait_for(lambda: _has_results(out), 120, "a first result")
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
     finally:
@@ -593,4 +585,4 @@ def test_sigterm_to_the_main_process_ends_the_run_like_ctrl_c(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, stderr
     assert _report(out)["interrupted"] is True and _report(out)["not_run"]
-    _wait_for(lambda: not _live_in_group(proc.pid), 10, "no live process in the group")
+    wait_for(lambda: not _live_in_group(proc.pid), 10, "no live process in the group")

@@ -17,6 +17,7 @@ import pytest
 import xarray as xr
 
 import srflow.theory as th
+from waiting import wait_for
 from srflow.toy_models import make_model
 from srflow.verification.checks import clock_error, path_error
 from srflow.cli import main
@@ -311,15 +312,6 @@ def test_examples_run(script, tmp_path):
 
 
 # -- slow: interrupts and a real scheduler ------------------------------------------------------------------
-def _wait(predicate, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.slow
 def test_ctrl_c_keeps_finished_cells_and_resume_skips_them(tmp_path):
     """SIGINT mid-sweep: exit 130, the dataset holds the finished cells (complete = 0); the rerun reads exactly
@@ -330,7 +322,7 @@ def test_ctrl_c_keeps_finished_cells_and_resume_skips_them(tmp_path):
                              "--cache", str(cache), "--workers", "1"], cwd=ROOT, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait(lambda: len(_cache_files(cache)) >= 2, 240, "two finished cells")
+        wait_for(lambda: len(_cache_files(cache)) >= 2, 240, "two finished cells")
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -376,14 +368,14 @@ def test_scheduler_and_workers_with_a_worker_killed(tmp_path):
 
     try:
         start("scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", "127.0.0.1:0")
-        _wait(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 60, "the scheduler")
+        wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 60, "the scheduler")
         workers = [start("worker", address, "--host", "127.0.0.1", "--nworkers", "1", "--nthreads", "1",
                          "--no-nanny", "--dashboard-address", "127.0.0.1:0", "--name", f"w{i}") for i in range(2)]
         cache = tmp_path / "cache"
         sweep = subprocess.Popen([sys.executable, "-m", "srflow", "sweep", str(spec), "--out",
                                   str(tmp_path / "remote"), "--cache", str(cache), "--scheduler", address],
                                  cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        _wait(lambda: len(_cache_files(cache)) >= 1 or sweep.poll() is not None, 300, "a finished cell")
+        wait_for(lambda: len(_cache_files(cache)) >= 1 or sweep.poll() is not None, 300, "a finished cell")
         workers[0].kill()
         at_kill = len(_cache_files(cache))
         out, err = sweep.communicate(timeout=600)
