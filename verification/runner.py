@@ -158,8 +158,8 @@ class Cluster:
                 try:
                     self.client = Client(address, timeout=timeout)
                 except OSError as exc:
-                    raise SchedulerUnreachable(f"--scheduler: cannot reach a Dask scheduler at {address} within {timeout:g} s "
-                                  f"({exc})") from exc
+                    raise SchedulerUnreachable(f"--scheduler: cannot reach a Dask scheduler at {address} within "
+                                               f"{timeout:g} s ({exc})") from exc
             else:
                 n = workers or min(2, os.cpu_count() or 1)
                 blocked = threading.current_thread() is threading.main_thread()
