@@ -8,7 +8,7 @@ import pytest
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
-from toy_models import REGISTRY, from_jax, make_model  # noqa: E402
+from toy_models import TOY_MODELS, from_jax, make_model  # noqa: E402
 from toy_models.jax_models import make_jax_model  # noqa: E402
 from verification.compiled import lanczos_top, simulate_batch, simulate_compiled  # noqa: E402
 from verification.simulate import ALGORITHMS, eos_start, simulate, two_cycle_start  # noqa: E402
@@ -53,7 +53,7 @@ def test_compiled_gdwd_equals_the_numpy_loop(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in REGISTRY if n not in ("mf", "bn_linear", "sphere_circle")])
+@pytest.mark.parametrize("name", [n for n in TOY_MODELS if n not in ("mf", "bn_linear", "sphere_circle")])
 def test_compiled_gdwd_equals_the_numpy_loop_on_every_model(name):
     ref, jm = twins(name)
     w0 = gdwd_start(ref)
