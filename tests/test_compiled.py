@@ -164,7 +164,8 @@ def test_bad_input_names_the_argument():
 
 def test_kept_iterates_are_the_numpy_loops_iterates():
     """``keep_iterates``: w_t at each record of a batched run is the numpy loop's w_t (its last one, ``w_last``,
-    and every record's ‖w_t‖²), for each run of the batch; without the flag nothing is kept."""
+    and every record's ‖w_t‖²), for each run of the batch; without the flag nothing is kept. ``w_last`` is the
+    final iterate, as in the numpy loop."""
     ref, jm = twins("mf")
     w0 = gdwd_start(ref)
     lrs = np.array([0.1, 0.05])
@@ -177,4 +178,5 @@ def test_kept_iterates_are_the_numpy_loops_iterates():
         scale = EXACT_VS_EXACT_RTOL * np.max(np.abs(a.w_last))
         assert np.max(np.abs(run.iterates[-1] - a.w_last)) <= scale
         np.testing.assert_allclose(np.sum(run.iterates**2, axis=1), a.norm_sq, rtol=EXACT_VS_EXACT_RTOL)
+        np.testing.assert_array_equal(run.w_last, run.iterates[-1])
     assert simulate_batch(jm, w0[None], 0.1, 20, wd=0.1, every=10, pairs=False)[0].iterates is None

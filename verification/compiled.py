@@ -243,7 +243,8 @@ def _trajectory(model, algorithm, lr, wd, records, fail, track_phi, seconds, den
     phi = {k: np.array(v) for k, v in phi_rec.items()} if track_phi else {"phi": None, "phi_sharp": None, "offset": None}
     return Trajectory(algorithm, lr, wd, steps.astype(int), loss, norm_sq, lam, lam_mid, lam_next, gnorm, clock,
                       phi["phi"], phi["phi_sharp"], phi["offset"], diverged, monitor, seconds, clock_steps=clock_steps,
-                      iterates=np.array(ws) if keep_iterates else None)
+                      iterates=np.array(ws) if keep_iterates else None,
+                      w_last=np.array(ws[-1]) if len(ws) and fail < 0 else None)
 
 
 def simulate_compiled(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str = "gdwd", every: int = 100,
