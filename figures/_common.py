@@ -178,3 +178,12 @@ def pair_mean(x: np.ndarray) -> np.ndarray:
     opposite phases of the period-2 flip at the edge of stability, whose first-order term then cancels."""
     x = np.asarray(x, dtype=np.float64)
     return 0.5 * (x[:-1] + x[1:])
+
+
+def lam1(model, w) -> float:
+    """λ₁(∇²L(w)) by ``theory.sharpness`` with a fixed Lanczos start vector: ARPACK's default start is random, and
+    its last-digit differences, once they set a start norm, grow through the chaotic dynamics at the edge of
+    stability into visibly different runs."""
+    from theory import sharpness
+
+    return sharpness(model, w, v0=np.random.default_rng(12).standard_normal(model.dim))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import WIDE, bn_init, bn_net, pair_mean
+from ._common import WIDE, bn_init, bn_net, lam1, pair_mean
 
 NAME = "fig10_bn_sharpness"
 SIZE = WIDE
@@ -36,14 +36,14 @@ def _odd(n: int) -> int:
 
 
 def compute(quick: bool, seed: int) -> dict:
-    from theory import equilibrium_norm_sq, eos_threshold, nowd_start_norm_sq, sharpness
+    from theory import equilibrium_norm_sq, eos_threshold, nowd_start_norm_sq
     from verification.compiled import simulate_batch
 
     model = bn_net("bn_mlp", **SIZES[quick])
     ladder, tau_end, records, nowd_steps = _settings(quick)
     u = bn_init(model, seed)
     u = u / np.linalg.norm(u)
-    lam_u = sharpness(model, u)
+    lam_u = lam1(model, u)
     out = {"ladder": np.array(ladder), "dim": model.dim, "lr": LR, "ratio": RATIO, "tau_end": tau_end,
            "nowd_eps": NOWD_EPS}
     for k, wd_lr in enumerate(ladder):
@@ -57,7 +57,7 @@ def compute(quick: bool, seed: int) -> dict:
         out[f"rel_{k}"] = tr.sharpness / eos_threshold(LR, wd)
         if k == 0:
             entry = tr.iterates[int(np.argmax(out["above_0"]))]
-    start = entry / np.linalg.norm(entry) * np.sqrt(nowd_start_norm_sq(LR, sharpness(model, entry) * (entry @ entry),
+    start = entry / np.linalg.norm(entry) * np.sqrt(nowd_start_norm_sq(LR, lam1(model, entry) * (entry @ entry),
                                                                        NOWD_EPS))
     tr = simulate_batch(model, start[None], LR, nowd_steps, every=_odd(nowd_steps // records), pairs=False)[0]
     out["nowd_s"] = np.log(tr.norm_sq / tr.norm_sq[0])
@@ -111,6 +111,12 @@ def caption(d) -> str:
     at_entry = [float(np.interp(entry_tau(d, k), pair_mean(d[f"tau_{k}"]), pair_mean(d[f"sph_{k}"])))
                 for k in range(n)]
     nowd = pair_mean(d["nowd_sph"])
+    excess = np.array([tail_rel(d, k) - 1 for k in range(n)])
+    trend = ""
+    if n >= 2 and np.all(excess > 0):
+        p = np.polyfit(np.log(d["ladder"]), np.log(excess), 1)[0]
+        trend = (f" The excess of λ₁(∇²L(w_t)) over the threshold {'shrinks' if p > 0 else 'does not shrink'} with ηλ "
+                 f"(least-squares exponent {p:.2f} in ηλ).")
     runs = "; ".join(f"ηλ = {lw:g}: EoS entry at τ = {entry_tau(d, k):.2f}, λ₁(w̄) {at_entry[k]:.4g} there and "
                      f"{finals[k]:.4g} at τ = {float(d['tau_end']):g} ({100 * (1 - finals[k] / at_entry[k]):.0f}% lower; "
                      f"λ₁(∇²L(w_t)) over the threshold 2(1-ηλ)/η, mean of the last quarter: {tail_rel(d, k):.3f})"
@@ -119,7 +125,7 @@ def caption(d) -> str:
             f"η = {float(d['lr']):g}, one random start at {float(d['ratio']):g}× the edge-of-stability norm), averaged "
             f"over consecutive records. Left, GD+WD over τ = ηλt: {runs}. For τ ≥ {start:.2f} "
             f"the curves of the {n} ηλ differ by at most {100 * spread:.1f}% relative at equal τ (the flow predicts "
-            "one curve in τ, to leading order in ηλ). Right, GD without WD from the direction of the ηλ = "
+            "one curve in τ, to leading order in ηλ)." + trend + " Right, GD without WD from the direction of the ηλ = "
             f"{float(d['ladder'][0]):g} run at its EoS entry, on its clock s: λ₁(w̄) goes from "
             f"{float(d['nowd_sph'][0]):.4g} to {float(nowd[-1]):.4g} while log‖w‖² grows by {float(d['nowd_s'][-1]):.3f} in "
             f"{int(d['nowd_steps'][-1])} steps (training loss {float(d['nowd_loss'][-1]):.1e}); η_eff·λ₁ = ηλ₁(∇²L(w_t)) "

@@ -158,9 +158,12 @@ def _eos_data(levels):
 
 def test_fig9_caption_follows_the_data():
     """At the threshold: the caption reports λ₁/threshold = 1.000 for each η and says all runs sit at the edge;
-    one run at 1.5× the threshold: it reports 1.500 and says not every run does."""
+    one run at 1.5× the threshold: it reports 1.500 and says not every run does; all above (below): 'above'
+    ('below')."""
     at = fig9_bn_eos.caption(_eos_data([1.0, 1.0, 1.0]))
-    assert "η = 0.05: 1.000" in at and "all runs sit at the edge of stability" in at
+    assert "η = 0.05: 1.000" in at and "all runs sit at the edge of stability" in at and "then stays about the" in at
+    assert "then stays above the" in fig9_bn_eos.caption(_eos_data([1.2, 1.5, 1.1]))
+    assert "then stays below the" in fig9_bn_eos.caption(_eos_data([0.8, 0.9, 0.7]))
     off = fig9_bn_eos.caption(_eos_data([1.0, 1.5, 1.0]))
     assert "η = 0.1: 1.500" in off and "not every run sits within 5%" in off and "Spread between the η: 0.500" in off
 
@@ -187,6 +190,11 @@ def test_fig10_caption_follows_the_data():
     apart = fig10_bn_sharpness.caption(_sharp_data(1.2))
     assert "differ by at most 20.0% relative" in apart and "(81% lower;" in apart
     assert "from 800 to 610" in same and "goes from 2.400 to 1.925" in same
+    d = _sharp_data(1.0)
+    d["rel_0"], d["rel_1"] = np.full(41, 1.4), np.full(41, 1.2)  # excess 0.4 at ηλ = 4e-3, 0.2 at 2e-3: ∝ (ηλ)^1
+    assert "shrinks with ηλ (least-squares exponent 1.00 in ηλ)" in fig10_bn_sharpness.caption(d)
+    d["rel_0"], d["rel_1"] = np.full(41, 1.2), np.full(41, 1.4)
+    assert "does not shrink with ηλ (least-squares exponent -1.00" in fig10_bn_sharpness.caption(d)
 
 
 def _gen_data(wd_test, seeds=2):
