@@ -178,3 +178,32 @@ def test_errors_and_pickling():
     twin = pickle.loads(pickle.dumps(m))
     assert twin.dim == m.dim and twin.loss(w) == m.loss(w) and twin.test_error(w) == err
     assert twin.train_error(w) == m.train_error(w)
+
+
+# -- the matrix-free theory on a network, against the dense one ---------------------------------------------------
+@pytest.mark.slow
+def test_matrix_free_theory_equals_the_dense_one_on_a_network(monkeypatch):
+    """At θ ∈ Γ of the D = 2048 MLP: λ₁, ∇_Γ log λ₁ (tangent projection by LSQR on the residual's JVP/VJP), and Σ_{i≥2}⟨v_i, T⟩²/(λ₁ - λ_i) (CG) equal the dense eigendecomposition's to the solvers'
+    accuracy (MATRIX_FREE_RTOL relative); and rank ∇²L(θ) = 10·n_train (the stated dim Γ)."""
+    from theory import manifold, matrix_free
+    import importlib
+
+    sharpness_module = importlib.import_module("theory.sharpness")  # the module (theory.sharpness is a function)
+    from verification.tolerances import MATRIX_FREE_RTOL
+
+    m = model("bn_mlp", **SMALL_MLP)
+    theta = m.minimizer(np.random.default_rng(0))
+    free = matrix_free.manifold_point_matrix_free(m, theta)
+    w = theta + 0.01 * free.v1
+    mf_newton = matrix_free.newton_steps(m, w / np.linalg.norm(w), free.lam1)
+    monkeypatch.setattr(sharpness_module, "DENSE_MAX_DIM", 5000)
+    dense = manifold.manifold_point(m, theta)  # eigh of the 2048² Hessian, dense tangent basis
+    vals, vecs = np.linalg.eigh(m.hess(theta))
+    t = m.third(theta, dense.v1, dense.v1)
+    second = float(np.sum((vecs[:, :-1].T @ t) ** 2 / (dense.lam1 - vals[:-1])))
+    rel = {"lam1": abs(free.lam1 - dense.lam1) / dense.lam1,
+           "grad_log": np.linalg.norm(free.grad_log - dense.grad_log) / np.linalg.norm(dense.grad_log),
+           "second": abs(matrix_free.second_order_sum(m, theta, free.lam1, free.v1, t) - second) / second}
+    assert max(rel.values()) <= MATRIX_FREE_RTOL, rel
+    assert m.loss(mf_newton) < 1e-26  # Gauss-Newton lands on Γ (L = 0 to round-off)
+    assert np.sum(np.abs(vals) > 1e-6 * vals[-1]) == m.dim - 1 - m.manifold_dim == 10 * SMALL_MLP["n_train"]
