@@ -54,7 +54,6 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 from scipy.sparse.linalg import LinearOperator, lsqr
 
 from ._validate import as_rng, positive_int
