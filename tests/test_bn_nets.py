@@ -243,3 +243,12 @@ def test_the_checks_run_on_the_bn_mlp_matrix_free(monkeypatch):
     for name in ["eos-equilibrium", "flow-tracking", "naive-flow-rejected", "no-wd-clock"]:
         r = CHECKS[name](session)
         assert r.status in ("pass", "fail", "inconclusive", "assumption-violated"), (name, r.status, r.message)
+
+
+def test_matrix_free_minimizer_check_rejects_a_random_point():
+    """Companion: at a random unit point of the D = 2048 MLP, check_minimizer (matrix-free) fails the critical
+    and PSD rows (∇²L has negative eigenvalues there)."""
+    m = model("bn_mlp", **SMALL_MLP)
+    w = np.random.default_rng(8).standard_normal(m.dim)
+    bad = failing(check_minimizer(m, w / np.linalg.norm(w)))
+    assert {"minimizer-critical", "minimizer-psd"} <= set(bad), bad

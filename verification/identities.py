@@ -295,12 +295,15 @@ def check_minimizer(model, theta: np.ndarray) -> list[IdentityResult]:
     else:  # Lanczos on HVPs: the largest and the smallest algebraic eigenvalue; the rank is not computed
         eig = None
         lam1 = float(top_eigenpairs(model, theta, k=1, method="lanczos").values[0])
-        op = LinearOperator((model.dim, model.dim), matvec=lambda v: model.hvp(theta, np.ravel(v)), dtype=np.float64)
-        try:  # the smallest eigenvalue sits in a kernel of dimension ≈ dim Γ: capped, a miss is reported
-            lam_min = float(eigsh(op, k=1, which="SA", tol=1e-8, maxiter=MIN_EIG_MAXITER,
-                                  return_eigenvectors=False)[0])
+        # shifted by λ₁: ARPACK's tolerance is relative to the eigenvalue, and λ_min ≈ 0 sits in a kernel of
+        # dimension ≈ dim Γ; the smallest eigenvalue of ∇²L + λ₁I to 1e-10 relative is λ_min ± 1e-10·λ₁
+        op = LinearOperator((model.dim, model.dim), matvec=lambda v: model.hvp(theta, np.ravel(v)) + lam1 * np.ravel(v),
+                            dtype=np.float64)
+        try:  # capped; a miss is reported
+            lam_min = float(eigsh(op, k=1, which="SA", tol=1e-10, maxiter=MIN_EIG_MAXITER,
+                                  return_eigenvectors=False)[0]) - lam1
         except ArpackNoConvergence as exc:
-            lam_min = float(np.min(exc.eigenvalues)) if len(exc.eigenvalues) else float("nan")
+            lam_min = float(np.min(exc.eigenvalues)) - lam1 if len(exc.eigenvalues) else float("nan")
     rows = []
 
     def row(ident, statement, err, scale, rtol, detail=""):
