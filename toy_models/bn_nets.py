@@ -54,7 +54,6 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 from scipy.sparse.linalg import LinearOperator, lsqr
 
 from ._validate import as_rng, positive_int
@@ -183,6 +182,13 @@ def _build(kind: str, rng, n_train: int, n_test: int, target_scale: float, norma
     model.train_error.__doc__ = "0-1 classification error on the training split (argmax of f)."
     model.test_error.__doc__ = "0-1 classification error on the test split (BN with the training statistics)."
     model.residual = partial(residual, **data)
+    if normalized:  # L = ½‖r‖², L = 0 on Γ: theory.matrix_free uses J for the normal space (protocol item 11)
+        res = jax.jit(lambda w: residual(model._unravel(w), **data))
+        jvp = jax.jit(lambda w, v: jax.jvp(res, (w,), (v,))[1])
+        vjp = jax.jit(lambda w, u: jax.vjp(res, w)[1](u)[0])
+        model.residual_vector = lambda w: np.asarray(res(jnp.asarray(model._point(w))))
+        model.residual_jvp = lambda w, v: np.asarray(jvp(jnp.asarray(model._point(w)), jnp.asarray(v)))
+        model.residual_vjp = lambda w, u: np.asarray(vjp(jnp.asarray(model._point(w)), jnp.asarray(u)))
     return model
 
 
@@ -233,7 +239,7 @@ def cache_dir():
 
 @functools.cache
 def _solver(kind: str, spec_key):
-    """Compiled (model, GD run, residual, JVP, VJP) of one model (by its rebuild spec)."""
+    """(model, compiled GD run on the sphere) of one model (by its rebuild spec)."""
     _, seed, sizes = spec_key
     model = _rebuild(kind, seed, dict(sizes))
     grad = jax.grad(model.jax_loss)
@@ -245,10 +251,7 @@ def _solver(kind: str, spec_key):
             return w / jnp.linalg.norm(w), None
         return jax.lax.scan(step, w, None, length=PRE_STEPS[kind])[0]
 
-    res = jax.jit(lambda w: model.residual(model._unravel(w)))
-    jvp = jax.jit(lambda w, v: jax.jvp(res, (w,), (v,))[1])
-    vjp = jax.jit(lambda w, u: jax.vjp(res, w)[1](u)[0])
-    return model, descend, res, jvp, vjp
+    return model, descend
 
 
 def _key(spec_args) -> tuple:
@@ -260,23 +263,23 @@ def _key(spec_args) -> tuple:
                                                 for k, v in sizes.items())))
 
 
-def gauss_newton(model, w, res, jvp, vjp, tol: float) -> np.ndarray:
+def gauss_newton(model, w, tol: float) -> np.ndarray:
     """w ← (w - 2⁻ᵏJ⁺r(w))/‖·‖, k ≥ 0 the first halving that decreases ‖r‖, until ‖r‖ ≤ tol or none does.
 
     J⁺r by LSQR on JVP/VJP: the minimum-norm solution of J δ = r, in the row space of J (the normal space of Γ
     at a zero-loss point)."""
-    r = np.asarray(res(w))
+    r = model.residual_vector(w)
     for _ in range(GN_STEPS):
         if np.linalg.norm(r) <= tol:
             break
-        op = LinearOperator((r.size, model.dim), dtype=np.float64, matvec=lambda v: np.asarray(jvp(w, v)),
-                            rmatvec=lambda u: np.asarray(vjp(w, u)))
+        op = LinearOperator((r.size, model.dim), dtype=np.float64, matvec=lambda v: model.residual_jvp(w, np.ravel(v)),
+                            rmatvec=lambda u: model.residual_vjp(w, np.ravel(u)))
         forcing = max(min(0.1, float(np.linalg.norm(r))), 1e-15)
         step = lsqr(op, r, atol=0.0, btol=forcing, iter_lim=20 * r.size)[0]
         for _ in range(GN_HALVINGS):  # backtracking: far from Γ a full step can overshoot
             w_new = w - step
             w_new /= np.linalg.norm(w_new)
-            r_new = np.asarray(res(w_new))
+            r_new = model.residual_vector(w_new)
             if np.linalg.norm(r_new) < np.linalg.norm(r):
                 break
             step = step / 2
@@ -295,7 +298,7 @@ def _minimizer_cached(kind: str, spec_key, seed: int) -> np.ndarray:
     tag = hashlib.sha256(repr((spec_key, seed, PRE_STEPS[kind], PRE_LR, GN_STEPS, GN_TOL,
                                Path(__file__).read_bytes())).encode()).hexdigest()[:20]
     path = None if folder is None else folder / f"minimizer_{kind}_{tag}.npy"
-    model, descend, res, jvp, vjp = _solver(kind, spec_key)
+    model, descend = _solver(kind, spec_key)
     out = None
     if path is not None and path.exists():
         try:
@@ -305,7 +308,7 @@ def _minimizer_cached(kind: str, spec_key, seed: int) -> np.ndarray:
     if out is None or out.shape != (model.dim,):
         w = np.random.default_rng(seed).standard_normal(model.dim)
         w = np.asarray(descend(jnp.asarray(w / np.linalg.norm(w))))
-        out = gauss_newton(model, w, res, jvp, vjp, GN_TOL * dict(spec_key[2])["target_scale"])
+        out = gauss_newton(model, w, GN_TOL * dict(spec_key[2])["target_scale"])
         if path is not None:
             _save(path, out)
     out = np.array(out)
