@@ -24,12 +24,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from theory import sharpness
-from toy_models import from_jax, make_model
-from toy_models.jax_losses import _factorization
-from toy_models.jax_models import make_jax_model
-from verification.compiled import simulate_batch
-from verification.simulate import simulate
+from srflow.theory import sharpness
+from srflow.toy_models import from_jax, make_model
+from srflow.toy_models.jax_losses import _factorization
+from srflow.toy_models.jax_models import make_jax_model
+from srflow.verification.compiled import simulate_batch
+from srflow.verification.simulate import simulate
 
 LR, WD = 0.1, 0.01
 

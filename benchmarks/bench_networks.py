@@ -41,10 +41,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.cold:
         os.environ["SRFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="srflow-bench-")
-    from theory import top_eigenpairs
-    from theory.matrix_free import project_matrix_free
-    from toy_models import make_model
-    from verification.simulate import simulate
+    from srflow.theory import top_eigenpairs
+    from srflow.theory.matrix_free import project_matrix_free
+    from srflow.toy_models import make_model
+    from srflow.verification.simulate import simulate
 
     rows = {}
     for name in args.models:

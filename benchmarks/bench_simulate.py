@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 
-from toy_models import make_model
-from verification.simulate import eos_start, simulate
-from verification.verify import DEFAULT_MODELS
+from srflow.toy_models import make_model
+from srflow.verification.simulate import eos_start, simulate
+from srflow.verification.verify import DEFAULT_MODELS
 
 
 def rate(model, w0, steps, **kw) -> float:

@@ -115,7 +115,7 @@ def make_figure(module, out: Path, quick: bool = False, seed: int = 0, recompute
 @functools.lru_cache(maxsize=None)
 def model_and_start(name: str, seed: int):
     """A registered model and a point θ₀ of Γ drawn with ``seed``."""
-    from toy_models import make_model
+    from srflow.toy_models import make_model
 
     model = make_model(name, rng=0)
     return model, model.minimizer(np.random.default_rng(seed))
@@ -126,9 +126,9 @@ def phases_run(quick: bool, seed: int, model_name: str = "bn_linear", wd_lr: flo
                ratio: float = 5.0):
     """GD+WD from a random start at ``ratio`` × the EoS norm of its limit: phase 1 (converge to Γ), phase 2
     (weight decay shrinks the norm), phase 3 (EoS). Records every step (λ₁, norm, loss) and Φ every ``k``."""
-    from theory import phase2_duration, project_to_manifold
-    from toy_models import make_model
-    from verification.simulate import simulate
+    from srflow.theory import phase2_duration, project_to_manifold
+    from srflow.toy_models import make_model
+    from srflow.verification.simulate import simulate
 
     model = make_model(model_name, rng=0)
     u = np.random.default_rng([seed, 7]).standard_normal(model.dim)
@@ -146,7 +146,7 @@ def phases_run(quick: bool, seed: int, model_name: str = "bn_linear", wd_lr: flo
 
 def eos_runs(model, theta0, lr: float, ladder, tau_end: float, records: int):
     """GD+WD from the EoS norm above θ₀ for each ηλ of ``ladder`` to τ_end, Φ tracked."""
-    from verification.simulate import eos_start, simulate
+    from srflow.verification.simulate import eos_start, simulate
 
     runs = []
     for lw in ladder:
@@ -161,7 +161,7 @@ def eos_runs(model, theta0, lr: float, ladder, tau_end: float, records: int):
 def bn_net(name: str = "bn_mlp", normalized: bool = True, **sizes):
     """The registered network ``name`` at ``sizes`` (data and fixed last layer from rng=0); ``normalized=False``:
     the same architecture without normalization (the generalization reference, not scale-invariant)."""
-    from toy_models import make_model
+    from srflow.toy_models import make_model
 
     return make_model(name, rng=0, normalized=normalized, **sizes)
 
@@ -184,6 +184,6 @@ def lam1(model, w) -> float:
     """λ₁(∇²L(w)) by ``theory.sharpness`` with a fixed Lanczos start vector: ARPACK's default start is random, and
     its last-digit differences, once they set a start norm, grow through the chaotic dynamics at the edge of
     stability into visibly different runs."""
-    from theory import sharpness
+    from srflow.theory import sharpness
 
     return sharpness(model, w, v0=np.random.default_rng(12).standard_normal(model.dim))

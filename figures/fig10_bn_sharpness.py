@@ -36,8 +36,8 @@ def _odd(n: int) -> int:
 
 
 def compute(quick: bool, seed: int) -> dict:
-    from theory import equilibrium_norm_sq, eos_threshold, nowd_start_norm_sq
-    from verification.compiled import simulate_batch
+    from srflow.theory import equilibrium_norm_sq, eos_threshold, nowd_start_norm_sq
+    from srflow.verification.compiled import simulate_batch
 
     model = bn_net("bn_mlp", **SIZES[quick])
     ladder, tau_end, records, nowd_steps = _settings(quick)

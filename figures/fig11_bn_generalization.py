@@ -43,8 +43,8 @@ def conditions() -> list[tuple[str, bool, float]]:
 
 
 def compute(quick: bool, seed: int) -> dict:
-    from theory import equilibrium_norm_sq
-    from verification.compiled import simulate_batch
+    from srflow.theory import equilibrium_norm_sq
+    from srflow.verification.compiled import simulate_batch
 
     seeds, steps, every = _settings(quick)
     nets = {norm: bn_net("bn_mlp", normalized=norm, **SIZES[quick]) for norm in (True, False)}

@@ -14,9 +14,9 @@ WD_LR = 1e-3
 
 
 def compute(quick: bool, seed: int) -> dict:
-    from theory import project_to_manifold
-    from toy_models import make_model
-    from verification.simulate import simulate
+    from srflow.theory import project_to_manifold
+    from srflow.toy_models import make_model
+    from srflow.verification.simulate import simulate
 
     model = make_model("mf", rng=0)
     u = np.random.default_rng([seed, 1]).standard_normal(model.dim)

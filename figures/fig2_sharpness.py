@@ -15,8 +15,8 @@ LR = 0.1
 
 
 def compute(quick: bool, seed: int) -> dict:
-    from theory import gdwd_tau, manifold_point, nowd_final, nowd_start_norm_sq, sharpness_reduction_flow
-    from verification.simulate import simulate
+    from srflow.theory import gdwd_tau, manifold_point, nowd_final, nowd_start_norm_sq, sharpness_reduction_flow
+    from srflow.verification.simulate import simulate
 
     model, theta0 = model_and_start("mf", seed)
     ladder = (1e-3, 3e-4) if quick else (1e-3, 3e-4, 1e-4)

@@ -15,7 +15,7 @@ LR = 0.1
 
 
 def compute(quick: bool, seed: int) -> dict:
-    from theory import gdwd_steps, naive_gdwd_steps, s_at_steps, sharpness_reduction_flow
+    from srflow.theory import gdwd_steps, naive_gdwd_steps, s_at_steps, sharpness_reduction_flow
 
     model, theta0 = model_and_start("mf", seed)
     tau_end, wd_lr = (0.3, 3e-4) if quick else (1.0, 1e-4)

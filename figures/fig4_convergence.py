@@ -14,10 +14,10 @@ FIT_FROM = 1e-4  # the flow errors are fitted on ηλ ≥ FIT_FROM (see _fit)
 
 
 def compute(quick: bool, seed: int) -> dict:
-    from theory import gdwd_steps, naive_gdwd_steps
-    from toy_models import make_model
-    from verification.checks import tracking_errors
-    from verification.session import FULL, QUICK, Session
+    from srflow.theory import gdwd_steps, naive_gdwd_steps
+    from srflow.toy_models import make_model
+    from srflow.verification.checks import tracking_errors
+    from srflow.verification.session import FULL, QUICK, Session
 
     out = {}
     for k, name in enumerate(MODELS):
@@ -33,7 +33,7 @@ def _fit(x, y, asymptotic: bool):
     asymptotic rungs ηλ ≥ FIT_FROM only (below them the error can reach the floor of the Φ and flow computations
     -- on `mf` it stopped falling between ηλ = 3e-5 and 1e-5 -- which would bend a fit over every rung); the
     naive clock's on every rung."""
-    from verification.session import fit_exponent
+    from srflow.verification.session import fit_exponent
 
     keep = x >= FIT_FROM if asymptotic else np.ones(len(x), bool)
     p, se = fit_exponent(x[keep], y[keep])

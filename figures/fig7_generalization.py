@@ -33,7 +33,7 @@ def finish(task, w, lr_eff: float = 1.0, chunk: int = 500):
     ``chunk`` steps, each from w̄ = w/‖w‖ at the stable step η = ``lr_eff``/λ₁(∇²L(w̄)) (renormalizing between
     chunks undoes the norm growth that would slow GD down), until L ≤ LOSS_TARGET or FINISH_STEPS.
     Returns (w, its loss, steps used)."""
-    from verification.simulate import simulate
+    from srflow.verification.simulate import simulate
 
     used = 0
     while task.loss(w) > LOSS_TARGET and used < FINISH_STEPS:
@@ -49,9 +49,9 @@ def _trained(d) -> np.ndarray:
 
 
 def compute(quick: bool, seed: int) -> dict:
-    from theory import spherical_sharpness
-    from toy_models.completion import bn_completion
-    from verification.simulate import simulate
+    from srflow.theory import spherical_sharpness
+    from srflow.toy_models.completion import bn_completion
+    from srflow.verification.simulate import simulate
 
     ladder, tau_end = _settings(quick)
     wd_lrs = (0.0,) + ladder  # row 0: GD without WD

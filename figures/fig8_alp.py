@@ -13,8 +13,8 @@ ALGS = (("ngd-sphere", "normalized GD"), ("sqrt-sphere", "GD on √L"))
 
 
 def compute(quick: bool, seed: int) -> dict:
-    from theory import normalized_gd_steps, sharpness_reduction_flow, sqrt_gd_steps
-    from verification.simulate import simulate, two_cycle_start
+    from srflow.theory import normalized_gd_steps, sharpness_reduction_flow, sqrt_gd_steps
+    from srflow.verification.simulate import simulate, two_cycle_start
 
     model, theta0 = model_and_start("mf", seed)
     tau_end = 0.05 if quick else 0.2

@@ -29,8 +29,8 @@ def _settings(quick: bool):
 
 
 def compute(quick: bool, seed: int) -> dict:
-    from theory import equilibrium_norm_sq, eos_threshold
-    from verification.simulate import simulate
+    from srflow.theory import equilibrium_norm_sq, eos_threshold
+    from srflow.verification.simulate import simulate
 
     model = bn_net("bn_mlp", **SIZES[quick])
     steps, every = _settings(quick)

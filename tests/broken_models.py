@@ -121,8 +121,8 @@ def degenerate_top(dim: int = 4):
     of ∇²L on Γ is double (λ₁ = λ₂ = 1): no spectral gap anywhere, ∇λ₁ undefined."""
     import dataclasses
 
-    from toy_models import wrap
-    from toy_models.families import ManifoldModel
+    from srflow.toy_models import wrap
+    from srflow.toy_models.families import ManifoldModel
 
     mask = np.zeros(dim)
     mask[2:] = 1.0

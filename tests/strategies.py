@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from toy_models import REGISTRY, make_model
-from verification.identities import Probe
+from srflow.toy_models import REGISTRY, make_model
+from srflow.verification.identities import Probe
 
 
 @st.composite

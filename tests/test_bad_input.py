@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from toy_models import (MultilinearLeastSquares, SympyModel, check_model, make_model, matrix_factorization,
+from srflow.toy_models import (MultilinearLeastSquares, SympyModel, check_model, make_model, matrix_factorization,
                         batchnorm_linear, wrap)
 
 MODELS = ["mf", "bn_linear", "sphere_circle", "sympy_rayleigh"]

@@ -15,11 +15,11 @@ jax = pytest.importorskip("jax")
 pytest.importorskip("sklearn")
 import jax.numpy as jnp  # noqa: E402
 
-from theory.sharpness import is_dense  # noqa: E402
-from toy_models import REGISTRY, from_jax, make_model  # noqa: E402
-from toy_models import bn_nets  # noqa: E402
-from toy_models.digits import load_digits_split  # noqa: E402
-from verification import check_identities, check_minimizer  # noqa: E402
+from srflow.theory.sharpness import is_dense  # noqa: E402
+from srflow.toy_models import REGISTRY, from_jax, make_model  # noqa: E402
+from srflow.toy_models import bn_nets  # noqa: E402
+from srflow.toy_models.digits import load_digits_split  # noqa: E402
+from srflow.verification import check_identities, check_minimizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_MLP = dict(widths=(3,), n_train=12, n_test=40)      # D = 192: the dense identity path
@@ -186,11 +186,11 @@ def test_matrix_free_theory_equals_the_dense_one_on_a_network(monkeypatch):
     """At θ ∈ Γ of the D = 2048 MLP: λ₁, ∇_Γ log λ₁ (tangent projection by LSQR on the residual's JVP/VJP) and
     Σ_{i≥2}⟨v_i, T⟩²/(λ₁ - λ_i) (CG) equal the dense eigendecomposition's to the solvers' accuracy
     (MATRIX_FREE_RTOL relative); Gauss-Newton lands on Γ; rank ∇²L(θ) = 10·n_train (the stated dim Γ)."""
-    from theory import manifold, matrix_free
+    from srflow.theory import manifold, matrix_free
     import importlib
 
-    sharpness_module = importlib.import_module("theory.sharpness")  # the module (theory.sharpness is a function)
-    from verification.tolerances import MATRIX_FREE_RTOL
+    sharpness_module = importlib.import_module("srflow.theory.sharpness")  # the module (theory.sharpness is a function)
+    from srflow.verification.tolerances import MATRIX_FREE_RTOL
 
     m = model("bn_mlp", **SMALL_MLP)
     theta = m.minimizer(np.random.default_rng(0))
@@ -214,8 +214,8 @@ def test_phi_on_a_network_is_matrix_free_and_lands_on_gamma(monkeypatch):
     """Φ(θ + a v₁) at the EoS offset a = √(ηλ/2), ηλ = 1e-3, on the D = 2048 MLP with ``hess`` disabled (it
     raises): unit norm, ‖∇L(Φ)‖ ≤ CRITICAL_RTOL·λ₁ (a critical point), L(Φ) = 0 to round-off, and Φ is a fixed
     point of its own flow (Φ(Φ(w̄)) = Φ(w̄))."""
-    from theory import manifold_point, project_to_manifold
-    from verification.tolerances import CRITICAL_RTOL
+    from srflow.theory import manifold_point, project_to_manifold
+    from srflow.verification.tolerances import CRITICAL_RTOL
 
     m = make_model("bn_mlp", rng=3, **SMALL_MLP)  # a fresh model: its hess is patched
     monkeypatch.setattr(m, "hess", lambda w: (_ for _ in ()).throw(AssertionError("dense Hessian requested")))
@@ -234,8 +234,8 @@ def test_the_checks_run_on_the_bn_mlp_matrix_free(monkeypatch):
     runs them) on bn_mlp (D = 15,360) with its ``hess`` raising: eos-equilibrium, flow-tracking,
     naive-flow-rejected and no-wd-clock each produce a verdict (pass, fail, inconclusive or assumption-violated --
     whichever is measured), none an internal error or a dense Hessian."""
-    from verification.checks import CHECKS
-    from verification.session import QUICK, Session
+    from srflow.verification.checks import CHECKS
+    from srflow.verification.session import QUICK, Session
 
     m = make_model("bn_mlp")
     monkeypatch.setattr(m, "hess", lambda w: (_ for _ in ()).throw(AssertionError("dense Hessian requested")))

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from broken_models import NaNInside, NotScaleInvariant, degenerate_top
-from theory import eos_sharpness, naive_gdwd_steps, normalized_gd_steps, nowd_stop, phase2_duration
-from toy_models import make_model
-from verification.checks import (CHECKS, check_eos_entry, check_eos_equilibrium, check_flow_tracking,
+from srflow.theory import eos_sharpness, naive_gdwd_steps, normalized_gd_steps, nowd_stop, phase2_duration
+from srflow.toy_models import make_model
+from srflow.verification.checks import (CHECKS, check_eos_entry, check_eos_equilibrium, check_flow_tracking,
                                  check_naive_flow_rejected, check_normalized_gd, check_nowd_clock, check_scale_collapse,
                                  check_sqrt_loss_gd)
-from verification.session import QUICK, Session, falls, fit_exponent
-from verification.verify import run_job
+from srflow.verification.session import QUICK, Session, falls, fit_exponent
+from srflow.verification.verify import run_job
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_a_diverging_run_fails_with_its_step_and_the_next_check_goes_on():
 
 
 def test_a_loss_that_is_not_scale_invariant_is_reported_by_every_check(monkeypatch):
-    import verification.verify as verify
+    import srflow.verification.verify as verify
 
     monkeypatch.setattr(verify, "build_model", lambda spec, seed: NotScaleInvariant(make_model("sphere_circle"), 1e-3))
     got = []
@@ -98,7 +98,7 @@ def test_fit_exponent_recovers_a_power_law_and_its_uncertainty():
 
 def test_quick_config_meets_the_issue_minimums():
     """≥ 4 values of ηλ spanning ≥ 1.5 decades, in both configurations."""
-    from verification.session import FULL
+    from srflow.verification.session import FULL
 
     for cfg in (QUICK, FULL):
         assert len(cfg.ladder) >= 4 and np.log10(max(cfg.ladder) / min(cfg.ladder)) >= 1.5
@@ -108,7 +108,7 @@ def test_quick_config_meets_the_issue_minimums():
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["mf", "bn_linear"])
 def test_checks_on_the_other_default_models_full_ladders(model):
-    from verification.session import FULL
+    from srflow.verification.session import FULL
 
     session = Session(make_model(model), FULL, np.random.default_rng([0, 1]))
     for name in ("flow-tracking", "naive-flow-rejected", "eos-equilibrium", "eos-entry", "no-wd-clock",
@@ -120,7 +120,7 @@ def test_checks_on_the_other_default_models_full_ladders(model):
 def _isolated_minimizers():
     """L(w) = f(w/‖w‖), f = ½(x₁² + 2x₂²): minimizers ±e₀, isolated (dim Γ = 0), λ₁ = 2 with a gap; θ₀ is found
     by descent from a random start (no ``minimizer``)."""
-    from toy_models import wrap
+    from srflow.toy_models import wrap
 
     k = np.array([0.0, 1.0, 2.0])
     return wrap(3, lambda x: 0.5 * float(np.sum(k * x * x)), lambda x: k * x, lambda x: np.diag(k),

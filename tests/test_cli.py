@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from toy_models import REGISTRY
-from verification.cli import main
+from srflow.toy_models import REGISTRY
+from srflow.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def test_unknown_model_is_a_clear_error():
 
 
 def test_module_entry_point_in_subprocess():
-    run = subprocess.run([sys.executable, "-m", "verification", "check-identities", "--models", "mf", "--points", "1"],
+    run = subprocess.run([sys.executable, "-m", "srflow", "check-identities", "--models", "mf", "--points", "1"],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "all checks pass" in run.stdout

@@ -8,11 +8,11 @@ import pytest
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
-from toy_models import TOY_MODELS, from_jax, make_model  # noqa: E402
-from toy_models.jax_models import make_jax_model  # noqa: E402
-from verification.compiled import lanczos_top, simulate_batch, simulate_compiled  # noqa: E402
-from verification.simulate import ALGORITHMS, eos_start, simulate, two_cycle_start  # noqa: E402
-from verification.tolerances import EXACT_VS_EXACT_RTOL  # noqa: E402
+from srflow.toy_models import TOY_MODELS, from_jax, make_model  # noqa: E402
+from srflow.toy_models.jax_models import make_jax_model  # noqa: E402
+from srflow.verification.compiled import lanczos_top, simulate_batch, simulate_compiled  # noqa: E402
+from srflow.verification.simulate import ALGORITHMS, eos_start, simulate, two_cycle_start  # noqa: E402
+from srflow.verification.tolerances import EXACT_VS_EXACT_RTOL  # noqa: E402
 
 FIELDS = ("steps", "loss", "norm_sq", "sharpness", "sharpness_mid", "sharpness_next", "grad_norm", "clock", "clock_steps")
 

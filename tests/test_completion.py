@@ -4,8 +4,8 @@ exact derivatives, its loss against the definition ½ mean_Ω (ŷ - Y)², and it
 import numpy as np
 import pytest
 
-from toy_models.completion import BatchNormCompletion, bn_completion
-from verification.identities import check_identities
+from srflow.toy_models.completion import BatchNormCompletion, bn_completion
+from srflow.verification.identities import check_identities
 
 
 def test_identities_and_exact_derivatives_hold():

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from figures import FIGURES, make_figure
-from figures._common import atomic_write, cache_config
-from verification.cli import main
+from srflow.figures import FIGURES, make_figure
+from srflow.figures._common import atomic_write, cache_config
+from srflow.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def test_quick_output_goes_to_its_own_folder_by_default(fake, tmp_path, monkeypa
 # -- the real-network figures: their captions are computed from the arrays -----------------------------------
 # Synthetic arrays in the layout of each module's ``compute`` (no simulation): a caption must follow its data,
 # so the same caption function given data where the comparison goes the other way must say the other thing.
-from figures import fig9_bn_eos, fig10_bn_sharpness, fig11_bn_generalization  # noqa: E402
+from srflow.figures import fig9_bn_eos, fig10_bn_sharpness, fig11_bn_generalization  # noqa: E402
 
 
 def _eos_data(levels):

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from strategies import model_instances, probes
-from toy_models import TOY_MODELS, make_model
-from verification.identities import IDENTITIES, evaluate
+from srflow.toy_models import TOY_MODELS, make_model
+from srflow.verification.identities import IDENTITIES, evaluate
 
 by_name = {i.name: i for i in IDENTITIES}
 

@@ -13,11 +13,11 @@ import pytest
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
-from toy_models import TOY_MODELS, from_jax, make_model  # noqa: E402
-from toy_models import jax_models  # noqa: E402
-from toy_models.jax_models import make_jax_model  # noqa: E402
-from verification import check_identities  # noqa: E402
-from verification.tolerances import EXACT_VS_EXACT_RTOL  # noqa: E402
+from srflow.toy_models import TOY_MODELS, from_jax, make_model  # noqa: E402
+from srflow.toy_models import jax_models  # noqa: E402
+from srflow.toy_models.jax_models import make_jax_model  # noqa: E402
+from srflow.verification import check_identities  # noqa: E402
+from srflow.verification.tolerances import EXACT_VS_EXACT_RTOL  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,7 +135,7 @@ def test_bad_construction_and_large_hessians_are_refused(monkeypatch):
 def test_core_imports_without_jax():
     """toy_models, theory and verification import with JAX unavailable (the extra is optional)."""
     code = ("import sys; sys.modules['jax'] = None; import toy_models, theory, verification.simulate, "
-            "verification.verify; m = toy_models.make_model('mf'); print(m.dim)")
+            "srflow.verification.verify; m = toy_models.make_model('mf'); print(m.dim)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "16"
@@ -144,7 +144,7 @@ def test_core_imports_without_jax():
 USER_MODEL = '''
 import jax.numpy as jnp
 import numpy as np
-from toy_models import from_jax
+from srflow.toy_models import from_jax
 
 Y = np.array([[0.6, 0.2, 0.0], [0.0, 0.3, -0.1], [0.1, 0.0, 0.4]])
 Y = Y / np.linalg.svd(Y, compute_uv=False).sum()   # nuclear norm 1, so c = 1.5 > 1 leaves Γ non-empty
@@ -167,7 +167,7 @@ def test_verify_runs_on_a_file_that_defines_only_a_jax_loss(tmp_path):
     path = tmp_path / "user_model.py"
     path.write_text(USER_MODEL)
     out = tmp_path / "out"
-    run = subprocess.run([sys.executable, "-m", "verification", "verify", "--model", f"{path}:make", "--quick",
+    run = subprocess.run([sys.executable, "-m", "srflow", "verify", "--model", f"{path}:make", "--quick",
                           "--checks", "identities", "--out", str(out), "--quiet"],
                          capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -182,7 +182,7 @@ def test_verify_runs_a_jax_model_in_worker_processes(tmp_path):
     path = tmp_path / "user_model.py"
     path.write_text(USER_MODEL)
     out = tmp_path / "out"
-    run = subprocess.run([sys.executable, "-m", "verification", "verify", "--model", f"{path}:make", "--quick",
+    run = subprocess.run([sys.executable, "-m", "srflow", "verify", "--model", f"{path}:make", "--quick",
                           "--checks", "identities", "normalized-gd", "--workers", "2", "--out", str(out), "--quiet"],
                          capture_output=True, text=True, cwd=ROOT, timeout=900)
     results = json.loads((out / "report.json").read_text())["checks"]
@@ -197,7 +197,7 @@ def test_every_check_on_a_file_that_defines_only_a_jax_loss(tmp_path):
     path = tmp_path / "user_model.py"
     path.write_text(USER_MODEL)
     out = tmp_path / "out"
-    run = subprocess.run([sys.executable, "-m", "verification", "verify", "--model", f"{path}:make", "--quick",
+    run = subprocess.run([sys.executable, "-m", "srflow", "verify", "--model", f"{path}:make", "--quick",
                           "--workers", "1", "--out", str(out), "--quiet"], capture_output=True, text=True, cwd=ROOT,
                          timeout=1800)
     results = {r["name"]: r for r in json.loads((out / "report.json").read_text())["checks"]}
@@ -210,8 +210,8 @@ def test_every_check_on_a_file_that_defines_only_a_jax_loss(tmp_path):
 def test_deep_runs_the_jax_twins_down_to_1e_7():
     """`srflow verify --deep`: registered models become their JAX twins (spec jax:NAME) and the ladder reaches
     ηλ = 1e-7."""
-    from verification.cli import _config, build_parser
-    from verification.verify import build_model
+    from srflow.cli import _config, build_parser
+    from srflow.verification.verify import build_model
 
     args = build_parser().parse_args(["verify", "--deep"])
     assert min(_config(args)[0].ladder) == 1e-7 and args.deep

@@ -6,12 +6,12 @@ import importlib
 import numpy as np
 import pytest
 
-from theory import manifold_point, project_to_manifold, sharpness
-from theory.manifold import RANK_RTOL
-from theory.matrix_free import grad_log_sharpness_matrix_free, pinv_hvp, project_matrix_free
-from toy_models import make_model
+from srflow.theory import manifold_point, project_to_manifold, sharpness
+from srflow.theory.manifold import RANK_RTOL
+from srflow.theory.matrix_free import grad_log_sharpness_matrix_free, pinv_hvp, project_matrix_free
+from srflow.toy_models import make_model
 
-switch = importlib.import_module("theory.sharpness")  # the module (theory.sharpness is also a function name)
+switch = importlib.import_module("srflow.theory.sharpness")  # the module (theory.sharpness is also a function name)
 
 #: Φ by BDF (the reference) is accurate to ~2e-10 (theory.manifold.project_to_manifold); 1e-8 leaves room for
 #: both solvers' tolerances without admitting a different limit (a first-order retraction is off by δ ≥ 3e-3).

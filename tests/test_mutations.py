@@ -8,12 +8,12 @@ The GD runs do not depend on the predictions, so each mutated check reuses the r
 import numpy as np
 import pytest
 
-import theory
-import theory.flows
-from toy_models import make_model
-from verification import checks
-from verification.session import QUICK, Session
-from verification.verdicts import Order, judge
+from srflow import theory
+import srflow.theory.flows
+from srflow.toy_models import make_model
+from srflow.verification import checks
+from srflow.verification.session import QUICK, Session
+from srflow.verification.verdicts import Order, judge
 
 
 @pytest.fixture(scope="module")

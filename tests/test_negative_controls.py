@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from broken_models import MUST_FAIL, NotScaleInvariant, SCALE_IDENTITIES, WrongHessian
-from toy_models import TOY_MODELS, make_model
-from verification.identities import IDENTITIES, IDENTITY_NAMES, check_identities, check_minimizer
+from srflow.toy_models import TOY_MODELS, make_model
+from srflow.verification.identities import IDENTITIES, IDENTITY_NAMES, check_identities, check_minimizer
 
 
 def test_every_identity_has_a_must_fail_case():

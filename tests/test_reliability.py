@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import verification.checks as checks
-from theory import manifold_point, project_to_manifold, sharpness_reduction_flow
-from toy_models import make_model
-from verification.cli import main
-from verification.outdir import FolderBusy, OutputLock, atomic_write
-from verification.report import Report
-from verification.session import QUICK, CheckResult
-from verification.simulate import simulate
-from verification.verify import (LADDER_CHECKS, Cost, budget_verdict, dedupe, ladder_problems, mark_inconclusive)
+import srflow.verification.checks as checks
+from srflow.theory import manifold_point, project_to_manifold, sharpness_reduction_flow
+from srflow.toy_models import make_model
+from srflow.cli import main
+from srflow.verification.outdir import FolderBusy, OutputLock, atomic_write
+from srflow.verification.report import Report
+from srflow.verification.session import QUICK, CheckResult
+from srflow.verification.simulate import simulate
+from srflow.verification.verify import (LADDER_CHECKS, Cost, budget_verdict, dedupe, ladder_problems, mark_inconclusive)
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--quick", "--workers", "1", "--quiet"]
@@ -38,7 +38,7 @@ def _srflow(args, **kw) -> subprocess.Popen:
     """``python3 -m verification ...`` from the worktree in a new process group (as a terminal job), with
     SIGINT at its default (a shell's background job would inherit it ignored)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "verification", *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "srflow", *args], cwd=ROOT, env=env,
                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kw)
 
@@ -176,13 +176,13 @@ def test_a_worker_that_dies_is_reported_per_check_with_how_it_died(tmp_path, mon
 
 
 def test_an_exception_outside_the_checks_in_a_worker_comes_back_with_its_traceback(tmp_path, monkeypatch):
-    import verification.verify as verify
+    import srflow.verification.verify as verify
 
     def no_model(spec, seed):
         raise RuntimeError("cannot build")
 
     monkeypatch.setattr(verify, "build_model", no_model)
-    monkeypatch.setattr("verification.cli._models_up_front", lambda specs, seed: {s: make_model(s) for s in specs})
+    monkeypatch.setattr("srflow.cli._models_up_front", lambda specs, seed: {s: make_model(s) for s in specs})
     out = tmp_path / "crash"
     code = main(["verify", "--quick", "--quiet", "--workers", "2", "--models", "sphere_circle", "--checks",
                  "identities", "no-wd-clock", "--out", str(out)])
@@ -200,7 +200,7 @@ def test_an_interrupted_folder_is_refused_then_resumed_to_the_same_results(tmp_p
     assert main(["verify", *args, "--out", str(tmp_path / "straight")]) == 0
     straight = {c["name"]: c for c in _report(tmp_path / "straight")["checks"]}
 
-    import verification.verify as verify
+    import srflow.verification.verify as verify
 
     real = verify.run_job
 
@@ -327,7 +327,7 @@ def test_the_cost_budget_warns_then_refuses():
 
 
 def test_a_warning_above_the_soft_budget_is_printed_and_the_run_goes_on(tmp_path, monkeypatch, capsys):
-    import verification.verify as verify
+    import srflow.verification.verify as verify
 
     monkeypatch.setattr(verify, "WARN_STEPS", 10)
     code = main(["verify", *FAST, "--models", "sphere_circle", "--checks", "scale-collapse", "--out",
@@ -349,7 +349,7 @@ def test_duplicates_run_once_and_are_noted(tmp_path, capsys):
 # -- models from files ------------------------------------------------------------------------------------------
 BROKEN = textwrap.dedent('''
     import numpy as np
-    from toy_models import make_model
+    from srflow.toy_models import make_model
 
     class Wrong:
         """sphere_circle with one member broken."""
@@ -389,7 +389,7 @@ def test_a_broken_user_model_is_named_as_such(tmp_path, factory, match):
 
 
 def test_a_factory_without_rng_is_called_without_it(tmp_path):
-    from verification.verify import load_model
+    from srflow.verification.verify import load_model
 
     path = tmp_path / "ok_models.py"
     path.write_text(BROKEN)
@@ -397,7 +397,7 @@ def test_a_factory_without_rng_is_called_without_it(tmp_path):
 
 
 def test_status_line_names_what_runs(capsys):
-    from verification.cli import _Status
+    from srflow.cli import _Status
 
     status = _Status(True)
     status.start("mf", "eos-equilibrium")
@@ -463,7 +463,7 @@ def test_a_vector_of_huge_entries_has_a_direction():
 
 DOUBLE_CTRL_C = textwrap.dedent('''
     import os, signal, sys, time
-    from verification.procpool import run_jobs
+    from srflow.verification.procpool import run_jobs
 
     def stubborn(job, send):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a worker that does not stop on SIGTERM
@@ -485,7 +485,7 @@ DOUBLE_CTRL_C = textwrap.dedent('''
 def test_a_second_ctrl_c_during_cleanup_exits_at_once_and_kills_the_workers(tmp_path):
     """First Ctrl-C: the pool terminates its workers and waits up to TERMINATE_GRACE for them; a second Ctrl-C
     meanwhile kills them and exits 130 at once (no hang on a stubborn worker)."""
-    from verification.procpool import TERMINATE_GRACE
+    from srflow.verification.procpool import TERMINATE_GRACE
 
     script = tmp_path / "double.py"
     script.write_text(DOUBLE_CTRL_C)
@@ -518,7 +518,7 @@ def test_progress_is_visible_on_a_terminal_with_two_workers(tmp_path):
 
     master, slave = pty.openpty()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "verification", "verify", "--quick", "--workers", "2", "--models",
+    proc = subprocess.Popen([sys.executable, "-m", "srflow", "verify", "--quick", "--workers", "2", "--models",
                              "sphere_circle", "--checks", "eos-equilibrium", "no-wd-clock", "--out",
                              str(tmp_path / "tty")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=slave)
     os.close(slave)
@@ -542,7 +542,7 @@ def test_progress_is_visible_on_a_terminal_with_two_workers(tmp_path):
 
 def test_an_inconclusive_verdict_is_not_a_failure(tmp_path, monkeypatch):
     """A check returning "inconclusive" (the lead's verdict for e.g. dim Γ = 0): exit 0, counted and shown."""
-    from verification.cli import exit_status
+    from srflow.cli import exit_status
 
     def undecided(session):
         return CheckResult("scale-collapse", session.name, "inconclusive", None, None, None, float("nan"),

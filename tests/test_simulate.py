@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from broken_models import NaNInside, degenerate_top
-from theory import manifold_point, phase2_duration, project_to_manifold
-from toy_models import make_model
-from verification.simulate import ALGORITHMS, eos_start, simulate, two_cycle_start
+from srflow.theory import manifold_point, phase2_duration, project_to_manifold
+from srflow.toy_models import make_model
+from srflow.verification.simulate import ALGORITHMS, eos_start, simulate, two_cycle_start
 
 
 @pytest.fixture(scope="module")

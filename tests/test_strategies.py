@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from strategies import SIZES, model_instances, probes, unit_vectors
-from toy_models.protocol import check_model
+from srflow.toy_models.protocol import check_model
 
 
 @given(st.integers(1, 8).flatmap(unit_vectors))

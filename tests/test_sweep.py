@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import theory as th
-from toy_models import make_model
-from verification.checks import clock_error, path_error
-from verification.cli import main
-from verification.session import QUICK, Session
-from verification.sweep import SpecError, load_spec, make_cells, parse_spec, run_sweep
+import srflow.theory as th
+from srflow.toy_models import make_model
+from srflow.verification.checks import clock_error, path_error
+from srflow.cli import main
+from srflow.verification.session import QUICK, Session
+from srflow.verification.sweep import SpecError, load_spec, make_cells, parse_spec, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = """\
@@ -159,7 +159,7 @@ def test_cache_key_changes_with_spec_and_only_the_relevant_config():
 def test_check_cells(tmp_path):
     """Check cells: verdict, scaled error and the resolving power of each prediction a check tests, on the
     (model, seed, check, prediction) grid; the same verdict as the check run directly."""
-    from verification.checks import check_scale_collapse
+    from srflow.verification.checks import check_scale_collapse
 
     spec = parse_spec({"models": ["sphere_circle"], "seeds": [3], "checks": ["identities", "scale-collapse"],
                        "config": {"collapse_steps": 200}})
@@ -247,7 +247,7 @@ def test_spec_file_errors_and_cli(tmp_path, capsys):
 def test_trajectory_and_flow_to_xarray(tmp_path):
     """``Trajectory.to_xarray`` and ``FlowResult.to_xarray`` hold the same numbers as the objects and survive a
     netCDF round trip."""
-    from verification.simulate import eos_start, simulate
+    from srflow.verification.simulate import eos_start, simulate
 
     m = make_model("sphere_circle")
     theta0 = m.minimizer(np.random.default_rng(0))
@@ -326,7 +326,7 @@ def test_ctrl_c_keeps_finished_cells_and_resume_skips_them(tmp_path):
     those from the cache and computes the rest."""
     spec = _spec(tmp_path, "2e-3, 1e-3, 5e-4, 2.5e-4")
     cache = tmp_path / "cache"
-    proc = subprocess.Popen([sys.executable, "-m", "verification", "sweep", str(spec), "--out", str(tmp_path / "a"),
+    proc = subprocess.Popen([sys.executable, "-m", "srflow", "sweep", str(spec), "--out", str(tmp_path / "a"),
                              "--cache", str(cache), "--workers", "1"], cwd=ROOT, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -380,7 +380,7 @@ def test_scheduler_and_workers_with_a_worker_killed(tmp_path):
         workers = [start("worker", address, "--host", "127.0.0.1", "--nworkers", "1", "--nthreads", "1",
                          "--no-nanny", "--dashboard-address", "127.0.0.1:0", "--name", f"w{i}") for i in range(2)]
         cache = tmp_path / "cache"
-        sweep = subprocess.Popen([sys.executable, "-m", "verification", "sweep", str(spec), "--out",
+        sweep = subprocess.Popen([sys.executable, "-m", "srflow", "sweep", str(spec), "--out",
                                   str(tmp_path / "remote"), "--cache", str(cache), "--scheduler", address],
                                  cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _wait(lambda: len(_cache_files(cache)) >= 1 or sweep.poll() is not None, 300, "a finished cell")

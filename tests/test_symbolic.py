@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from theory import eos_threshold, equilibrium_norm_sq, oscillation_amplitude_sq
-from theory.symbolic import SCRIPTS
-from verification.cli import main
+from srflow.theory import eos_threshold, equilibrium_norm_sq, oscillation_amplitude_sq
+from srflow.theory.symbolic import SCRIPTS
+from srflow.cli import main
 
 
 @pytest.mark.parametrize("name", list(SCRIPTS))
 def test_derivation_verifies(name):
-    results = import_module(f"theory.symbolic.{name}").derive()
+    results = import_module(f"srflow.theory.symbolic.{name}").derive()
     assert results and all(r.verified for r in results), [r.name for r in results if not r.verified]
 
 
@@ -23,7 +23,7 @@ def test_symbolic_constants_equal_the_numeric_closed_forms():
     """(c)'s flip radius at φ → 0 and amplitude equal theory.predictions at exact rational points."""
     import sympy as sp
 
-    from theory.symbolic import eos_period_two
+    from srflow.theory.symbolic import eos_period_two
 
     by_name = {r.name: r for r in eos_period_two.derive()}
     assert by_name["amplitude"].expr == "2*mu/(G + 4)"
@@ -38,7 +38,7 @@ def test_derivation_fails_when_the_claim_is_wrong():
     """Must fail: the same machinery rejects a wrong constant (the naive ½ instead of the drift's ¼)."""
     import sympy as sp
 
-    from theory.symbolic._common import is_zero
+    from srflow.theory.symbolic._common import is_zero
 
     delta, lam, dlam = sp.symbols("delta lambda dlambda", positive=True)
     assert not is_zero(-(delta**2 / 4) * dlam / lam - (-(delta**2 / 2) * dlam / lam))
@@ -52,6 +52,6 @@ def test_cli_derive_one_and_unknown(capsys):
 
 
 def test_module_entry_point():
-    run = subprocess.run([sys.executable, "-m", "theory.symbolic.limit_map"], capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-m", "srflow.theory.symbolic.limit_map"], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], timeout=300)
     assert run.returncode == 0 and "all verified" in run.stdout

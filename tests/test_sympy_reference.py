@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from toy_models import SympyModel, make_model
-from verification import tolerances as tol
-from verification.identities import draw_probe
+from srflow.toy_models import SympyModel, make_model
+from srflow.verification import tolerances as tol
+from srflow.verification.identities import draw_probe
 
 
 def _mat(prefix, rows, cols):

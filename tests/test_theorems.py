@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from theory import gdwd_steps, s_at_steps, sharpness_reduction_flow
-from toy_models import make_model
-from verification import tolerances as tol
-from verification.simulate import eos_start, simulate
+from srflow.theory import gdwd_steps, s_at_steps, sharpness_reduction_flow
+from srflow.toy_models import make_model
+from srflow.verification import tolerances as tol
+from srflow.verification.simulate import eos_start, simulate
 
 
 @st.composite

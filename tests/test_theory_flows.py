@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from theory import (AssumptionViolated, equilibrium_norm_sq, gdwd_steps, gdwd_tau, manifold_point, naive_gdwd_steps,
+from srflow.theory import (AssumptionViolated, equilibrium_norm_sq, gdwd_steps, gdwd_tau, manifold_point, naive_gdwd_steps,
                     normalized_gd_steps, nowd_final, nowd_norm_sq, nowd_stop, oscillation_amplitude_sq, s_at_steps,
                     sharpness_reduction_flow, sqrt_gd_steps)
-from toy_models import TOY_MODELS, make_model, wrap
-from verification.simulate import eos_start, simulate
+from srflow.toy_models import TOY_MODELS, make_model, wrap
+from srflow.verification.simulate import eos_start, simulate
 
 RHO = 8.0  # sphere_circle's default ratio: λ₁(φ) = 1 + ρ cos²φ on Γ = {(cos φ, sin φ, 0)}
 

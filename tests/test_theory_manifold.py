@@ -5,10 +5,10 @@ import warnings
 import numpy as np
 import pytest
 
-from theory import (AssumptionViolated, effective_lr, gradient_flow_limit, manifold_point, project_to_manifold,
+from srflow.theory import (AssumptionViolated, effective_lr, gradient_flow_limit, manifold_point, project_to_manifold,
                     riemannian_grad_log_sharpness, sharpness, spectral_gap, spherical_sharpness, tangent_space,
                     top_eigenpairs)
-from toy_models import make_model, wrap
+from srflow.toy_models import make_model, wrap
 
 rng = np.random.default_rng
 
@@ -70,7 +70,7 @@ def test_projection_agrees_with_long_gradient_flow(name):
 def test_projection_is_not_the_nearest_point():
     """Must fail for the wrong method: Newton's nearest critical point from x differs from Φ(x) at second
     order, which the fast method does not (the check above is sharp enough to tell)."""
-    from theory.manifold import newton_polish
+    from srflow.theory.manifold import newton_polish
 
     model = make_model("sphere_circle")
     x = np.array([np.cos(0.5), np.sin(0.5), 0.0]) + np.array([0.0, 0.0, 0.05])

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from theory import eos_entry_step, eos_threshold, equilibrium_norm_sq, oscillation_amplitude_sq, phase2_duration
-from toy_models import make_model
+from srflow.theory import eos_entry_step, eos_threshold, equilibrium_norm_sq, oscillation_amplitude_sq, phase2_duration
+from srflow.toy_models import make_model
 
 
 def test_threshold_and_equilibrium_norm_agree():
@@ -57,9 +57,9 @@ def test_threshold_bracket_for_gd_near_gamma(factor, stable):
 def test_eos_sharpness_coefficient_is_minus_one_on_the_one_dimensional_model():
     """On L = ½ sin²ψ (sphere_circle with ρ = 0: G = 0, ∇⁴L[v₁⁴] = -12λ₁, Σ = 4λ₁) the O(ηλ) coefficient of
     η⟨λ₁⟩ is c = -1, the exact period-2 result 2(1 - u)(1 + tan²φ) = 2 - u + O(u²) of the sympy derivation."""
-    from theory import eos_sharpness, eos_sharpness_coefficient
-    from theory.eos import fourth_along
-    from toy_models import make_model
+    from srflow.theory import eos_sharpness, eos_sharpness_coefficient
+    from srflow.theory.eos import fourth_along
+    from srflow.toy_models import make_model
 
     m = make_model("sphere_circle", ratio=0.0)
     theta = np.array([np.cos(0.4), np.sin(0.4), 0.0])
@@ -70,8 +70,8 @@ def test_eos_sharpness_coefficient_is_minus_one_on_the_one_dimensional_model():
 
 def test_eos_sharpness_coefficient_differs_from_the_quoted_threshold_on_a_curved_manifold():
     """Where λ₁ varies along Γ (G > 0) c is not the -2 of 2(1 - ηλ): the companion of the test above."""
-    from theory import eos_sharpness_coefficient
-    from toy_models import make_model
+    from srflow.theory import eos_sharpness_coefficient
+    from srflow.toy_models import make_model
 
     c = eos_sharpness_coefficient(make_model("sphere_circle"), np.array([np.cos(0.4), np.sin(0.4), 0.0]))
     assert abs(c + 2) > 1 and abs(c + 1) > 1
@@ -80,7 +80,7 @@ def test_eos_sharpness_coefficient_differs_from_the_quoted_threshold_on_a_curved
 def test_sqrt_cycle_split_limits():
     """C(0) = ½; C = ½ forever when T = 0; the plateau C* solves C(1 - C) = r(1 - r)/2 for the mode of largest
     r(1 - r); before it the drift is linear, |T|τ/(12δ)."""
-    from theory import alp_flip_step, sqrt_cycle_split
+    from srflow.theory import alp_flip_step, sqrt_cycle_split
 
     lam, lr = 2.0, 0.01
     assert sqrt_cycle_split(lam, -3.0, [0.2, 0.7], lr, 0.0) == 0.5

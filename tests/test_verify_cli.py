@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from verification.checks import CHECKS
-from verification.cli import main
+from srflow.verification.checks import CHECKS
+from srflow.cli import main
 
 FAST = ["--quick", "--workers", "1", "--quiet"]
 
@@ -20,7 +20,7 @@ USER_MODEL = textwrap.dedent('''
     """A scale-invariant model defined only in this file: L(w) = f(w/‖w‖) with
     f(x) = ½ (1 + 5 x₀²)(x₂² + ½ x₃²), minimizers {x₂ = x₃ = 0} on the sphere (a great circle)."""
     import numpy as np
-    from toy_models import wrap
+    from srflow.toy_models import wrap
 
     K = np.array([0.0, 0.0, 1.0, 0.5])
 
@@ -183,7 +183,7 @@ def test_default_out_is_a_fresh_timestamped_folder(tmp_path, monkeypatch):
 
 
 def test_ctrl_c_keeps_what_finished(tmp_path, monkeypatch):
-    import verification.verify as verify
+    import srflow.verification.verify as verify
 
     real = verify.run_job
 
@@ -200,9 +200,9 @@ def test_ctrl_c_keeps_what_finished(tmp_path, monkeypatch):
 
 
 def test_a_failing_check_gives_a_nonzero_exit_and_says_why(tmp_path, monkeypatch):
-    import verification.checks as checks
+    import srflow.verification.checks as checks
 
-    from theory import naive_gdwd_steps
+    from srflow.theory import naive_gdwd_steps
 
     monkeypatch.setitem(checks.CHECKS, "flow-tracking", lambda s: checks.check_flow_tracking(s, naive_gdwd_steps))
     out = tmp_path / "f"
@@ -238,8 +238,7 @@ def test_verify_quick_on_two_models_end_to_end(tmp_path):
 
 def test_a_mutation_through_theory_fails_srflow_verify(tmp_path, monkeypatch):
     """The GD+WD clock wrong by 1%, applied to the public theory function before the run: flow-tracking fails."""
-    import theory
-
+    from srflow import theory
     right = theory.gdwd_steps
     monkeypatch.setattr(theory, "gdwd_steps", lambda *a: 1.01 * right(*a))
     out = tmp_path / "mut"

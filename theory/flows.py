@@ -21,7 +21,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.interpolate import CubicSpline
 
-from toy_models._validate import as_vector, positive_int, positive_real, unit
+from srflow.toy_models._validate import as_vector, positive_int, positive_real, unit
 
 from .manifold import AssumptionViolated, check_on_gap, manifold_point, newton_polish
 from .sharpness import check_hyperparameters, sharpness

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from toy_models._validate import as_vector, positive_real, unit
+from srflow.toy_models._validate import as_vector, positive_real, unit
 
 from .sharpness import is_dense
 

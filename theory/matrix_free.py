@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, cg, lsqr
 
-from toy_models._validate import as_vector
+from srflow.toy_models._validate import as_vector
 
 from .manifold import GAP_RTOL, RANK_RTOL, AssumptionViolated, ManifoldPoint, Projection, check_on_gap, flow_to_small_gradient
 from .sharpness import top_eigenpairs

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
-from toy_models._validate import as_vector
+from srflow.toy_models._validate import as_vector
 
 #: The one switch between dense and matrix-free theory: up to this D, ``eigh`` of ``model.hess`` and the BDF
 #: flow with its Jacobian; above it only ``grad``/``hvp``/``third`` (Lanczos, ``theory.matrix_free``), so no

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-import theory as th
+import srflow.theory as th
 
 from . import tolerances as tol
 from .identities import check_identities, check_minimizer

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from toy_models import REGISTRY, make_model
-from toy_models.protocol import model_name
+from srflow.toy_models import REGISTRY, make_model
+from srflow.toy_models.protocol import model_name
 
 from .identities import IDENTITIES, check_identities, check_minimizer
 
@@ -47,7 +47,7 @@ def _cmd_list(args) -> int:
         m = make_model(name)
         gamma = getattr(m, "manifold_dim", None)
         print(f"  {name:<16} D={m.dim:<4} dim Γ={'-' if gamma is None else gamma:<3} {getattr(m, 'description', '')}")
-    from theory.symbolic import SCRIPTS
+    from srflow.theory.symbolic import SCRIPTS
 
     print("derivations (srflow derive):")
     for name, what in SCRIPTS.items():
@@ -58,7 +58,7 @@ def _cmd_list(args) -> int:
     print(f"checks (srflow verify; default models: {', '.join(DEFAULT_MODELS)}):")
     for name, fn in CHECKS.items():
         print(f"  {name:<20} {(fn.__doc__ or '').strip().splitlines()[0]}")
-    from figures import FIGURES
+    from srflow.figures import FIGURES
 
     print("figures (srflow figures):")
     for name, mod in FIGURES.items():
@@ -88,7 +88,7 @@ def _cmd_check_identities(args) -> int:
 
 
 def _cmd_derive(args) -> int:
-    from theory.symbolic import SCRIPTS, run
+    from srflow.theory.symbolic import SCRIPTS, run
 
     names = args.names or list(SCRIPTS)
     unknown = [n for n in names if n not in SCRIPTS]
@@ -324,7 +324,7 @@ def _verify(args, held: list) -> int:
         mode = "quick" if args.quick else "deep" if args.deep else "default"
         if args.deep:  # the compiled engine: registered models by their JAX twins
             try:
-                import toy_models.jax_models  # noqa: F401
+                import srflow.toy_models.jax_models  # noqa: F401
             except ImportError:
                 raise UsageError('srflow: --deep needs the JAX extra: python3 -m pip install ".[jax]"')
             models = [f"jax:{m}" for m in registered] + user
@@ -403,7 +403,7 @@ def _raise_interrupt(signum, frame):
 
 
 def _cmd_figures(args) -> int:
-    from figures import FIGURES, default_out, make_figure
+    from srflow.figures import FIGURES, default_out, make_figure
 
     names = args.only or list(FIGURES)
     unknown = [n for n in names if n not in FIGURES]

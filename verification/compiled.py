@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from theory import check_hyperparameters, top_eigenpairs
-from toy_models._validate import as_vector
+from srflow.theory import check_hyperparameters, top_eigenpairs
+from srflow.toy_models._validate import as_vector
 
 from .simulate import ALGORITHMS, Trajectory, _Progress, record_phi
 

@@ -14,8 +14,8 @@ from typing import Callable
 import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
-from theory.sharpness import is_dense, top_eigenpairs
-from toy_models.protocol import check_model, model_name
+from srflow.theory.sharpness import is_dense, top_eigenpairs
+from srflow.toy_models.protocol import check_model, model_name
 
 from . import tolerances as tol
 

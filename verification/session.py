@@ -16,8 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from theory import AssumptionViolated, manifold_point, project_to_manifold, sharpness, sharpness_reduction_flow
-from toy_models.protocol import model_name
+from srflow.theory import AssumptionViolated, manifold_point, project_to_manifold, sharpness, sharpness_reduction_flow
+from srflow.toy_models.protocol import model_name
 
 from .simulate import Trajectory, eos_start, simulate
 from .verdicts import fit_exponent  # noqa: F401 -- re-exported (figures and tests use it from here)

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-import theory
-from theory import (alp_flip_step, check_hyperparameters, equilibrium_norm_sq, manifold_point,
+from srflow import theory
+from srflow.theory import (alp_flip_step, check_hyperparameters, equilibrium_norm_sq, manifold_point,
                     oscillation_amplitude_sq, project_to_manifold, sharpness, top_eigenpairs)
-from theory.manifold import GAP_RTOL, AssumptionViolated
-from toy_models._validate import as_vector
+from srflow.theory.manifold import GAP_RTOL, AssumptionViolated
+from srflow.toy_models._validate import as_vector
 
 #: the run is too far from Γ for "Φ(w̄_t) follows the flow" to mean anything when ‖w̄ - Φ(w̄)‖² exceeds this
 #: (the EoS oscillation has ‖w̄ - Φ‖² ≈ a² ≤ ηλ/2; 0.05 is a 13° swing)

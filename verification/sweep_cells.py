@@ -52,7 +52,7 @@ def run_tracking_cell(cell: dict, config, flow) -> dict:
     """
     import socket
 
-    import theory as th
+    import srflow.theory as th
 
     from .checks import clock_error, path_error, phi_error
 

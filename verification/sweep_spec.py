@@ -57,8 +57,8 @@ def _label(spec: str) -> str:
 def parse_spec(data: dict, text: str = "", base_dir: Path | None = None) -> SweepSpec:
     """Validate a spec (the TOML table ``data``); relative model files are resolved against ``base_dir``
     (the spec file's folder)."""
-    from theory import check_hyperparameters
-    from toy_models import REGISTRY
+    from srflow.theory import check_hyperparameters
+    from srflow.toy_models import REGISTRY
 
     from .checks import CHECKS
     from .session import FULL, QUICK

@@ -25,9 +25,9 @@ from typing import Callable
 
 import numpy as np
 
-from theory import is_dense
-from toy_models import REGISTRY, make_model
-from toy_models.protocol import check_model
+from srflow.theory import is_dense
+from srflow.toy_models import REGISTRY, make_model
+from srflow.toy_models.protocol import check_model
 
 from .checks import CHECKS
 from .identities import check_identities
@@ -146,7 +146,7 @@ def build_model(spec: str, seed: int):
     """A registered name, ``jax:NAME`` (its JAX twin, ``toy_models.make_jax_model``: compiled runs), or a
     ``--model`` spec (contains ':')."""
     if spec.startswith("jax:") and spec[4:] in REGISTRY:
-        from toy_models.jax_models import make_jax_model
+        from srflow.toy_models.jax_models import make_jax_model
         return make_jax_model(spec[4:], rng=seed)
     return load_model(spec, seed) if ":" in spec else make_model(spec, rng=seed)
 

@@ -10,9 +10,9 @@ Run from a checkout with ``PYTHONPATH=. python3 docs/examples/central_comparison
 
 import numpy as np
 
-import theory as th
-from toy_models import wrap
-from verification.simulate import eos_start, simulate
+import srflow.theory as th
+from srflow.toy_models import wrap
+from srflow.verification.simulate import eos_start, simulate
 
 # 1. Your model: L(w) = f(w/‖w‖) with f(x) = ½(1 + 5x₀²)(x₂² + ½x₃²); its minimizers on the sphere are the great
 #    circle x₂ = x₃ = 0, along which λ₁ = 1 + 5x₀² changes, so the flow moves. Exact derivatives of f; ``wrap``

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from verification.sweep import load_spec, run_sweep
+from srflow.verification.sweep import load_spec, run_sweep
 
 SPEC = """\
 models = ["sphere_circle"]
