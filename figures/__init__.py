@@ -9,10 +9,11 @@ full-size figures.
 """
 
 from . import (fig1_eos, fig2_sharpness, fig3_trajectory, fig4_convergence, fig5_norm, fig6_phases,
-               fig7_generalization, fig8_alp)
+               fig7_generalization, fig8_alp, fig9_bn_eos, fig10_bn_sharpness, fig11_bn_generalization)
 from ._common import default_out, make_figure
 
 FIGURES = {mod.NAME: mod for mod in (fig1_eos, fig2_sharpness, fig3_trajectory, fig4_convergence, fig5_norm,
-                                     fig6_phases, fig7_generalization, fig8_alp)}
+                                     fig6_phases, fig7_generalization, fig8_alp, fig9_bn_eos, fig10_bn_sharpness,
+                                     fig11_bn_generalization)}
 
 __all__ = ["FIGURES", "default_out", "make_figure"]

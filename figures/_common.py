@@ -154,3 +154,36 @@ def eos_runs(model, theta0, lr: float, ladder, tau_end: float, records: int):
         runs.append(simulate(model, eos_start(model, theta0, lr, lw / lr), lr, steps, wd=lw / lr,
                              every=max(1, steps // records), track_phi=True, pairs=False))
     return runs
+
+
+# -- the real networks (issue 12: BN MLP on scikit-learn's digits) -------------------------------------
+@functools.lru_cache(maxsize=None)
+def bn_net(name: str = "bn_mlp", normalized: bool = True, **sizes):
+    """The registered network ``name`` at ``sizes`` (data and fixed last layer from rng=0); ``normalized=False``:
+    the same architecture without normalization (the generalization reference, not scale-invariant)."""
+    from srflow.toy_models import make_model
+
+    return make_model(name, rng=0, normalized=normalized, **sizes)
+
+
+def bn_init(model, seed: int, k: int = 0) -> np.ndarray:
+    """A random start of run ``k`` drawn with ``seed``: the network's own initialization when it has one
+    (``model.init(rng)``), else a standard normal vector."""
+    rng = np.random.default_rng([seed, 12, k])
+    return np.asarray(model.init(rng), dtype=np.float64) if hasattr(model, "init") else rng.standard_normal(model.dim)
+
+
+def pair_mean(x: np.ndarray) -> np.ndarray:
+    """The mean of consecutive records, (x_i + x_{i+1})/2: with an odd record stride the two records sit on
+    opposite phases of the period-2 flip at the edge of stability, whose first-order term then cancels."""
+    x = np.asarray(x, dtype=np.float64)
+    return 0.5 * (x[:-1] + x[1:])
+
+
+def lam1(model, w) -> float:
+    """λ₁(∇²L(w)) by ``theory.sharpness`` with a fixed Lanczos start vector: ARPACK's default start is random, and
+    its last-digit differences, once they set a start norm, grow through the chaotic dynamics at the edge of
+    stability into visibly different runs."""
+    from srflow.theory import sharpness
+
+    return sharpness(model, w, v0=np.random.default_rng(12).standard_normal(model.dim))

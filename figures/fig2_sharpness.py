@@ -15,7 +15,7 @@ LR = 0.1
 
 
 def compute(quick: bool, seed: int) -> dict:
-    from srflow.theory import gdwd_tau, manifold_point, nowd_final, sharpness_reduction_flow
+    from srflow.theory import gdwd_tau, manifold_point, nowd_final, nowd_start_norm_sq, sharpness_reduction_flow
     from srflow.verification.simulate import simulate
 
     model, theta0 = model_and_start("mf", seed)
@@ -28,12 +28,12 @@ def compute(quick: bool, seed: int) -> dict:
         out[f"tau_{k}"], out[f"sharp_{k}"] = tr.tau, tr.phi_sharpness
     # GD without WD from η_eff λ₁ = 2(1 + ε): it comes to rest near s = nowd_final (about 2 log(1 + ε))
     mp = manifold_point(model, theta0)
-    n0 = LR * mp.lam1 / (2 * (1 + NOWD_EPS))
+    n0 = nowd_start_norm_sq(LR, mp.lam1, NOWD_EPS)
     # the norm grows within ~30 steps and is then at rest: record every step of the first 80
     tr = simulate(model, np.sqrt(n0) * (theta0 + 1e-3 * mp.v1), LR, 80, every=1, track_phi=True, pairs=False)
     out["nowd_s"], out["nowd_sharp"] = np.log(tr.norm_sq / tr.norm_sq[0]), tr.phi_sharpness
     out["nowd_rest"] = nowd_final(flow, LR, float(tr.norm_sq[0]))
-    out["flow_s"] = flow.s
+    out["flow_s"], out["nowd_eps"] = flow.s, NOWD_EPS
     return out
 
 
@@ -67,10 +67,15 @@ def caption(d) -> str:
     err = float(np.max(np.abs(d[f"sharp_{k}"] / pred - 1)))
     nowd_pred = np.interp(d["nowd_s"], d["flow_s"], d["flow_sharp"])
     nowd_err = float(np.max(np.abs(d["nowd_sharp"] / nowd_pred - 1)))
+    rest, pred = float(d["nowd_s"][-1]), float(d["nowd_rest"])
+    off = 100 * (rest / pred - 1)
     return (f"Spherical sharpness on `mf`. Left, over τ = ηλt: GD+WD (dots) follows the flow with the 4/(4+G) clock "
             f"(solid), at ηλ = {d['ladder'][-1]:g} within {err:.1e} relative; the naive flow (dashed) runs ahead. "
             f"Right, GD without WD on its own clock s = log(‖w_t‖²/‖w₀‖²): it follows the same flow (within "
             f"{nowd_err:.1e} relative) but only while the norm grows, reducing the sharpness by "
             f"{100 * (1 - d['nowd_sharp'][-1] / d['nowd_sharp'][0]):.1f}% and coming to rest at s = "
-            f"{float(d['nowd_s'][-1]):.3f} (predicted {float(d['nowd_rest']):.3f}); GD+WD keeps going "
+            f"{rest:.3f}, {abs(off):.0f}% {'below' if off < 0 else 'above'} the predicted {pred:.3f} "
+            f"(`theory.nowd_final`, dotted). That prediction is leading order in ε (it rests at u = −u₀) and this run "
+            f"starts far above the edge, at ε = {float(d['nowd_eps']):g}, so an offset of order ε is expected; the "
+            f"no-wd-clock check of `srflow verify` measures it shrinking with ε. GD+WD keeps going "
             f"({100 * (1 - d['sharp_0'][-1] / d['sharp_0'][0]):.0f}% by τ = {float(d['tau_end']):g}).")

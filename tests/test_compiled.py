@@ -8,7 +8,7 @@ import pytest
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
-from srflow.toy_models import REGISTRY, from_jax, make_model  # noqa: E402
+from srflow.toy_models import TOY_MODELS, from_jax, make_model  # noqa: E402
 from srflow.toy_models.jax_models import make_jax_model  # noqa: E402
 from srflow.verification.compiled import lanczos_top, simulate_batch, simulate_compiled  # noqa: E402
 from srflow.verification.simulate import ALGORITHMS, eos_start, simulate, two_cycle_start  # noqa: E402
@@ -53,7 +53,7 @@ def test_compiled_gdwd_equals_the_numpy_loop(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in REGISTRY if n not in ("mf", "bn_linear", "sphere_circle")])
+@pytest.mark.parametrize("name", [n for n in TOY_MODELS if n not in ("mf", "bn_linear", "sphere_circle")])
 def test_compiled_gdwd_equals_the_numpy_loop_on_every_model(name):
     ref, jm = twins(name)
     w0 = gdwd_start(ref)
@@ -160,3 +160,23 @@ def test_bad_input_names_the_argument():
         simulate_batch(jm, np.ones((2, 3)), 0.1, 5, every=0)
     with pytest.raises(ValueError, match=r"w0s\[0\]: expected shape"):
         simulate_batch(jm, np.ones((2, 4)), 0.1, 5)
+
+
+def test_kept_iterates_are_the_numpy_loops_iterates():
+    """``keep_iterates``: w_t at each record of a batched run is the numpy loop's w_t (its last one, ``w_last``,
+    and every record's ‖w_t‖²), for each run of the batch; without the flag nothing is kept. ``w_last`` is the
+    final iterate, as in the numpy loop."""
+    ref, jm = twins("mf")
+    w0 = gdwd_start(ref)
+    lrs = np.array([0.1, 0.05])
+    runs = simulate_batch(jm, np.stack([w0, 2 * w0]), lrs, 60, wd=0.01 / lrs, every=20, pairs=False,
+                          keep_iterates=True)
+    for run, lr, start in zip(runs, lrs, (w0, 2 * w0)):
+        a = simulate(ref, start, float(lr), 60, wd=0.01 / float(lr), every=20, pairs=False)
+        assert run.iterates.shape == (4, ref.dim)
+        np.testing.assert_array_equal(run.iterates[0], start)
+        scale = EXACT_VS_EXACT_RTOL * np.max(np.abs(a.w_last))
+        assert np.max(np.abs(run.iterates[-1] - a.w_last)) <= scale
+        np.testing.assert_allclose(np.sum(run.iterates**2, axis=1), a.norm_sq, rtol=EXACT_VS_EXACT_RTOL)
+        np.testing.assert_array_equal(run.w_last, run.iterates[-1])
+    assert simulate_batch(jm, w0[None], 0.1, 20, wd=0.1, every=10, pairs=False)[0].iterates is None

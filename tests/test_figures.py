@@ -136,3 +136,109 @@ def test_quick_output_goes_to_its_own_folder_by_default(fake, tmp_path, monkeypa
     assert not (tmp_path / "figures" / "fake.png").exists()
     assert main(["figures", "--only", "fake"]) == 0
     assert (tmp_path / "figures" / "fake.png").exists()
+
+
+# -- the real-network figures: their captions are computed from the arrays -----------------------------------
+# Synthetic arrays in the layout of each module's ``compute`` (no simulation): a caption must follow its data,
+# so the same caption function given data where the comparison goes the other way must say the other thing.
+from srflow.figures import fig9_bn_eos, fig10_bn_sharpness, fig11_bn_generalization  # noqa: E402
+
+
+def _eos_data(levels):
+    """fig9 arrays: run k's λ₁ rises to levels[k] × its threshold and stays there (odd number of records)."""
+    d = {"lrs": np.array([0.05, 0.1, 0.2][:len(levels)]), "wd_lr": 2e-3, "dim": 100, "ratio": 4.0}
+    for k, (lr, level) in enumerate(zip(d["lrs"], levels)):
+        thr = 2 * (1 - 2e-3) / lr
+        steps = np.arange(0, 1001, 9)
+        d[f"steps_{k}"], d[f"threshold_{k}"] = steps, thr
+        d[f"sharp_{k}"] = thr * np.minimum(level, 0.25 + steps / 300)
+        d[f"loss_{k}"], d[f"train_err_{k}"] = np.full(len(steps), 1e-3), 0.0
+    return d
+
+
+def test_fig9_caption_follows_the_data():
+    """At the threshold: the caption reports λ₁/threshold = 1.000 for each η and says all runs sit at the edge;
+    one run at 1.5× the threshold: it reports 1.500 and says not every run does; all above (below): 'above'
+    ('below')."""
+    at = fig9_bn_eos.caption(_eos_data([1.0, 1.0, 1.0]))
+    assert "η = 0.05: 1.000" in at and "all runs sit at the edge of stability" in at and "then stays about the" in at
+    assert "then stays above the" in fig9_bn_eos.caption(_eos_data([1.2, 1.5, 1.1]))
+    assert "then stays below the" in fig9_bn_eos.caption(_eos_data([0.8, 0.9, 0.7]))
+    off = fig9_bn_eos.caption(_eos_data([1.0, 1.5, 1.0]))
+    assert "η = 0.1: 1.500" in off and "not every run sits within 5%" in off and "Spread between the η: 0.500" in off
+
+
+def _sharp_data(factor):
+    """fig10 arrays: two ηλ whose spherical sharpness decays as 1000·e^{-τ}, the second × ``factor``."""
+    d = {"ladder": np.array([4e-3, 2e-3]), "dim": 100, "lr": 0.1, "ratio": 1.5, "tau_end": 2.0, "nowd_eps": 0.2}
+    for k in range(2):
+        tau = np.linspace(0, 2, 41)
+        d[f"tau_{k}"], d[f"sph_{k}"] = tau, 1000 * np.exp(-tau) * (factor if k else 1.0)
+        d[f"loss_{k}"], d[f"above_{k}"] = np.full(41, 1e-3), tau >= 0.3
+        d[f"rel_{k}"] = np.where(tau >= 0.3, 1.2, 0.5)
+    d["nowd_s"], d["nowd_sph"] = np.linspace(0, 0.01, 11), np.linspace(800, 600, 11)
+    d["nowd_lam"], d["nowd_loss"], d["nowd_steps"] = np.linspace(24, 19, 11), np.full(11, 1e-3), np.arange(11) * 41
+    return d
+
+
+def test_fig10_caption_follows_the_data():
+    """Curves that coincide in τ are reported 0.0% apart, curves 1.2× apart 20.0%; the reduction from the EoS
+    entry (τ = 0.3) to τ_end = 2 of record-pair means of 1000·e^{-τ} on a 0.05 grid is 81%, whatever the factor;
+    GD without WD from its start (800, ηλ₁ = 2.4) to its last record-pair mean (610, 1.925)."""
+    same = fig10_bn_sharpness.caption(_sharp_data(1.0))
+    assert "differ by at most 0.0% relative" in same and "(81% lower;" in same and "last quarter: 1.200)" in same
+    apart = fig10_bn_sharpness.caption(_sharp_data(1.2))
+    assert "differ by at most 20.0% relative" in apart and "(81% lower;" in apart
+    assert "from 800 to 610" in same and "goes from 2.400 to 1.925" in same
+    d = _sharp_data(1.0)
+    d["rel_0"], d["rel_1"] = np.full(41, 1.4), np.full(41, 1.2)  # excess 0.4 at ηλ = 4e-3, 0.2 at 2e-3: ∝ (ηλ)^1
+    assert "shrinks with ηλ (least-squares exponent 1.00 in ηλ)" in fig10_bn_sharpness.caption(d)
+    d["rel_0"], d["rel_1"] = np.full(41, 1.2), np.full(41, 1.4)
+    assert "does not shrink with ηλ (least-squares exponent -1.00" in fig10_bn_sharpness.caption(d)
+
+
+def _gen_data(wd_test, seeds=2):
+    """fig11 arrays: 5 conditions (rows of ``conditions()``); the no-WD BN run ends at 20% test error, the
+    first WD run at ``wd_test``; the WD runs are flatter (sharpness 100 vs 1000)."""
+    rows = fig11_bn_generalization.conditions()
+    n, rec = len(rows), 5
+    test = np.full((n, seeds, rec), 0.3)
+    test[0, :, -1], test[1, :, -1], test[2, :, -1] = 0.20, wd_test, 0.20
+    test[3:, :, -1] = 0.25
+    sph = np.full((n, seeds, rec), 1000.0)
+    sph[1:3] = 100.0
+    return {"dim": 100, "n_train": 64, "n_test": 500, "lr": 0.1, "ratio": 4.0, "labels": np.array([r[0] for r in rows]),
+            "wd_lrs": np.array([r[2] for r in rows]), "normalized": np.array([r[1] for r in rows]),
+            "steps": np.arange(rec) * 11, "test": test, "train": np.zeros((n, seeds, rec)),
+            "loss": np.full((n, seeds, rec), 1e-3), "sharp": sph / 10, "sph": sph, "lr_used": np.full((n, seeds, rec), 0.1)}
+
+
+def test_fig11_caption_follows_the_data():
+    """The comparison with GD without WD is stated either way: WD at 15% vs 20% is 'lower' by 5 points, at 25% it
+    is 'higher'; the best BN condition is compared with the networks without normalization (25%)."""
+    label = fig11_bn_generalization.conditions()[1][0]
+    lower = fig11_bn_generalization.caption(_gen_data(0.15))
+    assert f"{label} ends with lower test error than BN, GD (-5.0 points" in lower and "is flatter" in lower
+    assert "the best BN condition (15.0%) is below the best network without normalization (25.0%)" in lower
+    higher = fig11_bn_generalization.caption(_gen_data(0.25))
+    assert f"{label} ends with higher test error than BN, GD (+5.0 points" in higher
+    assert "the best BN condition (20.0%) is below" in higher
+    assert "carry no error bar" in fig11_bn_generalization.caption(_gen_data(0.15, seeds=1))
+
+
+def test_real_network_captions_agree_with_their_quick_arrays(quick_run):
+    """The quick run's own arrays, read back from the cache: numbers recomputed here appear in the captions."""
+    def load(name):
+        with np.load(quick_run / "data" / f"{name}.npz") as f:
+            return {k: f[k] for k in f.files}, (quick_run / f"{name}.txt").read_text()
+
+    d, text = load("fig9_bn_eos")
+    for k, lr in enumerate(d["lrs"]):
+        r = d[f"sharp_{k}"] / float(d[f"threshold_{k}"])
+        assert f"η = {lr:g}: {np.mean(r[-max(2, len(r) // 4):]):.3f}" in text
+    d, text = load("fig11_bn_generalization")
+    for i, label in enumerate(d["labels"]):
+        assert f"{label}: test {100 * d['test'][i][:, -1].mean():.1f}%" in text
+    d, text = load("fig10_bn_sharpness")
+    final = 0.5 * (d["sph_0"][-1] + d["sph_0"][-2])
+    assert f"{final:.4g} at τ = {float(d['tau_end']):g}" in text

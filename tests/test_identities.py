@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from strategies import model_instances, probes
-from srflow.toy_models import REGISTRY, make_model
+from srflow.toy_models import TOY_MODELS, make_model
 from srflow.verification.identities import IDENTITIES, evaluate
 
 by_name = {i.name: i for i in IDENTITIES}
@@ -20,7 +20,7 @@ def registered(name):
 
 
 @pytest.mark.parametrize("identity", [i.name for i in IDENTITIES])
-@pytest.mark.parametrize("name", list(REGISTRY))
+@pytest.mark.parametrize("name", TOY_MODELS)
 def test_identity_on_registered_model(name, identity):
     """Each identity holds at random points of each registered model, in units of its tolerance."""
     model = registered(name)

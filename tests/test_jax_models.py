@@ -13,7 +13,7 @@ import pytest
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
-from srflow.toy_models import REGISTRY, from_jax, make_model  # noqa: E402
+from srflow.toy_models import TOY_MODELS, from_jax, make_model  # noqa: E402
 from srflow.toy_models import jax_models  # noqa: E402
 from srflow.toy_models.jax_models import make_jax_model  # noqa: E402
 from srflow.verification import check_identities  # noqa: E402
@@ -34,7 +34,7 @@ def scaled(a, b) -> float:
     return float(np.linalg.norm(a - b) / (EXACT_VS_EXACT_RTOL * max(np.linalg.norm(b), 1e-300)))
 
 
-@pytest.mark.parametrize("name", list(REGISTRY))
+@pytest.mark.parametrize("name", TOY_MODELS)
 def test_autodiff_equals_the_closed_forms(name):
     """At drawn points w and directions u, v: L, ∇L, ∇²L, ∇²L v and ∇³L[u, v, ·] of the jax.numpy loss
     (autodiff) equal the numpy closed forms to round-off (EXACT_VS_EXACT_RTOL, relative)."""

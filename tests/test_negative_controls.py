@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from broken_models import MUST_FAIL, NotScaleInvariant, SCALE_IDENTITIES, WrongHessian
-from srflow.toy_models import REGISTRY, make_model
+from srflow.toy_models import TOY_MODELS, make_model
 from srflow.verification.identities import IDENTITIES, IDENTITY_NAMES, check_identities, check_minimizer
 
 
@@ -51,7 +51,7 @@ def test_unknown_identity_name_lists_valid_ones():
         check_identities(make_model("sphere_circle"), np.random.default_rng(0), names=["nope"])
 
 
-@pytest.mark.parametrize("name", [n for n in REGISTRY])
+@pytest.mark.parametrize("name", TOY_MODELS)
 def test_registered_minimizers_are_minimizers(name):
     """Unit norm, zero gradient, PSD Hessian and rank ∇²L(θ) = D - 1 - dim Γ, for several draws."""
     model = make_model(name, rng=1)

@@ -36,7 +36,7 @@ def _report(out: Path) -> dict:
 
 
 def _srflow(args, **kw) -> subprocess.Popen:
-    """``python3 -m verification ...`` from the worktree in a new process group (as a terminal job), with
+    """``python3 -m srflow ...`` from the worktree in a new process group (as a terminal job), with
     SIGINT at its default (a shell's background job would inherit it ignored)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "srflow", *args], cwd=ROOT, env=env,

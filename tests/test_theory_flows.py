@@ -9,7 +9,7 @@ from scipy.integrate import solve_ivp
 from srflow.theory import (AssumptionViolated, equilibrium_norm_sq, gdwd_steps, gdwd_tau, manifold_point, naive_gdwd_steps,
                     normalized_gd_steps, nowd_final, nowd_norm_sq, nowd_stop, oscillation_amplitude_sq, s_at_steps,
                     sharpness_reduction_flow, sqrt_gd_steps)
-from srflow.toy_models import REGISTRY, make_model, wrap
+from srflow.toy_models import TOY_MODELS, make_model, wrap
 from srflow.verification.simulate import eos_start, simulate
 
 RHO = 8.0  # sphere_circle's default ratio: λ₁(φ) = 1 + ρ cos²φ on Γ = {(cos φ, sin φ, 0)}
@@ -103,7 +103,7 @@ def test_nowd_final_is_the_reflection_of_the_start_about_the_edge():
     assert nowd_final(r, lr, 10 * lr * r.sharpness[0]) == 0.0
 
 
-@pytest.mark.parametrize("name", list(REGISTRY))
+@pytest.mark.parametrize("name", TOY_MODELS)
 def test_flow_runs_from_a_minimizer_and_sharpness_does_not_increase(name):
     """From a minimizer: λ₁ non-increasing along the flow, the path stays on Γ, and λ₁ strictly falls
     wherever G > 0 (sym_mf: Γ is a symmetry orbit, λ₁ is constant and G = 0)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .manifold import manifold_point, newton_polish
-from .sharpness import check_hyperparameters
+from .sharpness import check_hyperparameters, is_dense
 
 #: step of the central differences at unit ‖θ‖: ∇⁴L[v₁⁴] from the exact third derivative, Richardson-extrapolated
 #: (truncation ~h⁴·∇⁸L ≈ 1e-14, round-off ~ε/h ≈ 1e-12, relative), and ⟨∇_Γ G, ∇_Γ log λ₁⟩ from G at two
@@ -41,12 +41,17 @@ def fourth_along(model, theta: np.ndarray, v: np.ndarray, h: float = FD_REL_STEP
 
 def eos_sharpness_coefficient(model, theta, h: float = FD_REL_STEP) -> float:
     """c(θ) of η⟨λ₁(∇²L(w_t))⟩ = 2 + c·ηλ (module docstring), from the exact Hessian and third derivative at θ
-    and central differences for ∇⁴L[v₁⁴] and ⟨∇_Γ G, ∇_Γ log λ₁⟩. Dense: one eigendecomposition of ∇²L(θ)."""
+    and central differences for ∇⁴L[v₁⁴] and ⟨∇_Γ G, ∇_Γ log λ₁⟩. Dense: one eigendecomposition of ∇²L(θ); above DENSE_MAX_DIM the sum over the
+    other eigenpairs is one CG solve (``theory.matrix_free.second_order_sum``)."""
     mp = manifold_point(model, theta)
     lam, v1, G = mp.lam1, mp.v1, mp.G
-    vals, vecs = np.linalg.eigh(model.hess(mp.theta))
-    t11 = vecs[:, :-1].T @ model.third(mp.theta, v1, v1)
-    second_order = float(np.sum(t11**2 / (lam - vals[:-1])))
+    if is_dense(model):
+        vals, vecs = np.linalg.eigh(model.hess(mp.theta))
+        t11 = vecs[:, :-1].T @ model.third(mp.theta, v1, v1)
+        second_order = float(np.sum(t11**2 / (lam - vals[:-1])))
+    else:  # the same sum by CG on λ₁I - ∇²L over v₁^⊥ (theory.matrix_free.second_order_sum)
+        from .matrix_free import second_order_sum
+        second_order = second_order_sum(model, mp.theta, lam, v1, model.third(mp.theta, v1, v1))
     quartic = fourth_along(model, mp.theta, v1, h)
     g = mp.grad_log
     if G > 0:

@@ -24,7 +24,7 @@ from scipy.interpolate import CubicSpline
 from srflow.toy_models._validate import as_vector, positive_int, positive_real, unit
 
 from .manifold import AssumptionViolated, check_on_gap, manifold_point, newton_polish
-from .sharpness import check_hyperparameters
+from .sharpness import check_hyperparameters, sharpness
 
 #: how far a start point may be from Γ (‖∇L(θ₀)‖/λ₁) before the flow refuses it
 START_GRAD_RTOL = 1e-6
@@ -105,7 +105,7 @@ def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol
                       "and the flow has usually come to rest at a stationary point of λ₁ long before",
                       stacklevel=2)
     theta0 = unit(theta0, "theta0")
-    lam = float(np.linalg.eigvalsh(model.hess(theta0))[-1])
+    lam = sharpness(model, theta0)
     off = float(np.linalg.norm(model.grad(theta0))) / max(lam, 1e-300)
     if off > START_GRAD_RTOL:
         raise AssumptionViolated(f"theta0: not on Γ: ‖∇L(θ₀)‖/λ₁ = {off:.3g} > {START_GRAD_RTOL:g}; "

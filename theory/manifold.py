@@ -56,7 +56,13 @@ def _unit(w: np.ndarray, name: str = "w") -> np.ndarray:
 
 
 def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_RTOL) -> np.ndarray:
-    """Newton steps towards the critical set: x ← x - (∇²L)⁺∇L, renormalized to the unit sphere."""
+    """Newton steps towards the critical set: x ← x - (∇²L)⁺∇L, renormalized to the unit sphere (matrix-free
+    above DENSE_MAX_DIM: ``theory.matrix_free.newton_steps``)."""
+    if not is_dense(model):
+        from .matrix_free import newton_steps
+        from .sharpness import sharpness
+
+        return newton_steps(model, _unit(as_vector(x, "x", model.dim)), sharpness(model, x), iters)
     for _ in range(iters):
         vals, vecs = np.linalg.eigh(model.hess(x))
         keep = vals > rank_rtol * vals[-1]
@@ -163,6 +169,9 @@ def manifold_point(model, theta, rank_rtol: float = RANK_RTOL, gap_rtol: float =
     """
     check_on_gap(on_gap)
     theta = as_vector(theta, "theta", model.dim)
+    if not is_dense(model):  # above DENSE_MAX_DIM: Lanczos and CG/LSQR, no tangent basis (theory.matrix_free)
+        from .matrix_free import manifold_point_matrix_free
+        return manifold_point_matrix_free(model, theta, gap_rtol, on_gap)
     vals, vecs = np.linalg.eigh(model.hess(theta))
     lam1, v1 = float(vals[-1]), vecs[:, -1]
     gap = float(vals[-1] - vals[-2]) if model.dim > 1 else float("inf")

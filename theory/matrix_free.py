@@ -16,16 +16,26 @@
   is the size of the flow-tracking errors being measured. So Φ keeps the flow; Newton only finishes it,
   from ‖∇L‖ ≤ 1e-9·λ₁ where those eigenvalues are round-off.
 * T_θΓ projection and ∇_Γ log λ₁ = P_T ∇³L(θ)[v₁, v₁]/λ₁ with P_T v = v - H⁺H v - (θ·v)θ.
+* Losses of the least-squares form L = ½‖r(w)‖² with L = 0 on Γ (the networks of ``toy_models.bn_nets``) may
+  state it with the optional members ``residual_vector(w)``, ``residual_jvp(w, v)`` = J v and
+  ``residual_vjp(w, u)`` = Jᵀu (``has_residual``). At θ ∈ Γ, ∇²L(θ) = JᵀJ, so the normal space of Γ in the sphere
+  is the row space of J and H⁺H v = J⁺J v: one LSQR solve on JVP/VJP (condition number √(λ₁/μ) of J, where CG on
+  the squared operator A² + ε² above sees λ₁²/μ²); and the Newton step onto Γ is the Gauss-Newton step
+  x ← x - J⁺r(x) (the minimum-norm correction, in the row space of J: it never inverts the O(distance)
+  eigenvalues along T_θΓ). ``tangent_project`` and ``newton_steps`` use them when present.
+* ``manifold_point_matrix_free`` (λ₁, v₁, the gap by Lanczos, ∇_Γ log λ₁; no tangent basis: it would be a
+  D × dim Γ matrix) and ``second_order_sum`` (Σ_{i≥2} ⟨v_i, T⟩²/(λ₁ - λ_i) by CG on λ₁I - ∇²L restricted to
+  v₁^⊥) are what ``theory.manifold.manifold_point`` and ``theory.eos`` call above DENSE_MAX_DIM.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse.linalg import LinearOperator, cg
+from scipy.sparse.linalg import LinearOperator, cg, lsqr
 
 from srflow.toy_models._validate import as_vector
 
-from .manifold import RANK_RTOL, AssumptionViolated, Projection, flow_to_small_gradient
+from .manifold import GAP_RTOL, RANK_RTOL, AssumptionViolated, ManifoldPoint, Projection, check_on_gap, flow_to_small_gradient
 from .sharpness import top_eigenpairs
 
 #: relative residual of the CG solves for H⁺b
@@ -59,10 +69,39 @@ def pinv_hvp(model, x: np.ndarray, b: np.ndarray, lam: float, rtol: float = CG_R
     return y
 
 
+#: relative tolerance of the LSQR solves with the residual's Jacobian
+LSQR_TOL = 1e-14
+
+
+def has_residual(model) -> bool:
+    """Whether ``model`` states L = ½‖r(w)‖² with the optional members residual_vector/_jvp/_vjp."""
+    return all(callable(getattr(model, n, None)) for n in ("residual_vector", "residual_jvp", "residual_vjp"))
+
+
+def _jacobian(model, x: np.ndarray, m: int) -> LinearOperator:
+    return LinearOperator((m, model.dim), dtype=np.float64, matvec=lambda v: model.residual_jvp(x, np.ravel(v)),
+                          rmatvec=lambda u: model.residual_vjp(x, np.ravel(u)))
+
+
+def row_space_project(model, x: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """J⁺J v, the projection of v on the row space of J = ∂r/∂w at x, by LSQR on J δ = J v (minimum norm)."""
+    jv = np.asarray(model.residual_jvp(x, v))
+    if not np.any(jv):
+        return np.zeros_like(v)
+    return lsqr(_jacobian(model, x, jv.size), jv, atol=LSQR_TOL, btol=LSQR_TOL, iter_lim=20 * jv.size)[0]
+
+
 def newton_steps(model, x: np.ndarray, lam: float, iters: int = 3) -> np.ndarray:
-    """x ← (x - A⁺∇L(x))/‖·‖, ``iters`` times: the matrix-free ``theory.manifold.newton_polish``."""
+    """x ← (x - A⁺∇L(x))/‖·‖, ``iters`` times: the matrix-free ``theory.manifold.newton_polish``; for a model
+    with a residual (``has_residual``) the Gauss-Newton step x ← (x - J⁺r(x))/‖·‖ instead."""
     for _ in range(iters):
-        x = x - pinv_hvp(model, x, model.grad(x), lam)
+        if has_residual(model):
+            r = np.asarray(model.residual_vector(x))
+            if not np.any(r):
+                break
+            x = x - lsqr(_jacobian(model, x, r.size), r, atol=LSQR_TOL, btol=LSQR_TOL, iter_lim=20 * r.size)[0]
+        else:
+            x = x - pinv_hvp(model, x, model.grad(x), lam)
         x = x / np.linalg.norm(x)
     return x
 
@@ -84,7 +123,10 @@ def tangent_project(model, theta, v, lam: float) -> np.ndarray:
     """P_T v = v - A⁺A v - (θ·v)θ at θ ∈ Γ (unit, ``lam`` = λ₁): the part of v in ker ∇²L(θ) ∩ θ^⊥."""
     theta = as_vector(theta, "theta", model.dim)
     v = as_vector(v, "v", model.dim)
-    out = v - pinv_hvp(model, theta, model.hvp(theta, v), lam)
+    if has_residual(model):  # at θ ∈ Γ (r = 0) ∇²L = JᵀJ: H⁺H = J⁺J
+        out = v - row_space_project(model, theta, v)
+    else:
+        out = v - pinv_hvp(model, theta, model.hvp(theta, v), lam)
     return out - (theta @ out) * theta
 
 
@@ -93,3 +135,38 @@ def grad_log_sharpness_matrix_free(model, theta, v0: np.ndarray | None = None) -
     eig = top_eigenpairs(model, theta, k=1, method="lanczos", v0=v0)
     lam, v1 = float(eig.values[0]), eig.vectors[:, 0]
     return tangent_project(model, theta, model.third(theta, v1, v1), lam) / lam, lam, v1
+
+
+def manifold_point_matrix_free(model, theta, gap_rtol: float = GAP_RTOL, on_gap: str = "raise") -> ManifoldPoint:
+    """``theory.manifold.manifold_point`` without D×D matrices: λ₁, λ₂, v₁ by Lanczos (k = 2), ∇_Γ log λ₁ =
+    P_T ∇³L(θ)[v₁, v₁]/λ₁ by ``tangent_project``; ``tangent`` is None (a D × dim Γ basis is not formed)."""
+    import warnings
+
+    check_on_gap(on_gap)
+    theta = as_vector(theta, "theta", model.dim)
+    eig = top_eigenpairs(model, theta, k=2, method="lanczos")
+    lam1, v1, gap = float(eig.values[0]), eig.vectors[:, 0], eig.gap
+    if gap <= gap_rtol * lam1:
+        msg = f"assumption violated: spectral gap λ₁ - λ₂ = {gap:.3g} (λ₁ = {lam1:.3g}) at θ; ∇λ₁ is undefined"
+        if on_gap == "raise":
+            raise AssumptionViolated(msg)
+        warnings.warn(msg, stacklevel=2)
+    grad_log = tangent_project(model, theta, model.third(theta, v1, v1), lam1) / lam1
+    return ManifoldPoint(theta, lam1, v1, gap, None, grad_log)
+
+
+def second_order_sum(model, theta, lam: float, v1: np.ndarray, t: np.ndarray) -> float:
+    """Σ_{i≥2} ⟨v_i, t⟩²/(λ₁ - λ_i) over the eigenpairs of ∇²L(θ) other than (λ₁, v₁) = t_⊥ᵀ(λ₁I - ∇²L)⁻¹t_⊥ on
+    v₁^⊥ (t_⊥ = t - ⟨v₁, t⟩v₁), by CG: λ₁I - ∇²L is positive definite there when λ₁ has a gap."""
+    t_perp = t - (v1 @ t) * v1
+
+    def apply(v):
+        v = v - (v1 @ v) * v1
+        out = lam * v - model.hvp(theta, v)
+        return out - (v1 @ out) * v1
+
+    op = LinearOperator((model.dim, model.dim), matvec=lambda v: apply(np.ravel(v)), dtype=np.float64)
+    y, info = cg(op, t_perp, rtol=CG_RTOL, atol=0.0, maxiter=20 * model.dim)
+    if info < 0:
+        raise AssumptionViolated(f"CG for (λ₁ - ∇²L)⁻¹T failed (info {info})")
+    return float(t_perp @ y)

@@ -15,7 +15,8 @@ compiled simulator (``verification.compiled``) builds its update from it. float6
 
 A ``JaxModel`` pickles when its loss does (a module-level function, or a ``functools.partial`` of one):
 the compiled functions are dropped and re-made on first use in the receiving process. Models made by
-``make_jax_model`` are rebuilt from their registry name, seed and sizes.
+``make_jax_model`` are rebuilt from their registry name, seed and sizes; a model built with
+``_spec=(function, args)`` (the networks of ``toy_models.bn_nets``) is rebuilt as ``function(*args)``.
 
 >>> import jax.numpy as jnp
 >>> m = from_jax(lambda w: 0.5 * (w[0] / jnp.linalg.norm(w)) ** 2, 2, name="demo")
@@ -146,6 +147,8 @@ class JaxModel:
 
     # -- pickling: keep the loss, drop the compiled functions --------------------------------------------
     def __reduce__(self):
+        if self._spec is not None and callable(self._spec[0]):  # (rebuild function, its arguments)
+            return self._spec
         if self._spec is not None:
             return (make_jax_model, self._spec)
         return (_rebuild, (self.loss_fn, self.template, self.name, self.manifold_dim, self.minimizer_fn,

@@ -23,6 +23,10 @@ Optional members:
 9. ``manifold_dim: int`` -- dim Γ (as a submanifold of the unit sphere). At a point θ of Γ the rank
    condition reads rank ∇²L(θ) = D - 1 - dim Γ.
 10. ``name: str`` -- a label for reports.
+11. ``residual_vector(w) -> (m,)``, ``residual_jvp(w, v) -> (m,)``, ``residual_vjp(w, u) -> (D,)`` -- for a loss
+    L = ½‖r(w)‖² that is 0 on Γ: r, J v and Jᵀu (J = ∂r/∂w). Then ∇²L = JᵀJ on Γ, and the matrix-free theory
+    (``theory.matrix_free``) gets the normal space of Γ and the Newton step onto Γ from J (the networks of
+    ``toy_models.bn_nets`` have them).
 
 All derivatives are exact (closed form or symbolic); finite differences are only used to check them.
 """

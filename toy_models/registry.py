@@ -8,6 +8,23 @@ from .families import (batchnorm_linear, deep_linear, matrix_completion, matrix_
                        symmetric_factorization)
 from .sympy_model import rayleigh_model
 
+
+
+def bn_mlp(rng=0, **sizes):
+    """A scale-invariant BN MLP on digits (``toy_models.bn_nets.bn_mlp``; JAX, imported on first use)."""
+    from .bn_nets import bn_mlp as factory
+    return factory(rng=rng, **sizes)
+
+
+def bn_cnn(rng=0, **sizes):
+    """A small scale-invariant BN CNN on digits (``toy_models.bn_nets.bn_cnn``; JAX, imported on first use)."""
+    from .bn_nets import bn_cnn as factory
+    return factory(rng=rng, **sizes)
+
+
+#: the real networks (JAX, D ~ 1e4): matrix-free theory only; the toy models' dense tests skip them
+NETWORKS = ("bn_mlp", "bn_cnn")
+
 REGISTRY: dict[str, Callable] = {
     "mf": matrix_factorization,
     "mf_completion": matrix_completion,
@@ -16,7 +33,11 @@ REGISTRY: dict[str, Callable] = {
     "deep_linear_wn": deep_linear,
     "sphere_circle": sphere_circle,
     "sympy_rayleigh": rayleigh_model,
+    "bn_mlp": bn_mlp,
+    "bn_cnn": bn_cnn,
 }
+#: the toy models: every registered model but the networks
+TOY_MODELS = tuple(n for n in REGISTRY if n not in NETWORKS)
 
 
 def make_model(name: str, rng=0, **sizes):

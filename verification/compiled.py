@@ -173,10 +173,11 @@ def _as_batch(x, name: str, size: int) -> np.ndarray:
 
 def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", every: int = 100,
                    track_phi: bool = False, quiet: bool = True, label: str = "", pairs: bool = True,
-                   dense_clock: bool = False) -> list[Trajectory]:
+                   dense_clock: bool = False, keep_iterates: bool = False) -> list[Trajectory]:
     """B runs of ``algorithm`` on the JAX model ``model`` advanced together (``vmap``): ``w0s`` (B, D),
     ``lr`` and ``wd`` numbers or (B,) arrays, the same ``steps`` and ``every``. Returns one ``Trajectory``
-    per run, equal to ``simulate(model, w0s[i], lr[i], steps, wd[i], ...)`` (see the module docstring)."""
+    per run, equal to ``simulate(model, w0s[i], lr[i], steps, wd[i], ...)`` (see the module docstring);
+    ``keep_iterates``: also w_t at every record, in ``Trajectory.iterates`` (records × D)."""
     if not hasattr(model, "jax_loss"):
         raise TypeError("model: the compiled path needs a JAX model (toy_models.from_jax), with 'jax_loss'")
     if algorithm not in ALGORITHMS:
@@ -223,10 +224,12 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
     fails = np.asarray(state[3]).reshape(batch)
     seconds = time.perf_counter() - start
     return [_trajectory(model, algorithm, float(lrs[i]), float(wds[i]), records[i], int(fails[i]), track_phi,
-                        seconds / batch, dense_clock=size > 1 or every == 1) for i in range(batch)]
+                        seconds / batch, dense_clock=size > 1 or every == 1, keep_iterates=keep_iterates)
+            for i in range(batch)]
 
 
-def _trajectory(model, algorithm, lr, wd, records, fail, track_phi, seconds, dense_clock: bool = True) -> Trajectory:
+def _trajectory(model, algorithm, lr, wd, records, fail, track_phi, seconds, dense_clock: bool = True,
+                keep_iterates: bool = False) -> Trajectory:
     cols = list(zip(*records)) if records else [[]] * 10
     steps, loss, norm_sq, lam, lam_mid, lam_next, gnorm, clock, ws, bufs = (np.array(c) for c in cols)
     # the clock at every step: each interval's buffer up to the next record, then the last record's own value
@@ -239,7 +242,9 @@ def _trajectory(model, algorithm, lr, wd, records, fail, track_phi, seconds, den
     diverged = f"diverged at step {fail}: a non-finite loss, gradient or ‖w‖² (compiled run)" if fail >= 0 else ""
     phi = {k: np.array(v) for k, v in phi_rec.items()} if track_phi else {"phi": None, "phi_sharp": None, "offset": None}
     return Trajectory(algorithm, lr, wd, steps.astype(int), loss, norm_sq, lam, lam_mid, lam_next, gnorm, clock,
-                      phi["phi"], phi["phi_sharp"], phi["offset"], diverged, monitor, seconds, clock_steps=clock_steps)
+                      phi["phi"], phi["phi_sharp"], phi["offset"], diverged, monitor, seconds, clock_steps=clock_steps,
+                      iterates=np.array(ws) if keep_iterates else None,
+                      w_last=np.array(ws[-1]) if len(ws) and fail < 0 else None)
 
 
 def simulate_compiled(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str = "gdwd", every: int = 100,

@@ -12,12 +12,17 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
+from srflow.theory.sharpness import is_dense, top_eigenpairs
 from srflow.toy_models.protocol import check_model, model_name
 
 from . import tolerances as tol
 
 _TINY = 1e-300
+#: ARPACK iterations for the smallest eigenvalue at a minimizer above DENSE_MAX_DIM (unconverged: the best Ritz
+#: value, or NaN, which fails the PSD row with its value shown)
+MIN_EIG_MAXITER = 300
 
 
 @dataclass(frozen=True)
@@ -47,13 +52,35 @@ def _diff(a, b) -> tuple[float, float]:
     return _norm(np.asarray(a) - np.asarray(b)), max(_norm(a), _norm(b))
 
 
+def hess_norm(m, w) -> float:
+    """‖∇²L(w)‖₂: from the dense Hessian when ``theory.sharpness.is_dense(m)``, else the largest-magnitude
+    eigenvalue by Lanczos on HVPs (to 1e-6 relative: it is a scale, not a result)."""
+    if is_dense(m):
+        return float(np.linalg.norm(m.hess(w), 2))
+    key = (id(m), hash(np.asarray(w).tobytes()))
+    if key not in _NORMS:
+        if len(_NORMS) > 64:
+            _NORMS.clear()
+        op = LinearOperator((m.dim, m.dim), matvec=lambda v: m.hvp(w, np.ravel(v)), dtype=np.float64)
+        _NORMS[key] = float(np.max(np.abs(eigsh(op, k=1, which="LM", tol=1e-6, return_eigenvectors=False))))
+    return _NORMS[key]
+
+
+_NORMS: dict = {}  # hess_norm of the matrix-free path, per (model, point): each probe needs it several times
+
+
+def _hess_apply(m, w, v) -> np.ndarray:
+    """∇²L(w) v: ``hess(w) @ v`` for dense models (so a wrong ``hess`` shows), ``hvp`` above DENSE_MAX_DIM."""
+    return m.hess(w) @ v if is_dense(m) else m.hvp(w, v)
+
+
 def _gradient_scale(m, p: Probe) -> float:
     """‖∇²L(w)‖₂‖w‖, an upper bound of ‖∇L(w)‖ (as ∇²L w = -∇L): the size of a gradient near w.
 
     Used as the scale of gradient comparisons so that they stay meaningful at (near-)critical points,
     where ‖∇L‖ itself is round-off.
     """
-    return float(np.linalg.norm(m.hess(p.w), 2)) * _norm(p.w)
+    return hess_norm(m, p.w) * _norm(p.w)
 
 
 def _fd_step(p: Probe) -> float:
@@ -88,8 +115,11 @@ def grad_degree(m, p: Probe):
 
 
 def hess_degree(m, p: Probe):
-    """c² ∇²L(c w) = ∇²L(w) (degree -2)."""
-    return _diff(p.c**2 * m.hess(p.c * p.w), m.hess(p.w))
+    """c² ∇²L(c w) = ∇²L(w) (degree -2; above DENSE_MAX_DIM applied to v: c² ∇²L(cw)v = ∇²L(w)v, scale ‖∇²L‖)."""
+    if is_dense(m):
+        return _diff(p.c**2 * m.hess(p.c * p.w), m.hess(p.w))
+    err, _ = _diff(p.c**2 * m.hvp(p.c * p.w, p.v), m.hvp(p.w, p.v))
+    return err, hess_norm(m, p.w)
 
 
 def third_degree(m, p: Probe):
@@ -99,24 +129,28 @@ def third_degree(m, p: Probe):
 
 def hess_radial(m, p: Probe):
     """∇²L(w) w = -∇L(w) (scale: ‖∇²L‖‖w‖)."""
-    h = m.hess(p.w)
-    return _norm(h @ p.w + m.grad(p.w)), np.linalg.norm(h, 2) * _norm(p.w)
+    return _norm(_hess_apply(m, p.w, p.w) + m.grad(p.w)), _gradient_scale(m, p)
 
 
 def third_radial(m, p: Probe):
     """∇³L(w)[w, v, ·] = -2 ∇²L(w) v (scale: ‖∇²L‖)."""
-    h = m.hess(p.w)
-    return _norm(m.third(p.w, p.w, p.v) + 2 * h @ p.v), 2 * np.linalg.norm(h, 2)
+    return _norm(m.third(p.w, p.w, p.v) + 2 * _hess_apply(m, p.w, p.v)), 2 * hess_norm(m, p.w)
 
 
 def hess_symmetric(m, p: Probe):
-    """∇²L(w) = ∇²L(w)ᵀ."""
+    """∇²L(w) = ∇²L(w)ᵀ (above DENSE_MAX_DIM: u·∇²L(w)v = v·∇²L(w)u, scale ‖∇²L‖)."""
+    if not is_dense(m):
+        return abs(float(p.u @ m.hvp(p.w, p.v) - p.v @ m.hvp(p.w, p.u))), hess_norm(m, p.w)
     h = m.hess(p.w)
     return _norm(h - h.T), _norm(h)
 
 
 def hvp_matches_hess(m, p: Probe):
-    """hvp(w, v) = ∇²L(w) v."""
+    """hvp(w, v) = ∇²L(w) v (above DENSE_MAX_DIM, where ``hess`` is not used: hvp is linear in v,
+    hvp(w, u + 2v) = hvp(w, u) + 2 hvp(w, v), scale ‖∇²L‖)."""
+    if not is_dense(m):
+        err, _ = _diff(m.hvp(p.w, p.u + 2 * p.v), m.hvp(p.w, p.u) + 2 * m.hvp(p.w, p.v))
+        return err, hess_norm(m, p.w)
     return _diff(m.hvp(p.w, p.v), m.hess(p.w) @ p.v)
 
 
@@ -129,16 +163,21 @@ def third_symmetric(m, p: Probe):
 
 
 def fd_gradient(m, p: Probe):
-    """∇L(w) = central differences of L, coordinatewise (scale: ‖∇²L‖‖w‖)."""
+    """∇L(w) = central differences of L, coordinatewise (scale: ‖∇²L‖‖w‖; above DENSE_MAX_DIM along the two
+    directions u, v: ⟨∇L, u⟩ and ⟨∇L, v⟩ against the derivatives of L along them)."""
     h = _fd_step(p)
-    fd = np.array([central_difference(lambda t: m.loss(p.w + t * e), h) for e in np.eye(m.dim)])
-    err, scale = _diff(m.grad(p.w), fd)
+    directions = np.eye(m.dim) if is_dense(m) else np.stack([p.u, p.v])
+    fd = np.array([central_difference(lambda t: m.loss(p.w + t * e), h) for e in directions])
+    err, scale = _diff(directions @ m.grad(p.w), fd)
     return err, max(scale, _gradient_scale(m, p))
 
 
 def fd_hessian(m, p: Probe):
-    """∇²L(w) = central differences of ∇L, column by column."""
+    """∇²L(w) = central differences of ∇L, column by column (above DENSE_MAX_DIM: hvp(w, v) against the
+    derivative of ∇L along v)."""
     h = _fd_step(p)
+    if not is_dense(m):
+        return _diff(m.hvp(p.w, p.v), central_difference(lambda t: m.grad(p.w + t * p.v), h))
     fd = np.column_stack([central_difference(lambda t: m.grad(p.w + t * e), h) for e in np.eye(m.dim)])
     return _diff(m.hess(p.w), fd)
 
@@ -246,11 +285,25 @@ def check_minimizer(model, theta: np.ndarray) -> list[IdentityResult]:
     rank ∇²L(θ) = D - 1 - dim Γ (when the model states ``manifold_dim``).
 
     Scales: λ₁ = the largest algebraic eigenvalue of ∇²L(θ); eigenvalues with |λ| ≤ RANK_RTOL·λ₁ count
-    as zero.
+    as zero. Above DENSE_MAX_DIM λ₁ and the smallest eigenvalue come from Lanczos and the rank row is left out
+    (it needs the whole spectrum).
     """
     name = model_name(model)
-    eig = np.linalg.eigvalsh(model.hess(theta))
-    lam1 = float(eig[-1])
+    if is_dense(model):
+        eig = np.linalg.eigvalsh(model.hess(theta))
+        lam1, lam_min = float(eig[-1]), float(eig[0])
+    else:  # Lanczos on HVPs: the largest and the smallest algebraic eigenvalue; the rank is not computed
+        eig = None
+        lam1 = float(top_eigenpairs(model, theta, k=1, method="lanczos").values[0])
+        # shifted by λ₁: ARPACK's tolerance is relative to the eigenvalue, and λ_min ≈ 0 sits in a kernel of
+        # dimension ≈ dim Γ; the smallest eigenvalue of ∇²L + λ₁I to 1e-10 relative is λ_min ± 1e-10·λ₁
+        op = LinearOperator((model.dim, model.dim), matvec=lambda v: model.hvp(theta, np.ravel(v)) + lam1 * np.ravel(v),
+                            dtype=np.float64)
+        try:  # capped; a miss is reported
+            lam_min = float(eigsh(op, k=1, which="SA", tol=1e-10, maxiter=MIN_EIG_MAXITER,
+                                  return_eigenvectors=False)[0]) - lam1
+        except ArpackNoConvergence as exc:
+            lam_min = float(np.min(exc.eigenvalues)) - lam1 if len(exc.eigenvalues) else float("nan")
     rows = []
 
     def row(ident, statement, err, scale, rtol, detail=""):
@@ -262,10 +315,10 @@ def check_minimizer(model, theta: np.ndarray) -> list[IdentityResult]:
     row("minimizer-unit", "‖θ‖ = 1", abs(_norm(theta) - 1.0), 1.0, tol.IDENTITY_RTOL)
     row("minimizer-critical", "∇L(θ) = 0 (scale: λ₁‖θ‖)", _norm(model.grad(theta)), lam1 * _norm(theta),
         tol.CRITICAL_RTOL, f"‖∇L(θ)‖ = {_norm(model.grad(theta)):.3g}")
-    row("minimizer-psd", "∇²L(θ) ⪰ 0 (scale: λ₁)", max(-float(eig[0]), 0.0) + 0.0, lam1, tol.RANK_RTOL,
-        f"smallest eigenvalue {eig[0]:.3g}")
+    row("minimizer-psd", "∇²L(θ) ⪰ 0 (scale: λ₁)", max(-lam_min, 0.0) + 0.0, lam1, tol.RANK_RTOL,
+        f"smallest eigenvalue {lam_min:.3g}")
     gamma = getattr(model, "manifold_dim", None)
-    if gamma is not None:
+    if gamma is not None and eig is not None:
         rank = int(np.sum(np.abs(eig) > tol.RANK_RTOL * lam1))
         expected = model.dim - 1 - gamma
         row("minimizer-rank", f"rank ∇²L(θ) = D - 1 - dim Γ = {expected}", abs(rank - expected), 1.0, 0.5,

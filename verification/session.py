@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from srflow.theory import AssumptionViolated, manifold_point, project_to_manifold, sharpness_reduction_flow
+from srflow.theory import AssumptionViolated, manifold_point, project_to_manifold, sharpness, sharpness_reduction_flow
 from srflow.toy_models.protocol import model_name
 
 from .simulate import Trajectory, eos_start, simulate
@@ -176,7 +176,7 @@ class Session:
                 mp = manifold_point(self.model, th)
                 lam1, G = mp.lam1, mp.G
             except AssumptionViolated:
-                lam1, G = float(np.linalg.eigvalsh(self.model.hess(th))[-1]), float("nan")
+                lam1, G = sharpness(self.model, th), float("nan")
             return {"spec": self.spec, "seed": self.seed, "dim": int(self.model.dim),
                     "theta0_sha256": hashlib.sha256(np.ascontiguousarray(th, dtype=np.float64).tobytes()).hexdigest()[:16],
                     "loss_theta0": float(self.model.loss(th)), "lam1_theta0": lam1, "G_theta0": G}

@@ -64,6 +64,8 @@ class Trajectory:
     #: is not at the mercy of the record cadence)
     clock_steps: np.ndarray | None = None
     w_last: np.ndarray | None = None  # the last iterate (where the run ended or diverged)
+    #: w_t at every record (records × D), kept only on request (``simulate_batch(..., keep_iterates=True)``)
+    iterates: np.ndarray | None = None
 
     def phases(self, on_gamma_rtol: float = 1e-6) -> dict:
         """Phase markers: the first recorded step at which each criterion fired (None if never).
