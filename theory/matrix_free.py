@@ -5,9 +5,16 @@
 
 * A⁺b, the pseudo-inverse of the Hessian on the sphere's tangent space, A = P∇²L(x)P, P = I - x̂x̂ᵀ,
   truncated at RANK_RTOL·λ₁ like the dense one, by conjugate gradients (``pinv_hvp``).
-* Φ(w̄) (``project_matrix_free``): gradient flow ẋ = -∇L(x) by DOP853 (explicit, gradient calls only)
-  until ‖∇L‖ ≤ grad_rtol·λ₁, then Newton steps x ← (x - H⁺∇L)/‖·‖; the same limit as the dense BDF
-  path (``theory.manifold.project_to_manifold``), which is its reference in the tests.
+* Φ(w̄) (``project_matrix_free``): gradient flow ẋ = -∇L(x) with gradient calls only, until
+  ‖∇L‖ ≤ grad_rtol·λ₁, then Newton steps x ← (x - H⁺∇L)/‖·‖; the same limit as the dense BDF path
+  (``theory.manifold.project_to_manifold``), which is its reference in the tests. The flow is stiff: its rates
+  run from λ₁ down to μ, the smallest positive eigenvalue, and it must last ~ log(1/grad_rtol)/μ. So it runs in
+  two legs: DOP853 (eighth order, accurate) for t ≤ FAST_TIME/λ₁, while the displacement along the sharp
+  directions -- which carries the second-order drift along Γ -- decays; then the Runge-Kutta-Chebyshev method
+  (``theory.rkc``, explicit, stability interval ∝ stages²) through the slow tail. On the digits MLP (λ₁/μ ≈
+  2.7e4, from w̄ = θ + 0.02v₁ + 1e-3ξ) DOP853 alone did not finish in 25 min; the two legs take ~2,500
+  gradients (~5 s) and agree with an RKC-only flow at rtol 1e-10 (~10,000 gradients) to 3e-9
+  (benchmarks/bench_networks.py; docs/theory.md §9).
 * Why not a Newton retraction straight from w̄ (no flow)? Off Γ, at distance δ, the Hessian on the sphere
   has eigenvalues of size O(δ) along T_θΓ, which a Newton step inverts: from w̄ = θ + δv₁ with δ = 3e-3 it
   landed 0.64 away from Φ(w̄) on ``sphere_circle`` (measured while building this module). Truncating them
@@ -91,30 +98,64 @@ def row_space_project(model, x: np.ndarray, v: np.ndarray) -> np.ndarray:
     return lsqr(_jacobian(model, x, jv.size), jv, atol=LSQR_TOL, btol=LSQR_TOL, iter_lim=20 * jv.size)[0]
 
 
+#: a Newton step shorter than this (on a unit vector) ends ``newton_steps``: the next one would be ~ its square
+#: times the curvature, below round-off
+NEWTON_DONE = 1e-9
+#: relative tolerance of a Gauss-Newton step's LSQR solve: an inexact Newton step of relative error ε leaves
+#: ε·‖step‖ for the next step, so from the flow's ‖step‖ ≲ 1e-5 two steps at 1e-10 end at round-off (the solve
+#: at LSQR_TOL cost twice the iterations on the digits MLP for the same result)
+NEWTON_LSQR_TOL = 1e-10
+
+
 def newton_steps(model, x: np.ndarray, lam: float, iters: int = 3) -> np.ndarray:
-    """x ← (x - A⁺∇L(x))/‖·‖, ``iters`` times: the matrix-free ``theory.manifold.newton_polish``; for a model
+    """x ← (x - A⁺∇L(x))/‖·‖, up to ``iters`` times (until a step ≤ NEWTON_DONE): the matrix-free ``theory.manifold.newton_polish``; for a model
     with a residual (``has_residual``) the Gauss-Newton step x ← (x - J⁺r(x))/‖·‖ instead."""
     for _ in range(iters):
         if has_residual(model):
             r = np.asarray(model.residual_vector(x))
             if not np.any(r):
                 break
-            x = x - lsqr(_jacobian(model, x, r.size), r, atol=LSQR_TOL, btol=LSQR_TOL, iter_lim=20 * r.size)[0]
+            step = lsqr(_jacobian(model, x, r.size), r, atol=NEWTON_LSQR_TOL, btol=NEWTON_LSQR_TOL,
+                        iter_lim=20 * r.size)[0]
         else:
-            x = x - pinv_hvp(model, x, model.grad(x), lam)
+            step = pinv_hvp(model, x, model.grad(x), lam)
+        x = x - step
         x = x / np.linalg.norm(x)
+        if np.linalg.norm(step) <= NEWTON_DONE:  # quadratic convergence: the next step would be ~ this squared
+            break
     return x
 
 
+#: the accurate (DOP853) leg of Φ's flow lasts FAST_TIME/λ₁: the sharpest direction decays by e^-FAST_TIME, those
+#: with μ ≥ λ₁/10 by e^-(FAST_TIME/10)
+FAST_TIME = 100.0
+#: the tolerance of the RKC leg (relative, absolute RKC_RTOL·1e-2 on a unit vector): measured on the digits MLP,
+#: 1e-7 and 1e-8 both land within 3e-9 of the rtol-1e-10 reference (module docstring)
+RKC_RTOL = 1e-8
+
+
 def project_matrix_free(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6) -> Projection:
-    """Φ(w/‖w‖): DOP853 gradient flow until ‖∇L‖ ≤ grad_rtol·λ₁, then ``newton_steps``; see the module
-    docstring. λ₁ by Lanczos."""
+    """Φ(w/‖w‖): gradient flow until ‖∇L‖ ≤ grad_rtol·λ₁ -- DOP853 to t = FAST_TIME/λ₁, then RKC
+    (``theory.rkc``) -- then ``newton_steps``; see the module docstring. λ₁ by Lanczos."""
+    from .rkc import rkc_integrate
+
     x0 = as_vector(w, "w", model.dim)
     x0 = x0 / np.linalg.norm(x0)
     lam = float(top_eigenpairs(model, x0, k=1, method="lanczos" if model.dim > 2 else "dense").values[0])
     if lam <= 0:
         raise AssumptionViolated(f"w: ∇²L has no positive eigenvalue at w̄ (λ₁ = {lam:.3g}); not near a minimizer")
-    x, t_used = flow_to_small_gradient(model, x0, grad_rtol * lam, max_time, "DOP853")
+    target = grad_rtol * lam
+    x, t_used = flow_to_small_gradient(model, x0, target, min(max_time, FAST_TIME / lam), "DOP853")
+    if np.linalg.norm(model.grad(x)) > target and t_used < max_time:
+        def rho(y):  # the spectral radius of ∂(-∇L) = -∇²L: λ₁ by Lanczos (its negative eigenvalues are O(distance))
+            return float(top_eigenpairs(model, y, k=1, method="lanczos" if model.dim > 2 else "dense").values[0])
+
+        try:
+            x, t_tail, _ = rkc_integrate(lambda y: -np.asarray(model.grad(y)), x, max_time - t_used, rho, RKC_RTOL,
+                                         RKC_RTOL * 1e-2, stop=lambda y, fy: np.linalg.norm(fy) <= target)
+        except RuntimeError as exc:
+            raise AssumptionViolated(f"w: gradient flow failed: {exc}") from exc
+        t_used += t_tail
     theta = newton_steps(model, x / np.linalg.norm(x), lam)
     return Projection(theta, float(np.linalg.norm(model.grad(theta))), t_used, float(np.linalg.norm(theta - x0)))
 
