@@ -134,3 +134,26 @@ def test_isolated_minimizers_make_the_flow_checks_inconclusive_not_fail():
     res = check_flow_tracking(session)
     assert res.status == "inconclusive" and "numerical floor" in res.message, res.message
     assert check_naive_flow_rejected(session).status == "inconclusive"
+
+
+def test_a_failed_flow_is_not_integrated_again_to_the_same_or_a_longer_horizon(monkeypatch):
+    """Session.flow remembers an AssumptionViolated (the gap closed): asking again as far or farther re-raises it
+    without integrating (minutes on a network), a shorter horizon is still tried."""
+    import srflow.verification.session as session_mod
+    from srflow.theory import AssumptionViolated
+
+    calls = []
+
+    def failing_flow(model, theta0, s_end, n_out=401):
+        calls.append(s_end)
+        raise AssumptionViolated(f"assumption violated: spectral gap closed (flow time s = {0.8 * s_end:.3g})")
+
+    monkeypatch.setattr(session_mod, "sharpness_reduction_flow", failing_flow)
+    session = session_mod.Session(make_model("sphere_circle"), session_mod.QUICK, seed=0)
+    for s_end in (1.0, 1.0, 2.0):
+        with pytest.raises(AssumptionViolated, match="spectral gap closed"):
+            session.flow(s_end)
+    assert calls == [1.0]
+    with pytest.raises(AssumptionViolated):
+        session.flow(0.5)
+    assert calls == [1.0, 0.5]

@@ -259,11 +259,11 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
 
     def run():
         predict = sharpness_prediction or th.eos_sharpness
+        flow = session.flow(_gdwd_horizon(session))  # first: a flow whose gap closes ends the check before the runs
         runs = session.ladder_runs()
         monitored = _first_monitor(runs)
         if monitored:
             return result(session, name, "assumption-violated", None, None, None, float("nan"), monitored, runs=runs)
-        flow = session.flow(_gdwd_horizon(session))
         dense = [session.eos_run(tr.lr * tr.wd) for tr in runs]
         xs = np.array([tr.lr * tr.wd for tr in runs])
         samples = np.unique(np.linspace(0, len(flow.s) - 1, EOS_FLOW_SAMPLES).astype(int))

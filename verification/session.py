@@ -185,12 +185,20 @@ class Session:
     def flow(self, s_end: float):
         """The canonical flow from θ₀ to flow time ``s_end`` -- sized by each check to the horizon it needs, so
         that a spectral gap closing beyond a check's reach does not change its verdict. A cached flow that
-        reaches at least as far is reused."""
+        reaches at least as far is reused; a flow that failed (``AssumptionViolated``: the gap closed) is not
+        integrated again to the same or a longer horizon (on a network one attempt costs minutes)."""
         flows = self._cache.setdefault("flows", [])
         for f in flows:
             if f.s[-1] >= s_end:
                 return f
-        f = sharpness_reduction_flow(self.model, self.theta0, s_end, n_out=401)
+        failed = self._cache.get("flow_failed")  # (s_end, exception): a flow that failed fails again further on
+        if failed is not None and s_end >= failed[0]:
+            raise AssumptionViolated(str(failed[1]))
+        try:
+            f = sharpness_reduction_flow(self.model, self.theta0, s_end, n_out=401)
+        except AssumptionViolated as exc:
+            self._cache["flow_failed"] = (s_end, exc)
+            raise
         flows.append(f)
         return f
 
