@@ -242,3 +242,21 @@ def test_real_network_captions_agree_with_their_quick_arrays(quick_run):
     d, text = load("fig10_bn_sharpness")
     final = 0.5 * (d["sph_0"][-1] + d["sph_0"][-2])
     assert f"{final:.4g} at τ = {float(d['tau_end']):g}" in text
+
+
+def test_fig10_flow_sentence_follows_the_data():
+    """The flow's part of the caption: quick mode says it is not drawn; a flow whose gap closed says where and by how
+    much λ₁ fell (1000 → 600: 40.0%); one that never lost its gap says how far it went; one that failed in its
+    first piece says so; λ₁(Φ(w̄_t)) is quoted from its first and last samples."""
+    d = _sharp_data(1.0)
+    assert "full figure only" in fig10_bn_sharpness.caption(d)
+    d.update(flow_s=np.array([0.0, 0.005, 0.01]), flow_lam=np.array([1000.0, 800.0, 600.0]),
+             flow_tau=np.array([0.3, 0.4, 0.55]), flow_gap_s=0.01, flow_gap0=0.2,
+             phi_tau=np.array([0.3, 0.6]), phi_lam=np.array([1100.0, 650.0]))
+    text = fig10_bn_sharpness.caption(d)
+    assert "defined up to s = 0.01 (τ = 0.55, ×), where λ₁ (600, 40.0% below the start) meets λ₂" in text
+    assert "relative gap (λ₁ - λ₂)/λ₁ = 0.2 there" in text and "from 1100 at τ = 0.3 to 650 at τ = 0.6" in text
+    d["flow_gap_s"] = float("nan")
+    assert "λ₁ goes to 600 by τ = 0.55 (s = 0.01)." in fig10_bn_sharpness.caption(d)
+    d.update(flow_gap_s=0.0, flow_s=np.array([0.0]), flow_lam=np.array([1000.0]), flow_tau=np.array([0.3]))
+    assert "loses its gap within the first Δs" in fig10_bn_sharpness.caption(d)

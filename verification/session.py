@@ -249,6 +249,7 @@ def guard(session: Session, name: str, fn: Callable[[], CheckResult]) -> CheckRe
     try:
         return fn()
     except AssumptionViolated as exc:
-        return result(session, name, "assumption-violated", None, None, None, float("nan"), f"assumption violated: {exc}")
+        text = str(exc) if str(exc).startswith("assumption violated") else f"assumption violated: {exc}"
+        return result(session, name, "assumption-violated", None, None, None, float("nan"), text)
     except RuntimeError as exc:
         return result(session, name, "fail", None, None, None, float("inf"), str(exc))
