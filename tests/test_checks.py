@@ -42,6 +42,8 @@ WRONG = {
     "eos-entry (twice the duration)": lambda s: check_eos_entry(s, lambda *a: 2 * phase2_duration(*a)),
     "eos-entry (off by 2 steps)": lambda s: check_eos_entry(s, lambda *a: phase2_duration(*a) + 2),
     "scale-collapse (start not rescaled)": lambda s: check_scale_collapse(s, rescale=lambda c: 1.0),
+    "scale-collapse (factor √c off by 1%)": lambda s: check_scale_collapse(s, rescale=lambda c: 1.01 * np.sqrt(c)),
+    "scale-collapse (factor √c off by 0.3%)": lambda s: check_scale_collapse(s, rescale=lambda c: 1.003 * np.sqrt(c)),
     "no-wd-clock (stop at the threshold)": lambda s: check_nowd_clock(s, stop=nowd_stop),
     "normalized-gd (twice as fast)": lambda s: check_normalized_gd(s, lambda f, lr: 0.5 * normalized_gd_steps(f, lr)),
     "sqrt-loss-gd (normalized GD's clock)": lambda s: check_sqrt_loss_gd(s, normalized_gd_steps),
@@ -157,3 +159,35 @@ def test_a_failed_flow_is_not_integrated_again_to_the_same_or_a_longer_horizon(m
     with pytest.raises(AssumptionViolated):
         session.flow(0.5)
     assert calls == [1.0, 0.5]
+
+
+def test_scale_collapse_on_chaotic_runs_is_judged_before_round_off_takes_over(monkeypatch):
+    """Runs whose every perturbation grows (a stand-in for a network at EoS: ‖w‖² and the loss of any run but the
+    first drift by 1e-16·2^(t/20) relative): the twin shows the amplification, the runs are compared only up to
+    where it reaches COLLAPSE_RTOL/CHAOS_MARGIN, and the check passes there with the horizon stated; with a growth
+    so fast that the horizon is under CHAOS_MIN_FRACTION of the run it is inconclusive; a wrong factor still
+    fails within the horizon."""
+    import srflow.verification.checks as checks_mod
+
+    real = checks_mod.simulate
+    growth = {"rate": 20.0}
+    calls = []
+
+    def chaotic(model, w0, lr, steps, **kw):
+        tr = real(model, w0, lr, steps, **kw)
+        calls.append(tr)
+        if len(calls) % 3 != 1:  # the rescaled run and the twin: round-off amplified along the run
+            amp = 1 + 1e-16 * 2.0 ** (np.asarray(tr.steps) / growth["rate"])
+            tr.loss = tr.loss * amp
+        return tr
+
+    monkeypatch.setattr(checks_mod, "simulate", chaotic)
+    session = Session(make_model("sphere_circle"), dataclasses.replace(QUICK, collapse_steps=2000), 0)
+    res = check_scale_collapse(session)
+    assert res.status == "pass", res.message
+    assert "before chaos" in res.message and 0 < res.details["horizon_steps"] < 2000
+    wrong = check_scale_collapse(session, rescale=lambda c: 1.003 * np.sqrt(c))
+    assert wrong.status == "fail", wrong.message
+    growth["rate"] = 2.0
+    fast = check_scale_collapse(session)
+    assert fast.status == "inconclusive" and "chaotic" in fast.message

@@ -97,6 +97,14 @@ EOS_SEM_FACTOR = 3.0
 AMPLITUDE_RTOL = 0.1
 #: scale-collapse: runs equal in exact arithmetic; round-off only.
 COLLAPSE_RTOL = 1e-8
+#: scale-collapse on chaotic dynamics: the runs are compared only while a twin of the first run, started 1e-15
+#: (relative) away, stays within COLLAPSE_RTOL/CHAOS_MARGIN of it -- beyond, round-off alone separates runs that are
+#: equal in exact arithmetic (on the digits MLP at EoS it reaches O(1) within 2000 steps) ...
+CHAOS_MARGIN = 10.0
+#: ... and the check is inconclusive when that horizon is shorter than this fraction of the run
+CHAOS_MIN_FRACTION = 0.1
+#: the relative size of the twin's start perturbation (a few units of round-off on ‖w₀‖)
+TWIN_RTOL = 1e-15
 #: the ``on-gamma`` phase marker: ‖∇L(w)‖ ≤ ON_GAMMA_RTOL·λ₁(∇²L(w))·‖w‖ (then the norm recursion is pure decay
 #: to relative (2·1e-6)² per step).
 ON_GAMMA_RTOL = 1e-6
