@@ -6,12 +6,12 @@
   (``verification.compiled``, no records: (t(N₂) - t(N₁))/(N₂ - N₁) removes the compilation and the records);
 * ``hvp``: one ∇²L v; ``λ₁ (ARPACK)``: ``theory.top_eigenpairs(k=1, method="lanczos")`` from a cold start;
   ``λ₁ (compiled)``: one record of the compiled simulator with λ₁ at w_t only (Lanczos warm-started);
-* ``Φ``: ``theory.matrix_free.project_matrix_free`` (DOP853 gradient flow until ‖∇L‖ ≤ grad_rtol·λ₁, then
-  Gauss-Newton steps by LSQR on the residual's JVP/VJP) from w̄ = θ + a v₁, a = √(ηλ/2) at ηλ = 1e-3 (the EoS
-  offset), θ = the minimizer, at grad_rtol = --phi-rtol (default 1e-7; the theory's default 1e-9 needs a flow
-  time ~1/μ with μ the smallest positive eigenvalue of ∇²L(θ), 0.0045 on the default MLP against λ₁ ≈ 120).
+* ``Φ``: ``theory.matrix_free.project_matrix_free`` (gradient flow until ‖∇L‖ ≤ grad_rtol·λ₁ -- DOP853 for the
+  sharp transient, then Runge-Kutta-Chebyshev through the slow tail, ``theory.rkc`` -- then Gauss-Newton steps by
+  LSQR on the residual's JVP/VJP) from w̄ = θ + a v₁, a = √(ηλ/2) at ηλ = 1e-3 (the EoS offset), θ = the
+  minimizer, at grad_rtol = --phi-rtol (default 1e-9, the theory's default).
 
-Run: python benchmarks/bench_networks.py [--models bn_mlp bn_cnn] [--no-phi] [--phi-rtol 1e-7] [--cold]
+Run from the repository root: python3 -m benchmarks.bench_networks [--models bn_mlp bn_cnn] [--no-phi] [--phi-rtol 1e-9] [--cold]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["bn_mlp", "bn_cnn"])
     parser.add_argument("--no-phi", action="store_true", help="skip Φ (the slowest column)")
-    parser.add_argument("--phi-rtol", type=float, default=1e-7, help="grad_rtol of Φ's flow (default 1e-7)")
+    parser.add_argument("--phi-rtol", type=float, default=1e-9, help="grad_rtol of Φ's flow (default 1e-9)")
     parser.add_argument("--cold", action="store_true", help="compute the minimizers without the disk cache")
     args = parser.parse_args(argv)
     if args.cold:

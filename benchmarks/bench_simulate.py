@@ -1,7 +1,7 @@
 """Steps per second of the simulators, printed (not asserted): GD+WD with and without sharpness tracking,
 and with Φ tracking, on each default model; plus the cost of one check-sized ladder.
 
-Run: python benchmarks/bench_simulate.py [--steps N]
+Run from the repository root: python3 -m benchmarks.bench_simulate [--steps N]
 
 Batched evaluation (several (η, λ) or seeds advancing in one array) needs a JAX model: see
 benchmarks/bench_engine.py, which measures it with ``verification.compiled.simulate_batch``.

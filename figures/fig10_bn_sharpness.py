@@ -32,9 +32,8 @@ FLOW_CHUNK = 0.01
 FLOW_S_MAX = 0.05
 #: its tolerance: a curve for the eye (the checks integrate at 1e-9)
 FLOW_RTOL = 1e-6
-#: λ₁(Φ(w̄_t)) is drawn at this many records of the first run, from its EoS entry to PHI_TAU_PAST beyond the flow's end
-PHI_RECORDS = 6
-PHI_TAU_PAST = 0.3
+#: λ₁(Φ(w̄_t)) is drawn at this many records of the first run, from its EoS entry to its end (one Φ: ~15 s)
+PHI_RECORDS = 5
 SIZES = {True: {"widths": (32, 32), "n_train": 64}, False: {}}
 
 
@@ -72,8 +71,7 @@ def compute(quick: bool, seed: int) -> dict:
             entry = iterates[i_entry]
     if not quick:  # matrix-free flow on a network: minutes (a quick figure has a 2-minute budget for all figures)
         out.update(_flow_from(model, entry, float(out["tau_0"][i_entry]), FLOW_S_MAX))
-        out.update(_phi_along(model, iterates, out["tau_0"], i_entry, float(out["flow_tau"][-1]) + PHI_TAU_PAST,
-                              PHI_RECORDS))
+        out.update(_phi_along(model, iterates, out["tau_0"], i_entry, float(out["tau_0"][-1]), PHI_RECORDS))
     start = entry / np.linalg.norm(entry) * np.sqrt(nowd_start_norm_sq(LR, lam1(model, entry) * (entry @ entry),
                                                                        NOWD_EPS))
     tr = simulate_batch(model, start[None], LR, nowd_steps, every=_odd(nowd_steps // records), pairs=False)[0]
@@ -145,7 +143,7 @@ def plot(d, fig):
     ax.set_xlabel("τ = ηλt")
     ax.set_ylabel("λ₁(∇²L(w̄_t)), record-pair mean")
     ax.set_title(f"BN MLP (D = {int(d['dim'])}), GD+WD (thin: EoS entry)")
-    ax.legend(loc="upper right", fontsize="small")
+    ax.legend(loc="lower left", fontsize="small")
     ax2.plot(pair_mean(d["nowd_s"]), pair_mean(d["nowd_sph"]), "^-", ms=2, lw=0.6, color="gray",
              label="GD, no WD")
     ax2.set_yscale("log")
