@@ -37,7 +37,11 @@ def _models(names: list[str] | None, seed: int):
 def _cmd_list(args) -> int:
     print("models (toy_models.REGISTRY):")
     for name in REGISTRY:
-        m = make_model(name)
+        try:
+            m = make_model(name)
+        except ModuleNotFoundError as exc:  # the networks need the optional jax extra
+            print(f"  {name:<16} needs the jax extra (python3 -m pip install 'srflow[jax]'): no module {exc.name!r}")
+            continue
         gamma = getattr(m, "manifold_dim", None)
         print(f"  {name:<16} D={m.dim:<4} dim Γ={'-' if gamma is None else gamma:<3} {getattr(m, 'description', '')}")
     from srflow.theory.symbolic import SCRIPTS
@@ -399,13 +403,26 @@ def _cmd_figures(args) -> int:
         raise UsageError(f"srflow: figures: --only: unknown figure(s) {', '.join(unknown)}; valid: {', '.join(FIGURES)}")
     out = _writable(Path(args.out) if args.out else default_out(args.quick), "srflow: figures: --out")
     start = time.perf_counter()
+    missing = []
     for name in names:
         t = time.perf_counter()
-        files = make_figure(FIGURES[name], out, quick=args.quick, seed=args.seed, recompute=args.recompute)
+        try:
+            files = make_figure(FIGURES[name], out, quick=args.quick, seed=args.seed, recompute=args.recompute)
+        except ModuleNotFoundError as exc:  # the real-network figures need the optional jax extra (JAX, scikit-learn)
+            if exc.name not in OPTIONAL_MODULES:
+                raise
+            missing.append(name)
+            print(f"{name:<20} not written: needs the jax extra (python3 -m pip install 'srflow[jax]'): no module "
+                  f"{exc.name!r}", flush=True)
+            continue
         print(f"{name:<20} {time.perf_counter() - t:6.1f} s  {', '.join(str(f) for f in files[:2])}", flush=True)
-    print(f"{len(names)} figure(s) in {time.perf_counter() - start:.0f} s -> {out}")
-    return 0
+    print(f"{len(names) - len(missing)} figure(s) in {time.perf_counter() - start:.0f} s -> {out}"
+          + (f"; not written: {', '.join(missing)}" if missing else ""))
+    return EXIT_FAILED if missing else EXIT_OK
 
+
+#: modules of the optional jax extra: a figure that needs one is reported as not written, not as a crash
+OPTIONAL_MODULES = ("jax", "jaxlib", "sklearn")
 
 #: options that take names: each may be given as separate words, comma-separated, or both
 NAME_LISTS = ("models", "checks", "only")

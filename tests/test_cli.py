@@ -43,3 +43,22 @@ def test_readme_test_command_is_what_ci_runs():
     commands = [line.strip() for line in readme if "pytest" in line and line.strip().startswith("python")]
     assert len(commands) == 1, commands
     assert commands[0] in [line.strip() for line in ci]
+
+
+def test_list_and_figures_without_the_jax_extra(tmp_path):
+    """Without JAX: ``srflow list`` names the networks as needing the jax extra instead of crashing, and
+    ``srflow figures --only`` a real-network figure reports it as not written (exit 1), naming the extra."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; sys.modules['jax'] = None\n"
+            "from srflow.cli import main\n"
+            "print('list exit', main(['list']))\n"
+            f"print('figures exit', main(['figures', '--quick', '--only', 'fig9_bn_eos', '--out', {str(tmp_path)!r}]))")
+    run = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "bn_mlp           needs the jax extra" in run.stdout and "list exit 0" in run.stdout
+    assert "fig9_bn_eos          not written: needs the jax extra" in run.stdout and "figures exit 1" in run.stdout
+    assert not (tmp_path / "fig9_bn_eos.png").exists()
