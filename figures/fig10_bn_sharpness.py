@@ -143,7 +143,9 @@ def plot(d, fig):
     ax.set_xlabel("τ = ηλt")
     ax.set_ylabel("λ₁(∇²L(w̄_t)), record-pair mean")
     ax.set_title(f"BN MLP (D = {int(d['dim'])}), GD+WD (thin: EoS entry)")
-    ax.legend(loc="lower left", fontsize="small")
+    low = min(float(np.min(pair_mean(d[f"sph_{k}"]))) for k in range(len(d["ladder"])))
+    ax.set_ylim(bottom=0.3 * low)  # room for the legend below the curves
+    ax.legend(loc="lower left", fontsize="x-small")
     ax2.plot(pair_mean(d["nowd_s"]), pair_mean(d["nowd_sph"]), "^-", ms=2, lw=0.6, color="gray",
              label="GD, no WD")
     ax2.set_yscale("log")
