@@ -12,9 +12,9 @@
   two legs: DOP853 (eighth order, accurate) for t ≤ FAST_TIME/λ₁, while the displacement along the sharp
   directions -- which carries the second-order drift along Γ -- decays; then the Runge-Kutta-Chebyshev method
   (``theory.rkc``, explicit, stability interval ∝ stages²) through the slow tail. On the digits MLP (λ₁/μ ≈
-  2.7e4, from w̄ = θ + 0.02v₁ + 1e-3ξ) DOP853 alone did not finish in 25 min; the two legs take ~2,500
-  gradients (~5 s) and agree with an RKC-only flow at rtol 1e-10 (~10,000 gradients) to 3e-9
-  (benchmarks/bench_networks.py; docs/theory.md §9).
+  2.7e4, from w̄ = θ + 0.02v₁ + 1e-3ξ) DOP853 alone did not finish in 25 min; the two legs took ~2,500
+  gradients (~5 s) and agreed with an RKC-only flow at rtol 1e-10 (~10,000 gradients) to 3e-9 (docs/theory.md
+  §9; benchmarks/bench_networks.py times a whole Φ).
 * Why not a Newton retraction straight from w̄ (no flow)? Off Γ, at distance δ, the Hessian on the sphere
   has eigenvalues of size O(δ) along T_θΓ, which a Newton step inverts: from w̄ = θ + δv₁ with δ = 3e-3 it
   landed 0.64 away from Φ(w̄) on ``sphere_circle`` (measured while building this module). Truncating them
@@ -108,8 +108,9 @@ NEWTON_LSQR_TOL = 1e-10
 
 
 def newton_steps(model, x: np.ndarray, lam: float, iters: int = 3) -> np.ndarray:
-    """x ← (x - A⁺∇L(x))/‖·‖, up to ``iters`` times (until a step ≤ NEWTON_DONE): the matrix-free ``theory.manifold.newton_polish``; for a model
-    with a residual (``has_residual``) the Gauss-Newton step x ← (x - J⁺r(x))/‖·‖ instead."""
+    """x ← (x - A⁺∇L(x))/‖·‖, up to ``iters`` times (until a step ≤ NEWTON_DONE): the matrix-free
+    ``theory.manifold.newton_polish``; for a model with a residual (``has_residual``) the Gauss-Newton step
+    x ← (x - J⁺r(x))/‖·‖ instead."""
     for _ in range(iters):
         if has_residual(model):
             r = np.asarray(model.residual_vector(x))
