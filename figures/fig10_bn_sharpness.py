@@ -12,7 +12,8 @@ The flow's prediction (``theory.sharpness_reduction_flow``, matrix-free at this 
 EoS entry and is drawn on the GD+WD clock τ - τ₀ = ½[s + log(λ₁(ζ(0))/λ₁(ζ(s)))] (``theory.gdwd_tau``) for as
 long as it is defined: the flow needs a simple top eigenvalue, and on this network the top of the spectrum is a
 cluster (docs/theory.md §9). It is integrated in pieces of FLOW_CHUNK in s and stops at the first piece in which
-λ₁ - λ₂ falls below ``theory.manifold.GAP_RTOL``·λ₁; the caption states where.
+λ₁ - λ₂ falls below ``theory.manifold.GAP_RTOL``·λ₁; the caption states where. Squares: λ₁(Φ(w̄_t)) at
+PHI_RECORDS records of the first run (Φ matrix-free). Flow and squares are computed in full mode only.
 """
 
 from __future__ import annotations
