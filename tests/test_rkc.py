@@ -69,3 +69,12 @@ def test_early_stop_and_evaluation_budget():
     assert np.linalg.norm(mu * x) <= 1e-3 and t < 100.0
     with pytest.raises(RuntimeError, match="evaluations"):
         rkc_integrate(lambda x: -mu * x, np.ones(2), 100.0, lambda x: 10.0, 1e-8, 1e-10, max_evals=50)
+
+
+def test_a_flow_that_keeps_blowing_up_ends_at_the_evaluation_budget():
+    """A right-hand side that returns NaN everywhere but at the start: every step is rejected as non-finite and
+    cut, and the run ends with the budget error instead of looping forever."""
+    x0 = np.ones(3)
+    f = lambda x: -x if np.array_equal(x, x0) else np.full(3, np.nan)  # noqa: E731
+    with pytest.raises(RuntimeError, match="evaluations"):
+        rkc_integrate(f, x0, 1.0, lambda x: 1.0, 1e-8, 1e-10, max_evals=200)

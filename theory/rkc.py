@@ -95,6 +95,8 @@ def rkc_integrate(f: Callable, x0: np.ndarray, t_end: float, rho: Callable[[np.n
     h = min(t_end, 1.0 / r)  # the explicit-Euler scale; the error control takes it from there
     accepted = 0
     while t < t_end:
+        if evals > max_evals:  # also ends a run whose steps keep coming out non-finite
+            raise RuntimeError(f"RKC: more than {max_evals} evaluations before t = {t_end:g} (reached t = {t:.3g})")
         h = min(h, t_end - t, (MAX_STAGES**2 - 1) / (1.54 * r))
         s = stages_for(h, r)
         x_new = rkc_step(f, x, fx, h, s)
@@ -116,6 +118,4 @@ def rkc_integrate(f: Callable, x0: np.ndarray, t_end: float, rho: Callable[[np.n
             h *= min(10.0, max(0.1, 0.8 * err ** (-1 / 3))) if err > 0 else 10.0
         else:
             h *= max(0.1, 0.8 * err ** (-1 / 3))
-        if evals > max_evals:
-            raise RuntimeError(f"RKC: more than {max_evals} evaluations before t = {t_end:g} (reached t = {t:.3g})")
     return x, t, evals
