@@ -1,0 +1,98 @@
+"""Linear stability of the edge-of-stability equilibrium of GD+WD (docs/theory.md §4c).
+
+At EoS the iterate flips along v₁ with squared angular amplitude A ≈ a² = 2ηλ/(4 + G), and the excess
+q = log(η_eff λ₁(θ)/2) (η_eff = η/((1 - ηλ)‖w‖²)) and A "breathe" about their equilibrium with frequency
+√(8ηλ) per step (a Lotka–Volterra centre at leading order, neutral). The envelope ε of the breathing (the relative
+amplitude of A, or q/√(ηλ/2)) changes at a rate that is O(ηλ) per step, i.e. O(1) in τ = ηλt:
+
+.. math:: \\frac{d\\log ε}{dτ} = κ(θ) = \\frac{8 + 9G + 2k - 6α^2}{3(4 + G)}
+          - \\frac{⟨∇_Γ G, ∇_Γ \\log λ_1⟩}{(4 + G)^2} + O(\\sqrt{ηλ}\\,),
+
+with, at θ ∈ Γ (unit norm), S = λ₁, v₁ its eigenvector, (λ_j, u_j) the eigenpairs of ∇²L(θ) with λ_j > 0, j ≠ 1
+(the normal modes; the radial and tangent zero modes are excluded),
+
+* α = ∇³L[v₁, v₁, v₁]/S  (the cubic term along the flip),
+* k = (∇⁴L[v₁⁴] + 8S - 3 Σ_j (∇³L[v₁, v₁, u_j])²/λ_j)/S  (the quartic term of L along the great circle through θ
+  and v₁, ∇⁴L[v₁⁴] + 8S, with the normal modes slaved to the flip: y_j = -∇³L[v₁,v₁,u_j] φ²/(2λ_j)),
+* G = ‖∇_Γ log λ₁‖².
+
+The equilibrium is linearly stable iff κ < 0: 6α² - 2k > 8 + 9G - 3⟨∇_Γ G, ∇_Γ log λ₁⟩/(4 + G). On L = ½S sin²φ
+(α = 0, k = -4, G = 0) κ = 0: the breathing is neutral (exactly: the Jacobian of the GD+WD step has determinant -1
+on its 2-cycle); on L = 1 - cos φ (k = -1) κ = ½.
+
+Derivation (theory/symbolic/eos_stability.py): GD+WD in v = w/√η is GD on the sphere with step κ_t = 1/((1 - ηλ)‖v‖²)
+followed by κ' = κ/((1 - ηλ)²(1 + κ²‖∇L(v̂)‖²)). Along the flip, in the angle φ from θ towards v₁, the sphere step
+is exactly φ' = φ - arctan(κ f'(φ)) with f = L on the great circle; the normal modes are slaved (k above), the
+tangent modes drift, moving λ₁(θ) by d log λ₁ = -(κλ₁/2)Gφ² per step. For frozen α, k, G the resulting
+two-dimensional map (φ, h = κλ₁) has a 2-cycle; the product of its two Floquet multipliers is the product of the
+step Jacobian's determinants on the cycle, which gives the first term of κ; the second is the slow motion of
+the equilibrium amplitude 2ηλ/(4 + G(s)) along the flow (dG/ds = -¼⟨∇_Γ G, ∇_Γ log λ₁⟩).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .eos import FD_REL_STEP, fourth_along
+from .manifold import RANK_RTOL, manifold_point, newton_polish
+from .sharpness import check_hyperparameters
+
+
+@dataclass(frozen=True)
+class EosStability:
+    """The breathing of the EoS equilibrium at θ: ``rate`` κ = d log ε/dτ (module docstring), its parts, and
+    ``stable`` (κ < 0). ``rate_per_step`` = κ·ηλ when ``eta_lambda`` was given, else NaN."""
+
+    rate: float
+    stable: bool
+    alpha: float
+    k: float
+    G: float
+    dG: float
+    lam1: float
+    frozen: float
+    drift: float
+    rate_per_step: float = float("nan")
+
+
+def stability_coefficients(model, theta, h: float = FD_REL_STEP) -> dict:
+    """α, k, G and ⟨∇_Γ G, ∇_Γ log λ₁⟩ at θ ∈ Γ (module docstring), from the exact Hessian and third derivative,
+    ∇⁴L[v₁⁴] by Richardson-extrapolated central differences of the exact third derivative, and the directional
+    derivative of G from two retracted points (as ``theory.eos_sharpness_coefficient``)."""
+    mp = manifold_point(model, theta)
+    lam, v1, G = mp.lam1, mp.v1, mp.G
+    vals, vecs = np.linalg.eigh(model.hess(mp.theta))
+    t11 = model.third(mp.theta, v1, v1)
+    normal = (vals > RANK_RTOL * lam) & (np.arange(len(vals)) < len(vals) - 1)
+    slaved = float(np.sum((vecs[:, normal].T @ t11) ** 2 / vals[normal]))
+    cubic = float(t11 @ v1)
+    quartic = fourth_along(model, mp.theta, v1, h)
+    g = mp.grad_log
+    if G > 0:
+        step = h / np.sqrt(G)
+        g_plus = manifold_point(model, newton_polish(model, mp.theta + step * g)).G
+        g_minus = manifold_point(model, newton_polish(model, mp.theta - step * g)).G
+        dG = (g_plus - g_minus) / (2 * step)
+    else:
+        dG = 0.0
+    return {"lam1": lam, "alpha": cubic / lam, "k": (quartic + 8 * lam - 3 * slaved) / lam, "G": G, "dG": float(dG)}
+
+
+def breathing_rate(alpha: float, k: float, G: float, dG: float = 0.0) -> tuple[float, float]:
+    """(frozen, drift) parts of κ: (8 + 9G + 2k - 6α²)/(3(4 + G)) and -⟨∇_Γ G, ∇_Γ log λ₁⟩/(4 + G)²."""
+    return (8 + 9 * G + 2 * k - 6 * alpha**2) / (3 * (4 + G)), -dG / (4 + G) ** 2
+
+
+def eos_stability(model, theta, eta_lambda: float | None = None) -> EosStability:
+    """The growth rate κ = d log ε/dτ of the EoS breathing above θ ∈ Γ and whether the equilibrium is stable
+    (κ < 0); formula and derivation in the module docstring (docs/theory.md §4c)."""
+    c = stability_coefficients(model, theta)
+    frozen, drift = breathing_rate(c["alpha"], c["k"], c["G"], c["dG"])
+    rate = frozen + drift
+    per_step = float("nan")
+    if eta_lambda is not None:
+        check_hyperparameters(1.0, eta_lambda)
+        per_step = rate * eta_lambda
+    return EosStability(rate, rate < 0, c["alpha"], c["k"], c["G"], c["dG"], c["lam1"], frozen, drift, per_step)
