@@ -266,7 +266,7 @@ def test_atomic_write_leaves_the_old_file_when_the_write_fails(tmp_path, monkeyp
     (["--lr", "1e-310"], r"--lr: expected 1e-06 ≤ η ≤ 1e\+06"),
     (["--lr", "nan"], r"--lr: expected"),
     (["--seed", "-1"], r"--seed: expected a non-negative integer, got -1"),
-    (["--ladder", "1e-3", "1e-4", "1e-5", "1e-9"], r"about 2e\+08 simulation steps.*above the limit.*--yes"),
+    (["--ladder", "1e-3", "1e-4", "1e-5", "1e-9"], r"about 4e\+08 simulation steps.*above the limit.*--yes"),
 ])
 def test_meaningless_or_impossible_runs_are_refused_before_any_work(tmp_path, argv, match):
     out = tmp_path / "x"
