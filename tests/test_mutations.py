@@ -155,11 +155,34 @@ def test_resolving_power_is_reported(base):
 
 # -- the verdict rules themselves -------------------------------------------------------------------------
 X = np.array([1e-3, 3e-4, 1e-4, 3e-5, 1e-5])
-ORDER = Order(p=1.0, constant=10.0, param="x")
+ORDER = Order(p=1.0, param="x")
 
 
 def test_an_error_at_the_theory_order_passes():
     assert judge(X, 0.5 * X * (1 + 3 * X), ORDER).status == "pass"
+
+
+@pytest.mark.parametrize("constant", [1e-3, 1.0, 1e3, 1e6])
+def test_the_verdict_does_not_depend_on_the_size_of_the_constant(constant):
+    """e = K·x(1 + 3x) passes whatever K (no bound C on it is assumed: it is model-dependent), and reports K."""
+    v = judge(X, constant * X * (1 + 3 * X), ORDER)
+    assert v.status == "pass" and v.constant == pytest.approx(constant * (1 + 3 * X[-1]))
+
+
+def test_an_error_falling_faster_than_the_order_passes():
+    """e = O(x^p) holds when e ∝ x^2 and p = 1 (the leading coefficient vanishes on that model)."""
+    assert judge(X, 0.3 * X**2, ORDER).status == "pass"
+
+
+def test_a_constant_still_growing_is_not_a_pass():
+    """Local exponents 1.00, 0.98, 0.90, 0.80: each step within SETTLE_TOL and the fit ≥ 0.8, but the shortfall
+    below p grows from rung to rung -- a floor emerging -- so the verdict waits (inconclusive, extendable)."""
+    q = np.array([1.0, 0.98, 0.90, 0.80])
+    e = [1.0]
+    for qi, (x0, x1) in zip(q, zip(X[:-1], X[1:])):
+        e.append(e[-1] * (x1 / x0) ** qi)
+    v = judge(X, np.array(e), ORDER)
+    assert v.status == "inconclusive" and v.extendable and "constant" in v.reason
 
 
 @pytest.mark.parametrize("delta", [1e-2, 3e-3])
