@@ -35,6 +35,14 @@ def oscillation_amplitude_sq(lr: float, wd: float, G: float = 0.0) -> float:
     return 0.5 * lr * wd * 4.0 / (4.0 + G)
 
 
+def collapse_factor(c: float) -> float:
+    """The factor between two GD+WD runs with the same ηλ: (cη, λ/c) from √c·w₀ is √c times (η, λ) from w₀, step
+    for step (∇L(√c w) = ∇L(w)/√c for a scale-invariant L, so √c w' = (1 - ηλ)√c w - cη∇L(√c w))."""
+    if not (np.isfinite(c) and c > 0):
+        raise ValueError(f"c: expected a positive finite learning-rate ratio, got {c!r}")
+    return float(np.sqrt(c))
+
+
 def breathing_period(eta_lambda):
     """Steps per period of the slow norm-amplitude oscillation of GD+WD at EoS about its equilibrium:
     2π/√(8ηλ) (docs/theory.md §4b: dA/dt = 4uA, du/dt = 2ηλ - 4(1 + G/4)A linearized has ω² = 8ηλ).

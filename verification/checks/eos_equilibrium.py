@@ -122,8 +122,8 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
         rungs = ", ".join(f"{c:+.3f} ± {e:.3f} vs {p:+.3f}" for c, e, p in zip(c_obs[judged], c_se[judged], c_pred[judged]))
         message = (f"η⟨λ₁⟩ = 2 + c·ηλ: c measured ± s.e. vs predicted {rungs} at ηλ = "
                    f"{', '.join(f'{x:g}' for x in xj)} (the runs spanning ≥ {tol.EOS_MIN_PERIODS:g} breathing periods); "
-                   f"the deviation extrapolated to ηλ → 0 (fit α + β√ηλ) is {c0:+.3f} ± {se0:.3f} "
-                   f"({'within' if sharp_ok else 'beyond'} {tol.EOS_SEM_FACTOR:g} s.e.); norm: mean deviation extrapolated to ηλ → 0 (fit α + βηλ) {n0:+.2e} ± {nse0:.1e} ("
+                   f"the deviation extrapolated to ηλ → 0 is {c0:+.3f} ± {se0:.3f} "
+                   f"({'within' if sharp_ok else 'beyond'} {tol.EOS_SEM_FACTOR:g} s.e.); norm: mean deviation extrapolated to ηλ → 0 {n0:+.2e} ± {nse0:.1e} ("
                    f"{'within' if norm_ok else 'beyond'} {tol.EOS_SEM_FACTOR:g} s.e.); "
                    f"⟨a²⟩/pred = {1 + a_dev:.3f} (tolerance {tol.AMPLITUDE_RTOL:g})")
         if status == Status.FAIL:
