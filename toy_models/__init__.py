@@ -4,6 +4,7 @@
 (``pip install ".[jax]"``); they are imported on first use, so the rest works without JAX.
 """
 
+from .breathing import breathing
 from .families import (ManifoldModel, batchnorm_linear, deep_linear, matrix_completion, matrix_factorization,
                        sphere_circle, symmetric_factorization)
 from .generic import SmoothFunction, wrap
@@ -17,7 +18,7 @@ __all__ = [
     "REGISTRY", "NETWORKS", "TOY_MODELS", "make_model", "Model", "check_model", "model_name",
     "NormalizedModel", "ManifoldModel", "MultilinearLeastSquares", "SmoothFunction", "SympyModel", "wrap",
     "matrix_factorization", "matrix_completion", "symmetric_factorization", "batchnorm_linear", "deep_linear",
-    "sphere_circle", "rayleigh_model", "from_jax", "JaxModel", "make_jax_model",
+    "sphere_circle", "rayleigh_model", "breathing", "from_jax", "JaxModel", "make_jax_model",
 ]
 
 _JAX_NAMES = ("from_jax", "JaxModel", "make_jax_model")

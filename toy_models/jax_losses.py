@@ -63,6 +63,14 @@ def _rayleigh(w, spectrum, level):
     return 0.5 * (jnp.sum(spectrum * w * w) / jnp.sum(w * w) - level) ** 2
 
 
+def _breathing(w, quartic, growth, cubic, normal, coupling):
+    """f(w/‖w‖), f(x) = exp(γ atan2(x₁, x₀))·(½x₂² + c x₂³ + b x₂⁴ + ½μx₃² + t x₂²x₃)."""
+    x = w / jnp.linalg.norm(w)
+    p = (0.5 * x[2] ** 2 + cubic * x[2] ** 3 + quartic * x[2] ** 4 + 0.5 * normal * x[3] ** 2
+         + coupling * x[2] ** 2 * x[3])
+    return jnp.exp(growth * jnp.arctan2(x[1], x[0])) * p
+
+
 def mf_loss(ref, **sizes):
     inner = ref.inner
     (rank, n), (m, _) = inner.shapes
@@ -101,6 +109,11 @@ def rayleigh_loss(ref, **sizes):
     return partial(_rayleigh, spectrum=spectrum, level=float(_default("sympy_rayleigh", sizes, "level")))
 
 
+def breathing_loss(ref, **sizes):
+    keys = ("quartic", "growth", "cubic", "normal", "coupling")
+    return partial(_breathing, **{k: float(_default("breathing", sizes, k)) for k in keys})
+
+
 #: registered name -> builder(reference_model, **sizes) -> JAX loss of the flat vector
 JAX_LOSSES = {
     "mf": mf_loss,
@@ -110,4 +123,5 @@ JAX_LOSSES = {
     "deep_linear_wn": deep_linear_loss,
     "sphere_circle": circle_loss,
     "sympy_rayleigh": rayleigh_loss,
+    "breathing": breathing_loss,
 }

@@ -6,6 +6,7 @@ from typing import Callable
 
 from .families import (batchnorm_linear, deep_linear, matrix_completion, matrix_factorization, sphere_circle,
                        symmetric_factorization)
+from .breathing import breathing
 from .sympy_model import rayleigh_model
 
 
@@ -33,6 +34,7 @@ REGISTRY: dict[str, Callable] = {
     "deep_linear_wn": deep_linear,
     "sphere_circle": sphere_circle,
     "sympy_rayleigh": rayleigh_model,
+    "breathing": breathing,
     "bn_mlp": bn_mlp,
     "bn_cnn": bn_cnn,
 }

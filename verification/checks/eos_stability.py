@@ -1,0 +1,181 @@
+"""eos-stability: the growth or decay rate of the breathing of the EoS equilibrium (docs/theory.md §4c)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+import srflow.theory as th
+
+from .. import tolerances as tol
+from ..session import CheckResult, Session, guard, odd_stride, result
+from ..simulate import eos_start, simulate
+from ..verdicts import Status, resolving_power
+from ._record import Check, Series
+from .eos_equilibrium import extrapolate_to_zero
+
+#: the rungs of ηλ: the largest STABILITY_RUNGS of ``config.ladder`` (the rate's truncation is O(ηλ), so the
+#: deviation is extrapolated linearly to ηλ → 0 from them)
+STABILITY_RUNGS = 3
+#: horizon in τ: until the predicted envelope has changed by EFOLDS e-folds (|κ(θ₀)|·τ), within [TAU_MIN, TAU_MAX]
+EFOLDS = 3.0
+TAU_MIN, TAU_MAX = 1.0, 8.0
+#: breathing periods skipped at the start (the slaved modes and the start's O(ηλ) mismatch settle within a few)
+SKIP_PERIODS = 4
+#: the envelope is fitted only while the breathing is linear (relative amplitude ε of A below E_MAX) and above
+#: E_MIN (the O(ηλ) forcing of the moving equilibrium and round-off leave a floor)
+E_MAX, E_MIN = 0.3, 1e-5
+#: at least this many one-period windows in the fit of a rung
+MIN_WINDOWS = 6
+#: flow samples at which κ(θ) is evaluated along the run
+FLOW_SAMPLES = 41
+
+
+def default_rate(model, theta) -> float:
+    """κ(θ) of ``theory.eos_stability``."""
+    return th.eos_stability(model, theta).rate
+
+
+def breathing_envelope(clock_steps: np.ndarray, eta_lambda: float) -> tuple[np.ndarray, np.ndarray]:
+    """(t, ε): the relative amplitude ε of the breathing of A (the squared flip) in non-overlapping windows of one
+    breathing period 2π/√(8ηλ), centred at steps t. In each window log δ_t² (δ_t² = s_{t+1} - s_t, the squared angular
+    step, = 4A(1 + O(q))) is fitted by least squares with c₀ + c₁t + c₂t² + a cos ωt + b sin ωt (ω = √(8ηλ)); ε = √(a² + b²)."""
+    y = np.log(np.diff(clock_steps))
+    omega = np.sqrt(8 * eta_lambda)
+    width = int(round(th.breathing_period(eta_lambda)))
+    ts, es = [], []
+    for start in range(0, len(y) - width + 1, width):
+        t = np.arange(start, start + width, dtype=float)
+        tc = t - t.mean()
+        basis = np.column_stack([np.ones(width), tc, tc**2, np.cos(omega * tc), np.sin(omega * tc)])
+        coef = np.linalg.lstsq(basis, y[start:start + width], rcond=None)[0]
+        ts.append(t.mean())
+        es.append(float(np.hypot(coef[3], coef[4])))
+    return np.array(ts), np.array(es)
+
+
+def richardson_spread(x, d) -> float:
+    """The uncertainty of a linear extrapolation of ``d`` to x → 0 from the terms it neglects: the largest difference
+    between the two-point extrapolations (x_i d_j - x_j d_i)/(x_i - x_j) of consecutive rungs (0 with fewer than 3)."""
+    x, d = np.asarray(x, float), np.asarray(d, float)
+    if len(x) < 3:
+        return 0.0
+    two_point = (x[:-1] * d[1:] - x[1:] * d[:-1]) / (x[:-1] - x[1:])
+    return float(np.max(two_point) - np.min(two_point))
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares slope of y on x and its standard error from the residuals."""
+    a = np.column_stack([np.ones_like(x), x])
+    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+    resid = y - a @ coef
+    cov = np.linalg.inv(a.T @ a) * (resid @ resid) / max(len(x) - 2, 1)
+    return float(coef[1]), float(np.sqrt(cov[1, 1]))
+
+
+def check_eos_stability(session: Session, rate_prediction: Callable | None = None) -> CheckResult:
+    """The breathing of GD+WD about its EoS equilibrium grows or decays as e^{∫κ dτ}, κ = ``rate_prediction``(model, θ)
+    (default ``theory.eos_stability(model, θ).rate``, docs/theory.md §4c) along the flow ζ at the GD+WD clock.
+
+    On each rung ηλ (the largest STABILITY_RUNGS of the ladder) one run from the EoS start, τ ≤ EFOLDS/|κ(θ₀)|
+    (within [TAU_MIN, TAU_MAX]); the envelope ε of the breathing (``breathing_envelope``) in one-period windows, while
+    E_MIN < ε < E_MAX; the residual log ε - ∫κ dτ is fitted by a line: its slope b ± se is the rate measured minus
+    predicted. The truncation of κ is O(ηλ), so b = b₀ + βηλ is extrapolated to ηλ → 0 (weighted least squares,
+    ``extrapolate_to_zero``); se(b₀) combines the fit's standard error with the spread of the two-point extrapolations
+    of consecutive rungs (``richardson_spread``: the terms beyond O(ηλ) that a linear extrapolation neglects). Pass
+    when |b₀| ≤ EOS_SEM_FACTOR·se(b₀), fail otherwise. δ*: the relative perturbation
+    κ(1 + δ) that the same runs reject."""
+    name = "eos-stability"
+
+    def run():
+        predict = rate_prediction or default_rate
+        model, cfg = session.model, session.config
+        kappa0 = float(predict(model, session.theta0))
+        tau_end = float(np.clip(EFOLDS / max(abs(kappa0), 1e-12), TAU_MIN, TAU_MAX))
+        flow = session.flow(2 * tau_end + 0.05)  # s ≤ 2τ along GD+WD (2τ = s + log(λ₁(ζ(0))/λ₁(ζ(s))), λ₁ falls)
+        samples = np.unique(np.linspace(0, len(flow.s) - 1, FLOW_SAMPLES).astype(int))
+        f_tau = th.gdwd_tau(flow)[samples]
+        kappa = np.array([predict(model, flow.theta[i]) for i in samples])
+        integral = np.concatenate([[0.0], np.cumsum(0.5 * (kappa[1:] + kappa[:-1]) * np.diff(f_tau))])
+        xs = sorted((float(x) for x in cfg.ladder), reverse=True)[:STABILITY_RUNGS]
+        runs, rows = [], []
+        for x in xs:
+            tr = session.cached(("stability", x, tau_end), lambda x=x: _run(session, x, tau_end))
+            runs.append(tr)
+            if tr.diverged:
+                return result(session, name, Status.FAIL, kappa0, None, None, float("inf"),
+                              f"GD+WD at ηλ = {x:g} diverged ({tr.diverged}) within τ = {tau_end:g}", runs=runs)
+            if tr.clock_steps is None:
+                return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
+                              "the run kept no per-step clock (compiled engine with a long record stride): "
+                              "the breathing cannot be measured", runs=runs)
+            t, eps = breathing_envelope(tr.clock_steps, x)
+            tau = t * x
+            keep = tau >= SKIP_PERIODS * th.breathing_period(x) * x
+            grown = np.nonzero(keep & (eps >= E_MAX))[0]  # the first window past E_MAX ends the linear regime
+            if len(grown):
+                keep &= np.arange(len(tau)) < grown[0]
+            keep &= eps > E_MIN
+            if keep.sum() < MIN_WINDOWS:
+                return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
+                              f"at ηλ = {x:g} only {int(keep.sum())} breathing periods have {E_MIN:g} < ε < {E_MAX:g} "
+                              f"(need {MIN_WINDOWS}): ε from {eps[0]:.2g} to {eps[-1]:.2g} over τ ≤ {tau_end:.3g}",
+                              {"ladder": xs[:len(rows)]}, runs=runs)
+            pred_log = np.interp(tau[keep], f_tau, integral)
+            b, se = _slope(tau[keep], np.log(eps[keep]) - pred_log)
+            kbar, _ = _slope(tau[keep], pred_log)  # the predicted rate over the fitted window
+            rows.append({"b": b, "se": se, "kbar": kbar, "tau": (float(tau[keep][0]), float(tau[keep][-1])),
+                         "eps": (float(eps[keep][0]), float(eps[keep][-1])), "windows": int(keep.sum())})
+        b = np.array([r["b"] for r in rows])
+        se = np.array([r["se"] for r in rows])
+        kbar = np.array([r["kbar"] for r in rows])
+
+        def test(delta=0.0):
+            """(b₀, se(b₀)) for the prediction κ(1 + δ): the residual slopes become b - δκ̄."""
+            dev = b - delta * kbar
+            b0, se_fit = extrapolate_to_zero(xs, dev, se, power=1.0)
+            return b0, float(np.hypot(se_fit, richardson_spread(xs, dev)))
+
+        def rejected(t) -> bool:
+            return abs(t[0]) > tol.EOS_SEM_FACTOR * t[1]
+
+        b0, se0 = test()
+        status = Status.FAIL if rejected((b0, se0)) else Status.PASS
+        power = resolving_power(lambda d: rejected(test(d))) if status == Status.PASS else float("nan")
+        stable = bool(np.all(kbar < 0))
+        verdict = "stable (decays)" if stable else "unstable (grows)" if np.all(kbar > 0) else "changes sign"
+        rungs = ", ".join(f"{k + bb:+.4f} ± {s:.4f} vs {k:+.4f}" for k, bb, s in zip(kbar, b, se))
+        message = (f"equilibrium predicted {verdict}: κ(θ₀) = {kappa0:+.4f}; breathing rate d log ε/dτ measured ± s.e. vs "
+                   f"predicted {rungs} at ηλ = {', '.join(f'{x:g}' for x in xs)} (τ ≤ {tau_end:.3g}); the deviation "
+                   f"extrapolated to ηλ → 0 is {b0:+.4f} ± {se0:.4f} ({'within' if status == Status.PASS else 'beyond'} "
+                   f"{tol.EOS_SEM_FACTOR:g} s.e.)")
+        if status == Status.FAIL:
+            message = "the breathing rate is off: " + message
+        details = {"ladder": xs, "rate_predicted": kbar, "rate_measured": kbar + b, "rate_deviation": np.abs(b),
+                   "rate_standard_error": se, "deviation_at_zero": b0, "deviation_at_zero_se": se0,
+                   "kappa_theta0": kappa0, "tau_end": tau_end, "stable": stable, "windows": rows}
+        scaled = abs(b0) / (tol.EOS_SEM_FACTOR * se0) if se0 > 0 else float("inf")
+        return result(session, name, status, float(kbar[-1]), float(kbar[-1] + b[-1]), "order", scaled, message,
+                      details, runs, {"breathing rate κ": power})
+
+    return guard(session, name, run)
+
+
+def _run(session: Session, eta_lambda: float, tau_end: float):
+    cfg = session.config
+    wd, steps = eta_lambda / cfg.lr, int(round(tau_end / eta_lambda))
+    w0 = eos_start(session.model, session.theta0, cfg.lr, wd)
+    return simulate(session.model, w0, cfg.lr, steps, wd=wd, every=odd_stride(steps, 50), pairs=False,
+                    quiet=session.quiet, label=f"{session.name} GD+WD ηλ={eta_lambda:g} (breathing)")
+
+
+def _cost(config) -> dict:
+    xs = sorted(config.ladder, reverse=True)[:STABILITY_RUNGS]
+    return {"breathing": (int(sum(EFOLDS / x for x in xs)), 0)}  # |κ| ≈ 1: τ_end ≈ EFOLDS
+
+
+CHECK = Check(
+    name="eos-stability", position=6, group="gdwd", run=check_eos_stability, cost=_cost,
+    summary="The breathing of the EoS equilibrium grows or decays at the derived rate κ (stable iff κ < 0).",
+    series=(Series("rate_deviation", "|measured − predicted breathing rate|"),))
