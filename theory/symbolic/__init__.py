@@ -11,6 +11,7 @@ SCRIPTS = {
     "limit_map": "(b) ∂²Φ[v,v] = -(1/(2λ)) P_T ∇³L[v,v] on a curved Γ",
     "eos_period_two": "(c) GD+WD at EoS: equilibrium norm, amplitude, clock, 4/(4+G)",
     "alp_constants": "(d) per-step drift -(δ²/4)∇_Γ log λ₁: the ALP constants ¼ and ⅛",
+    "eos_stability": "(e) stability of the EoS equilibrium: the breathing rate κ and the stability condition",
 }
 
 

@@ -44,6 +44,9 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
     def run():
         predict = sharpness_prediction or th.eos_sharpness
         flow = session.flow(gdwd_horizon(session))  # first: a flow whose gap closes ends the check before the runs
+        unstable = unstable_equilibrium(session, flow)  # an unstable equilibrium is not judged as an equilibrium
+        if unstable is not None:
+            return result(session, name, Status.FAIL, None, None, None, float("inf"), *unstable)
         runs = session.ladder_runs()
         monitored = first_monitor(runs)
         if monitored:
@@ -137,6 +140,39 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
         return result(session, name, status, pred[-1], obs[-1], "order", worst, message, details, runs, powers)
 
     return guard(session, name, run)
+
+
+#: flow samples within the runs' horizon at which the stability of the equilibrium is evaluated
+STABILITY_SAMPLES = 5
+
+
+def unstable_equilibrium(session: Session, flow) -> tuple[str, dict, list] | None:
+    """(message, details, runs) when ``theory.eos_stability`` predicts the equilibrium unstable (κ > 0: the breathing
+    grows like e^{κτ}, docs/theory.md §4c) somewhere on the flow within the runs' horizon τ ≤ tau_end; else None. The
+    message gives the predicted rate and the rate measured on the densely recorded run at the largest ηλ (short:
+    eos-stability measures it over several e-folds)."""
+    from .eos_stability import breathing_envelope, measured_slope  # (eos_stability imports this module)
+
+    tau = th.gdwd_tau(flow)
+    inside = np.nonzero(tau <= session.config.tau_end)[0]
+    idx = np.unique(np.linspace(0, inside[-1] if len(inside) else 0, STABILITY_SAMPLES).astype(int))
+    kappa = np.array([th.eos_stability(session.model, flow.theta[i]).rate for i in idx])
+    if not np.any(kappa > 0):
+        return None
+    dense = session.eos_run(max(session.config.ladder))
+    x = dense.lr * dense.wd
+    measured = "not measurable on it"
+    if dense.clock_steps is not None:
+        t, eps = breathing_envelope(dense.clock_steps, x)
+        if len(t) >= 3:
+            b, se = measured_slope(t * x, np.log(eps))
+            measured = f"{b:+.3f} ± {se:.3f}"
+    worst = int(np.argmax(kappa))
+    message = (f"unstable equilibrium: the breathing about it is predicted to grow, κ = {kappa[worst]:+.4f} per unit τ "
+               f"at s = {flow.s[idx[worst]]:.3g} (docs/theory.md §4c), so η⟨λ₁⟩ = 2 + cηλ holds only transiently; "
+               f"measured rate over the run at ηλ = {x:g} (τ ≤ {session.config.tau_end:g}): {measured}; "
+               "eos-stability measures it over several e-folds")
+    return message, {"stability_rate_predicted": kappa, "stability_s": flow.s[idx]}, [dense]
 
 
 def extrapolate_to_zero(x, d, se, power: float = 0.5) -> tuple[float, float]:

@@ -65,7 +65,7 @@ def richardson_spread(x, d) -> float:
     return float(np.max(two_point) - np.min(two_point))
 
 
-def _slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def measured_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Least-squares slope of y on x and its standard error from the residuals."""
     a = np.column_stack([np.ones_like(x), x])
     coef, *_ = np.linalg.lstsq(a, y, rcond=None)
@@ -92,7 +92,9 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         predict = rate_prediction or default_rate
         model, cfg = session.model, session.config
         kappa0 = float(predict(model, session.theta0))
-        tau_end = float(np.clip(EFOLDS / max(abs(kappa0), 1e-12), TAU_MIN, TAU_MAX))
+        # the horizon from the theory's κ, not from the prediction under test: a perturbed prediction is judged on
+        # the same runs
+        tau_end = float(np.clip(EFOLDS / max(abs(default_rate(model, session.theta0)), 1e-12), TAU_MIN, TAU_MAX))
         flow = session.flow(2 * tau_end + 0.05)  # s ≤ 2τ along GD+WD (2τ = s + log(λ₁(ζ(0))/λ₁(ζ(s))), λ₁ falls)
         samples = np.unique(np.linspace(0, len(flow.s) - 1, FLOW_SAMPLES).astype(int))
         f_tau = th.gdwd_tau(flow)[samples]
@@ -123,8 +125,8 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                               f"(need {MIN_WINDOWS}): ε from {eps[0]:.2g} to {eps[-1]:.2g} over τ ≤ {tau_end:.3g}",
                               {"ladder": xs[:len(rows)]}, runs=runs)
             pred_log = np.interp(tau[keep], f_tau, integral)
-            b, se = _slope(tau[keep], np.log(eps[keep]) - pred_log)
-            kbar, _ = _slope(tau[keep], pred_log)  # the predicted rate over the fitted window
+            b, se = measured_slope(tau[keep], np.log(eps[keep]) - pred_log)
+            kbar, _ = measured_slope(tau[keep], pred_log)  # the predicted rate over the fitted window
             rows.append({"b": b, "se": se, "kbar": kbar, "tau": (float(tau[keep][0]), float(tau[keep][-1])),
                          "eps": (float(eps[keep][0]), float(eps[keep][-1])), "windows": int(keep.sum())})
         b = np.array([r["b"] for r in rows])

@@ -1,0 +1,112 @@
+"""The stability of the EoS equilibrium (docs/theory.md §4c): theory.eos_stability, the breathing family, the
+eos-stability check and eos-equilibrium's verdict on an unstable equilibrium."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import srflow.theory as th
+from srflow.toy_models import make_model, wrap
+from srflow.toy_models.breathing import breathing_rate_of_family
+from srflow.verification.checks.eos_equilibrium import check_eos_equilibrium, unstable_equilibrium
+from srflow.verification.checks.eos_stability import check_eos_stability
+from srflow.verification.session import Session, VerifyConfig
+from srflow.verification.tracking import gdwd_horizon
+from srflow.verification.verdicts import Status
+
+#: the rate's coefficients use central differences at relative step 1e-4 (Richardson-extrapolated ∇⁴L, G at two
+#: points): truncation ~1e-8 relative, round-off ~1e-10
+COEF_RTOL = 1e-6
+
+
+@pytest.mark.parametrize("quartic", [-0.3, 0.0, 0.0737, 0.0738, 0.4])
+def test_rate_on_the_family_equals_its_closed_form(quartic):
+    """κ from the exact derivatives of ``breathing`` at a drawn θ ∈ Γ equals the family's closed form
+    (9γ² + 48b - 24t²/μ - 216c²)/(3(4 + γ²)) (written from the model's formula, not from theory), and the verdict
+    'stable' flips at b* = 0.07375."""
+    m = make_model("breathing", quartic=quartic)
+    got = th.eos_stability(m, m.minimizer(np.random.default_rng(1)), eta_lambda=1e-3)
+    want = breathing_rate_of_family(quartic)
+    assert abs(got.rate - want) <= COEF_RTOL * max(1.0, abs(want)), (got.rate, want)
+    assert got.stable == (quartic < 0.07375)
+    assert got.rate_per_step == pytest.approx(got.rate * 1e-3, rel=1e-12)
+
+
+def test_one_minus_cos_grows_like_exp_half_tau():
+    """L = 1 - cos φ on R² (f(x) = 1 - x₀ on the unit circle; α = 0, ∇⁴L[v₁⁴] + 8λ₁ = -λ₁, G = 0): κ = ½, the growth
+    e^{τ/2} an independent simulation found; and L = ½ sin²φ is neutral (κ = 0)."""
+    one_minus_cos = wrap(2, lambda x: 1 - x[0], lambda x: np.array([-1.0, 0.0]), lambda x: np.zeros((2, 2)),
+                         lambda x, a, b: np.zeros(2))
+    assert th.eos_stability(one_minus_cos, np.array([1.0, 0.0])).rate == pytest.approx(0.5, abs=1e-6)
+    half_sin2 = wrap(2, lambda x: 0.5 * x[1] ** 2, lambda x: np.array([0.0, x[1]]), lambda x: np.diag([0.0, 1.0]),
+                     lambda x, a, b: np.zeros(2))
+    assert th.eos_stability(half_sin2, np.array([1.0, 0.0])).rate == pytest.approx(0.0, abs=1e-6)
+
+
+def test_eos_stability_rejects_bad_eta_lambda():
+    m = make_model("breathing")
+    with pytest.raises(ValueError, match="wd"):
+        th.eos_stability(m, m.minimizer(np.random.default_rng(0)), eta_lambda=-1.0)
+
+
+@pytest.fixture(scope="module")
+def circle_session():
+    """sphere_circle on the default ladder's three largest rungs: κ(θ₀) = -1.68, horizon τ = 1.78."""
+    return Session(make_model("sphere_circle"), VerifyConfig(ladder=(1e-3, 3e-4, 1e-4)), seed=0)
+
+
+def test_stable_model_passes_with_power(circle_session):
+    """A stable equilibrium: the measured decay rate agrees with κ (extrapolated to ηλ → 0), and the check resolves
+    the rate to better than 0.3%."""
+    r = check_eos_stability(circle_session)
+    assert r.status == Status.PASS, r.message
+    assert r.details["stable"]
+    assert r.resolving_power["breathing rate κ"] < 0.003, r.resolving_power
+
+
+@pytest.mark.parametrize("delta", [0.01, -0.01, 0.003, -0.003])
+def test_a_wrong_rate_fails(circle_session, delta):
+    """κ × (1 + δ) handed in through the public API fails, because the measured breathing rate says so."""
+    r = check_eos_stability(circle_session, lambda m, t: th.eos_stability(m, t).rate * (1 + delta))
+    assert r.status == Status.FAIL, r.message
+    assert r.message.startswith("the breathing rate is off"), r.message
+    assert abs(r.details["deviation_at_zero"]) > 3 * r.details["deviation_at_zero_se"]
+
+
+def test_eos_equilibrium_fails_on_an_unstable_equilibrium():
+    """breathing(quartic=0.4) has κ = +1.044: eos-equilibrium does not pass; it says 'unstable equilibrium' with the
+    predicted rate."""
+    cfg = VerifyConfig(ladder=(2e-3, 1e-3), tau_end=0.2, records=8)
+    r = check_eos_equilibrium(Session(make_model("breathing", quartic=0.4), cfg, seed=0))
+    assert r.status == Status.FAIL
+    assert r.message.startswith("unstable equilibrium"), r.message
+    assert np.max(r.details["stability_rate_predicted"]) == pytest.approx(breathing_rate_of_family(0.4), rel=1e-5)
+
+
+def test_eos_equilibrium_is_not_flagged_on_a_stable_equilibrium():
+    """The same family below the crossing (κ = -1.196): no instability is reported."""
+    s = Session(make_model("breathing", quartic=-0.3), VerifyConfig(ladder=(2e-3, 1e-3), tau_end=0.2, records=8), seed=0)
+    assert unstable_equilibrium(s, s.flow(gdwd_horizon(s))) is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quartic", [-0.1, 0.05, 0.1, 0.2])
+def test_measured_rate_follows_the_prediction_across_the_crossing(quartic):
+    """On both sides of b* = 0.07375 the check passes, with the predicted sign of the rate."""
+    s = Session(make_model("breathing", quartic=quartic), VerifyConfig(ladder=(1e-3, 3e-4, 1e-4)), seed=0)
+    r = check_eos_stability(s)
+    assert r.status == Status.PASS, r.message
+    assert r.details["stable"] == (quartic < 0.07375)
+    assert np.all(np.sign(r.details["rate_measured"]) == np.sign(breathing_rate_of_family(quartic)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mf", "bn_linear"])
+def test_default_models_pass_and_reject_one_percent(name):
+    s = Session(make_model(name), VerifyConfig(ladder=(1e-3, 3e-4, 1e-4)), seed=0)
+    assert check_eos_stability(s).status == Status.PASS
+    for delta in (0.01, -0.01):
+        r = check_eos_stability(s, lambda m, t, d=delta: th.eos_stability(m, t).rate * (1 + d))
+        if s.cached("power", lambda: check_eos_stability(s).resolving_power["breathing rate κ"]) < 0.01:
+            assert r.status == Status.FAIL and r.message.startswith("the breathing rate is off")
