@@ -44,9 +44,24 @@ def test_one_minus_cos_grows_like_exp_half_tau():
     assert th.eos_stability(half_sin2, np.array([1.0, 0.0])).rate == pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.slow
+def test_symbolic_rate_equals_the_numeric_formula():
+    """The frozen rate derived by sympy (theory/symbolic/eos_stability.py: the 2-cycle of the effective map and its
+    Floquet product) equals theory.breathing_rate's closed form at drawn (α, k, G), lambdified."""
+    import sympy as sp
+
+    from srflow.theory.symbolic.eos_stability import frozen_rate
+
+    rate, _, _, (a, k, G), _ = frozen_rate()
+    f = sp.lambdify((a, k, G), rate, modules="numpy", cse=True)
+    rng = np.random.default_rng(5)
+    for alpha, kk, g in zip(rng.normal(0, 2, 6), rng.normal(-10, 10, 6), rng.uniform(0, 20, 6)):
+        assert f(alpha, kk, g) == pytest.approx(th.breathing_rate(alpha, kk, g)[0], rel=1e-12, abs=1e-12)
+
+
 def test_eos_stability_rejects_bad_eta_lambda():
     m = make_model("breathing")
-    with pytest.raises(ValueError, match="wd"):
+    with pytest.raises(ValueError, match="eta_lambda"):
         th.eos_stability(m, m.minimizer(np.random.default_rng(0)), eta_lambda=-1.0)
 
 

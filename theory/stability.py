@@ -20,7 +20,7 @@ The equilibrium is linearly stable iff κ < 0: 6α² - 2k > 8 + 9G - 3⟨∇_Γ 
 (α = 0, k = -4, G = 0) κ = 0: the breathing is neutral (exactly: the Jacobian of the GD+WD step has determinant -1
 on its 2-cycle); on L = 1 - cos φ (k = -1) κ = ½.
 
-Derivation (theory/symbolic/eos_stability.py): GD+WD in v = w/√η is GD on the sphere with step κ_t = 1/((1 - ηλ)‖v‖²)
+Derivation (theory/symbolic/eos_stability.py, `srflow derive eos_stability`): GD+WD in v = w/√η is GD on the sphere with step κ_t = 1/((1 - ηλ)‖v‖²)
 followed by κ' = κ/((1 - ηλ)²(1 + κ²‖∇L(v̂)‖²)). Along the flip, in the angle φ from θ towards v₁, the sphere step
 is exactly φ' = φ - arctan(κ f'(φ)) with f = L on the great circle; the normal modes are slaved (k above), the
 tangent modes drift, moving λ₁(θ) by d log λ₁ = -(κλ₁/2)Gφ² per step. For frozen α, k, G the resulting
@@ -37,7 +37,6 @@ import numpy as np
 
 from .eos import FD_REL_STEP, fourth_along
 from .manifold import RANK_RTOL, manifold_point, newton_polish
-from .sharpness import check_hyperparameters
 
 
 @dataclass(frozen=True)
@@ -93,6 +92,8 @@ def eos_stability(model, theta, eta_lambda: float | None = None) -> EosStability
     rate = frozen + drift
     per_step = float("nan")
     if eta_lambda is not None:
-        check_hyperparameters(1.0, eta_lambda)
+        if isinstance(eta_lambda, bool) or not isinstance(eta_lambda, (int, float, np.integer, np.floating)) \
+                or not 0 < eta_lambda < 1:
+            raise ValueError(f"eta_lambda: expected ηλ in (0, 1), got {eta_lambda!r}")
         per_step = rate * eta_lambda
     return EosStability(rate, rate < 0, c["alpha"], c["k"], c["G"], c["dG"], c["lam1"], frozen, drift, per_step)

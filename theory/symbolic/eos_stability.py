@@ -20,6 +20,8 @@ d log S = -(h/2)Gφ² per step. The effective map (φ, h) ↦ (φ - arctan(h g),
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sympy as sp
 
 from ._common import Derived, is_zero, report
@@ -45,6 +47,7 @@ def _series_tools(e, order):
     return tr, pw, series
 
 
+@lru_cache(maxsize=2)
 def frozen_rate(order: int = ORDER):
     """(κ_frozen, u(ε), cycle solution): the 2-cycle of the effective map and ¼ log of its Floquet product over u."""
     e = sp.Symbol("epsilon", positive=True)
