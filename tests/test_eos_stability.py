@@ -77,7 +77,8 @@ def test_stable_model_passes_with_power(circle_session):
     r = check_eos_stability(circle_session)
     assert r.status == Status.PASS, r.message
     assert r.details["stable"]
-    assert r.resolving_power["breathing rate κ"] < 0.003, r.resolving_power
+    assert r.resolving_power["breathing rate κ (relative)"] < 0.003, r.resolving_power
+    assert r.resolving_power["breathing rate κ (absolute)"] < 0.003 * abs(r.details["kappa_theta0"])
 
 
 @pytest.mark.parametrize("delta", [0.01, -0.01, 0.003, -0.003])
@@ -123,5 +124,5 @@ def test_default_models_pass_and_reject_one_percent(name):
     assert check_eos_stability(s).status == Status.PASS
     for delta in (0.01, -0.01):
         r = check_eos_stability(s, lambda m, t, d=delta: th.eos_stability(m, t).rate * (1 + d))
-        if s.cached("power", lambda: check_eos_stability(s).resolving_power["breathing rate κ"]) < 0.01:
+        if s.cached("power", lambda: check_eos_stability(s).resolving_power["breathing rate κ (relative)"]) < 0.01:
             assert r.status == Status.FAIL and r.message.startswith("the breathing rate is off")

@@ -102,8 +102,8 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
     rate by κ₂ε²): b ± se is the linear rate measured minus predicted. The truncation of κ is O(ηλ), so b = b₀ + βηλ is extrapolated to ηλ → 0 (weighted least squares,
     ``extrapolate_to_zero``); se(b₀) combines the fit's standard error with the spread of the two-point extrapolations
     of consecutive rungs (``richardson_spread``: the terms beyond O(ηλ) that a linear extrapolation neglects). Pass
-    when |b₀| ≤ EOS_SEM_FACTOR·se(b₀), fail otherwise. δ*: the relative perturbation
-    κ(1 + δ) that the same runs reject."""
+    when |b₀| ≤ EOS_SEM_FACTOR·se(b₀), fail otherwise. δ*: the relative perturbation κ(1 + δ) that the same runs
+    reject, and the absolute one κ + Δ (κ can be 0)."""
     name = "eos-stability"
 
     def run():
@@ -178,8 +178,11 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                    "rate_standard_error": se, "deviation_at_zero": b0, "deviation_at_zero_se": se0,
                    "kappa_theta0": kappa0, "tau_end": tau_end, "stable": stable, "windows": rows}
         scaled = abs(b0) / (tol.EOS_SEM_FACTOR * se0) if se0 > 0 else float("inf")
+        # κ + Δ shifts every residual slope by -Δ (the τ column): rejected once |b₀ - Δ| > 3 se(b₀); absolute, since κ
+        # can be 0 (at the crossing a relative perturbation of κ is none)
+        absolute = abs(b0) + tol.EOS_SEM_FACTOR * se0 if status == Status.PASS else float("nan")
         return result(session, name, status, float(kmean[-1]), float(kmean[-1] + b[-1]), "order", scaled, message,
-                      details, runs, {"breathing rate κ": power})
+                      details, runs, {"breathing rate κ (relative)": power, "breathing rate κ (absolute)": absolute})
 
     return guard(session, name, run)
 
