@@ -20,7 +20,7 @@ from srflow.verification.verdicts import Order, judge
 def base():
     """A quick session on sphere_circle whose runs every mutated check shares (run once per module)."""
     session = Session(make_model("sphere_circle"), QUICK, 0)
-    for name in ("flow-tracking", "no-wd-clock", "normalized-gd", "sqrt-loss-gd"):
+    for name in ("flow-tracking", "no-wd-clock", "normalized-gd", "sqrt-loss-gd", "eos-stability"):
         res = checks.CHECKS[name](session)
         assert res.status == "pass", f"{name} must pass unmutated: {res.message}"
     return session
@@ -44,6 +44,17 @@ def session_without_flows(base):
 
 def scaled(fn, factor):
     return lambda *a, **k: factor * fn(*a, **k)
+
+
+def scaled_rate(fn, factor):
+    """``theory.eos_stability`` with its rate κ multiplied by ``factor``."""
+    import dataclasses
+
+    def mutated(*a, **k):
+        out = fn(*a, **k)
+        return dataclasses.replace(out, rate=factor * out.rate)
+
+    return mutated
 
 
 #: ±0.3% both signs and +1% in the default run, -1% under ``slow`` (the suite's time budget)
@@ -74,6 +85,7 @@ CASES = [
     *_cases("phase-2 duration", "phase2_duration", lambda f: scaled(theory.phase2_duration, f), "eos-entry"),
     *_cases("no-WD rest point", "nowd_final", lambda f: scaled(theory.nowd_final, f), "no-wd-clock"),
     *_cases("scale-collapse factor √c", "collapse_factor", lambda f: scaled(theory.collapse_factor, f), "scale-collapse"),
+    *_cases("EoS breathing rate κ", "eos_stability", lambda f: scaled_rate(theory.eos_stability, f), "eos-stability"),
 ]
 
 OTHER_MUTATIONS = {
