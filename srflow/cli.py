@@ -20,10 +20,8 @@ from srflow import __version__
 from srflow.toy_models import REGISTRY, make_model
 from srflow.toy_models.protocol import model_name
 from srflow.verification.identities import IDENTITIES, check_identities, check_minimizer
-from srflow.verification.outdir import EXIT_USAGE, UsageError, writable as _writable
-
-#: exit statuses (README.md, Commands)
-EXIT_OK, EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 3, 130
+from srflow.verification.outdir import (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,  # noqa: F401
+                                        UsageError, writable as _writable)
 
 
 def _models(names: list[str] | None, seed: int):

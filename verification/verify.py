@@ -221,13 +221,18 @@ def ladder_problems(ladder) -> tuple[list[float], list[str], str]:
     if len(values) < LADDER_MIN_POINTS:
         errors.append(f"--ladder: expected at least {LADDER_MIN_POINTS} distinct values of ηλ (an exponent needs "
                       f"them), got {len(values)} distinct of {len(list(ladder))}")
-    short = ""
-    if not errors:
-        decades = float(np.log10(values[0] / values[-1]))
-        if len(values) < LADDER_MIN_DISTINCT or decades < LADDER_MIN_DECADES - 1e-9:
-            short = (f"the ladder has {len(values)} distinct values over {decades:.2f} decades, fewer than "
-                     f"{LADDER_MIN_DISTINCT} over {LADDER_MIN_DECADES:g}")
-    return values, errors, short
+    return values, errors, ("" if errors else short_ladder(values))
+
+
+def short_ladder(values) -> str:
+    """Why a ladder of distinct positive values (descending) is too short for a verdict on a fitted exponent
+    (fewer than LADDER_MIN_DISTINCT values or less than LADDER_MIN_DECADES decades), or "" when it is not."""
+    values = sorted(set(float(x) for x in values), reverse=True)
+    decades = float(np.log10(values[0] / values[-1]))
+    if len(values) < LADDER_MIN_DISTINCT or decades < LADDER_MIN_DECADES - 1e-9:
+        return (f"the ladder has {len(values)} distinct values over {decades:.2f} decades, fewer than "
+                f"{LADDER_MIN_DISTINCT} over {LADDER_MIN_DECADES:g}")
+    return ""
 
 
 def check_lr(lr) -> None:
