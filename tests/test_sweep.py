@@ -327,6 +327,10 @@ def test_examples_run(script, tmp_path):
         assert 2.5 < ratio < 4.5 and naive > 10
     else:
         assert "tracking_error_t" in out.stdout and "path_verdict" in out.stdout
+        slopes = [line for line in out.stdout.splitlines() if "∝ ηλ^" in line]
+        assert len(slopes) == 6  # 2 seeds × path, clock, tracking: each falls at the theory's order 1
+        for line in slopes:
+            assert 0.9 < float(line.split("∝ ηλ^")[1].split(" ")[0]) < 1.1, line
 
 
 def test_every_variable_is_defined_in_help(resumed, tmp_path, capsys):
