@@ -234,7 +234,8 @@ def load_theta0(path, model, label: str, option: str = "--theta0") -> np.ndarray
     bad = [r for r in rows if r.status != "pass"]
     if bad:
         raise ValueError(f"{option}: {str(path)!r} is not a point of Γ of model {label} (a minimizer of unit norm): "
-                         + "; ".join(f"{r.identity}: {r.message or f'{r.scaled_error:.3g}× its tolerance'}"
+                         + "; ".join(f"{r.identity} ({r.statement}): "
+                                     f"{r.message or f'error {r.error:.3g}, {r.scaled_error:.3g}× its tolerance'}"
                                      for r in bad))
     return theta
 
