@@ -20,7 +20,7 @@ from srflow.theory import AssumptionViolated, manifold_point, project_to_manifol
 from srflow.toy_models.protocol import model_name
 
 from .simulate import Trajectory, eos_start, simulate
-from .verdicts import fit_exponent  # noqa: F401 -- re-exported (figures and tests use it from here)
+from .verdicts import Status, fit_exponent  # noqa: F401 -- fit_exponent re-exported (figures and tests use it)
 
 
 @dataclass(frozen=True)
@@ -261,6 +261,6 @@ def guard(session: Session, name: str, fn: Callable[[], CheckResult]) -> CheckRe
         return fn()
     except AssumptionViolated as exc:
         text = str(exc) if str(exc).startswith("assumption violated") else f"assumption violated: {exc}"
-        return result(session, name, "assumption-violated", None, None, None, float("nan"), text)
+        return result(session, name, Status.ASSUMPTION_VIOLATED, None, None, None, float("nan"), text)
     except RuntimeError as exc:
-        return result(session, name, "fail", None, None, None, float("inf"), str(exc))
+        return result(session, name, Status.FAIL, None, None, None, float("inf"), str(exc))

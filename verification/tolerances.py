@@ -28,7 +28,7 @@ RANK_RTOL = 1e-8
 #: A point counts as a critical point when ‖∇L(θ)‖ ≤ CRITICAL_RTOL·λ₁(∇²L(θ))·‖θ‖ (round-off level).
 CRITICAL_RTOL = 1e-10
 
-# -- theorem checks (verification/checks.py, verification/verdicts.py) --------------------------------------------
+# -- theorem checks (verification/checks/, verification/verdicts.py) ---------------------------------------------
 # A convergence check compares errors on a ladder of a small parameter x with the theory's order p (e ≈ K·x^p).
 #: The local exponents between successive rungs must agree within this to count as asymptotic. For a series
 #: e = K x^p (1 + βx^q) the local exponent over a rung ratio r differs from p by ≈ qβx^q; the errors srflow

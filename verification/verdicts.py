@@ -26,11 +26,29 @@ the two is reported, so that every |δ| ≥ δ* is rejected whichever its sign).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Callable
 
 import numpy as np
 
 from . import tolerances as tol
+
+
+class Status(StrEnum):
+    """A check's verdict. A ``str``: it compares equal to, and serializes as, its value."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    #: the runs cannot decide: not asymptotic within the budget, or a check without power on this model
+    INCONCLUSIVE = "inconclusive"
+    #: an assumption of the theory does not hold on this model or run (said where and why)
+    ASSUMPTION_VIOLATED = "assumption-violated"
+    #: an internal error (an exception in a check, a crashed worker): not a verdict
+    ERROR = "error"
+
+
+#: verdicts that are not failures (``srflow verify`` exits 0 when every result is one of these)
+NOT_FAILING = (Status.PASS, Status.INCONCLUSIVE, Status.ASSUMPTION_VIOLATED)
 
 
 @dataclass(frozen=True)
@@ -51,7 +69,7 @@ class LadderVerdict:
     """The verdict on a ladder: ``status`` (pass, fail, inconclusive), the ``reason``, the local exponents,
     the order fitted on the last three rungs with its standard error, and e/(C·x^p) at the smallest rung."""
 
-    status: str
+    status: Status
     reason: str
     ladder: np.ndarray
     errors: np.ndarray
@@ -90,16 +108,16 @@ def judge(x, e, order: Order) -> LadderVerdict:
     x, e = np.asarray(x, float), np.asarray(e, float)
     idx = np.argsort(-x)
     x, e = x[idx], e[idx]
-    v = LadderVerdict("inconclusive", "", x, e)
+    v = LadderVerdict(Status.INCONCLUSIVE, "", x, e)
     if not np.all(np.isfinite(e)):
-        v.status, v.reason = "fail", f"non-finite error at {order.param} = {x[~np.isfinite(e)][0]:g}"
+        v.status, v.reason = Status.FAIL, f"non-finite error at {order.param} = {x[~np.isfinite(e)][0]:g}"
         return v
     if len(np.unique(x)) != len(x):
         v.reason = f"the ladder repeats a value of {order.param}: {x.tolist()}"
         return v
     resolved = e > order.floor
     if not resolved.any():
-        v.status = "inconclusive"
+        v.status = Status.INCONCLUSIVE
         v.reason = (f"every error is at the numerical floor ({order.floor:g}): nothing moves, or the prediction is "
                     "exact -- no order can be measured")
         return v
@@ -130,24 +148,24 @@ def judge(x, e, order: Order) -> LadderVerdict:
     was_asymptotic = any(abs(q[i] - q[i - 1]) <= tol.SETTLE_TOL and min(q[i], q[i - 1]) >= low
                          for i in range(1, len(q) - 1))
     if settled and p_fit >= low and not too_big:
-        v.status = "pass"
+        v.status = Status.PASS
         v.reason = (f"asymptotic (local exponents {qs}): error ∝ {order.param}^{p_fit:.2f} ± {se:.2f} on the last "
                     f"3 rungs, expected {order.p:g}; {e[-1]:.2e} = {v.bound_ratio:.2g}·C·{order.param}^{order.p:g} "
                     f"at {order.param} = {x[-1]:g}")
     elif settled_low and not rising:
-        v.status = "fail"
+        v.status = Status.FAIL
         v.reason = (f"the error settles at order {p_fit:.2f} ± {se:.2f} < {low:g} (expected {order.p:g} - margin "
                     f"{order.margin:g}; local exponents {qs}): it does not vanish at the theory's rate [{rungs}]")
     elif was_asymptotic and q[-1] < low:
-        v.status = "fail"
+        v.status = Status.FAIL
         v.reason = (f"the error was asymptotic at order ≈ {order.p:g} on the larger rungs and then stopped falling "
                     f"(local exponents {qs}): a floor the theory does not have [{rungs}]")
     elif too_big and q[-1] < low:
-        v.status = "fail"
+        v.status = Status.FAIL
         v.reason = (f"error {e[-1]:.2e} > C·{order.param}^{order.p:g} = {order.constant * x[-1] ** order.p:.2e} at "
                     f"{order.param} = {x[-1]:g} and not falling at the theory's rate (local exponents {qs}) [{rungs}]")
     elif settled and too_big and p_fit >= low:
-        v.status = "fail"
+        v.status = Status.FAIL
         v.reason = (f"error {e[-1]:.2e} exceeds C·{order.param}^{order.p:g} (C = {order.constant:g}) at "
                     f"{order.param} = {x[-1]:g} by {v.bound_ratio:.2g}x")
     else:
