@@ -119,7 +119,10 @@ QUANTITIES = {
     "flow_errors": ("clock error of the 4/(4+G) clock", "flow time s"),
     "naive_errors": ("clock error of the naive clock s = 2ηλt", "flow time s"),
     "sharpness_deviation": ("|η⟨λ₁⟩ − (2 + c·ηλ)|", "η·λ₁, dimensionless"),
+    "sharpness_deviation_bound": (f"its bound {tol.EOS2_C:g}·(ηλ)^1.5 + {tol.EOS_SEM_FACTOR:g} s.e. (inf: not judged)",
+                                  "η·λ₁"),
     "norm_deviation": ("max_t |‖w_t‖²/prediction − 1|", "relative"),
+    "norm_deviation_bound": (f"its bound {tol.EOS_C:g}·ηλ", "relative"),
     "c_observed": ("c measured (η⟨λ₁⟩ = 2 + c·ηλ)", "dimensionless"),
     "c_predicted": ("c predicted", "dimensionless"),
 }

@@ -9,7 +9,7 @@ which tend to p in the asymptotic regime and to 0 when a prediction is wrong by 
 (the error then tends to a floor ≈ δ·(distance travelled), which no smaller x removes):
 
 * **pass**: the last two local exponents agree within ``SETTLE_TOL`` (the asymptotic regime is reached), the
-  order fitted on the last three rungs is ≥ p − ``ORDER_MARGIN``, and e ≤ C·x^p on those rungs;
+  order fitted on the last three rungs is ≥ p − ``ORDER_MARGIN``, and e ≤ C·x^p at the smallest rung;
 * **fail**: the last *three* local exponents agree within SETTLE_TOL at an order below p − ORDER_MARGIN and
   are not rising (a floor: the error does not vanish); or two consecutive local exponents had settled at
   ≥ p − ORDER_MARGIN on larger rungs and the last one is below it (an asymptotic regime, once entered, is not
@@ -79,10 +79,18 @@ class LadderVerdict:
     bound_ratio: float = float("nan")
     #: True when more rungs below the ladder could decide (not yet asymptotic)
     extendable: bool = False
+    #: the theory's order it was judged against: e ≤ ``constant``·``param``^``p``
+    p: float = float("nan")
+    constant: float = float("nan")
+    param: str = ""
+    #: indices into ``ladder`` of the rungs whose errors decided the status (the figures mark them)
+    decided: tuple = ()
 
     def to_details(self) -> dict:
         return {"ladder": self.ladder, "errors": self.errors, "local_exponents": self.local,
-                "order": self.order, "order_se": self.order_se, "bound_ratio": self.bound_ratio}
+                "order": self.order, "order_se": self.order_se, "bound_ratio": self.bound_ratio,
+                "status": str(self.status), "p": self.p, "C": self.constant, "param": self.param,
+                "decided": [int(i) for i in self.decided]}
 
 
 def local_exponents(x, e) -> np.ndarray:
@@ -108,9 +116,10 @@ def judge(x, e, order: Order) -> LadderVerdict:
     x, e = np.asarray(x, float), np.asarray(e, float)
     idx = np.argsort(-x)
     x, e = x[idx], e[idx]
-    v = LadderVerdict(Status.INCONCLUSIVE, "", x, e)
+    v = LadderVerdict(Status.INCONCLUSIVE, "", x, e, p=order.p, constant=order.constant, param=order.param)
     if not np.all(np.isfinite(e)):
         v.status, v.reason = Status.FAIL, f"non-finite error at {order.param} = {x[~np.isfinite(e)][0]:g}"
+        v.decided = tuple(np.nonzero(~np.isfinite(e))[0])
         return v
     if len(np.unique(x)) != len(x):
         v.reason = f"the ladder repeats a value of {order.param}: {x.tolist()}"
@@ -127,8 +136,10 @@ def judge(x, e, order: Order) -> LadderVerdict:
         x, e = x[:last + 1], e[:last + 1]
         v.ladder, v.errors = x, e
     v.bound_ratio = float(e[-1] / (order.constant * x[-1] ** order.p))
-    if len(x) < 3:
+    n = len(x)
+    if n < 3:
         v.reason = f"only {len(x)} resolvable rung(s) of {order.param}; at least 3 are needed for two local exponents"
+        v.decided = tuple(range(n))
         return v
     q = local_exponents(x, e)
     v.local = q
@@ -145,8 +156,10 @@ def judge(x, e, order: Order) -> LadderVerdict:
     too_big = v.bound_ratio > 1
     # an asymptotic regime, once entered, is not left: two consecutive local exponents settled at ≥ p - margin
     # on larger rungs, then a last one below it, is an error turning into a floor
-    was_asymptotic = any(abs(q[i] - q[i - 1]) <= tol.SETTLE_TOL and min(q[i], q[i - 1]) >= low
-                         for i in range(1, len(q) - 1))
+    entered = [i for i in range(1, len(q) - 1) if abs(q[i] - q[i - 1]) <= tol.SETTLE_TOL and min(q[i], q[i - 1]) >= low]
+    was_asymptotic = bool(entered)
+    # the rungs each rule reads: q_i spans rungs i, i+1; the fit and the bound the last three rungs
+    v.decided = (n - 3, n - 2, n - 1)
     if settled and p_fit >= low and not too_big:
         v.status = Status.PASS
         v.reason = (f"asymptotic (local exponents {qs}): error ∝ {order.param}^{p_fit:.2f} ± {se:.2f} on the last "
@@ -154,14 +167,17 @@ def judge(x, e, order: Order) -> LadderVerdict:
                     f"at {order.param} = {x[-1]:g}")
     elif settled_low and not rising:
         v.status = Status.FAIL
+        v.decided = (n - 4, n - 3, n - 2, n - 1)
         v.reason = (f"the error settles at order {p_fit:.2f} ± {se:.2f} < {low:g} (expected {order.p:g} - margin "
                     f"{order.margin:g}; local exponents {qs}): it does not vanish at the theory's rate [{rungs}]")
     elif was_asymptotic and q[-1] < low:
         v.status = Status.FAIL
+        v.decided = tuple(sorted({entered[0] - 1, entered[0], entered[0] + 1, n - 2, n - 1}))
         v.reason = (f"the error was asymptotic at order ≈ {order.p:g} on the larger rungs and then stopped falling "
                     f"(local exponents {qs}): a floor the theory does not have [{rungs}]")
     elif too_big and q[-1] < low:
         v.status = Status.FAIL
+        v.decided = (n - 2, n - 1)
         v.reason = (f"error {e[-1]:.2e} > C·{order.param}^{order.p:g} = {order.constant * x[-1] ** order.p:.2e} at "
                     f"{order.param} = {x[-1]:g} and not falling at the theory's rate (local exponents {qs}) [{rungs}]")
     elif settled and too_big and p_fit >= low:

@@ -109,6 +109,8 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
         details = {"ladder": xs, "observed": obs, "predicted": pred, "c_observed": c_obs, "c_predicted": c_pred,
                    "breathing_periods": periods,
                    "sharpness_deviation": devs[0], "sharpness_standard_error": sem, "norm_deviation": devs[1],
+                   # the bounds each rung is judged by (inf: a rung not judged on the O(ηλ) term); the figure draws them
+                   "sharpness_deviation_bound": sharp_bound, "norm_deviation_bound": norm_bound,
                    "amplitude_ratio": 1 + a_dev}
         return result(session, name, Status.PASS if ok else Status.FAIL, pred[-1], obs[-1], "bounds", worst, message, details,
                       runs, powers)
