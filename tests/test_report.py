@@ -54,7 +54,11 @@ def test_numbers_have_meaning_and_units_never_python_reprs(tmp_path):
     for bad in ("np.float64", "{'", "tolerance order", "tolerance bounds", "predicted 0 ·", "array("):
         assert bad not in md, bad
     assert "path error max_t ‖Φ(w̄_t) − ζ(s_t)‖ (distance in parameter space" in md
-    assert "clock error max_t |s_t − s(t)| [flow time s]" in md  # the ladder table's header
+    assert "clock error max_t \\|s_t − s(t)\\| [flow time s]" in md  # the ladder table's header, '|' escaped
+    # every table row has as many cells as its header (a '|' inside a cell is escaped)
+    for table in re.findall(r"((?:^\|.*\|\n)+)", md, flags=re.M):
+        rows = [re.split(r"(?<!\\)\|", row)[1:-1] for row in table.strip().splitlines()]
+        assert all(len(row) == len(rows[0]) for row in rows), table
     assert re.search(r"\| 3\.7e-06 at ηλ = 3e-05 \| 1\.00 ± 0\.0\d \| e ≤ 10·x\^1 \|", md), md
     assert "| 0.001 | 1.200e-04 | 9.600e-04 |" in md
     data = json.loads((tmp_path / "report.json").read_text())

@@ -95,7 +95,7 @@ def count_text(counts: dict) -> str:
 
 def summary_cell(r: CheckResult | None) -> str:
     """One cell of the summary table: the verdict and the scaled error."""
-    return "" if r is None else f"{STATUS_MARK.get(r.status, r.status)} ({_fmt(r.scaled_error)})"
+    return "" if r is None else f"{STATUS_MARK.get(r.status, r.status)} ({_fmt(r.scaled_error, 2)})"
 
 
 def _delta(r: CheckResult | None, key: str) -> str:
@@ -163,6 +163,11 @@ def fmt_number(x, digits: int = 4) -> str:
 _fmt = fmt_number
 
 
+def _cell(text: str) -> str:
+    """Text for a markdown table cell: its '|' escaped (|x| and ‖·‖ notation would split the cell)."""
+    return str(text).replace("|", "\\|")
+
+
 def _fixed(x, decimals: int = 2) -> str:
     """An exponent: fixed decimals (``fmt_number``'s ``-``/``inf`` for the rest)."""
     text = fmt_number(x)
@@ -224,15 +229,15 @@ def values_text(r: CheckResult) -> list[str]:
                                                 if _fixed(v.get("order_se")) not in ("-", "inf") else "")
             local = ", ".join(_fixed(q) for q in list(v.get("local_exponents", []))) or "-"
             status = v.get("status", "")
-            lines.append(f"| {label}{f' ({unit})' if unit else ''} | {at} | {fitted} | {theory} | {local} | "
+            lines.append(f"| {_cell(label)}{f' ({unit})' if unit else ''} | {at} | {fitted} | {theory} | {local} | "
                          f"{fmt_number(v.get('bound_ratio'), 3)} | {status} |")
         lines.append("")
     elif r.status != "error" and (r.predicted is not None or r.observed is not None):
         what, unit = VALUES.get(r.name, ("the compared quantity", ""))
-        u = f" {unit}" if unit and unit not in ("relative", "ratio") else ""
-        lines.append(f"{what[0].upper() + what[1:]}: predicted {fmt_number(r.predicted, 6)}{u}, observed "
-                     f"{fmt_number(r.observed, 6)}{u}; tolerance {fmt_number(r.tolerance, 3)}{u}"
-                     + (f" ({unit})" if unit in ("relative", "ratio") else "") + ".")
+        tolerance = "" if isinstance(r.tolerance, str) or r.tolerance is None else \
+            f"; tolerance {fmt_number(r.tolerance, 3)}"
+        lines.append(f"Compared: {what}: predicted {fmt_number(r.predicted, 6)}, observed "
+                     f"{fmt_number(r.observed, 6)}{tolerance}" + (f" ({unit})" if unit else "") + ".")
     if r.status != "error" and np.isfinite(r.scaled_error if r.scaled_error is not None else np.nan):
         lines.append(f"Scaled error {fmt_number(r.scaled_error, 3)} (the largest error over its bound; ≤ 1 passes) · "
                      f"{r.seconds} s.")
@@ -443,8 +448,8 @@ def _ladder_table(r: CheckResult) -> list[str]:
         return []
     rec = _check_record(r.name)
     xname = getattr(rec, "xlabel", None) or "parameter"
-    head = [f"{QUANTITIES[k][0]}" + (f" [{QUANTITIES[k][1]}]" if QUANTITIES[k][1] else "") for k in cols]
-    lines = ["| " + xname + " | " + " | ".join(head) + " |", "| --- |" + " --- |" * len(cols)]
+    head = [_cell(QUANTITIES[k][0]) + (f" [{QUANTITIES[k][1]}]" if QUANTITIES[k][1] else "") for k in cols]
+    lines = ["| " + _cell(xname) + " | " + " | ".join(head) + " |", "| --- |" + " --- |" * len(cols)]
     for i, x in enumerate(d["ladder"]):
         lines.append(f"| {fmt_number(x, 4)} | " + " | ".join(
             "-" if d[k][i] is None else f"{float(d[k][i]):.3e}" for k in cols) + " |")
