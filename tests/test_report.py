@@ -117,6 +117,15 @@ def test_theta0_saved_and_reused(tmp_path):
     infos = {c["model"]: c["model_info"] for c in json.loads((tmp_path / "c" / "report.json").read_text())["checks"]}
     assert infos["sphere_circle"]["theta0_sha256"] == hashlib.sha256(other.tobytes()).hexdigest()[:16]
     assert infos["mf"]["theta0_sha256"] != infos["sphere_circle"]["theta0_sha256"]
+    # an interrupted run given a θ₀ resumes from it (read back from the file it saved), not from the seed's
+    path = tmp_path / "c" / "report.json"
+    rep_c = json.loads(path.read_text())
+    path.write_text(json.dumps({**rep_c, "state": "interrupted", "complete": False, "checks": []}))
+    with pytest.raises(SystemExit, match="--resume: takes every setting .* drop --theta0"):
+        main(["verify", "--resume", "--out", str(tmp_path / "c"), "--theta0", str(file), "--quiet"])
+    assert main(["verify", "--resume", "--out", str(tmp_path / "c"), "--workers", "1", "--quiet"]) == 0
+    infos = {c["model"]: c["model_info"] for c in json.loads(path.read_text())["checks"]}
+    assert infos["sphere_circle"]["theta0_sha256"] == hashlib.sha256(other.tobytes()).hexdigest()[:16]
 
 
 @pytest.mark.parametrize("content, extra, match", [

@@ -352,7 +352,12 @@ class Report:
         return {s: sum(r.status == s for r in self.results) for s in STATUS_MARK}
 
     def write(self) -> None:
-        data = {"checks": [r.to_json() for r in self.results], **self.meta, "counts": self.counts()}
+        data = {"checks": [r.to_json() for r in self.results], **self.meta, "counts": self.counts(),
+                # what the numbers are: each check's claim, the meaning and unit of each ladder series in
+                # ``details``, and of ``predicted``/``observed`` for the checks that compare one number
+                "claims": {name: claim(name) for name in self.meta["requested_checks"]},
+                "quantities": {k: {"meaning": m, "unit": u} for k, (m, u) in QUANTITIES.items()},
+                "compared": {k: {"meaning": m, "unit": u} for k, (m, u) in VALUES.items()}}
         atomic_write(self.out / "report.json", json.dumps(data, indent=1, ensure_ascii=False) + "\n")
         atomic_write(self.out / "report.md", self.markdown())
 
