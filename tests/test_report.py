@@ -191,14 +191,20 @@ def test_report_of_a_build_run_elsewhere_names_its_revision(tmp_path):
 
 @pytest.mark.slow
 def test_pip_install_into_a_fresh_venv_reports_the_revision(tmp_path):
-    """A real ``pip install .`` into a new virtual environment (system site-packages for the dependencies), then
-    ``srflow verify`` from another folder: report.md names the revision the package was built from."""
+    """A real ``pip install .`` into a new virtual environment (the dependencies: this interpreter's site-packages,
+    appended by a .pth file), then ``srflow verify`` from another folder: report.md names the revision the
+    package was built from."""
+    import sysconfig
+
     head = _head()
     if head is None:
         pytest.skip("not a git checkout")
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
+    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    Path(site, "_srflow_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     out = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(ROOT)], capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr
