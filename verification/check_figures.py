@@ -5,14 +5,17 @@ In each panel (``draw_check`` builds the figure, ``plot_check`` writes it):
 
 * the errors on every rung (``Check.series``: ``details[key]`` against ``details["ladder"]``); filled markers on
   the rungs that decided the verdict (``LadderVerdict.decided``), open ones elsewhere, grey crosses on rungs at
-  the numerical floor that the verdict left out; a rung whose error is above its bound is drawn red;
-* the bound of the theory, C·x^p (``Order``: ``p``, ``C`` in the verdict's details), dashed: a pass lies below it
-  on the smallest rung, a fail above it or flattening away from it; or, for a check that bounds each rung
-  (eos-equilibrium), ``details[key + "_bound"]``;
-* the theory's slope p, dotted, through the first deciding rung: the data must run parallel to it;
+  the numerical floor that the verdict left out; a deciding rung that falls slower than the rule accepts is red;
+* the theory's slope p (dotted) and the slowest fall the rule accepts, slope p − margin (dashed), both from the
+  first deciding rung: a pass runs along the first and stays below the second; a floor flattens above it
+  (``verdicts.judge`` assumes no constant C of e ≤ C·x^p, so none is drawn); a per-rung bound
+  ``details[key + "_bound"]`` is drawn instead when a check states one;
 * the panel's title gives the verdict of that error and its fitted order, red for a fail; the figure's title the
   check's verdict. Axes are labelled (the check's ``xlabel``, the error's meaning); the legend sits below each
-  panel, one entry per line, so that it covers neither data nor another entry.
+  panel's x label, one entry per line, so that it covers neither data nor another entry.
+
+eos-equilibrium, judged by extrapolating c's deviation to ηλ → 0, gets that extrapolation instead
+(``_draw_extrapolation``).
 """
 
 from __future__ import annotations
@@ -75,18 +78,27 @@ def panels(res: CheckResult) -> list[dict]:
     return out
 
 
+def _anchor(panel: dict) -> int | None:
+    """Index (into the panel's ladder) of the first rung that decided the verdict, or None."""
+    mask = _judged(panel) & _decided(panel)
+    return int(np.nonzero(mask)[0][0]) if mask.any() else None
+
+
 def _bound_line(panel: dict) -> tuple[np.ndarray, np.ndarray, str] | None:
-    """(x, bound(x), label) of a panel: C·x^p over the ladder's range, or the per-rung bound."""
-    v = panel["verdict"]
-    x = panel["x"]
+    """(x, bound(x), label) of a panel: the per-rung bound when the check states one, else the slowest fall the
+    verdict rule accepts -- slope p − margin from the first deciding rung down the ladder (no constant C is
+    assumed: ``verdicts.judge``)."""
+    v, x, y = panel["verdict"], panel["x"], panel["y"]
     if panel["bound"] is not None:
         ok = np.isfinite(panel["bound"])
         return (x[ok], panel["bound"][ok], "bound on each judged rung") if ok.any() else None
-    if v is None or v.get("p") is None or v.get("C") is None:
+    i = _anchor(panel)
+    if v is None or v.get("p") is None or v.get("margin") is None or i is None:
         return None
-    p, c = _num(v["p"]), _num(v["C"])
-    xs = np.geomspace(x.min(), x.max(), 50)
-    return xs, c * xs**p, f"bound C·x^p = {c:g}·x^{p:g} (theory: error ≤ it as x → 0)"
+    slope = _num(v["p"]) - _num(v["margin"])
+    xs = np.geomspace(x.min(), x[i], 50)
+    return xs, y[i] * (xs / x[i]) ** slope, (f"slowest fall the rule accepts: slope p − margin = {slope:g} "
+                                              "(a pass stays below it)")
 
 
 def _decided(panel: dict) -> np.ndarray:
@@ -114,13 +126,16 @@ def _judged(panel: dict) -> np.ndarray:
 
 
 def _above(panel: dict) -> np.ndarray:
-    """A mask of the rungs whose error is above the bound."""
-    v, x, y = panel["verdict"], panel["x"], panel["y"]
+    """A mask of the rungs whose error is above the bound (``_bound_line``), beyond round-off."""
+    x, y = panel["x"], panel["y"]
     if panel["bound"] is not None:
         return np.isfinite(panel["bound"]) & (y > panel["bound"])
-    if v is None or v.get("p") is None or v.get("C") is None:
+    line = _bound_line(panel)
+    if line is None:
         return np.zeros(len(x), bool)
-    return y > _num(v["C"]) * x ** _num(v["p"])
+    i = _anchor(panel)
+    slope = _num(panel["verdict"]["p"]) - _num(panel["verdict"]["margin"])
+    return _judged(panel) & (x < x[i]) & (y > y[i] * (x / x[i]) ** slope * (1 + 1e-9))
 
 
 def draw_check(res: CheckResult):
@@ -135,6 +150,8 @@ def draw_check(res: CheckResult):
     from .checks import CHECKS
     from .report import QUANTITIES
 
+    if "c_deviation_at_zero" in res.details and "c_observed" in res.details:
+        return _draw_extrapolation(res)
     ps = panels(res)
     if not ps:
         return None
@@ -147,10 +164,12 @@ def draw_check(res: CheckResult):
         judged, decided, above = _judged(panel), _decided(panel), _above(panel)
         status = (v or {}).get("status") or ("fail" if above[judged].any() else "pass" if panel["bound"] is not None
                                              else "")
+        status = str(status)
         ax.loglog(x, y, "-", color=CURVE_COLORS[0], lw=1, zorder=2, gid=f"line:{key}")
         groups = [(judged & decided & ~above, "o", CURVE_COLORS[0], CURVE_COLORS[0], "rungs that decided the verdict"),
                   (judged & ~decided & ~above, "o", "white", CURVE_COLORS[0], "other rungs"),
-                  (judged & above, "o", FAIL_COLOR, FAIL_COLOR, "above the bound"),
+                  (judged & above, "o", FAIL_COLOR, FAIL_COLOR, "falls slower than the rule accepts"
+                   if panel["bound"] is None else "above its bound"),
                   (~judged, "x", OTHER_COLOR, OTHER_COLOR,
                    "not judged" + (" (at the numerical floor)" if v is not None else " (no bound on this rung)"))]
         for mask, marker, face, edge, label in groups:
@@ -161,8 +180,8 @@ def draw_check(res: CheckResult):
         if bound is not None:  # a per-rung bound gets a mark on each rung (one judged rung is still visible)
             ax.plot(bound[0], bound[1], "--", color=FAIL_COLOR, lw=1.1, label=bound[2], gid=f"bound:{key}", zorder=1,
                     marker="_" if panel["bound"] is not None else None, ms=12, mew=1.5)
-        if v is not None and v.get("p") is not None and (judged & decided).any():
-            i = int(np.nonzero(judged & decided)[0][0])
+        if v is not None and v.get("p") is not None and _anchor(panel) is not None:
+            i = _anchor(panel)
             p = _num(v["p"])
             xs = np.geomspace(x.min(), x.max(), 50)
             ax.plot(xs, y[i] * (xs / x[i]) ** p, ":", color="black", lw=1, gid=f"slope:{key}", zorder=1,
@@ -205,6 +224,52 @@ def draw_check(res: CheckResult):
             top = ax.transAxes.inverted().transform((0, below))[1] - 0.03
             ax.legend(handles, labels, fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, top), ncol=1,
                       frameon=False, handlelength=2.5, borderaxespad=0.0)
+    return fig
+
+
+def _draw_extrapolation(res: CheckResult):
+    """eos-equilibrium: the deviation of the O(ηλ) coefficient, c measured − c predicted, on each rung with
+    ±EOS_SEM_FACTOR standard errors (filled: the rungs that enter the extrapolation), and its extrapolation to
+    ηλ → 0 (at ηλ = 0, with the same band): the check passes when that band contains 0 (dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import tolerances as tol
+    from .checks import CHECKS
+
+    d = res.details
+    x = _array(d["ladder"])
+    dev = _array(d["c_observed"]) - _array(d["c_predicted"])
+    se = _array(d.get("c_standard_error", [np.nan] * len(x)))
+    judged = np.array([bool(j) for j in d.get("judged", [True] * len(x))])
+    c0, se0, k = _num(d["c_deviation_at_zero"]), _num(d["c_deviation_at_zero_se"]), tol.EOS_SEM_FACTOR
+    fig, ax = plt.subplots(figsize=(4.6, 3.4), dpi=150)
+    ax.axhline(0.0, ls="--", color="black", lw=0.9, label="0: the prediction exact as ηλ → 0", gid="zero")
+    for mask, face, label in ((judged, CURVE_COLORS[0], "rungs in the extrapolation"),
+                              (~judged, "white", "rungs too short to resolve c (not used)")):
+        if mask.any():
+            ax.errorbar(x[mask], dev[mask], yerr=k * se[mask], fmt="o", ms=5, mfc=face, mec=CURVE_COLORS[0],
+                        color=CURVE_COLORS[0], capsize=2, lw=0.9, label=label + f" (± {k:g} s.e.)", gid=f"data:{label}")
+    ok = abs(c0) <= k * se0
+    color = PASS_COLOR if ok else FAIL_COLOR
+    ax.errorbar([0.0], [c0], yerr=[k * se0], fmt="D", ms=6, color=color, capsize=3, lw=1.2,
+                label=f"extrapolated to ηλ → 0: {c0:+.3f} ± {k:g}·{se0:.3f}", gid="extrapolated")
+    ax.set_xlim(left=-0.05 * x.max())
+    ax.set_xlabel(CHECKS[res.name].xlabel if res.name in CHECKS else "ηλ", fontsize=8)
+    ax.set_ylabel("c measured − c predicted\n(η⟨λ₁⟩ = 2 + c·ηλ)", fontsize=7.5)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, lw=0.3, alpha=0.5)
+    verdict = {"fail": "FAIL", "pass": "pass"}.get(str(res.status), str(res.status))
+    ax.set_title(("c's deviation at ηλ → 0 is within " if ok else "c's deviation at ηλ → 0 is NOT within ")
+                 + f"{k:g} s.e. of 0", fontsize=8, color="black" if ok else FAIL_COLOR)
+    fig.suptitle(f"{res.model} · {res.name}: {verdict}", fontsize=9,
+                 color=FAIL_COLOR if verdict == "FAIL" else "black")
+    fig.tight_layout()
+    fig.canvas.draw()
+    top = ax.transAxes.inverted().transform((0, ax.xaxis.label.get_window_extent().y0))[1] - 0.03
+    ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, top), ncol=1, frameon=False, borderaxespad=0.0)
     return fig
 
 

@@ -119,12 +119,10 @@ QUANTITIES = {
     "flow_errors": ("clock error of the 4/(4+G) clock", "flow time s"),
     "naive_errors": ("clock error of the naive clock s = 2ηλt", "flow time s"),
     "sharpness_deviation": ("|η⟨λ₁⟩ − (2 + c·ηλ)|", "η·λ₁, dimensionless"),
-    "sharpness_deviation_bound": (f"its bound {tol.EOS2_C:g}·(ηλ)^1.5 + {tol.EOS_SEM_FACTOR:g} s.e. (inf: not judged)",
-                                  "η·λ₁"),
-    "norm_deviation": ("max_t |‖w_t‖²/prediction − 1|", "relative"),
-    "norm_deviation_bound": (f"its bound {tol.EOS_C:g}·ηλ", "relative"),
+    "norm_deviation": ("|⟨‖w_t‖²/prediction⟩ − 1|", "relative"),
     "c_observed": ("c measured (η⟨λ₁⟩ = 2 + c·ηλ)", "dimensionless"),
     "c_predicted": ("c predicted", "dimensionless"),
+    "c_standard_error": ("standard error of c measured", "dimensionless"),
 }
 
 #: the numbers ``predicted``, ``observed``, ``tolerance`` of a check that compares one number with a tolerance:
@@ -133,7 +131,8 @@ VALUES = {
     "identities": ("worst identity error, in units of its tolerance (0 predicted: the identities are exact)", ""),
     "eos-entry": ("the step at which the edge of stability begins", "steps"),
     "scale-collapse": ("the largest relative difference between the two runs in τ = ηλt (0 predicted)", "relative"),
-    "eos-equilibrium": ("η⟨λ₁⟩ at the smallest ηλ, predicted 2 + c·ηλ (its bounds: below)", "η·λ₁, dimensionless"),
+    "eos-equilibrium": ("η⟨λ₁⟩ at the smallest ηλ, predicted 2 + c·ηλ (the verdict: c's deviation extrapolated "
+                        "to ηλ → 0, in the message)", "η·λ₁, dimensionless"),
     "naive-flow-rejected": ("the naive clock's error over the 4/(4+G) clock's at the smallest ηλ (needed: at least "
                             "the tolerance)", "ratio"),
 }
@@ -203,8 +202,7 @@ def headline(r: CheckResult) -> str:
 
 def _ladder_verdicts(r: CheckResult) -> dict:
     """The ladder verdicts in ``details`` (name -> the dict of ``LadderVerdict.to_details``)."""
-    return {k: v for k, v in r.details.items()
-            if isinstance(v, dict) and "local_exponents" in v and "order" in v and "bound_ratio" in v}
+    return {k: v for k, v in r.details.items() if isinstance(v, dict) and "local_exponents" in v and "order" in v}
 
 
 def values_text(r: CheckResult) -> list[str]:
@@ -215,7 +213,7 @@ def values_text(r: CheckResult) -> list[str]:
     order = getattr(rec, "order", None)
     if verdicts:
         lines += ["| error | at the smallest rung | fitted order (last 3 rungs) | theory | local exponents | "
-                  "error / bound C·x^p | verdict |", "| --- | --- | --- | --- | --- | --- | --- |"]
+                  "constant K = e/x^p there | verdict |", "| --- | --- | --- | --- | --- | --- | --- |"]
         for key, v in verdicts.items():
             name = key.removesuffix("_verdict")
             label, unit = QUANTITIES.get(f"{name}_errors", (name, ""))
@@ -223,14 +221,15 @@ def values_text(r: CheckResult) -> list[str]:
             at = (f"{fmt_number(errors[-1], 3)} at {getattr(order, 'param', 'x')} = {fmt_number(ladder[-1], 3)}"
                   if errors and ladder else "-")
             p = v.get("p", getattr(order, "p", None))
-            c = v.get("C", getattr(order, "constant", None))
-            theory = f"e ≤ {fmt_number(c, 3)}·x^{fmt_number(p, 3)}" if p is not None and c is not None else "-"
+            margin = v.get("margin", getattr(order, "margin", None))
+            theory = (f"O(x^{fmt_number(p, 3)}): order ≥ {fmt_number(float(p) - float(margin), 3)}"
+                      if p is not None and margin is not None and np.isfinite(float(p)) else "-")
             fitted = _fixed(v.get("order")) + (f" ± {_fixed(v.get('order_se'))}"
                                                 if _fixed(v.get("order_se")) not in ("-", "inf") else "")
             local = ", ".join(_fixed(q) for q in list(v.get("local_exponents", []))) or "-"
             status = v.get("status", "")
             lines.append(f"| {_cell(label)}{f' ({unit})' if unit else ''} | {at} | {fitted} | {theory} | {local} | "
-                         f"{fmt_number(v.get('bound_ratio'), 3)} | {status} |")
+                         f"{fmt_number(v.get('constant'), 3)} | {status} |")
         lines.append("")
     elif r.status != "error" and (r.predicted is not None or r.observed is not None):
         what, unit = VALUES.get(r.name, ("the compared quantity", ""))
@@ -239,8 +238,9 @@ def values_text(r: CheckResult) -> list[str]:
         lines.append(f"Compared: {what}: predicted {fmt_number(r.predicted, 6)}, observed "
                      f"{fmt_number(r.observed, 6)}{tolerance}" + (f" ({unit})" if unit else "") + ".")
     if r.status != "error" and np.isfinite(r.scaled_error if r.scaled_error is not None else np.nan):
-        lines.append(f"Scaled error {fmt_number(r.scaled_error, 3)} (the largest error over its bound; ≤ 1 passes) · "
-                     f"{r.seconds} s.")
+        what = ("the largest shortfall (p − fitted order)/margin" if verdicts
+                else "the largest error over its tolerance")
+        lines.append(f"Scaled error {fmt_number(r.scaled_error, 3)} ({what}; ≤ 1 passes) · {r.seconds} s.")
     elif r.seconds:
         lines.append(f"{r.seconds} s.")
     return lines + [""]
@@ -251,32 +251,36 @@ def verdict_rule(config: dict | None = None) -> str:
     tolerances of ``tolerances.py`` and the extension budget of ``config``."""
     cfg = config or {}
     factor, budget = cfg.get("extend_factor", 2.0), cfg.get("extend_steps")
-    st, om, rt, fl = tol.SETTLE_TOL, tol.ORDER_MARGIN, tol.RISING_TOL, tol.ERROR_FLOOR
+    st, om, rt, fl, ct = tol.SETTLE_TOL, tol.ORDER_MARGIN, tol.RISING_TOL, tol.ERROR_FLOOR, tol.CONSTANT_TOL
     return (
         "**How a verdict is reached** (verification/verdicts.py, docs/theory.md §7). A convergence check measures "
-        "its error e at rungs x₀ > x₁ > … of its small parameter (ηλ, ε or η); the theory states e ≤ C·x^p as x → 0 "
-        "(p and C are given with each result). Errors at or below the numerical floor "
+        "its error e at rungs x₀ > x₁ > … of its small parameter (ηλ, ε or η); the theory states its order, "
+        "e = O(x^p) (p is given with each result). No constant of e ≤ C·x^p is assumed (its size depends on the "
+        "model); the constant K = e/x^p at the smallest rung is reported. Errors at or below the numerical floor "
         f"{fl:g} are left out, from the smallest rung up. With the local exponents "
         "q_i = log(e_{i−1}/e_i)/log(x_{i−1}/x_i):\n\n"
         f"- **pass**: the last two local exponents agree within {st:g}, the exponent fitted on the last three rungs is "
-        f"at least p − {om:g} (an error that falls faster than the theory's order passes too), and the error at the "
-        "smallest rung is at most C·x^p;\n"
+        f"at least p − {om:g} (an error that falls faster than x^p passes too), and K has settled: the shortfall of "
+        f"the last local exponent below p, max(0, p − q), is no larger than the one before it or than {ct:g};\n"
         f"- **fail**: the last three local exponents agree within {st:g} at a fitted order below p − {om:g} and the "
-        f"last one does not rise by more than {rt:g} over the one before (the error tends to a floor: a prediction "
-        f"off by a fixed amount); or two consecutive local exponents agreed at ≥ p − {om:g} on larger rungs and the "
-        f"last one is below p − {om:g} (the error stopped falling); or the error at the smallest rung exceeds C·x^p "
-        f"while the last local exponent is below p − {om:g}; or the exponents settled at ≥ p − {om:g} but the error "
-        "at the smallest rung exceeds C·x^p; a non-finite error fails;\n"
-        "- **inconclusive**: anything else (fewer than three rungs above the floor, local exponents not yet settled, "
-        f"or rising towards p): the check then adds rungs x/{factor:g} below its ladder"
-        + (f" within a budget of {budget:,} extra steps" if budget else "") + ", and says why if the budget ends first.\n\n"
-        "Checks that compare one number with a tolerance (identities, eos-entry, scale-collapse; eos-equilibrium on "
-        "every rung) pass when |observed − predicted| ≤ tolerance. The summary cell shows the verdict and the scaled "
-        "error: the largest error over its bound (for a convergence check, e/(C·x^p) at the smallest rung); ≤ 1 "
-        "passes. *assumption violated* means a hypothesis of the theorem fails on this model or run (where and why "
-        "is stated); *ERROR* is a defect of the run (a check raised, a worker died), with its traceback; neither is "
-        "a failure of the theorem. **Resolving power** δ*: the smallest relative perturbation of a prediction that "
-        "the same recorded runs reject (both signs) -- the smaller, the finer the check.")
+        f"last does not rise by more than {rt:g} (the error tends to a floor: a prediction off by a fixed amount); "
+        f"or two consecutive local exponents agreed at ≥ p − {om:g} on larger rungs and the last is below p − {om:g} "
+        f"(the error stopped falling); or a local exponent ≥ p − {om:g} is followed by two below it that agree within "
+        f"{st:g} (it fell at the theory's order, then flattened); or the last three local exponents each fall by more "
+        f"than {rt:g} and the last is below p − {om:g} (the error bends away from x^p); a non-finite error fails;\n"
+        "- **inconclusive**: anything else (fewer than three rungs above the floor, local exponents not yet settled "
+        f"or rising towards p, a constant still growing): the check then adds rungs x/{factor:g} below its ladder"
+        + (f" within a budget of {budget:,} extra steps" if budget else "") + ", and says why if the budget ends first."
+        "\n\n"
+        "Checks that compare one number with a tolerance (identities, eos-entry, scale-collapse) pass when "
+        "|observed − predicted| ≤ tolerance; eos-equilibrium extrapolates the deviation of c (η⟨λ₁⟩ = 2 + c·ηλ) and "
+        f"of the norm to ηλ → 0 and passes when it is within {tol.EOS_SEM_FACTOR:g} standard errors of 0. The "
+        "summary cell shows the verdict and the scaled error, ≤ 1 passing: for a convergence check the shortfall "
+        "(p − fitted order)/margin, for the others the error over its tolerance. *assumption violated* means a "
+        "hypothesis of the theorem fails on this model or run (where and why is stated); *ERROR* is a defect of the "
+        "run (a check raised, a worker died), with its traceback; neither is a failure of the theorem. **Resolving "
+        "power** δ*: the smallest relative perturbation of a prediction that the same recorded runs no longer pass "
+        "(both signs) -- the smaller, the finer the check.")
 
 
 class Report:
