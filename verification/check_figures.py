@@ -97,8 +97,7 @@ def _bound_line(panel: dict) -> tuple[np.ndarray, np.ndarray, str] | None:
         return None
     slope = _num(v["p"]) - _num(v["margin"])
     xs = np.geomspace(x.min(), x[i], 50)
-    return xs, y[i] * (xs / x[i]) ** slope, (f"slowest fall the rule accepts: slope p − margin = {slope:g} "
-                                              "(a pass stays below it)")
+    return xs, y[i] * (xs / x[i]) ** slope, f"slowest fall accepted: slope p − margin = {slope:g}"
 
 
 def _decided(panel: dict) -> np.ndarray:
@@ -157,7 +156,7 @@ def draw_check(res: CheckResult):
         return None
     check = CHECKS[res.name]
     n = len(ps)
-    fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.4), dpi=150, squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(3.5 * n, 3.4), dpi=150, squeeze=False)
     failed = res.status == "fail"
     for ax, panel in zip(axes[0], ps):
         key, x, y, v = panel["key"], panel["x"], np.maximum(panel["y"], 1e-300), panel["verdict"]
@@ -183,12 +182,12 @@ def draw_check(res: CheckResult):
         if v is not None and v.get("p") is not None and _anchor(panel) is not None:
             i = _anchor(panel)
             p = _num(v["p"])
-            xs = np.geomspace(x.min(), x.max(), 50)
-            ax.plot(xs, y[i] * (xs / x[i]) ** p, ":", color="black", lw=1, gid=f"slope:{key}", zorder=1,
-                    label=f"theory's slope p = {p:g} through the first deciding rung")
+            xs = np.geomspace(x.min(), x[i], 50)
+            ax.plot(xs, y[i] * (xs / x[i]) ** p, ":", color="black", lw=1.2, gid=f"slope:{key}", zorder=1,
+                    label=f"theory's slope p = {p:g}")
         for j, c in enumerate(panel["context"]):
             ax.loglog(c["x"], np.maximum(c["y"], 1e-300), "s--", ms=3, lw=0.8, mfc="white",
-                      color=CURVE_COLORS[1 + j % 2], label=f"{c['label']} (shown, not judged)", gid=f"context:{c['key']}")
+                      color=CURVE_COLORS[1 + j % 2], label=f"{c['label']} (not judged)", gid=f"context:{c['key']}")
         ux = np.unique(x)
         ax.xaxis.set_major_locator(FixedLocator(ux))
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -222,6 +221,7 @@ def draw_check(res: CheckResult):
         if handles:
             below = ax.xaxis.label.get_window_extent().y0
             top = ax.transAxes.inverted().transform((0, below))[1] - 0.03
+            labels = ["\n".join(textwrap.wrap(t, 44)) for t in labels]
             ax.legend(handles, labels, fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, top), ncol=1,
                       frameon=False, handlelength=2.5, borderaxespad=0.0)
     return fig

@@ -288,8 +288,9 @@ DESCRIPTIONS = {
     "offset_sq": "‖w̄_t - Φ(w̄_t)‖²", "s": "intrinsic clock s_t = Σ‖w̄_{k+1} - w̄_k‖²",
     "s_predicted": "s(t) from theory.gdwd_steps", "tracking_error_t": "‖Φ(w̄_t) - ζ(s(t))‖ per record",
     # tracking sweeps, per (model, seed): the verdict on the ladder
-    "path_verdict": f"verdicts.judge of path_error over the ηλ ladder against error ≤ C·ηλ, C = {_tol.TRACK_C:g} "
-                    "(pass, fail, inconclusive; 'not judged' unless every rung is ok; inconclusive on a short ladder)",
+    "path_verdict": f"verdicts.judge of path_error over the ηλ ladder against the order O(ηλ): fitted order ≥ "
+                    f"{1 - _tol.ORDER_MARGIN:g}, no constant assumed (pass, fail, inconclusive; 'not judged' unless "
+                    "every rung is ok; inconclusive on a short ladder)",
     "path_verdict_reason": "the reason of path_verdict, with the local exponents and the rungs",
     "path_order": "exponent p of path_error ∝ (ηλ)^p fitted on the last 3 rungs (theory: 1)",
     "path_order_se": "standard error of path_order",
