@@ -269,12 +269,12 @@ DESCRIPTIONS = {
     # tracking cells, one number per (model, seed, eta_lambda)
     "path_error": "max over records of ‖Φ(w̄_t) - ζ(s_t)‖ at the run's own intrinsic clock s_t: whether the limit "
                   "point moves along the flow's path at the flow's rate (a distance in parameter space, Γ on the unit "
-                  "sphere); theory: O(ηλ) (checks.path_error)",
+                  "sphere); theory: O(ηλ) (tracking.path_error)",
     "clock_error": "max over every step of |s_t - s(t)|, s(t) the predicted clock (theory.gdwd_steps), in units of "
-                   "flow time s; theory: O(ηλ) (checks.clock_error)",
+                   "flow time s; theory: O(ηλ) (tracking.clock_error)",
     "tracking_error": "max over records of ‖Φ(w̄_t) - ζ(s(t))‖ at the predicted clock s(t): path and clock errors "
                       "combined (≤ path_error + ‖dζ/ds‖·clock_error), a distance as path_error; O(ηλ) once both "
-                      "are, not judged on its own (checks.phi_error): path_verdict and clock_verdict judge the parts",
+                      "are, not judged on its own (tracking.phi_error): path_verdict and clock_verdict judge the parts",
     "naive_clock_error": "clock_error of the naive clock s = 2ηλt (negative control: does not fall with ηλ)",
     "eta_eff_lam1_mean": "mean over records of η_eff·λ₁ = ηλ₁(∇²L(w_t))/(1 - ηλ), pair-averaged over t, t+1; "
                          "dimensionless, the EoS prediction is 2",
