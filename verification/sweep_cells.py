@@ -42,8 +42,8 @@ def compute_flow(model: str, seed: int, config):
 def run_tracking_cell(cell: dict, config, flow) -> dict:
     """One tracking cell: the GD+WD run at ηλ (``Session.gdwd_run``) against ``flow``.
 
-    * ``path_error``, ``clock_error``, ``tracking_error``: ``checks.path_error``, ``checks.clock_error`` with the
-      clock ``theory.gdwd_steps`` and ``checks.phi_error`` at s(t) from that clock; ``naive_clock_error`` the
+    * ``path_error``, ``clock_error``, ``tracking_error``: ``tracking.path_error``, ``tracking.clock_error`` with the
+      clock ``theory.gdwd_steps`` and ``tracking.phi_error`` at s(t) from that clock; ``naive_clock_error`` the
       clock error of ``theory.naive_gdwd_steps``;
     * ``eta_eff_lam1`` = η_eff·λ₁(w̄_t) = ηλ₁(∇²L(w_t))/(1 - ηλ) (λ₁ is of degree -2), averaged over the pair
       t, t+1 (the ±a∇³L[v₁,v₁,v₁] term cancels over a pair); its EoS prediction ``eta_eff_lam1_predicted`` is
