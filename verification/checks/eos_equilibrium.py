@@ -62,7 +62,7 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
             sem.append(_blocked_standard_error(pair_means, tr.steps, tr.lr * tr.wd))
         obs, pred = np.array(obs), np.array(pred)
         # ‖w_t‖² over its prediction at λ₁ of the flow at the run's own clock, on the densely recorded runs
-        norm_ratio = [tr.norm_sq / th.equilibrium_norm_sq(tr.lr, tr.wd, np.interp(tr.clock, flow.s, flow.sharpness))
+        norm_ratio = [tr.norm_sq / th.equilibrium_norm_sq(tr.lr, tr.wd, flow.sharpness_at(tr.clock))
                       for tr in dense]
         tr = runs[-1]
         gs = np.array([th.manifold_point(session.model, p).G for p in tr.phi])
