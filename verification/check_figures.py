@@ -262,8 +262,10 @@ def _draw_extrapolation(res: CheckResult):
     ax.tick_params(labelsize=7)
     ax.grid(True, lw=0.3, alpha=0.5)
     verdict = {"fail": "FAIL", "pass": "pass"}.get(str(res.status), str(res.status))
-    ax.set_title(("c's deviation at ηλ → 0 is within " if ok else "c's deviation at ηλ → 0 is NOT within ")
-                 + f"{k:g} s.e. of 0", fontsize=8, color="black" if ok else FAIL_COLOR)
+    title = ("c's deviation at ηλ → 0 is within " if ok else "c's deviation at ηλ → 0 is NOT within ") + f"{k:g} s.e. of 0"
+    if ok and str(res.status) == "fail":  # rejected on another ground (the norm, the amplitude, the fit's χ²)
+        title += "\nthe check fails on another ground: see its message"
+    ax.set_title(title, fontsize=8, color="black" if ok else FAIL_COLOR)
     fig.suptitle(f"{res.model} · {res.name}: {verdict}", fontsize=9,
                  color=FAIL_COLOR if verdict == "FAIL" else "black")
     fig.tight_layout()
