@@ -40,7 +40,11 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
     * ⟨‖w̄_t - Φ(w̄_t)‖²⟩ vs ⟨``theory.oscillation_amplitude_sq``⟩ within AMPLITUDE_RTOL at the smallest ηλ.
 
     δ* is reported for the threshold's leading term (the prediction × (1 + δ)), its O(ηλ) coefficient (c + Δ,
-    absolute, and Δ/|c| relative), the norm and the amplitude."""
+    absolute, and Δ/|c| relative), the norm and the amplitude.
+
+    First, where ``theory.eos_stability`` predicts the equilibrium unstable on the runs' horizon (κ > 0: the breathing
+    grows like e^{κτ}, docs/theory.md §4c), the check fails with "unstable equilibrium", the predicted rate and the
+    rate measured on its densest run (``unstable_equilibrium``): such an equilibrium holds only transiently."""
     name = "eos-equilibrium"
 
     def run():
