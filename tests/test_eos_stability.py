@@ -90,13 +90,13 @@ def test_a_wrong_rate_fails(circle_session, delta):
     assert abs(r.details["deviation_at_zero"]) > 3 * r.details["deviation_at_zero_se"]
 
 
-def test_eos_equilibrium_fails_on_an_unstable_equilibrium():
-    """breathing(quartic=0.4) has κ = +1.044: eos-equilibrium does not pass; it says 'unstable equilibrium' with the
-    predicted rate."""
+def test_eos_equilibrium_does_not_pass_on_an_unstable_equilibrium():
+    """breathing(quartic=0.4) has κ = +1.044: eos-equilibrium does not pass; its verdict is assumption-violated,
+    'unstable equilibrium', with the predicted rate."""
     cfg = VerifyConfig(ladder=(2e-3, 1e-3), tau_end=0.2, records=8)
     r = check_eos_equilibrium(Session(make_model("breathing", quartic=0.4), cfg, seed=0))
-    assert r.status == Status.FAIL
-    assert r.message.startswith("unstable equilibrium"), r.message
+    assert r.status == Status.ASSUMPTION_VIOLATED
+    assert r.message.startswith("assumption violated: unstable equilibrium"), r.message
     assert np.max(r.details["stability_rate_predicted"]) == pytest.approx(breathing_rate_of_family(0.4), rel=1e-5)
 
 

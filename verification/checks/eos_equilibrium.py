@@ -43,16 +43,17 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
     absolute, and Δ/|c| relative), the norm and the amplitude.
 
     First, where ``theory.eos_stability`` predicts the equilibrium unstable on the runs' horizon (κ > 0: the breathing
-    grows like e^{κτ}, docs/theory.md §4c), the check fails with "unstable equilibrium", the predicted rate and the
-    rate measured on its densest run (``unstable_equilibrium``): such an equilibrium holds only transiently."""
+    grows like e^{κτ}, docs/theory.md §4c), the verdict is assumption-violated, "unstable equilibrium", with the
+    predicted rate and the rate measured on its densest run (``unstable_equilibrium``): such an equilibrium holds only
+    transiently, so the check does not pass; its predictions are not wrong, so it does not fail either."""
     name = "eos-equilibrium"
 
     def run():
         predict = sharpness_prediction or th.eos_sharpness
         flow = session.flow(gdwd_horizon(session))  # first: a flow whose gap closes ends the check before the runs
         unstable = unstable_equilibrium(session, flow)  # an unstable equilibrium is not judged as an equilibrium
-        if unstable is not None:
-            return result(session, name, Status.FAIL, None, None, None, float("inf"), *unstable)
+        if unstable is not None:  # not a wrong prediction: the equilibrium the predictions describe does not persist
+            return result(session, name, Status.ASSUMPTION_VIOLATED, None, None, None, float("nan"), *unstable)
         runs = session.ladder_runs()
         monitored = first_monitor(runs)
         if monitored:
@@ -173,7 +174,7 @@ def unstable_equilibrium(session: Session, flow) -> tuple[str, dict, list] | Non
             b, se = measured_slope(t * x, np.log(eps))
             measured = f"{b:+.3f} ± {se:.3f}"
     worst = int(np.argmax(kappa))
-    message = (f"unstable equilibrium: the breathing about it is predicted to grow, κ = {kappa[worst]:+.4f} per unit τ "
+    message = (f"assumption violated: unstable equilibrium: the breathing about it is predicted to grow, κ = {kappa[worst]:+.4f} per unit τ "
                f"at s = {flow.s[idx[worst]]:.3g} (docs/theory.md §4c), so η⟨λ₁⟩ = 2 + cηλ holds only transiently; "
                f"measured rate over the run at ηλ = {x:g} (τ ≤ {session.config.tau_end:g}): {measured}; "
                "eos-stability measures it over several e-folds")
