@@ -14,7 +14,8 @@ Families (``FAMILIES``; knobs and ranges in ``draw_spec``):
   a curved manifold of dim D - 1 - k; ∇²L(θ) = Σ_j a_j ∇R_j ∇R_jᵀ on Γ (rank k).
 * ``curved``: f(x) = ½ q(x) Σ_j κ_j (b_jᵀx - c_j)², q(x) = 1 + ρ(pᵀx)², b_j orthonormal, |c| = ``h`` < 1:
   Γ = {x on the sphere : Bx = c} is a round sphere S^m of radius √(1 - h²) (m = ``m``, e.g. S⁴), curved in
-  the unit sphere; λ₁ varies along Γ through q (G grows with ρ = 10^``lr``); κ spread over ``lc`` decades.
+  the unit sphere; λ₁ varies along Γ through q (G grows with ρ = 10^``lr``); κ spread over ``lc`` decades, its
+  two largest 10^-``lg`` apart (the spectral gap).
 * ``mf`` / ``mfc``: ``toy_models.families.matrix_factorization`` of random size m×n, rank r, scale c, fully
   observed (``mf``) or a random fraction ``obs`` of the entries (``mfc``, completion).
 * ``bnc``: ``toy_models.completion.bn_completion`` (BN on the output of a matrix-completion net) of random size;
@@ -145,7 +146,8 @@ def draw_spec(seed, family: str | None = None, backend: str | None = None, minim
     rq_sum: D ∈ [4, 9], k ∈ [1, min(3, D - 2)] quadrics, la ∈ [0, 2] decades of each A_j's spectrum,
             lc ∈ [0, 3] decades of the weights a_j;
     curved: m ∈ [1, 4] (Γ = S^m), k ∈ [1, 3] constraints (D = m + k + 1), h ∈ [0.1, 0.9] (|c|),
-            lr ∈ [-1, 1.5] (ρ = 10^lr), lc ∈ [0, 3] decades of κ;
+            lr ∈ [-1, 1.5] (ρ = 10^lr), lc ∈ [0, 3] decades of κ, lg ∈ [0.3, 2.5]: κ₂ = κ₁(1 - 10^-lg) (k ≥ 2;
+            the relative gap of ∇²L on Γ is of that order);
     mf, mfc: m, n ∈ [2, 5], r ∈ [2, min(m, n, 3)] (mfc: [2, 2]), c ∈ [1.2, 3] (scale), mfc: obs ∈ [0.75, 0.95];
     bnc: n ∈ [3, 6] (n×n target), r ∈ [2, 3] factor rank, t ∈ [1, r] target rank, obs ∈ [0.5, 0.9];
     bn: d ∈ [2, 4] inputs, h ∈ [2, 4] hidden, n ∈ [d + 1, 12] samples;
@@ -165,7 +167,8 @@ def draw_spec(seed, family: str | None = None, backend: str | None = None, minim
         d = i(4, 9)
         p = {"D": d, "k": i(1, min(3, d - 2)), "la": _u(rng, 0, 2), "lc": _u(rng, 0, 3)}
     elif fam == "curved":
-        p = {"m": i(1, 4), "k": i(1, 3), "h": _u(rng, 0.1, 0.9), "lr": _u(rng, -1, 1.5), "lc": _u(rng, 0, 3)}
+        p = {"m": i(1, 4), "k": i(1, 3), "h": _u(rng, 0.1, 0.9), "lr": _u(rng, -1, 1.5), "lc": _u(rng, 0, 3),
+             "lg": _u(rng, 0.3, 2.5)}
     elif fam in ("mf", "mfc"):
         m, n = i(2, 5), i(2, 5)
         p = {"m": m, "n": n, "r": i(2, min(m, n, 3)) if fam == "mf" else 2, "c": _u(rng, 1.2, 3.0)}
@@ -276,6 +279,14 @@ def _spread(rng, k: int, decades: float) -> np.ndarray:
     return rng.permutation(np.logspace(0.0, -decades, k)) if k > 1 else np.ones(1)
 
 
+def _gapped(rng, k: int, decades: float, gap: float) -> np.ndarray:
+    """k values: 1, 1 - gap, then log-spaced from 1 - gap down to 10^-decades (if lower), in random order."""
+    if k == 1:
+        return np.ones(1)
+    rest = np.logspace(np.log10(1 - gap), -max(decades, -np.log10(1 - gap)), k - 1)
+    return rng.permutation(np.concatenate([[1.0], rest]))
+
+
 def _rq_data(spec: ZooSpec):
     p, rng = spec.p, np.random.default_rng([spec.seed, 1])
     d, k = p["D"], p["k"]
@@ -362,7 +373,7 @@ def _curved_data(spec: ZooSpec):
     b = q[:k]                                           # orthonormal rows b_j
     c = rng.standard_normal(k)
     c *= p["h"] / np.linalg.norm(c)                     # |c| = h < 1: Γ has radius √(1 - h²)
-    kappa = _spread(rng, k, p["lc"])
+    kappa = _gapped(rng, k, p["lc"], 10.0 ** -p["lg"])
     direction = rng.standard_normal(d)
     direction /= np.linalg.norm(direction)
     return d, b, c, kappa, direction, 10.0 ** p["lr"]
