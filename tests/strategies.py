@@ -96,7 +96,7 @@ ZOO_KNOBS = {
     "mf": _mf_knobs(False),
     "mfc": _mf_knobs(True),
     "bnc": st.integers(2, 3).flatmap(lambda r: st.fixed_dictionaries(
-        {"n": st.integers(3, 6), "r": st.just(r), "t": st.integers(1, r), "obs": _r(0.5, 0.9)})),
+        {"n": st.integers(r + 2, 6), "r": st.just(r), "t": st.integers(1, r - 1), "obs": _r(0.7, 0.9)})),
     "bn": st.integers(2, 4).flatmap(lambda d: st.fixed_dictionaries(
         {"d": st.just(d), "h": st.integers(2, 4), "n": st.integers(d + 1, 12)})),
     "wn": st.fixed_dictionaries({"w": st.integers(2, 3), "l": st.integers(2, 3), "n": st.integers(2, 6),

@@ -53,7 +53,7 @@ def _zoo_bounds_hold(spec: ZooSpec) -> bool:
         ok = lo <= p["m"] <= 5 and lo <= p["n"] <= 5 and 2 <= p["r"] <= min(p["m"], p["n"], 3) and 1.2 <= p["c"] <= 3
         return ok and (0.75 <= p["obs"] <= 0.95 and p["r"] == 2 if f == "mfc" else "obs" not in p)
     if f == "bnc":
-        return 3 <= p["n"] <= 6 and 2 <= p["r"] <= 3 and 1 <= p["t"] <= p["r"] and 0.5 <= p["obs"] <= 0.9
+        return p["r"] + 2 <= p["n"] <= 6 and 2 <= p["r"] <= 3 and 1 <= p["t"] < p["r"] and 0.7 <= p["obs"] <= 0.9
     if f == "bn":
         return 2 <= p["d"] <= 4 and 2 <= p["h"] <= 4 and p["d"] + 1 <= p["n"] <= 12
     if f == "wn":

@@ -149,7 +149,7 @@ def test_conditioning_of_a_known_model():
 
 @pytest.mark.parametrize("bad, needle", [
     ("rq_sum-np-min", "spec"), ("nosuch-np-min-s3", "family"), ("bnnet-np-min-d3-h3-n3-s1", "backend"),
-    ("bnc-np-min-n3-obs0.5-r2-t1-s1", "minimizer"), ("rq_sum-np-min-D5-k2-s-1", "spec")])
+    ("bnc-np-min-n4-obs0.8-r2-t1-s1", "minimizer"), ("rq_sum-np-min-D5-k2-s-1", "spec")])
 def test_bad_specs_are_named(bad, needle):
     with pytest.raises(ValueError, match=needle):
         zoo_model(bad)

@@ -139,9 +139,11 @@ def _u(rng, lo, hi, digits=2) -> float:
     return round(float(rng.uniform(lo, hi)), digits)
 
 
-def draw_spec(seed, family: str | None = None, backend: str | None = None, minimizer: bool | None = None) -> ZooSpec:
+def draw_spec(seed, family: str | None = None, backend: str | None = None, minimizer: bool | None = None,
+              families=None) -> ZooSpec:
     """A random spec from ``np.random.default_rng(seed)`` (``seed`` an int or a tuple of ints); ``family``,
-    ``backend``, ``minimizer`` fix those choices. The knobs and their ranges:
+    ``backend``, ``minimizer`` fix those choices; ``families`` restricts the family drawn (default: all of
+    ``FAMILIES``, in their order). The knobs and their ranges:
 
     rq_sum: D ∈ [4, 9], k ∈ [1, min(3, D - 2)] quadrics, la ∈ [0, 2] decades of each A_j's spectrum,
             lc ∈ [0, 3] decades of the weights a_j;
@@ -149,7 +151,8 @@ def draw_spec(seed, family: str | None = None, backend: str | None = None, minim
             lr ∈ [-1, 1.5] (ρ = 10^lr), lc ∈ [0, 3] decades of κ, lg ∈ [0.3, 2.5]: κ₂ = κ₁(1 - 10^-lg) (k ≥ 2;
             the relative gap of ∇²L on Γ is of that order);
     mf, mfc: m, n ∈ [2, 5], r ∈ [2, min(m, n, 3)] (mfc: [2, 2]), c ∈ [1.2, 3] (scale), mfc: obs ∈ [0.75, 0.95];
-    bnc: n ∈ [3, 6] (n×n target), r ∈ [2, 3] factor rank, t ∈ [1, r] target rank, obs ∈ [0.5, 0.9];
+    bnc: n ∈ [r + 2, 6] (n×n target), r ∈ [2, 3] factor rank, t ∈ [1, r - 1] target rank (over-parameterized),
+         obs ∈ [0.7, 0.9] (the mask is redrawn until each row and column has > r observed entries);
     bn: d ∈ [2, 4] inputs, h ∈ [2, 4] hidden, n ∈ [d + 1, 12] samples;
     wn: w ∈ [2, 3] width, l ∈ [2, 3] depth, n ∈ [2, 6] samples, c ∈ [0.5, 2] (scale);
     bnnet, lnnet: d ∈ [3, 4] (bn) or [2, 4] (ln) inputs, h ∈ [3, 5] hidden, n ∈ [3 (bn) or 2 (ln),
@@ -157,7 +160,12 @@ def draw_spec(seed, family: str | None = None, backend: str | None = None, minim
     The data seed is drawn last, so the same (family, knobs) with another seed is another member.
     """
     rng = np.random.default_rng(seed)
-    fam = family if family is not None else str(rng.choice(list(FAMILIES)))
+    pool = list(FAMILIES) if families is None else list(families)
+    unknown = [f for f in pool if f not in FAMILIES]
+    if unknown or not pool:
+        raise ValueError(f"families: unknown zoo family {', '.join(unknown) or '(none given)'}; valid: "
+                         f"{', '.join(FAMILIES)}")
+    fam = family if family is not None else str(rng.choice(pool))
     if fam not in FAMILIES:
         raise ValueError(f"family: unknown zoo family {fam!r}; valid: {', '.join(FAMILIES)}")
     back = backend if backend is not None else str(rng.choice(FAMILIES[fam]))
@@ -176,7 +184,7 @@ def draw_spec(seed, family: str | None = None, backend: str | None = None, minim
             p.update(m=max(m, 3), n=max(n, 3), obs=_u(rng, 0.75, 0.95))
     elif fam == "bnc":
         r = i(2, 3)
-        p = {"n": i(3, 6), "r": r, "t": i(1, r), "obs": _u(rng, 0.5, 0.9)}
+        p = {"n": i(r + 2, 6), "r": r, "t": i(1, r - 1), "obs": _u(rng, 0.7, 0.9)}
     elif fam == "bn":
         d = i(2, 4)
         p = {"d": d, "h": i(2, 4), "n": i(d + 1, 12)}
@@ -190,13 +198,14 @@ def draw_spec(seed, family: str | None = None, backend: str | None = None, minim
     return ZooSpec(fam, back, has_min, tuple(p.items()), int(rng.integers(0, 2**31 - 1)))
 
 
-def zoo_specs(n: int, seed: int = 0) -> list[ZooSpec]:
-    """The ``n`` specs of ``srflow zoo --n n --seed seed``: spec i is ``draw_spec((seed, i))``."""
+def zoo_specs(n: int, seed: int = 0, families=None) -> list[ZooSpec]:
+    """The ``n`` specs of ``srflow zoo --n n --seed seed [--families ...]``: spec i is
+    ``draw_spec((seed, i), families=families)``."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n: expected a positive number of models, got {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
-    return [draw_spec((int(seed), i)) for i in range(int(n))]
+    return [draw_spec((int(seed), i), families=families) for i in range(int(n))]
 
 
 # -- the model classes (numpy): named by their spec, pickled by rebuilding from it ----------------------------
@@ -477,8 +486,18 @@ def _wn(spec: ZooSpec):
 
 def _bnc(spec: ZooSpec):
     p = spec.p
-    ref = bn_completion(np.random.default_rng([spec.seed, 6]), size=p["n"], rank=p["r"], target_rank=p["t"],
-                        observed=float(p["obs"]))
+    # bn_completion's data; the mask is redrawn (seed [spec seed, 6, attempt]) until every row and column has more
+    # than r observed entries: with fewer, gradient flow from a random start can run off to a completion at
+    # infinity (seen: r = t = 2, a column with one observed entry; L falls like 1/t and λ₁ grows), and Γ is not
+    # reached
+    for attempt in range(100):
+        ref = bn_completion(np.random.default_rng([spec.seed, 6, attempt]), size=p["n"], rank=p["r"],
+                            target_rank=p["t"], observed=float(p["obs"]))
+        if min(ref.mask.sum(axis=0).min(), ref.mask.sum(axis=1).min()) > p["r"]:
+            break
+    else:
+        raise ValueError(f"spec: {spec.name}: no mask with more than r = {p['r']} observed entries per row and "
+                         f"column in 100 draws; raise obs")
     model = ZooCompletion(ref.target, ref.mask, ref.rank, name=spec.name)
     model.__dict__["description"] = (f"matrix completion with BN on the output, {p['n']}x{p['n']} target of rank "
                                      f"{p['t']}, factors of rank {p['r']}, {int(ref.mask.sum())} observed")
@@ -531,6 +550,15 @@ def _net(spec: ZooSpec):
 
 _BUILDERS = {"rq_sum": _rq_sum, "curved": _curved, "mf": _mf, "mfc": _mf, "bnc": _bnc, "bn": _bn, "wn": _wn,
              "bnnet": _net, "lnnet": _net}
+
+
+#: the prefix that marks a zoo model in ``srflow verify --models`` (``zoo:<name>``)
+SPEC_PREFIX = "zoo:"
+
+
+def is_zoo_spec(text: str) -> bool:
+    """Whether ``text`` is ``zoo:<a zoo model name>``."""
+    return isinstance(text, str) and text.startswith(SPEC_PREFIX) and _NAME.fullmatch(text[len(SPEC_PREFIX):]) is not None
 
 
 def zoo_model(spec=None, rng=None):
