@@ -402,7 +402,7 @@ def _cmd_zoo(args) -> int:
     args.seed = seed
     restricted = f", families {', '.join(args.families)}" if args.families else ""
     args.zoo_notes = [f"zoo: {args.n} model(s) drawn with seed {seed}{restricted}: model i is "
-                      f"toy_models.zoo.draw_spec(({seed}, i){', families=...' if args.families else ''}); each name "
+                      f"toy_models.zoo.zoo_specs(n, {seed}{', families' if args.families else ''})[i] (families in turn); each name "
                       f"rebuilds its model: toy_models.zoo.zoo_model(NAME), or srflow verify --models zoo:NAME "
                       f"--seed {seed}{' --quick' if args.quick else ''} (the same runs)"]
     print("srflow zoo: seed " + str(seed) + "\n" + "\n".join(f"  [{i}] {s.name}" for i, s in enumerate(specs)),
@@ -499,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("zoo", help="draw random scale-invariant models (toy_models.zoo) and run every check on each")
     p.add_argument("--n", type=int, default=10, help="number of models (default 10)")
     p.add_argument("--seed", type=int, help="seed of the draw and of the runs (default 0); model i is "
-                   "toy_models.zoo.draw_spec((seed, i))")
+                   "toy_models.zoo.zoo_specs(n, seed)[i]")
     p.add_argument("--families", nargs="+", metavar="FAMILY", help="draw only from these zoo families (default: all)")
     p.add_argument("--checks", nargs="+", metavar="CHECK", help="checks to run (default: all; see `srflow list`)")
     p.add_argument("--quick", action="store_true", help="short ladders and horizons (as srflow verify --quick)")

@@ -83,12 +83,13 @@ def test_a_name_or_seed_rebuilds_the_model(seed, index):
     assert a.loss(w) == b.loss(w) and np.array_equal(a.grad(w), b.grad(w))
 
 
-def test_the_n_specs_of_a_seed_are_draws_of_seed_and_index():
-    specs = zoo_spec_list(6, seed=11)
-    assert specs == [draw_spec((11, i)) for i in range(6)]
+def test_the_n_specs_of_a_seed_take_the_families_in_turn():
+    specs = zoo_spec_list(12, seed=11)
+    assert specs == [draw_spec((11, i), family=s.family) for i, s in enumerate(specs)]
     assert zoo_spec_list(3, seed=11) == specs[:3]  # model i does not depend on n
-    assert zoo_spec_list(6, seed=12) != specs
-    assert len({s.family for s in zoo_spec_list(40, seed=0)}) == len(FAMILIES)  # every family is drawn
+    assert zoo_spec_list(6, seed=12) != specs[:6]
+    assert {s.family for s in specs[:len(FAMILIES)]} == set(FAMILIES)  # the families in turn: each one drawn
+    assert {s.family for s in zoo_spec_list(4, seed=3, families=["mf", "bn"])} == {"mf", "bn"}
 
 
 def test_data_depend_only_on_the_spec_seed():

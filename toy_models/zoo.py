@@ -3,7 +3,8 @@
 ``zoo_model(spec)`` builds one model from a ``ZooSpec``, from its name (a string that encodes the whole spec,
 e.g. ``"rq_sum-np-min-D7-k2-lc2.5-la1-s8817"``), or from an integer seed (``draw_spec(seed)``: the family, the
 backend, whether it has a ``minimizer`` and every size and conditioning knob are drawn from the seed).
-``zoo_specs(n, seed)`` gives the n specs of ``srflow zoo --n N --seed S``: model i is ``draw_spec((S, i))``.
+``zoo_specs(n, seed)`` gives the n specs of ``srflow zoo --n N --seed S``: model i is ``draw_spec((S, i), family=...)``
+with the families taken in turn (every family appears once N ≥ 9).
 The model's ``name`` is its spec, so a printed name rebuilds it: ``zoo_model(model.name)``.
 
 Families (``FAMILIES``; knobs and ranges in ``draw_spec``):
@@ -199,13 +200,17 @@ def draw_spec(seed, family: str | None = None, backend: str | None = None, minim
 
 
 def zoo_specs(n: int, seed: int = 0, families=None) -> list[ZooSpec]:
-    """The ``n`` specs of ``srflow zoo --n n --seed seed [--families ...]``: spec i is
-    ``draw_spec((seed, i), families=families)``."""
+    """The ``n`` specs of ``srflow zoo --n n --seed seed [--families ...]``: the families taken in turn from a
+    start drawn from ``seed`` (so that every family is drawn once ``n`` ≥ their number), spec i =
+    ``draw_spec((seed, i), family=pool[(start + i) % len(pool)])``; spec i does not depend on ``n``."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n: expected a positive number of models, got {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
-    return [draw_spec((int(seed), i), families=families) for i in range(int(n))]
+    pool = list(FAMILIES) if families is None else list(families)
+    draw_spec(0, families=pool)  # validates the names
+    start = int(np.random.default_rng([int(seed), 2**31]).integers(len(pool)))
+    return [draw_spec((int(seed), i), family=pool[(start + i) % len(pool)]) for i in range(int(n))]
 
 
 # -- the model classes (numpy): named by their spec, pickled by rebuilding from it ----------------------------
