@@ -382,7 +382,7 @@ def _verify(args, held: list) -> int:
 
 
 def _cmd_zoo(args) -> int:
-    """``srflow zoo``: draw ``--n`` zoo models with ``--seed`` (model i = ``toy_models.zoo.draw_spec((S, i))``) and
+    """``srflow zoo``: draw ``--n`` zoo models with ``--seed`` (model i = ``toy_models.zoo.zoo_specs(n, S)[i]``) and
     run every check on each through ``srflow verify``'s code path (same runner, report and exit statuses)."""
     from srflow.toy_models.zoo import zoo_specs
 
@@ -395,15 +395,16 @@ def _cmd_zoo(args) -> int:
         return _cmd_verify(args)
     seed = 0 if args.seed is None else args.seed
     try:
-        specs = zoo_specs(args.n, seed, families=args.families)
+        specs = zoo_specs(args.n, seed, families=args.families, backends=args.backends)
     except ValueError as exc:
-        raise UsageError(f"srflow: zoo: --families: {exc}")
+        raise UsageError(f"srflow: zoo: --{exc}")
     args.zoo = [f"zoo:{s.name}" for s in specs]
     args.seed = seed
-    restricted = f", families {', '.join(args.families)}" if args.families else ""
+    restricted = "".join(f", {what} {', '.join(v)}" for what, v in (("families", args.families),
+                                                                     ("backends", args.backends)) if v)
     args.zoo_notes = [f"zoo: {args.n} model(s) drawn with seed {seed}{restricted}: model i is "
-                      f"toy_models.zoo.zoo_specs(n, {seed}{', families' if args.families else ''})[i] (families in turn); each name "
-                      f"rebuilds its model: toy_models.zoo.zoo_model(NAME), or srflow verify --models zoo:NAME "
+                      f"toy_models.zoo.zoo_specs(n, {seed}{', families, backends' if restricted else ''})[i] "
+                      f"(families in turn); each name rebuilds its model: toy_models.zoo.zoo_model(NAME), or srflow verify --models zoo:NAME "
                       f"--seed {seed}{' --quick' if args.quick else ''} (the same runs)"]
     print("srflow zoo: seed " + str(seed) + "\n" + "\n".join(f"  [{i}] {s.name}" for i, s in enumerate(specs)),
           flush=True)
@@ -501,6 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the draw and of the runs (default 0); model i is "
                    "toy_models.zoo.zoo_specs(n, seed)[i]")
     p.add_argument("--families", nargs="+", metavar="FAMILY", help="draw only from these zoo families (default: all)")
+    p.add_argument("--backends", nargs="+", metavar="BACKEND", choices=("np", "jax"),
+                   help="draw only models built with these backends: np (closed forms), jax (autodiff)")
     p.add_argument("--checks", nargs="+", metavar="CHECK", help="checks to run (default: all; see `srflow list`)")
     p.add_argument("--quick", action="store_true", help="short ladders and horizons (as srflow verify --quick)")
     p.add_argument("--out", metavar="DIR", help="output folder (default ./srflow-out/<timestamp>; never overwritten)")

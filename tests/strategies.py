@@ -99,8 +99,8 @@ ZOO_KNOBS = {
         {"n": st.integers(r + 2, 6), "r": st.just(r), "t": st.integers(1, r - 1), "obs": _r(0.7, 0.9)})),
     "bn": st.integers(2, 4).flatmap(lambda d: st.fixed_dictionaries(
         {"d": st.just(d), "h": st.integers(2, 4), "n": st.integers(d + 1, 12)})),
-    "wn": st.fixed_dictionaries({"w": st.integers(2, 3), "l": st.integers(2, 3), "n": st.integers(2, 6),
-                                 "c": _r(0.5, 2.0)}),
+    "wn": st.integers(2, 3).flatmap(lambda w: st.fixed_dictionaries(
+        {"w": st.just(w), "l": st.integers(2, 3), "n": st.integers(w, 6), "c": _r(0.5, 2.0)})),
     "bnnet": _net_knobs("bnnet"),
     "lnnet": _net_knobs("lnnet"),
 }

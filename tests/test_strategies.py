@@ -57,7 +57,7 @@ def _zoo_bounds_hold(spec: ZooSpec) -> bool:
     if f == "bn":
         return 2 <= p["d"] <= 4 and 2 <= p["h"] <= 4 and p["d"] + 1 <= p["n"] <= 12
     if f == "wn":
-        return 2 <= p["w"] <= 3 and 2 <= p["l"] <= 3 and 2 <= p["n"] <= 6 and 0.5 <= p["c"] <= 2
+        return 2 <= p["w"] <= 3 and 2 <= p["l"] <= 3 and p["w"] <= p["n"] <= 6 and 0.5 <= p["c"] <= 2
     d, h, n = p["d"], p["h"], p["n"]
     free = h * (d - 1) - 1 if f == "bnnet" else h * d - d - 1  # directions the normalization leaves free, minus 1
     return 3 <= h <= 5 and (3 if f == "bnnet" else 2) <= n <= min(12, free) and (d >= 3 if f == "bnnet" else d >= 2)

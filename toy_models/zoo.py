@@ -141,10 +141,11 @@ def _u(rng, lo, hi, digits=2) -> float:
 
 
 def draw_spec(seed, family: str | None = None, backend: str | None = None, minimizer: bool | None = None,
-              families=None) -> ZooSpec:
+              families=None, backends=None) -> ZooSpec:
     """A random spec from ``np.random.default_rng(seed)`` (``seed`` an int or a tuple of ints); ``family``,
     ``backend``, ``minimizer`` fix those choices; ``families`` restricts the family drawn (default: all of
-    ``FAMILIES``, in their order). The knobs and their ranges:
+    ``FAMILIES``, in their order), ``backends`` the backend ("np", "jax"; families built with none of them are
+    not drawn). The knobs and their ranges:
 
     rq_sum: D ∈ [4, 9], k ∈ [1, min(3, D - 2)] quadrics, la ∈ [0, 2] decades of each A_j's spectrum,
             lc ∈ [0, 3] decades of the weights a_j;
@@ -155,21 +156,19 @@ def draw_spec(seed, family: str | None = None, backend: str | None = None, minim
     bnc: n ∈ [r + 2, 6] (n×n target), r ∈ [2, 3] factor rank, t ∈ [1, r - 1] target rank (over-parameterized),
          obs ∈ [0.7, 0.9] (the mask is redrawn until each row and column has > r observed entries);
     bn: d ∈ [2, 4] inputs, h ∈ [2, 4] hidden, n ∈ [d + 1, 12] samples;
-    wn: w ∈ [2, 3] width, l ∈ [2, 3] depth, n ∈ [2, 6] samples, c ∈ [0.5, 2] (scale);
+    wn: w ∈ [2, 3] width, l ∈ [2, 3] depth, n ∈ [w, 6] samples (with n < w the product is constrained only on
+        an n-dimensional input space and dim Γ exceeds deep_linear's (K - 1)w² - 1), c ∈ [0.5, 2] (scale);
     bnnet, lnnet: d ∈ [3, 4] (bn) or [2, 4] (ln) inputs, h ∈ [3, 5] hidden, n ∈ [3 (bn) or 2 (ln),
             (bn: h(d-1) - 2; ln: hd - d - 2)] samples (capped at 12).
     The data seed is drawn last, so the same (family, knobs) with another seed is another member.
     """
     rng = np.random.default_rng(seed)
-    pool = list(FAMILIES) if families is None else list(families)
-    unknown = [f for f in pool if f not in FAMILIES]
-    if unknown or not pool:
-        raise ValueError(f"families: unknown zoo family {', '.join(unknown) or '(none given)'}; valid: "
-                         f"{', '.join(FAMILIES)}")
+    pool = _family_pool(families, backends)
     fam = family if family is not None else str(rng.choice(pool))
     if fam not in FAMILIES:
         raise ValueError(f"family: unknown zoo family {fam!r}; valid: {', '.join(FAMILIES)}")
-    back = backend if backend is not None else str(rng.choice(FAMILIES[fam]))
+    allowed = [b for b in FAMILIES[fam] if backends is None or b in backends]
+    back = backend if backend is not None else str(rng.choice(allowed or FAMILIES[fam]))
     has_min = minimizer if minimizer is not None else (fam not in NO_MINIMIZER and bool(rng.random() < 0.6))
     i = lambda lo, hi: int(rng.integers(lo, hi + 1))  # noqa: E731
     if fam == "rq_sum":
@@ -190,7 +189,8 @@ def draw_spec(seed, family: str | None = None, backend: str | None = None, minim
         d = i(2, 4)
         p = {"d": d, "h": i(2, 4), "n": i(d + 1, 12)}
     elif fam == "wn":
-        p = {"w": i(2, 3), "l": i(2, 3), "n": i(2, 6), "c": _u(rng, 0.5, 2.0)}
+        w = i(2, 3)
+        p = {"w": w, "l": i(2, 3), "n": i(w, 6), "c": _u(rng, 0.5, 2.0)}
     else:  # bnnet, lnnet
         d, h = i(3, 4) if fam == "bnnet" else i(2, 4), i(3, 5)
         top = h * (d - 1) - 2 if fam == "bnnet" else h * d - d - 2
@@ -199,18 +199,34 @@ def draw_spec(seed, family: str | None = None, backend: str | None = None, minim
     return ZooSpec(fam, back, has_min, tuple(p.items()), int(rng.integers(0, 2**31 - 1)))
 
 
-def zoo_specs(n: int, seed: int = 0, families=None) -> list[ZooSpec]:
-    """The ``n`` specs of ``srflow zoo --n n --seed seed [--families ...]``: the families taken in turn from a
+def _family_pool(families, backends) -> list[str]:
+    """The families to draw from: ``families`` (default all) built with one of ``backends`` (default any)."""
+    pool = list(FAMILIES) if families is None else list(families)
+    unknown = [f for f in pool if f not in FAMILIES]
+    if unknown or not pool:
+        raise ValueError(f"families: unknown zoo family {', '.join(unknown) or '(none given)'}; valid: "
+                         f"{', '.join(FAMILIES)}")
+    bad = [b for b in (backends or ()) if b not in ("np", "jax")]
+    if bad:
+        raise ValueError(f"backends: unknown backend {', '.join(bad)}; valid: np, jax")
+    pool = [f for f in pool if backends is None or set(FAMILIES[f]) & set(backends)]
+    if not pool:
+        raise ValueError(f"families: none of {', '.join(families or FAMILIES)} is built with {', '.join(backends)}")
+    return pool
+
+
+def zoo_specs(n: int, seed: int = 0, families=None, backends=None) -> list[ZooSpec]:
+    """The ``n`` specs of ``srflow zoo --n n --seed seed [--families ...] [--backends ...]``: the families (those
+    built with one of ``backends``) taken in turn from a
     start drawn from ``seed`` (so that every family is drawn once ``n`` ≥ their number), spec i =
     ``draw_spec((seed, i), family=pool[(start + i) % len(pool)])``; spec i does not depend on ``n``."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n: expected a positive number of models, got {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
-    pool = list(FAMILIES) if families is None else list(families)
-    draw_spec(0, families=pool)  # validates the names
+    pool = _family_pool(families, backends)
     start = int(np.random.default_rng([int(seed), 2**31]).integers(len(pool)))
-    return [draw_spec((int(seed), i), family=pool[(start + i) % len(pool)]) for i in range(int(n))]
+    return [draw_spec((int(seed), i), family=pool[(start + i) % len(pool)], backends=backends) for i in range(int(n))]
 
 
 # -- the model classes (numpy): named by their spec, pickled by rebuilding from it ----------------------------
