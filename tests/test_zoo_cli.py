@@ -2,6 +2,7 @@
 exit statuses); the report gives the seed and every model's spec, and a printed name rebuilds the model."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,8 @@ def test_a_failing_check_on_a_zoo_model_exits_1_for_the_measured_reason(tmp_path
     """scale-collapse handed the wrong rescaling (c·w₀ instead of √c·w₀): the runs separate, exit status 1."""
     import srflow.verification.checks as checks
 
-    monkeypatch.setitem(checks.CHECKS, "scale-collapse", lambda s: checks.check_scale_collapse(s, rescale=lambda c: c))
+    monkeypatch.setitem(checks.CHECKS, "scale-collapse", replace(
+        checks.CHECKS["scale-collapse"], run=lambda s: checks.check_scale_collapse(s, rescale=lambda c: c)))
     out = tmp_path / "f"
     assert main(["zoo", *FAST, "--n", "1", "--checks", "scale-collapse", "--out", str(out)]) == 1
     res = _report(out)["checks"][0]
@@ -65,7 +67,7 @@ def test_a_check_that_raises_on_a_zoo_model_exits_3(tmp_path, monkeypatch):
     def broken(session):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setitem(checks.CHECKS, "identities", broken)
+    monkeypatch.setitem(checks.CHECKS, "identities", replace(checks.CHECKS["identities"], run=broken))
     out = tmp_path / "e"
     assert main(["zoo", *FAST, "--n", "1", "--checks", "identities", "--out", str(out)]) == 3
     assert _report(out)["checks"][0]["status"] == "error"
