@@ -47,7 +47,7 @@ from functools import partial
 import numpy as np
 
 from ._validate import as_rng
-from .completion import BatchNormCompletion, bn_completion
+from .completion import BatchNormCompletion
 from .families import ManifoldModel, batchnorm_linear, deep_linear, matrix_factorization
 from .generic import SmoothFunction
 from .normalized import NormalizedModel
@@ -154,7 +154,7 @@ def draw_spec(seed, family: str | None = None, backend: str | None = None, minim
             the relative gap of ∇²L on Γ is of that order);
     mf, mfc: m, n ∈ [2, 5], r ∈ [2, min(m, n, 3)] (mfc: [2, 2]), c ∈ [1.2, 3] (scale), mfc: obs ∈ [0.75, 0.95];
     bnc: n ∈ [r + 2, 6] (n×n target), r ∈ [2, 3] factor rank, t ∈ [1, r - 1] target rank (over-parameterized),
-         obs ∈ [0.7, 0.9] (the mask is redrawn until each row and column has > r observed entries);
+         obs ∈ [0.7, 0.9] (the mask is redrawn, or filled, until each row and column has > r observed);
     bn: d ∈ [2, 4] inputs, h ∈ [2, 4] hidden, n ∈ [d + 1, 12] samples;
     wn: w ∈ [2, 3] width, l ∈ [2, 3] depth, n ∈ [w, 6] samples (with n < w the product is constrained only on
         an n-dimensional input space and dim Γ exceeds deep_linear's (K - 1)w² - 1), c ∈ [0.5, 2] (scale);
@@ -506,22 +506,30 @@ def _wn(spec: ZooSpec):
 
 
 def _bnc(spec: ZooSpec):
+    """``bn_completion``'s data (a rank-t n×n Gaussian target at unit RMS, a random fraction ``obs`` observed), drawn
+    again (up to 100 times, then entries are added at random) until every row and column has more than r observed:
+    with fewer,
+    gradient flow from a random start can run off to a completion at infinity (seen: r = t = 2, a column with one
+    observed entry; L falls like 1/t while λ₁ grows) and Γ is not reached."""
     p = spec.p
-    # bn_completion's data; the mask is redrawn (seed [spec seed, 6, attempt]) until every row and column has more
-    # than r observed entries: with fewer, gradient flow from a random start can run off to a completion at
-    # infinity (seen: r = t = 2, a column with one observed entry; L falls like 1/t and λ₁ grows), and Γ is not
-    # reached
-    for attempt in range(100):
-        ref = bn_completion(np.random.default_rng([spec.seed, 6, attempt]), size=p["n"], rank=p["r"],
-                            target_rank=p["t"], observed=float(p["obs"]))
-        if min(ref.mask.sum(axis=0).min(), ref.mask.sum(axis=1).min()) > p["r"]:
+    n, r, t = p["n"], p["r"], p["t"]
+    for attempt in range(100):  # redrawn (seed [spec seed, 6, attempt]) while a row or column has ≤ r observed
+        rng = np.random.default_rng([spec.seed, 6, attempt])
+        y = rng.standard_normal((n, t)) @ rng.standard_normal((t, n))
+        y /= np.sqrt(np.mean(y**2))
+        mask = rng.random((n, n)) < float(p["obs"])
+        if min(mask.sum(axis=0).min(), mask.sum(axis=1).min()) > r:
             break
-    else:
-        raise ValueError(f"spec: {spec.name}: no mask with more than r = {p['r']} observed entries per row and "
-                         f"column in 100 draws; raise obs")
-    model = ZooCompletion(ref.target, ref.mask, ref.rank, name=spec.name)
-    model.__dict__["description"] = (f"matrix completion with BN on the output, {p['n']}x{p['n']} target of rank "
-                                     f"{p['t']}, factors of rank {p['r']}, {int(ref.mask.sum())} observed")
+    else:  # then entries are added at random to the last draw's short rows and columns
+        for _ in range(2):
+            for m in (mask, mask.T):  # rows, then columns (a view: fills mask)
+                for row in m:
+                    need = r + 1 - int(row.sum())
+                    if need > 0:
+                        row[rng.choice(np.flatnonzero(~row), size=need, replace=False)] = True
+    model = ZooCompletion(y, mask.astype(float), r, name=spec.name)
+    model.__dict__["description"] = (f"matrix completion with BN on the output, {n}x{n} target of rank {t}, factors "
+                                     f"of rank {r}, {int(mask.sum())} of {n * n} observed")
     return model
 
 
