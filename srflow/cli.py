@@ -45,6 +45,9 @@ def _cmd_list(args) -> int:
             continue
         gamma = getattr(m, "manifold_dim", None)
         print(f"  {name:<16} D={m.dim:<4} dim Γ={'-' if gamma is None else gamma:<3} {getattr(m, 'description', '')}")
+    from srflow.toy_models.zoo import FAMILIES
+
+    print("zoo families (srflow zoo; toy_models.zoo): " + ", ".join(f"{f} ({'/'.join(b)})" for f, b in FAMILIES.items()))
     from srflow.theory.symbolic import SCRIPTS
 
     print("derivations (srflow derive):")
