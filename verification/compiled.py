@@ -16,7 +16,7 @@ Krylov basis grows one HVP at a time and stops as soon as the Ritz pair's residu
 which bounds |θ - λ₁| ≤ ‖r‖²/(λ₁ - λ₂) ≤ LAM_RTOL·λ₁ while λ₁ has the gap the theory assumes; a stale vector
 (large residual) runs on into a full restarted Lanczos. The start of each record is the warm vector plus
 GUARD_EPS of a fresh random direction, so that a new branch overtaking the tracked one is found (see
-``lanczos_adaptive``). No D×D matrix, no ARPACK: the first record starts cold from a fixed random vector. Φ(w̄_t)
+``lanczos_adaptive`` and GUARD_EPS). No D×D matrix, no ARPACK: the first record starts cold from a fixed random vector. Φ(w̄_t)
 (with ``track_phi``) is computed by ``theory`` at the record points, as in the numpy path.
 
 ``simulate_batch`` advances B runs of one model (different starts, or different (η, λ), equal step counts)
@@ -59,9 +59,10 @@ WARM_RTOL = math.sqrt(LAM_RTOL * GAP_RTOL)
 #: exact eigenvector of a branch that another one overtakes (a true crossing): no Krylov space of it ever sees
 #: the new top. With the random part, the start has a component ≈ GUARD_EPS/√D along the new top eigenvector
 #: v₁, and the Ritz pair of the old branch keeps a residual ≈ (GUARD_EPS/√D)(λ₁ - θ), so Lanczos cannot stop on
-#: it once λ₁ - θ > WARM_RTOL·√D/GUARD_EPS·θ (≈ 3e-5·√D·θ). It costs ~1 HVP per record (the warm vector of a
-#: stride-10 record is itself ~1e-3 off).
-GUARD_EPS = 1e-3
+#: it once λ₁ - θ > WARM_RTOL·√D/GUARD_EPS·θ (≈ 3e-3·√D·θ): a record misses a new branch by at most that.
+#: Measured on mf (D = 80, λ₁ every 10 steps at the EoS): 6.3 HVPs per record with 0 or 1e-5, 7.3 with 1e-4,
+#: 8.0 with 1e-3 (the warm vector of a stride-10 record is itself ~3e-3 off).
+GUARD_EPS = 1e-5
 #: at most this many Lanczos cycles per eigenvalue (a warm start needs 1)
 MAX_CYCLES = 60
 #: record slots per compiled call (a chunk): its records are copied to the host together
@@ -72,27 +73,36 @@ DENSE_CLOCK_MAX = 4096
 CLOCK_BUF = 2 * DENSE_CLOCK_MAX
 
 
-def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: int = MAX_CYCLES):
+def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: int = MAX_CYCLES, first_check=1):
     """(θ, y, residual, hvps): the largest algebraic eigenpair of the symmetric operator ``matvec``
     (traceable), and the number of ``matvec`` calls it took.
 
     Lanczos with full reorthogonalization from v0, one HVP per step: after j steps T_j = Q_jᵀ A Q_j is
     tridiagonal, its top Ritz pair (θ, s) gives y = Q_j s with the residual ‖A y - θy‖ = β_j|s_j| (no further
-    HVP), and the basis stops growing as soon as β_j|s_j| ≤ rtol·|θ|. A warm v0 (last record's eigenvector)
-    stops after a few steps; a stale one goes on to k steps and then restarts from the Ritz vector (a full
-    restarted Lanczos) until the residual is below rtol·|θ| or ``max_cycles``. On an invariant Krylov subspace
-    (β = 0) the residual is 0 and it stops; unused rows of T are decoupled and set below its Gershgorin bound,
-    so they never hold the top Ritz value.
+    HVP), and the basis stops growing as soon as β_j|s_j| ≤ rtol·|θ|. The residual is first looked at after
+    ``first_check`` steps (the eigendecomposition of T_j costs more than an HVP at small D; a warm start passes
+    the count of the last record less one). A warm v0 (last record's eigenvector) stops after a few steps; a
+    stale one goes on to k steps and then restarts from the Ritz vector (a full restarted Lanczos, residual
+    looked at every step) until the residual is below rtol·|θ| or ``max_cycles``. On an invariant Krylov
+    subspace (β = 0) the residual is 0 and it stops; unused rows of T are decoupled and set below its Gershgorin
+    bound, so they never hold the top Ritz value.
     """
     dim = v0.shape[0]
     idx = jnp.arange(k)
 
-    def cycle(v):
+    def ritz(alpha, beta, j, b):
+        low = -(jnp.sum(jnp.abs(alpha)) + 2 * jnp.sum(beta)) - 1.0
+        off = jnp.where(idx[:-1] < j, beta[:-1], 0.0)
+        t = jnp.diag(jnp.where(idx <= j, alpha, low)) + jnp.diag(off, 1) + jnp.diag(off, -1)
+        vals, vecs = jnp.linalg.eigh(t)
+        return vals[-1], vecs[:, -1], b * jnp.abs(vecs[j, -1])
+
+    def cycle(v, first):
         def not_done(st):
             return (st[0] < k) & ~st[-1]
 
         def step(st):
-            j, qb, alpha, beta, q, q_prev, b_prev, _, _, _, _ = st
+            j, qb, alpha, beta, q, q_prev, b_prev, theta, s, res, _ = st
             qb = qb.at[j].set(q)
             z = matvec(q)
             a = q @ z
@@ -101,14 +111,10 @@ def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: in
             z = z - qb.T @ (qb @ z)
             b = jnp.linalg.norm(z)
             alpha, beta = alpha.at[j].set(a), beta.at[j].set(b)
-            low = -(jnp.sum(jnp.abs(alpha)) + 2 * jnp.sum(beta)) - 1.0
-            off = jnp.where(idx[:-1] < j, beta[:-1], 0.0)
-            t = jnp.diag(jnp.where(idx <= j, alpha, low)) + jnp.diag(off, 1) + jnp.diag(off, -1)
-            vals, vecs = jnp.linalg.eigh(t)
-            theta, s = vals[-1], vecs[:, -1]
-            res = b * jnp.abs(s[j])
             invariant = b <= 1e-13 * (jnp.abs(a) + b_prev + 1e-300)
-            done = invariant | (res <= rtol * jnp.abs(theta))
+            look = invariant | (j + 1 >= first) | (j + 1 == k)
+            theta, s, res = lax.cond(look, ritz, lambda *_: (theta, s, res), alpha, beta, j, b)
+            done = look & (invariant | (res <= rtol * jnp.abs(theta)))
             q_next = jnp.where(invariant, 0.0, z / jnp.where(invariant, 1.0, b))
             return j + 1, qb, alpha, beta, q_next, q, b, theta, s, res, done
 
@@ -125,10 +131,10 @@ def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: in
 
     def body(state):
         i, _, y, _, n = state
-        theta, y, res, j = cycle(y)
+        theta, y, res, j = cycle(y, 1)
         return i + 1, theta, y, res, n + j
 
-    theta, y, res, j = cycle(v0)
+    theta, y, res, j = cycle(v0, first_check)
     _, theta, y, res, hvps = lax.while_loop(again, body, (1, theta, y, res, j))
     return theta, y, res, hvps
 
@@ -174,6 +180,17 @@ def _guard_direction(t, dim: int):
     return xi / jnp.linalg.norm(xi)
 
 
+def warm_top(matvec, v, m, t, k: int, guard_eps: float | None = None):
+    """One λ₁ record (traceable): (θ, y, m', hvps) = ``lanczos_adaptive`` from the warm vector v plus
+    ``guard_eps`` (default GUARD_EPS) of the fresh random direction of step t, its residual first looked at after
+    m - 1 steps (m: the HVPs of the last record); m' is the count to pass to the next record (1 after a restart:
+    then every step is looked at)."""
+    eps = GUARD_EPS if guard_eps is None else guard_eps
+    theta, y, _, hvps = lanczos_adaptive(matvec, v + eps * _guard_direction(t, v.shape[0]), k,
+                                         first_check=jnp.maximum(m - 1, 1))
+    return theta, y, jnp.where(hvps <= k, hvps, 1).astype(jnp.int32), hvps.astype(jnp.int32)
+
+
 @lru_cache(maxsize=64)
 def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_w: bool):
     """The compiled chunk: ``lax.scan`` over RECORDS_PER_CALL record slots. Slot i (when ``active[i]``) records
@@ -186,33 +203,33 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
     k = min(dim, KRYLOV_DIM)
     size = CLOCK_BUF if dense else 1
 
-    def lam(x, v):
-        theta, y, _, hvps = lanczos_adaptive(lambda u: jax.jvp(grad, (x,), (u,))[1], v, k)
-        return theta, y, hvps
+    def lam(x, v, m, t):
+        return warm_top(lambda u: jax.jvp(grad, (x,), (u,))[1], v, m, t, k)
 
-    def measure(w, new, vs, t, odd):
+    def measure(w, new, vs, ms, t, odd):
         """λ₁ at w_t (and the midpoint, w_{t+1}), each warm from the previous record's vector of the same phase
-        of the period-2 oscillation (an odd stride swaps w_t's and w_{t+1}'s)."""
-        xi = GUARD_EPS * _guard_direction(t, dim)
+        of the period-2 oscillation (an odd stride swaps w_t's and w_{t+1}'s), one after the other (a vmap would
+        run every branch of the Lanczos loop)."""
         if pairs:
-            starts = jnp.stack([jnp.where(odd, vs[2], vs[0]), vs[1], jnp.where(odd, vs[0], vs[2])]) + xi
-            lams, ys, hvps = jax.vmap(lam)(jnp.stack([w, 0.5 * (w + new), new]), starts)
-            return lams, ys, jnp.sum(hvps).astype(jnp.int32)
-        theta, y, hvps = lam(w, vs[0] + xi)
-        return jnp.array([theta, jnp.nan, jnp.nan]), y[None], hvps
+            order = jnp.where(odd, jnp.array([2, 1, 0]), jnp.array([0, 1, 2]))
+            out = [lam(x, vs[order[i]], ms[order[i]], t) for i, x in enumerate((w, 0.5 * (w + new), new))]
+            lams, ys, m1, hvps = (jnp.stack(c) for c in zip(*out))
+            return lams, ys, m1, jnp.sum(hvps).astype(jnp.int32)
+        theta, y, m1, hvps = lam(w, vs[0], ms[0], t)
+        return jnp.array([theta, jnp.nan, jnp.nan]), y[None], m1[None], hvps
 
-    def run(w, clock, t, fail, vs, lr, wd, ns, active, every):
+    def run(w, clock, t, fail, vs, ms, lr, wd, ns, active, every):
         t0 = t
         odd = every % 2 == 1
 
         def slot(carry, x):
-            w, clock, t, fail, vs, buf = carry
+            w, clock, t, fail, vs, ms, buf = carry
             n, act = x
             new, loss, g = update(w, lr, wd)
             ok = act & (fail < 0) & jnp.all(jnp.isfinite(new)) & jnp.isfinite(new @ new)
-            lams, vs1, hvps = lax.cond(ok, lambda: measure(w, new, vs, t, odd),
-                                       lambda: (jnp.full(3, jnp.nan), vs, jnp.int32(0)))
-            vs = jnp.where(ok, vs1, vs)
+            lams, vs1, ms1, hvps = lax.cond(ok, lambda: measure(w, new, vs, ms, t, odd),
+                                            lambda: (jnp.full(3, jnp.nan), vs, ms, jnp.int32(0)))
+            vs, ms = jnp.where(ok, vs1, vs), jnp.where(ok, ms1, ms)
             rec = (t, loss, w @ w, lams[0], lams[1], lams[2], jnp.linalg.norm(g), clock, ok, hvps,
                    w if keep_w else jnp.zeros(0))
             fail = jnp.where(act & (fail < 0) & ~ok, _failed_at(t, loss, g), fail)
@@ -233,14 +250,14 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
 
             w, clock, t, fail, buf = lax.fori_loop(1, jnp.maximum(n, 1), body,
                                                    (w1, clock1, t + jnp.where(act, jnp.minimum(n, 1), 0), fail, buf))
-            return (w, clock, t, fail, vs, buf), rec
+            return (w, clock, t, fail, vs, ms, buf), rec
 
-        (w, clock, t, fail, vs, buf), recs = lax.scan(slot, (w, clock, t, fail, vs, jnp.zeros(size)),
-                                                      (ns, active))
-        return (w, clock, t, fail, vs), recs, buf
+        (w, clock, t, fail, vs, ms, buf), recs = lax.scan(slot, (w, clock, t, fail, vs, ms, jnp.zeros(size)),
+                                                          (ns, active))
+        return (w, clock, t, fail, vs, ms), recs, buf
 
     if batched:
-        return jax.jit(jax.vmap(run, in_axes=(0, 0, 0, 0, 0, 0, 0, None, None, None)))
+        return jax.jit(jax.vmap(run, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None, None, None)))
     return jax.jit(run)
 
 
@@ -287,10 +304,11 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
     # the first Lanczos start: a fixed random vector (the first record runs a cold restarted Lanczos from it)
     cold = np.random.default_rng([model.dim, 1]).standard_normal(model.dim)
     vs = np.tile(cold / np.linalg.norm(cold), (3 if pairs else 1, 1))
+    ms = np.ones(3 if pairs else 1, dtype=np.int32)  # the first record looks at the residual at every step
     single = batch == 1  # unbatched: compiles ~3× faster than the vmapped function
-    state = ((ws[0], np.float64(0.0), np.int64(0), np.int64(-1), vs) if single else
+    state = ((ws[0], np.float64(0.0), np.int64(0), np.int64(-1), vs, ms) if single else
              (ws, np.zeros(batch), np.zeros(batch, dtype=np.int64), np.full(batch, -1, dtype=np.int64),
-              np.tile(vs, (batch, 1, 1))))
+              np.tile(vs, (batch, 1, 1)), np.tile(ms, (batch, 1))))
     hyper = (lrs[0], wds[0]) if single else (lrs, wds)
     bar = _Progress(steps, label or f"{algorithm} (compiled, batch {batch})", quiet)
     # ``dense_clock``: the clock at every step into a buffer of CLOCK_BUF steps per chunk (so a chunk holds fewer
