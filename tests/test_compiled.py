@@ -188,9 +188,12 @@ def _tracker(k):
     """warm_top on an explicit symmetric matrix, compiled once per (k, guard)."""
     from srflow.verification.compiled import warm_top
 
+    from srflow.verification.compiled import guard_directions
+
     @functools.partial(jax.jit, static_argnums=4)
     def track(a, v, m, t, guard):
-        return warm_top(lambda u: a @ u, v, m, t, k, guard_eps=None if guard else 0.0)
+        xi = guard_directions(t, a.shape[0])[0]
+        return warm_top(lambda u: a @ u, v, m, xi, k, probe=t % 4 == 0, guard_eps=None if guard else 0.0)
     return track
 
 

@@ -173,21 +173,25 @@ def _unit_step_sq(w, new):
     return d @ d
 
 
-def _guard_direction(t, dim: int):
-    """The fresh random direction of the record at step t (unit; the same for every run and every call: a
-    function of (t, D) only)."""
-    xi = jax.random.normal(jax.random.fold_in(jax.random.PRNGKey(0), t), (dim,), dtype=jnp.float64)
-    return xi / jnp.linalg.norm(xi)
+def guard_directions(t, dim: int, count: int = 1):
+    """``count`` fresh random unit directions (rows) for the records of a chunk starting at step t: a function of
+    (t, D) only, the same for every run and every call; one PRNG call per chunk."""
+    xi = jax.random.normal(jax.random.fold_in(jax.random.PRNGKey(0), t), (count, dim), dtype=jnp.float64)
+    return xi / jnp.linalg.norm(xi, axis=1, keepdims=True)
 
 
-def warm_top(matvec, v, m, t, k: int, guard_eps: float | None = None):
+#: the record count at which the Lanczos residual is first looked at is the last record's count, and one less at
+#: every PROBE_EVERY-th record (so that it follows a falling count)
+PROBE_EVERY = 8
+
+
+def warm_top(matvec, v, m, xi, k: int, probe=False, guard_eps: float | None = None):
     """One λ₁ record (traceable): (θ, y, m', hvps) = ``lanczos_adaptive`` from the warm vector v plus
-    ``guard_eps`` (default GUARD_EPS) of the fresh random direction of step t, its residual first looked at after
-    m - 1 steps (m: the HVPs of the last record); m' is the count to pass to the next record (1 after a restart:
-    then every step is looked at)."""
+    ``guard_eps`` (default GUARD_EPS) times the unit direction xi, its residual first looked at after m steps
+    (m - 1 when ``probe``; m: the HVPs of the last record); m' is the count to pass to the next record (1 after a
+    restart: then every step is looked at)."""
     eps = GUARD_EPS if guard_eps is None else guard_eps
-    theta, y, _, hvps = lanczos_adaptive(matvec, v + eps * _guard_direction(t, v.shape[0]), k,
-                                         first_check=jnp.maximum(m - 1, 1))
+    theta, y, _, hvps = lanczos_adaptive(matvec, v + eps * xi, k, first_check=jnp.maximum(m - probe, 1))
     return theta, y, jnp.where(hvps <= k, hvps, 1).astype(jnp.int32), hvps.astype(jnp.int32)
 
 
@@ -203,19 +207,20 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
     k = min(dim, KRYLOV_DIM)
     size = CLOCK_BUF if dense else 1
 
-    def lam(x, v, m, t):
-        return warm_top(lambda u: jax.jvp(grad, (x,), (u,))[1], v, m, t, k)
+    def lam(x, v, m, xi, probe):
+        # ∇²L(x)u by the linearization of ∇L at x: its primal part (the forward pass) is computed once per record
+        return warm_top(jax.linearize(grad, x)[1], v, m, xi, k, probe)
 
-    def measure(w, new, vs, ms, t, odd):
+    def measure(w, new, vs, ms, xi, probe, odd):
         """λ₁ at w_t (and the midpoint, w_{t+1}), each warm from the previous record's vector of the same phase
         of the period-2 oscillation (an odd stride swaps w_t's and w_{t+1}'s), one after the other (a vmap would
         run every branch of the Lanczos loop)."""
         if pairs:
             order = jnp.where(odd, jnp.array([2, 1, 0]), jnp.array([0, 1, 2]))
-            out = [lam(x, vs[order[i]], ms[order[i]], t) for i, x in enumerate((w, 0.5 * (w + new), new))]
+            out = [lam(x, vs[order[i]], ms[order[i]], xi, probe) for i, x in enumerate((w, 0.5 * (w + new), new))]
             lams, ys, m1, hvps = (jnp.stack(c) for c in zip(*out))
             return lams, ys, m1, jnp.sum(hvps).astype(jnp.int32)
-        theta, y, m1, hvps = lam(w, vs[0], ms[0], t)
+        theta, y, m1, hvps = lam(w, vs[0], ms[0], xi, probe)
         return jnp.array([theta, jnp.nan, jnp.nan]), y[None], m1[None], hvps
 
     def run(w, clock, t, fail, vs, ms, lr, wd, ns, active, every):
@@ -224,10 +229,11 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
 
         def slot(carry, x):
             w, clock, t, fail, vs, ms, buf = carry
-            n, act = x
+            n, act, xi = x
+            probe = (t // every) % PROBE_EVERY == PROBE_EVERY - 1
             new, loss, g = update(w, lr, wd)
             ok = act & (fail < 0) & jnp.all(jnp.isfinite(new)) & jnp.isfinite(new @ new)
-            lams, vs1, ms1, hvps = lax.cond(ok, lambda: measure(w, new, vs, ms, t, odd),
+            lams, vs1, ms1, hvps = lax.cond(ok, lambda: measure(w, new, vs, ms, xi, probe, odd),
                                             lambda: (jnp.full(3, jnp.nan), vs, ms, jnp.int32(0)))
             vs, ms = jnp.where(ok, vs1, vs), jnp.where(ok, ms1, ms)
             rec = (t, loss, w @ w, lams[0], lams[1], lams[2], jnp.linalg.norm(g), clock, ok, hvps,
@@ -253,7 +259,7 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             return (w, clock, t, fail, vs, ms, buf), rec
 
         (w, clock, t, fail, vs, ms, buf), recs = lax.scan(slot, (w, clock, t, fail, vs, ms, jnp.zeros(size)),
-                                                          (ns, active))
+                                                          (ns, active, guard_directions(t0, dim, ns.shape[0])))
         return (w, clock, t, fail, vs, ms), recs, buf
 
     if batched:
