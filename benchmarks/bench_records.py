@@ -3,7 +3,7 @@ against a hand-written JAX loop of the same update, side by side in one process,
 factorization (``mf``) at D = 16, 80, 500, 4000. Printed, not asserted.
 
 Run from the repository root: python -m benchmarks.bench_records [--sizes 16 80 500 4000] [--repeats 5]
-[--seconds 0.4] [--phi-sizes 16 80 500] [--batch 16]
+[--seconds 0.3] [--phi-sizes 16 80 500] [--batch 16]
 
 Modes (GD+WD, η = 0.1, ηλ = 1e-3, from the EoS norm above a point of Γ; ``simulate(..., pairs=False,
 dense_clock=False)`` on the JAX twin):
@@ -53,7 +53,7 @@ def cells_for(dim: int, seconds: float, phi: bool, batch: int) -> tuple[dict, in
     w0 = start(ref if ref is not None else jm, theta)
     loop = hand_loop(jm)
     w0j = jnp.asarray(w0)
-    probe = 200 if dim < 4000 else 20
+    probe = 5000 if dim < 500 else 500 if dim < 4000 else 20
     loop(w0j, probe).block_until_ready()
     per = _timed(lambda: loop(w0j, probe).block_until_ready()) / probe
     n = int(max(100, min(10**6, round(seconds / per / 100) * 100)))
@@ -108,7 +108,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 80, 500, 4000])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=0.4, help="about how long one hand run of N steps lasts")
+    parser.add_argument("--seconds", type=float, default=0.3, help="about how long one hand run of N steps lasts")
     parser.add_argument("--phi-sizes", type=int, nargs="*", default=[16, 80, 500],
                         help="sizes at which 'Φ every 100' is run (one Φ takes seconds at D = 500, ~25 s at 4000)")
     parser.add_argument("--batch", type=int, default=16, help="runs of the batched rows (0: none); D ≤ 500 only")

@@ -2,7 +2,7 @@
 the same updates and records (the numpy loop stays the reference; tests/test_compiled.py compares them on the
 registered models).
 
-A run is cut into chunks of RECORDS_PER_CALL record slots. One chunk is one compiled call: an outer
+A run is cut into chunks of RECORDS_PER_CALL record slots (fewer when w_t is kept at each record). One chunk is one compiled call: an outer
 ``lax.scan`` over the slots, each of which records at w_t (loss, ‖w‖², λ₁ at w_t, at the midpoint and at
 w_{t+1}, ‖∇L‖, the clock s_t) and then takes its n steps in a ``lax.fori_loop`` that also accumulates the clock
 s = Σ‖w̄_{k+1} - w̄_k‖². The records stay on the device, stacked, and come to the host once per chunk. The step
@@ -65,8 +65,11 @@ WARM_RTOL = math.sqrt(LAM_RTOL * GAP_RTOL)
 GUARD_EPS = 1e-5
 #: at most this many Lanczos cycles per eigenvalue (a warm start needs 1)
 MAX_CYCLES = 60
-#: record slots per compiled call (a chunk): its records are copied to the host together
-RECORDS_PER_CALL = 32
+#: record slots per compiled call (a chunk), whose records are copied to the host together: a chunk's host round
+#: trip (dispatch, copy, Python) costs ~0.5 ms, 32 records every 10 steps at D = 16 take ~2 ms
+RECORDS_PER_CALL = 512
+#: with w_t kept at every record (Φ, ``keep_iterates``) a chunk holds at most this many floats of iterates
+ITERATE_FLOATS = 2**21
 #: the longest recording interval whose clock is kept at every step (see ``simulate_batch``)
 DENSE_CLOCK_MAX = 4096
 #: the length of a chunk's dense-clock buffer (a chunk holds at most (CLOCK_BUF - 1) // every records)
@@ -180,6 +183,8 @@ def guard_directions(t, dim: int, count: int = 1):
     return xi / jnp.linalg.norm(xi, axis=1, keepdims=True)
 
 
+#: guard directions drawn per chunk (record i of a chunk uses number i mod GUARD_BLOCK)
+GUARD_BLOCK = 8
 #: the record count at which the Lanczos residual is first looked at is the last record's count, and one less at
 #: every PROBE_EVERY-th record (so that it follows a falling count)
 PROBE_EVERY = 8
@@ -196,8 +201,14 @@ def warm_top(matvec, v, m, xi, k: int, probe=False, guard_eps: float | None = No
 
 
 @lru_cache(maxsize=64)
+def _slots(dim: int, keep_w: bool) -> int:
+    """Record slots of a chunk: RECORDS_PER_CALL, fewer when w_t is kept (≤ ITERATE_FLOATS floats; at least 8)."""
+    return max(8, min(RECORDS_PER_CALL, ITERATE_FLOATS // dim)) if keep_w else RECORDS_PER_CALL
+
+
+@lru_cache(maxsize=64)
 def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_w: bool):
-    """The compiled chunk: ``lax.scan`` over RECORDS_PER_CALL record slots. Slot i (when ``active[i]``) records
+    """The compiled chunk: ``lax.scan`` over ``_slots`` record slots. Slot i (when ``active[i]``) records
     at w_t and takes ``ns[i]`` steps (0: record only). ``ns``/``active`` are traced and shared by the batch, so
     one compilation serves every stride; ``dense``: the clock of every step into a CLOCK_BUF buffer at index
     t - t₀ (t₀: the chunk's first step); ``keep_w``: w_t at each record. ``batched``: vmapped over runs."""
@@ -226,26 +237,27 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
     def run(w, clock, t, fail, vs, ms, lr, wd, ns, active, every):
         t0 = t
         odd = every % 2 == 1
+        xis = guard_directions(t0, dim, GUARD_BLOCK)
 
-        def slot(carry, x):
+        def record(carry, n, i):
+            """The slot's record at w_t, then its n steps."""
             w, clock, t, fail, vs, ms, buf = carry
-            n, act, xi = x
             probe = (t // every) % PROBE_EVERY == PROBE_EVERY - 1
             new, loss, g = update(w, lr, wd)
-            ok = act & (fail < 0) & jnp.all(jnp.isfinite(new)) & jnp.isfinite(new @ new)
-            lams, vs1, ms1, hvps = lax.cond(ok, lambda: measure(w, new, vs, ms, xi, probe, odd),
+            ok = (fail < 0) & jnp.all(jnp.isfinite(new)) & jnp.isfinite(new @ new)
+            lams, vs1, ms1, hvps = lax.cond(ok, lambda: measure(w, new, vs, ms, xis[i % GUARD_BLOCK], probe, odd),
                                             lambda: (jnp.full(3, jnp.nan), vs, ms, jnp.int32(0)))
             vs, ms = jnp.where(ok, vs1, vs), jnp.where(ok, ms1, ms)
             rec = (t, loss, w @ w, lams[0], lams[1], lams[2], jnp.linalg.norm(g), clock, ok, hvps,
                    w if keep_w else jnp.zeros(0))
-            fail = jnp.where(act & (fail < 0) & ~ok, _failed_at(t, loss, g), fail)
+            fail = jnp.where((fail < 0) & ~ok, _failed_at(t, loss, g), fail)
             go = ok & (n > 0)
             if dense:
-                buf = buf.at[jnp.where(act, t - t0, size)].set(clock, mode="drop")
+                buf = buf.at[t - t0].set(clock, mode="drop")
             w1 = jnp.where(go, new, w)
             clock1 = clock + jnp.where(go, _unit_step_sq(w, new), 0.0)
 
-            def body(i, carry):
+            def body(_, carry):
                 x, s, step, f, b = carry
                 if dense:
                     b = b.at[step - t0].set(s, mode="drop")
@@ -255,11 +267,22 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
                         jnp.where((f < 0) & ~good, _failed_at(step, value, gx), f), b)
 
             w, clock, t, fail, buf = lax.fori_loop(1, jnp.maximum(n, 1), body,
-                                                   (w1, clock1, t + jnp.where(act, jnp.minimum(n, 1), 0), fail, buf))
+                                                   (w1, clock1, t + jnp.minimum(n, 1), fail, buf))
             return (w, clock, t, fail, vs, ms, buf), rec
 
+        def idle(carry):
+            """An unused slot: nothing computed (``active`` is shared by the batch, so this stays a branch)."""
+            w, clock, t, fail, vs, ms, buf = carry
+            nan = jnp.full((), jnp.nan)
+            return carry, (t, nan, nan, nan, nan, nan, nan, clock, jnp.array(False), jnp.int32(0),
+                           w if keep_w else jnp.zeros(0))
+
+        def slot(carry, x):
+            n, act, i = x
+            return lax.cond(act, lambda c: record(c, n, i), idle, carry)
+
         (w, clock, t, fail, vs, ms, buf), recs = lax.scan(slot, (w, clock, t, fail, vs, ms, jnp.zeros(size)),
-                                                          (ns, active, guard_directions(t0, dim, ns.shape[0])))
+                                                          (ns, active, jnp.arange(ns.shape[0])))
         return (w, clock, t, fail, vs, ms), recs, buf
 
     if batched:
@@ -323,14 +346,15 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
     dense = bool(dense_clock and every <= DENSE_CLOCK_MAX)
     keep_w = bool(track_phi or keep_iterates)
     fn = _chunk(model, algorithm, pairs, not single, dense, keep_w)
-    per_call = min(RECORDS_PER_CALL, (CLOCK_BUF - 1) // every) if dense else RECORDS_PER_CALL
+    slots = _slots(model.dim, keep_w)
+    per_call = min(slots, (CLOCK_BUF - 1) // every) if dense else slots
     ts, ns = _record_plan(int(steps), int(every))
     chunks, clocks = [], []
     for lo in range(0, len(ts), per_call):
         n_used = min(per_call, len(ts) - lo)
-        ns_chunk = np.zeros(RECORDS_PER_CALL, dtype=np.int64)
+        ns_chunk = np.zeros(slots, dtype=np.int64)
         ns_chunk[:n_used] = ns[lo:lo + n_used]
-        active = np.arange(RECORDS_PER_CALL) < n_used
+        active = np.arange(slots) < n_used
         state, recs, buf = fn(*state, *hyper, ns_chunk, active, np.int64(every))
         recs, buf = jax.device_get((recs, buf))  # the chunk's records: one copy to the host
         recs = [np.asarray(r)[None] if single else np.asarray(r) for r in recs]  # (batch, slots, ...)
