@@ -2,22 +2,22 @@
 the same updates and records (the numpy loop stays the reference; tests/test_compiled.py compares them on the
 registered models).
 
-A run is cut into chunks of RECORDS_PER_CALL record slots (fewer when w_t is kept at each record). One chunk is one compiled call: an outer
-``lax.scan`` over the slots, each of which records at w_t (loss, ‖w‖², λ₁ at w_t, at the midpoint and at
-w_{t+1}, ‖∇L‖, the clock s_t) and then takes its n steps in a ``lax.fori_loop`` that also accumulates the clock
-s = Σ‖w̄_{k+1} - w̄_k‖². The records stay on the device, stacked, and come to the host once per chunk. The step
-counts n of the slots and which slots are in use are traced arrays, so one compilation serves every record
-stride, step count and rung; the dense clock (s_t at every step) goes into a buffer of fixed length CLOCK_BUF
-per chunk.
+A run is cut into chunks of RECORDS_PER_CALL record slots (fewer when w_t is kept at each record). One chunk
+is one compiled call: an outer ``lax.scan`` over the slots, each of which records at w_t (loss, ‖w‖², λ₁ at
+w_t, at the midpoint and at w_{t+1}, ‖∇L‖, the clock s_t) and then takes its n steps in a ``lax.fori_loop``
+that also accumulates the clock s = Σ‖w̄_{k+1} - w̄_k‖². The records stay on the device, stacked, and come to
+the host once per chunk. The step counts n of the slots and which slots are in use are traced arrays, so one
+compilation serves every record stride, step count and rung; the dense clock (s_t at every step) goes into a
+buffer of fixed length CLOCK_BUF per chunk.
 
 λ₁ is the largest algebraic eigenvalue of ∇²L by Lanczos on HVPs (``lanczos_adaptive``), warm-started from the
-previous record's top eigenvector (for λ₁ at the midpoint and at w_{t+1}, each from its own previous vector): the
-Krylov basis grows one HVP at a time and stops as soon as the Ritz pair's residual ‖∇²L y - θy‖ ≤ WARM_RTOL·|θ|,
-which bounds |θ - λ₁| ≤ ‖r‖²/(λ₁ - λ₂) ≤ LAM_RTOL·λ₁ while λ₁ has the gap the theory assumes; a stale vector
-(large residual) runs on into a full restarted Lanczos. The start of each record is the warm vector plus
-GUARD_EPS of a fresh random direction, so that a new branch overtaking the tracked one is found (see
-``lanczos_adaptive`` and GUARD_EPS). No D×D matrix, no ARPACK: the first record starts cold from a fixed random vector. Φ(w̄_t)
-(with ``track_phi``) is computed by ``theory`` at the record points, as in the numpy path.
+previous record's top eigenvector (for λ₁ at the midpoint and at w_{t+1}, each from its own previous vector):
+the Krylov basis grows one HVP at a time and stops as soon as the Ritz pair's residual ‖∇²L y - θy‖ ≤
+WARM_RTOL·|θ|, which bounds |θ - λ₁| ≤ ‖r‖²/(λ₁ - λ₂) ≤ LAM_RTOL·λ₁ while λ₁ has the gap the theory assumes; a
+stale vector (large residual) runs on into a full restarted Lanczos. The start of each record is the warm
+vector plus GUARD_EPS of a fresh random direction, so that a new branch overtaking the tracked one is found (see
+``warm_top`` and GUARD_EPS). No D×D matrix, no ARPACK: the first record starts cold from a fixed random vector.
+Φ(w̄_t) (with ``track_phi``) is computed by ``theory`` at the record points, as in the numpy path.
 
 ``simulate_batch`` advances B runs of one model (different starts, or different (η, λ), equal step counts)
 as one array with ``vmap``; ``simulate`` on a JAX model is the batch of one.
@@ -48,18 +48,19 @@ KRYLOV_DIM = 12
 #: ``lanczos_top`` stops when ‖∇²L y - θy‖ ≤ LANCZOS_RTOL·|θ|; the Ritz value is then within
 #: residual²/gap ≈ 1e-18·θ²/gap of λ₁ (round-off for any gap above 1e-4·θ)
 LANCZOS_RTOL = 1e-9
-#: the relative error of every λ₁ record of the compiled simulator: below EXACT_VS_EXACT_RTOL (1e-11), so that the
-#: records equal the numpy loop's dense eigvalsh to round-off, and far below what any check resolves (δ* ≥ 1e-7)
+#: the relative error of every λ₁ record of the compiled simulator: below EXACT_VS_EXACT_RTOL (1e-11), so that
+#: the records equal the numpy loop's dense eigvalsh to round-off, and far below what any check resolves
 LAM_RTOL = 1e-12
 #: the residual at which a record's Lanczos stops: for a Ritz pair (θ, y) with residual r, |θ - λ| ≤ ‖r‖²/gap
 #: (gap: the distance of θ to the rest of the spectrum), and the theory assumes λ₁ - λ₂ > GAP_RTOL·λ₁ (the
 #: monitors report where it fails), so ‖r‖ ≤ √(LAM_RTOL·GAP_RTOL)·|θ| ≈ 3e-8|θ| gives |θ - λ₁| ≤ LAM_RTOL·λ₁
 WARM_RTOL = math.sqrt(LAM_RTOL * GAP_RTOL)
-#: the size of the fresh random direction added to each record's warm start. A tracked eigenvector can stay an
-#: exact eigenvector of a branch that another one overtakes (a true crossing): no Krylov space of it ever sees
-#: the new top. With the random part, the start has a component ≈ GUARD_EPS/√D along the new top eigenvector
-#: v₁, and the Ritz pair of the old branch keeps a residual ≈ (GUARD_EPS/√D)(λ₁ - θ), so Lanczos cannot stop on
-#: it once λ₁ - θ > WARM_RTOL·√D/GUARD_EPS·θ (≈ 3e-3·√D·θ): a record misses a new branch by at most that.
+#: the size of the fresh random direction added to each record's warm start. A tracked eigenvector can stay
+#: an exact eigenvector of a branch that another one overtakes (a true crossing): no Krylov space of it ever
+#: sees the new top. With the random part, the start has a component ≈ GUARD_EPS/√D along the new top
+#: eigenvector v₁, and the Ritz pair of the old branch keeps a residual ≈ (GUARD_EPS/√D)(λ₁ - θ), so Lanczos
+#: cannot stop on it once λ₁ - θ > WARM_RTOL·√D/GUARD_EPS·θ (≈ 3e-3·√D·θ): a record misses a new branch by at
+#: most that.
 #: Measured on mf (D = 80, λ₁ every 10 steps at the EoS): 6.3 HVPs per record with 0 or 1e-5, 7.3 with 1e-4,
 #: 8.0 with 1e-3 (the warm vector of a stride-10 record is itself ~3e-3 off).
 GUARD_EPS = 1e-5
@@ -389,7 +390,8 @@ def _trajectory(model, algorithm, lr, wd, rec, fail, track_phi, seconds, clock_s
         for t, w in zip(steps, ws):
             record_phi(model, w, int(t), phi_rec, monitor)
     diverged = f"diverged at step {fail}: a non-finite loss, gradient or ‖w‖² (compiled run)" if fail >= 0 else ""
-    phi = {k: np.array(v) for k, v in phi_rec.items()} if track_phi else {"phi": None, "phi_sharp": None, "offset": None}
+    phi = ({k: np.array(v) for k, v in phi_rec.items()} if track_phi
+           else {"phi": None, "phi_sharp": None, "offset": None})
     return Trajectory(algorithm, lr, wd, steps.astype(int), loss, norm_sq, lam, lam_mid, lam_next, gnorm, clock,
                       phi["phi"], phi["phi_sharp"], phi["offset"], diverged, monitor, seconds, clock_steps=clock_steps,
                       iterates=np.array(ws) if keep_iterates else None,
