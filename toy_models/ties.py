@@ -20,7 +20,7 @@ tests/test_cluster_flow.py.
 
 The factories (``TIE_MODELS``) build the designed cases of issue 19 on Γ = S² (m = 3), each with a designed start
 ``minimizer`` (deterministic: the cases are about one path), in a basis rotated by a Haar-random R drawn with
-``rng`` (``rotate=False``: the axis-aligned model):
+``rng`` (``rotate=False``: the axis-aligned model); ``start`` overrides the y of the designed start:
 
 * ``double_top``: two identical top branches a₁ = a₂ = e^{ρy₀} on all of Γ, plus a lower mode;
 * ``cross_slide``: ℓ₁ = ρy₀, ℓ₂ = ρy₁ + b: the flow meets the tie with ⟨g₁, g₂⟩ < 0 and slides along it;
@@ -144,49 +144,49 @@ def _start(y):
     return y / np.linalg.norm(y)
 
 
-def double_top(rng=0, rho: float = 3.0, low: float = 0.2, rotate: bool = True) -> ManifoldModel:
+def double_top(rng=0, rho: float = 3.0, low: float = 0.2, rotate: bool = True, start=None) -> ManifoldModel:
     """a₁ = a₂ = e^{ρy₀} (a double top eigenvalue on all of Γ = S²), a₃ = ``low``; start y = (0.3, 0.2, ·)."""
     rho = positive_real(rho, "rho")
     low = positive_real(low, "low")
     c = np.array([[rho, 0, 0], [rho, 0, 0], [0, 0, 0]], dtype=float)
-    return branch_model([0.0, 0.0, np.log(low)], c, start=_start([0.3, 0.2, np.sqrt(1 - 0.13)]), name="double_top", rotation=_rotation(rng, 6, rotate),
+    return branch_model([0.0, 0.0, np.log(low)], c, start=_start([0.3, 0.2, np.sqrt(1 - 0.13)] if start is None else start), name="double_top", rotation=_rotation(rng, 6, rotate),
                         description=f"double top eigenvalue e^(ρ y0) on all of Γ = S², ρ = {rho:g}")
 
 
-def cross_slide(rng=0, rho: float = 3.0, offset: float = -0.6, rotate: bool = True) -> ManifoldModel:
+def cross_slide(rng=0, rho: float = 3.0, offset: float = -0.6, rotate: bool = True, start=None) -> ManifoldModel:
     """ℓ₁ = ρy₀, ℓ₂ = ρy₁ + ``offset``: branch 1 on top at the start y ∝ (0.6, 0.3, 0.74); the flow meets the
     tie where ⟨g₁, g₂⟩ = -ρ²y₀y₁ < 0 and slides along it."""
     rho = positive_real(rho, "rho")
     c = np.array([[rho, 0, 0], [0, rho, 0]], dtype=float)
-    return branch_model([0.0, offset], c, start=_start([0.6, 0.3, 0.74]), name="cross_slide", rotation=_rotation(rng, 5, rotate),
+    return branch_model([0.0, offset], c, start=_start([0.6, 0.3, 0.74] if start is None else start), name="cross_slide", rotation=_rotation(rng, 5, rotate),
                         description=f"two branches crossing on Γ = S², sliding tie, ρ = {rho:g}")
 
 
-def cross_halt(rng=0, rho: float = 3.0, offset: float = 0.6, rotate: bool = True) -> ManifoldModel:
+def cross_halt(rng=0, rho: float = 3.0, offset: float = 0.6, rotate: bool = True, start=None) -> ManifoldModel:
     """ℓ₁ = ρy₀, ℓ₂ = -ρy₀ + ``offset``: the tie is the circle y₀* = offset/(2ρ), where g₂ = -g₁, so 0 lies
     between them and the flow halts there; start y ∝ (0.5, 0.3, 0.81) on branch 1."""
     rho = positive_real(rho, "rho")
     c = np.array([[rho, 0, 0], [-rho, 0, 0]], dtype=float)
-    return branch_model([0.0, offset], c, start=_start([0.5, 0.3, 0.81]), name="cross_halt", rotation=_rotation(rng, 5, rotate),
+    return branch_model([0.0, offset], c, start=_start([0.5, 0.3, 0.81] if start is None else start), name="cross_halt", rotation=_rotation(rng, 5, rotate),
                         description=f"two branches crossing on Γ = S² with opposite gradients, ρ = {rho:g}")
 
 
-def cross_continue(rng=0, rho: float = 3.0, offset: float = -0.3, rotate: bool = True) -> ManifoldModel:
+def cross_continue(rng=0, rho: float = 3.0, offset: float = -0.3, rotate: bool = True, start=None) -> ManifoldModel:
     """ℓ₁ = ρy₀, ℓ₂ = ½ρy₀ + ``offset``: the tie at y₀* = 2·offset/ρ has g₂ = ½g₁; the flow continues on branch
     2, which stays on top, and branch 1 falls below; start y ∝ (0.5, 0.3, 0.81) on branch 1."""
     rho = positive_real(rho, "rho")
     c = np.array([[rho, 0, 0], [0.5 * rho, 0, 0]], dtype=float)
-    return branch_model([0.0, offset], c, start=_start([0.5, 0.3, 0.81]), name="cross_continue", rotation=_rotation(rng, 5, rotate),
+    return branch_model([0.0, offset], c, start=_start([0.5, 0.3, 0.81] if start is None else start), name="cross_continue", rotation=_rotation(rng, 5, rotate),
                         description=f"two branches crossing on Γ = S², the slower one stays on top, ρ = {rho:g}")
 
 
-def triple(rng=0, rho: float = 3.0, rotate: bool = True) -> ManifoldModel:
+def triple(rng=0, rho: float = 3.0, rotate: bool = True, start=None) -> ManifoldModel:
     """ℓ_i = ρ⟨c_i, y⟩, c_i = (cos 2πi/3, sin 2πi/3, 0): all three tie at y = e₂, where Σ g_i = 0 (a minimum of
     the maximum); start y ∝ (0.5, 0.2, 0.8) on branch 0."""
     rho = positive_real(rho, "rho")
     ang = 2 * np.pi * np.arange(3) / 3
     c = rho * np.stack([np.cos(ang), np.sin(ang), np.zeros(3)], axis=1)
-    return branch_model(np.zeros(3), c, start=_start([0.5, 0.2, 0.8]), name="triple", rotation=_rotation(rng, 6, rotate),
+    return branch_model(np.zeros(3), c, start=_start([0.5, 0.2, 0.8] if start is None else start), name="triple", rotation=_rotation(rng, 6, rotate),
                         description=f"three branches meeting at a triple point of Γ = S², ρ = {rho:g}")
 
 
