@@ -74,6 +74,10 @@ NAIVE_RATIO = 5.0
 #: the naive control has no power where G < this everywhere on the path (the clocks then differ by less than
 #: G/4 = 2.5% in speed): its verdict is ``inconclusive``.
 NAIVE_MIN_G = 0.1
+#: A near tie of the top eigenvalues that is not a tie (an avoided crossing of the cluster flow, relative gap ε) is
+#: resolved by GD+WD as two branches only when ε ≫ ηλ: a branch ε below the top decays by ≈ 4ε per step while the
+#: flow changes it on the scale of 1/(ηλ) steps. The GD+WD checks need ε > NEAR_TIE_FACTOR·ηλ on every rung.
+NEAR_TIE_FACTOR = 10.0
 #: eos-equilibrium: η⟨λ₁⟩ → 2(1-ηλ) and ‖w‖² → ηλ₁/(2(1-ηλ)) are leading-order claims, O(ηλ) (order 1 in ηλ).
 #: The O(ηλ) term of the threshold is model-dependent and not derived (docs/theory.md §4): the constant is a
 #: bound in units of ηλ on the deviation of η⟨λ₁⟩ (measured 0.3-6.6·ηλ on the registered models; a wrong leading
