@@ -359,3 +359,72 @@ def near_ties(s: np.ndarray, edge_gap: np.ndarray, events) -> list[tuple[float, 
         out.append((float(s[i]), float(g)))
     return out
 
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterAudit:
+    """The cluster theory's assumptions at θ ∈ Γ, to first order along the flow (``cluster_audit``):
+
+    * ``values``: the top k eigenvalues; ``G_simple`` = ‖g₁₁‖² (the simple flow), ``G_cluster`` = ‖g*‖² when the
+      top ``k_tied`` (within ``tie_rtol``·λ₁) are treated as tied, with ``weights`` the selected P's eigenvalues;
+    * for each j ≥ 2: ``gap`` (λ₁ - λ_j)/λ₁, ``closing`` its rate d/ds along the simple flow
+      (-¼⟨g₁₁ - g_jj, g₁₁⟩·(-1): > 0 when it closes... see ``crossing_s``), ``crossing_s`` = gap/closing rate (inf
+      when it opens), ``coupling`` = ⟨g_1j, g₁₁⟩/4, the rate at which the off-diagonal entry of the cluster block
+      grows along the flow (relative to λ₁), and ``min_gap`` ≈ 2·|coupling|·crossing_s, the relative gap of the
+      avoided crossing that first order predicts (0 for a true crossing: uncoupled branches)."""
+
+    values: np.ndarray
+    G_simple: float
+    G_cluster: float
+    k_tied: int
+    weights: np.ndarray
+    gap: np.ndarray
+    closing: np.ndarray
+    crossing_s: np.ndarray
+    coupling: np.ndarray
+    min_gap: np.ndarray
+    seconds: float
+
+
+def cluster_audit(model, theta, k: int = 4, tie_rtol: float = 0.02) -> ClusterAudit:
+    """First-order audit of the top-k eigenvalues at θ ∈ Γ (dense or matrix-free: Lanczos for the eigenpairs,
+    ``theory.matrix_free.tangent_project`` for g_ij = P_T∇³L[u_i, u_j]/λ₁). Along the simple flow dζ/ds = -¼g₁₁,
+    λ_j/λ₁ changes at rate -¼⟨g_jj - g₁₁, g₁₁⟩ and the cluster block's entry (1, j)/λ₁ at rate -¼⟨g_1j, g₁₁⟩;
+    two branches cross where the first closes their gap, and they avoid each other by twice the second's
+    accumulation there (``ClusterAudit``). ``tie_rtol``: the relative spread treated as a tie for ``G_cluster``."""
+    import time
+
+    from .sharpness import is_dense, top_eigenpairs
+
+    t0 = time.perf_counter()
+    theta = np.asarray(theta, dtype=np.float64)
+    eig = top_eigenpairs(model, theta, k=k)
+    vals, U = eig.values, eig.vectors
+    lam = float(vals[0])
+    if is_dense(model):
+        basis = tangent_space(model, theta)
+
+        def proj(v):
+            return basis @ (basis.T @ v)
+    else:
+        from .matrix_free import tangent_project
+
+        def proj(v):
+            return tangent_project(model, theta, v, lam)
+    g = np.zeros((k, k, model.dim))
+    for i in range(k):
+        for j in range(i, k):
+            if i == 0 or i == j or vals[0] - vals[j] <= tie_rtol * lam:
+                g[i, j] = g[j, i] = proj(model.third(theta, U[:, i], U[:, j])) / lam
+    g1 = g[0, 0]
+    closing = np.array([0.25 * (g1 @ g1 - g[j, j] @ g1) for j in range(k)])   # d(gap_j)/ds along the simple flow
+    gap = (lam - vals) / lam
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cross = np.where(closing > 0, gap / closing, np.inf)
+    coupling = np.array([0.25 * (g[0, j] @ g1) for j in range(k)])
+    min_gap = np.where(np.isfinite(cross), 2 * np.abs(coupling) * cross, np.nan)
+    kt = cluster_size(vals, tie_rtol)
+    P, _ = select_covariance(g[:kt, :kt], np.zeros(kt))
+    gstar = np.einsum("ij,ijm->m", P, g[:kt, :kt])
+    return ClusterAudit(vals, float(g1 @ g1), float(gstar @ gstar), kt, np.linalg.eigvalsh(P)[::-1], gap, closing,
+                        cross, coupling, min_gap, time.perf_counter() - t0)
