@@ -268,3 +268,39 @@ def test_a_join_or_a_halt_on_the_path_is_reported_as_the_cluster_theorys_assumpt
                                                  extend_steps=0), 0)
     res = checks.cluster_caveat(session, session.flow(checks._gdwd_horizon(session)))
     assert "joins the top cluster at flow time s = 0.6004" in res and "halts at s = 0.6004" in res
+
+
+def test_near_ties_are_the_smallest_gap_of_each_stretch_that_does_not_close():
+    from srflow.theory.cluster_flow import near_ties
+
+    s = np.linspace(0, 1, 11)
+    gap = np.array([1e-2, 5e-3, 8e-4, 3e-4, 8e-4, 5e-3, 1e-2, 9e-4, 1e-9, 1e-2, 1e-2])
+    assert np.allclose(near_ties(s, gap, [{"s": 0.8, "kind": "join", "k": 2}]), [(0.3, 3e-4)])
+    assert np.allclose(near_ties(s, gap, []), [(0.3, 3e-4), (0.7, 9e-4)])
+
+
+def test_the_checks_name_a_near_tie_below_ten_eta_lambda():
+    """A stub flow with a near tie of relative gap 3e-4 at s = 0.2: flagged for a ladder up to ηλ = 1e-3 (3e-4 <
+    10·1e-3), not for one up to 1e-5."""
+    class Flow:
+        s = np.linspace(0, 1, 11)
+        sharpness = np.exp(-s)
+        events = ()
+        near_ties = ((0.2, 3e-4),)
+
+    for ladder, flagged in (((1e-3, 1e-4), True), ((1e-5, 3e-6), False)):
+        session = Session(double_top(), VerifyConfig(ladder=ladder, tau_end=0.5), 0)
+        msg = checks.cluster_caveat(session, Flow())
+        assert ("near tie that is not a tie at s = 0.2" in msg) == flagged, msg
+
+
+@pytest.mark.slow
+def test_an_avoided_crossing_is_a_near_tie_not_a_join():
+    """cross_halt with the branches coupled by κ = 2e-4 (cross_avoided): no join, no halt; the flow settles at the
+    avoided crossing with relative gap 2κ/λ₁ (260 s: the flow is stiff there, curvature ∝ 1/gap)."""
+    m = TIE_MODELS["cross_avoided"]()
+    r = sharpness_reduction_flow(m, m.minimizer(0), 1.0, n_out=101)
+    assert not r.events and len(r.near_ties) == 1
+    s_nt, gap = r.near_ties[0]
+    i = np.argmin(np.abs(r.s - s_nt))
+    assert abs(gap - 2 * 2e-4 / r.sharpness[i]) < 1e-9

@@ -347,18 +347,26 @@ def cluster_flow(model, theta0: np.ndarray, s_end: float, n_out: int, rtol: floa
 def near_ties(s: np.ndarray, edge_gap: np.ndarray, events) -> list[tuple[float, float]]:
     """Local minima of the relative gap below the cluster, (λ_k - λ_{k+1})/λ₁, between 10·JOIN_RTOL and
     NEAR_TIE_RTOL, away from the samples next to an event: near ties that are not ties (avoided crossings), as
-    (s, relative gap). The cluster flow treats them as separate branches; GD+WD does only when ηλ ≪ the gap."""
+    (s, relative gap), one per stretch of samples below NEAR_TIE_RTOL (its smallest). The cluster flow treats them as
+    separate branches; GD+WD does only when ηλ ≪ the gap."""
     ev_s = np.array([e["s"] for e in events]) if events else np.array([])
-    out = []
-    for i in range(1, len(s) - 1):
-        g = edge_gap[i]
-        if not (10 * JOIN_RTOL < g < NEAR_TIE_RTOL) or not (g <= edge_gap[i - 1] and g <= edge_gap[i + 1]):
+    out: list[tuple[float, float]] = []
+    below = (edge_gap < NEAR_TIE_RTOL) & (edge_gap > 10 * JOIN_RTOL)
+    i = 0
+    while i < len(s):
+        if not below[i]:
+            i += 1
             continue
-        if len(ev_s) and np.min(np.abs(ev_s - s[i])) <= 2 * (s[i + 1] - s[i - 1]):
-            continue
-        out.append((float(s[i]), float(g)))
+        j = i
+        while j + 1 < len(s) and below[j + 1]:
+            j += 1
+        k = i + int(np.argmin(edge_gap[i:j + 1]))
+        # a join (or a leave) closes (opens) the gap within the stretch: a tie, not a near tie
+        lo, hi = s[max(i - 1, 0)], s[min(j + 1, len(s) - 1)]
+        if not (len(ev_s) and np.any((ev_s >= lo - 1e-12) & (ev_s <= hi + 1e-12))):
+            out.append((float(s[k]), float(edge_gap[k])))
+        i = j + 1
     return out
-
 
 
 @dataclass(frozen=True, eq=False)

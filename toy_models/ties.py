@@ -43,11 +43,14 @@ from .generic import SmoothFunction
 
 @dataclass(frozen=True, eq=False)
 class BranchFunction:
-    """f(y, z) = ½ Σ_i exp(b_i + c_iᵀy + ½yᵀQ_i y) z_i² (module docstring): ``b`` (n,), ``c`` (n, m), ``q`` (n, m, m)."""
+    """f(y, z) = ½ Σ_i exp(b_i + c_iᵀy + ½yᵀQ_i y) z_i² + κ z₁z₂ (module docstring): ``b`` (n,), ``c`` (n, m),
+    ``q`` (n, m, m), κ = ``coupling`` (a constant coupling of the first two branches: their crossing becomes an
+    avoided crossing with gap 2κ; it adds nothing to ∇³f)."""
 
     b: np.ndarray
     c: np.ndarray
     q: np.ndarray
+    coupling: float = 0.0
 
     @property
     def m(self) -> int:
@@ -64,11 +67,13 @@ class BranchFunction:
 
     def f(self, x):
         _, z, a, _ = self._parts(x)
-        return 0.5 * float(np.sum(a * z * z))
+        return 0.5 * float(np.sum(a * z * z)) + self.coupling * z[0] * z[1]
 
     def grad(self, x):
         _, z, a, d = self._parts(x)
-        return np.concatenate([d.T @ (0.5 * a * z * z), a * z])
+        gz = a * z
+        gz[:2] += self.coupling * z[1::-1][:2] if self.n > 1 else 0.0
+        return np.concatenate([d.T @ (0.5 * a * z * z), gz])
 
     def hess(self, x):
         m = self.m
@@ -79,6 +84,8 @@ class BranchFunction:
         h[:m, m:] = (d * (a * z)[:, None]).T
         h[m:, :m] = h[:m, m:].T
         h[m:, m:] = np.diag(a)
+        if self.n > 1:
+            h[m, m + 1] = h[m + 1, m] = self.coupling
         return h
 
     def third(self, x, u, v):
@@ -101,7 +108,7 @@ class BranchFunction:
 
 
 def branch_model(b, c, q=None, start=None, name: str = "branches", description: str = "",
-                 rotation: np.ndarray | None = None) -> ManifoldModel:
+                 rotation: np.ndarray | None = None, coupling: float = 0.0) -> ManifoldModel:
     """L(w) = f(w/‖w‖) for the ``BranchFunction`` with ``b`` (n,), ``c`` (n, m), ``q`` (n, m, m) or None (zero):
     Γ = S^{m-1} × {z = 0}, branches λ_i = exp(ℓ_i(y)) with eigenvectors e_{z_i}. ``start``: the y of the designed
     start on Γ (normalized), returned by ``minimizer`` whatever the rng. ``rotation``: an orthogonal R (D × D);
@@ -116,7 +123,7 @@ def branch_model(b, c, q=None, start=None, name: str = "branches", description: 
     if q.shape != (n, m, m):
         raise ValueError(f"q: expected shape ({n}, {m}, {m}), got {q.shape}")
     q = 0.5 * (q + q.transpose(0, 2, 1))
-    inner_f = BranchFunction(b, c, q)
+    inner_f = BranchFunction(b, c, q, float(coupling))
     y0 = np.eye(m)[0] if start is None else np.asarray(start, dtype=np.float64)
     if y0.shape != (m,) or not np.linalg.norm(y0) > 0:
         raise ValueError(f"start: expected a nonzero vector of shape ({m},), got {y0!r}")
@@ -171,6 +178,18 @@ def cross_halt(rng=0, rho: float = 3.0, offset: float = 0.6, rotate: bool = True
                         description=f"two branches crossing on Γ = S² with opposite gradients, ρ = {rho:g}")
 
 
+def cross_avoided(rng=0, rho: float = 3.0, offset: float = 0.6, coupling: float = 2e-4, rotate: bool = True,
+                  start=None) -> ManifoldModel:
+    """``cross_halt`` with the two branches coupled by κ = ``coupling`` (f += κz₁z₂): the crossing at y₀ = 0.1
+    becomes an avoided crossing with gap 2κ (relative 2κ/1.35 there), λ_max is smooth, and the flow tends to the
+    crossing without a join or a halt: a near tie that is not a tie."""
+    rho = positive_real(rho, "rho")
+    c = np.array([[rho, 0, 0], [-rho, 0, 0]], dtype=float)
+    return branch_model([0.0, offset], c, start=_start([0.5, 0.3, 0.81] if start is None else start),
+                        name="cross_avoided", rotation=_rotation(rng, 5, rotate), coupling=coupling,
+                        description=f"cross_halt with an avoided crossing, gap 2κ = {2 * coupling:g}")
+
+
 def cross_continue(rng=0, rho: float = 3.0, offset: float = -0.3, rotate: bool = True, start=None) -> ManifoldModel:
     """ℓ₁ = ρy₀, ℓ₂ = ½ρy₀ + ``offset``: the tie at y₀* = 2·offset/ρ has g₂ = ½g₁; the flow continues on branch
     2, which stays on top, and branch 1 falls below; start y ∝ (0.5, 0.3, 0.81) on branch 1."""
@@ -192,4 +211,4 @@ def triple(rng=0, rho: float = 3.0, rotate: bool = True, start=None) -> Manifold
 
 #: the designed tie toys (not in ``REGISTRY``: they are about ties, the default models about the simple flow)
 TIE_MODELS = {"double_top": double_top, "cross_slide": cross_slide, "cross_halt": cross_halt,
-              "cross_continue": cross_continue, "triple": triple}
+              "cross_continue": cross_continue, "triple": triple, "cross_avoided": cross_avoided}
