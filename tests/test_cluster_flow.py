@@ -13,7 +13,7 @@ from srflow.theory.cluster_flow import cluster_point, select_covariance
 from srflow.theory.flows import simple_flow
 from srflow.toy_models import make_model
 from srflow.toy_models.ties import TIE_MODELS, cross_continue, cross_halt, cross_slide, double_top, triple
-from srflow.verification import checks
+from srflow.verification import checks, tracking
 from srflow.verification.identities import check_identities, check_minimizer
 from srflow.verification.session import Session, VerifyConfig
 
@@ -266,7 +266,7 @@ def test_a_join_or_a_halt_on_the_path_is_reported_as_the_cluster_theorys_assumpt
     """cross_halt from its designed start: the flow-tracking check names the join and the halt, with the place."""
     session = Session(cross_halt(), VerifyConfig(lr=0.1, ladder=(1e-3, 3e-4, 1e-4), tau_end=1.0, records=5,
                                                  extend_steps=0), 0)
-    res = checks.cluster_caveat(session, session.flow(checks._gdwd_horizon(session)))
+    res = tracking.cluster_caveat(session, session.flow(tracking.gdwd_horizon(session)))
     assert "joins the top cluster at flow time s = 0.6004" in res and "halts at s = 0.6004" in res
 
 
@@ -290,7 +290,7 @@ def test_the_checks_name_a_near_tie_below_ten_eta_lambda():
 
     for ladder, flagged in (((1e-3, 1e-4), True), ((1e-5, 3e-6), False)):
         session = Session(double_top(), VerifyConfig(ladder=ladder, tau_end=0.5), 0)
-        msg = checks.cluster_caveat(session, Flow())
+        msg = tracking.cluster_caveat(session, Flow())
         assert ("near tie that is not a tie at s = 0.2" in msg) == flagged, msg
 
 
