@@ -156,7 +156,8 @@ def double_top(rng=0, rho: float = 3.0, low: float = 0.2, rotate: bool = True, s
     rho = positive_real(rho, "rho")
     low = positive_real(low, "low")
     c = np.array([[rho, 0, 0], [rho, 0, 0], [0, 0, 0]], dtype=float)
-    return branch_model([0.0, 0.0, np.log(low)], c, start=_start([0.3, 0.2, np.sqrt(1 - 0.13)] if start is None else start), name="double_top", rotation=_rotation(rng, 6, rotate),
+    return branch_model([0.0, 0.0, np.log(low)], c, start=_start([0.3, 0.2, np.sqrt(1 - 0.13)] if start is None else start),
+                        name="double_top", rotation=_rotation(rng, 6, rotate),
                         description=f"double top eigenvalue e^(ρ y0) on all of Γ = S², ρ = {rho:g}")
 
 
@@ -165,7 +166,8 @@ def cross_slide(rng=0, rho: float = 3.0, offset: float = -0.6, rotate: bool = Tr
     tie where ⟨g₁, g₂⟩ = -ρ²y₀y₁ < 0 and slides along it."""
     rho = positive_real(rho, "rho")
     c = np.array([[rho, 0, 0], [0, rho, 0]], dtype=float)
-    return branch_model([0.0, offset], c, start=_start([0.6, 0.3, 0.74] if start is None else start), name="cross_slide", rotation=_rotation(rng, 5, rotate),
+    return branch_model([0.0, offset], c, start=_start([0.6, 0.3, 0.74] if start is None else start),
+                        name="cross_slide", rotation=_rotation(rng, 5, rotate),
                         description=f"two branches crossing on Γ = S², sliding tie, ρ = {rho:g}")
 
 
@@ -174,7 +176,8 @@ def cross_halt(rng=0, rho: float = 3.0, offset: float = 0.6, rotate: bool = True
     between them and the flow halts there; start y ∝ (0.5, 0.3, 0.81) on branch 1."""
     rho = positive_real(rho, "rho")
     c = np.array([[rho, 0, 0], [-rho, 0, 0]], dtype=float)
-    return branch_model([0.0, offset], c, start=_start([0.5, 0.3, 0.81] if start is None else start), name="cross_halt", rotation=_rotation(rng, 5, rotate),
+    return branch_model([0.0, offset], c, start=_start([0.5, 0.3, 0.81] if start is None else start),
+                        name="cross_halt", rotation=_rotation(rng, 5, rotate),
                         description=f"two branches crossing on Γ = S² with opposite gradients, ρ = {rho:g}")
 
 
@@ -195,7 +198,8 @@ def cross_continue(rng=0, rho: float = 3.0, offset: float = -0.3, rotate: bool =
     2, which stays on top, and branch 1 falls below; start y ∝ (0.5, 0.3, 0.81) on branch 1."""
     rho = positive_real(rho, "rho")
     c = np.array([[rho, 0, 0], [0.5 * rho, 0, 0]], dtype=float)
-    return branch_model([0.0, offset], c, start=_start([0.5, 0.3, 0.81] if start is None else start), name="cross_continue", rotation=_rotation(rng, 5, rotate),
+    return branch_model([0.0, offset], c, start=_start([0.5, 0.3, 0.81] if start is None else start),
+                        name="cross_continue", rotation=_rotation(rng, 5, rotate),
                         description=f"two branches crossing on Γ = S², the slower one stays on top, ρ = {rho:g}")
 
 
@@ -205,7 +209,8 @@ def triple(rng=0, rho: float = 3.0, rotate: bool = True, start=None) -> Manifold
     rho = positive_real(rho, "rho")
     ang = 2 * np.pi * np.arange(3) / 3
     c = rho * np.stack([np.cos(ang), np.sin(ang), np.zeros(3)], axis=1)
-    return branch_model(np.zeros(3), c, start=_start([0.5, 0.2, 0.8] if start is None else start), name="triple", rotation=_rotation(rng, 6, rotate),
+    return branch_model(np.zeros(3), c, start=_start([0.5, 0.2, 0.8] if start is None else start),
+                        name="triple", rotation=_rotation(rng, 6, rotate),
                         description=f"three branches meeting at a triple point of Γ = S², ρ = {rho:g}")
 
 

@@ -12,7 +12,9 @@ Updates (η = ``lr``, λ = ``wd``, g = ∇L(w_t)):
 Recorded every ``every`` steps (and at the last): loss, ‖w‖², λ₁(∇²L(w_t)), λ₁(∇²L(w_{t+1})) (so that
 averages cover both phases of the period-2 oscillation: λ₁ has a first-order term ±a∇³L[v₁,v₁,v₁] that
 only cancels over a pair) and λ₁ at the midpoint (w_t + w_{t+1})/2, and with ``track_phi`` Φ(w̄_t), the spherical sharpness λ₁(∇²L(Φ)) and ‖w̄_t - Φ(w̄_t)‖² (≈ a², the oscillation); the monitors then
-note (in ``monitor``, with the step) a spectral gap λ₁ - λ₂ ≤ GAP_RTOL·λ₁ at Φ, a distance from Γ above
+note (in ``monitor``, with the step) a failure of the rank condition at Φ (dense models: a tie of the top eigenvalue
+is no violation, the flow goes through it as the cluster flow, docs/theory.md §4c) or a spectral gap
+λ₁ - λ₂ ≤ GAP_RTOL·λ₁ at Φ (matrix-free models, whose flow is the simple one), a distance from Γ above
 MAX_OFFSET_SQ, or a failed projection. The intrinsic clock
 s_t = Σ_{k<t} ‖w̄_{k+1} - w̄_k‖² is accumulated every step. A non-finite iterate or loss stops the run and
 is reported with its step and quantity (``diverged``); results up to there are kept.
