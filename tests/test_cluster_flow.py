@@ -223,6 +223,10 @@ def test_gdwd_tracks_the_cluster_flow_at_order_one_fast(name):
     session, res = tracked(name, FAST)
     assert res.status == "pass", res.message
     assert theory.cluster_flow.cluster_size(np.linalg.eigvalsh(session.model.hess(session.theta0))[::-1]) == 2
+    assert res.details["cluster_size_max"] == 2
+    # the negative control on the same runs: the naive clock s = 2ηλt (G → 0) is rejected through the cluster too
+    naive = checks.check_naive_flow_rejected(session)
+    assert naive.status == "pass", naive.message
 
 
 @pytest.mark.slow
