@@ -375,10 +375,10 @@ class ClusterAudit:
 
     * ``values``: the top k eigenvalues; ``G_simple`` = ‖g₁₁‖² (the simple flow), ``G_cluster`` = ‖g*‖² when the
       top ``k_tied`` (within ``tie_rtol``·λ₁) are treated as tied, with ``weights`` the selected P's eigenvalues;
-    * for each j ≥ 2: ``gap`` (λ₁ - λ_j)/λ₁, ``closing`` its rate d/ds along the simple flow
-      (-¼⟨g₁₁ - g_jj, g₁₁⟩·(-1): > 0 when it closes... see ``crossing_s``), ``crossing_s`` = gap/closing rate (inf
-      when it opens), ``coupling`` = ⟨g_1j, g₁₁⟩/4, the rate at which the off-diagonal entry of the cluster block
-      grows along the flow (relative to λ₁), and ``min_gap`` ≈ 2·|coupling|·crossing_s, the relative gap of the
+    * for each j: ``gap`` (λ₁ - λ_j)/λ₁, ``closing`` = ¼(‖g₁₁‖² - ⟨g_jj, g₁₁⟩) = -d gap/ds along the simple flow
+      (> 0: the gap closes), ``crossing_s`` = gap/closing (inf when it opens), ``coupling`` = ¼⟨g_1j, g₁₁⟩, the rate at
+      which the off-diagonal entry (1, j) of the cluster block (over λ₁) grows along the flow, and ``min_gap`` ≈
+      2·|coupling|·crossing_s, the relative gap of the
       avoided crossing that first order predicts (0 for a true crossing: uncoupled branches)."""
 
     values: np.ndarray
