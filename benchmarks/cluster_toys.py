@@ -7,8 +7,13 @@
 * ``halt``: GD+WD from the halt point of ``cross_halt`` at each ηλ, 300 records: max |y₀ − 0.1| of Φ(w̄_t) and the
   mean of y₀ − 0.1 over the second half (the time average the cluster flow predicts).
 
+* ``audit MODEL``: ``theory.cluster_audit`` (top-k eigenvalues, branch gradients, crossing times and avoided-crossing
+  gaps to first order) at the start point ``srflow verify`` draws for a registered model (seed 0), e.g. bn_mlp
+  (matrix-free; ~5 min of CPU).
+
 Run from the repository root: python3 -m benchmarks.cluster_toys track cross_slide --on-tie
                               python3 -m benchmarks.cluster_toys halt
+                              python3 -m benchmarks.cluster_toys audit bn_mlp --k 6
 """
 
 from __future__ import annotations
@@ -60,6 +65,22 @@ def halt(ladder) -> None:
               f"{np.mean(y0[half:]):+.3g}, its sd {np.std(y0[half:]):.3g}")
 
 
+def audit(name: str, k: int) -> None:
+    from srflow.theory import cluster_audit
+    from srflow.toy_models import make_model
+    from srflow.verification.session import QUICK
+
+    t = time.perf_counter()
+    session = Session(make_model(name, rng=0), QUICK, 0, spec=name)
+    theta = session.theta0
+    print(f"θ₀ ({time.perf_counter() - t:.0f} s)")
+    a = cluster_audit(session.model, theta, k=k)
+    np.set_printoptions(precision=4, linewidth=150)
+    for f in ("values", "G_simple", "G_cluster", "k_tied", "weights", "gap", "closing", "crossing_s", "coupling",
+              "min_gap", "seconds"):
+        print(f, getattr(a, f))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -67,11 +88,16 @@ def main(argv=None) -> None:
     t.add_argument("name", choices=sorted(TIE_MODELS))
     t.add_argument("--on-tie", action="store_true")
     t.add_argument("--tau", type=float, default=0.3)
+    a = sub.add_parser("audit")
+    a.add_argument("name")
+    a.add_argument("--k", type=int, default=6)
     h = sub.add_parser("halt")
     h.add_argument("--ladder", type=float, nargs="+", default=[1e-3, 1e-4, 3e-5])
     args = ap.parse_args(argv)
     if args.what == "track":
         track(args.name, args.on_tie, args.tau)
+    elif args.what == "audit":
+        audit(args.name, args.k)
     else:
         halt(args.ladder)
 
