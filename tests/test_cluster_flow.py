@@ -308,3 +308,14 @@ def test_an_avoided_crossing_is_a_near_tie_not_a_join():
     s_nt, gap = r.near_ties[0]
     i = np.argmin(np.abs(r.s - s_nt))
     assert abs(gap - 2 * 2e-4 / r.sharpness[i]) < 1e-9
+
+
+def test_the_audit_tells_a_crossing_from_an_avoided_crossing():
+    """cluster_audit to first order: on cross_halt the branches are uncoupled (a true crossing, min gap 0) and the
+    crossing is predicted at s ≈ 0.50 (0.600 exactly: the rates change along the path); on cross_avoided (κ = 2e-4)
+    the avoided crossing's gap is predicted within a factor 1.5 of 2κ/λ₁ there (2.96e-4)."""
+    a = theory.cluster_audit(cross_halt(), cross_halt().minimizer(0), k=2)
+    assert a.min_gap[1] < 1e-12 and 0.4 < a.crossing_s[1] < 0.6
+    m = TIE_MODELS["cross_avoided"]()
+    b = theory.cluster_audit(m, m.minimizer(0), k=2)
+    assert 2.96e-4 / 1.5 < b.min_gap[1] < 2.96e-4 * 1.5, b.min_gap

@@ -378,8 +378,8 @@ class ClusterAudit:
     * for each j: ``gap`` (λ₁ - λ_j)/λ₁, ``closing`` = ¼(‖g₁₁‖² - ⟨g_jj, g₁₁⟩) = -d gap/ds along the simple flow
       (> 0: the gap closes), ``crossing_s`` = gap/closing (inf when it opens), ``coupling`` = ¼⟨g_1j, g₁₁⟩, the rate at
       which the off-diagonal entry (1, j) of the cluster block (over λ₁) grows along the flow, and ``min_gap`` ≈
-      2·|coupling|·crossing_s, the relative gap of the
-      avoided crossing that first order predicts (0 for a true crossing: uncoupled branches)."""
+      2·|coupling|·crossing_s·e^{G·crossing_s/4}, the gap of the avoided crossing that first order predicts relative
+      to λ₁ there (0 for a true crossing: uncoupled branches)."""
 
     values: np.ndarray
     G_simple: float
@@ -430,7 +430,8 @@ def cluster_audit(model, theta, k: int = 4, tie_rtol: float = 0.02) -> ClusterAu
     with np.errstate(divide="ignore", invalid="ignore"):
         cross = np.where(closing > 0, gap / closing, np.inf)
     coupling = np.array([0.25 * (g[0, j] @ g1) for j in range(k)])
-    min_gap = np.where(np.isfinite(cross), 2 * np.abs(coupling) * cross, np.nan)
+    # relative to λ₁ at the crossing, λ₁(θ)·e^{-G s/4} to first order
+    min_gap = np.where(np.isfinite(cross), 2 * np.abs(coupling) * cross * np.exp(0.25 * (g1 @ g1) * cross), np.nan)
     kt = cluster_size(vals, tie_rtol)
     P, _ = select_covariance(g[:kt, :kt], np.zeros(kt))
     gstar = np.einsum("ij,ijm->m", P, g[:kt, :kt])
