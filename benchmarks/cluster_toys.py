@@ -1,7 +1,7 @@
 """GD+WD against the cluster flow on the designed tie toys (docs/theory.md §4c), printed (not asserted):
 
-* ``track NAME``: flow-tracking (and naive-flow-rejected) on ``toy_models.ties.NAME`` with η = 0.1, ηλ = 1e-3, 3e-4,
-  1e-4, 3e-5, τ ≤ --tau, 25 records, seed 0 -- the path and clock errors per rung, the verdicts, δ* and the flow's
+* ``track NAME``: flow-tracking (and naive-flow-rejected) on ``toy_models.ties.NAME`` with η = 0.1, ηλ = --ladder (default
+  1e-3, 3e-4, 1e-4, 3e-5, 1e-5), τ ≤ --tau, 25 records, seed 0 -- the path and clock errors per rung, the verdicts, δ* and the flow's
   events; ``--on-tie`` starts on the tie (``cross_slide``: y = (0.3, 0.5, ·); ``cross_halt``: at the halt point
   y₀ = 0.1), otherwise at the toy's designed start (a join on the way);
 * ``halt``: GD+WD from the halt point of ``cross_halt`` at each ηλ, 300 records: max |y₀ − 0.1| of Φ(w̄_t) and the
@@ -31,12 +31,12 @@ from srflow.verification.tracking import gdwd_horizon
 
 ON_TIE = {"cross_slide": [0.3, 0.5, np.sqrt(0.66)], "cross_halt": [0.1, 0.3, np.sqrt(0.9)],
           "triple": [0.25, 0.25 * np.sqrt(3), np.sqrt(0.75)]}
-LADDER = (1e-3, 3e-4, 1e-4, 3e-5)
+LADDER = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
 
 
-def track(name: str, on_tie: bool, tau: float) -> None:
+def track(name: str, on_tie: bool, tau: float, ladder=LADDER) -> None:
     kw = {"start": ON_TIE[name]} if on_tie and name in ON_TIE else {}
-    session = Session(TIE_MODELS[name](**kw), VerifyConfig(lr=0.1, ladder=LADDER, tau_end=tau, records=25,
+    session = Session(TIE_MODELS[name](**kw), VerifyConfig(lr=0.1, ladder=tuple(ladder), tau_end=tau, records=25,
                                                            extend_steps=0), 0)
     t = time.perf_counter()
     res = checks.check_flow_tracking(session)
@@ -88,6 +88,7 @@ def main(argv=None) -> None:
     t.add_argument("name", choices=sorted(TIE_MODELS))
     t.add_argument("--on-tie", action="store_true")
     t.add_argument("--tau", type=float, default=0.3)
+    t.add_argument("--ladder", type=float, nargs="+", default=list(LADDER))
     a = sub.add_parser("audit")
     a.add_argument("name")
     a.add_argument("--k", type=int, default=6)
@@ -95,7 +96,7 @@ def main(argv=None) -> None:
     h.add_argument("--ladder", type=float, nargs="+", default=[1e-3, 1e-4, 3e-5])
     args = ap.parse_args(argv)
     if args.what == "track":
-        track(args.name, args.on_tie, args.tau)
+        track(args.name, args.on_tie, args.tau, args.ladder)
     elif args.what == "audit":
         audit(args.name, args.k)
     else:

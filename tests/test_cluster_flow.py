@@ -208,7 +208,7 @@ def test_one_step_moves_phi_by_the_cluster_drift():
 
 # -- GD+WD tracks the cluster flow -----------------------------------------------------------------------------
 FAST = VerifyConfig(lr=0.1, ladder=(1e-3, 3e-4, 1e-4, 3e-5), tau_end=0.1, records=7, extend_steps=0)
-FULL = VerifyConfig(lr=0.1, ladder=(1e-3, 3e-4, 1e-4, 3e-5), tau_end=0.3, records=25, extend_steps=0)
+FULL = VerifyConfig(lr=0.1, ladder=(1e-3, 3e-4, 1e-4, 3e-5, 1e-5), tau_end=0.3, records=25, extend_steps=0)
 TIE_STARTS = {"double_top": {}, "cross_slide": {"start": [0.3, 0.5, np.sqrt(0.66)]}}
 
 
