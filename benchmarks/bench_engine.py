@@ -7,7 +7,8 @@ Rows: plain (records only at the ends), λ₁ every 10 steps (pairs=False), Φ(w
 runs batched with ``vmap`` against the same 16 runs one after the other. Every rate is measured: a run is
 repeated with growing step counts until one run lasts ``--budget``/4 seconds, compilation excluded (a warm-up
 run first; the first run's time, compilation included, is printed). Per-run costs are included: every run
-records λ₁ at its first and last step (and the compiled path computes v₁(w₀) once as its Lanczos warm start). GD+WD at η = 0.1, ηλ = 1e-3, from the EoS norm above a point of Γ.
+records λ₁ at its first and last step (the compiled path's first record runs a cold Lanczos).
+benchmarks/bench_records.py measures the same runs with interleaved medians, per step and whole. GD+WD at η = 0.1, ηλ = 1e-3, from the EoS norm above a point of Γ.
 D = 100000 (m = n = 2500, rank 20) has no numpy model (``mf`` builds a dense D×D permutation) and is built
 with ``from_jax`` directly; a cell is '-' when not run, with the reason printed below the table.
 """

@@ -1,4 +1,5 @@
-"""The ``srflow`` command line: ``verify``, ``figures``, ``sweep``, ``list``, ``check-identities``, ``derive``."""
+"""The ``srflow`` command line: ``verify``, ``zoo``, ``figures``, ``sweep``, ``list``, ``check-identities``,
+``derive``."""
 
 from __future__ import annotations
 
@@ -42,6 +43,9 @@ def _cmd_list(args) -> int:
             continue
         gamma = getattr(m, "manifold_dim", None)
         print(f"  {name:<16} D={m.dim:<4} dim Γ={'-' if gamma is None else gamma:<3} {getattr(m, 'description', '')}")
+    from srflow.toy_models.zoo import FAMILIES
+
+    print("zoo families (srflow zoo; toy_models.zoo): " + ", ".join(f"{f} ({'/'.join(b)})" for f, b in FAMILIES.items()))
     from srflow.theory.symbolic import SCRIPTS
 
     print("derivations (srflow derive):")
@@ -337,7 +341,8 @@ def _verify(args, held: list) -> int:
         notes = list(prev.get("notes", []))
     else:
         notes = []
-        registered, dup_models = dedupe(list(args.models or ([] if args.model else DEFAULT_MODELS)))
+        zoo = list(getattr(args, "zoo", None) or [])  # srflow zoo: the drawn models, as zoo:NAME specs
+        registered, dup_models = dedupe(list(args.models or ([] if args.model or zoo else DEFAULT_MODELS)) + zoo)
         user, dup_user = dedupe(list(args.model or []))
         checks, dup_checks = dedupe(list(args.checks or CHECKS))
         for what, dups in (("--models", dup_models), ("--model", dup_user), ("--checks", dup_checks)):
@@ -352,6 +357,7 @@ def _verify(args, held: list) -> int:
         models, seed = registered + user, 0 if args.seed is None else args.seed
         config, short = _config(args)
         mode = "quick" if args.quick else "deep" if args.deep else "default"
+        notes += list(getattr(args, "zoo_notes", None) or [])
         if args.deep:  # the compiled engine: registered models by their JAX twins
             try:
                 import srflow.toy_models.jax_models  # noqa: F401
@@ -425,6 +431,36 @@ def _verify(args, held: list) -> int:
     return exit_status(report.results)
 
 
+def _cmd_zoo(args) -> int:
+    """``srflow zoo``: draw ``--n`` zoo models with ``--seed`` (model i = ``toy_models.zoo.zoo_specs(n, S)[i]``) and
+    run every check on each through ``srflow verify``'s code path (same runner, report and exit statuses)."""
+    from srflow.toy_models.zoo import zoo_specs
+
+    if args.n < 1:
+        raise UsageError(f"srflow: zoo: --n: expected a positive number of models, got {args.n}")
+    args.models = args.model = args.lr = args.ladder = args.scheduler = None
+    args.deep = args.allow_short_ladder = False
+    if args.resume:  # the models, seed and checks come from the report being resumed
+        args.zoo = None
+        return _cmd_verify(args)
+    seed = 0 if args.seed is None else args.seed
+    try:
+        specs = zoo_specs(args.n, seed, families=args.families, backends=args.backends)
+    except ValueError as exc:
+        raise UsageError(f"srflow: zoo: --{exc}")
+    args.zoo = [f"zoo:{s.name}" for s in specs]
+    args.seed = seed
+    restricted = "".join(f", {what} {', '.join(v)}" for what, v in (("families", args.families),
+                                                                     ("backends", args.backends)) if v)
+    args.zoo_notes = [f"zoo: {args.n} model(s) drawn with seed {seed}{restricted}: model i is "
+                      f"toy_models.zoo.zoo_specs(n, {seed}{', families, backends' if restricted else ''})[i] "
+                      f"(families in turn); each name rebuilds its model: toy_models.zoo.zoo_model(NAME), or srflow verify --models zoo:NAME "
+                      f"--seed {seed}{' --quick' if args.quick else ''} (the same runs)"]
+    print("srflow zoo: seed " + str(seed) + "\n" + "\n".join(f"  [{i}] {s.name}" for i, s in enumerate(specs)),
+          flush=True)
+    return _cmd_verify(args)
+
+
 def exit_status(results) -> int:
     """EXIT_INTERNAL if a result is an error, else EXIT_FAILED if one is not a non-failing verdict (pass,
     inconclusive, assumption-violated), else EXIT_OK."""
@@ -472,7 +508,7 @@ def _cmd_figures(args) -> int:
 OPTIONAL_MODULES = ("jax", "jaxlib", "sklearn")
 
 #: options that take names: each may be given as separate words, comma-separated, or both
-NAME_LISTS = ("models", "checks", "only")
+NAME_LISTS = ("models", "checks", "only", "families")
 
 
 def split_names(values: list[str], option: str) -> list[str]:
@@ -515,6 +551,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-short-ladder", action="store_true",
                    help="accept a ladder below 4 values over 1.5 decades; its checks are then marked inconclusive")
     p.set_defaults(func=_cmd_verify)
+    p = sub.add_parser("zoo", help="draw random scale-invariant models (toy_models.zoo) and run every check on each")
+    p.add_argument("--n", type=int, default=10, help="number of models (default 10)")
+    p.add_argument("--seed", type=int, help="seed of the draw and of the runs (default 0); model i is "
+                   "toy_models.zoo.zoo_specs(n, seed)[i]")
+    p.add_argument("--families", nargs="+", metavar="FAMILY", help="draw only from these zoo families (default: all)")
+    p.add_argument("--backends", nargs="+", metavar="BACKEND", choices=("np", "jax"),
+                   help="draw only models built with these backends: np (closed forms), jax (autodiff)")
+    p.add_argument("--checks", nargs="+", metavar="CHECK", help="checks to run (default: all; see `srflow list`)")
+    p.add_argument("--quick", action="store_true", help="short ladders and horizons (as srflow verify --quick)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default ./srflow-out/<timestamp>; never overwritten)")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="worker processes (default: up to 2; 1: run in this process)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--resume", action="store_true", help="finish the interrupted zoo run in --out")
+    p.add_argument("--yes", action="store_true", help="run even when the estimated cost is above the hard limit")
+    p.set_defaults(func=_cmd_zoo)
     p = sub.add_parser("figures", help="regenerate the paper's figures (PNG, PDF, caption, cached arrays)")
     p.add_argument("--out", metavar="DIR", help="output folder (default ./figures, with --quick ./figures/quick)")
     p.add_argument("--quick", action="store_true", help="small versions (for tests)")

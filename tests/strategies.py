@@ -60,3 +60,72 @@ def model_instances(draw, families=tuple(SIZES)):
 
 
 assert set(SIZES) <= set(REGISTRY)
+
+
+# -- the model zoo (toy_models.zoo) ---------------------------------------------------------------------------
+def _r(lo: float, hi: float):
+    """A knob in [lo, hi] with ≤ 2 decimals (as ``zoo.draw_spec`` rounds them, so the name round-trips)."""
+    return st.integers(int(round(lo * 100)), int(round(hi * 100))).map(lambda k: k / 100)
+
+
+def _net_knobs(family: str):
+    def knobs(dh):
+        d, h = dh
+        low, top = (3, h * (d - 1) - 2) if family == "bnnet" else (2, h * d - d - 2)
+        return st.fixed_dictionaries({"d": st.just(d), "h": st.just(h), "n": st.integers(low, max(low, min(12, top)))})
+    return st.tuples(st.integers(3, 4) if family == "bnnet" else st.integers(2, 4), st.integers(3, 5)).flatmap(knobs)
+
+
+def _mf_knobs(completion: bool):
+    def knobs(mn):
+        m, n = mn
+        extra = {"obs": _r(0.75, 0.95)} if completion else {}
+        return st.fixed_dictionaries({"m": st.just(m), "n": st.just(n),
+                                      "r": st.just(2) if completion else st.integers(2, min(m, n, 3)),
+                                      "c": _r(1.2, 3.0), **extra})
+    lo = 3 if completion else 2
+    return st.tuples(st.integers(lo, 5), st.integers(lo, 5)).flatmap(knobs)
+
+
+#: zoo family -> strategy of its knobs, the ranges of ``toy_models.zoo.draw_spec`` (dependent bounds built in)
+ZOO_KNOBS = {
+    "rq_sum": st.integers(4, 9).flatmap(lambda d: st.fixed_dictionaries(
+        {"D": st.just(d), "k": st.integers(1, min(3, d - 2)), "la": _r(0, 2), "lc": _r(0, 3)})),
+    "curved": st.fixed_dictionaries({"m": st.integers(1, 4), "k": st.integers(1, 3), "h": _r(0.1, 0.9),
+                                     "lr": _r(-1, 1.5), "lc": _r(0, 3), "lg": _r(0.3, 2.5)}),
+    "mf": _mf_knobs(False),
+    "mfc": _mf_knobs(True),
+    "bnc": st.integers(2, 3).flatmap(lambda r: st.fixed_dictionaries(
+        {"n": st.integers(r + 2, 6), "r": st.just(r), "t": st.integers(1, r - 1), "obs": _r(0.7, 0.9)})),
+    "bn": st.integers(2, 4).flatmap(lambda d: st.fixed_dictionaries(
+        {"d": st.just(d), "h": st.integers(2, 4), "n": st.integers(d + 1, 12)})),
+    "wn": st.integers(2, 3).flatmap(lambda w: st.fixed_dictionaries(
+        {"w": st.just(w), "l": st.integers(2, 3), "n": st.integers(w, 6), "c": _r(0.5, 2.0)})),
+    "bnnet": _net_knobs("bnnet"),
+    "lnnet": _net_knobs("lnnet"),
+}
+
+
+@st.composite
+def zoo_specs(draw, families=None, backends=("np", "jax"), minimizer=None):
+    """A ``toy_models.zoo.ZooSpec``: a family from ``families`` (default: every family with a backend in
+    ``backends``), a backend it supports, with a ``minimizer`` when ``minimizer`` is True (never for families that
+    have none), without when False, either when None; knobs from ``ZOO_KNOBS``; data seed in [0, 2³¹)."""
+    from srflow.toy_models.zoo import FAMILIES, NO_MINIMIZER, ZooSpec
+
+    pool = [f for f in (families or FAMILIES) if set(FAMILIES[f]) & set(backends)
+            and not (minimizer is True and f in NO_MINIMIZER)]
+    if not pool:
+        raise ValueError(f"families: none of {families} is built with {backends} (minimizer={minimizer})")
+    family = draw(st.sampled_from(pool))
+    backend = draw(st.sampled_from([b for b in FAMILIES[family] if b in backends]))
+    has_min = False if family in NO_MINIMIZER else (draw(st.booleans()) if minimizer is None else minimizer)
+    knobs = draw(ZOO_KNOBS[family])
+    return ZooSpec(family, backend, has_min, tuple(knobs.items()), draw(st.integers(0, 2**31 - 2)))
+
+
+def zoo_models(**kw):
+    """Zoo models built from ``zoo_specs(**kw)``."""
+    from srflow.toy_models.zoo import zoo_model
+
+    return zoo_specs(**kw).map(zoo_model)

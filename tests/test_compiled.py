@@ -180,3 +180,141 @@ def test_kept_iterates_are_the_numpy_loops_iterates():
         np.testing.assert_allclose(np.sum(run.iterates**2, axis=1), a.norm_sq, rtol=EXACT_VS_EXACT_RTOL)
         np.testing.assert_array_equal(run.w_last, run.iterates[-1])
     assert simulate_batch(jm, w0[None], 0.1, 20, wd=0.1, every=10, pairs=False)[0].iterates is None
+
+
+# -- λ₁ by warm-started Lanczos (verification.compiled.warm_top / lanczos_adaptive) -------------------------------
+
+def _tracker(k):
+    """warm_top on an explicit symmetric matrix, compiled once per (k, guard)."""
+    from srflow.verification.compiled import warm_top
+
+    from srflow.verification.compiled import guard_directions
+
+    @functools.partial(jax.jit, static_argnums=4)
+    def track(a, v, m, t, guard):
+        xi = guard_directions(t, a.shape[0])[0]
+        return warm_top(lambda u: a @ u, v, m, xi, k, probe=t % 4 == 0, guard_eps=None if guard else 0.0)
+    return track
+
+
+def _run_tracker(mats, guard=True, k=12):
+    """The records of warm_top along a path of matrices: θ_t and the HVPs each took, from a fixed cold start."""
+    track = _tracker(min(k, mats[0].shape[0]))
+    v, m = jnp.asarray(np.random.default_rng(5).standard_normal(mats[0].shape[0])), jnp.int32(1)
+    out = []
+    for t, a in enumerate(mats):
+        theta, v, m, hvps = track(jnp.asarray(a), v, m, t, guard)
+        out.append((float(theta), int(hvps)))
+    return np.array(out)
+
+
+def _rotating_path(dim, records, seed):
+    """A(t) = Q(t) diag(λ(t)) Q(t)ᵀ, Q(t) = exp(tS)Q₀ rotating slowly, λ(t) drifting, with negative eigenvalues of
+    larger magnitude than λ₁ (so the largest algebraic eigenvalue is not the largest |λ|), gap ≈ 0.3λ₁."""
+    from scipy.linalg import expm
+
+    rng = np.random.default_rng(seed)
+    q0, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+    s = rng.standard_normal((dim, dim))
+    s = 0.01 * (s - s.T)
+    lam = np.concatenate([[1.0, 0.7], rng.uniform(-0.3, 0.5, dim - 3), [-2.0]])
+    drift = rng.uniform(-0.02, 0.02, dim)
+    mats = []
+    for t in range(records):
+        q = expm(t * s) @ q0
+        mats.append(q @ np.diag(lam + drift * t) @ q.T)
+    return mats
+
+
+@pytest.mark.parametrize("dim", [16, 80])
+def test_warm_records_equal_dense_eigvalsh(dim):
+    """Along a slowly rotating path with a negative eigenvalue larger in magnitude than λ₁, every warm-started
+    record equals the largest algebraic eigenvalue of the dense eigvalsh within LAM_RTOL (the residual stop
+    WARM_RTOL bounds |θ - λ₁| ≤ ‖r‖²/gap), and the warm records take fewer HVPs than the cold first one."""
+    from srflow.verification.compiled import LAM_RTOL
+
+    mats = _rotating_path(dim, 25, seed=dim)
+    rec = _run_tracker(mats)
+    exact = np.array([np.linalg.eigvalsh(a)[-1] for a in mats])
+    scaled = np.abs(rec[:, 0] - exact) / (LAM_RTOL * np.abs(exact))
+    assert np.all(np.isfinite(rec[:, 0])) and scaled.max() <= 1.0, f"scaled errors {scaled.max():.3g}"
+    assert np.mean(rec[1:, 1]) < rec[0, 1], rec[:, 1]
+
+
+def _crossing_path(dim, records):
+    """Fixed eigenvectors, λ₁ = 1 and a second branch rising from 0.5 through 1 to 1.7: at t ≥ 10 the top
+    eigenvalue is on the other branch, whose eigenvector the tracked one never leans towards (a true crossing)."""
+    q, _ = np.linalg.qr(np.random.default_rng(9).standard_normal((dim, dim)))
+    rest = np.linspace(-3.0, 0.3, dim - 2)
+    return [q @ np.diag(np.concatenate([[1.0, 0.5 + 0.05 * t], rest])) @ q.T for t in range(records)], 0.5 + 0.05 * np.arange(records)
+
+
+def test_warm_records_follow_the_top_eigenvalue_across_a_branch_change():
+    """When another branch overtakes λ₁, the records follow the largest eigenvalue: within LAM_RTOL once the new
+    branch is above the old one by more than the guard's bound WARM_RTOL·√D/GUARD_EPS (relative), and never
+    further from it than that bound."""
+    from srflow.verification.compiled import GUARD_EPS, LAM_RTOL, WARM_RTOL
+
+    dim = 16
+    mats, branch = _crossing_path(dim, 30)
+    rec = _run_tracker(mats)
+    exact = np.maximum(1.0, branch)
+    bound = WARM_RTOL * np.sqrt(dim) / GUARD_EPS * exact
+    err = np.abs(rec[:, 0] - exact)
+    assert np.all(err <= np.maximum(bound, LAM_RTOL * exact)), err
+    clear = branch - 1.0 > bound
+    assert clear.sum() >= 10 and np.all(err[clear] <= LAM_RTOL * exact[clear]), err[clear]
+
+
+def test_without_the_guard_a_branch_change_is_missed():
+    """Companion (must fail): from a warm vector that is an exact eigenvector of the old branch, Lanczos without the
+    random guard direction never leaves that branch: after the crossing its records stay at 1 while λ₁ reaches
+    1.7 -- the comparison of the test above would fail."""
+    mats, branch = _crossing_path(16, 30)
+    rec = _run_tracker(mats, guard=False)
+    assert np.max(np.maximum(1.0, branch) - rec[:, 0]) >= 0.6
+
+
+def test_a_stale_eigenvector_triggers_the_full_lanczos():
+    """A warm vector whose residual is large (the top eigenvector of a different matrix) is not accepted: Lanczos
+    runs past its first cycle (a restart, more than KRYLOV_DIM HVPs) and still returns λ₁ of the dense eigvalsh;
+    the stale vector's Rayleigh quotient alone would be wrong by more than 1e-3 relative (so accepting it would fail
+    the comparison)."""
+    from srflow.verification.compiled import KRYLOV_DIM, LAM_RTOL, lanczos_adaptive
+
+    rng = np.random.default_rng(11)
+    dim = 60
+    q, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+    a = q @ np.diag(np.concatenate([[1.0, 0.98, 0.97], np.linspace(-0.5, 0.95, dim - 3)])) @ q.T
+    stale = q[:, 0] + 0.5 * rng.standard_normal(dim) / np.sqrt(dim)  # the top eigenvector of an older matrix
+    stale /= np.linalg.norm(stale)
+    exact = np.linalg.eigvalsh(a)[-1]
+    assert abs(stale @ a @ stale - exact) > 1e-3 * exact
+    theta, _, res, hvps = jax.jit(lambda v: lanczos_adaptive(lambda u: jnp.asarray(a) @ u, v, KRYLOV_DIM,
+                                                             first_check=KRYLOV_DIM))(jnp.asarray(stale))
+    assert int(hvps) > KRYLOV_DIM
+    assert abs(float(theta) - exact) <= LAM_RTOL * exact
+
+
+def test_one_compilation_serves_every_stride_and_step_count(caplog):
+    """Runs with different strides and step counts (the rungs of a ladder; several chunks when there are more
+    records than RECORDS_PER_CALL) reuse the one compiled chunk: XLA compiles nothing after the first run."""
+    import logging
+
+    _, jm = twins("sphere_circle")
+    w0 = np.array([1.0, 0.3, 0.2])
+    simulate(jm, w0, 0.1, 30, wd=0.01, every=10, pairs=False)
+    with jax.log_compiles(), caplog.at_level(logging.DEBUG):
+        for steps, every in ((50, 7), (200, 20), (33, 33), (3000, 2)):
+            simulate(jm, w0, 0.1, steps, wd=0.01, every=every, pairs=False)
+    assert not [r.message for r in caplog.records if "Compiling" in r.message and "run" in r.message]
+
+
+def test_the_compilation_test_sees_a_recompilation(caplog):
+    """Companion: a new compiled chunk (another algorithm) is seen by the same log."""
+    import logging
+
+    _, jm = twins("sphere_circle")
+    with jax.log_compiles(), caplog.at_level(logging.DEBUG):
+        simulate(jm, np.array([1.0, 0.3, 0.2]), 0.1, 3, algorithm="gd", every=1, pairs=False)
+    assert [r.message for r in caplog.records if "Compiling" in r.message and "run" in r.message]

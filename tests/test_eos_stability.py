@@ -1,4 +1,4 @@
-"""The stability of the EoS equilibrium (docs/theory.md §4c): theory.eos_stability, the breathing family, the
+"""The stability of the EoS equilibrium (docs/theory.md §4d): theory.eos_stability, the breathing family, the
 eos-stability check and eos-equilibrium's verdict on an unstable equilibrium."""
 
 from __future__ import annotations

@@ -90,8 +90,9 @@ CASES = [
 
 OTHER_MUTATIONS = {
     # (theory attribute, mutated value builder, the check it targets)
-    "GD+WD clock 4+G -> 4.05+G": ("gdwd_steps", lambda: (lambda flow, lr, wd: theory.gdwd_steps(flow, lr, wd)
-                                                         + 0.05 / 8 * 2 * flow.s / (lr * wd)), "flow-tracking"),
+    # the builders capture the unmutated function: after monkeypatching, ``theory.<name>`` is the mutation itself
+    "GD+WD clock 4+G -> 4.05+G": ("gdwd_steps", lambda g=theory.gdwd_steps: (
+        lambda flow, lr, wd: g(flow, lr, wd) + 0.05 / 8 * 2 * flow.s / (lr * wd)), "flow-tracking"),
     "sqrt-GD with normalized GD's clock": ("sqrt_gd_steps", lambda: theory.normalized_gd_steps, "sqrt-loss-gd"),
     "no-WD rest point at the threshold (nowd_stop)": ("nowd_final", lambda: theory.nowd_stop, "no-wd-clock"),
     "no-WD rest point x1.05": ("nowd_final", lambda: scaled(theory.nowd_final, 1.05), "no-wd-clock"),
@@ -103,7 +104,7 @@ OTHER_MUTATIONS = {
                                    "eos-equilibrium"),
     "amplitude x1.15": ("oscillation_amplitude_sq", lambda: scaled(theory.oscillation_amplitude_sq, 1.15),
                         "eos-equilibrium"),
-    "phase-2 duration +0.9 step": ("phase2_duration", lambda: (lambda *a: theory.phase2_duration(*a) + 0.9),
+    "phase-2 duration +0.9 step": ("phase2_duration", lambda g=theory.phase2_duration: (lambda *a: g(*a) + 0.9),
                                    "eos-entry"),
 }
 

@@ -65,11 +65,21 @@ def test_divergence_is_reported_with_step_and_quantity(circle):
     assert len(tr.steps) >= 1 and np.all(np.isfinite(tr.norm_sq))
 
 
-def test_the_gap_monitor_names_step_and_gap():
+def test_the_monitor_is_quiet_at_a_tie_and_names_the_rank_condition_where_it_fails():
+    """The cluster theory (docs/theory.md §4c) takes a tied top eigenvalue at Φ(w̄) in its stride; what it needs
+    at Φ(w̄) is the rank condition, which the monitor names with the step."""
+    import dataclasses
+
+    from srflow.toy_models.families import ManifoldModel
+
     model = degenerate_top()
     w0 = np.array([1.0, 0.0, 0.01, 0.0])
     tr = simulate(model, w0, 0.1, 20, wd=0.01, every=10, track_phi=True)
-    assert tr.monitor and "spectral gap" in tr.monitor[0] and "step 0" in tr.monitor[0]
+    assert tr.monitor == []
+    fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model) if f.init}
+    fields["manifold_dim"] = 2  # wrong: ker ∇²L ∩ θ^⊥ is 1-dimensional
+    tr = simulate(ManifoldModel(**fields), w0, 0.1, 20, wd=0.01, every=10, track_phi=True)
+    assert tr.monitor and "rank condition" in tr.monitor[0] and "step 0" in tr.monitor[0]
 
 
 def test_the_gap_monitor_is_quiet_where_there_is_a_gap(circle):

@@ -9,6 +9,7 @@ from scipy.integrate import solve_ivp
 from srflow.theory import (AssumptionViolated, equilibrium_norm_sq, gdwd_steps, gdwd_tau, manifold_point, naive_gdwd_steps,
                     normalized_gd_steps, nowd_final, nowd_norm_sq, nowd_stop, oscillation_amplitude_sq, s_at_steps,
                     sharpness_reduction_flow, sqrt_gd_steps)
+from srflow.theory.flows import simple_flow
 from srflow.toy_models import TOY_MODELS, make_model, wrap
 from srflow.verification.simulate import eos_start, simulate
 
@@ -128,11 +129,14 @@ def test_flow_rejects_a_start_off_gamma():
 
 
 def test_flow_reports_a_missing_spectral_gap():
-    """f(x) = ½(x₂² + x₃²) on S³: λ₁ = λ₂ everywhere on Γ, so ∇λ₁ is undefined."""
+    """f(x) = ½(x₂² + x₃²) on S³: λ₁ = λ₂ everywhere on Γ, so ∇λ₁ is undefined: the simple flow says so; the
+    cluster flow (docs/theory.md §4c) takes the tie as a cluster of 2, whose generalized gradient is {0} here."""
     eye = np.diag([0.0, 0.0, 1.0, 1.0])
     m = wrap(4, lambda x: 0.5 * x @ eye @ x, lambda x: eye @ x, lambda x: eye, lambda x, a, b: np.zeros(4))
     with pytest.raises(AssumptionViolated, match=r"spectral gap λ₁ - λ₂ = 0 .*flow time s = 0"):
-        sharpness_reduction_flow(m, np.array([1.0, 0, 0, 0]), s_end=0.1)
+        simple_flow(m, np.array([1.0, 0, 0, 0]), s_end=0.1)
+    r = sharpness_reduction_flow(m, np.array([1.0, 0, 0, 0]), s_end=0.1, n_out=3)
+    assert np.all(r.cluster_size == 2) and np.all(r.G == 0) and np.allclose(r.theta, [1.0, 0, 0, 0])
     with pytest.raises(ValueError, match="s_end: expected a positive flow time"):
         sharpness_reduction_flow(make_model("sphere_circle"), circle_point(0.5), s_end=-1)
 

@@ -4,10 +4,12 @@ Free functions of ``(model, w, ...)`` for any object following ``toy_models.prot
 See docs/theory.md for the derivations.
 """
 
+from .cluster_flow import ClusterAudit, ClusterPoint, cluster_audit, cluster_point
 from .eos import eos_sharpness, eos_sharpness_coefficient
 from .stability import EosStability, breathing_rate, eos_stability, stability_coefficients
 from .flows import (CANONICAL_COEF, FlowResult, gdwd_steps, gdwd_tau, naive_gdwd_steps, normalized_gd_steps, nowd_final,
-                    nowd_flow_time, nowd_norm_sq, nowd_stop, s_at_steps, sharpness_reduction_flow, sqrt_gd_steps)
+                    nowd_flow_time, nowd_norm_sq, nowd_stop, s_at_steps, sharpness_reduction_flow, simple_flow,
+                    sqrt_gd_steps)
 from .manifold import (AssumptionViolated, ManifoldPoint, Projection, gradient_flow_limit, manifold_point,
                        normal_conditioning,
                        project_to_manifold, riemannian_grad_log_sharpness, tangent_space)
@@ -26,5 +28,6 @@ __all__ = [
     "nowd_flow_time", "nowd_stop", "nowd_final", "normalized_gd_steps", "sqrt_gd_steps", "s_at_steps",
     "eos_threshold", "equilibrium_norm_sq", "oscillation_amplitude_sq", "phase2_duration", "eos_entry_step",
     "nowd_start_norm_sq", "alp_flip_step", "breathing_period", "collapse_factor", "eos_sharpness", "eos_sharpness_coefficient",
-    "sqrt_cycle_split", "eos_stability", "EosStability", "breathing_rate", "stability_coefficients",
+    "sqrt_cycle_split", "simple_flow", "cluster_point", "ClusterPoint", "cluster_audit", "ClusterAudit",
+    "eos_stability", "EosStability", "breathing_rate", "stability_coefficients",
 ]

@@ -24,7 +24,7 @@ from scipy.interpolate import CubicSpline
 from srflow.toy_models._validate import as_vector, positive_int, positive_real, unit
 
 from .manifold import AssumptionViolated, check_on_gap, manifold_point, newton_polish
-from .sharpness import check_hyperparameters, sharpness
+from .sharpness import check_hyperparameters, is_dense, sharpness
 
 #: how far a start point may be from Γ (‖∇L(θ₀)‖/λ₁) before the flow refuses it
 START_GRAD_RTOL = 1e-6
@@ -41,8 +41,14 @@ CANONICAL_COEF = -0.25
 @dataclass(frozen=True, eq=False)
 class FlowResult:
     """Samples of the canonical flow: ``s`` (n,), ``theta`` (n, D) on Γ, ``sharpness`` λ₁(θ) (n,),
-    ``G`` (n,), ``drift`` = max distance of the integrated state from Γ before re-projection, and the
-    dense solution ``sol`` (OdeSolution in s) for evaluation between samples via ``at``."""
+    ``G`` (n,) = ‖g*‖² (g* = ∇_Γ log λ₁ for a simple λ₁, the minimum-norm element of its generalized gradient on a
+    cluster), ``drift`` = max distance of the integrated state from Γ before re-projection, and the
+    dense solution ``sol`` (in s) for evaluation between samples via ``at``.
+
+    The cluster flow (docs/theory.md §4c) adds ``cluster_size`` (n,) (the k tied top eigenvalues), ``loaded`` (n,)
+    (the rank of the oscillation's covariance), ``edge_gap`` (n,) ((λ_k - λ_{k+1})/λ₁), ``events`` (join, leave,
+    halt: dicts with "s", "kind", "k") and ``near_ties`` ((s, relative gap) of near ties that are not ties). At an
+    event s appears twice: the left and the right limit (G and the cluster size jump there)."""
 
     s: np.ndarray
     theta: np.ndarray
@@ -51,6 +57,19 @@ class FlowResult:
     drift: float
     sol: object
     model: object
+    cluster_size: np.ndarray | None = None
+    loaded: np.ndarray | None = None
+    edge_gap: np.ndarray | None = None
+    events: tuple = ()
+    near_ties: tuple = ()
+
+    @property
+    def halt(self) -> float | None:
+        """The flow time at which the flow halts (0 in the generalized gradient), or None."""
+        for e in self.events:
+            if e["kind"] == "halt":
+                return float(e["s"])
+        return None
 
     def at(self, s) -> np.ndarray:
         """ζ(s) for s within [0, s_end] (dense output, re-projected on Γ), shape (len(s), D)."""
@@ -77,12 +96,14 @@ class FlowResult:
         attrs. The dense solution and the model are not included."""
         import xarray as xr
 
-        return xr.Dataset({"theta": (("s", "component"), self.theta), "sharpness": ("s", self.sharpness),
-                           "G": ("s", self.G), "tau": ("s", gdwd_tau(self))},
-                          coords={"s": self.s}, attrs={"drift": self.drift})
+        data = {"theta": (("s", "component"), self.theta), "sharpness": ("s", self.sharpness),
+                "G": ("s", self.G), "tau": ("s", gdwd_tau(self))}
+        if self.cluster_size is not None:
+            data["cluster_size"] = ("s", self.cluster_size)
+        return xr.Dataset(data, coords={"s": self.s}, attrs={"drift": self.drift})
 
 
-def _field(model, s: float, x: np.ndarray, coef: float, on_gap: str) -> np.ndarray:
+def _field(model, s: float, x: np.ndarray, coef: float, on_gap: str) -> np.ndarray:  # the simple flow's field
     try:
         return coef * manifold_point(model, newton_polish(model, x, iters=1), on_gap=on_gap).grad_log
     except AssumptionViolated as exc:
@@ -91,13 +112,18 @@ def _field(model, s: float, x: np.ndarray, coef: float, on_gap: str) -> np.ndarr
 
 def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol: float = 1e-9,
                              atol: float = 1e-12, coef: float | None = None, on_gap: str = "raise") -> FlowResult:
-    """Integrate dζ/ds = coef·∇_Γ log λ₁(ζ) (default: the canonical ``CANONICAL_COEF`` = -¼) from θ₀ ∈ Γ to
-    s = ``s_end``.
+    """Integrate dζ/ds = coef·g*(ζ) (default coef: the canonical ``CANONICAL_COEF`` = -¼) from θ₀ ∈ Γ to
+    s = ``s_end``; g* = ∇_Γ log λ₁ while λ₁ is simple, and through a cluster of tied top eigenvalues the
+    minimum-norm element of the generalized gradient of log λ₁ on Γ (docs/theory.md §4c,
+    ``theory.cluster_flow``): branches join and leave the cluster, and the flow halts where 0 is in it.
 
     The field is evaluated at the Newton retraction of the state onto Γ, so the integrated state stays
     on Γ up to the solver tolerance; ``drift`` reports how far it strayed. A start point off Γ
-    (‖∇L(θ₀)‖ > START_GRAD_RTOL·λ₁) or a top eigenvalue without a gap raises ``AssumptionViolated``
-    saying how far / how small.
+    (‖∇L(θ₀)‖ > START_GRAD_RTOL·λ₁) raises ``AssumptionViolated`` saying how far, and so does a failure of the
+    cluster theory's own assumptions (the rank condition; events that accumulate). Above
+    ``theory.sharpness.DENSE_MAX_DIM`` the matrix-free flow is the simple one: a top eigenvalue without a gap raises
+    (``on_gap`` = "raise") or warns ("warn"); ``on_gap`` has no effect on the dense cluster flow. When λ₁ stays
+    simple the result is the simple flow's (``simple_flow``), to the last digit.
 
     >>> import numpy as np; from srflow.toy_models import make_model
     >>> m = make_model("sphere_circle")
@@ -105,24 +131,74 @@ def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol
     >>> bool(r.sharpness[-1] < r.sharpness[0])
     True
     """
+    theta0, coef = _validated_start(model, theta0, s_end, n_out, rtol, atol, coef, on_gap)
+    if not is_dense(model):
+        return _simple(model, theta0, s_end, n_out, rtol, atol, coef, on_gap)
+    from .cluster_flow import cluster_flow, cluster_point, near_ties
+
+    s, xs, ks, events, pieces = cluster_flow(model, theta0, s_end, n_out, rtol, atol, coef)
+    thetas, lams, gs, loaded, edge, drift = [], [], [], [], [], 0.0
+    for i, (x, k) in enumerate(zip(xs, ks)):
+        th = newton_polish(model, x)
+        drift = max(drift, float(np.linalg.norm(th - x)))
+        if k == 1:
+            mp = manifold_point(model, th, gap_rtol=-1.0)
+            vals = np.linalg.eigvalsh(model.hess(th))[::-1]
+            lam, G, ld, eg = mp.lam1, mp.G, 1, (vals[0] - vals[1]) / vals[0] if len(vals) > 1 else np.inf
+        else:
+            cp = cluster_point(model, th, int(k))
+            lam, G, ld, eg = cp.lam1, cp.G, cp.loaded, cp.edge_gap
+            if G <= _halt_rtol() * cp.branch_scale and not any(e["kind"] == "halt" for e in events):
+                events.append({"s": float(s[i]), "kind": "halt", "k": int(k), "G": G})
+        thetas.append(th)
+        lams.append(lam)
+        gs.append(G)
+        loaded.append(ld)
+        edge.append(eg)
+    events = sorted(events, key=lambda e: e["s"])
+    edge = np.array(edge, dtype=float)
+    from .cluster_flow import PiecewiseSolution
+    return FlowResult(s, np.array(thetas), np.array(lams), np.array(gs), drift, PiecewiseSolution(pieces), model,
+                      np.asarray(ks, dtype=int), np.array(loaded, dtype=int), edge, tuple(events),
+                      tuple(near_ties(s, edge, events)))
+
+
+def _halt_rtol() -> float:
+    from .cluster_flow import HALT_RTOL
+    return HALT_RTOL
+
+
+def _validated_start(model, theta0, s_end, n_out, rtol, atol, coef, on_gap):
     theta0 = as_vector(theta0, "theta0", model.dim)
     coef = CANONICAL_COEF if coef is None else coef
     positive_real(s_end, "s_end", "a positive flow time (finite)")
-    n_out = positive_int(n_out, "n_out", 2)
+    positive_int(n_out, "n_out", 2)
     positive_real(rtol, "rtol")
     positive_real(atol, "atol")
     check_on_gap(on_gap)
     if s_end > S_END_WARN:
         warnings.warn(f"s_end = {s_end:g} is a long flow time (> {S_END_WARN:g}): the cost grows linearly with it, "
                       "and the flow has usually come to rest at a stationary point of λ₁ long before",
-                      stacklevel=2)
+                      stacklevel=3)
     theta0 = unit(theta0, "theta0")
     lam = sharpness(model, theta0)
     off = float(np.linalg.norm(model.grad(theta0))) / max(lam, 1e-300)
     if off > START_GRAD_RTOL:
         raise AssumptionViolated(f"theta0: not on Γ: ‖∇L(θ₀)‖/λ₁ = {off:.3g} > {START_GRAD_RTOL:g}; "
                                  "start from theory.project_to_manifold(model, w).theta")
-    theta0 = newton_polish(model, theta0)
+    return newton_polish(model, theta0), coef
+
+
+def simple_flow(model, theta0, s_end: float, n_out: int = 201, rtol: float = 1e-9, atol: float = 1e-12,
+                coef: float | None = None, on_gap: str = "raise") -> FlowResult:
+    """The simple flow dζ/ds = coef·∇_Γ log λ₁(ζ) (docs/theory.md §3), which needs a simple λ₁ all along: a gap
+    λ₁ - λ₂ ≤ GAP_RTOL·λ₁ raises ``AssumptionViolated`` (``on_gap`` = "raise") or warns ("warn"). The reference
+    ``sharpness_reduction_flow`` reproduces where λ₁ stays simple."""
+    theta0, coef = _validated_start(model, theta0, s_end, n_out, rtol, atol, coef, on_gap)
+    return _simple(model, theta0, s_end, n_out, rtol, atol, coef, on_gap)
+
+
+def _simple(model, theta0, s_end, n_out, rtol, atol, coef, on_gap) -> FlowResult:
     s_grid = np.linspace(0.0, s_end, n_out)
     sol = solve_ivp(lambda s, x: _field(model, s, x, coef, on_gap), (0.0, s_end), theta0, t_eval=s_grid,
                     dense_output=True, rtol=rtol, atol=atol, method="DOP853")
@@ -136,7 +212,8 @@ def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol
         thetas.append(th)
         lams.append(mp.lam1)
         gs.append(mp.G)
-    return FlowResult(sol.t, np.array(thetas), np.array(lams), np.array(gs), drift, sol.sol, model)
+    return FlowResult(sol.t, np.array(thetas), np.array(lams), np.array(gs), drift, sol.sol, model,
+                      np.ones(len(sol.t), dtype=int))
 
 
 # -- clocks -------------------------------------------------------------------------------------------
@@ -218,16 +295,30 @@ def sqrt_gd_steps(result: FlowResult, lr: float) -> np.ndarray:
     """GD on √L (ALP): dX/dτ = -⅛ ∇_Γ λ₁ = (λ₁/2)·(-¼ ∇_Γ log λ₁), so dτ = 2 ds/λ₁ and
     t = (1/η²) ∫₀^s 2/λ₁(ζ(s')) ds' (trapezoid on the samples of ``result``)."""
     check_hyperparameters(lr)
-    # a cubic spline's antiderivative: O(Δs⁴), where the trapezoid's O(Δs²) left a floor of ~1e-6 in s
-    integral = CubicSpline(result.s, 2.0 / result.sharpness).antiderivative()
-    return (integral(result.s) - integral(result.s[0])) / lr**2
+    # a cubic spline's antiderivative: O(Δs⁴), where the trapezoid's O(Δs²) left a floor of ~1e-6 in s; one
+    # spline per segment between events (λ₁ has a kink there)
+    out, total = [], 0.0
+    for sl in _segments(result.s):
+        x, y = result.s[sl], 2.0 / result.sharpness[sl]
+        if len(x) == 1:
+            out.append(np.array([total]))
+            continue
+        if len(x) == 2:  # trapezoid
+            vals = total + np.array([0.0, 0.5 * (y[0] + y[1]) * (x[1] - x[0])])
+        else:
+            integral = CubicSpline(x, y).antiderivative()
+            vals = total + integral(x) - integral(x[0])
+        out.append(vals)
+        total = float(vals[-1])
+    return np.concatenate(out) / lr**2
 
 
 def s_at_steps(result: FlowResult, steps_of_s: np.ndarray, steps) -> np.ndarray:
     """Invert a monotone clock: the flow time s at which ``steps_of_s`` (one clock applied to ``result``)
     equals ``steps``. Steps beyond the flow's horizon raise ValueError."""
     steps = np.asarray(steps, dtype=np.float64)
-    if np.any(np.diff(steps_of_s) <= 0):
+    d = np.diff(steps_of_s)
+    if np.any(d < 0) or np.any((d == 0) & (np.diff(result.s) != 0)):
         raise AssumptionViolated("clock: steps(s) is not increasing along the flow")
     if np.any(steps > steps_of_s[-1] * (1 + 1e-12)) or np.any(steps < 0):
         raise ValueError(f"steps: expected values in [0, {steps_of_s[-1]:.6g}] (the flow's horizon), "
@@ -235,8 +326,29 @@ def s_at_steps(result: FlowResult, steps_of_s: np.ndarray, steps) -> np.ndarray:
     return invert_clock(steps_of_s, result.s, steps)
 
 
+def _segments(s: np.ndarray) -> list[slice]:
+    """The runs of strictly increasing ``s`` between repeated samples (an event of the cluster flow: its left and
+    right limits), as slices."""
+    cuts = [0] + [i + 1 for i in np.flatnonzero(np.diff(s) == 0)] + [len(s)]
+    return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+
+
 def invert_clock(steps_of_s: np.ndarray, s: np.ndarray, steps) -> np.ndarray:
     """s at ``steps`` for a clock sampled as ``steps_of_s`` at flow times ``s``, by a cubic spline in the steps
     (interpolation error O(Δs⁴): the linear interpolation it replaces left an O(Δs²·(log λ₁)'') floor of ~5e-6
-    in s at 400 flow samples, the size of the O(ηλ) clock error at ηλ ≈ 1e-5)."""
-    return CubicSpline(steps_of_s, s)(np.asarray(steps, dtype=np.float64))
+    in s at 400 flow samples, the size of the O(ηλ) clock error at ηλ ≈ 1e-5), one spline per segment between
+    events of the cluster flow (repeated samples of s), where the clock's rate jumps with G."""
+    steps = np.asarray(steps, dtype=np.float64)
+    segs = _segments(np.asarray(s))
+    if len(segs) == 1:
+        return CubicSpline(steps_of_s, s)(steps)
+    out = np.empty_like(steps)
+    bounds = [steps_of_s[sl][-1] for sl in segs]
+    which = np.searchsorted(np.array(bounds[:-1]), steps, side="left")
+    for j, sl in enumerate(segs):
+        mask = which == j
+        if not mask.any():
+            continue
+        x, y = steps_of_s[sl], np.asarray(s)[sl]
+        out[mask] = CubicSpline(x, y)(steps[mask]) if len(x) > 2 else np.interp(steps[mask], x, y)
+    return out

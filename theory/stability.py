@@ -1,4 +1,4 @@
-"""Linear stability of the edge-of-stability equilibrium of GD+WD (docs/theory.md §4c).
+"""Linear stability of the edge-of-stability equilibrium of GD+WD (docs/theory.md §4d).
 
 At EoS the iterate flips along v₁ with squared angular amplitude A ≈ a² = 2ηλ/(4 + G), and the excess
 q = log(η_eff λ₁(θ)/2) (η_eff = η/((1 - ηλ)‖w‖²)) and A "breathe" about their equilibrium with frequency
@@ -86,7 +86,7 @@ def breathing_rate(alpha: float, k: float, G: float, dG: float = 0.0) -> tuple[f
 
 def eos_stability(model, theta, eta_lambda: float | None = None) -> EosStability:
     """The growth rate κ = d log ε/dτ of the EoS breathing above θ ∈ Γ and whether the equilibrium is stable
-    (κ < 0); formula and derivation in the module docstring (docs/theory.md §4c)."""
+    (κ < 0); formula and derivation in the module docstring (docs/theory.md §4d)."""
     c = stability_coefficients(model, theta)
     frozen, drift = breathing_rate(c["alpha"], c["k"], c["G"], c["dG"])
     rate = frozen + drift

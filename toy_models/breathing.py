@@ -1,4 +1,4 @@
-"""A model family whose edge-of-stability equilibrium crosses from stable to unstable (docs/theory.md §4c).
+"""A model family whose edge-of-stability equilibrium crosses from stable to unstable (docs/theory.md §4d).
 
 f(x) = q(ψ) P(x₂, x₃),  q = exp(γψ),  ψ = atan2(x₁, x₀),
 P = ½x₂² + c x₂³ + b x₂⁴ + ½μ x₃² + t x₂² x₃,        L(w) = f(w/‖w‖)  (w ∈ R⁴).

@@ -1,12 +1,23 @@
-"""The compiled simulator: the runs of ``verification.simulate`` on a JAX model, one ``jit``-compiled
-``lax.scan`` per recording interval, with the same updates and records (the numpy loop stays the reference;
-tests/test_compiled.py compares them on the registered models).
+"""The compiled simulator: the runs of ``verification.simulate`` on a JAX model, compiled with ``jit``, with
+the same updates and records (the numpy loop stays the reference; tests/test_compiled.py compares them on the
+registered models).
 
-Each interval is one compiled call: record at w_t (loss, ‖w‖², λ₁ at w_t, at the midpoint and at w_{t+1},
-‖∇L‖, the clock s_t), then ``every`` - 1 further steps in a ``lax.scan`` that also accumulates the clock
-s = Σ‖w̄_{k+1} - w̄_k‖². λ₁ is the largest algebraic eigenvalue of ∇²L by restarted Lanczos on HVPs
-(``lanczos_top``), warm-started from the previous record's top eigenvector: no D×D matrix. Φ(w̄_t) (with
-``track_phi``) is computed by ``theory`` at the record points, as in the numpy path.
+A run is cut into chunks of RECORDS_PER_CALL record slots (fewer when w_t is kept at each record). One chunk
+is one compiled call: an outer ``lax.scan`` over the slots, each of which records at w_t (loss, ‖w‖², λ₁ at
+w_t, at the midpoint and at w_{t+1}, ‖∇L‖, the clock s_t) and then takes its n steps in a ``lax.fori_loop``
+that also accumulates the clock s = Σ‖w̄_{k+1} - w̄_k‖². The records stay on the device, stacked, and come to
+the host once per chunk. The step counts n of the slots and which slots are in use are traced arrays, so one
+compilation serves every record stride, step count and rung; the dense clock (s_t at every step) goes into a
+buffer of fixed length CLOCK_BUF per chunk.
+
+λ₁ is the largest algebraic eigenvalue of ∇²L by Lanczos on HVPs (``lanczos_adaptive``), warm-started from the
+previous record's top eigenvector (for λ₁ at the midpoint and at w_{t+1}, each from its own previous vector):
+the Krylov basis grows one HVP at a time and stops as soon as the Ritz pair's residual ‖∇²L y - θy‖ ≤
+WARM_RTOL·|θ|, which bounds |θ - λ₁| ≤ ‖r‖²/(λ₁ - λ₂) ≤ LAM_RTOL·λ₁ while λ₁ has the gap the theory assumes; a
+stale vector (large residual) runs on into a full restarted Lanczos. The start of each record is the warm
+vector plus GUARD_EPS of a fresh random direction, so that a new branch overtaking the tracked one is found (see
+``warm_top`` and GUARD_EPS). No D×D matrix, no ARPACK: the first record starts cold from a fixed random vector.
+Φ(w̄_t) (with ``track_phi``) is computed by ``theory`` at the record points, as in the numpy path.
 
 ``simulate_batch`` advances B runs of one model (different starts, or different (η, λ), equal step counts)
 as one array with ``vmap``; ``simulate`` on a JAX model is the batch of one.
@@ -17,6 +28,7 @@ it, and ``diverged`` names the step, as in the numpy loop.
 
 from __future__ import annotations
 
+import math
 import time
 from functools import lru_cache
 
@@ -25,71 +37,121 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from srflow.theory import check_hyperparameters, top_eigenpairs
+from srflow.theory import check_hyperparameters
+from srflow.theory.manifold import GAP_RTOL
 from srflow.toy_models._validate import as_vector
 
 from .simulate import ALGORITHMS, Trajectory, _Progress, record_phi
 
 #: Krylov dimension of one Lanczos cycle (min(D, this)); cycles restart from the Ritz vector
 KRYLOV_DIM = 12
-#: Lanczos stops when ‖∇²L y - θy‖ ≤ LANCZOS_RTOL·|θ|; the Ritz value is then within
+#: ``lanczos_top`` stops when ‖∇²L y - θy‖ ≤ LANCZOS_RTOL·|θ|; the Ritz value is then within
 #: residual²/gap ≈ 1e-18·θ²/gap of λ₁ (round-off for any gap above 1e-4·θ)
 LANCZOS_RTOL = 1e-9
-#: at most this many Lanczos cycles per eigenvalue (a warm start needs 1-2)
+#: the relative error of every λ₁ record of the compiled simulator: below EXACT_VS_EXACT_RTOL (1e-11), so that
+#: the records equal the numpy loop's dense eigvalsh to round-off, and far below what any check resolves
+LAM_RTOL = 1e-12
+#: the residual at which a record's Lanczos stops: for a Ritz pair (θ, y) with residual r, |θ - λ| ≤ ‖r‖²/gap
+#: (gap: the distance of θ to the rest of the spectrum), and the theory assumes λ₁ - λ₂ > GAP_RTOL·λ₁ (the
+#: monitors report where it fails), so ‖r‖ ≤ √(LAM_RTOL·GAP_RTOL)·|θ| ≈ 3e-8|θ| gives |θ - λ₁| ≤ LAM_RTOL·λ₁
+WARM_RTOL = math.sqrt(LAM_RTOL * GAP_RTOL)
+#: the size of the fresh random direction added to each record's warm start. A tracked eigenvector can stay
+#: an exact eigenvector of a branch that another one overtakes (a true crossing): no Krylov space of it ever
+#: sees the new top. With the random part, the start has a component ≈ GUARD_EPS/√D along the new top
+#: eigenvector v₁, and the Ritz pair of the old branch keeps a residual ≈ (GUARD_EPS/√D)(λ₁ - θ), so Lanczos
+#: cannot stop on it once λ₁ - θ > WARM_RTOL·√D/GUARD_EPS·θ (≈ 3e-3·√D·θ): a record misses a new branch by at
+#: most that.
+#: Measured on mf (D = 80, λ₁ every 10 steps at the EoS): 6.3 HVPs per record with 0 or 1e-5, 7.3 with 1e-4,
+#: 8.0 with 1e-3 (the warm vector of a stride-10 record is itself ~3e-3 off).
+GUARD_EPS = 1e-5
+#: at most this many Lanczos cycles per eigenvalue (a warm start needs 1)
 MAX_CYCLES = 60
+#: record slots per compiled call (a chunk), whose records are copied to the host together: a chunk's host round
+#: trip (dispatch, copy, Python) costs ~0.5 ms, 32 records every 10 steps at D = 16 take ~2 ms
+RECORDS_PER_CALL = 512
+#: with w_t kept at every record (Φ, ``keep_iterates``) a chunk holds at most this many floats of iterates
+ITERATE_FLOATS = 2**21
+#: the longest recording interval whose clock is kept at every step (see ``simulate_batch``)
+DENSE_CLOCK_MAX = 4096
+#: the length of a chunk's dense-clock buffer (a chunk holds at most (CLOCK_BUF - 1) // every records)
+CLOCK_BUF = 2 * DENSE_CLOCK_MAX
 
 
-def lanczos_top(matvec, v0, k: int, rtol: float = LANCZOS_RTOL, max_cycles: int = MAX_CYCLES):
-    """(θ, y, residual): the largest algebraic eigenpair of the symmetric operator ``matvec`` (traceable).
+def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: int = MAX_CYCLES, first_check=1):
+    """(θ, y, residual, hvps): the largest algebraic eigenpair of the symmetric operator ``matvec``
+    (traceable), and the number of ``matvec`` calls it took.
 
-    Restarted Lanczos: k steps with full reorthogonalization from v0 give T_k = Qᵀ A Q; its top Ritz pair
-    (θ, y = Q s) restarts the next cycle until ‖A y - θy‖ ≤ rtol·|θ|. On an invariant Krylov subspace
-    (β = 0) the remaining rows of T are decoupled and set below its Gershgorin bound, so they never hold
-    the top Ritz value.
+    Lanczos with full reorthogonalization from v0, one HVP per step: after j steps T_j = Q_jᵀ A Q_j is
+    tridiagonal, its top Ritz pair (θ, s) gives y = Q_j s with the residual ‖A y - θy‖ = β_j|s_j| (no further
+    HVP), and the basis stops growing as soon as β_j|s_j| ≤ rtol·|θ|. The residual is first looked at after
+    ``first_check`` steps (the eigendecomposition of T_j costs more than an HVP at small D; a warm start passes
+    the count of the last record less one). A warm v0 (last record's eigenvector) stops after a few steps; a
+    stale one goes on to k steps and then restarts from the Ritz vector (a full restarted Lanczos, residual
+    looked at every step) until the residual is below rtol·|θ| or ``max_cycles``. On an invariant Krylov
+    subspace (β = 0) the residual is 0 and it stops; unused rows of T are decoupled and set below its Gershgorin
+    bound, so they never hold the top Ritz value.
     """
     dim = v0.shape[0]
+    idx = jnp.arange(k)
 
-    def cycle(v):
-        def step(j, state):
-            q_basis, alpha, beta, q, q_prev, b_prev, alive = state
-            q_basis = q_basis.at[j].set(q)
+    def ritz(alpha, beta, j, b):
+        low = -(jnp.sum(jnp.abs(alpha)) + 2 * jnp.sum(beta)) - 1.0
+        off = jnp.where(idx[:-1] < j, beta[:-1], 0.0)
+        t = jnp.diag(jnp.where(idx <= j, alpha, low)) + jnp.diag(off, 1) + jnp.diag(off, -1)
+        vals, vecs = jnp.linalg.eigh(t)
+        return vals[-1], vecs[:, -1], b * jnp.abs(vecs[j, -1])
+
+    def cycle(v, first):
+        def not_done(st):
+            return (st[0] < k) & ~st[-1]
+
+        def step(st):
+            j, qb, alpha, beta, q, q_prev, b_prev, theta, s, res, _ = st
+            qb = qb.at[j].set(q)
             z = matvec(q)
             a = q @ z
             z = z - a * q - b_prev * q_prev
-            z = z - q_basis.T @ (q_basis @ z)
-            z = z - q_basis.T @ (q_basis @ z)
+            z = z - qb.T @ (qb @ z)
+            z = z - qb.T @ (qb @ z)
             b = jnp.linalg.norm(z)
-            nxt = alive & (b > 1e-13 * (jnp.abs(a) + b_prev + 1e-300))
-            alpha, beta = alpha.at[j].set(jnp.where(alive, a, 0.0)), beta.at[j].set(jnp.where(nxt, b, 0.0))
-            return q_basis, alpha, beta, jnp.where(nxt, z / jnp.where(nxt, b, 1.0), 0.0), q, jnp.where(nxt, b, 0.0), nxt
+            alpha, beta = alpha.at[j].set(a), beta.at[j].set(b)
+            invariant = b <= 1e-13 * (jnp.abs(a) + b_prev + 1e-300)
+            look = invariant | (j + 1 >= first) | (j + 1 == k)
+            theta, s, res = lax.cond(look, ritz, lambda *_: (theta, s, res), alpha, beta, j, b)
+            done = look & (invariant | (res <= rtol * jnp.abs(theta)))
+            q_next = jnp.where(invariant, 0.0, z / jnp.where(invariant, 1.0, b))
+            return j + 1, qb, alpha, beta, q_next, q, b, theta, s, res, done
 
-        q0 = v / jnp.linalg.norm(v)
-        init = (jnp.zeros((k, dim)), jnp.zeros(k), jnp.zeros(k), q0, jnp.zeros(dim), 0.0, jnp.array(True))
-        q_basis, alpha, beta, *_ = lax.fori_loop(0, k, step, init)
-        used = jnp.concatenate([jnp.array([True]), beta[:-1] > 0])
-        used = jnp.cumprod(used).astype(bool)
-        low = -(jnp.sum(jnp.abs(alpha)) + 2 * jnp.sum(beta)) - 1.0
-        t = jnp.diag(jnp.where(used, alpha, low)) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
-        vals, vecs = jnp.linalg.eigh(t)
-        y = q_basis.T @ vecs[:, -1]
-        y = y / jnp.linalg.norm(y)
-        theta = vals[-1]
-        return theta, y, jnp.linalg.norm(matvec(y) - theta * y)
+        init = (jnp.int32(0), jnp.zeros((k, dim)), jnp.zeros(k), jnp.zeros(k), v / jnp.linalg.norm(v),
+                jnp.zeros(dim), jnp.float64(0.0), jnp.float64(0.0), jnp.zeros(k), jnp.float64(jnp.inf),
+                jnp.array(False))
+        j, qb, *_, theta, s, res, _ = lax.while_loop(not_done, step, init)
+        y = qb.T @ s
+        return theta, y / jnp.linalg.norm(y), res, j
 
-    def not_done(state):
-        i, theta, _, res = state
+    def again(state):
+        i, theta, _, res, _ = state
         return (i < max_cycles) & (res > rtol * jnp.abs(theta))
 
     def body(state):
-        i, _, y, _ = state
-        return (i + 1, *cycle(y))
+        i, _, y, _, n = state
+        theta, y, res, j = cycle(y, 1)
+        return i + 1, theta, y, res, n + j
 
-    _, theta, y, res = lax.while_loop(not_done, body, (1, *cycle(v0)))
+    theta, y, res, j = cycle(v0, first_check)
+    _, theta, y, res, hvps = lax.while_loop(again, body, (1, theta, y, res, j))
+    return theta, y, res, hvps
+
+
+def lanczos_top(matvec, v0, k: int, rtol: float = LANCZOS_RTOL, max_cycles: int = MAX_CYCLES):
+    """(θ, y, residual): the largest algebraic eigenpair of the symmetric operator ``matvec`` (traceable), by
+    ``lanczos_adaptive`` to the residual ‖A y - θy‖ ≤ rtol·|θ|."""
+    theta, y, res, _ = lanczos_adaptive(matvec, v0, k, rtol, max_cycles)
     return theta, y, res
 
 
 def _update(algorithm: str, value_and_grad):
-    """w -> (w', ∇L(w)) for one step of ``algorithm`` (the rules of ``verification.simulate``)."""
+    """w -> (w', L(w), ∇L(w)) for one step of ``algorithm`` (the rules of ``verification.simulate``)."""
     def update(w, lr, wd):
         loss, g = value_and_grad(w)
         if algorithm in ("gdwd", "gd"):
@@ -115,53 +177,118 @@ def _unit_step_sq(w, new):
     return d @ d
 
 
-#: the longest recording interval whose clock is kept at every step (see ``simulate_batch``)
-DENSE_CLOCK_MAX = 4096
+def guard_directions(t, dim: int, count: int = 1):
+    """``count`` fresh random unit directions (rows) for the records of a chunk starting at step t: a function of
+    (t, D) only, the same for every run and every call; one PRNG call per chunk."""
+    xi = jax.random.normal(jax.random.fold_in(jax.random.PRNGKey(0), t), (count, dim), dtype=jnp.float64)
+    return xi / jnp.linalg.norm(xi, axis=1, keepdims=True)
+
+
+#: guard directions drawn per chunk (record i of a chunk uses number i mod GUARD_BLOCK)
+GUARD_BLOCK = 8
+#: the record count at which the Lanczos residual is first looked at is the last record's count, and one less at
+#: every PROBE_EVERY-th record (so that it follows a falling count)
+PROBE_EVERY = 8
+
+
+def warm_top(matvec, v, m, xi, k: int, probe=False, guard_eps: float | None = None):
+    """One λ₁ record (traceable): (θ, y, m', hvps) = ``lanczos_adaptive`` from the warm vector v plus
+    ``guard_eps`` (default GUARD_EPS) times the unit direction xi, its residual first looked at after m steps
+    (m - 1 when ``probe``; m: the HVPs of the last record); m' is the count to pass to the next record (1 after a
+    restart: then every step is looked at)."""
+    eps = GUARD_EPS if guard_eps is None else guard_eps
+    theta, y, _, hvps = lanczos_adaptive(matvec, v + eps * xi, k, first_check=jnp.maximum(m - probe, 1))
+    return theta, y, jnp.where(hvps <= k, hvps, 1).astype(jnp.int32), hvps.astype(jnp.int32)
 
 
 @lru_cache(maxsize=64)
-def _interval(model, algorithm: str, pairs: bool, batched: bool, size: int):
-    """The compiled interval: record at w_t, then n - 1 more steps (n = 0: record only); n is traced, so one
-    compilation serves every interval length. ``batched``: vmapped over runs (a single run compiles ~3×
-    faster unbatched). ``size`` (static, ≥ n): the clock s_t of every step of the interval is written into a
-    buffer of that length, the dense clock the numpy loop keeps in ``Trajectory.clock_steps``."""
+def _slots(dim: int, keep_w: bool) -> int:
+    """Record slots of a chunk: RECORDS_PER_CALL, fewer when w_t is kept (≤ ITERATE_FLOATS floats; at least 8)."""
+    return max(8, min(RECORDS_PER_CALL, ITERATE_FLOATS // dim)) if keep_w else RECORDS_PER_CALL
+
+
+@lru_cache(maxsize=64)
+def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_w: bool):
+    """The compiled chunk: ``lax.scan`` over ``_slots`` record slots. Slot i (when ``active[i]``) records
+    at w_t and takes ``ns[i]`` steps (0: record only). ``ns``/``active`` are traced and shared by the batch, so
+    one compilation serves every stride; ``dense``: the clock of every step into a CLOCK_BUF buffer at index
+    t - t₀ (t₀: the chunk's first step); ``keep_w``: w_t at each record. ``batched``: vmapped over runs."""
     update = _update(algorithm, jax.value_and_grad(model.jax_loss))
     grad = jax.grad(model.jax_loss)
-    k = min(model.dim, KRYLOV_DIM)
+    dim = model.dim
+    k = min(dim, KRYLOV_DIM)
+    size = CLOCK_BUF if dense else 1
 
-    def lam(x, v):
-        theta, y, _ = lanczos_top(lambda u: jax.jvp(grad, (x,), (u,))[1], v, k)
-        return theta, y
+    def lam(x, v, m, xi, probe):
+        # ∇²L(x)u by the linearization of ∇L at x: its primal part (the forward pass) is computed once per record
+        return warm_top(jax.linearize(grad, x)[1], v, m, xi, k, probe)
 
-    def one(w, clock, t, fail, v, lr, wd, n):
-        new, loss, g = update(w, lr, wd)
-        ok = (fail < 0) & jnp.all(jnp.isfinite(new)) & jnp.isfinite(new @ new)
-        if pairs:  # λ₁ at w_t, the midpoint and w_{t+1} in one (vmapped) Lanczos, warm from the last v₁
-            lams, vs = jax.vmap(lam, in_axes=(0, None))(jnp.stack([w, 0.5 * (w + new), new]), v)
-            lam_w, lam_mid, lam_next, v = lams[0], lams[1], lams[2], vs[0]
-        else:
-            lam_w, v = lam(w, v)
-            lam_mid = lam_next = jnp.nan
-        rec = (t, loss, w @ w, lam_w, lam_mid, lam_next, jnp.linalg.norm(g), clock, w)
-        fail = jnp.where((fail < 0) & ~ok, _failed_at(t, loss, g), fail)
-        go = ok & (n > 0)
-        w1 = jnp.where(go, new, w)
-        clock1 = clock + jnp.where(go, _unit_step_sq(w, new), 0.0)
-        buf = jnp.zeros(size).at[0].set(clock)
+    def measure(w, new, vs, ms, xi, probe, odd):
+        """λ₁ at w_t (and the midpoint, w_{t+1}), each warm from the previous record's vector of the same phase
+        of the period-2 oscillation (an odd stride swaps w_t's and w_{t+1}'s), one after the other (a vmap would
+        run every branch of the Lanczos loop)."""
+        if pairs:
+            order = jnp.where(odd, jnp.array([2, 1, 0]), jnp.array([0, 1, 2]))
+            out = [lam(x, vs[order[i]], ms[order[i]], xi, probe) for i, x in enumerate((w, 0.5 * (w + new), new))]
+            lams, ys, m1, hvps = (jnp.stack(c) for c in zip(*out))
+            return lams, ys, m1, jnp.sum(hvps).astype(jnp.int32)
+        theta, y, m1, hvps = lam(w, vs[0], ms[0], xi, probe)
+        return jnp.array([theta, jnp.nan, jnp.nan]), y[None], m1[None], hvps
 
-        def body(i, carry):
-            x, s, step, f, b = carry
-            b = b.at[i].set(s)
-            nx, value, gx = update(x, lr, wd)
-            good = (f < 0) & jnp.all(jnp.isfinite(nx)) & jnp.isfinite(nx @ nx)
-            return (jnp.where(good, nx, x), s + jnp.where(good, _unit_step_sq(x, nx), 0.0), step + 1,
-                    jnp.where((f < 0) & ~good, _failed_at(step, value, gx), f), b)
+    def run(w, clock, t, fail, vs, ms, lr, wd, ns, active, every):
+        t0 = t
+        odd = every % 2 == 1
+        xis = guard_directions(t0, dim, GUARD_BLOCK)
 
-        w, clock, t, fail, buf = lax.fori_loop(1, jnp.maximum(n, 1), body,
-                                               (w1, clock1, t + jnp.minimum(n, 1), fail, buf))
-        return (w, clock, t, fail, v), (*rec, buf), ok
+        def record(carry, n, i):
+            """The slot's record at w_t, then its n steps."""
+            w, clock, t, fail, vs, ms, buf = carry
+            probe = (t // every) % PROBE_EVERY == PROBE_EVERY - 1
+            new, loss, g = update(w, lr, wd)
+            ok = (fail < 0) & jnp.all(jnp.isfinite(new)) & jnp.isfinite(new @ new)
+            lams, vs1, ms1, hvps = lax.cond(ok, lambda: measure(w, new, vs, ms, xis[i % GUARD_BLOCK], probe, odd),
+                                            lambda: (jnp.full(3, jnp.nan), vs, ms, jnp.int32(0)))
+            vs, ms = jnp.where(ok, vs1, vs), jnp.where(ok, ms1, ms)
+            rec = (t, loss, w @ w, lams[0], lams[1], lams[2], jnp.linalg.norm(g), clock, ok, hvps,
+                   w if keep_w else jnp.zeros(0))
+            fail = jnp.where((fail < 0) & ~ok, _failed_at(t, loss, g), fail)
+            go = ok & (n > 0)
+            if dense:
+                buf = buf.at[t - t0].set(clock, mode="drop")
+            w1 = jnp.where(go, new, w)
+            clock1 = clock + jnp.where(go, _unit_step_sq(w, new), 0.0)
 
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, 0, 0, 0, None)) if batched else one)
+            def body(_, carry):
+                x, s, step, f, b = carry
+                if dense:
+                    b = b.at[step - t0].set(s, mode="drop")
+                nx, value, gx = update(x, lr, wd)
+                good = (f < 0) & jnp.all(jnp.isfinite(nx)) & jnp.isfinite(nx @ nx)
+                return (jnp.where(good, nx, x), s + jnp.where(good, _unit_step_sq(x, nx), 0.0), step + 1,
+                        jnp.where((f < 0) & ~good, _failed_at(step, value, gx), f), b)
+
+            w, clock, t, fail, buf = lax.fori_loop(1, jnp.maximum(n, 1), body,
+                                                   (w1, clock1, t + jnp.minimum(n, 1), fail, buf))
+            return (w, clock, t, fail, vs, ms, buf), rec
+
+        def idle(carry):
+            """An unused slot: nothing computed (``active`` is shared by the batch, so this stays a branch)."""
+            w, clock, t, fail, vs, ms, buf = carry
+            nan = jnp.full((), jnp.nan)
+            return carry, (t, nan, nan, nan, nan, nan, nan, clock, jnp.array(False), jnp.int32(0),
+                           w if keep_w else jnp.zeros(0))
+
+        def slot(carry, x):
+            n, act, i = x
+            return lax.cond(act, lambda c: record(c, n, i), idle, carry)
+
+        (w, clock, t, fail, vs, ms, buf), recs = lax.scan(slot, (w, clock, t, fail, vs, ms, jnp.zeros(size)),
+                                                          (ns, active, jnp.arange(ns.shape[0])))
+        return (w, clock, t, fail, vs, ms), recs, buf
+
+    if batched:
+        return jax.jit(jax.vmap(run, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None, None, None)))
+    return jax.jit(run)
 
 
 def _as_batch(x, name: str, size: int) -> np.ndarray:
@@ -171,13 +298,21 @@ def _as_batch(x, name: str, size: int) -> np.ndarray:
     return arr
 
 
+def _record_plan(steps: int, every: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the recorded steps 0, every, 2·every, …, steps; the steps taken after each record: the last takes 0)."""
+    ts = np.arange(0, steps, every, dtype=np.int64)
+    ts = np.append(ts, steps)
+    return ts, np.append(np.diff(ts), 0)
+
+
 def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", every: int = 100,
                    track_phi: bool = False, quiet: bool = True, label: str = "", pairs: bool = True,
                    dense_clock: bool = False, keep_iterates: bool = False) -> list[Trajectory]:
     """B runs of ``algorithm`` on the JAX model ``model`` advanced together (``vmap``): ``w0s`` (B, D),
     ``lr`` and ``wd`` numbers or (B,) arrays, the same ``steps`` and ``every``. Returns one ``Trajectory``
     per run, equal to ``simulate(model, w0s[i], lr[i], steps, wd[i], ...)`` (see the module docstring);
-    ``keep_iterates``: also w_t at every record, in ``Trajectory.iterates`` (records × D)."""
+    ``keep_iterates``: also w_t at every record, in ``Trajectory.iterates`` (records × D). ``dense_clock``: the
+    clock at every step (``Trajectory.clock_steps``), for ``every`` ≤ DENSE_CLOCK_MAX."""
     if not hasattr(model, "jax_loss"):
         raise TypeError("model: the compiled path needs a JAX model (toy_models.from_jax), with 'jax_loss'")
     if algorithm not in ALGORITHMS:
@@ -196,55 +331,71 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
         if algorithm != "gdwd" and b != 0:
             raise ValueError(f"wd: only 'gdwd' uses weight decay, got wd={b!r} with algorithm={algorithm!r}")
     start = time.perf_counter()
-    # the first Lanczos warm start: v₁(∇²L(w₀)) from theory (dense eigh, or ARPACK above DENSE_MAX_DIM)
-    warm = top_eigenpairs(model, ws[0], k=1).vectors[:, 0]
+    # the first Lanczos start: a fixed random vector (the first record runs a cold restarted Lanczos from it)
+    cold = np.random.default_rng([model.dim, 1]).standard_normal(model.dim)
+    vs = np.tile(cold / np.linalg.norm(cold), (3 if pairs else 1, 1))
+    ms = np.ones(3 if pairs else 1, dtype=np.int32)  # the first record looks at the residual at every step
     single = batch == 1  # unbatched: compiles ~3× faster than the vmapped function
-    state = (ws[0], np.float64(0.0), np.int64(0), np.int64(-1), warm) if single else (ws, np.zeros(batch), np.zeros(batch, dtype=np.int64),
-                                                       np.full(batch, -1), np.tile(warm, (batch, 1)))
+    state = ((ws[0], np.float64(0.0), np.int64(0), np.int64(-1), vs, ms) if single else
+             (ws, np.zeros(batch), np.zeros(batch, dtype=np.int64), np.full(batch, -1, dtype=np.int64),
+              np.tile(vs, (batch, 1, 1)), np.tile(ms, (batch, 1))))
     hyper = (lrs[0], wds[0]) if single else (lrs, wds)
-    records = [[] for _ in range(batch)]
     bar = _Progress(steps, label or f"{algorithm} (compiled, batch {batch})", quiet)
-    # ``dense_clock``: the clock at every step, which needs the interval length as a static size (one compilation
-    # per ``every``), so only on request and for intervals up to DENSE_CLOCK_MAX steps; otherwise one compilation
-    # serves every interval length and ``clock_steps`` stays unset (checks then read the clock at the records)
-    size = int(every) if dense_clock and every <= DENSE_CLOCK_MAX else 1
-    fn, t = _interval(model, algorithm, pairs, not single, size), 0
-    while True:
-        n = min(every, steps - t)
-        state, rec, ok = fn(*state, *hyper, np.int64(n))
-        rec = [np.asarray(r)[None] if single else np.asarray(r) for r in rec]
-        ok = np.asarray(ok).reshape(batch)
-        for i in range(batch):
-            if ok[i]:
-                records[i].append([r[i] for r in rec])
-        t += n
-        bar.update(t)
-        if n == 0 or not ok.any():
+    # ``dense_clock``: the clock at every step into a buffer of CLOCK_BUF steps per chunk (so a chunk holds fewer
+    # records), only on request and for intervals up to DENSE_CLOCK_MAX steps; otherwise ``clock_steps`` stays
+    # unset (checks then read the clock at the records)
+    dense = bool(dense_clock and every <= DENSE_CLOCK_MAX)
+    keep_w = bool(track_phi or keep_iterates)
+    fn = _chunk(model, algorithm, pairs, not single, dense, keep_w)
+    slots = _slots(model.dim, keep_w)
+    per_call = min(slots, (CLOCK_BUF - 1) // every) if dense else slots
+    ts, ns = _record_plan(int(steps), int(every))
+    chunks, clocks = [], []
+    for lo in range(0, len(ts), per_call):
+        n_used = min(per_call, len(ts) - lo)
+        ns_chunk = np.zeros(slots, dtype=np.int64)
+        ns_chunk[:n_used] = ns[lo:lo + n_used]
+        active = np.arange(slots) < n_used
+        state, recs, buf = fn(*state, *hyper, ns_chunk, active, np.int64(every))
+        recs, buf = jax.device_get((recs, buf))  # the chunk's records: one copy to the host
+        recs = [np.asarray(r)[None] if single else np.asarray(r) for r in recs]  # (batch, slots, ...)
+        chunks.append([r[:, :n_used] for r in recs])
+        clocks.append((np.asarray(buf).reshape(batch, -1), int(ts[lo + n_used - 1] + ns[lo + n_used - 1] - ts[lo])))
+        bar.update(int(ts[lo + n_used - 1]))
+        if not chunks[-1][8][:, n_used - 1].any():  # every run has failed
             break
     fails = np.asarray(state[3]).reshape(batch)
+    w_end = np.asarray(state[0]).reshape(batch, model.dim)
     seconds = time.perf_counter() - start
-    return [_trajectory(model, algorithm, float(lrs[i]), float(wds[i]), records[i], int(fails[i]), track_phi,
-                        seconds / batch, dense_clock=size > 1 or every == 1, keep_iterates=keep_iterates)
-            for i in range(batch)]
+    cols = [np.concatenate([c[i] for c in chunks], axis=1) for i in range(len(chunks[0]))]
+    out = []
+    for i in range(batch):
+        ok = cols[8][i]
+        rec = [c[i][ok] for c in cols]
+        clock_steps = None
+        if dense and fails[i] < 0:  # each chunk's steps t₀ … t₁ - 1, and the last record's own value
+            clock_steps = np.concatenate([b[i, :n] for b, n in clocks] + [np.array([rec[7][-1]])])
+        elif every == 1 and fails[i] < 0:
+            clock_steps = rec[7]
+        out.append(_trajectory(model, algorithm, float(lrs[i]), float(wds[i]), rec, int(fails[i]), track_phi,
+                               seconds / batch, clock_steps, w_end[i], keep_iterates))
+    return out
 
 
-def _trajectory(model, algorithm, lr, wd, records, fail, track_phi, seconds, dense_clock: bool = True,
-                keep_iterates: bool = False) -> Trajectory:
-    cols = list(zip(*records)) if records else [[]] * 10
-    steps, loss, norm_sq, lam, lam_mid, lam_next, gnorm, clock, ws, bufs = (np.array(c) for c in cols)
-    # the clock at every step: each interval's buffer up to the next record, then the last record's own value
-    clock_steps = (np.concatenate([b[:n] for b, n in zip(bufs[:-1], np.diff(steps))] + [bufs[-1][:1]])
-                   if len(steps) and fail < 0 and dense_clock else None)
+def _trajectory(model, algorithm, lr, wd, rec, fail, track_phi, seconds, clock_steps, w_end,
+                keep_iterates: bool) -> Trajectory:
+    steps, loss, norm_sq, lam, lam_mid, lam_next, gnorm, clock, _, _, ws = rec
     phi_rec, monitor = {"phi": [], "phi_sharp": [], "offset": []}, []
     if track_phi:
         for t, w in zip(steps, ws):
             record_phi(model, w, int(t), phi_rec, monitor)
     diverged = f"diverged at step {fail}: a non-finite loss, gradient or ‖w‖² (compiled run)" if fail >= 0 else ""
-    phi = {k: np.array(v) for k, v in phi_rec.items()} if track_phi else {"phi": None, "phi_sharp": None, "offset": None}
+    phi = ({k: np.array(v) for k, v in phi_rec.items()} if track_phi
+           else {"phi": None, "phi_sharp": None, "offset": None})
     return Trajectory(algorithm, lr, wd, steps.astype(int), loss, norm_sq, lam, lam_mid, lam_next, gnorm, clock,
                       phi["phi"], phi["phi_sharp"], phi["offset"], diverged, monitor, seconds, clock_steps=clock_steps,
                       iterates=np.array(ws) if keep_iterates else None,
-                      w_last=np.array(ws[-1]) if len(ws) and fail < 0 else None)
+                      w_last=np.array(w_end) if len(steps) and fail < 0 else None)
 
 
 def simulate_compiled(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str = "gdwd", every: int = 100,

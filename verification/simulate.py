@@ -12,7 +12,9 @@ Updates (η = ``lr``, λ = ``wd``, g = ∇L(w_t)):
 Recorded every ``every`` steps (and at the last): loss, ‖w‖², λ₁(∇²L(w_t)), λ₁(∇²L(w_{t+1})) (so that
 averages cover both phases of the period-2 oscillation: λ₁ has a first-order term ±a∇³L[v₁,v₁,v₁] that
 only cancels over a pair) and λ₁ at the midpoint (w_t + w_{t+1})/2, and with ``track_phi`` Φ(w̄_t), the spherical sharpness λ₁(∇²L(Φ)) and ‖w̄_t - Φ(w̄_t)‖² (≈ a², the oscillation); the monitors then
-note (in ``monitor``, with the step) a spectral gap λ₁ - λ₂ ≤ GAP_RTOL·λ₁ at Φ, a distance from Γ above
+note (in ``monitor``, with the step) a failure of the rank condition at Φ (dense models: a tie of the top eigenvalue
+is no violation, the flow goes through it as the cluster flow, docs/theory.md §4c) or a spectral gap
+λ₁ - λ₂ ≤ GAP_RTOL·λ₁ at Φ (matrix-free models, whose flow is the simple one), a distance from Γ above
 MAX_OFFSET_SQ, or a failed projection. The intrinsic clock
 s_t = Σ_{k<t} ‖w̄_{k+1} - w̄_k‖² is accumulated every step. A non-finite iterate or loss stops the run and
 is reported with its step and quantity (``diverged``); results up to there are kept.
@@ -29,7 +31,9 @@ import numpy as np
 from srflow import theory
 from srflow.theory import (alp_flip_step, check_hyperparameters, equilibrium_norm_sq, manifold_point,
                     oscillation_amplitude_sq, project_to_manifold, sharpness, top_eigenpairs)
-from srflow.theory.manifold import GAP_RTOL, AssumptionViolated
+from srflow.theory.cluster_flow import cluster_point
+from srflow.theory.manifold import GAP_RTOL, AssumptionViolated, tangent_space
+from srflow.theory.sharpness import is_dense
 from srflow.toy_models._validate import as_vector
 
 #: the run is too far from Γ for "Φ(w̄_t) follows the flow" to mean anything when ‖w̄ - Φ(w̄)‖² exceeds this
@@ -153,12 +157,16 @@ def record_phi(model, w: np.ndarray, t: int, rec: dict, monitor: list[str]) -> N
     missing spectral gap at Φ, a distance from Γ above MAX_OFFSET_SQ or a failed projection in ``monitor``."""
     try:
         theta = project_to_manifold(model, w).theta
-        vals = top_eigenpairs(model, theta, k=min(2, model.dim)).values[::-1]
         offset = float(np.sum((w / np.linalg.norm(w) - theta) ** 2))
-        gap = float(vals[-1] - vals[-2]) if model.dim > 1 else np.inf
-        if gap <= GAP_RTOL * vals[-1]:
-            monitor.append(f"assumption violated: spectral gap {gap:.2g} (λ₁ = {vals[-1]:.3g}) at Φ(w̄) "
-                           f"at step {t}")
+        if is_dense(model):  # the cluster theory (docs/theory.md §4c): a tie is no violation, the rank condition is
+            vals = np.linalg.eigvalsh(model.hess(theta))
+            tangent_space(model, theta)  # raises AssumptionViolated naming the rank condition
+        else:  # the matrix-free flow is the simple one: it needs a gap
+            vals = top_eigenpairs(model, theta, k=min(2, model.dim)).values[::-1]
+            gap = float(vals[-1] - vals[-2]) if model.dim > 1 else np.inf
+            if gap <= GAP_RTOL * vals[-1]:
+                monitor.append(f"assumption violated: spectral gap {gap:.2g} (λ₁ = {vals[-1]:.3g}) at Φ(w̄) "
+                               f"at step {t}")
         if offset > MAX_OFFSET_SQ:
             monitor.append(f"far from Γ: ‖w̄ - Φ(w̄)‖² = {offset:.2g} at step {t}")
         rec["phi"].append(theta)
@@ -250,12 +258,21 @@ def eos_start(model, theta0, lr: float, wd: float, kick="amplitude", rng: np.ran
     """w₀ at the EoS norm ‖w₀‖² = ηλ₁(θ₀)/(2(1 - ηλ)) above θ₀ ∈ Γ, kicked along v₁ by ``kick``: the predicted
     amplitude a = √((ηλ/2)·4/(4+G)) ("amplitude"), or a number. Without a kick an exactly aligned state never
     starts oscillating (docs/theory.md §4); a random kick direction needs ``rng``."""
-    mp = manifold_point(model, theta0)
-    a = np.sqrt(oscillation_amplitude_sq(lr, wd, mp.G)) if kick == "amplitude" else float(kick)
-    direction = mp.v1 if rng is None else rng.standard_normal(model.dim)
-    direction = direction - (direction @ mp.theta) * mp.theta
+    try:
+        mp = manifold_point(model, theta0)
+        lam1, G, v1, theta = mp.lam1, mp.G, mp.v1, mp.theta
+    except AssumptionViolated:  # a tie at θ₀: kick along the loaded directions, Σ ∝ P (docs/theory.md §4c)
+        if not is_dense(model):
+            raise
+        cp = cluster_point(model, theta0)
+        lam1, G, theta = cp.lam1, cp.G, cp.theta / np.linalg.norm(cp.theta)
+        pw, pv = np.linalg.eigh(cp.P)
+        v1 = cp.U @ (pv @ np.sqrt(np.clip(pw, 0.0, None)))
+    a = np.sqrt(oscillation_amplitude_sq(lr, wd, G)) if kick == "amplitude" else float(kick)
+    direction = v1 if rng is None else rng.standard_normal(model.dim)
+    direction = direction - (direction @ theta) * theta
     direction /= np.linalg.norm(direction)
-    return np.sqrt(equilibrium_norm_sq(lr, wd, mp.lam1)) * (mp.theta + a * direction)
+    return np.sqrt(equilibrium_norm_sq(lr, wd, lam1)) * (theta + a * direction)
 
 
 def two_cycle_start(model, theta0, lr: float, algorithm: str) -> np.ndarray:

@@ -61,6 +61,10 @@ NAIVE_RATIO = 5.0
 #: the naive control has no power where G < this everywhere on the path (the clocks then differ by less than
 #: G/4 = 2.5% in speed): its verdict is ``inconclusive``.
 NAIVE_MIN_G = 0.1
+#: A near tie of the top eigenvalues that is not a tie (an avoided crossing of the cluster flow, relative gap ε) is
+#: resolved by GD+WD as two branches only when ε ≫ ηλ: a branch ε below the top decays by ≈ 4ε per step while the
+#: flow changes it on the scale of 1/(ηλ) steps. The GD+WD checks need ε > NEAR_TIE_FACTOR·ηλ on every rung.
+NEAR_TIE_FACTOR = 10.0
 #: eos-equilibrium: the O(ηλ) coefficient c of η⟨λ₁⟩ = 2 + cηλ is measured on the rungs whose run spans at least
 #: this many periods 2π/√(8ηλ) of the amplitude's breathing (``theory.breathing_period``; the
 #: norm-amplitude oscillation dA/dt = 4uA, du/dt = 2ηλ - 4(1 + G/4)A about its equilibrium has ω² = 8ηλ): a

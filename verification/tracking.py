@@ -60,6 +60,48 @@ def path_and_clock(tr: Trajectory, flow, clock: Callable, clock_args: tuple, pat
     return {"path": path, "clock": clock_error(tr, f, clock(f, *clock_args), scale)}
 
 
+def cluster_caveat(session, flow) -> str:
+    """Where, within the runs' reach (τ ≤ tau_end), the O(ηλ) tracking of the cluster flow does not apply, and why
+    (docs/theory.md §4c), or "": a branch joins the cluster (the joining mode grows from the round-off floor: the
+    hand-off is delayed by Δτ ≈ √(ηλ·log(a/ν)/r)), the flow halts (the loaded amplitudes' antisymmetric mode is
+    neutral: Φ circles the halt point), or a near tie that is not a tie has a relative gap below
+    NEAR_TIE_FACTOR·ηλ on some rung (GD+WD loads both branches, the flow treats them as separate)."""
+    tau = th.gdwd_tau(flow)
+    reach = float(flow.s[min(int(np.searchsorted(tau, session.config.tau_end)), len(flow.s) - 1)])
+    notes = []
+    for e in getattr(flow, "events", ()):
+        if e["s"] > reach:
+            continue
+        if e["kind"] == "join":
+            notes.append(f"a branch joins the top cluster at flow time s = {e['s']:.4g} (k = {e['k']}): the joining "
+                         "mode starts from the round-off floor and its growth is delayed (a delayed bifurcation, "
+                         "Δτ ≈ √(ηλ·log(a/ν)/r)), so the error there is O(√ηλ), not O(ηλ)")
+        elif e["kind"] == "halt":
+            notes.append(f"the flow halts at s = {e['s']:.4g} (0 in the generalized gradient, k = {e['k']}): the "
+                         "antisymmetric mode of the loaded amplitudes is neutral, Φ(w̄_t) circles the halt point "
+                         "(amplitude ∝ √ηλ measured) and the cluster flow describes its time average")
+    big = max(session.config.ladder)
+    for s_nt, gap in getattr(flow, "near_ties", ()):
+        if s_nt <= reach and gap < tol.NEAR_TIE_FACTOR * big:
+            notes.append(f"a near tie that is not a tie at s = {s_nt:.4g}: (λ_k - λ_k+1)/λ₁ = {gap:.3g} < "
+                         f"{tol.NEAR_TIE_FACTOR:g}·ηλ = {tol.NEAR_TIE_FACTOR * big:.3g} (ηλ = {big:g}): GD+WD loads both "
+                         "branches there, the flow treats them as separate")
+    return ("assumption violated (cluster theory, docs/theory.md §4c): " + "; ".join(notes)) if notes else ""
+
+
+def with_caveat(res, caveat: str):
+    """``res`` as assumption-violated with ``caveat`` first, its measured verdict kept in the message and details."""
+    from .verdicts import Status
+
+    if not caveat or res.status == Status.ASSUMPTION_VIOLATED:
+        return res
+    res.details["measured_status"] = str(res.status)
+    res.message = f"{caveat}. Measured anyway: {res.status}: {res.message}"
+    res.status = Status.ASSUMPTION_VIOLATED
+    res.resolving_power = {k: float("nan") for k in res.resolving_power}
+    return res
+
+
 def gdwd_horizon(session) -> float:
     """Flow time the GD+WD checks need: s ≤ 2τ (log λ₁ falls along the flow), for a clock slowed by up to
     DELTA_MAX, and a flow sped up by as much."""

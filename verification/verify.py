@@ -29,6 +29,7 @@ import numpy as np
 from srflow.theory import is_dense
 from srflow.toy_models import REGISTRY, make_model
 from srflow.toy_models.protocol import check_model
+from srflow.toy_models.zoo import SPEC_PREFIX, is_zoo_spec, parse_spec, zoo_model
 
 from .checks import CHECKS, groups, ladder_checks
 from .identities import check_identities
@@ -146,8 +147,11 @@ DEEP_LADDER = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7, 1e-7)
 
 
 def build_model(spec: str, seed: int):
-    """A registered name, ``jax:NAME`` (its JAX twin, ``toy_models.make_jax_model``: compiled runs), or a
-    ``--model`` spec (contains ':')."""
+    """A registered name, ``jax:NAME`` (its JAX twin, ``toy_models.make_jax_model``: compiled runs), ``zoo:NAME``
+    (the zoo model of that name, ``toy_models.zoo.zoo_model``; ``seed`` does not change it), or a ``--model``
+    spec (contains ':')."""
+    if spec.startswith(SPEC_PREFIX):
+        return zoo_model(spec[len(SPEC_PREFIX):])
     if spec.startswith("jax:") and spec[4:] in REGISTRY:
         from srflow.toy_models.jax_models import make_jax_model
         return make_jax_model(spec[4:], rng=seed)
@@ -156,9 +160,16 @@ def build_model(spec: str, seed: int):
 
 def validate(models: list[str], checks: list[str]) -> None:
     """Registered model names and check names; unknown ones raise ValueError listing the valid ones."""
-    bad = [m for m in models if m not in REGISTRY]
+    for m in models:
+        if m.startswith(SPEC_PREFIX):
+            try:
+                parse_spec(m[len(SPEC_PREFIX):])
+            except ValueError as exc:
+                raise ValueError(f"--models: {m}: {exc}") from None
+    bad = [m for m in models if m not in REGISTRY and not is_zoo_spec(m)]
     if bad:
-        raise ValueError(f"--models: unknown model(s) {', '.join(bad)}; valid: {', '.join(REGISTRY)} "
+        raise ValueError(f"--models: unknown model(s) {', '.join(bad)}; valid: {', '.join(REGISTRY)}, or "
+                         "zoo:NAME for a zoo model (srflow zoo prints the names) "
                          "(or --model path/to/file.py:factory)")
     bad = [c for c in checks if c not in CHECKS]
     if bad:

@@ -1,7 +1,7 @@
 """(e) Stability of the EoS equilibrium: the breathing rate κ = (8 + 9G + 2k - 6α²)/(3(4+G)) - ⟨∇G, ∇log λ₁⟩/(4+G)².
 
 GD+WD in v = w/√η is GD on the unit sphere with step κ_t followed by κ' = κ/((1 - u)²(1 + κ²‖∇L(v̂)‖²)), u = ηλ
-(docs/theory.md §4c). Along the flip, in the angle φ from θ ∈ Γ towards v₁, the sphere step is exactly
+(docs/theory.md §4d). Along the flip, in the angle φ from θ ∈ Γ towards v₁, the sphere step is exactly
 φ' = φ - arctan(κ f'(φ)) with f = L on the great circle; write f'(φ) = S g(φ), g = φ + αφ²/2 + kφ³/6 (α = T/S, k the
 quartic coefficient with the normal modes slaved), h = κS, and let the tangent drift lower S by
 d log S = -(h/2)Gφ² per step. The effective map (φ, h) ↦ (φ - arctan(h g), h e^{-hGφ²/2}/((1 - u)²(1 + h²g²))):

@@ -43,7 +43,7 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
     absolute, and Δ/|c| relative), the norm and the amplitude.
 
     First, where ``theory.eos_stability`` predicts the equilibrium unstable on the runs' horizon (κ > 0: the breathing
-    grows like e^{κτ}, docs/theory.md §4c), the verdict is assumption-violated, "unstable equilibrium", with the
+    grows like e^{κτ}, docs/theory.md §4d), the verdict is assumption-violated, "unstable equilibrium", with the
     predicted rate and the rate measured on its densest run (``unstable_equilibrium``): such an equilibrium holds only
     transiently, so the check does not pass; its predictions are not wrong, so it does not fail either."""
     name = "eos-equilibrium"
@@ -154,7 +154,7 @@ STABILITY_SAMPLES = 5
 
 def unstable_equilibrium(session: Session, flow) -> tuple[str, dict, list] | None:
     """(message, details, runs) when ``theory.eos_stability`` predicts the equilibrium unstable (κ > 0: the breathing
-    grows like e^{κτ}, docs/theory.md §4c) somewhere on the flow within the runs' horizon τ ≤ tau_end; else None. The
+    grows like e^{κτ}, docs/theory.md §4d) somewhere on the flow within the runs' horizon τ ≤ tau_end; else None. The
     message gives the predicted rate and the rate measured on the densely recorded run at the largest ηλ (short:
     eos-stability measures it over several e-folds)."""
     from .eos_stability import breathing_envelope, measured_slope  # (eos_stability imports this module)
@@ -175,7 +175,7 @@ def unstable_equilibrium(session: Session, flow) -> tuple[str, dict, list] | Non
             measured = f"{b:+.3f} ± {se:.3f}"
     worst = int(np.argmax(kappa))
     message = (f"assumption violated: unstable equilibrium: the breathing about it is predicted to grow, κ = {kappa[worst]:+.4f} per unit τ "
-               f"at s = {flow.s[idx[worst]]:.3g} (docs/theory.md §4c), so η⟨λ₁⟩ = 2 + cηλ holds only transiently; "
+               f"at s = {flow.s[idx[worst]]:.3g} (docs/theory.md §4d), so η⟨λ₁⟩ = 2 + cηλ holds only transiently; "
                f"measured rate over the run at ηλ = {x:g} (τ ≤ {session.config.tau_end:g}): {measured}; "
                "eos-stability measures it over several e-folds")
     return message, {"stability_rate_predicted": kappa, "stability_s": flow.s[idx]}, [dense]

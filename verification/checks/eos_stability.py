@@ -1,4 +1,4 @@
-"""eos-stability: the growth or decay rate of the breathing of the EoS equilibrium (docs/theory.md §4c)."""
+"""eos-stability: the growth or decay rate of the breathing of the EoS equilibrium (docs/theory.md §4d)."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def measured_slope(x: np.ndarray, y: np.ndarray, extra: np.ndarray | None = None
 
 def check_eos_stability(session: Session, rate_prediction: Callable | None = None) -> CheckResult:
     """The breathing of GD+WD about its EoS equilibrium grows or decays as e^{∫κ dτ}, κ = ``rate_prediction``(model, θ)
-    (default ``theory.eos_stability(model, θ).rate``, docs/theory.md §4c) along the flow ζ at the GD+WD clock.
+    (default ``theory.eos_stability(model, θ).rate``, docs/theory.md §4d) along the flow ζ at the GD+WD clock.
 
     On each rung ηλ (the largest STABILITY_RUNGS of the ladder) one run from the EoS start, τ ≤ EFOLDS/|κ(θ₀)|
     (within [TAU_MIN, TAU_MAX]); the envelope ε of the breathing (``breathing_envelope``) in one-period windows, while

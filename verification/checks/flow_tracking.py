@@ -8,7 +8,7 @@ import srflow.theory as th
 
 from ..ladder import GDWD_ORDER, ladder_result, rejected_by, run_ladder
 from ..session import CheckResult, Session, guard
-from ..tracking import gdwd_horizon, path_and_clock, phi_error
+from ..tracking import cluster_caveat, gdwd_horizon, path_and_clock, phi_error, with_caveat
 from ..verdicts import resolving_power
 from . import _costs
 from ._record import Check, Series
@@ -23,7 +23,10 @@ def check_flow_tracking(session: Session, clock: Callable | None = None, name: s
       2ηλ(t - t₀) = s + log(λ₁(ζ(0))/λ₁(ζ(s)))).
 
     Both are O(ηλ) (``GDWD_ORDER``); δ* is reported for the clock's rate (steps × (1 + δ)) and for the flow
-    coefficient (-¼(1 + δ)). The combined error ‖Φ(w̄_t) - ζ(s(t))‖ is reported alongside."""
+    coefficient (-¼(1 + δ)). The combined error ‖Φ(w̄_t) - ζ(s(t))‖ is reported alongside. Through a cluster of
+    tied top eigenvalues the flow is the cluster flow (docs/theory.md §4c); where it has a join, a halt or a near
+    tie within the runs' reach the verdict is assumption-violated, naming it, with the measured verdict kept
+    (``tracking.cluster_caveat``)."""
 
     def run():
         clk = clock or th.gdwd_steps
@@ -44,11 +47,19 @@ def check_flow_tracking(session: Session, clock: Callable | None = None, name: s
             "flow coefficient": resolving_power(rejected_by(xs, lambda d: [errors(x, factor=1 + d) for x in xs], orders)),
         }
         combined = [phi_error(tr, flow, th.s_at_steps(flow, clk(flow, tr.lr, tr.wd), tr.steps)) for tr in runs]
-        return ladder_result(session, name, xs, rows, verdicts, runs, powers,
-                              {"combined_errors": combined, "G_max": float(flow.G.max()),
-                               "sharpness_drop": float(1 - flow.sharpness[-1] / flow.sharpness[0])})
+        res = ladder_result(session, name, xs, rows, verdicts, runs, powers,
+                            {"combined_errors": combined, "G_max": float(flow.G.max()),
+                             "sharpness_drop": float(1 - flow.sharpness[-1] / flow.sharpness[0]),
+                             "cluster_size_max": _cluster_size_max(flow)})
+        # through a cluster (docs/theory.md §4c): a join, a halt or a near tie on the path is outside the O(ηλ) claim
+        return with_caveat(res, cluster_caveat(session, flow))
 
     return guard(session, name, run)
+
+
+def _cluster_size_max(flow) -> int:
+    sizes = getattr(flow, "cluster_size", None)
+    return 1 if sizes is None else int(max(sizes))
 
 
 CHECK = Check(

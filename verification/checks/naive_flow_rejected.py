@@ -7,7 +7,7 @@ import srflow.theory as th
 from .. import tolerances as tol
 from ..ladder import GDWD_ORDER
 from ..session import CheckResult, Session, guard, result
-from ..tracking import clock_error, gdwd_horizon
+from ..tracking import clock_error, cluster_caveat, gdwd_horizon, with_caveat
 from ..verdicts import Status, judge
 from . import _costs
 from ._record import Check, Series
@@ -37,10 +37,11 @@ def check_naive_flow_rejected(session: Session) -> CheckResult:
                f"{xs[-1]:g}" if ok else
                f"the naive clock is NOT rejected (its verdict: {v.status}: {v.reason}; {ratio:.1f}x the right clock's "
                "error): the suite cannot tell the two clocks apart here")
-        return result(session, name, Status.PASS if ok else Status.FAIL, f">= {tol.NAIVE_RATIO:g}", ratio, tol.NAIVE_RATIO,
-                      tol.NAIVE_RATIO / ratio, msg,
-                      {"ladder": xs, "naive_errors": naive, "flow_errors": right, "naive_verdict": v.to_details(),
-                       "G_max": float(flow.G.max())}, runs)
+        res = result(session, name, Status.PASS if ok else Status.FAIL, f">= {tol.NAIVE_RATIO:g}", ratio,
+                     tol.NAIVE_RATIO, tol.NAIVE_RATIO / ratio, msg,
+                     {"ladder": xs, "naive_errors": naive, "flow_errors": right, "naive_verdict": v.to_details(),
+                      "G_max": float(flow.G.max())}, runs)
+        return with_caveat(res, cluster_caveat(session, flow))  # a join, halt or near tie (docs/theory.md §4c)
 
     return guard(session, name, run)
 

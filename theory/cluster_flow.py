@@ -1,0 +1,439 @@
+"""The sharpness-reduction flow through a cluster of top eigenvalues (docs/theory.md §4c), dense.
+
+At θ ∈ Γ let the cluster be the top k eigenvalues of ∇²L(θ) (tied: within CLUSTER_RTOL·λ₁ of λ₁), with
+orthonormal eigenvectors U = (u₁ … u_k), and g_ij = P_T ∇³L(θ)[u_i, u_j]/λ₁ ∈ T_θΓ. The oscillation of GD+WD at
+EoS has a covariance Σ ⪰ 0 on span U; with P = Σ/tr Σ (P ⪰ 0, tr P = 1, in the basis U)
+
+    dζ/ds = -¼ g*,   g* = Σ_ij P_ij g_ij,
+    P = argmin { ½‖Σ_ij P_ij g_ij‖² : P ⪰ 0, tr P = 1 },
+
+i.e. g* is the minimum-norm element of the Clarke subdifferential of log λ₁ on Γ, and the clock is unchanged:
+2ηλ(t - t₀) = s + log(λ₁(ζ(0))/λ₁(ζ(s))) with G = ‖g*‖². For k = 1, g* = ∇_Γ log λ₁: the simple flow.
+
+Numerically the selection minimizes ½‖g‖² - ⟨diag(β), P⟩ with β_i = RESTORE·log(λ_i/λ₁) ≤ 0 (in the eigenbasis):
+loaded eigenvalues that drifted apart by round-off are pulled back to the tie at the rate RESTORE/4 per unit of s
+(their log-split decays like e^{-RESTORE·s/4}); it changes g* by O(RESTORE·split) (≈ 1e-7 at a join).
+
+Events (``cluster_flow``): a branch joins when λ_k - λ_{k+1} falls to JOIN_RTOL·λ₁, one leaves when λ₁ - λ_k
+exceeds LEAVE_RTOL·λ₁ (it was not loaded, so it falls faster), and the flow halts where g* = 0 (0 in the
+generalized gradient: a local minimum of the maximum). The integration restarts at each join/leave, so the
+field is smooth on each segment; the samples at an event appear twice (left and right limits).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from .manifold import RANK_RTOL, AssumptionViolated, manifold_point, newton_polish, tangent_space
+
+#: eigenvalues within CLUSTER_RTOL·λ₁ of λ₁ form the cluster at a start point
+CLUSTER_RTOL = 1e-6
+#: a branch joins the cluster when its gap to the cluster's lowest falls to JOIN_RTOL·λ₁
+JOIN_RTOL = 1e-9
+#: a branch leaves the cluster when λ₁ - λ_k exceeds LEAVE_RTOL·λ₁ (hysteresis against chattering)
+LEAVE_RTOL = 1e-6
+#: rate of the restoring term that keeps the loaded eigenvalues tied against round-off (per unit of s: /4)
+RESTORE = 100.0
+#: G below this (relative to the largest ‖g_ii‖²) counts as a halt: 0 is in the generalized gradient (after a
+#: join the restoring term leaves G ≈ (RESTORE·JOIN_RTOL)² ≈ 1e-14 for s ≲ 4/RESTORE, then it decays)
+HALT_RTOL = 1e-10
+#: a near tie that is not a tie: a local minimum of the relative gap below the cluster under this (and above
+#: 10·JOIN_RTOL) is reported in ``FlowResult.near_ties``
+NEAR_TIE_RTOL = 1e-3
+#: relative accuracy of the selection's optimality conditions (KKT) below which a warning is issued
+KKT_RTOL = 1e-9
+#: segments after which the integration gives up (events accumulating)
+MAX_SEGMENTS = 200
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterPoint:
+    """The cluster at θ ∈ Γ: ``values`` (all eigenvalues of ∇²L(θ), descending), ``k`` (cluster size), ``U``
+    (D, k) its eigenvectors, ``tangent`` basis of T_θΓ, ``P`` (k, k) the selected normalized covariance in the basis
+    U, ``grad_log`` = g* (the minimum-norm element of the generalized gradient of log λ₁, ambient coordinates),
+    ``kkt`` the relative residual of the selection's optimality conditions, ``branch_scale`` = max_i ‖g_ii‖²."""
+
+    theta: np.ndarray
+    values: np.ndarray
+    k: int
+    U: np.ndarray
+    tangent: np.ndarray
+    P: np.ndarray
+    grad_log: np.ndarray
+    kkt: float
+    branch_scale: float = 1.0
+
+    @property
+    def lam1(self) -> float:
+        return float(self.values[0])
+
+    @property
+    def G(self) -> float:
+        """G = ‖g*‖²: d log λ₁/ds = -G/4 along the cluster flow."""
+        return float(self.grad_log @ self.grad_log)
+
+    @property
+    def loaded(self) -> int:
+        """Rank of P: how many directions of the cluster the oscillation loads."""
+        w = np.linalg.eigvalsh(self.P)
+        return int(np.sum(w > 1e-6))
+
+    @property
+    def edge_gap(self) -> float:
+        """(λ_k - λ_{k+1})/λ₁: the relative gap below the cluster."""
+        return float((self.values[self.k - 1] - self.values[self.k]) / self.values[0]) if len(self.values) > self.k \
+            else float("inf")
+
+
+def cluster_size(values: np.ndarray, rtol: float = CLUSTER_RTOL) -> int:
+    """Number of eigenvalues (descending ``values``) within rtol·λ₁ of λ₁."""
+    return int(np.sum(values[0] - values <= rtol * abs(values[0])))
+
+
+def _simplex_qp(K: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """argmin ½pᵀKp - βᵀp over the simplex, exactly: the supports are enumerated (smallest first) and the one
+    whose KKT system (K_SS p_S - ν1 = β_S, Σp = 1) gives p ≥ 0 and (Kp - β)_j ≥ ν off S with the least objective
+    wins. K is positive semidefinite (a Gram matrix); a singular K_SS is solved by least squares."""
+    k = len(beta)
+    scale = max(float(np.max(np.abs(np.diag(K)))), float(np.max(np.abs(beta))), 1e-300)
+    best, best_obj = None, np.inf
+    for size in range(1, k + 1):
+        for supp in itertools.combinations(range(k), size):
+            s = list(supp)
+            a = np.zeros((size + 1, size + 1))
+            a[:size, :size] = K[np.ix_(s, s)]
+            a[:size, size] = -1.0
+            a[size, :size] = 1.0
+            rhs = np.concatenate([beta[s], [1.0]])
+            sol = np.linalg.lstsq(a, rhs, rcond=1e-13)[0]
+            p = np.zeros(k)
+            p[s] = sol[:size]
+            if np.any(p < -1e-12) or abs(p.sum() - 1) > 1e-9:
+                continue
+            p = np.clip(p, 0.0, None)
+            p /= p.sum()
+            grad = K @ p - beta
+            nu = float(p @ grad)
+            if np.any(grad < nu - 1e-10 * scale):
+                continue
+            obj = 0.5 * p @ K @ p - beta @ p
+            if obj < best_obj - 1e-15 * scale:
+                best, best_obj = p, obj
+        if best is not None and size >= 1:
+            # a smaller support that is optimal is the answer (the objective is convex; ties keep the smaller)
+            return best
+    raise AssumptionViolated("selection of Σ: no support of the simplex QP satisfies its optimality conditions")
+
+
+def _project_spectraplex(P: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh(0.5 * (P + P.T))
+    u = np.sort(w)[::-1]
+    css = np.cumsum(u) - 1.0
+    idx = np.arange(1, len(u) + 1)
+    r = idx[u - css / idx > 0][-1]
+    w = np.clip(w - css[r - 1] / r, 0.0, None)
+    return (v * w) @ v.T
+
+
+def _sdp(g: np.ndarray, beta: np.ndarray, iters: int = 3000) -> np.ndarray:
+    """argmin ½‖Σ P_ij g_ij‖² - ⟨diag β, P⟩ over P ⪰ 0, tr P = 1: FISTA on the spectraplex, then the exact
+    minimizer on the face {V Q Vᵀ} of the FISTA answer's range V (a linear solve), kept when it is feasible."""
+    k, _, m = g.shape
+    flat = g.reshape(k * k, m)
+    lip = max(float(np.linalg.eigvalsh(flat @ flat.T)[-1]), 1e-300)
+    B = np.diag(beta)
+
+    def grad(P):
+        gs = np.einsum("ij,ijm->m", P, g)
+        return np.einsum("ijm,m->ij", g, gs) - B
+
+    P = np.eye(k) / k
+    Y, t = P.copy(), 1.0
+    for _ in range(iters):
+        Pn = _project_spectraplex(Y - grad(Y) / lip)
+        tn = 0.5 * (1 + np.sqrt(1 + 4 * t * t))
+        Y = Pn + ((t - 1) / tn) * (Pn - P)
+        P, t = Pn, tn
+    w, v = np.linalg.eigh(P)
+    V = v[:, w > 1e-7 * w.max()]
+    r = V.shape[1]
+    # the face: Q symmetric r×r with tr Q = 1; unknowns vec(Q) (all r² entries, symmetric by construction below)
+    h = np.einsum("ia,jb,ijm->abm", V, V, g).reshape(r * r, m)
+    bb = (V.T @ B @ V).reshape(r * r)
+    a = np.zeros((r * r + 1, r * r + 1))
+    a[:r * r, :r * r] = h @ h.T
+    a[:r * r, r * r] = -np.eye(r).reshape(r * r)
+    a[r * r, :r * r] = np.eye(r).reshape(r * r)
+    sol = np.linalg.lstsq(a, np.concatenate([bb, [1.0]]), rcond=1e-13)[0]
+    Q = sol[:r * r].reshape(r, r)
+    Q = 0.5 * (Q + Q.T)
+    if np.linalg.eigvalsh(Q)[0] >= -1e-12:
+        Pf = V @ Q @ V.T
+        f = lambda X: 0.5 * np.sum(np.einsum("ij,ijm->m", X, g) ** 2) - np.sum(B * X)  # noqa: E731
+        if f(Pf) <= f(P) + 1e-14 * max(abs(f(P)), 1e-300):
+            return Pf
+    return P
+
+
+def select_covariance(g: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, float]:
+    """P = argmin ½‖Σ_ij P_ij g_ij‖² - Σ_i β_i P_ii over {P ⪰ 0, tr P = 1} and the relative KKT residual.
+
+    ``g`` (k, k, m): g_ij, symmetric in (i, j); ``beta`` (k,). When the k×k matrices (g_ij·e_r)_ij (one per tangent
+    coordinate r) commute -- the cluster is a tie of simple branches, whose eigenvectors diagonalize them all --
+    the problem is the QP over the simplex of the branch gradients in their common eigenbasis, solved exactly;
+    otherwise (a cluster eigenspace that rotates) the SDP (``_sdp``).
+    KKT: with S = (⟨g_ij, g*⟩)_ij - diag β and ν = ⟨S, P⟩, S - νI ⪰ 0 and (S - νI)P = 0."""
+    k, _, m = g.shape
+    if k == 1:
+        return np.ones((1, 1)), 0.0
+    scale = max(float(np.max(np.abs(g))), 1e-300)
+    # a common eigenbasis: eigenvectors of a fixed generic combination of the coordinate matrices
+    coeffs = np.cos(1.0 + 2.3 * np.arange(m)) + 1.5
+    W = np.linalg.eigh(np.einsum("ijm,m->ij", g, coeffs) + np.diag(beta) * 1e-3)[1]
+    gw = np.einsum("ia,jb,ijm->abm", W, W, g)
+    off = gw.copy()
+    off[np.arange(k), np.arange(k)] = 0.0
+    if np.max(np.abs(off)) <= 1e-10 * scale:
+        d = gw[np.arange(k), np.arange(k)]  # (k, m)
+        bw = np.einsum("ia,i,ia->a", W, beta, W)
+        p = _simplex_qp(d @ d.T, bw)
+        P = (W * p) @ W.T
+    else:
+        P = _sdp(g, beta)
+    gs = np.einsum("ij,ijm->m", P, g)
+    S = np.einsum("ijm,m->ij", g, gs) - np.diag(beta)
+    nu = float(np.sum(S * P))
+    s2 = max(scale**2, 1e-300)
+    kkt = max(max(0.0, nu - float(np.linalg.eigvalsh(S)[0])), float(np.linalg.norm((S - nu * np.eye(k)) @ P))) / s2
+    return P, kkt
+
+
+def cluster_point(model, theta, k: int | None = None, rank_rtol: float = RANK_RTOL,
+                  restore: float = RESTORE) -> ClusterPoint:
+    """The cluster at θ ∈ Γ (dense): its size k (default: eigenvalues within CLUSTER_RTOL·λ₁ of λ₁), eigenvectors,
+    g_ij = P_T∇³L[u_i, u_j]/λ₁, the selected P (``select_covariance`` with β_i = restore·log(λ_i/λ₁)) and
+    g* = Σ P_ij g_ij, the minimum-norm element of the generalized gradient of log λ₁ on Γ."""
+    vals, vecs = np.linalg.eigh(model.hess(theta))
+    vals, vecs = vals[::-1], vecs[:, ::-1]
+    k = cluster_size(vals) if k is None else int(k)
+    if not 1 <= k < model.dim:
+        raise ValueError(f"k: expected 1 <= k < D = {model.dim}, got {k}")
+    basis = tangent_space(model, theta, rank_rtol)
+    U = vecs[:, :k]
+    g = np.zeros((k, k, basis.shape[1]))
+    for i in range(k):
+        for j in range(i, k):
+            g[i, j] = g[j, i] = basis.T @ model.third(theta, U[:, i], U[:, j]) / vals[0]
+    beta = restore * np.log(np.clip(vals[:k] / vals[0], 1e-300, None))
+    P, kkt = select_covariance(g, beta)
+    grad_log = basis @ np.einsum("ij,ijm->m", P, g)
+    scale = float(max(np.sum(g[i, i] ** 2) for i in range(k)))
+    return ClusterPoint(np.asarray(theta), vals, k, U, basis, P, grad_log, kkt, scale)
+
+
+class PiecewiseSolution:
+    """Dense output of a flow integrated in segments: ``(s0, s1, OdeSolution)`` each; called at s, the segment
+    that contains it (the later one at a boundary)."""
+
+    def __init__(self, pieces):
+        self.pieces = list(pieces)
+
+    def __call__(self, s):
+        for s0, s1, sol in reversed(self.pieces):
+            if s >= s0 - 1e-15:
+                return sol(min(max(s, s0), s1))
+        s0, s1, sol = self.pieces[0]
+        return sol(s0)
+
+
+def _eigenvalues(model, x) -> np.ndarray:
+    return np.linalg.eigvalsh(model.hess(newton_polish(model, x, iters=1)))[::-1]
+
+
+def _join_event(model, x0: np.ndarray, k: int):
+    """The signed gap between the cluster (k) and the branch below it, minus JOIN_RTOL·λ₁, for ``solve_ivp``.
+
+    Sorted eigenvalues only touch at a crossing (λ_k - λ_{k+1} = |difference of the branches|, no sign change for
+    the solver to find), so the branch below the cluster is followed by continuity of its eigenvector: among the
+    top k + 1 eigenvectors the one closest to the previous call's, and the gap is the lowest of the other k
+    eigenvalues minus its eigenvalue -- negative once it has crossed into the cluster. At an avoided crossing the
+    eigenvector turns continuously with the lower branch and the gap stays positive (no join)."""
+    vals, vecs = np.linalg.eigh(model.hess(newton_polish(model, x0, iters=1)))
+    state = {"ref": vecs[:, -(k + 1)]}
+
+    def join(s, x):
+        v, u = np.linalg.eigh(model.hess(newton_polish(model, x, iters=1)))
+        v, u = v[::-1][:k + 1], u[:, ::-1][:, :k + 1]
+        j = int(np.argmax(np.abs(u.T @ state["ref"])))
+        state["ref"] = u[:, j] * np.sign(u[:, j] @ state["ref"])
+        return float(np.min(np.delete(v, j)) - v[j] - JOIN_RTOL * v[0])
+
+    join.terminal, join.direction = True, -1
+    return join
+
+
+def _field(model, s, x, coef, k):
+    th = newton_polish(model, x, iters=1)
+    try:
+        if k == 1:  # the simple flow's own field (theory.flows): the same numbers when λ₁ stays simple
+            return coef * manifold_point(model, th, gap_rtol=-1.0).grad_log
+        return coef * cluster_point(model, th, k).grad_log
+    except AssumptionViolated as exc:
+        raise AssumptionViolated(f"{exc} (flow time s = {s:.4g})") from None
+
+
+def cluster_flow(model, theta0: np.ndarray, s_end: float, n_out: int, rtol: float, atol: float, coef: float):
+    """dζ/ds = coef·g*(ζ) from θ₀ (on Γ, polished) to ``s_end``, in segments of constant cluster size between
+    join/leave events. Returns (s, x, k, events, pieces): the samples (the ``n_out`` grid points plus both
+    limits at each event), the cluster size at each sample, the events [{"s", "kind", "k", "values", "G"}] and
+    the dense pieces."""
+    vals = np.linalg.eigvalsh(model.hess(theta0))[::-1]
+    k = cluster_size(vals)
+    grid = np.linspace(0.0, s_end, n_out)
+    s_cur, x_cur = 0.0, theta0
+    out_s, out_x, out_k, events, pieces = [], [], [], [], []
+    n_normal = int(np.sum(vals > RANK_RTOL * vals[0]))
+    for _ in range(MAX_SEGMENTS):
+        evs = []
+        kk = k
+
+        if kk < n_normal:
+            join = _join_event(model, x_cur, kk)
+            evs.append(join)
+        if kk > 1:
+            def leave(s, x):
+                v = _eigenvalues(model, x)
+                return (v[0] - v[kk - 1]) - LEAVE_RTOL * v[0]
+            leave.terminal, leave.direction = True, 1
+            evs.append(leave)
+        t_eval = grid[(grid >= s_cur) & (grid <= s_end)]
+        if not len(t_eval) or t_eval[0] > s_cur:
+            t_eval = np.concatenate([[s_cur], t_eval])
+        sol = solve_ivp(lambda s, x: _field(model, s, x, coef, kk), (s_cur, s_end), x_cur, t_eval=t_eval,
+                        dense_output=True, rtol=rtol, atol=atol, method="DOP853", events=evs or None)
+        if sol.status == -1:
+            raise AssumptionViolated(f"flow stopped at s = {sol.t[-1] if len(sol.t) else s_cur:.4g}: {sol.message}")
+        out_s.extend(sol.t)  # a segment's first sample is the right limit at its event
+        out_x.extend(sol.y.T)
+        out_k.extend([kk] * len(sol.t))
+        s_stop = float(sol.sol.ts[-1]) if sol.status == 1 else s_end
+        pieces.append((s_cur, s_stop, sol.sol))
+        if sol.status != 1:
+            break
+        # a terminal event: which one, and the left limit there
+        fired = [i for i, te in enumerate(sol.t_events) if len(te)]
+        i = fired[0]
+        s_e, x_e = float(sol.t_events[i][0]), sol.y_events[i][0]
+        out_s.append(s_e)
+        out_x.append(x_e)
+        out_k.append(kk)
+        kind = evs[i].__name__
+        v = _eigenvalues(model, x_e)
+        k = kk + 1 if kind == "join" else kk - 1
+        events.append({"s": s_e, "kind": kind, "k": k, "values": v[:max(k, kk) + 1], "G": float("nan")})
+        s_cur, x_cur = s_e, x_e
+        if s_cur >= s_end:
+            break
+    else:
+        raise AssumptionViolated(f"cluster flow: more than {MAX_SEGMENTS} join/leave events before s = {s_end:g} "
+                                 f"(events accumulate at s ≈ {s_cur:.6g}): the cluster does not settle")
+    return np.array(out_s), np.array(out_x), np.array(out_k), events, pieces
+
+
+def near_ties(s: np.ndarray, edge_gap: np.ndarray, events) -> list[tuple[float, float]]:
+    """Local minima of the relative gap below the cluster, (λ_k - λ_{k+1})/λ₁, between 10·JOIN_RTOL and
+    NEAR_TIE_RTOL, away from the samples next to an event: near ties that are not ties (avoided crossings), as
+    (s, relative gap), one per stretch of samples below NEAR_TIE_RTOL (its smallest). The cluster flow treats them as
+    separate branches; GD+WD does only when ηλ ≪ the gap."""
+    ev_s = np.array([e["s"] for e in events]) if events else np.array([])
+    out: list[tuple[float, float]] = []
+    below = (edge_gap < NEAR_TIE_RTOL) & (edge_gap > 10 * JOIN_RTOL)
+    i = 0
+    while i < len(s):
+        if not below[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(s) and below[j + 1]:
+            j += 1
+        k = i + int(np.argmin(edge_gap[i:j + 1]))
+        # a join (or a leave) closes (opens) the gap within the stretch: a tie, not a near tie
+        lo, hi = s[max(i - 1, 0)], s[min(j + 1, len(s) - 1)]
+        if not (len(ev_s) and np.any((ev_s >= lo - 1e-12) & (ev_s <= hi + 1e-12))):
+            out.append((float(s[k]), float(edge_gap[k])))
+        i = j + 1
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterAudit:
+    """The cluster theory's assumptions at θ ∈ Γ, to first order along the flow (``cluster_audit``):
+
+    * ``values``: the top k eigenvalues; ``G_simple`` = ‖g₁₁‖² (the simple flow), ``G_cluster`` = ‖g*‖² when the
+      top ``k_tied`` (within ``tie_rtol``·λ₁) are treated as tied, with ``weights`` the selected P's eigenvalues;
+    * for each j: ``gap`` (λ₁ - λ_j)/λ₁, ``closing`` = ¼(‖g₁₁‖² - ⟨g_jj, g₁₁⟩) = -d gap/ds along the simple flow
+      (> 0: the gap closes), ``crossing_s`` = gap/closing (inf when it opens), ``coupling`` = ¼⟨g_1j, g₁₁⟩, the rate at
+      which the off-diagonal entry (1, j) of the cluster block (over λ₁) grows along the flow, and ``min_gap`` ≈
+      2·|coupling|·crossing_s·e^{G·crossing_s/4}, the gap of the avoided crossing that first order predicts relative
+      to λ₁ there (0 for a true crossing: uncoupled branches)."""
+
+    values: np.ndarray
+    G_simple: float
+    G_cluster: float
+    k_tied: int
+    weights: np.ndarray
+    gap: np.ndarray
+    closing: np.ndarray
+    crossing_s: np.ndarray
+    coupling: np.ndarray
+    min_gap: np.ndarray
+    seconds: float
+
+
+def cluster_audit(model, theta, k: int = 4, tie_rtol: float = 0.02) -> ClusterAudit:
+    """First-order audit of the top-k eigenvalues at θ ∈ Γ (dense or matrix-free: Lanczos for the eigenpairs,
+    ``theory.matrix_free.tangent_project`` for g_ij = P_T∇³L[u_i, u_j]/λ₁). Along the simple flow dζ/ds = -¼g₁₁,
+    λ_j/λ₁ changes at rate -¼⟨g_jj - g₁₁, g₁₁⟩ and the cluster block's entry (1, j)/λ₁ at rate -¼⟨g_1j, g₁₁⟩;
+    two branches cross where the first closes their gap, and they avoid each other by twice the second's
+    accumulation there (``ClusterAudit``). ``tie_rtol``: the relative spread treated as a tie for ``G_cluster``."""
+    import time
+
+    from .sharpness import is_dense, top_eigenpairs
+
+    t0 = time.perf_counter()
+    theta = np.asarray(theta, dtype=np.float64)
+    eig = top_eigenpairs(model, theta, k=k)
+    vals, U = eig.values, eig.vectors
+    lam = float(vals[0])
+    if is_dense(model):
+        basis = tangent_space(model, theta)
+
+        def proj(v):
+            return basis @ (basis.T @ v)
+    else:
+        from .matrix_free import tangent_project
+
+        def proj(v):
+            return tangent_project(model, theta, v, lam)
+    g = np.zeros((k, k, model.dim))
+    for i in range(k):
+        for j in range(i, k):
+            if i == 0 or i == j or vals[0] - vals[j] <= tie_rtol * lam:
+                g[i, j] = g[j, i] = proj(model.third(theta, U[:, i], U[:, j])) / lam
+    g1 = g[0, 0]
+    closing = np.array([0.25 * (g1 @ g1 - g[j, j] @ g1) for j in range(k)])   # d(gap_j)/ds along the simple flow
+    gap = (lam - vals) / lam
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cross = np.where(closing > 0, gap / closing, np.inf)
+    coupling = np.array([0.25 * (g[0, j] @ g1) for j in range(k)])
+    # relative to λ₁ at the crossing, λ₁(θ)·e^{-G s/4} to first order
+    min_gap = np.where(np.isfinite(cross), 2 * np.abs(coupling) * cross * np.exp(0.25 * (g1 @ g1) * cross), np.nan)
+    kt = cluster_size(vals, tie_rtol)
+    P, _ = select_covariance(g[:kt, :kt], np.zeros(kt))
+    gstar = np.einsum("ij,ijm->m", P, g[:kt, :kt])
+    return ClusterAudit(vals, float(g1 @ g1), float(gstar @ gstar), kt, np.linalg.eigvalsh(P)[::-1], gap, closing,
+                        cross, coupling, min_gap, time.perf_counter() - t0)
