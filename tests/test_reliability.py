@@ -263,13 +263,13 @@ def test_atomic_write_leaves_the_old_file_when_the_write_fails(tmp_path, monkeyp
                                            r"--allow-short-ladder"),
     (["--ladder", "1e-3", "9e-4", "8e-4", "7e-4"], r"4 distinct values over 0.15 decades"),
     (["--ladder", "0.99", "0.9", "0.5"], r"--ladder: expected values of ηλ in \(0, 0.5\)"),
-    (["--ladder", "0.3", "0.1", "0.01", "0.003"], r"--ladder: ηλ = 0.3 gives 1 step\(s\) to τ_end = 0.2, fewer than "
+    (["--ladder", "0.3", "0.1", "0.01", "0.003"], r"--ladder: ηλ = 0.3 gives 1 step\(s\) to τ_end = 0.25, fewer than "
                                                  r"the 15 records"),
     (["--lr", "1e308"], r"--lr: expected 1e-06 ≤ η ≤ 1e\+06"),
     (["--lr", "1e-310"], r"--lr: expected 1e-06 ≤ η ≤ 1e\+06"),
     (["--lr", "nan"], r"--lr: expected"),
     (["--seed", "-1"], r"--seed: expected a non-negative integer, got -1"),
-    (["--ladder", "1e-3", "1e-4", "1e-5", "1e-9"], r"about 4e\+08 simulation steps.*above the limit.*--yes"),
+    (["--ladder", "1e-3", "1e-4", "1e-5", "1e-9"], r"about [0-9.]+e\+08 simulation steps.*above the limit.*--yes"),
 ])
 def test_meaningless_or_impossible_runs_are_refused_before_any_work(tmp_path, argv, match):
     out = tmp_path / "x"
@@ -328,7 +328,8 @@ def test_a_warning_above_the_soft_budget_is_printed_and_the_run_goes_on(tmp_path
     monkeypatch.setattr(verify, "WARN_STEPS", 10)
     code = main(["verify", *FAST, "--models", "sphere_circle", "--checks", "scale-collapse", "--out",
                  str(tmp_path / "w")])
-    assert code == 0 and "srflow: warning: this run needs about 1e+03 simulation steps" in capsys.readouterr().err
+    # the three runs of scale-collapse (the pair and the chaos twin), QUICK.collapse_steps each
+    assert code == 0 and "srflow: warning: this run needs about 1.5e+03 simulation steps" in capsys.readouterr().err
 
 
 def test_duplicates_run_once_and_are_noted(tmp_path, capsys):
