@@ -1,6 +1,6 @@
 """Scale-invariant toy models with exact loss, gradient, Hessian, HVP and third-derivative contraction.
 
-``from_jax``, ``JaxModel`` and ``make_jax_model`` (``toy_models.jax_models``) need the optional JAX extra
+``from_jax``, ``JaxModel`` (``toy_models.jax_models``) and ``make_jax_model`` (``toy_models.jax_losses``) need the optional JAX extra
 (``pip install ".[jax]"``); they are imported on first use, so the rest works without JAX.
 """
 
@@ -25,6 +25,9 @@ _JAX_NAMES = ("from_jax", "JaxModel", "make_jax_model")
 
 def __getattr__(name):
     if name in _JAX_NAMES:  # lazy: importing JAX costs a second and is optional
+        if name == "make_jax_model":
+            from .jax_losses import make_jax_model
+            return make_jax_model
         from . import jax_models
         return getattr(jax_models, name)
     raise AttributeError(f"module 'toy_models' has no attribute {name!r}")

@@ -26,9 +26,9 @@ import numpy as np
 from jax import lax
 
 from srflow.theory import check_hyperparameters, top_eigenpairs
-from srflow.toy_models._validate import as_vector
+from srflow.toy_models.validate import as_vector
 
-from .simulate import ALGORITHMS, Trajectory, _Progress, record_phi
+from .trajectory import ALGORITHMS, Progress, Trajectory, record_phi
 
 #: Krylov dimension of one Lanczos cycle (min(D, this)); cycles restart from the Ritz vector
 KRYLOV_DIM = 12
@@ -203,7 +203,7 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
                                                        np.full(batch, -1), np.tile(warm, (batch, 1)))
     hyper = (lrs[0], wds[0]) if single else (lrs, wds)
     records = [[] for _ in range(batch)]
-    bar = _Progress(steps, label or f"{algorithm} (compiled, batch {batch})", quiet)
+    bar = Progress(steps, label or f"{algorithm} (compiled, batch {batch})", quiet)
     # ``dense_clock``: the clock at every step, which needs the interval length as a static size (one compilation
     # per ``every``), so only on request and for intervals up to DENSE_CLOCK_MAX steps; otherwise one compilation
     # serves every interval length and ``clock_steps`` stays unset (checks then read the clock at the records)

@@ -149,7 +149,7 @@ def build_model(spec: str, seed: int):
     """A registered name, ``jax:NAME`` (its JAX twin, ``toy_models.make_jax_model``: compiled runs), or a
     ``--model`` spec (contains ':')."""
     if spec.startswith("jax:") and spec[4:] in REGISTRY:
-        from srflow.toy_models.jax_models import make_jax_model
+        from srflow.toy_models.jax_losses import make_jax_model
         return make_jax_model(spec[4:], rng=seed)
     return load_model(spec, seed) if ":" in spec else make_model(spec, rng=seed)
 
