@@ -40,6 +40,22 @@ def gap_violated(gap: float, lam1: float, gap_rtol: float, on_gap: str) -> None:
         warnings.warn(msg, stacklevel=4)  # the caller of theory.manifold_point
 
 
+class Diverged(RuntimeError):
+    """A model's derivative or a flow's state left float64 (an overflow to inf, or NaN) during a computation; the
+    message names the quantity, its size and where (flow time, or the step of a run). The checks report it as a
+    divergence (a fail verdict), like a simulation whose iterates blow up."""
+
+
+def finite(x, what: str, where: str) -> np.ndarray:
+    """``x`` as an array if every entry is finite, else ``Diverged`` naming ``what`` (e.g. "∇L(x)") and ``where``."""
+    arr = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        bad = arr[~np.isfinite(arr)].ravel()[0]
+        raise Diverged(f"{what} is non-finite ({bad}; {int(np.sum(~np.isfinite(arr)))} of {arr.size} entries) {where}: "
+                       "the model overflows float64 there")
+    return arr
+
+
 @dataclass(frozen=True, eq=False)
 class Projection:
     """Φ(w̄) with diagnostics: ``theta`` (unit), ``grad_norm`` = ‖∇L(θ)‖, ``flow_time`` used, ``distance``
@@ -71,13 +87,21 @@ class ManifoldPoint:
 def flow_to_small_gradient(model, x0: np.ndarray, target: float, max_time: float, method: str, jac=None):
     """Gradient flow ẋ = -∇L(x) from ``x0`` (``method``: "BDF" with the Hessian as ``jac``, or "DOP853" without
     a matrix) until ‖∇L(x)‖ ≤ ``target`` or ``max_time``; returns (x, the flow time used)."""
+    start = {}
+
+    def grad(t, x):
+        where = (f"at flow time {t:.4g} of the gradient flow towards Γ (‖x‖ = {np.linalg.norm(x):.4g}"
+                 + (f"; ‖∇L‖ = {start['g']:.3g} at its start)" if start else ")"))
+        return finite(model.grad(finite(x, "diverged: the state x", where)), "diverged: ∇L(x)", where)
+
     def small_gradient(t, x):
-        return np.linalg.norm(model.grad(x)) - target
+        return np.linalg.norm(grad(t, x)) - target
 
     small_gradient.terminal = True
-    if np.linalg.norm(model.grad(x0)) <= target:
+    start["g"] = float(np.linalg.norm(grad(0.0, x0)))
+    if start["g"] <= target:
         return x0, 0.0
-    sol = solve_ivp(lambda t, x: -model.grad(x), (0.0, max_time), x0, method=method, events=small_gradient,
+    sol = solve_ivp(lambda t, x: -grad(t, x), (0.0, max_time), x0, method=method, events=small_gradient,
                     rtol=1e-10, atol=1e-13, **({"jac": jac} if jac is not None else {}))
     if sol.status == -1:
         raise AssumptionViolated(f"w: gradient flow failed: {sol.message}")

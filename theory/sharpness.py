@@ -14,6 +14,8 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from srflow.toy_models.validate import as_vector, positive_int, positive_real, real_array
 
+from .gamma import finite
+
 #: The one switch between dense and matrix-free theory: up to this D, ``eigh`` of ``model.hess`` and the BDF
 #: flow with its Jacobian; above it only ``grad``/``hvp``/``third`` (Lanczos, ``theory.matrix_free``), so no
 #: D×D matrix is built (a 400² Hessian is 1.3 MB and one ``eigh`` ~10 ms; the BDF Jacobian is re-factorized).
@@ -23,6 +25,11 @@ DENSE_MAX_DIM = 400
 def is_dense(model) -> bool:
     """Whether theory uses dense D×D matrices for ``model`` (D ≤ DENSE_MAX_DIM)."""
     return model.dim <= DENSE_MAX_DIM
+
+
+def _hessian(model, w: np.ndarray) -> np.ndarray:
+    """``model.hess(w)``, or ``theory.gamma.Diverged`` when it overflowed (eigh would only say "infs or NaNs")."""
+    return finite(model.hess(w), "∇²L(w)", f"at ‖w‖ = {np.linalg.norm(w):.4g}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,7 +70,7 @@ def top_eigenpairs(model, w, k: int = 2, method: str = "auto", v0: np.ndarray | 
         method = "dense" if is_dense(model) else "lanczos"
     converged = True
     if method == "dense":
-        vals, vecs = np.linalg.eigh(model.hess(w))
+        vals, vecs = np.linalg.eigh(_hessian(model, w))
         vals, vecs = vals[::-1][:k], vecs[:, ::-1][:, :k]
     elif method == "lanczos":
         if k >= model.dim - 1:
@@ -85,7 +92,7 @@ def sharpness(model, w, v0: np.ndarray | None = None) -> float:
     """λ₁(∇²L(w)), the largest algebraic eigenvalue: ``eigvalsh`` of the Hessian when ``is_dense(model)``,
     else Lanczos on HVPs warm-started from ``v0``."""
     if is_dense(model):
-        return float(np.linalg.eigvalsh(model.hess(as_vector(w, "w", model.dim)))[-1])
+        return float(np.linalg.eigvalsh(_hessian(model, as_vector(w, "w", model.dim)))[-1])
     return float(top_eigenpairs(model, w, k=1, method="lanczos", v0=v0).values[0])
 
 

@@ -5,7 +5,11 @@ check so that what has completed is always on disk.
 ``pid`` (of the writing run), ``not_run`` (the planned model · check pairs without a result, once the run has
 ended), the results (status "pass", "fail", "inconclusive", "assumption-violated" or "error"; an error carries
 its traceback in ``details.traceback``) and their ``counts``. A folder whose ``state`` is "running" while no
-process holds its lock was left by a killed run: ``srflow verify --resume --out DIR`` finishes it."""
+process holds its lock was left by a killed run: ``srflow verify --resume --out DIR`` finishes it.
+
+A write that fails (a full disk) raises ``outdir.OutputWriteFailed``; ``finish`` then releases the folder's
+``outdir.Reserve`` (space held for exactly this) and writes the last report, interrupted, with every finished
+result. A resumed run starts from it."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .outdir import atomic_write
+from .outdir import OutputWriteFailed, Reserve, atomic_write
 from .session import CheckResult, VerifyConfig
 
 #: every verdict, and how report.md shows it; "inconclusive", "assumption-violated" are not failures,
@@ -99,6 +103,7 @@ class Report:
         """``planned``: the (model label, check) pairs this run should produce; ``previous``: the report.json
         of an interrupted run being resumed (its results are kept)."""
         self.out, self.results, self.figures = out, [], {}
+        self.reserve = Reserve(out)
         self.planned = list(planned or [])
         self.meta = {"config": asdict(config), "mode": mode, "seed": seed, "models": models, "requested_checks": checks,
                      "versions": versions(), "git_revision": git_revision(), "complete": False,
@@ -118,12 +123,16 @@ class Report:
             self.figures[(res.model, res.name)] = figure
         self.write()
 
-    def finish(self, seconds: float, interrupted: bool = False) -> None:
-        """Mark the run ended: ``complete`` (every planned check has a result) or ``interrupted``."""
+    def finish(self, seconds: float, interrupted: bool = False, reason: str = "") -> None:
+        """Mark the run ended: ``complete`` (every planned check has a result) or ``interrupted`` (``reason``, e.g.
+        a full disk, goes into the notes). The reserve is released first, so the last write finds room."""
         self.meta.update({"complete": not interrupted and not self.not_run(), "seconds": round(seconds, 1),
                           "interrupted": interrupted, "state": "interrupted" if interrupted else "complete",
                           "not_run": [{"model": m, "check": c} for m, c in self.not_run()]})
-        self.write()
+        if reason:
+            self.meta["notes"] = [*self.meta["notes"], f"interrupted: {reason}"]
+        self.reserve.release()
+        self.write(reserve=False)
 
     def not_run(self) -> list[tuple[str, str]]:
         """Planned (model, check) pairs without a result."""
@@ -141,10 +150,18 @@ class Report:
     def counts(self) -> dict:
         return {s: sum(r.status == s for r in self.results) for s in STATUS_MARK}
 
-    def write(self) -> None:
+    def write(self, reserve: bool = True) -> None:
+        """Rewrite report.json and report.md (atomically), then grow the reserve to their size (``reserve``).
+        Raises ``OutputWriteFailed`` when the folder cannot take them."""
         data = {"checks": [r.to_json() for r in self.results], **self.meta, "counts": self.counts()}
-        atomic_write(self.out / "report.json", json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-        atomic_write(self.out / "report.md", self.markdown())
+        text, md = json.dumps(data, indent=1, ensure_ascii=False) + "\n", self.markdown()
+        try:
+            atomic_write(self.out / "report.json", text)
+            atomic_write(self.out / "report.md", md)
+            if reserve:
+                self.reserve.ensure(2 * (len(text.encode()) + len(md.encode())))
+        except OSError as exc:
+            raise OutputWriteFailed(self.out, exc) from exc
 
     def markdown(self) -> str:
         m, c = self.meta, self.counts()

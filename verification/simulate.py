@@ -28,6 +28,8 @@ from srflow.theory import (alp_flip_step, check_hyperparameters, equilibrium_nor
                            oscillation_amplitude_sq, sharpness)
 from srflow.toy_models.validate import as_vector
 
+from srflow.theory.gamma import Diverged, finite
+
 from .trajectory import ALGORITHMS, MAX_OFFSET_SQ, Progress, Trajectory, record_phi
 
 __all__ = ["simulate", "eos_start", "two_cycle_start", "Trajectory", "ALGORITHMS", "MAX_OFFSET_SQ", "record_phi"]
@@ -41,6 +43,16 @@ def _step(model, algorithm: str, w: np.ndarray, g: np.ndarray, lr: float, wd: fl
     else:
         new = w - lr * g / (2.0 * np.sqrt(model.loss(w)))
     return new / np.linalg.norm(new) if algorithm.endswith("sphere") else new
+
+
+def _record(model, w: np.ndarray, new: np.ndarray, g: np.ndarray, pairs: bool) -> dict:
+    """The records at w_t (``new`` = w_{t+1}, ``g`` = ∇L(w_t)); ``theory.gamma.Diverged`` if a Hessian overflows."""
+    with np.errstate(over="ignore"):
+        loss = finite(model.loss(w), "L(w)", f"at ‖w‖ = {np.linalg.norm(w):.4g}")
+    lam = sharpness(model, w)
+    mid, nxt = (sharpness(model, 0.5 * (w + new)), sharpness(model, new)) if pairs else (np.nan, np.nan)
+    return {"loss": float(loss), "norm_sq": float(w @ w), "sharpness": lam, "sharpness_mid": mid,
+            "sharpness_next": nxt, "grad_norm": float(np.linalg.norm(g))}
 
 
 def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str = "gdwd", every: int = 100,
@@ -80,29 +92,26 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
     start = time.perf_counter()
     for t in range(steps + 1):
         try:
-            g = model.grad(w)
+            g = finite(model.grad(w), "∇L(w_t)", f"at ‖w_t‖ = {np.linalg.norm(w):.4g}")
             new = _step(model, algorithm, w, g, lr, wd)
-        except (ValueError, FloatingPointError) as exc:
+        except (ValueError, FloatingPointError, Diverged) as exc:
             diverged = f"diverged at step {t}: {exc}"
             break
         if not np.all(np.isfinite(new)) or not np.isfinite(new @ new):
             diverged = f"diverged at step {t + 1}: ‖w‖² = {float(np.nan_to_num(new @ new, nan=np.inf)):.3g} (non-finite)"
             break
         if t % every == 0 or t == steps:
+            try:
+                row = _record(model, w, new, g, pairs)
+                if track_phi:
+                    record_phi(model, w, t, rec, monitor)
+            except Diverged as exc:
+                diverged = f"diverged at step {t}: {exc}"
+                break
             rec["steps"].append(t)
-            rec["loss"].append(model.loss(w))
-            rec["norm_sq"].append(float(w @ w))
-            rec["sharpness"].append(sharpness(model, w))
-            if pairs:
-                rec["sharpness_mid"].append(sharpness(model, 0.5 * (w + new)))
-                rec["sharpness_next"].append(sharpness(model, new))
-            else:
-                rec["sharpness_mid"].append(np.nan)
-                rec["sharpness_next"].append(np.nan)
-            rec["grad_norm"].append(float(np.linalg.norm(g)))
+            for key, value in row.items():
+                rec[key].append(value)
             rec["clock"].append(clock)
-            if track_phi:
-                record_phi(model, w, t, rec, monitor)
         clock_steps[t] = clock
         if t == steps:
             break

@@ -9,7 +9,9 @@ import json
 import tomllib
 from pathlib import Path
 
-from .verify import spec_label
+import numpy as np
+
+from .verify import MAX_ETA_LAMBDA, spec_label
 
 SPEC_KEYS = ("models", "seeds", "eta_lambda", "checks", "config")
 #: fields of VerifyConfig that a tracking cell reads (its cache key depends on these only)
@@ -116,14 +118,15 @@ def parse_spec(data: dict, text: str = "", base_dir: Path | None = None) -> Swee
     ladder = data.get("eta_lambda", list(cfg.ladder))
     if (not isinstance(ladder, list) or not ladder
             or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in ladder)):
-        raise SpecError(f"eta_lambda: expected a list of numbers in (0, 1), got {ladder!r}")
+        raise SpecError(f"eta_lambda: expected a list of numbers in (0, {MAX_ETA_LAMBDA:g}), got {ladder!r}")
     ladder = tuple(sorted({float(x) for x in ladder}, reverse=True))
     cfg = dataclasses.replace(cfg, **cfg_data, ladder=ladder)
     try:
         check_hyperparameters(cfg.lr)
         for lw in ladder:
-            if not 0 < lw < 1:
-                raise ValueError(f"expected values in (0, 1), got {lw!r}")
+            if not (np.isfinite(lw) and 0 < lw < MAX_ETA_LAMBDA):  # the bound of srflow verify --ladder
+                raise ValueError(f"expected values of ηλ in (0, {MAX_ETA_LAMBDA:g}) (ηλ is the small parameter of "
+                                 f"the theory), got {lw!r}")
             check_hyperparameters(cfg.lr, lw / cfg.lr)
         if cfg.tau_end <= 0 or cfg.records < 2:
             raise ValueError(f"config: expected tau_end > 0 and records ≥ 2, got {cfg.tau_end!r}, {cfg.records!r}")

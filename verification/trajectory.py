@@ -13,6 +13,7 @@ import numpy as np
 
 from srflow import theory
 from srflow.theory import project_to_manifold, top_eigenpairs
+from srflow.theory.gamma import Diverged
 from srflow.theory.manifold import GAP_RTOL, AssumptionViolated
 
 #: the run is too far from Γ for "Φ(w̄_t) follows the flow" to mean anything when ‖w̄ - Φ(w̄)‖² exceeds this
@@ -122,7 +123,8 @@ class Progress:
 
 def record_phi(model, w: np.ndarray, t: int, rec: dict, monitor: list[str]) -> None:
     """Append Φ(w̄_t), λ₁(∇²L(Φ)) and ‖w̄_t - Φ(w̄_t)‖² to ``rec`` ("phi", "phi_sharp", "offset"); note a
-    missing spectral gap at Φ, a distance from Γ above MAX_OFFSET_SQ or a failed projection in ``monitor``."""
+    missing spectral gap at Φ, a distance from Γ above MAX_OFFSET_SQ or a failed projection in ``monitor``. A
+    projection that overflows raises ``theory.gamma.Diverged`` naming step ``t``."""
     try:
         theta = project_to_manifold(model, w).theta
         vals = top_eigenpairs(model, theta, k=min(2, model.dim)).values[::-1]
@@ -136,6 +138,8 @@ def record_phi(model, w: np.ndarray, t: int, rec: dict, monitor: list[str]) -> N
         rec["phi"].append(theta)
         rec["phi_sharp"].append(float(vals[-1]))
         rec["offset"].append(offset)
+    except Diverged as exc:
+        raise Diverged(f"{exc} (Φ of the iterate at step {t})") from None
     except AssumptionViolated as exc:
         monitor.append(f"{exc} (step {t})")
         rec["phi"].append(np.full(model.dim, np.nan))

@@ -32,6 +32,7 @@ from srflow.toy_models.protocol import check_model
 
 from .checks import CHECKS, groups, ladder_checks
 from .identities import check_identities
+from .outdir import OutputWriteFailed
 from .session import CheckResult, Session, VerifyConfig, result
 from .verdicts import NOT_FAILING, Status  # noqa: F401 -- NOT_FAILING re-exported (the CLI)
 
@@ -51,7 +52,8 @@ LADDER_MIN_POINTS = 3
 LADDER_MIN_DISTINCT = 4
 LADDER_MIN_DECADES = 1.5
 #: ηλ is the small parameter of the theory; at ηλ ≥ 0.5 the step w' = (1 - ηλ)w - ηg more than halves w, there
-#: is no edge-of-stability regime to speak of
+#: is no edge-of-stability regime to speak of. The one bound on ηλ: ``--ladder`` here and ``eta_lambda`` of a
+#: sweep spec (``verification.sweep_spec``)
 MAX_ETA_LAMBDA = 0.5
 #: η range: the EoS norm ‖w‖² = ηλ₁/(2(1 - ηλ)) and the derivatives (∝ ‖w‖⁻ᵏ, k ≤ 3) must stay far from float64
 #: overflow and underflow whatever λ₁ a model has (η = 1e308 overflows ‖w‖², 1e-310 the Hessian); every
@@ -419,7 +421,8 @@ DEATH_REPORT_WAIT = 10.0
 def run_all(jobs: list[Job], config: VerifyConfig, seed: int, quiet: bool, workers: int,
             on_result: Callable[[CheckResult], None], short_ladder: str = "",
             on_start: Callable[[Job, str], None] | None = None, on_tick: Callable[[], None] | None = None,
-            spawn: bool = False, scheduler: str | None = None) -> int:
+            spawn: bool = False, scheduler: str | None = None,
+            before_exit: Callable[[], None] | None = None) -> int:
     """Run ``jobs``; ``on_result`` sees each result as it completes (including "error" results for a check
     that raised or whose worker crashed or died), ``on_start(job, check)`` each check as it starts. Returns
     the number of results. A KeyboardInterrupt stops every worker and propagates.
@@ -427,7 +430,9 @@ def run_all(jobs: list[Job], config: VerifyConfig, seed: int, quiet: bool, worke
     One worker and no ``scheduler``: in this process, one job after another. Otherwise the jobs are Dask tasks
     (``verification.runner``, the runner ``srflow sweep`` uses): on a LocalCluster of ``workers`` processes --
     forked, unless ``spawn`` (the models are JAX models, and JAX is multithreaded) -- or on the cluster at
-    ``scheduler``. A job whose worker dies is not retried; its checks become "error" results saying how it died."""
+    ``scheduler``. A job whose worker dies is not retried; its checks become "error" results saying how it died.
+    ``outdir.OutputWriteFailed`` from ``on_result`` (the report cannot be written) stops the run and propagates;
+    ``before_exit`` runs when a second Ctrl-C ends the process while the workers stop (``runner.Cluster.close``)."""
     emitted: dict[int, set] = {i: set() for i in range(len(jobs))}
     crashed: dict[int, str] = {}
     pids: dict[int, int] = {}
@@ -465,6 +470,8 @@ def run_all(jobs: list[Job], config: VerifyConfig, seed: int, quiet: bool, worke
         for i, job in enumerate(jobs):
             try:
                 _job_target((job, config, seed, quiet, short_ladder), lambda msg, i=i: on_message(i, msg))
+            except OutputWriteFailed:  # the report cannot take results: not an error of the check
+                raise
             except Exception:  # noqa: BLE001 -- e.g. the model cannot be built: an error result, not a crash
                 crashed[i] = traceback.format_exc()
             report_missing(i)
@@ -486,5 +493,5 @@ def run_all(jobs: list[Job], config: VerifyConfig, seed: int, quiet: bool, worke
         payloads = [(job, config, seed, True, short_ladder) for job in jobs]
         run_tasks(cluster, _job_task, payloads, on_message, on_done, on_tick=on_tick, key="srflow-verify")
     finally:
-        cluster.close()
+        cluster.close(before_exit=before_exit)
     return expected
