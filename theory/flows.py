@@ -129,8 +129,9 @@ def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol
 
 # -- clocks -------------------------------------------------------------------------------------------
 def _flow_result(result) -> FlowResult:
-    """``result`` if it is a ``FlowResult`` (the clocks read its samples), else a TypeError naming it."""
-    if not isinstance(result, FlowResult):
+    """``result`` if it has the samples the clocks read (``s``, ``sharpness``: a ``FlowResult`` or a stand-in such
+    as ``verification.tracking.ScaledFlow``), else a TypeError naming it."""
+    if not (hasattr(result, "s") and hasattr(result, "sharpness")):
         raise TypeError(f"result: expected a FlowResult (from sharpness_reduction_flow), got {type(result).__name__}")
     return result
 

@@ -46,13 +46,15 @@ class Diverged(RuntimeError):
     divergence (a fail verdict), like a simulation whose iterates blow up."""
 
 
-def finite(x, what: str, where: str) -> np.ndarray:
-    """``x`` as an array if every entry is finite, else ``Diverged`` naming ``what`` (e.g. "∇L(x)") and ``where``."""
+def finite(x, what: str, where: str, why: str = "") -> np.ndarray:
+    """``x`` as an array if every entry is finite, else ``Diverged`` naming ``what`` (e.g. "∇L(x)"), ``where`` and
+    ``why`` (default: the model returns NaN, or overflows float64, there)."""
     arr = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(arr)):
         bad = arr[~np.isfinite(arr)].ravel()[0]
+        why = why or ("the model returns NaN there" if np.isnan(arr).all() else "the model overflows float64 there")
         raise Diverged(f"{what} is non-finite ({bad}; {int(np.sum(~np.isfinite(arr)))} of {arr.size} entries) {where}: "
-                       "the model overflows float64 there")
+                       f"{why}")
     return arr
 
 
@@ -92,7 +94,8 @@ def flow_to_small_gradient(model, x0: np.ndarray, target: float, max_time: float
     def grad(t, x):
         where = (f"at flow time {t:.4g} of the gradient flow towards Γ (‖x‖ = {np.linalg.norm(x):.4g}"
                  + (f"; ‖∇L‖ = {start['g']:.3g} at its start)" if start else ")"))
-        return finite(model.grad(finite(x, "diverged: the state x", where)), "diverged: ∇L(x)", where)
+        x = finite(x, "diverged: the state x", where, "the flow's steps overflow float64 (‖∇L‖ too large)")
+        return finite(model.grad(x), "diverged: ∇L(x)", where)
 
     def small_gradient(t, x):
         return np.linalg.norm(grad(t, x)) - target

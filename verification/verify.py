@@ -5,8 +5,9 @@ parallel as Dask tasks (``verification.runner``, the runner of ``srflow sweep``:
 with their parent, Ctrl-C stops them, a crash comes back with its traceback; or a cluster with ``--scheduler``)
 and each finished check is handed back at once, so the report on disk always holds every check
 that has completed (Ctrl-C loses only the checks in flight).
-Determinism: a registered model is built with ``rng=seed``; every session draws from
-``np.random.default_rng([seed, model_index])``, so results do not depend on scheduling.
+Determinism: a registered model is built with ``rng=seed``; every random draw of a session comes from
+``np.random.default_rng([seed, hash(model spec), hash(purpose)])`` (``Session.rng``), so results depend on
+neither scheduling, nor the order of the models, nor which checks run.
 
 Before any work the CLI validates the input domain (``ladder_problems``, ``check_lr``, ``probe_model``) and
 estimates the cost (``estimate_cost``, ``budget_verdict``), so that a meaningless or impossible run is refused
