@@ -6,17 +6,18 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import tolerances as tol
+import numpy as np
+
 from .session import CheckResult, Session, result
 from .simulate import Trajectory
 from .verdicts import LadderVerdict, Order, Status, judge
 
-#: the orders the theory states (docs/theory.md §7); C in the units named in verification/tolerances.py
-GDWD_ORDER = Order(p=1.0, constant=tol.TRACK_C, param="ηλ")
-NGD_ORDER = Order(p=2.0, constant=tol.ALP_C, param="η")
-SQRT_ORDER = Order(p=1.0, constant=tol.ALP_C, param="η")
-NOWD_ORDER = Order(p=1.0, constant=tol.NOWD_C, param="ε")
-NOWD_REST_ORDER = Order(p=1.0, constant=tol.NOWD_REST_C, param="ε")
+#: the orders the theory states (docs/theory.md §7)
+GDWD_ORDER = Order(p=1.0, param="ηλ")
+NGD_ORDER = Order(p=2.0, param="η")
+SQRT_ORDER = Order(p=1.0, param="η")
+NOWD_ORDER = Order(p=1.0, param="ε")
+NOWD_REST_ORDER = Order(p=1.0, param="ε")
 
 
 def first_monitor(runs: list[Trajectory]) -> str:
@@ -60,10 +61,11 @@ def combine(verdicts: dict[str, LadderVerdict]) -> tuple[Status, str]:
 
 
 def rejected_by(xs, errors_of: Callable[[float], list], orders: dict[str, Order]) -> Callable[[float], bool]:
-    """δ ↦ whether the ladder verdict on the errors of the prediction perturbed by δ is ``fail``."""
+    """δ ↦ whether the prediction perturbed by δ is rejected on the recorded rungs: some ladder verdict on its errors
+    is not ``pass`` (a fail, or an inconclusive that the check would resolve by adding rungs)."""
     def rejected(delta: float) -> bool:
         rows = errors_of(delta)
-        return any(judge(xs, [r[k] for r in rows], o).status == Status.FAIL for k, o in orders.items())
+        return any(judge(xs, [r[k] for r in rows], o).status != Status.PASS for k, o in orders.items())
     return rejected
 
 
@@ -78,6 +80,6 @@ def ladder_result(session, name, xs, rows, verdicts, runs, powers, extra=None) -
         powers = {k: float("nan") for k in powers}
     details = {"ladder": xs, **{f"{k}_errors": [r[k] for r in rows] for k in rows[0]},
                **{k: v.to_details() for k, v in verdicts.items()}, **(extra or {})}
-    scaled = max(v.bound_ratio for v in verdicts.values())
+    scaled = max((v.shortfall for v in verdicts.values() if np.isfinite(v.shortfall)), default=float("nan"))
     return result(session, name, status, 0.0, {k: v.errors[-1] for k, v in verdicts.items()}, "order", scaled,
                   message, details, runs, powers)

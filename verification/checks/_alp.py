@@ -69,16 +69,11 @@ def alp_check(session: Session, name: str, algorithm: str, clock: Callable | Non
         split = _split_check(m, tr) if algorithm.startswith("sqrt") else None
         if split is not None:
             extra.update(split)
-            powers["cycle split C"] = split["split_resolving_power"]
         res = ladder_result(session, name, xs, rows, verdicts, runs, powers, extra)
         res.message += f"; ∇³L[v₁,v₁,v₁]/λ₁ = {t111:.2g} at θ₀"
-        if split is not None:
-            ok = split["split_error"] <= tol.SPLIT_ATOL
-            res.message += (f"; cycle split ⟨C⟩ = {split['split_measured']:.4f} vs {split['split_predicted']:.4f} predicted "
-                            f"(tolerance {tol.SPLIT_ATOL:g}; one record deviates by up to {split['split_max_deviation']:.1e})")
-            if not ok and res.status != Status.ASSUMPTION_VIOLATED:
-                res.status = "fail"
-                res.message = "the cycle's split is not predicted: " + res.message
+        if split is not None:  # reported, not judged: docs/theory.md §5b derives it for a special case only
+            res.message += (f"; cycle split ⟨C⟩ = {split['split_measured']:.4f} (the special-case formula of docs/theory.md "
+                            f"§5b gives {split['split_predicted']:.4f}; not part of the verdict)")
         return res
 
     return guard(session, name, run)
@@ -86,9 +81,10 @@ def alp_check(session: Session, name: str, algorithm: str, clock: Callable | Non
 
 def _split_check(model, tr: Trajectory) -> dict:
     """GD on √L: the split C = max(|x₊|, |x₋|)/(|x₊| + |x₋|) of the 2-cycle, from ‖w̄ - Φ(w̄)‖ at consecutive records
-    (odd stride: they alternate phases), vs ``theory.sqrt_cycle_split`` at each record's τ and Φ, averaged over
-    the second half of the run. Returns the measured and predicted means, their difference, the largest deviation
-    of one record and δ* of C*."""
+    (odd stride: they alternate phases), and ``theory.sqrt_cycle_split`` at each record's τ and Φ, averaged over
+    the second half of the run: the measured and special-case means, their difference and the largest deviation of
+    one record. Information only: the formula of docs/theory.md §5b holds for one normal mode (on five random models
+    it was off by 0.03-0.38), so it does not enter the verdict."""
     x = np.sqrt(tr.offset_sq)
     # pairs of consecutive records an odd number of steps apart (the last record may break the odd stride)
     pair = np.nonzero(np.diff(tr.steps) % 2 == 1)[0]
@@ -102,9 +98,7 @@ def _split_check(model, tr: Trajectory) -> dict:
     half = len(measured) // 2
     m, p = measured[half:], np.array(predicted[half:])
     # the mean over the second half: at the plateau C saws about C* (it overshoots until the unstable mode has
-    # grown, then drops back), by ±0.013 on one start of mf
-    err = float(abs(np.mean(m) - np.mean(p)))
-    # C* × (1 + δ) is rejected once |⟨C⟩ - ⟨C*⟩(1 + δ)| > SPLIT_ATOL
-    power = float((tol.SPLIT_ATOL + err) / np.mean(p))
-    return {"split_measured": float(np.mean(m)), "split_predicted": float(np.mean(p)), "split_error": err,
-            "split_max_deviation": float(np.max(np.abs(m - p))), "split_resolving_power": power}
+    # grown, then drops back)
+    return {"split_measured": float(np.mean(m)), "split_predicted": float(np.mean(p)),
+            "split_error": float(abs(np.mean(m) - np.mean(p))),
+            "split_max_deviation": float(np.max(np.abs(m - p)))}

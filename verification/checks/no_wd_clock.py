@@ -8,11 +8,12 @@ import numpy as np
 
 import srflow.theory as th
 
+from .. import tolerances as tol
 from ..ladder import NOWD_ORDER, NOWD_REST_ORDER, ladder_result, rejected_by, run_ladder
 from ..session import CheckResult, Session, guard
 from ..simulate import simulate
 from ..tracking import phi_error
-from ..verdicts import resolving_power
+from ..verdicts import Status, resolving_power
 from ._record import Check, Series
 
 
@@ -61,8 +62,18 @@ def check_nowd_clock(session: Session, stop: Callable | None = None) -> CheckRes
         powers = {"rest point": resolving_power(rejected_by(xs, lambda d: [errors(e, d) for e in xs],
                                                           {"rest point": NOWD_REST_ORDER}))}
         s_obs, s_pred, s_half = zip(*[(simulate_eps(e)[1][-1], simulate_eps(e)[3], simulate_eps(e)[4]) for e in xs])
+        # no power where the flow hardly moves: the tracking error, O(ε) relative to the distance moved, must be
+        # resolvable above the precision of Φ at the smallest ε (λ₁ constant along Γ: the distance is ≈ 0)
+        moved = [float(np.linalg.norm(flow.at(simulate_eps(e)[1][-1])[0] - flow.theta[0])) for e in xs]
+        if min(d * e for d, e in zip(moved, xs)) <= tol.NO_POWER_FACTOR * tol.ERROR_FLOOR:
+            v = verdicts["tracking"]
+            v.status, v.extendable = Status.INCONCLUSIVE, False
+            v.reason = (f"no power: the flow moves {min(moved):.2g} over the run at ε = {xs[int(np.argmin(moved))]:g} "
+                        f"(G ≤ {float(flow.G.max()):.2g}), so an error O(ε) relative to that distance is below the "
+                        f"precision of Φ ({tol.ERROR_FLOOR:g}) -- tracking cannot be tested on this model")
         res = ladder_result(session, name, xs, rows, verdicts, runs, powers,
-                             {"s_final": s_obs, "s_final_predicted": s_pred, "s_stop_at_threshold": s_half})
+                             {"s_final": s_obs, "s_final_predicted": s_pred, "s_stop_at_threshold": s_half,
+                              "distance_moved": moved})
         res.message += (f"; comes to rest at s = {s_obs[-1]:.4g} vs {s_pred[-1]:.4g} predicted; stopping at "
                         f"η_eff λ₁ = 2 would give {s_half[-1]:.4g}")
         return res

@@ -6,6 +6,8 @@ from typing import Callable
 
 import numpy as np
 
+import srflow.theory as th
+
 from .. import tolerances as tol
 from ..session import CheckResult, Session, guard, result
 from ..simulate import eos_start, simulate
@@ -13,8 +15,9 @@ from ..verdicts import Status
 from ._record import Check
 
 
-def check_scale_collapse(session: Session, rescale: Callable = np.sqrt) -> CheckResult:
-    """GD+WD with (η, λ) from w₀ and with (cη, λ/c) from ``rescale``(c)·w₀ = √c w₀: by scale invariance
+def check_scale_collapse(session: Session, rescale: Callable | None = None) -> CheckResult:
+    """GD+WD with (η, λ) from w₀ and with (cη, λ/c) from ``rescale``(c)·w₀ (default ``theory.collapse_factor``: √c):
+    by scale invariance
     (∇L(√c w) = ∇L(w)/√c) the second run is √c times the first, step for step (same ηλ, so the same τ).
     Observed: max relative difference of ‖w‖²/c and of the loss over the run; tolerance COLLAPSE_RTOL
     (round-off). δ*: the smallest relative error in the predicted factor √c that the tolerance rejects.
@@ -38,8 +41,9 @@ def check_scale_collapse(session: Session, rescale: Callable = np.sqrt) -> Check
         every = max(1, cfg.collapse_steps // 100)
         xi = session.rng("collapse twin").standard_normal(m.dim)
         twin_w0 = w0 + tol.TWIN_RTOL * np.linalg.norm(w0) * xi / np.linalg.norm(xi)
+        factor = (rescale or th.collapse_factor)(c)
         a, b, twin = (simulate(m, w, lr, cfg.collapse_steps, wd=lw / lr, every=every, pairs=False, quiet=True)
-                      for w, lr in ((w0, cfg.lr), (rescale(c) * w0, c * cfg.lr), (twin_w0, cfg.lr)))
+                      for w, lr in ((w0, cfg.lr), (factor * w0, c * cfg.lr), (twin_w0, cfg.lr)))
         for tr in (a, b, twin):
             if tr.diverged:
                 raise RuntimeError(f"scale-collapse run η={tr.lr:g}: {tr.diverged}")
