@@ -116,3 +116,15 @@ def test_no_private_name_crosses_modules():
     """No private name (``_name``) is imported from another module, no private module from another package."""
     _, private = _graph()
     assert not private, "\n".join(private)
+
+
+def test_the_two_theory_backends_give_the_same_functions():
+    """``theory.backend`` picks ``theory.dense`` or ``theory.matrix_free``: both define every backend function with
+    the same parameters, so a caller never branches on the backend."""
+    import inspect
+
+    from srflow.theory import backend, dense, matrix_free
+
+    for name in backend.BACKEND_FUNCTIONS:
+        params = [list(inspect.signature(getattr(mod, name)).parameters) for mod in (dense, matrix_free)]
+        assert params[0] == params[1], (name, params)

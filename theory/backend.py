@@ -12,7 +12,8 @@ from . import dense, matrix_free
 from .sharpness import DENSE_MAX_DIM, is_dense
 
 #: what a backend module provides (the same signatures in both)
-BACKEND_FUNCTIONS = ("newton_polish", "project_to_manifold", "manifold_point", "second_order_sum")
+BACKEND_FUNCTIONS = ("newton_polish", "project_to_manifold", "manifold_point", "normal_conditioning",
+                     "second_order_sum")
 
 __all__ = ["for_model", "BACKEND_FUNCTIONS", "DENSE_MAX_DIM", "is_dense"]
 

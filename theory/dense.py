@@ -2,7 +2,8 @@
 stiff BDF flow with the Hessian as its Jacobian, an explicit tangent basis.
 
 The four functions of a backend (``theory.backend.BACKEND_FUNCTIONS``, the same signatures in
-``theory.matrix_free``): ``newton_polish``, ``project_to_manifold``, ``manifold_point``, ``second_order_sum``;
+``theory.matrix_free``): ``newton_polish``, ``project_to_manifold``, ``manifold_point``, ``normal_conditioning``,
+``second_order_sum``;
 and ``tangent_space``, which only a dense backend can give. The formulas are in ``theory.manifold``.
 """
 
@@ -71,6 +72,15 @@ def manifold_point(model, theta: np.ndarray, rank_rtol: float = RANK_RTOL, gap_r
     grad_lam = model.third(theta, v1, v1)
     grad_log = basis @ (basis.T @ grad_lam) / lam1
     return ManifoldPoint(theta, lam1, v1, gap, basis, grad_log)
+
+
+def normal_conditioning(model, theta: np.ndarray, rank_rtol: float = RANK_RTOL) -> tuple[float, float]:
+    """(κ, g) = (λ₁/μ, ‖∇³L(θ)[v₁, v₁]‖/λ₁) from one ``eigh`` (μ: the smallest eigenvalue above rank_rtol·λ₁)."""
+    vals, vecs = np.linalg.eigh(model.hess(theta))
+    lam1 = float(vals[-1])
+    positive = vals[vals > rank_rtol * lam1]
+    g = float(np.linalg.norm(model.third(theta, vecs[:, -1], vecs[:, -1]))) / lam1
+    return lam1 / float(positive.min()), g
 
 
 def second_order_sum(model, theta, lam: float, v1: np.ndarray, t: np.ndarray) -> float:

@@ -28,7 +28,7 @@ from .gamma import (GAP_RTOL, ON_GAP, RANK_RTOL, AssumptionViolated, ManifoldPoi
 
 __all__ = ["newton_polish", "project_to_manifold", "gradient_flow_limit", "tangent_space", "manifold_point",
            "riemannian_grad_log_sharpness", "AssumptionViolated", "ManifoldPoint", "Projection", "RANK_RTOL",
-           "GAP_RTOL", "ON_GAP", "check_on_gap", "flow_to_small_gradient"]
+           "GAP_RTOL", "ON_GAP", "check_on_gap", "flow_to_small_gradient", "normal_conditioning"]
 
 
 def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_RTOL) -> np.ndarray:
@@ -87,13 +87,8 @@ def normal_conditioning(model, theta, rank_rtol: float = RANK_RTOL) -> tuple[flo
     ‖∇ log λ₁(θ)‖ in the whole space (the normal directions included). Dense models only (one eigendecomposition);
     (nan, nan) above DENSE_MAX_DIM."""
     theta = as_vector(theta, "theta", model.dim)
-    if not is_dense(model):
-        return float("nan"), float("nan")
-    vals, vecs = np.linalg.eigh(model.hess(theta))
-    lam1 = float(vals[-1])
-    positive = vals[vals > rank_rtol * lam1]
-    g = float(np.linalg.norm(model.third(theta, vecs[:, -1], vecs[:, -1]))) / lam1
-    return lam1 / float(positive.min()), g
+    positive_real(rank_rtol, "rank_rtol")
+    return backend.for_model(model).normal_conditioning(model, theta, rank_rtol)
 
 
 def riemannian_grad_log_sharpness(model, theta) -> np.ndarray:

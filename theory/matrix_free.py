@@ -2,7 +2,7 @@
 
 ``theory.backend.for_model`` chooses this module above DENSE_MAX_DIM (``theory.sharpness.is_dense``); it gives
 the backend functions of ``theory.backend.BACKEND_FUNCTIONS`` (``newton_polish``, ``project_to_manifold``,
-``manifold_point``, ``second_order_sum``) with the signatures of ``theory.dense``.
+``manifold_point``, ``normal_conditioning``, ``second_order_sum``) with the signatures of ``theory.dense``.
 
 * A⁺b, the pseudo-inverse of the Hessian on the sphere's tangent space, A = P∇²L(x)P, P = I - x̂x̂ᵀ,
   truncated at RANK_RTOL·λ₁ like the dense one, by conjugate gradients (``pinv_hvp``).
@@ -218,6 +218,11 @@ def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_
 def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6) -> Projection:
     """``project_matrix_free``."""
     return project_matrix_free(model, w, grad_rtol, max_time)
+
+
+def normal_conditioning(model, theta, rank_rtol: float = RANK_RTOL) -> tuple[float, float]:
+    """(nan, nan): κ needs the smallest positive eigenvalue of ∇²L, i.e. the whole spectrum."""
+    return float("nan"), float("nan")
 
 
 def manifold_point(model, theta, rank_rtol: float = RANK_RTOL, gap_rtol: float = GAP_RTOL,
