@@ -80,6 +80,8 @@ def test_every_closed_form_rejects_a_non_finite_argument_naming_it(fn, arg, bad)
 @pytest.mark.parametrize("call, exc, match", [
     (lambda: th.equilibrium_norm_sq(0.1, 1e-3, -2.0), ValueError, r"sharpness: expected a spherical sharpness λ₁\(θ\) > 0"),
     (lambda: th.equilibrium_norm_sq(0.1, 1e-3, 0.0), ValueError, r"sharpness: expected .* > 0"),
+    (lambda: th.equilibrium_norm_sq(0.1, 1e-3, np.array([2.0, -1.0])), ValueError, r"sharpness: expected .* got -1.0"),
+    (lambda: th.equilibrium_norm_sq(0.1, 1e-3, np.array([2.0, np.nan])), ValueError, r"sharpness: expected finite"),
     (lambda: th.eos_entry_step(0.1, 1e-3, np.nan, 2.0), ValueError, r"norm_sq: expected a squared norm ‖w‖² > 0"),
     (lambda: th.phase2_duration(0.1, 1e-3, norm_sq=0, sharpness=2.0), ValueError, r"norm_sq: expected .* > 0"),
     (lambda: th.phase2_duration(0.1, 1e-3, norm_sq=-1.0, sharpness=2.0), ValueError, r"norm_sq: expected"),
@@ -376,3 +378,9 @@ def test_a_second_ctrl_c_leaves_the_report_interrupted_with_not_run(tmp_path):
     assert sorted((n["model"], n["check"]) for n in rep["not_run"]) == sorted(
         {("sphere_circle", "identities"), ("sphere_circle", "no-wd-clock")} - set(done))
     assert rep["not_run"] and "## Not run" in (out / "report.md").read_text()
+
+
+def test_the_equilibrium_norm_is_elementwise_over_an_array_of_sharpness():
+    """ηλ₁/(2(1 - ηλ)) for each λ₁ of an array (eos-equilibrium reads it along the flow), the same as one by one."""
+    lam = np.array([2.0, 4.5])
+    assert np.array_equal(th.equilibrium_norm_sq(0.1, 1e-3, lam), [th.equilibrium_norm_sq(0.1, 1e-3, x) for x in lam])

@@ -187,7 +187,7 @@ def nowd_flow_time(norm_sq, norm0_sq: float) -> np.ndarray:
     ``nowd_norm_sq``; each step adds its squared angular step to log‖w‖², docs/theory.md §5)."""
     norm_sq = real_array(norm_sq, "norm_sq")
     if np.any(norm_sq <= 0):
-        raise ValueError(f"norm_sq: expected squared norms > 0, got {norm_sq[norm_sq <= 0].ravel()[0]!r}")
+        raise ValueError(f"norm_sq: expected squared norms > 0, got {float(norm_sq[norm_sq <= 0].ravel()[0])!r}")
     return np.log(norm_sq / _norm0_sq(norm0_sq))
 
 

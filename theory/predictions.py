@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from srflow.toy_models.validate import nonnegative_real, positive_real, real, real_array
+from srflow.toy_models.validate import nonnegative_real, positive_real, positive_values, real, real_array
 
 from .sharpness import check_hyperparameters
 
@@ -29,9 +29,9 @@ def eos_threshold(lr: float, wd: float = 0.0) -> float:
 
 
 def equilibrium_norm_sq(lr: float, wd: float, sharpness: float) -> float:
-    """‖w‖² at EoS: η λ₁(θ) / (2(1 - ηλ))."""
+    """‖w‖² at EoS: η λ₁(θ) / (2(1 - ηλ)) (elementwise for an array of λ₁)."""
     check_hyperparameters(lr, wd)
-    sharpness = positive_real(sharpness, "sharpness", SHARPNESS)
+    sharpness = positive_values(sharpness, "sharpness", SHARPNESS)
     return lr * sharpness / (2.0 * (1.0 - lr * wd))
 
 

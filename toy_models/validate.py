@@ -92,6 +92,17 @@ def positive_real(x, name: str, what: str = "a finite number > 0") -> float:
     return x
 
 
+def positive_values(x, name: str, what: str = "finite values > 0"):
+    """A number or a real array whose entries are all finite and > 0 (a float, or a float64 array), or an error
+    naming ``name``: for elementwise formulas."""
+    if isinstance(x, (np.ndarray, list, tuple)) and np.ndim(x) > 0:
+        arr = real_array(x, name)
+        if not np.all(arr > 0):
+            raise ValueError(f"{name}: expected {what}, got {float(arr[~(arr > 0)].ravel()[0])!r}")
+        return arr
+    return positive_real(x, name, what)
+
+
 def nonnegative_real(x, name: str, what: str = "a finite number >= 0") -> float:
     """A real number (not a string or bool) that is finite and >= 0, or an error naming ``name``."""
     x = real(x, name, what)
@@ -111,5 +122,5 @@ def real_array(x, name: str, ndim: int | None = None) -> np.ndarray:
         raise ValueError(f"{name}: expected a {ndim}-dimensional array, got shape {arr.shape}")
     arr = arr.astype(np.float64, copy=False)
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: expected finite entries, got {arr[~np.isfinite(arr)].ravel()[0]!r}")
+        raise ValueError(f"{name}: expected finite entries, got {float(arr[~np.isfinite(arr)].ravel()[0])!r}")
     return arr
