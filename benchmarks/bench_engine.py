@@ -27,8 +27,8 @@ from jax import lax
 
 from srflow.theory import sharpness
 from srflow.toy_models import from_jax, make_model
-from srflow.toy_models.jax_losses import _factorization
-from srflow.toy_models.jax_models import make_jax_model
+from srflow.toy_models.jax_losses import factorization
+from srflow.toy_models.jax_losses import make_jax_model
 from srflow.verification.compiled import simulate_batch
 from srflow.verification.simulate import simulate
 
@@ -48,7 +48,7 @@ def models(dim: int):
     rng = np.random.default_rng(0)
     u, v = rng.standard_normal((m, rank)), rng.standard_normal((n, rank))
     target = 1.5 * u @ v.T / (np.linalg.norm(u) * np.linalg.norm(v))
-    loss = partial(_factorization, m=m, n=n, rank=rank, scale=1.5, target=target, weights=1.0 / (m * n))
+    loss = partial(factorization, m=m, n=n, rank=rank, scale=1.5, target=target, weights=1.0 / (m * n))
     theta = np.concatenate([u.ravel(), v.ravel()])
     return None, from_jax(loss, dim, name="mf"), theta / np.linalg.norm(theta)
 

@@ -6,6 +6,10 @@ Each figure is a module with ``compute(quick, seed) -> dict of arrays`` and ``pl
 ``<out>/data/<name>.json`` (the cache key includes the SHA-256 of the figure module's source). ``<out>`` is
 ``figures/`` by default and ``figures/quick/`` with ``--quick``, so that quick runs never overwrite the
 full-size figures.
+
+A new figure is a new module ``figN_<name>.py`` here with ``NAME``, ``SIZE``, ``compute``, ``plot`` and
+``caption`` (every formula from ``srflow.theory``, every run from ``srflow.verification.simulate``), added to
+``FIGURES`` below; ``srflow figures --only NAME`` then makes it, and tests/test_figures.py runs it quick.
 """
 
 from . import (fig1_eos, fig2_sharpness, fig3_trajectory, fig4_convergence, fig5_norm, fig6_phases,

@@ -156,7 +156,7 @@ def eos_runs(model, theta0, lr: float, ladder, tau_end: float, records: int):
     return runs
 
 
-# -- the real networks (issue 12: BN MLP on scikit-learn's digits) -------------------------------------
+# -- the real networks (BN MLP and CNN on scikit-learn's digits) ----------------------------------------------
 @functools.lru_cache(maxsize=None)
 def bn_net(name: str = "bn_mlp", normalized: bool = True, **sizes):
     """The registered network ``name`` at ``sizes`` (data and fixed last layer from rng=0); ``normalized=False``:

@@ -31,7 +31,9 @@ def plot(d, fig):
 def caption(d) -> str:
     late = d["phi_steps"] > 0.5 * (float(d["eos"]) + d["steps"][-1])
     ratio = np.interp(d["phi_steps"][late], d["steps"], d["norm_sq"]) / d["pred"][late]
-    return ("‖w_t‖² for GD+WD on `bn_linear` (η = 0.1, ηλ = 1e-3) from a random start at 5× the EoS norm: it decays as "
+    mantissa, exponent = f"{float(d['wd_lr']):.0e}".split("e")  # ηλ as 1e-3
+    return (f"‖w_t‖² for GD+WD on `bn_linear` (η = {float(d['lr']):g}, ηλ = {mantissa}e{int(exponent)}) from a random "
+            "start at 5× the EoS norm: it decays as "
             "(1−ηλ)^{2t} until the predicted entry step, then tracks η λ₁(Φ(w̄_t))/(2(1−ηλ)) as the spherical "
             f"sharpness falls. Entry overshoots (the flip along v₁ grows from round-off) and relaxes in catapults; over "
             f"the second half of phase 3 ‖w_t‖²/prediction lies in [{ratio.min():.3f}, {ratio.max():.3f}].")

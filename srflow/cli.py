@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections import Counter
@@ -22,7 +24,7 @@ from srflow.toy_models import REGISTRY, make_model
 from srflow.toy_models.protocol import model_name
 from srflow.verification.identities import IDENTITIES, check_identities, check_minimizer
 from srflow.verification.outdir import (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,  # noqa: F401
-                                        UsageError, writable as _writable)
+                                        OutputWriteFailed, UsageError, writable as _writable)
 
 
 def _models(names: list[str] | None, seed: int):
@@ -383,9 +385,12 @@ def _verify(args, held: list) -> int:
         print(f"srflow: note: {note}", file=sys.stderr)
     planned = [(labels[spec], c) for spec in models for c in checks]
     done = {(c["model"], c["name"]) for c in (prev or {}).get("checks", []) if c.get("status") != "error"}
-    report = Report(out, config, seed, models, checks, mode, planned=planned, previous=prev, notes=notes,
-                    extra={"short_ladder": short},
-                    theta0_given={labels[spec]: pair for spec, pair in theta0.items()})
+    try:
+        report = Report(out, config, seed, models, checks, mode, planned=planned, previous=prev, notes=notes,
+                        extra={"short_ladder": short},
+                        theta0_given={labels[spec]: pair for spec, pair in theta0.items()})
+    except OutputWriteFailed as exc:
+        raise UsageError(f"srflow: --out: {exc}")
     jobs = plan_jobs(models, labels, checks, done, {spec: th for spec, (th, _) in theta0.items()})
     total = len(planned)
     verb = f"resuming ({len(report.results)} of {total} done)" if prev is not None else f"{total} check(s)"
@@ -400,32 +405,55 @@ def _verify(args, held: list) -> int:
 
     def on_result(res):
         status.done(res.model, res.name)
-        figure = plot_check(res, out / "figures")
+        try:
+            figure = plot_check(res, out / "figures")
+        except OSError as exc:  # the result is kept (in the last report) without its figure
+            report.results.append(res)
+            raise OutputWriteFailed(out, exc) from exc
         report.add(res, figure)
         print(f"[{len(report.results):>2}/{total}] {res.model:<14} {res.name:<20} {STATUS_MARK.get(res.status, res.status):<20} "
               f"{res.seconds:6.1f} s  {res.message}", flush=True)
+
+    def before_exit():
+        """A second Ctrl-C while the workers stop ends the process at once: the report is finished first."""
+        report.finish(time.perf_counter() - start, interrupted=True)
 
     stops = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
     old = {sig: signal.signal(sig, _raise_interrupt) for sig in stops}
     try:
         run_all(jobs, config, seed, args.quiet, args.workers, on_result, short_ladder=short, on_start=on_start,
                 on_tick=status.tick, spawn=any(hasattr(m, "jax_loss") for m in built.values()),
-                scheduler=args.scheduler)
+                scheduler=args.scheduler, before_exit=before_exit)
     except SchedulerUnreachable as exc:
         status.clear()
         report.finish(time.perf_counter() - start, interrupted=True)
         raise UsageError(f"srflow: {exc}")
     except KeyboardInterrupt:
-        status.clear()
-        report.finish(time.perf_counter() - start, interrupted=True)
+        with _shielded():  # a second Ctrl-C must not leave the report "running"
+            status.clear()
+            report.finish(time.perf_counter() - start, interrupted=True)
         print(f"\nsrflow: interrupted; the {len(report.results)} finished result(s) are in {out}; "
               f"{len(report.not_run())} check(s) did not run (resume: srflow verify --resume --out {out})",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OutputWriteFailed as exc:
+        with _shielded():
+            status.clear()
+            try:
+                report.finish(time.perf_counter() - start, interrupted=True, reason=f"--out: {exc}")
+                kept = f"the {len(report.results)} finished result(s) are kept in {out}/report.json"
+            except OutputWriteFailed:
+                kept = f"{out}/report.json holds the results written before it"
+        raise UsageError(f"srflow: --out: {exc}; the run stopped: {kept}; {len(report.not_run())} check(s) did not "
+                         f"run (free space, then: srflow verify --resume --out {out})")
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-    report.finish(time.perf_counter() - start)
+    try:
+        report.finish(time.perf_counter() - start)
+    except OutputWriteFailed as exc:
+        raise UsageError(f"srflow: --out: {exc}; the last report could not be written ({out}/report.json holds the "
+                         "results written before it)")
     c = report.counts()
     print(f"\n{count_text(c)} in {time.perf_counter() - start:.0f} s; report: {out / 'report.md'}")
     return exit_status(report.results)
@@ -469,6 +497,21 @@ def exit_status(results) -> int:
     if any(r.status == "error" for r in results):
         return EXIT_INTERNAL
     return EXIT_FAILED if any(r.status not in NOT_FAILING for r in results) else EXIT_OK
+
+
+@contextlib.contextmanager
+def _shielded():
+    """Ignore SIGINT, SIGTERM and SIGHUP for the duration (main thread only): the report's last write finishes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def _raise_interrupt(signum, frame):

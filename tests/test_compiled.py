@@ -9,7 +9,7 @@ jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
 from srflow.toy_models import TOY_MODELS, from_jax, make_model  # noqa: E402
-from srflow.toy_models.jax_models import make_jax_model  # noqa: E402
+from srflow.toy_models.jax_losses import make_jax_model  # noqa: E402
 from srflow.verification.compiled import lanczos_top, simulate_batch, simulate_compiled  # noqa: E402
 from srflow.verification.simulate import ALGORITHMS, eos_start, simulate, two_cycle_start  # noqa: E402
 from srflow.verification.tolerances import EXACT_VS_EXACT_RTOL  # noqa: E402

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from srflow.verification import tolerances as tol
-from srflow.verification.checks.eos_equilibrium import extrapolate_to_zero
+from srflow.verification.extrapolation import extrapolate_to_zero
 
 X = np.array([1e-4, 3e-5, 1e-5])
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp  # noqa: E402
 
 from srflow.toy_models import TOY_MODELS, from_jax, make_model  # noqa: E402
 from srflow.toy_models import jax_models  # noqa: E402
-from srflow.toy_models.jax_models import make_jax_model  # noqa: E402
+from srflow.toy_models.jax_losses import make_jax_model  # noqa: E402
 from srflow.verification import check_identities  # noqa: E402
 from srflow.verification.tolerances import EXACT_VS_EXACT_RTOL  # noqa: E402
 

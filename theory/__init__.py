@@ -1,7 +1,19 @@
 """Theory as code: sharpness, Γ and the limit map Φ, the sharpness-reduction flow and its clocks, closed forms.
 
-Free functions of ``(model, w, ...)`` for any object following ``toy_models.protocol``.
-See docs/theory.md for the derivations.
+Free functions of ``(model, w, ...)`` for any object following ``toy_models.protocol``; each validates its
+arguments (a ValueError or TypeError naming the argument) and states its formula. See docs/theory.md for the
+derivations.
+
+* ``sharpness.py``: λ₁ and the top eigenpairs, η_eff, ``check_hyperparameters``, ``is_dense``.
+* ``manifold.py``: Φ (``project_to_manifold``), ``manifold_point`` (λ₁, v₁, ∇_Γ log λ₁, G) -- computed by the backend
+  ``backend.for_model`` picks: ``dense.py`` (D ≤ DENSE_MAX_DIM) or ``matrix_free.py`` (HVPs only, with ``rkc.py``);
+  ``gamma.py`` holds what both share (``AssumptionViolated``, ``Diverged``, the records, the tolerances).
+* ``flows.py``: the sharpness-reduction flow and the clocks of each algorithm; ``eos.py``: the EoS sharpness to
+  O(ηλ); ``predictions.py``: the closed forms (EoS threshold and norm, amplitude, phase-2 length, ...).
+* ``symbolic/``: the sympy derivations behind the constants (offline, ``srflow derive``).
+
+A new formula goes into the module of its kind as a free function with its formula in the docstring, and is
+exported below; checks, simulators and figures then call it from here (one source of truth per formula).
 """
 
 from .cluster_flow import ClusterAudit, ClusterPoint, cluster_audit, cluster_point

@@ -280,7 +280,7 @@ def _field(model, s, x, coef, k):
     th = newton_polish(model, x, iters=1)
     try:
         if k == 1:  # the simple flow's own field (theory.flows): the same numbers when λ₁ stays simple
-            return coef * manifold_point(model, th, gap_rtol=-1.0).grad_log
+            return coef * manifold_point(model, th, on_gap="ignore").grad_log
         return coef * cluster_point(model, th, k).grad_log
     except AssumptionViolated as exc:
         raise AssumptionViolated(f"{exc} (flow time s = {s:.4g})") from None

@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from srflow.toy_models.validate import positive_real, real
+
+from . import backend
 from .manifold import manifold_point, newton_polish
-from .sharpness import check_hyperparameters, is_dense
+from .sharpness import check_hyperparameters
 
 #: step of the central differences at unit ‖θ‖: ∇⁴L[v₁⁴] from the exact third derivative, Richardson-extrapolated
 #: (truncation ~h⁴·∇⁸L ≈ 1e-14, round-off ~ε/h ≈ 1e-12, relative), and ⟨∇_Γ G, ∇_Γ log λ₁⟩ from G at two
@@ -43,15 +46,10 @@ def eos_sharpness_coefficient(model, theta, h: float = FD_REL_STEP) -> float:
     """c(θ) of η⟨λ₁(∇²L(w_t))⟩ = 2 + c·ηλ (module docstring), from the exact Hessian and third derivative at θ
     and central differences for ∇⁴L[v₁⁴] and ⟨∇_Γ G, ∇_Γ log λ₁⟩. Dense: one eigendecomposition of ∇²L(θ); above DENSE_MAX_DIM the sum over the
     other eigenpairs is one CG solve (``theory.matrix_free.second_order_sum``)."""
+    positive_real(h, "h", "a finite-difference step > 0 (relative to ‖θ‖ = 1)")
     mp = manifold_point(model, theta)
     lam, v1, G = mp.lam1, mp.v1, mp.G
-    if is_dense(model):
-        vals, vecs = np.linalg.eigh(model.hess(mp.theta))
-        t11 = vecs[:, :-1].T @ model.third(mp.theta, v1, v1)
-        second_order = float(np.sum(t11**2 / (lam - vals[:-1])))
-    else:  # the same sum by CG on λ₁I - ∇²L over v₁^⊥ (theory.matrix_free.second_order_sum)
-        from .matrix_free import second_order_sum
-        second_order = second_order_sum(model, mp.theta, lam, v1, model.third(mp.theta, v1, v1))
+    second_order = backend.for_model(model).second_order_sum(model, mp.theta, lam, v1, model.third(mp.theta, v1, v1))
     quartic = fourth_along(model, mp.theta, v1, h)
     g = mp.grad_log
     if G > 0:
@@ -68,5 +66,5 @@ def eos_sharpness(model, theta, lr: float, wd: float, coefficient: float | None 
     """The predicted pair average ⟨λ₁(∇²L(w_t))⟩ at EoS above θ ∈ Γ: (2 + c(θ)·ηλ)/η, with c =
     ``coefficient`` when given (already computed at θ) or ``eos_sharpness_coefficient(model, θ)``."""
     check_hyperparameters(lr, wd)
-    c = eos_sharpness_coefficient(model, theta) if coefficient is None else coefficient
+    c = eos_sharpness_coefficient(model, theta) if coefficient is None else real(coefficient, "coefficient")
     return (2.0 + c * lr * wd) / lr

@@ -21,7 +21,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.interpolate import CubicSpline
 
-from srflow.toy_models._validate import as_vector, positive_int, positive_real, unit
+from srflow.toy_models.validate import as_vector, positive_int, positive_real, real, real_array, unit
 
 from .manifold import AssumptionViolated, check_on_gap, manifold_point, newton_polish
 from .sharpness import check_hyperparameters, is_dense, sharpness
@@ -73,7 +73,7 @@ class FlowResult:
 
     def at(self, s) -> np.ndarray:
         """ζ(s) for s within [0, s_end] (dense output, re-projected on Γ), shape (len(s), D)."""
-        s = np.atleast_1d(np.asarray(s, dtype=np.float64))
+        s = np.atleast_1d(real_array(s, "s"))
         if np.any(s < self.s[0] - 1e-12) or np.any(s > self.s[-1] + 1e-12):
             raise ValueError(f"s: expected values in [{self.s[0]:g}, {self.s[-1]:g}], got [{s.min():g}, {s.max():g}]")
         return np.array([newton_polish(self.model, self.sol(si), iters=1) for si in s])
@@ -142,7 +142,7 @@ def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol
         th = newton_polish(model, x)
         drift = max(drift, float(np.linalg.norm(th - x)))
         if k == 1:
-            mp = manifold_point(model, th, gap_rtol=-1.0)
+            mp = manifold_point(model, th, on_gap="ignore")
             vals = np.linalg.eigvalsh(model.hess(th))[::-1]
             lam, G, ld, eg = mp.lam1, mp.G, 1, (vals[0] - vals[1]) / vals[0] if len(vals) > 1 else np.inf
         else:
@@ -170,7 +170,7 @@ def _halt_rtol() -> float:
 
 def _validated_start(model, theta0, s_end, n_out, rtol, atol, coef, on_gap):
     theta0 = as_vector(theta0, "theta0", model.dim)
-    coef = CANONICAL_COEF if coef is None else coef
+    coef = CANONICAL_COEF if coef is None else real(coef, "coef", "a finite coefficient c of dζ/ds = c·∇_Γ log λ₁")
     positive_real(s_end, "s_end", "a positive flow time (finite)")
     positive_int(n_out, "n_out", 2)
     positive_real(rtol, "rtol")
@@ -217,14 +217,28 @@ def _simple(model, theta0, s_end, n_out, rtol, atol, coef, on_gap) -> FlowResult
 
 
 # -- clocks -------------------------------------------------------------------------------------------
+def _flow_result(result) -> FlowResult:
+    """``result`` if it has the samples the clocks read (``s``, ``sharpness``: a ``FlowResult`` or a stand-in such
+    as ``verification.tracking.ScaledFlow``), else a TypeError naming it."""
+    if not (hasattr(result, "s") and hasattr(result, "sharpness")):
+        raise TypeError(f"result: expected a FlowResult (from sharpness_reduction_flow), got {type(result).__name__}")
+    return result
+
+
+def _norm0_sq(norm0_sq) -> float:
+    return positive_real(norm0_sq, "norm0_sq", "the squared norm ‖w_t₀‖² > 0 (finite) where the flow starts")
+
+
 def gdwd_tau(result: FlowResult) -> np.ndarray:
     """τ - τ₀ = ηλ(t - t₀) = ½ [s + log(λ₁(ζ(0))/λ₁(ζ(s)))] for each sample of ``result``."""
+    _flow_result(result)
     return 0.5 * (result.s + np.log(result.sharpness[0] / result.sharpness))
 
 
 def gdwd_steps(result: FlowResult, lr: float, wd: float) -> np.ndarray:
     """Steps since the start of EoS for GD+WD: t - t₀ = [s + log(λ₁(ζ(0))/λ₁(ζ(s)))]/(2ηλ)."""
     check_hyperparameters(lr, wd)
+    _flow_result(result)
     if wd == 0:
         raise ValueError("wd: the GD+WD clock needs λ > 0; for GD without WD use nowd_norm_sq/nowd_stop")
     return gdwd_tau(result) / (lr * wd)
@@ -233,6 +247,7 @@ def gdwd_steps(result: FlowResult, lr: float, wd: float) -> np.ndarray:
 def naive_gdwd_steps(result: FlowResult, lr: float, wd: float) -> np.ndarray:
     """The naive (wrong, G → 0) hypothesis dθ/dτ = -½ ∇_Γ log λ₁: s = 2ηλ(t - t₀), so t - t₀ = s/(2ηλ)."""
     check_hyperparameters(lr, wd)
+    _flow_result(result)
     if wd == 0:
         raise ValueError("wd: the naive GD+WD clock needs λ > 0")
     return result.s / (2 * lr * wd)
@@ -240,13 +255,17 @@ def naive_gdwd_steps(result: FlowResult, lr: float, wd: float) -> np.ndarray:
 
 def nowd_norm_sq(result: FlowResult, norm0_sq: float) -> np.ndarray:
     """GD without WD: ‖w‖² = ‖w_t₀‖² e^s along the flow (the clock s = log(‖w_t‖²/‖w_t₀‖²))."""
-    return norm0_sq * np.exp(result.s)
+    _flow_result(result)
+    return _norm0_sq(norm0_sq) * np.exp(result.s)
 
 
 def nowd_flow_time(norm_sq, norm0_sq: float) -> np.ndarray:
     """GD without WD: the flow time s = log(‖w_t‖²/‖w_t₀‖²) reached at norm ``norm_sq`` (inverse of
     ``nowd_norm_sq``; each step adds its squared angular step to log‖w‖², docs/theory.md §5)."""
-    return np.log(np.asarray(norm_sq, dtype=np.float64) / norm0_sq)
+    norm_sq = real_array(norm_sq, "norm_sq")
+    if np.any(norm_sq <= 0):
+        raise ValueError(f"norm_sq: expected squared norms > 0, got {float(norm_sq[norm_sq <= 0].ravel()[0])!r}")
+    return np.log(norm_sq / _norm0_sq(norm0_sq))
 
 
 def nowd_stop(result: FlowResult, lr: float, norm0_sq: float) -> float:
@@ -255,6 +274,7 @@ def nowd_stop(result: FlowResult, lr: float, norm0_sq: float) -> float:
     Returns 0 if EoS does not hold at the start, ``inf`` if it still holds at the end of ``result``.
     """
     check_hyperparameters(lr)
+    _flow_result(result)
     margin = lr * result.sharpness - 2 * nowd_norm_sq(result, norm0_sq)
     if margin[0] <= 0:
         return 0.0
@@ -276,6 +296,7 @@ def nowd_final(result: FlowResult, lr: float, norm0_sq: float) -> float:
     ``nowd_stop``'s flow time (docs/theory.md §5). Returns 0 when r₀ ≤ 1, ``inf`` beyond the flow's horizon.
     """
     check_hyperparameters(lr)
+    _flow_result(result)
     u = np.log(lr * result.sharpness / (2 * nowd_norm_sq(result, norm0_sq)))
     if u[0] <= 0:
         return 0.0
@@ -288,13 +309,15 @@ def nowd_final(result: FlowResult, lr: float, norm0_sq: float) -> float:
 def normalized_gd_steps(result: FlowResult, lr: float) -> np.ndarray:
     """Normalized GD (ALP): dX/dτ = -¼ ∇_Γ log λ₁ with τ = η² t, so t = s/η²."""
     check_hyperparameters(lr)
-    return result.s / lr**2
+    return _flow_result(result).s / lr**2
 
 
 def sqrt_gd_steps(result: FlowResult, lr: float) -> np.ndarray:
     """GD on √L (ALP): dX/dτ = -⅛ ∇_Γ λ₁ = (λ₁/2)·(-¼ ∇_Γ log λ₁), so dτ = 2 ds/λ₁ and
-    t = (1/η²) ∫₀^s 2/λ₁(ζ(s')) ds' (trapezoid on the samples of ``result``)."""
+    t = (1/η²) ∫₀^s 2/λ₁(ζ(s')) ds' (the antiderivative of a cubic spline through the samples of ``result``:
+    O(Δs⁴); a trapezoid's O(Δs²) leaves a floor of ~1e-6 in s)."""
     check_hyperparameters(lr)
+    _flow_result(result)
     # a cubic spline's antiderivative: O(Δs⁴), where the trapezoid's O(Δs²) left a floor of ~1e-6 in s; one
     # spline per segment between events (λ₁ has a kink there)
     out, total = [], 0.0
@@ -316,7 +339,11 @@ def sqrt_gd_steps(result: FlowResult, lr: float) -> np.ndarray:
 def s_at_steps(result: FlowResult, steps_of_s: np.ndarray, steps) -> np.ndarray:
     """Invert a monotone clock: the flow time s at which ``steps_of_s`` (one clock applied to ``result``)
     equals ``steps``. Steps beyond the flow's horizon raise ValueError."""
-    steps = np.asarray(steps, dtype=np.float64)
+    _flow_result(result)
+    steps = real_array(steps, "steps")
+    steps_of_s = real_array(steps_of_s, "steps_of_s", ndim=1)
+    if steps_of_s.shape != result.s.shape:
+        raise ValueError(f"steps_of_s: expected one value per flow sample, shape {result.s.shape}, got {steps_of_s.shape}")
     d = np.diff(steps_of_s)
     if np.any(d < 0) or np.any((d == 0) & (np.diff(result.s) != 0)):
         raise AssumptionViolated("clock: steps(s) is not increasing along the flow")
@@ -335,11 +362,14 @@ def _segments(s: np.ndarray) -> list[slice]:
 
 def invert_clock(steps_of_s: np.ndarray, s: np.ndarray, steps) -> np.ndarray:
     """s at ``steps`` for a clock sampled as ``steps_of_s`` at flow times ``s``, by a cubic spline in the steps
-    (interpolation error O(Δs⁴): the linear interpolation it replaces left an O(Δs²·(log λ₁)'') floor of ~5e-6
+    (interpolation error O(Δs⁴): a linear interpolation leaves an O(Δs²·(log λ₁)'') floor of ~5e-6
     in s at 400 flow samples, the size of the O(ηλ) clock error at ηλ ≈ 1e-5), one spline per segment between
     events of the cluster flow (repeated samples of s), where the clock's rate jumps with G."""
-    steps = np.asarray(steps, dtype=np.float64)
-    segs = _segments(np.asarray(s))
+    steps_of_s, s = real_array(steps_of_s, "steps_of_s", ndim=1), real_array(s, "s", ndim=1)
+    if steps_of_s.shape != s.shape:
+        raise ValueError(f"s: expected the shape of steps_of_s {steps_of_s.shape}, got {s.shape}")
+    steps = real_array(steps, "steps")
+    segs = _segments(s)
     if len(segs) == 1:
         return CubicSpline(steps_of_s, s)(steps)
     out = np.empty_like(steps)

@@ -1,7 +1,8 @@
 """Matrix-free theory for large D: only ``grad``, ``hvp`` and ``third``, never a D×D matrix.
 
-``theory.sharpness.is_dense(model)`` (D ≤ DENSE_MAX_DIM) is the one place that decides; above it
-``project_to_manifold`` calls ``project_matrix_free`` and ``top_eigenpairs`` uses Lanczos.
+``theory.backend.for_model`` chooses this module above DENSE_MAX_DIM (``theory.sharpness.is_dense``); it gives
+the backend functions of ``theory.backend.BACKEND_FUNCTIONS`` (``newton_polish``, ``project_to_manifold``,
+``manifold_point``, ``normal_conditioning``, ``second_order_sum``) with the signatures of ``theory.dense``.
 
 * A⁺b, the pseudo-inverse of the Hessian on the sphere's tangent space, A = P∇²L(x)P, P = I - x̂x̂ᵀ,
   truncated at RANK_RTOL·λ₁ like the dense one, by conjugate gradients (``pinv_hvp``).
@@ -40,10 +41,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, cg, lsqr
 
-from srflow.toy_models._validate import as_vector
+from srflow.toy_models.validate import as_vector, unit
 
-from .manifold import GAP_RTOL, RANK_RTOL, AssumptionViolated, ManifoldPoint, Projection, check_on_gap, flow_to_small_gradient
-from .sharpness import top_eigenpairs
+from .gamma import (GAP_RTOL, RANK_RTOL, AssumptionViolated, ManifoldPoint, Projection, check_on_gap,
+                    flow_to_small_gradient, gap_violated)
+from .rkc import rkc_integrate
+from .sharpness import sharpness, top_eigenpairs
 
 #: relative residual of the CG solves for H⁺b
 CG_RTOL = 1e-12
@@ -138,8 +141,6 @@ RKC_RTOL = 1e-8
 def project_matrix_free(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6) -> Projection:
     """Φ(w/‖w‖): gradient flow until ‖∇L‖ ≤ grad_rtol·λ₁ -- DOP853 to t = FAST_TIME/λ₁, then RKC
     (``theory.rkc``) -- then ``newton_steps``; see the module docstring. λ₁ by Lanczos."""
-    from .rkc import rkc_integrate
-
     x0 = as_vector(w, "w", model.dim)
     x0 = x0 / np.linalg.norm(x0)
     lam = float(top_eigenpairs(model, x0, k=1, method="lanczos" if model.dim > 2 else "dense").values[0])
@@ -182,17 +183,11 @@ def grad_log_sharpness_matrix_free(model, theta, v0: np.ndarray | None = None) -
 def manifold_point_matrix_free(model, theta, gap_rtol: float = GAP_RTOL, on_gap: str = "raise") -> ManifoldPoint:
     """``theory.manifold.manifold_point`` without D×D matrices: λ₁, λ₂, v₁ by Lanczos (k = 2), ∇_Γ log λ₁ =
     P_T ∇³L(θ)[v₁, v₁]/λ₁ by ``tangent_project``; ``tangent`` is None (a D × dim Γ basis is not formed)."""
-    import warnings
-
     check_on_gap(on_gap)
     theta = as_vector(theta, "theta", model.dim)
     eig = top_eigenpairs(model, theta, k=2, method="lanczos")
     lam1, v1, gap = float(eig.values[0]), eig.vectors[:, 0], eig.gap
-    if gap <= gap_rtol * lam1:
-        msg = f"assumption violated: spectral gap λ₁ - λ₂ = {gap:.3g} (λ₁ = {lam1:.3g}) at θ; ∇λ₁ is undefined"
-        if on_gap == "raise":
-            raise AssumptionViolated(msg)
-        warnings.warn(msg, stacklevel=2)
+    gap_violated(gap, lam1, gap_rtol, on_gap)
     grad_log = tangent_project(model, theta, model.third(theta, v1, v1), lam1) / lam1
     return ManifoldPoint(theta, lam1, v1, gap, None, grad_log)
 
@@ -212,3 +207,25 @@ def second_order_sum(model, theta, lam: float, v1: np.ndarray, t: np.ndarray) ->
     if info < 0:
         raise AssumptionViolated(f"CG for (λ₁ - ∇²L)⁻¹T failed (info {info})")
     return float(t_perp @ y)
+
+
+# -- the backend functions (``theory.backend``), with the signatures of ``theory.dense`` --------------------------
+def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_RTOL) -> np.ndarray:
+    """``newton_steps`` from x/‖x‖ with λ₁ by Lanczos (the CG truncation is at RANK_RTOL·λ₁ whatever ``rank_rtol``)."""
+    return newton_steps(model, unit(as_vector(x, "x", model.dim), "w"), sharpness(model, x), iters)
+
+
+def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6) -> Projection:
+    """``project_matrix_free``."""
+    return project_matrix_free(model, w, grad_rtol, max_time)
+
+
+def normal_conditioning(model, theta, rank_rtol: float = RANK_RTOL) -> tuple[float, float]:
+    """(nan, nan): κ needs the smallest positive eigenvalue of ∇²L, i.e. the whole spectrum."""
+    return float("nan"), float("nan")
+
+
+def manifold_point(model, theta, rank_rtol: float = RANK_RTOL, gap_rtol: float = GAP_RTOL,
+                   on_gap: str = "raise") -> ManifoldPoint:
+    """``manifold_point_matrix_free`` (no rank tolerance: no tangent basis is formed)."""
+    return manifold_point_matrix_free(model, theta, gap_rtol, on_gap)

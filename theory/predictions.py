@@ -2,13 +2,23 @@
 
 Symbols: η = ``lr``, λ = ``wd``, λ₁ = ``sharpness`` = spherical sharpness λ₁(∇²L(θ)) at θ ∈ Γ (unit norm),
 G = ‖∇_Γ log λ₁(θ)‖².
+
+Every function validates its arguments (``toy_models.validate``): a NaN, an infinite or a non-positive sharpness
+or norm raises a ValueError naming the argument, so no nonsense number (a negative norm, a zero duration) comes
+out of a wrong input.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from srflow.toy_models.validate import nonnegative_real, positive_real, positive_values, real, real_array
+
 from .sharpness import check_hyperparameters
+
+#: how ``sharpness`` is described in the errors: λ₁ of ∇²L at a point of Γ, positive there (a minimum with a
+#: positive curvature along v₁) and finite
+SHARPNESS = "a spherical sharpness λ₁(θ) > 0 (finite)"
 
 
 def eos_threshold(lr: float, wd: float = 0.0) -> float:
@@ -19,8 +29,9 @@ def eos_threshold(lr: float, wd: float = 0.0) -> float:
 
 
 def equilibrium_norm_sq(lr: float, wd: float, sharpness: float) -> float:
-    """‖w‖² at EoS: η λ₁(θ) / (2(1 - ηλ))."""
+    """‖w‖² at EoS: η λ₁(θ) / (2(1 - ηλ)) (elementwise for an array of λ₁)."""
     check_hyperparameters(lr, wd)
+    sharpness = positive_values(sharpness, "sharpness", SHARPNESS)
     return lr * sharpness / (2.0 * (1.0 - lr * wd))
 
 
@@ -30,8 +41,7 @@ def oscillation_amplitude_sq(lr: float, wd: float, G: float = 0.0) -> float:
     From the norm recursion at EoS: d log‖w‖²/dt = -2ηλ + 4a² must equal d log λ₁/dt = -(G/4)·4a².
     """
     check_hyperparameters(lr, wd)
-    if G < 0:
-        raise ValueError(f"G: expected ‖∇_Γ log λ₁‖² >= 0, got {G!r}")
+    G = nonnegative_real(G, "G", "G = ‖∇_Γ log λ₁‖² >= 0 (finite)")
     return 0.5 * lr * wd * 4.0 / (4.0 + G)
 
 
@@ -61,20 +71,24 @@ def phase2_duration(lr: float, wd: float, norm_sq: float, sharpness: float) -> f
     check_hyperparameters(lr, wd)
     if wd == 0:
         raise ValueError("wd: without weight decay the norm never shrinks to the EoS norm (λ > 0 needed)")
+    norm_sq = positive_real(norm_sq, "norm_sq", "a squared norm ‖w‖² > 0 (finite)")
     ratio = norm_sq / equilibrium_norm_sq(lr, wd, sharpness)
     return max(0.0, float(np.log(ratio) / (-2.0 * np.log1p(-lr * wd))))
 
 
 def eos_entry_step(lr: float, wd: float, norm_sq: float, sharpness: float, step_on_gamma: float = 0.0) -> float:
     """The step at which EoS starts: the step where the run reached Γ plus ``phase2_duration``."""
+    step_on_gamma = nonnegative_real(step_on_gamma, "step_on_gamma", "a step >= 0 (finite)")
     return step_on_gamma + phase2_duration(lr, wd, norm_sq, sharpness)
 
 
 def nowd_start_norm_sq(lr: float, sharpness: float, eps: float) -> float:
     """‖w₀‖² at which GD without WD starts with η_eff λ₁ = 2(1 + ε): η λ₁ / (2(1 + ε)) (η_eff = η/‖w‖²)."""
     check_hyperparameters(lr)
+    sharpness = positive_real(sharpness, "sharpness", SHARPNESS)
+    eps = real(eps, "eps", "a finite ε > -1")
     if not eps > -1:
-        raise ValueError(f"eps: expected > -1, got {eps!r}")
+        raise ValueError(f"eps: expected a finite ε > -1, got {eps!r}")
     return lr * sharpness / (2.0 * (1.0 + eps))
 
 
@@ -82,6 +96,9 @@ def alp_flip_step(lr: float, sharpness: float, algorithm: str) -> float:
     """δ, the length of one step along v₁ at the 2-cycle across Γ (docs/theory.md §3): normalized GD steps
     η; GD on √L steps η‖∇√L‖ = η√(λ₁/2) near Γ (√L ≈ √(λ₁/2)|x|). The symmetric cycle is x = ±δ/2."""
     check_hyperparameters(lr)
+    sharpness = positive_real(sharpness, "sharpness", SHARPNESS)
+    if not isinstance(algorithm, str):
+        raise TypeError(f"algorithm: expected one of ngd, ngd-sphere, sqrt, sqrt-sphere, got {algorithm!r}")
     if algorithm.startswith("ngd"):
         return float(lr)
     if algorithm.startswith("sqrt"):
@@ -99,7 +116,10 @@ def sqrt_cycle_split(sharpness: float, cubic: float, ratios, lr: float, tau: flo
     C(τ) = min(½ + |T|τ/(12δ), C*),   C* = ½(1 + √(1 - 2r*(1 - r*))).
     """
     check_hyperparameters(lr)
-    r = np.asarray(ratios, dtype=np.float64)
+    sharpness = positive_real(sharpness, "sharpness", SHARPNESS)
+    cubic = real(cubic, "cubic", "a finite ∇³L[v₁,v₁,v₁]")
+    tau = nonnegative_real(tau, "tau", "a time τ = η²t >= 0 (finite)")
+    r = real_array(ratios, "ratios", ndim=1)
     r = r[(r > 0) & (r < 1)]
     c_star = 1.0 if r.size == 0 else 0.5 * (1 + np.sqrt(1 - 2 * np.max(r * (1 - r))))
     delta = alp_flip_step(lr, sharpness, "sqrt")

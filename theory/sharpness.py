@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
-from srflow.toy_models._validate import as_vector
+from srflow.toy_models.validate import as_vector, positive_int, positive_real, real_array
+
+from .gamma import finite
 
 #: The one switch between dense and matrix-free theory: up to this D, ``eigh`` of ``model.hess`` and the BDF
 #: flow with its Jacobian; above it only ``grad``/``hvp``/``third`` (Lanczos, ``theory.matrix_free``), so no
@@ -23,6 +25,11 @@ DENSE_MAX_DIM = 400
 def is_dense(model) -> bool:
     """Whether theory uses dense D×D matrices for ``model`` (D ≤ DENSE_MAX_DIM)."""
     return model.dim <= DENSE_MAX_DIM
+
+
+def _hessian(model, w: np.ndarray) -> np.ndarray:
+    """``model.hess(w)``, or ``theory.gamma.Diverged`` when it overflowed (eigh would only say "infs or NaNs")."""
+    return finite(model.hess(w), "∇²L(w)", f"at ‖w‖ = {np.linalg.norm(w):.4g}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,13 +60,17 @@ def top_eigenpairs(model, w, k: int = 2, method: str = "auto", v0: np.ndarray | 
     D ≤ DENSE_MAX_DIM).
     """
     w = as_vector(w, "w", model.dim)
+    k = positive_int(k, "k")
     if not 1 <= k <= model.dim:
         raise ValueError(f"k: expected 1 <= k <= D = {model.dim}, got {k}")
+    if v0 is not None:
+        v0 = as_vector(v0, "v0", model.dim)
+    positive_real(tol, "tol")
     if method == "auto":
         method = "dense" if is_dense(model) else "lanczos"
     converged = True
     if method == "dense":
-        vals, vecs = np.linalg.eigh(model.hess(w))
+        vals, vecs = np.linalg.eigh(_hessian(model, w))
         vals, vecs = vals[::-1][:k], vecs[:, ::-1][:, :k]
     elif method == "lanczos":
         if k >= model.dim - 1:
@@ -81,7 +92,7 @@ def sharpness(model, w, v0: np.ndarray | None = None) -> float:
     """λ₁(∇²L(w)), the largest algebraic eigenvalue: ``eigvalsh`` of the Hessian when ``is_dense(model)``,
     else Lanczos on HVPs warm-started from ``v0``."""
     if is_dense(model):
-        return float(np.linalg.eigvalsh(model.hess(as_vector(w, "w", model.dim)))[-1])
+        return float(np.linalg.eigvalsh(_hessian(model, as_vector(w, "w", model.dim)))[-1])
     return float(top_eigenpairs(model, w, k=1, method="lanczos", v0=v0).values[0])
 
 
@@ -112,5 +123,9 @@ def check_hyperparameters(lr: float, wd: float = 0.0) -> None:
 def effective_lr(lr: float, w, wd: float = 0.0) -> float:
     """η_eff = η/((1 - ηλ)‖w‖²): the step of the direction map w̄ -> w̄' of GD+WD (η/‖w‖² when λ = 0)."""
     check_hyperparameters(lr, wd)
-    w = np.asarray(w, dtype=np.float64)
-    return lr / ((1.0 - lr * wd) * float(w @ w))
+    w = real_array(w, "w", ndim=1)
+    with np.errstate(over="ignore", under="ignore"):
+        norm_sq = float(w @ w)
+    if not 0 < norm_sq < np.inf:
+        raise ValueError(f"w: expected a nonzero vector whose ‖w‖² is finite in float64, got ‖w‖² = {norm_sq:g}")
+    return lr / ((1.0 - lr * wd) * norm_sq)

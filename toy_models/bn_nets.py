@@ -56,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, lsqr
 
-from ._validate import as_rng, positive_int
+from .validate import as_rng, positive_int
 from .digits import load_digits_split
 from .jax_models import JaxModel
 

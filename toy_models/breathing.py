@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_rng
+from .validate import as_rng
 from .families import ManifoldModel
 from .generic import SmoothFunction
 

@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import as_rng, as_vector, frozen_copy, positive_int
-from .normalized import _Blocks
+from .validate import as_rng, as_vector, frozen_copy, positive_int
+from .normalized import Blocks
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +118,7 @@ class BatchNormCompletion:
         if not np.any(p):
             raise ValueError("w: the product U Vᵀ vanishes on the observed entries; the normalized output is "
                              "undefined there (expected U Vᵀ ≠ 0 on Ω)")
-        return w, u, v, _Blocks(p, np.zeros(1, np.intp), np.zeros(len(p), np.intp))
+        return w, u, v, Blocks(p, np.zeros(1, np.intp), np.zeros(len(p), np.intp))
 
     # -- the protocol ------------------------------------------------------------------------------
     def loss(self, w) -> float:

@@ -23,7 +23,7 @@ import functools
 
 import numpy as np
 
-from ._validate import positive_int
+from .validate import positive_int
 
 #: the number of images in scikit-learn's digits data
 N_DIGITS = 1797

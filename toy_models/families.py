@@ -14,7 +14,7 @@ from scipy.linalg import expm
 from scipy.optimize import brentq
 from scipy.stats import ortho_group
 
-from ._validate import as_rng, positive_int, positive_real
+from .validate import as_rng, positive_int, positive_real
 from .generic import SmoothFunction
 from .multilinear import MultilinearLeastSquares
 from .normalized import NormalizedModel

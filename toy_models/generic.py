@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._validate import positive_int
+from .validate import positive_int
 from .normalized import NormalizedModel
 
 

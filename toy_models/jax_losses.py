@@ -1,4 +1,5 @@
-"""The loss of every registered model written in ``jax.numpy``, for ``make_jax_model``.
+"""The JAX twins of the registered models: ``make_jax_model(name)``, with the loss of every registered model
+written in ``jax.numpy``.
 
 Each builder takes the numpy reference model (for its data: target, mask, inputs, ...) and the factory's
 size keywords, and returns L as a JAX function of the flat vector w, written from the formula in the
@@ -10,13 +11,15 @@ pickle.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from functools import partial
 
 import jax.numpy as jnp
 import numpy as np
 
-from .registry import REGISTRY
+from .jax_models import JaxModel
+from .registry import REGISTRY, make_model
 
 
 def _default(name: str, sizes: dict, key: str):
@@ -24,7 +27,7 @@ def _default(name: str, sizes: dict, key: str):
     return sizes.get(key, inspect.signature(REGISTRY[name]).parameters[key].default)
 
 
-def _factorization(w, m, n, rank, scale, target, weights):
+def factorization(w, m, n, rank, scale, target, weights):
     """½ Σ ω (c U Vᵀ/(‖U‖_F ‖V‖_F) - Y)², w = (vec U, vec V) row-major."""
     u, v = w[: m * rank].reshape(m, rank), w[m * rank:].reshape(n, rank)
     pred = scale * (u @ v.T) / (jnp.linalg.norm(u) * jnp.linalg.norm(v))
@@ -74,7 +77,7 @@ def _breathing(w, quartic, growth, cubic, normal, coupling):
 def mf_loss(ref, **sizes):
     inner = ref.inner
     (rank, n), (m, _) = inner.shapes
-    return partial(_factorization, m=m, n=n, rank=rank, scale=float(inner.scale), target=np.array(inner.target),
+    return partial(factorization, m=m, n=n, rank=rank, scale=float(inner.scale), target=np.array(inner.target),
                    weights=np.array(inner.weights))
 
 
@@ -125,3 +128,20 @@ JAX_LOSSES = {
     "sympy_rayleigh": rayleigh_loss,
     "breathing": breathing_loss,
 }
+
+
+def make_jax_model(name: str, rng=0, sizes: dict | None = None) -> JaxModel:
+    """The JAX twin of ``toy_models.make_model(name, rng, **sizes)``: the same data (target, mask, inputs,
+    teacher), the same Γ and ``minimizer``, the loss written independently in ``jax.numpy`` (``JAX_LOSSES``)
+    and every derivative by autodiff. Pickles by rebuilding from (name, rng, sizes) (a Generator is copied
+    before use, so the rebuild draws the same data)."""
+    sizes = dict(sizes or {})
+    if name not in JAX_LOSSES:
+        raise KeyError(f"name: no JAX loss for {name!r}; valid names are {', '.join(JAX_LOSSES)}")
+    spec = (make_jax_model, (name, copy.deepcopy(rng), sizes))
+    reference = make_model(name, rng=rng, **sizes)
+    loss = JAX_LOSSES[name](reference, **sizes)
+    return JaxModel(loss, np.zeros(reference.dim), name=reference.name,
+                    manifold_dim=getattr(reference, "manifold_dim", None),
+                    minimizer_fn=getattr(reference, "minimizer", None),
+                    description=f"{getattr(reference, 'description', '')} (JAX autodiff)", _spec=spec)

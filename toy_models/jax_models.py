@@ -14,9 +14,10 @@ compiled simulator (``verification.compiled``) builds its update from it. float6
 (``jax_enable_x64``): srflow compares derivatives to round-off.
 
 A ``JaxModel`` pickles when its loss does (a module-level function, or a ``functools.partial`` of one):
-the compiled functions are dropped and re-made on first use in the receiving process. Models made by
-``make_jax_model`` are rebuilt from their registry name, seed and sizes; a model built with
-``_spec=(function, args)`` (the networks of ``toy_models.bn_nets``) is rebuilt as ``function(*args)``.
+the compiled functions are dropped and re-made on first use in the receiving process. A model built with
+``_spec=(function, args)`` is rebuilt as ``function(*args)``: the JAX twins of the registered models
+(``toy_models.jax_losses.make_jax_model``, from their registry name, seed and sizes) and the networks of
+``toy_models.bn_nets``.
 
 >>> import jax.numpy as jnp
 >>> m = from_jax(lambda w: 0.5 * (w[0] / jnp.linalg.norm(w)) ** 2, 2, name="demo")
@@ -33,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ._validate import as_rng, as_vector, positive_int
+from .validate import as_rng, as_vector, positive_int
 
 jax.config.update("jax_enable_x64", True)
 
@@ -147,10 +148,8 @@ class JaxModel:
 
     # -- pickling: keep the loss, drop the compiled functions --------------------------------------------
     def __reduce__(self):
-        if self._spec is not None and callable(self._spec[0]):  # (rebuild function, its arguments)
+        if self._spec is not None:  # (rebuild function, its arguments)
             return self._spec
-        if self._spec is not None:
-            return (make_jax_model, self._spec)
         return (_rebuild, (self.loss_fn, self.template, self.name, self.manifold_dim, self.minimizer_fn,
                            self.description))
 
@@ -177,25 +176,3 @@ def from_jax(loss: Callable, w0_or_dim, name: str | None = None, manifold_dim: i
         template = w0_or_dim
     return JaxModel(loss, template, name=name, manifold_dim=manifold_dim, minimizer_fn=minimizer,
                     description=description)
-
-
-def make_jax_model(name: str, rng=0, sizes: dict | None = None) -> JaxModel:
-    """The JAX twin of ``toy_models.make_model(name, rng, **sizes)``: the same data (target, mask, inputs,
-    teacher), the same Γ and ``minimizer``, the loss written independently in ``jax.numpy``
-    (``toy_models.jax_losses``) and every derivative by autodiff. Pickles by rebuilding from
-    (name, rng, sizes) (a Generator is copied before use, so the rebuild draws the same data)."""
-    import copy
-
-    from .jax_losses import JAX_LOSSES
-    from .registry import make_model
-
-    sizes = dict(sizes or {})
-    if name not in JAX_LOSSES:
-        raise KeyError(f"name: no JAX loss for {name!r}; valid names are {', '.join(JAX_LOSSES)}")
-    spec = (name, copy.deepcopy(rng), sizes)
-    reference = make_model(name, rng=rng, **sizes)
-    loss = JAX_LOSSES[name](reference, **sizes)
-    return JaxModel(loss, np.zeros(reference.dim), name=reference.name,
-                    manifold_dim=getattr(reference, "manifold_dim", None),
-                    minimizer_fn=getattr(reference, "minimizer", None),
-                    description=f"{getattr(reference, 'description', '')} (JAX autodiff)", _spec=spec)

@@ -22,7 +22,7 @@ from itertools import permutations
 
 import numpy as np
 
-from ._validate import frozen_copy
+from .validate import frozen_copy
 
 
 def _chain(mats: list[np.ndarray]) -> np.ndarray | None:

@@ -34,7 +34,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ._validate import as_vector, frozen_copy
+from .validate import as_vector, frozen_copy
 
 
 class InnerFunction(Protocol):
@@ -53,7 +53,7 @@ class InnerFunction(Protocol):
     def third(self, x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray: ...
 
 
-class _Blocks:
+class Blocks:
     """Per-block algebra at one point z: the normalized point n, radii r, and n', n'', n''' contractions."""
 
     def __init__(self, z: np.ndarray, offsets: np.ndarray, block_of: np.ndarray):
@@ -172,7 +172,7 @@ class NormalizedModel:
     def _pull(self, v: np.ndarray) -> np.ndarray:
         return v if self.linear is None else self.linear.T @ v
 
-    def _at(self, w) -> _Blocks:
+    def _at(self, w) -> Blocks:
         w = as_vector(w, "w", self.dim)
         z = self._lift(w)
         with np.errstate(over="ignore", under="ignore"):
@@ -189,7 +189,7 @@ class NormalizedModel:
                 f"w: block {self.block_names[b]!r} has zero norm; the loss is scale-invariant in that "
                 "block and undefined there (expected a nonzero block)"
             )
-        return _Blocks(z, self._offsets, self._block_of)
+        return Blocks(z, self._offsets, self._block_of)
 
     # -- the protocol ----------------------------------------------------------------------------
     def loss(self, w) -> float:

@@ -15,7 +15,7 @@ import numpy as np
 import sympy as sp
 from scipy.optimize import brentq
 
-from ._validate import as_rng, as_vector
+from .validate import as_rng, as_vector
 
 
 @dataclass(frozen=True, eq=False)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import as_rng, positive_real
+from .validate import as_rng, positive_real
 from .families import ManifoldModel
 from .generic import SmoothFunction
 

@@ -46,7 +46,7 @@ from functools import partial
 
 import numpy as np
 
-from ._validate import as_rng
+from .validate import as_rng
 from .completion import BatchNormCompletion
 from .families import ManifoldModel, batchnorm_linear, deep_linear, matrix_factorization
 from .generic import SmoothFunction

@@ -1,6 +1,7 @@
 """Verification: simulate the algorithms, compare with ``theory``, and judge.
 
-* ``simulate.py`` (numpy) and ``compiled.py`` (JAX): the runs, as ``Trajectory`` records.
+* ``simulate.py`` (numpy, the reference) and ``compiled.py`` (JAX): the runs, as the ``Trajectory`` records of
+  ``trajectory.py``.
 * ``checks/``: the theorem checks, one file per check, each exporting one ``Check`` record (a new check is one new
   file there plus its tests); ``session.py`` is the frame they run in (start point, flows, shared runs);
   ``tracking.py`` the errors of a run against a flow; ``ladder.py`` the ladder of a small parameter.

@@ -39,9 +39,9 @@ from jax import lax
 
 from srflow.theory import check_hyperparameters
 from srflow.theory.manifold import GAP_RTOL
-from srflow.toy_models._validate import as_vector
+from srflow.toy_models.validate import as_vector
 
-from .simulate import ALGORITHMS, Trajectory, _Progress, record_phi
+from .trajectory import ALGORITHMS, Progress, Trajectory, record_phi
 
 #: Krylov dimension of one Lanczos cycle (min(D, this)); cycles restart from the Ritz vector
 KRYLOV_DIM = 12
@@ -340,7 +340,7 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
              (ws, np.zeros(batch), np.zeros(batch, dtype=np.int64), np.full(batch, -1, dtype=np.int64),
               np.tile(vs, (batch, 1, 1)), np.tile(ms, (batch, 1))))
     hyper = (lrs[0], wds[0]) if single else (lrs, wds)
-    bar = _Progress(steps, label or f"{algorithm} (compiled, batch {batch})", quiet)
+    bar = Progress(steps, label or f"{algorithm} (compiled, batch {batch})", quiet)
     # ``dense_clock``: the clock at every step into a buffer of CLOCK_BUF steps per chunk (so a chunk holds fewer
     # records), only on request and for intervals up to DENSE_CLOCK_MAX steps; otherwise ``clock_steps`` stays
     # unset (checks then read the clock at the records)

@@ -16,6 +16,7 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from srflow.theory.sharpness import is_dense, top_eigenpairs
 from srflow.toy_models.protocol import check_model, model_name
+from srflow.toy_models.validate import as_rng, as_vector, positive_int
 
 from . import tolerances as tol
 
@@ -251,10 +252,14 @@ def evaluate(identity: Identity, model, probe: Probe) -> tuple[float, float, flo
 def check_identities(model, rng: np.random.Generator, points: int = 3, names=None) -> list[IdentityResult]:
     """Evaluate each identity at ``points`` random probes; report the worst probe of each.
 
-    Unknown identity names raise ``ValueError`` listing the valid ones.
+    ``rng``: a ``numpy.random.Generator`` or an integer seed (anything else is a TypeError naming it);
+    ``names``: identity names (one name may be given as a string). Unknown identity names raise ``ValueError``
+    listing the valid ones.
     """
     check_model(model)
-    names = IDENTITY_NAMES if names is None else tuple(names)
+    rng = as_rng(rng)
+    points = positive_int(points, "points")
+    names = IDENTITY_NAMES if names is None else (names,) if isinstance(names, str) else tuple(names)
     unknown = sorted(set(names) - set(IDENTITY_NAMES))
     if unknown:
         raise ValueError(f"names: unknown identities {unknown}; valid are {', '.join(IDENTITY_NAMES)}")
@@ -288,6 +293,8 @@ def check_minimizer(model, theta: np.ndarray) -> list[IdentityResult]:
     as zero. Above DENSE_MAX_DIM λ₁ and the smallest eigenvalue come from Lanczos and the rank row is left out
     (it needs the whole spectrum).
     """
+    check_model(model)
+    theta = as_vector(theta, "theta", model.dim)
     name = model_name(model)
     if is_dense(model):
         eig = np.linalg.eigvalsh(model.hess(theta))

@@ -7,6 +7,9 @@ holds the lock is the only writer, and every file it writes appears whole or not
   so a killed run never leaves a stale lock); the holder's pid and start time are written into the file so that
   a refused run can say who holds it. A second lock on the same folder raises ``FolderBusy``.
 * ``atomic_write(path, data)``: write a temporary file in the same folder, ``fsync``, then ``os.replace``.
+* ``Reserve(folder)``: a file of zeros kept beside the report, as large as the report; when a write fails
+  (``OutputWriteFailed``: a full disk, a quota), deleting it frees the room for the last report, which then
+  keeps every finished result and is marked interrupted instead of staying "running".
 """
 
 from __future__ import annotations
@@ -48,6 +51,44 @@ def writable(out: Path, what: str) -> Path:
     except OSError as exc:
         raise UsageError(f"{what}: cannot write to {out}: {exc.strerror or exc}")
     return out
+
+
+class OutputWriteFailed(Exception):
+    """Writing the output folder failed (no space left, quota, I/O error): ``error`` is the OSError. It stops a run
+    (the next results could not be kept either); the message names the folder and the reason."""
+
+    def __init__(self, folder: Path, error: OSError):
+        super().__init__(f"cannot write to {folder}: {error.strerror or error}")
+        self.folder, self.error = Path(folder), error
+
+
+RESERVE_NAME = ".srflow-reserve"
+#: the reserve never shrinks below this (report.md and report.json of a few checks)
+RESERVE_MIN = 64 * 1024
+
+
+class Reserve:
+    """``folder/.srflow-reserve``: zeros that hold disk space for the last write of a report (see the module
+    docstring). ``ensure(n)`` grows it to at least ``n`` bytes (an OSError when the disk is already full);
+    ``release()`` deletes it."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / RESERVE_NAME
+        self.size = self.path.stat().st_size if self.path.exists() else 0  # left by a killed run: reused
+
+    def ensure(self, nbytes: int) -> None:
+        nbytes = max(int(nbytes), RESERVE_MIN)
+        if nbytes <= self.size:
+            return
+        with open(self.path, "ab") as fh:
+            fh.write(b"\0" * (nbytes - self.size))  # written, not sparse: the blocks are really taken
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.size = nbytes
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.size = 0
 
 
 class FolderBusy(RuntimeError):

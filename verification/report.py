@@ -13,7 +13,11 @@ A folder whose ``state`` is "running" while no process holds its lock was left b
 
 report.md gives, for each result, one sentence a reader can repeat (the check's claim and its verdict on the
 model), the numbers with their meaning and unit, the ladder with its local exponents, and the figure; the rule
-that turns a ladder into a verdict is stated from ``verdicts.py`` and ``tolerances.py`` (``verdict_rule``)."""
+that turns a ladder into a verdict is stated from ``verdicts.py`` and ``tolerances.py`` (``verdict_rule``).
+
+A write that fails (a full disk) raises ``outdir.OutputWriteFailed``; ``finish`` then releases the folder's
+``outdir.Reserve`` (space held for exactly this) and writes the last report, interrupted, with every finished
+result. A resumed run starts from it."""
 
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from . import tolerances as tol
-from .outdir import atomic_write
+from .outdir import OutputWriteFailed, Reserve, atomic_write
 from .provenance import source_revision
 from .session import CheckResult, VerifyConfig
 
@@ -294,6 +298,7 @@ class Report:
         of an interrupted run being resumed (its results are kept); ``theta0_given``: label -> (θ₀, the file it
         came from) for the models started from ``--theta0``."""
         self.out, self.results, self.figures = out, [], {}
+        self.reserve = Reserve(out)
         self.planned = list(planned or [])
         rev = source_revision()
         self.meta = {"config": asdict(config), "mode": mode, "seed": seed, "models": models, "requested_checks": checks,
@@ -322,22 +327,29 @@ class Report:
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(theta, dtype=np.float64), allow_pickle=False)
         name = theta0_filename(label)
-        atomic_write(self.out / name, buffer.getvalue())
+        try:
+            atomic_write(self.out / name, buffer.getvalue())
+        except OSError as exc:
+            raise OutputWriteFailed(self.out, exc) from exc
         self.meta["theta0_files"][label] = name
 
     def add(self, res: CheckResult, figure: str | None = None) -> None:
         self.results.append(res)
-        self.save_theta0(res.model, res.theta0)
         if figure:
             self.figures[(res.model, res.name)] = figure
+        self.save_theta0(res.model, res.theta0)
         self.write()
 
-    def finish(self, seconds: float, interrupted: bool = False) -> None:
-        """Mark the run ended: ``complete`` (every planned check has a result) or ``interrupted``."""
+    def finish(self, seconds: float, interrupted: bool = False, reason: str = "") -> None:
+        """Mark the run ended: ``complete`` (every planned check has a result) or ``interrupted`` (``reason``, e.g.
+        a full disk, goes into the notes). The reserve is released first, so the last write finds room."""
         self.meta.update({"complete": not interrupted and not self.not_run(), "seconds": round(seconds, 1),
                           "interrupted": interrupted, "state": "interrupted" if interrupted else "complete",
                           "not_run": [{"model": m, "check": c} for m, c in self.not_run()]})
-        self.write()
+        if reason:
+            self.meta["notes"] = [*self.meta["notes"], f"interrupted: {reason}"]
+        self.reserve.release()
+        self.write(reserve=False)
 
     def not_run(self) -> list[tuple[str, str]]:
         """Planned (model, check) pairs without a result."""
@@ -355,15 +367,23 @@ class Report:
     def counts(self) -> dict:
         return {s: sum(r.status == s for r in self.results) for s in STATUS_MARK}
 
-    def write(self) -> None:
+    def write(self, reserve: bool = True) -> None:
+        """Rewrite report.json and report.md (atomically), then grow the reserve to their size (``reserve``).
+        Raises ``OutputWriteFailed`` when the folder cannot take them."""
         data = {"checks": [r.to_json() for r in self.results], **self.meta, "counts": self.counts(),
                 # what the numbers are: each check's claim, the meaning and unit of each ladder series in
                 # ``details``, and of ``predicted``/``observed`` for the checks that compare one number
                 "claims": {name: claim(name) for name in self.meta["requested_checks"]},
                 "quantities": {k: {"meaning": m, "unit": u} for k, (m, u) in QUANTITIES.items()},
                 "compared": {k: {"meaning": m, "unit": u} for k, (m, u) in VALUES.items()}}
-        atomic_write(self.out / "report.json", json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-        atomic_write(self.out / "report.md", self.markdown())
+        text, md = json.dumps(data, indent=1, ensure_ascii=False) + "\n", self.markdown()
+        try:
+            atomic_write(self.out / "report.json", text)
+            atomic_write(self.out / "report.md", md)
+            if reserve:
+                self.reserve.ensure(2 * (len(text.encode()) + len(md.encode())))
+        except OSError as exc:
+            raise OutputWriteFailed(self.out, exc) from exc
 
     def markdown(self) -> str:
         m, c = self.meta, self.counts()

@@ -35,6 +35,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 import uuid
 from typing import Any, Callable
 
@@ -200,11 +201,19 @@ class Cluster:
             time.sleep(0.05)
         return self.deaths.deaths.get(pid, type(error).__name__)
 
-    def close(self):
-        """Close the client and our LocalCluster; a Ctrl-C meanwhile kills the worker processes and exits 130."""
+    def close(self, before_exit: Callable[[], None] | None = None):
+        """Close the client and our LocalCluster; a Ctrl-C meanwhile kills the worker processes, runs
+        ``before_exit`` (e.g. the last write of a report; further signals ignored) and exits 130."""
         def hurry(signum, frame):
             for child in multiprocessing.active_children():
                 child.kill()
+            if before_exit is not None:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(sig, signal.SIG_IGN)
+                try:
+                    before_exit()
+                except BaseException:  # noqa: BLE001 -- exiting anyway; say why the report may be stale
+                    traceback.print_exc()
             os._exit(EXIT_INTERRUPTED)
 
         old = signal.signal(signal.SIGINT, hurry) if threading.current_thread() is threading.main_thread() else None

@@ -22,106 +22,22 @@ is reported with its step and quantity (``diverged``); results up to there are k
 
 from __future__ import annotations
 
-import sys
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from srflow import theory
 from srflow.theory import (alp_flip_step, check_hyperparameters, equilibrium_norm_sq, manifold_point,
-                    oscillation_amplitude_sq, project_to_manifold, sharpness, top_eigenpairs)
+                           oscillation_amplitude_sq, sharpness)
 from srflow.theory.cluster_flow import cluster_point
-from srflow.theory.manifold import GAP_RTOL, AssumptionViolated, tangent_space
+from srflow.theory.manifold import AssumptionViolated
 from srflow.theory.sharpness import is_dense
-from srflow.toy_models._validate import as_vector
+from srflow.toy_models.validate import as_vector
 
-#: the run is too far from Γ for "Φ(w̄_t) follows the flow" to mean anything when ‖w̄ - Φ(w̄)‖² exceeds this
-#: (the EoS oscillation has ‖w̄ - Φ‖² ≈ a² ≤ ηλ/2; 0.05 is a 13° swing)
-MAX_OFFSET_SQ = 0.05
+from srflow.theory.gamma import Diverged, finite
 
-ALGORITHMS = ("gdwd", "gd", "ngd", "sqrt", "ngd-sphere", "sqrt-sphere")
+from .trajectory import ALGORITHMS, MAX_OFFSET_SQ, Progress, Trajectory, record_phi
 
-
-@dataclass
-class Trajectory:
-    """Records of one run; arrays have one entry per recorded step."""
-
-    algorithm: str
-    lr: float
-    wd: float
-    steps: np.ndarray
-    loss: np.ndarray
-    norm_sq: np.ndarray
-    sharpness: np.ndarray
-    sharpness_mid: np.ndarray
-    sharpness_next: np.ndarray
-    grad_norm: np.ndarray
-    clock: np.ndarray
-    phi: np.ndarray | None = None
-    phi_sharpness: np.ndarray | None = None
-    offset_sq: np.ndarray | None = None
-    diverged: str = ""
-    monitor: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    #: the intrinsic clock s_t at every step t = 0, 1, …, steps (cheap, and dense enough that a maximum over t
-    #: is not at the mercy of the record cadence)
-    clock_steps: np.ndarray | None = None
-    w_last: np.ndarray | None = None  # the last iterate (where the run ended or diverged)
-    #: w_t at every record (records × D), kept only on request (``simulate_batch(..., keep_iterates=True)``)
-    iterates: np.ndarray | None = None
-
-    def phases(self, on_gamma_rtol: float = 1e-6) -> dict:
-        """Phase markers: the first recorded step at which each criterion fired (None if never).
-
-        * ``on-gamma``: ‖∇L(w_t)‖ ≤ ``on_gamma_rtol``·λ₁(∇²L(w_t))·‖w_t‖ (degree-0 distance from Γ: GD has
-          converged to the manifold; phase 1 → 2);
-        * ``eos``: η·λ₁(∇²L(w_t)) ≥ 2(1 - ηλ), after ``on-gamma`` (the norm has decayed to the EoS norm;
-          phase 2 → 3).
-        """
-        near = self.grad_norm <= on_gamma_rtol * self.sharpness * np.sqrt(self.norm_sq)
-        first = int(np.argmax(near)) if near.any() else None
-        out = {"on-gamma": None if first is None else int(self.steps[first]), "eos": None}
-        if first is not None:
-            at_eos = self.sharpness[first:] >= theory.eos_threshold(self.lr, self.wd)
-            if at_eos.any():
-                out["eos"] = int(self.steps[first + int(np.argmax(at_eos))])
-        return out
-
-    def crossing(self, step: int) -> float:
-        """The real-valued step at which η·λ₁(∇²L(w_t)) crosses 2(1 - ηλ), between the records before and at
-        ``step`` (a phase marker), by linear interpolation of log λ₁: exact while the norm decays
-        geometrically on Γ, where λ₁(∇²L(w_t)) = λ₁(w̄)/‖w_t‖² grows geometrically."""
-        i = int(np.searchsorted(self.steps, step))
-        if i == 0:
-            return float(step)
-        y0, y1 = np.log(self.lr * self.sharpness[i - 1:i + 1])
-        frac = (np.log(self.lr * theory.eos_threshold(self.lr, self.wd)) - y0) / (y1 - y0)
-        return float(self.steps[i - 1] + frac * (self.steps[i] - self.steps[i - 1]))
-
-    @property
-    def tau(self) -> np.ndarray:
-        """τ = ηλt (GD+WD) or η²t (the ALP algorithms)."""
-        return self.steps * (self.lr * self.wd if self.wd > 0 else self.lr**2)
-
-    def to_xarray(self):
-        """The records as an ``xarray.Dataset`` on dimension ``step`` (the recorded steps), with coordinate ``tau``
-        (``Trajectory.tau``); Φ(w̄_t) as ``phi`` (step, component) when tracked; the intrinsic clock at every step
-        as ``clock_steps`` on dimension ``t``; ``algorithm``, ``lr``, ``wd``, ``diverged``, ``monitor`` (joined by
-        newlines) and ``seconds`` in the attrs."""
-        import xarray as xr
-
-        names = ("loss", "norm_sq", "sharpness", "sharpness_mid", "sharpness_next", "grad_norm", "clock",
-                 "phi_sharpness", "offset_sq")
-        data = {k: ("step", getattr(self, k)) for k in names if getattr(self, k) is not None}
-        if self.phi is not None:
-            data["phi"] = (("step", "component"), self.phi)
-        if self.clock_steps is not None:
-            data["clock_steps"] = ("t", self.clock_steps)
-        return xr.Dataset(data, coords={"step": self.steps, "tau": ("step", self.tau)},
-                          attrs={"algorithm": self.algorithm, "lr": self.lr, "wd": self.wd, "diverged": self.diverged,
-                                 "monitor": "\n".join(self.monitor), "seconds": self.seconds})
-
+__all__ = ["simulate", "eos_start", "two_cycle_start", "Trajectory", "ALGORITHMS", "MAX_OFFSET_SQ", "record_phi"]
 
 def _step(model, algorithm: str, w: np.ndarray, g: np.ndarray, lr: float, wd: float) -> np.ndarray:
     """One update from w with g = ∇L(w)."""
@@ -134,49 +50,14 @@ def _step(model, algorithm: str, w: np.ndarray, g: np.ndarray, lr: float, wd: fl
     return new / np.linalg.norm(new) if algorithm.endswith("sphere") else new
 
 
-class _Progress:
-    """A one-line progress bar on stderr, only when stderr is a terminal and not quiet."""
-
-    def __init__(self, total: int, label: str, quiet: bool):
-        self.total, self.label = total, label
-        self.on = not quiet and sys.stderr.isatty()
-        self.last = 0.0
-
-    def update(self, t: int):
-        if self.on and (time.monotonic() - self.last > 0.2 or t == self.total):
-            self.last = time.monotonic()
-            done = int(30 * t / max(self.total, 1))
-            sys.stderr.write(f"\r{self.label} [{'#' * done}{'.' * (30 - done)}] {t}/{self.total}")
-            if t == self.total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
-def record_phi(model, w: np.ndarray, t: int, rec: dict, monitor: list[str]) -> None:
-    """Append Φ(w̄_t), λ₁(∇²L(Φ)) and ‖w̄_t - Φ(w̄_t)‖² to ``rec`` ("phi", "phi_sharp", "offset"); note a
-    missing spectral gap at Φ, a distance from Γ above MAX_OFFSET_SQ or a failed projection in ``monitor``."""
-    try:
-        theta = project_to_manifold(model, w).theta
-        offset = float(np.sum((w / np.linalg.norm(w) - theta) ** 2))
-        if is_dense(model):  # the cluster theory (docs/theory.md §4c): a tie is no violation, the rank condition is
-            vals = np.linalg.eigvalsh(model.hess(theta))
-            tangent_space(model, theta)  # raises AssumptionViolated naming the rank condition
-        else:  # the matrix-free flow is the simple one: it needs a gap
-            vals = top_eigenpairs(model, theta, k=min(2, model.dim)).values[::-1]
-            gap = float(vals[-1] - vals[-2]) if model.dim > 1 else np.inf
-            if gap <= GAP_RTOL * vals[-1]:
-                monitor.append(f"assumption violated: spectral gap {gap:.2g} (λ₁ = {vals[-1]:.3g}) at Φ(w̄) "
-                               f"at step {t}")
-        if offset > MAX_OFFSET_SQ:
-            monitor.append(f"far from Γ: ‖w̄ - Φ(w̄)‖² = {offset:.2g} at step {t}")
-        rec["phi"].append(theta)
-        rec["phi_sharp"].append(float(vals[-1]))
-        rec["offset"].append(offset)
-    except AssumptionViolated as exc:
-        monitor.append(f"{exc} (step {t})")
-        rec["phi"].append(np.full(model.dim, np.nan))
-        rec["phi_sharp"].append(np.nan)
-        rec["offset"].append(np.nan)
+def _record(model, w: np.ndarray, new: np.ndarray, g: np.ndarray, pairs: bool) -> dict:
+    """The records at w_t (``new`` = w_{t+1}, ``g`` = ∇L(w_t)); ``theory.gamma.Diverged`` if a Hessian overflows."""
+    with np.errstate(over="ignore"):
+        loss = finite(model.loss(w), "L(w)", f"at ‖w‖ = {np.linalg.norm(w):.4g}")
+    lam = sharpness(model, w)
+    mid, nxt = (sharpness(model, 0.5 * (w + new)), sharpness(model, new)) if pairs else (np.nan, np.nan)
+    return {"loss": float(loss), "norm_sq": float(w @ w), "sharpness": lam, "sharpness_mid": mid,
+            "sharpness_next": nxt, "grad_norm": float(np.linalg.norm(g))}
 
 
 def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str = "gdwd", every: int = 100,
@@ -212,33 +93,30 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
     rec = {k: [] for k in ("steps", "loss", "norm_sq", "sharpness", "sharpness_mid", "sharpness_next", "grad_norm", "clock", "phi", "phi_sharp", "offset")}
     clock, diverged, monitor = 0.0, "", []
     clock_steps = np.empty(steps + 1)
-    bar = _Progress(steps, label or f"{algorithm} lr={lr:g} wd={wd:g}", quiet)
+    bar = Progress(steps, label or f"{algorithm} lr={lr:g} wd={wd:g}", quiet)
     start = time.perf_counter()
     for t in range(steps + 1):
         try:
-            g = model.grad(w)
+            g = finite(model.grad(w), "∇L(w_t)", f"at ‖w_t‖ = {np.linalg.norm(w):.4g}")
             new = _step(model, algorithm, w, g, lr, wd)
-        except (ValueError, FloatingPointError) as exc:
+        except (ValueError, FloatingPointError, Diverged) as exc:
             diverged = f"diverged at step {t}: {exc}"
             break
         if not np.all(np.isfinite(new)) or not np.isfinite(new @ new):
             diverged = f"diverged at step {t + 1}: ‖w‖² = {float(np.nan_to_num(new @ new, nan=np.inf)):.3g} (non-finite)"
             break
         if t % every == 0 or t == steps:
+            try:
+                row = _record(model, w, new, g, pairs)
+                if track_phi:
+                    record_phi(model, w, t, rec, monitor)
+            except Diverged as exc:
+                diverged = f"diverged at step {t}: {exc}"
+                break
             rec["steps"].append(t)
-            rec["loss"].append(model.loss(w))
-            rec["norm_sq"].append(float(w @ w))
-            rec["sharpness"].append(sharpness(model, w))
-            if pairs:
-                rec["sharpness_mid"].append(sharpness(model, 0.5 * (w + new)))
-                rec["sharpness_next"].append(sharpness(model, new))
-            else:
-                rec["sharpness_mid"].append(np.nan)
-                rec["sharpness_next"].append(np.nan)
-            rec["grad_norm"].append(float(np.linalg.norm(g)))
+            for key, value in row.items():
+                rec[key].append(value)
             rec["clock"].append(clock)
-            if track_phi:
-                record_phi(model, w, t, rec, monitor)
         clock_steps[t] = clock
         if t == steps:
             break

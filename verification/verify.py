@@ -5,8 +5,9 @@ parallel as Dask tasks (``verification.runner``, the runner of ``srflow sweep``:
 with their parent, Ctrl-C stops them, a crash comes back with its traceback; or a cluster with ``--scheduler``)
 and each finished check is handed back at once, so the report on disk always holds every check
 that has completed (Ctrl-C loses only the checks in flight).
-Determinism: a registered model is built with ``rng=seed``; every session draws from
-``np.random.default_rng([seed, model_index])``, so results do not depend on scheduling.
+Determinism: a registered model is built with ``rng=seed``; every random draw of a session comes from
+``np.random.default_rng([seed, hash(model spec), hash(purpose)])`` (``Session.rng``), so results depend on
+neither scheduling, nor the order of the models, nor which checks run.
 
 Before any work the CLI validates the input domain (``ladder_problems``, ``check_lr``, ``probe_model``) and
 estimates the cost (``estimate_cost``, ``budget_verdict``), so that a meaningless or impossible run is refused
@@ -33,6 +34,7 @@ from srflow.toy_models.zoo import SPEC_PREFIX, is_zoo_spec, parse_spec, zoo_mode
 
 from .checks import CHECKS, groups, ladder_checks
 from .identities import check_identities
+from .outdir import OutputWriteFailed
 from .session import CheckResult, Session, VerifyConfig, result
 from .verdicts import NOT_FAILING, Status  # noqa: F401 -- NOT_FAILING re-exported (the CLI)
 
@@ -52,7 +54,8 @@ LADDER_MIN_POINTS = 3
 LADDER_MIN_DISTINCT = 4
 LADDER_MIN_DECADES = 1.5
 #: ηλ is the small parameter of the theory; at ηλ ≥ 0.5 the step w' = (1 - ηλ)w - ηg more than halves w, there
-#: is no edge-of-stability regime to speak of
+#: is no edge-of-stability regime to speak of. The one bound on ηλ: ``--ladder`` here and ``eta_lambda`` of a
+#: sweep spec (``verification.sweep_spec``)
 MAX_ETA_LAMBDA = 0.5
 #: η range: the EoS norm ‖w‖² = ηλ₁/(2(1 - ηλ)) and the derivatives (∝ ‖w‖⁻ᵏ, k ≤ 3) must stay far from float64
 #: overflow and underflow whatever λ₁ a model has (η = 1e308 overflows ‖w‖², 1e-310 the Hessian); every
@@ -153,7 +156,7 @@ def build_model(spec: str, seed: int):
     if spec.startswith(SPEC_PREFIX):
         return zoo_model(spec[len(SPEC_PREFIX):])
     if spec.startswith("jax:") and spec[4:] in REGISTRY:
-        from srflow.toy_models.jax_models import make_jax_model
+        from srflow.toy_models.jax_losses import make_jax_model
         return make_jax_model(spec[4:], rng=seed)
     return load_model(spec, seed) if ":" in spec else make_model(spec, rng=seed)
 
@@ -472,7 +475,8 @@ DEATH_REPORT_WAIT = 10.0
 def run_all(jobs: list[Job], config: VerifyConfig, seed: int, quiet: bool, workers: int,
             on_result: Callable[[CheckResult], None], short_ladder: str = "",
             on_start: Callable[[Job, str], None] | None = None, on_tick: Callable[[], None] | None = None,
-            spawn: bool = False, scheduler: str | None = None) -> int:
+            spawn: bool = False, scheduler: str | None = None,
+            before_exit: Callable[[], None] | None = None) -> int:
     """Run ``jobs``; ``on_result`` sees each result as it completes (including "error" results for a check
     that raised or whose worker crashed or died), ``on_start(job, check)`` each check as it starts. Returns
     the number of results. A KeyboardInterrupt stops every worker and propagates.
@@ -480,7 +484,9 @@ def run_all(jobs: list[Job], config: VerifyConfig, seed: int, quiet: bool, worke
     One worker and no ``scheduler``: in this process, one job after another. Otherwise the jobs are Dask tasks
     (``verification.runner``, the runner ``srflow sweep`` uses): on a LocalCluster of ``workers`` processes --
     forked, unless ``spawn`` (the models are JAX models, and JAX is multithreaded) -- or on the cluster at
-    ``scheduler``. A job whose worker dies is not retried; its checks become "error" results saying how it died."""
+    ``scheduler``. A job whose worker dies is not retried; its checks become "error" results saying how it died.
+    ``outdir.OutputWriteFailed`` from ``on_result`` (the report cannot be written) stops the run and propagates;
+    ``before_exit`` runs when a second Ctrl-C ends the process while the workers stop (``runner.Cluster.close``)."""
     emitted: dict[int, set] = {i: set() for i in range(len(jobs))}
     crashed: dict[int, str] = {}
     pids: dict[int, int] = {}
@@ -518,6 +524,8 @@ def run_all(jobs: list[Job], config: VerifyConfig, seed: int, quiet: bool, worke
         for i, job in enumerate(jobs):
             try:
                 _job_target((job, config, seed, quiet, short_ladder), lambda msg, i=i: on_message(i, msg))
+            except OutputWriteFailed:  # the report cannot take results: not an error of the check
+                raise
             except Exception:  # noqa: BLE001 -- e.g. the model cannot be built: an error result, not a crash
                 crashed[i] = traceback.format_exc()
             report_missing(i)
@@ -539,5 +547,5 @@ def run_all(jobs: list[Job], config: VerifyConfig, seed: int, quiet: bool, worke
         payloads = [(job, config, seed, True, short_ladder) for job in jobs]
         run_tasks(cluster, _job_task, payloads, on_message, on_done, on_tick=on_tick, key="srflow-verify")
     finally:
-        cluster.close()
+        cluster.close(before_exit=before_exit)
     return expected

@@ -1,7 +1,8 @@
 """Symbolic derivations (sympy, offline; not on the runtime path of simulations).
 
-Each script derives, verifies exactly, and prints: ``python -m theory.symbolic.<name>`` or
-``srflow derive [name]``.
+Each script derives, verifies exactly, and prints: ``srflow derive [name]`` (or
+``python -m srflow.theory.symbolic.<name>``). A new derivation is a new module here with a ``main()`` that returns
+0 when everything verified, listed in ``SCRIPTS``.
 """
 
 from importlib import import_module

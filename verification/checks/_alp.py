@@ -16,7 +16,7 @@ from ..tracking import path_and_clock
 from ..verdicts import Order, Status, resolving_power
 
 
-def _alp_check(session: Session, name: str, algorithm: str, clock: Callable | None, order: Order) -> CheckResult:
+def alp_check(session: Session, name: str, algorithm: str, clock: Callable | None, order: Order) -> CheckResult:
     """ALP: the algorithm on the unit sphere from its 2-cycle at θ₀ for τ = η²t ∈ [0, alp_tau_end], for each η
     of ``alp_ladder`` (extended while not asymptotic): ``path`` (Φ vs ζ at the intrinsic clock) and ``clock``
     (s_t vs s(t) from ``clock``(flow, η), every step), each of the theory's ``order`` in η."""

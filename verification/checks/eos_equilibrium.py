@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
-from scipy.stats import chi2 as chi2_dist
-from scipy.stats import norm as normal
 
 import srflow.theory as th
 
@@ -14,6 +12,7 @@ from .. import tolerances as tol
 from ..ladder import first_monitor
 from ..session import CheckResult, Session, guard, result
 from ..tracking import gdwd_horizon
+from ..extrapolation import Extrapolation, blocked_standard_error, extrapolate_to_zero
 from ..verdicts import Status, resolving_power
 from . import _costs
 from ._record import Check, Series
@@ -69,7 +68,7 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
             pred.append(float(np.mean(np.interp(tr.clock, flow.s[samples], at_flow))))
             pair_means = tr.lr * 0.5 * (tr.sharpness + tr.sharpness_next)
             obs.append(float(np.mean(pair_means)))
-            sem.append(_blocked_standard_error(pair_means, tr.steps, tr.lr * tr.wd))
+            sem.append(blocked_standard_error(pair_means, tr.steps, tr.lr * tr.wd))
         obs, pred = np.array(obs), np.array(pred)
         # ‖w_t‖² over its prediction at λ₁ of the flow at the run's own clock, on the densely recorded runs
         norm_ratio = [tr.norm_sq / th.equilibrium_norm_sq(tr.lr, tr.wd, flow.sharpness_at(tr.clock))
@@ -83,7 +82,7 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
         periods = np.array([tr.steps[-1] for tr in dense]) / th.breathing_period(xs)
         judged = periods >= tol.EOS_MIN_PERIODS
         c_obs, c_pred, c_se = (obs - 2) / xs, (pred - 2) / xs, np.array(sem) / xs
-        norm_se = np.array([_blocked_standard_error(r, tr.steps, tr.lr * tr.wd) for r, tr in zip(norm_ratio, dense)])
+        norm_se = np.array([blocked_standard_error(r, tr.steps, tr.lr * tr.wd) for r, tr in zip(norm_ratio, dense)])
         if judged.sum() < 2:
             return result(session, name, Status.INCONCLUSIVE, None, None, None, float("nan"),
                           f"{int(judged.sum())} run(s) span ≥ {tol.EOS_MIN_PERIODS:g} breathing periods "
@@ -157,7 +156,7 @@ def unstable_equilibrium(session: Session, flow) -> tuple[str, dict, list] | Non
     grows like e^{κτ}, docs/theory.md §4d) somewhere on the flow within the runs' horizon τ ≤ tau_end; else None. The
     message gives the predicted rate and the rate measured on the densely recorded run at the largest ηλ (short:
     eos-stability measures it over several e-folds)."""
-    from .eos_stability import breathing_envelope, measured_slope  # (eos_stability imports this module)
+    from .eos_stability import breathing_envelope, measured_slope
 
     tau = th.gdwd_tau(flow)
     inside = np.nonzero(tau <= session.config.tau_end)[0]
@@ -179,56 +178,6 @@ def unstable_equilibrium(session: Session, flow) -> tuple[str, dict, list] | Non
                f"measured rate over the run at ηλ = {x:g} (τ ≤ {session.config.tau_end:g}): {measured}; "
                "eos-stability measures it over several e-folds")
     return message, {"stability_rate_predicted": kappa, "stability_s": flow.s[idx]}, [dense]
-
-
-class Extrapolation(NamedTuple):
-    """A deviation extrapolated to ηλ → 0: ``alpha`` ± ``se``, and the χ² of the fit with its degrees of freedom."""
-
-    alpha: float
-    se: float
-    chi2: float
-    dof: int
-
-    def rejects(self, sigmas: float) -> bool:
-        """The prediction is off: α ≠ 0 beyond ``sigmas`` standard errors, or the deviations do not have the
-        form α + βx^p at all (χ² beyond the same two-sided probability, e.g. a wrong leading term: d ∝ 1/ηλ)."""
-        if abs(self.alpha) > sigmas * self.se:
-            return True
-        return self.dof > 0 and self.chi2 > chi2_dist.ppf(2 * normal.cdf(sigmas) - 1, self.dof)
-
-
-def extrapolate_to_zero(x, d, se, power: float = 0.5) -> Extrapolation:
-    """The deviation ``d`` ± ``se`` measured at ηλ = ``x``, extrapolated to ηλ → 0: weighted least squares (weights
-    1/se²) of d = α + βx^``power``, where the truncation vanishes; where the fitted β is not resolved
-    (|β| ≤ 2 se(β)) the truncation is below the noise and α is the weighted mean of d (the extrapolation would only
-    amplify the noise). se(α) is inflated by the scatter of the residuals when there are more points than
-    parameters; χ² is kept, so that a misfit rejects (``Extrapolation.rejects``)."""
-    x, d, se = (np.asarray(v, float) for v in (x, d, se))
-    if not np.all(np.isfinite(se) & (se > 0)):
-        return Extrapolation(float(np.mean(d)), float("inf"), 0.0, 0)
-
-    def wls(columns):
-        a = np.vstack(columns).T / se[:, None]
-        cov = np.linalg.inv(a.T @ a)
-        coef = cov @ a.T @ (d / se)
-        dof = len(x) - len(columns)
-        chi2 = float(np.sum((a @ coef - d / se) ** 2))
-        spread = max(1.0, np.sqrt(chi2 / dof)) if dof > 0 else 1.0
-        return coef, np.sqrt(np.diag(cov)) * spread, chi2, dof
-
-    coef, err, chi2, dof = wls([np.ones_like(x), x ** power])
-    if abs(coef[1]) <= 2 * err[1]:
-        coef, err, chi2, dof = wls([np.ones_like(x)])
-    return Extrapolation(float(coef[0]), float(err[0]), chi2, dof)
-
-
-def _blocked_standard_error(samples: np.ndarray, steps: np.ndarray, eta_lambda: float) -> float:
-    """Standard error of the mean of ``samples`` (recorded at ``steps``) from means over blocks one breathing period
-    2π/√(8ηλ) long: consecutive records within a period are correlated, block means are nearly independent."""
-    period = th.breathing_period(eta_lambda)
-    block = np.floor((steps - steps[0]) / period).astype(int)
-    means = np.array([samples[block == b].mean() for b in np.unique(block)])
-    return float(np.std(means, ddof=1) / np.sqrt(len(means))) if len(means) > 2 else float("inf")
 
 
 CHECK = Check(

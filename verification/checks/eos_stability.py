@@ -13,7 +13,7 @@ from ..session import CheckResult, Session, guard, odd_stride, result
 from ..simulate import eos_start, simulate
 from ..verdicts import Status, resolving_power
 from ._record import Check, Series
-from .eos_equilibrium import extrapolate_to_zero
+from ..extrapolation import extrapolate_to_zero
 
 #: the rungs of ηλ: the largest STABILITY_RUNGS of ``config.ladder`` (the rate's truncation is O(ηλ), so the
 #: deviation is extrapolated linearly to ηλ → 0 from them)

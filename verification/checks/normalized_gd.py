@@ -7,14 +7,14 @@ from typing import Callable
 from ..ladder import NGD_ORDER
 from ..session import CheckResult, Session
 from . import _costs
-from ._alp import _alp_check
+from ._alp import alp_check
 from ._record import Check, Series
 
 
 def check_normalized_gd(session: Session, clock: Callable | None = None) -> CheckResult:
     """Normalized GD on the sphere vs dX/dτ = -¼∇_Γ log λ₁, τ = η²t (``theory.normalized_gd_steps``); O(η²):
     its steps have length η exactly, so the 2-cycle stays symmetric and the O(η) terms cancel over a pair."""
-    return _alp_check(session, "normalized-gd", "ngd-sphere", clock, NGD_ORDER)
+    return alp_check(session, "normalized-gd", "ngd-sphere", clock, NGD_ORDER)
 
 
 CHECK = Check(

@@ -7,14 +7,14 @@ from typing import Callable
 from ..ladder import SQRT_ORDER
 from ..session import CheckResult, Session
 from . import _costs
-from ._alp import _alp_check
+from ._alp import alp_check
 from ._record import Check, Series
 
 
 def check_sqrt_loss_gd(session: Session, clock: Callable | None = None) -> CheckResult:
     """GD on √L on the sphere vs dX/dτ = -⅛∇_Γ λ₁, τ = η²t (``theory.sqrt_gd_steps``); O(η): the cubic term
     moves the split of its 2-cycle (docs/theory.md §5b), which costs O(η)."""
-    return _alp_check(session, "sqrt-loss-gd", "sqrt-sphere", clock, SQRT_ORDER)
+    return alp_check(session, "sqrt-loss-gd", "sqrt-sphere", clock, SQRT_ORDER)
 
 
 CHECK = Check(

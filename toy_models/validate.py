@@ -1,4 +1,6 @@
-"""Input checks shared by every model: each error names the argument and what was expected."""
+"""Input checks at the public boundary of every package (models, theory, verification): each error names the
+argument and what was expected. A TypeError for the wrong kind of value (a string, None, a complex array), a
+ValueError for a value of the right kind outside the domain (NaN, a negative sharpness, a wrong shape)."""
 
 from __future__ import annotations
 
@@ -71,10 +73,54 @@ def unit(x: np.ndarray, name: str) -> np.ndarray:
     return y / np.linalg.norm(y)
 
 
-def positive_real(x, name: str, what: str = "a finite number > 0") -> float:
-    """A real number (not a string or bool) that is finite and > 0, or an error naming ``name``."""
+def real(x, name: str, what: str = "a finite real number") -> float:
+    """A real number (not a string, bool or None) that is finite, or an error naming ``name``."""
+    if isinstance(x, np.ndarray) and x.ndim == 0:
+        x = x[()]
     if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: expected {what}, got {type(x).__name__} {x!r}")
-    if not (np.isfinite(x) and x > 0):
+    if not np.isfinite(x):
         raise ValueError(f"{name}: expected {what}, got {x!r}")
     return float(x)
+
+
+def positive_real(x, name: str, what: str = "a finite number > 0") -> float:
+    """A real number (not a string or bool) that is finite and > 0, or an error naming ``name``."""
+    x = real(x, name, what)
+    if not x > 0:
+        raise ValueError(f"{name}: expected {what}, got {x!r}")
+    return x
+
+
+def positive_values(x, name: str, what: str = "finite values > 0"):
+    """A number or a real array whose entries are all finite and > 0 (a float, or a float64 array), or an error
+    naming ``name``: for elementwise formulas."""
+    if isinstance(x, (np.ndarray, list, tuple)) and np.ndim(x) > 0:
+        arr = real_array(x, name)
+        if not np.all(arr > 0):
+            raise ValueError(f"{name}: expected {what}, got {float(arr[~(arr > 0)].ravel()[0])!r}")
+        return arr
+    return positive_real(x, name, what)
+
+
+def nonnegative_real(x, name: str, what: str = "a finite number >= 0") -> float:
+    """A real number (not a string or bool) that is finite and >= 0, or an error naming ``name``."""
+    x = real(x, name, what)
+    if not x >= 0:
+        raise ValueError(f"{name}: expected {what}, got {x!r}")
+    return x
+
+
+def real_array(x, name: str, ndim: int | None = None) -> np.ndarray:
+    """``x`` as a finite float64 array (of ``ndim`` dimensions when given, any length) or an error naming ``name``."""
+    if x is None:
+        raise TypeError(f"{name}: expected a real array, got None")
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name}: expected a real array, got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-dimensional array, got shape {arr.shape}")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: expected finite entries, got {float(arr[~np.isfinite(arr)].ravel()[0])!r}")
+    return arr
