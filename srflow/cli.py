@@ -466,7 +466,7 @@ def _cmd_zoo(args) -> int:
 
     if args.n < 1:
         raise UsageError(f"srflow: zoo: --n: expected a positive number of models, got {args.n}")
-    args.models = args.model = args.lr = args.ladder = args.scheduler = None
+    args.models = args.model = args.lr = args.ladder = args.scheduler = args.theta0 = None
     args.deep = args.allow_short_ladder = False
     if args.resume:  # the models, seed and checks come from the report being resumed
         args.zoo = None
