@@ -193,14 +193,16 @@ def test_the_verdict_does_not_depend_on_the_size_of_the_constant(constant):
 
 
 def test_an_error_falling_faster_than_the_order_passes():
-    """e = O(x^p) holds when e ∝ x^2 and p = 1 (the leading coefficient vanishes on that model)."""
-    assert judge(X, 0.3 * X**2, ORDER).status == "pass"
+    """e = O(x^p) holds when e ∝ x^2 and p = 1 (the leading coefficient vanishes on that model); the errors are
+    above the numerical floor on every rung."""
+    assert judge(X, 300.0 * X**2, ORDER).status == "pass"
 
 
 def test_a_constant_still_growing_is_not_a_pass():
-    """Local exponents 1.00, 0.98, 0.90, 0.80: each step within SETTLE_TOL and the fit ≥ 0.8, but the shortfall
-    below p grows from rung to rung -- a floor emerging -- so the verdict waits (inconclusive, extendable)."""
-    q = np.array([1.0, 0.98, 0.90, 0.80])
+    """Local exponents 1.00, 0.97, 0.93, 0.85: each step within SETTLE_TOL, all ≥ p - margin and the fit ≥ 0.8, but
+    the shortfall below p grows from rung to rung (0.07 → 0.15) -- a floor may be emerging -- so the verdict waits
+    (inconclusive, extendable)."""
+    q = np.array([1.0, 0.97, 0.93, 0.85])
     e = [1.0]
     for qi, (x0, x1) in zip(q, zip(X[:-1], X[1:])):
         e.append(e[-1] * (x1 / x0) ** qi)
