@@ -114,7 +114,8 @@ def test_two_concurrent_runs_on_one_out_the_second_is_refused(tmp_path):
     """A second ``srflow verify`` on a folder another run is writing is refused (exit 2) naming the holder;
     the first run finishes normally with all its results."""
     out = tmp_path / "shared"
-    first = _srflow(["verify", *FAST, "--models", "sphere_circle", "--checks", "identities", "eos-equilibrium",
+    # flow-tracking: a check that runs long enough for the second run to meet the first one writing
+    first = _srflow(["verify", *FAST, "--models", "sphere_circle", "--checks", "identities", "flow-tracking",
                      "--out", str(out)])
     try:
         wait_for(lambda: (out / "report.json").exists(), 60, "the first run to start")
@@ -126,7 +127,7 @@ def test_two_concurrent_runs_on_one_out_the_second_is_refused(tmp_path):
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
-    assert [c["name"] for c in _report(out)["checks"]] == ["identities", "eos-equilibrium"]
+    assert [c["name"] for c in _report(out)["checks"]] == ["identities", "flow-tracking"]
 
 
 def test_the_lock_is_exclusive_and_released_with_its_holder(tmp_path):
