@@ -313,8 +313,13 @@ def cluster_flow(model, theta0: np.ndarray, s_end: float, n_out: int, rtol: floa
         t_eval = grid[(grid >= s_cur) & (grid <= s_end)]
         if not len(t_eval) or t_eval[0] > s_cur:
             t_eval = np.concatenate([[s_cur], t_eval])
-        sol = solve_ivp(lambda s, x: _field(model, s, x, coef, kk), (s_cur, s_end), x_cur, t_eval=t_eval,
-                        dense_output=True, rtol=rtol, atol=atol, method="DOP853", events=evs or None)
+        try:
+            sol = solve_ivp(lambda s, x: _field(model, s, x, coef, kk), (s_cur, s_end), x_cur, t_eval=t_eval,
+                            dense_output=True, rtol=rtol, atol=atol, method="DOP853", events=evs or None)
+        except ValueError as exc:  # an event at the very start of a segment leaves a piece of zero length
+            raise AssumptionViolated(f"the cluster flow cannot continue from s = {s_cur:.4g} with {kk} tied "
+                                     f"eigenvalue(s): an event fires where the segment starts ({exc}); the tie "
+                                     "structure changes faster than the flow resolves") from None
         if sol.status == -1:
             raise AssumptionViolated(f"flow stopped at s = {sol.t[-1] if len(sol.t) else s_cur:.4g}: {sol.message}")
         out_s.extend(sol.t)  # a segment's first sample is the right limit at its event
