@@ -88,7 +88,17 @@ class FlowResult:
         if np.any(s < self.s[0] - 1e-12) or np.any(s > self.s[-1] + 1e-12):
             raise ValueError(f"s: expected values in [{self.s[0]:g}, {self.s[-1]:g}], got [{s.min():g}, {s.max():g}]")
         slope = CANONICAL_COEF * np.asarray(self.G)  # d log λ₁/ds = -¼G along the canonical flow
-        return np.exp(CubicHermiteSpline(self.s, np.log(self.sharpness), slope)(s))
+        log_lam = np.log(self.sharpness)
+        out = np.empty(s.shape)
+        # one interpolant per segment between events of the cluster flow (repeated samples: G jumps there)
+        for sl in _segments(self.s):
+            x = self.s[sl]
+            mask = (s >= x[0] - 1e-12) & (s <= x[-1] + 1e-12)
+            if len(x) == 1:
+                out[mask] = np.exp(log_lam[sl][0])
+            elif mask.any():
+                out[mask] = np.exp(CubicHermiteSpline(x, log_lam[sl], slope[sl])(s[mask]))
+        return out
 
     def to_xarray(self):
         """The samples as an ``xarray.Dataset`` on dimension ``s`` (flow time): ``theta`` (s, component),
