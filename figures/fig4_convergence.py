@@ -16,7 +16,7 @@ FIT_FROM = 1e-4  # the flow errors are fitted on ηλ ≥ FIT_FROM (see _fit)
 def compute(quick: bool, seed: int) -> dict:
     from srflow.theory import gdwd_steps, naive_gdwd_steps
     from srflow.toy_models import make_model
-    from srflow.verification.checks import tracking_errors
+    from srflow.verification.tracking import tracking_errors
     from srflow.verification.session import FULL, QUICK, Session
 
     out = {}

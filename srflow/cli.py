@@ -53,8 +53,8 @@ def _cmd_list(args) -> int:
     from srflow.verification.verify import DEFAULT_MODELS
 
     print(f"checks (srflow verify; default models: {', '.join(DEFAULT_MODELS)}):")
-    for name, fn in CHECKS.items():
-        print(f"  {name:<20} {(fn.__doc__ or '').strip().splitlines()[0]}")
+    for name, check in CHECKS.items():
+        print(f"  {name:<20} {check.summary}")
     from srflow.figures import FIGURES
 
     print("figures (srflow figures):")

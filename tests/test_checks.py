@@ -167,7 +167,7 @@ def test_scale_collapse_on_chaotic_runs_is_judged_before_round_off_takes_over(mo
     where it reaches COLLAPSE_RTOL/CHAOS_MARGIN, and the check passes there with the horizon stated; with a growth
     so fast that the horizon is under CHAOS_MIN_FRACTION of the run it is inconclusive; a wrong factor still
     fails within the horizon."""
-    import srflow.verification.checks as checks_mod
+    import srflow.verification.checks.scale_collapse as checks_mod
 
     real = checks_mod.simulate
     growth = {"rate": 20.0}

@@ -14,6 +14,17 @@ from srflow.verification.verify import load_model, model_label
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def test_every_source_package_is_installed():
+    """Every folder of the four parts that holds an ``__init__.py`` is listed in pyproject.toml's ``packages``
+    (setuptools installs only the listed ones: a new subpackage left out imports from a checkout, not installed)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {"srflow." + ".".join(p.parent.relative_to(ROOT).parts)
+             for part in ("theory", "toy_models", "verification", "figures") for p in (ROOT / part).rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
+
+
 def test_install_puts_only_srflow_on_the_path(tmp_path):
     """``pip install .`` (into a target folder, no dependencies) installs the four folders as srflow.theory,
     srflow.toy_models, srflow.verification, srflow.figures, and nothing else at top level that could shadow
@@ -30,7 +41,7 @@ def test_install_puts_only_srflow_on_the_path(tmp_path):
     assert top == {"srflow", "bin"} or top == {"srflow"}, top
     assert {p.name for p in (target / "srflow").iterdir() if p.is_dir()} >= {"theory", "toy_models", "verification",
                                                                              "figures"}
-    probe = ("import srflow.theory, srflow.cli; from srflow import toy_models; "
+    probe = ("import srflow.theory, srflow.cli, srflow.verification.checks; from srflow import toy_models; "
              "print(srflow.theory.__file__); print(toy_models.make_model('mf').dim)")
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
     got = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,

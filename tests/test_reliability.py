@@ -3,6 +3,7 @@ half-written folders, degenerate inputs and duplicates — each gives a clear me
 the exit status says which: 0 all pass, 1 a check failed, 2 usage/input error, 3 internal error, 130 interrupted.
 """
 
+from dataclasses import replace
 import json
 import os
 import signal
@@ -154,7 +155,7 @@ def test_a_check_that_raises_is_an_error_with_its_traceback_and_exit_3(tmp_path,
     def broken(session):
         raise ZeroDivisionError("a bug in a check")
 
-    monkeypatch.setitem(checks.CHECKS, "scale-collapse", broken)
+    monkeypatch.setitem(checks.CHECKS, "scale-collapse", replace(checks.CHECKS["scale-collapse"], run=broken))
     out = tmp_path / "err"
     code = main(["verify", *FAST, "--models", "sphere_circle", "--checks", "identities", "scale-collapse",
                  "--out", str(out)])
@@ -174,12 +175,13 @@ def test_a_worker_that_dies_is_reported_per_check_with_how_it_died(tmp_path):
     out = tmp_path / "dead"
     run = _main_in_a_fresh_process("""
         import os, signal
+        from dataclasses import replace
         import srflow.verification.checks as checks
 
         def die(session):
             os.kill(os.getpid(), signal.SIGKILL)
 
-        checks.CHECKS["no-wd-clock"] = die
+        checks.CHECKS["no-wd-clock"] = replace(checks.CHECKS["no-wd-clock"], run=die)
         """, ["verify", "--quick", "--quiet", "--workers", "2", "--models", "sphere_circle", "--checks",
               "identities", "no-wd-clock", "normalized-gd", "--out", str(out)])
     code = run.returncode
@@ -294,7 +296,7 @@ def test_atomic_write_leaves_the_old_file_when_the_write_fails(tmp_path, monkeyp
     (["--lr", "1e-310"], r"--lr: expected 1e-06 ≤ η ≤ 1e\+06"),
     (["--lr", "nan"], r"--lr: expected"),
     (["--seed", "-1"], r"--seed: expected a non-negative integer, got -1"),
-    (["--ladder", "1e-3", "1e-4", "1e-5", "1e-9"], r"about 2e\+08 simulation steps.*above the limit.*--yes"),
+    (["--ladder", "1e-3", "1e-4", "1e-5", "1e-9"], r"about 4e\+08 simulation steps.*above the limit.*--yes"),
 ])
 def test_meaningless_or_impossible_runs_are_refused_before_any_work(tmp_path, argv, match):
     out = tmp_path / "x"
@@ -573,7 +575,7 @@ def test_an_inconclusive_verdict_is_not_a_failure(tmp_path, monkeypatch):
         return CheckResult("scale-collapse", session.name, "inconclusive", None, None, None, float("nan"),
                            "inconclusive: cannot decide here")
 
-    monkeypatch.setitem(checks.CHECKS, "scale-collapse", undecided)
+    monkeypatch.setitem(checks.CHECKS, "scale-collapse", replace(checks.CHECKS["scale-collapse"], run=undecided))
     out = tmp_path / "inc"
     code = main(["verify", *FAST, "--models", "sphere_circle", "--checks", "identities", "scale-collapse",
                  "--out", str(out)])

@@ -19,7 +19,7 @@ import xarray as xr
 import srflow.theory as th
 from waiting import wait_for
 from srflow.toy_models import make_model
-from srflow.verification.checks import clock_error, path_error
+from srflow.verification.tracking import clock_error, path_error
 from srflow.cli import main
 from srflow.verification.session import QUICK, Session
 from srflow.verification.sweep import SpecError, load_spec, make_cells, parse_spec, run_sweep

@@ -1,6 +1,7 @@
 """``srflow verify`` end to end: through ``main(argv)``, through the installed ``srflow`` in a subprocess, with a
 user's model from a file, and its handling of bad input, unwritable folders and Ctrl-C."""
 
+from dataclasses import replace
 import json
 import os
 import shutil
@@ -204,7 +205,8 @@ def test_a_failing_check_gives_a_nonzero_exit_and_says_why(tmp_path, monkeypatch
 
     from srflow.theory import naive_gdwd_steps
 
-    monkeypatch.setitem(checks.CHECKS, "flow-tracking", lambda s: checks.check_flow_tracking(s, naive_gdwd_steps))
+    monkeypatch.setitem(checks.CHECKS, "flow-tracking", replace(checks.CHECKS["flow-tracking"],
+                                                                run=lambda s: checks.check_flow_tracking(s, naive_gdwd_steps)))
     out = tmp_path / "f"
     code = main(["verify", *FAST, "--models", "sphere_circle", "--checks", "flow-tracking", "--out", str(out)])
     assert code == 1 and _report(out)["checks"][0]["status"] == "fail"

@@ -186,6 +186,21 @@ def manifold_point(model, theta, rank_rtol: float = RANK_RTOL, gap_rtol: float =
     return ManifoldPoint(theta, lam1, v1, gap, basis, grad_log)
 
 
+def normal_conditioning(model, theta, rank_rtol: float = RANK_RTOL) -> tuple[float, float]:
+    """(κ, g) at θ ∈ Γ (unit norm): κ = λ₁/μ with μ the smallest eigenvalue of ∇²L(θ) above ``rank_rtol``·λ₁ (GD
+    approaches Γ at the slowest rate μ, so a point with ‖∇L‖ = ρλ₁ is ≈ ρκ from Γ), and g = ‖∇³L(θ)[v₁, v₁]‖/λ₁ =
+    ‖∇ log λ₁(θ)‖ in the whole space (the normal directions included). Dense models only (one eigendecomposition);
+    (nan, nan) above DENSE_MAX_DIM."""
+    theta = as_vector(theta, "theta", model.dim)
+    if not is_dense(model):
+        return float("nan"), float("nan")
+    vals, vecs = np.linalg.eigh(model.hess(theta))
+    lam1 = float(vals[-1])
+    positive = vals[vals > rank_rtol * lam1]
+    g = float(np.linalg.norm(model.third(theta, vecs[:, -1], vecs[:, -1]))) / lam1
+    return lam1 / float(positive.min()), g
+
+
 def riemannian_grad_log_sharpness(model, theta) -> np.ndarray:
     """∇_Γ log λ₁(θ) = P_T ∇³L(θ)[v₁, v₁] / λ₁."""
     return manifold_point(model, theta).grad_log

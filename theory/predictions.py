@@ -35,6 +35,25 @@ def oscillation_amplitude_sq(lr: float, wd: float, G: float = 0.0) -> float:
     return 0.5 * lr * wd * 4.0 / (4.0 + G)
 
 
+def collapse_factor(c: float) -> float:
+    """The factor between two GD+WD runs with the same ηλ: (cη, λ/c) from √c·w₀ is √c times (η, λ) from w₀, step
+    for step (∇L(√c w) = ∇L(w)/√c for a scale-invariant L, so √c w' = (1 - ηλ)√c w - cη∇L(√c w))."""
+    if not (np.isfinite(c) and c > 0):
+        raise ValueError(f"c: expected a positive finite learning-rate ratio, got {c!r}")
+    return float(np.sqrt(c))
+
+
+def breathing_period(eta_lambda):
+    """Steps per period of the slow norm-amplitude oscillation of GD+WD at EoS about its equilibrium:
+    2π/√(8ηλ) (docs/theory.md §4b: dA/dt = 4uA, du/dt = 2ηλ - 4(1 + G/4)A linearized has ω² = 8ηλ).
+    ``eta_lambda`` may be an array; each value must be in (0, 1)."""
+    x = np.asarray(eta_lambda, dtype=float)
+    if not np.all(np.isfinite(x) & (x > 0) & (x < 1)):
+        raise ValueError(f"eta_lambda: expected ηλ in (0, 1), got {eta_lambda!r}")
+    out = 2 * np.pi / np.sqrt(8 * x)
+    return float(out) if out.ndim == 0 else out
+
+
 def phase2_duration(lr: float, wd: float, norm_sq: float, sharpness: float) -> float:
     """Steps of pure weight decay from ‖w‖² = ``norm_sq`` on Γ to the EoS norm:
     (1 - ηλ)^{2t} ‖w‖² = ηλ₁/(2(1 - ηλ))  ⇒  t = log(2(1 - ηλ)‖w‖²/(ηλ₁)) / (-2 log(1 - ηλ)),

@@ -9,29 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from .outdir import atomic_write
+from .checks import CHECKS
 from .session import CheckResult
 
 #: fixed metadata so that reruns give identical files
 PNG_METADATA = {"Software": "srflow"}
 
-_SERIES = {  # check -> (detail key, label, verdict key whose fitted "order" is shown)
-    "flow-tracking": [("path_errors", "path: ‖Φ(w̄_t) − ζ(s_t)‖", "path"), ("clock_errors", "clock: |s_t − s(t)|", "clock"),
-                      ("combined_errors", "‖Φ(w̄_t) − ζ(s(t))‖", None)],
-    "naive-flow-rejected": [("flow_errors", "clock error, 4/(4+G) clock", None),
-                            ("naive_errors", "clock error, naive clock", "naive_verdict")],
-    "eos-equilibrium": [("sharpness_deviation", "|η⟨λ₁⟩ − (2 + cηλ)|", None),
-                        ("norm_deviation", "max |‖w‖²/pred − 1|", None)],
-    "no-wd-clock": [("tracking_errors", "tracking, relative to the distance moved", "tracking"),
-                    ("rest point_errors", "rest point, relative", "rest point")],
-    "normalized-gd": [("path_errors", "path: ‖Φ(w̄_t) − ζ(s_t)‖", "path"), ("clock_errors", "clock: |s_t − s(η²t)|", "clock")],
-    "sqrt-loss-gd": [("path_errors", "path: ‖Φ(w̄_t) − ζ(s_t)‖", "path"), ("clock_errors", "clock: |s_t − s(η²t)|", "clock")],
-}
-_XLABEL = {"no-wd-clock": "ε (start at η_eff λ₁ = 2(1+ε))", "normalized-gd": "η", "sqrt-loss-gd": "η"}
-
-
 def plot_check(res: CheckResult, folder: Path) -> str | None:
     """Plot ``res`` if it is a ladder check with data; returns the path relative to the report folder."""
-    series = _SERIES.get(res.name)
+    check = CHECKS.get(res.name)
+    series = check.series if check is not None else ()
     if not series or "ladder" not in res.details:
         return None
     import matplotlib
@@ -43,7 +30,7 @@ def plot_check(res: CheckResult, folder: Path) -> str | None:
 
     x = np.asarray(res.details["ladder"], float)
     fig, ax = plt.subplots(figsize=(3.4, 2.6), dpi=150)
-    for key, label, exp_key in series:
+    for key, label, exp_key in ((c.key, c.label, c.verdict) for c in series):
         if key not in res.details:
             continue
         y = np.maximum(np.asarray(res.details[key], float), 1e-300)
@@ -57,7 +44,7 @@ def plot_check(res: CheckResult, folder: Path) -> str | None:
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(np.unique(x), [f"{v:g}" for v in np.unique(x)], rotation=35, fontsize=6.5)
     ax.tick_params(axis="y", labelsize=6.5)
-    ax.set_xlabel(_XLABEL.get(res.name, "ηλ"), fontsize=7.5)
+    ax.set_xlabel(check.xlabel, fontsize=7.5)
     ax.set_ylabel("error", fontsize=7.5)
     ax.set_title(f"{res.model}: {res.name} [{res.status}]", fontsize=8)
     # below the axes, so that it never covers data

@@ -16,11 +16,12 @@ from typing import Callable
 
 import numpy as np
 
-from srflow.theory import AssumptionViolated, manifold_point, project_to_manifold, sharpness, sharpness_reduction_flow
+from srflow.theory import (AssumptionViolated, breathing_period, manifold_point, project_to_manifold, sharpness,
+                           sharpness_reduction_flow)
 from srflow.toy_models.protocol import model_name
 
 from .simulate import Trajectory, eos_start, simulate
-from .verdicts import fit_exponent  # noqa: F401 -- re-exported (figures and tests use it from here)
+from .verdicts import Status, fit_exponent  # noqa: F401 -- fit_exponent re-exported (figures and tests use it)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class VerifyConfig:
     extend_factor: float = 2.0
 
 
-QUICK = VerifyConfig(ladder=(1e-3, 3e-4, 1e-4, 3e-5), tau_end=0.2, records=15, collapse_steps=500,
+QUICK = VerifyConfig(ladder=(1e-3, 3e-4, 1e-4, 3e-5), tau_end=0.25, records=15, collapse_steps=500,
                      nowd_ladder=(0.1, 0.05, 0.025, 0.0125), alp_ladder=(0.02, 0.01, 0.005, 0.0025), alp_tau_end=0.05)
 FULL = VerifyConfig()
 
@@ -223,7 +224,7 @@ class Session:
             wd, steps = eta_lambda / cfg.lr, int(round(cfg.tau_end / eta_lambda))
             w0 = eos_start(self.model, self.theta0, cfg.lr, wd)
             # ≥ EOS_SAMPLES_PER_PERIOD records per breathing period 2π/√(8ηλ): a stride near the period would alias
-            periods = steps * np.sqrt(8 * eta_lambda) / (2 * np.pi)
+            periods = steps / breathing_period(eta_lambda)
             records = max(EOS_RECORDS, int(EOS_SAMPLES_PER_PERIOD * periods))
             tr = simulate(self.model, w0, cfg.lr, steps, wd=wd, every=odd_stride(steps, records), quiet=self.quiet,
                           label=f"{self.name} GD+WD ηλ={eta_lambda:g} (λ₁ pairs)")
@@ -250,6 +251,6 @@ def guard(session: Session, name: str, fn: Callable[[], CheckResult]) -> CheckRe
         return fn()
     except AssumptionViolated as exc:
         text = str(exc) if str(exc).startswith("assumption violated") else f"assumption violated: {exc}"
-        return result(session, name, "assumption-violated", None, None, None, float("nan"), text)
+        return result(session, name, Status.ASSUMPTION_VIOLATED, None, None, None, float("nan"), text)
     except RuntimeError as exc:
-        return result(session, name, "fail", None, None, None, float("inf"), str(exc))
+        return result(session, name, Status.FAIL, None, None, None, float("inf"), str(exc))

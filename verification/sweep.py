@@ -5,7 +5,7 @@ A **cell** is one unit of work, cached on its own:
 * a *tracking* cell (model, seed, ηλ): GD+WD from the EoS start above θ₀ to τ = ηλt = ``tau_end`` with Φ recorded
   (``Session.gdwd_run``), compared with the canonical flow ζ at the matched clock (``theory.gdwd_steps``):
   ``path_error``, ``clock_error`` and the combined ``tracking_error`` as in the flow-tracking check
-  (verification/checks.py), the naive clock's error, η_eff·λ₁ (the EoS prediction: 2), λ₁ and ‖w‖², and the
+  (verification/tracking.py), the naive clock's error, η_eff·λ₁ (the EoS prediction: 2), λ₁ and ‖w‖², and the
   records along the run;
 * a *check* cell (model, seed, check): one theorem check of ``srflow verify`` (verdict, scaled error, resolving
   power δ* of each prediction it tests).

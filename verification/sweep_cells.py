@@ -32,10 +32,10 @@ def _session(model: str, seed: int, config):
 
 def compute_flow(model: str, seed: int, config):
     """The canonical flow from θ₀ of (model, seed) to the horizon of the flow-tracking check."""
-    from .checks import _gdwd_horizon
+    from .tracking import gdwd_horizon
 
     session = _session(model, seed, config)
-    return session.flow(_gdwd_horizon(session))
+    return session.flow(gdwd_horizon(session))
 
 
 def run_tracking_cell(cell: dict, config, flow) -> dict:
@@ -54,7 +54,7 @@ def run_tracking_cell(cell: dict, config, flow) -> dict:
 
     import srflow.theory as th
 
-    from .checks import clock_error, path_error, phi_error
+    from .tracking import clock_error, path_error, phi_error
 
     start = time.perf_counter()
     where = f"{socket.gethostname()}:{os.getpid()}"
@@ -225,7 +225,7 @@ def assemble(spec: SweepSpec, cells: list[dict], results: dict):
 def _verdicts(spec: SweepSpec, scal: dict, status: np.ndarray) -> dict:
     """Per (model, seed): ``verdicts.judge`` of path and clock errors over the ηλ ladder with the flow-tracking
     check's order (O(ηλ)), when every rung finished "ok"; no rungs are added (a sweep's ladder is the user's)."""
-    from .checks import GDWD_ORDER
+    from .ladder import GDWD_ORDER
     from .verdicts import judge
 
     out = {}

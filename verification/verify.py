@@ -30,25 +30,19 @@ from srflow.theory import is_dense
 from srflow.toy_models import REGISTRY, make_model
 from srflow.toy_models.protocol import check_model
 
-from .checks import CHECKS
+from .checks import CHECKS, groups, ladder_checks
 from .identities import check_identities
 from .session import CheckResult, Session, VerifyConfig, result
+from .verdicts import NOT_FAILING, Status  # noqa: F401 -- NOT_FAILING re-exported (the CLI)
 
 #: the models ``srflow verify`` runs by default: G large enough for the naive control to bite, a spectral gap
 #: along the whole flow horizon, and min L = 0 (GD on √L). deep_linear_wn loses its gap near s = 0.25 and
 #: sym_mf has G = 0 (λ₁ constant on Γ): both give assumption-violated verdicts, by design.
 DEFAULT_MODELS = ("sphere_circle", "mf", "bn_linear")
 
-#: checks that share runs go to the same job
-GROUPS = (("identities", "eos-equilibrium", "flow-tracking", "naive-flow-rejected", "eos-entry", "scale-collapse"),
-          ("no-wd-clock", "normalized-gd", "sqrt-loss-gd"))
-
-#: verdicts that are not failures (exit status 0 when every result is one of these)
-NOT_FAILING = ("pass", "inconclusive", "assumption-violated")
-
 # -- the input domain -----------------------------------------------------------------------------------------
-#: checks whose verdict rests on the fitted exponent over the GD+WD ladder of ηλ
-LADDER_CHECKS = ("eos-equilibrium", "flow-tracking", "naive-flow-rejected")
+#: checks whose verdict rests on the fitted exponent over the GD+WD ladder of ηλ (``Check.ladder``)
+LADDER_CHECKS = ladder_checks()
 #: an exponent needs at least this many distinct rungs even with --allow-short-ladder (its standard error is
 #: undefined below 3)
 LADDER_MIN_POINTS = 3
@@ -267,22 +261,14 @@ def _seconds_per_call(fn, repeat: int = 5) -> float:
 def estimate_cost(models: dict, checks: list[str], config: VerifyConfig, workers: int) -> Cost:
     """Steps of the simulations each model's checks need, and their time from a timing of one gradient and one
     Hessian eigendecomposition per model: steps·STEP_COST_IN_GRADS·t(∇L) + records·25·t(eigh ∇²L) (a record costs ~3 eigh and a
-    projection onto Γ). A rough figure (the projection and no-wd runs are not modelled), meant to catch runs
+    projection onto Γ). A rough figure (the runs each check names in its ``Check.cost``, counted once when shared), meant to catch runs
     that are orders of magnitude too long before they start."""
-    cost, ladder = Cost(), ladder_steps(config)
-    steps = 0
-    records = 0
-    if set(checks) & set(LADDER_CHECKS):
-        steps += sum(ladder)
-        records += len(ladder) * (config.records + 1)
-    if "scale-collapse" in checks:
-        steps += 2 * config.collapse_steps
-    if "eos-entry" in checks:
-        steps += int(1.5 * np.log(config.entry_norm_ratio) / (2 * config.entry_wd_lr)) + 500
-    for name in ("normalized-gd", "sqrt-loss-gd"):
-        if name in checks:
-            steps += sum(int(config.alp_tau_end / lr**2) for lr in config.alp_ladder)
-            records += len(config.alp_ladder) * (config.records + 1)
+    cost = Cost()
+    runs: dict = {}  # the simulations, counted once however many checks share them
+    for name in checks:
+        runs.update(CHECKS[name].cost(config))
+    steps = sum(st for st, _ in runs.values())
+    records = sum(rec for _, rec in runs.values())
     seconds = 0.0
     rng = np.random.default_rng(0)
     for label, model in models.items():
@@ -334,15 +320,15 @@ def _not_scale_invariant(model, seed: int) -> str:
 def error_result(model: str, name: str, message: str, tb: str = "") -> CheckResult:
     """An internal error (an exception in a check, a crashed worker): status "error", the traceback in
     ``details["traceback"]``."""
-    return CheckResult(name, model, "error", None, None, None, float("nan"), message,
+    return CheckResult(name, model, Status.ERROR, None, None, None, float("nan"), message,
                        {"traceback": tb} if tb else {})
 
 
 def mark_inconclusive(res: CheckResult, reason: str) -> CheckResult:
     """A pass or fail of a ladder check on a short ladder becomes "inconclusive", with the reason."""
-    if res.name in LADDER_CHECKS and res.status in ("pass", "fail"):
+    if res.name in LADDER_CHECKS and res.status in (Status.PASS, Status.FAIL):
         res.details["verdict_before_override"] = res.status
-        res.status = "inconclusive"
+        res.status = Status.INCONCLUSIVE
         res.message = f"inconclusive: {reason} (--allow-short-ladder); measured: {res.message}"
     return res
 
@@ -369,7 +355,7 @@ def run_job(spec: str, index: int, checks: tuple[str, ...], config: VerifyConfig
             on_start(name)
         start = time.perf_counter()
         if broken and name != "identities":
-            res = result(session, name, "assumption-violated", None, None, None, float("nan"),
+            res = result(session, name, Status.ASSUMPTION_VIOLATED, None, None, None, float("nan"),
                          f"assumption violated: the loss is not scale-invariant ({broken}); this check needs it")
         else:
             try:
@@ -403,7 +389,7 @@ def plan_jobs(models: list[str], labels: dict, checks: list[str], done: set = fr
     """The jobs for ``models`` × ``checks``, without those whose every check is in ``done`` ((label, check))."""
     jobs = []
     for index, spec in enumerate(models):
-        for group in GROUPS:
+        for group in groups():
             chosen = tuple(c for c in group if c in checks)
             skip = tuple(c for c in chosen if (labels[spec], c) in done)
             if chosen and len(skip) < len(chosen):

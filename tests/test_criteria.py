@@ -1,0 +1,65 @@
+"""The verdict criteria carry no constant fitted to particular models (docs/theory.md §7): what they assume is
+stated by the theory's order, estimated from the run, or set from the model at hand."""
+
+import numpy as np
+import pytest
+
+from srflow.verification import tolerances as tol
+from srflow.verification.checks.eos_equilibrium import extrapolate_to_zero
+
+X = np.array([1e-4, 3e-5, 1e-5])
+
+
+def test_extrapolation_recovers_the_deviation_at_zero_through_a_resolved_truncation():
+    """d = α + β√x exactly, β resolved: α comes back, with the standard error of the two-parameter fit."""
+    se = np.full(3, 1e-3)
+    alpha, err = extrapolate_to_zero(X, 0.2 + 30.0 * np.sqrt(X), se)
+    assert alpha == pytest.approx(0.2, abs=1e-9) and 1e-3 < err < 1e-2
+
+
+def test_an_unresolved_truncation_is_not_extrapolated():
+    """β within 2 s.e. of 0: α is the weighted mean, whose error is below the extrapolation's."""
+    se = np.array([0.1, 0.03, 0.03])
+    alpha, err = extrapolate_to_zero(X, np.array([0.05, -0.01, 0.0]), se)
+    full = 1 / np.sqrt(np.sum(1 / se**2))
+    assert err == pytest.approx(full, rel=1e-12) and abs(alpha) < 0.03
+
+
+@pytest.mark.parametrize("offset", [0.01, 0.003, -0.01, -0.003])
+def test_a_shifted_coefficient_is_rejected_by_the_extrapolation(offset):
+    """A c wrong by Δ leaves α = -Δ at ηλ → 0 whatever the truncation: with s.e. 1e-3 on each rung, Δ = ±0.01
+    and ±0.003 are beyond 3 s.e. of α."""
+    rng = np.random.default_rng(0)
+    se = np.full(3, 2e-4)
+    d = -offset + 5.0 * np.sqrt(X) + se * rng.standard_normal(3)
+    alpha, err = extrapolate_to_zero(X, d, se)
+    assert abs(alpha) > tol.EOS_SEM_FACTOR * err, (alpha, err)
+
+
+def test_the_on_gamma_marker_scales_with_the_model():
+    """ρ·κ·g is the marker's share of the entry tolerance in log λ₁, whatever κ = λ₁/μ and g = ‖∇log λ₁‖; the
+    old fixed 1e-6 is the cap (reached where κg ≤ 25)."""
+    for kappa, g in ((73.0, 4.0), (1e3, 0.5), (10.0, 5.0)):
+        rho = tol.on_gamma_rtol(kappa, g)
+        assert rho * kappa * g == pytest.approx(tol.ENTRY_MARKER_SHARE * tol.ENTRY_LOG_RTOL)
+    assert tol.on_gamma_rtol(2.0, 1.0) == tol.ON_GAMMA_RTOL_MAX
+    assert tol.on_gamma_rtol(float("nan"), float("nan")) == tol.ON_GAMMA_RTOL_MAX
+
+
+def test_normal_conditioning_of_a_model_with_a_known_spectrum():
+    """sphere_circle at θ = e₁: the Hessian's positive eigenvalues are known in closed form (toy_models), so κ is
+    their ratio, and g = ‖∇³L[v₁, v₁]‖/λ₁ agrees with the central difference of λ₁ along its gradient."""
+    from srflow.theory import normal_conditioning
+    from srflow.toy_models import make_model
+
+    m = make_model("sphere_circle")
+    theta = m.minimizer(np.random.default_rng(0))
+    vals = np.linalg.eigvalsh(m.hess(theta))
+    kappa, g = normal_conditioning(m, theta)
+    positive = vals[vals > 1e-6 * vals[-1]]
+    assert kappa == pytest.approx(positive[-1] / positive[0], rel=1e-12)
+    v = np.linalg.eigh(m.hess(theta))[1][:, -1]
+    grad = m.third(theta, v, v)
+    u, h = grad / np.linalg.norm(grad), 1e-6
+    fd = (np.linalg.eigvalsh(m.hess(theta + h * u))[-1] - np.linalg.eigvalsh(m.hess(theta - h * u))[-1]) / (2 * h)
+    assert g == pytest.approx(fd / vals[-1], rel=1e-6)

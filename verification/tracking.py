@@ -1,0 +1,75 @@
+"""How far a recorded run is from a flow: the path error at the run's own clock, the clock error at every step, and
+the combined error (docs/theory.md §7). Shared by the tracking checks, ``srflow sweep`` and figure 4."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+import srflow.theory as th
+
+from . import tolerances as tol
+from .simulate import Trajectory
+
+
+class ScaledFlow:
+    """ζ_δ(s) = ζ((1 + δ)s): the flow with coefficient (1 + δ)·(-¼), since the flow is autonomous. Has the
+    fields the clocks read (``s``, ``sharpness``) and ``at``."""
+
+    def __init__(self, flow, factor: float):
+        self.flow, self.factor = flow, factor
+        self.s, self.sharpness = flow.s / factor, flow.sharpness
+
+    def at(self, s):
+        return self.flow.at(np.asarray(s) * self.factor)
+
+
+def phi_error(tr: Trajectory, flow, s) -> float:
+    """max_t ‖Φ(w̄_t) - ζ(s_t)‖ over the records of ``tr``, s_t the flow time matched to each record."""
+    return float(np.nanmax(np.linalg.norm(tr.phi - flow.at(s), axis=1)))
+
+
+def path_error(tr: Trajectory, flow) -> float:
+    """``phi_error`` at the run's own intrinsic clock s_t = Σ‖w̄_{k+1} - w̄_k‖²: whether Φ moves along the flow's
+    path at the flow's rate per unit of s (the coefficient -¼)."""
+    return phi_error(tr, flow, tr.clock)
+
+
+def clock_error(tr: Trajectory, flow, clock_steps: np.ndarray, scale: float = 1.0) -> float:
+    """max over every step t of |s_t - s(t)|, s(t) from the clock under test (``clock_steps``·``scale`` = steps
+    as a function of the flow time): whether the run spends flow time at the predicted rate."""
+    # every step where the simulator kept them (numpy path), else the records (compiled path)
+    t, s = ((np.arange(len(tr.clock_steps), dtype=float), tr.clock_steps) if tr.clock_steps is not None
+            else (tr.steps.astype(float), tr.clock))
+    if t[-1] > clock_steps[-1] * scale * (1 + 1e-12):
+        raise ValueError(f"flow: its horizon covers {clock_steps[-1] * scale:.6g} steps, the run has {t[-1]:.0f}")
+    return float(np.max(np.abs(s - th.flows.invert_clock(clock_steps * scale, flow.s, t))))
+
+
+def path_and_clock(tr: Trajectory, flow, clock: Callable, clock_args: tuple, paths: dict | None = None,
+                   factor: float = 1.0, scale: float = 1.0) -> dict:
+    """{"path", "clock"} errors of ``tr`` against ``flow`` run at (1 + δ) = ``factor`` times its rate
+    (``ScaledFlow``), the clock ``clock(flow, *clock_args)`` stretched by ``scale``. ``paths`` caches the
+    unperturbed path error per run (it does not depend on the clock)."""
+    f = flow if factor == 1.0 else ScaledFlow(flow, factor)
+    if factor == 1.0 and paths is not None:
+        path = paths.setdefault(id(tr), path_error(tr, f))
+    else:
+        path = path_error(tr, f)
+    return {"path": path, "clock": clock_error(tr, f, clock(f, *clock_args), scale)}
+
+
+def gdwd_horizon(session) -> float:
+    """Flow time the GD+WD checks need: s ≤ 2τ (log λ₁ falls along the flow), for a clock slowed by up to
+    DELTA_MAX, and a flow sped up by as much."""
+    return 2 * session.config.tau_end / (1 - tol.DELTA_MAX) + 0.05
+
+
+def tracking_errors(session, clock: Callable) -> tuple[np.ndarray, list[Trajectory], object]:
+    """max_t ‖Φ(w̄_t) - ζ(s(t))‖ per GD+WD run of the configured ladder, with s(t) from inverting
+    ``clock(flow, lr, wd)`` (the combined error of path and clock; figures use it)."""
+    flow = session.flow(gdwd_horizon(session))
+    runs = session.ladder_runs()
+    errors = [phi_error(tr, flow, th.s_at_steps(flow, clock(flow, tr.lr, tr.wd), tr.steps)) for tr in runs]
+    return np.array(errors), runs, flow
