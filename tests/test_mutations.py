@@ -3,7 +3,8 @@ lists) through the public ``theory`` functions, must fail -- on the same quick r
 prediction passes. Predictions the checks cannot resolve are stated as such, with their resolving power.
 
 The GD runs do not depend on the predictions, so each mutated check reuses the runs of one quick session on
-``sphere_circle`` (flows are recomputed: they are theory)."""
+``sphere_circle`` (flows are recomputed: they are theory): the session's cache, and for the ALP and no-WD checks,
+which keep their runs to themselves, ``run_memo.memoize_simulate``."""
 
 import numpy as np
 import pytest
@@ -11,13 +12,22 @@ import pytest
 from srflow import theory
 import srflow.theory.flows
 from srflow.toy_models import make_model
+from run_memo import memoize_simulate
 from srflow.verification import checks
+from srflow.verification.checks import _alp, no_wd_clock
 from srflow.verification.session import QUICK, Session
 from srflow.verification.verdicts import Order, judge
 
 
 @pytest.fixture(scope="module")
-def base():
+def shared_runs():
+    """The ALP and no-WD runs, which those checks keep to themselves, shared too (tests/run_memo.py)."""
+    with pytest.MonkeyPatch.context() as mp:
+        yield memoize_simulate(mp, [_alp, no_wd_clock])
+
+
+@pytest.fixture(scope="module")
+def base(shared_runs):
     """A quick session on sphere_circle whose runs every mutated check shares (run once per module)."""
     session = Session(make_model("sphere_circle"), QUICK, 0)
     for name in ("flow-tracking", "no-wd-clock", "normalized-gd", "sqrt-loss-gd"):
@@ -78,8 +88,11 @@ CASES = [
 
 OTHER_MUTATIONS = {
     # (theory attribute, mutated value builder, the check it targets)
-    "GD+WD clock 4+G -> 4.05+G": ("gdwd_steps", lambda: (lambda flow, lr, wd: theory.gdwd_steps(flow, lr, wd)
-                                                         + 0.05 / 8 * 2 * flow.s / (lr * wd)), "flow-tracking"),
+    # (the builders bind the unmutated function when called, before the mutation replaces it: a mutation that
+    # calls ``theory.X`` at run time would call itself -- a RecursionError, not a measurement)
+    "GD+WD clock 4+G -> 4.05+G": ("gdwd_steps", lambda: (
+        lambda flow, lr, wd, right=theory.gdwd_steps: right(flow, lr, wd) + 0.05 / 8 * 2 * flow.s / (lr * wd)),
+        "flow-tracking"),
     "sqrt-GD with normalized GD's clock": ("sqrt_gd_steps", lambda: theory.normalized_gd_steps, "sqrt-loss-gd"),
     "no-WD rest point at the threshold (nowd_stop)": ("nowd_final", lambda: theory.nowd_stop, "no-wd-clock"),
     "no-WD rest point x1.05": ("nowd_final", lambda: scaled(theory.nowd_final, 1.05), "no-wd-clock"),
@@ -91,7 +104,7 @@ OTHER_MUTATIONS = {
                                    "eos-equilibrium"),
     "amplitude x1.15": ("oscillation_amplitude_sq", lambda: scaled(theory.oscillation_amplitude_sq, 1.15),
                         "eos-equilibrium"),
-    "phase-2 duration +0.9 step": ("phase2_duration", lambda: (lambda *a: theory.phase2_duration(*a) + 0.9),
+    "phase-2 duration +0.9 step": ("phase2_duration", lambda: (lambda *a, right=theory.phase2_duration: right(*a) + 0.9),
                                    "eos-entry"),
 }
 
