@@ -20,10 +20,8 @@ from srflow import __version__
 from srflow.toy_models import REGISTRY, make_model
 from srflow.toy_models.protocol import model_name
 from srflow.verification.identities import IDENTITIES, check_identities, check_minimizer
-from srflow.verification.outdir import EXIT_USAGE, UsageError, writable as _writable
-
-#: exit statuses (README.md, Commands)
-EXIT_OK, EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 3, 130
+from srflow.verification.outdir import (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,  # noqa: F401
+                                        UsageError, writable as _writable)
 
 
 def _models(names: list[str] | None, seed: int):
@@ -163,7 +161,7 @@ def _claim_out(args) -> tuple[Path, "OutputLock", dict | None]:
 
 
 #: the settings a resumed run takes from the report it resumes
-RESUMED = ("models", "model", "checks", "seed", "lr", "ladder", "quick", "allow_short_ladder")
+RESUMED = ("models", "model", "checks", "seed", "lr", "ladder", "quick", "allow_short_ladder", "theta0")
 
 
 def _settings_of(prev: dict, args):
@@ -220,6 +218,51 @@ def _models_up_front(specs: list[str], seed: int) -> dict:
             raise UsageError(f"srflow: {exc}")
         models[spec] = model
     return models
+
+
+def _theta0_up_front(values: list[str], built: dict, labels: dict) -> dict:
+    """``--theta0 FILE.npy`` (a run of one model) or ``--theta0 MODEL=FILE.npy`` (repeatable): spec -> (θ₀, file),
+    each validated (``verify.load_theta0``: shape (D,), finite, a point of Γ); a bad one is an input error naming
+    ``--theta0``."""
+    from srflow.verification.verify import load_theta0
+
+    by_name = {**{spec: spec for spec in built}, **{label: spec for spec, label in labels.items()}}
+    out = {}
+    for value in values:
+        name, sep, path = value.rpartition("=")
+        if not sep:
+            if len(built) != 1:
+                raise UsageError(f"srflow: --theta0: {value!r} names no model, and this run has {len(built)} "
+                                 f"({', '.join(labels.values())}); use --theta0 MODEL=FILE.npy")
+            spec = next(iter(built))
+        elif name in by_name:
+            spec = by_name[name]
+        else:
+            raise UsageError(f"srflow: --theta0: {name!r} is not a model of this run; valid: "
+                             f"{', '.join(labels.values())}")
+        if spec in out:
+            raise UsageError(f"srflow: --theta0: model {labels[spec]} given twice")
+        try:
+            out[spec] = (load_theta0(path, built[spec], labels[spec]), path)
+        except ValueError as exc:
+            raise UsageError(f"srflow: {exc}")
+    return out
+
+
+def _theta0_resumed(prev: dict, out: Path, built: dict, labels: dict) -> dict:
+    """The θ₀ a resumed run was given (``--theta0``), from the files it saved in ``out``."""
+    from srflow.verification.verify import load_theta0
+
+    given = prev.get("theta0_given", {})
+    found = {}
+    for spec, label in labels.items():
+        if label in given:
+            path = out / prev.get("theta0_files", {}).get(label, "")
+            try:
+                found[spec] = (load_theta0(path, built[spec], label, option="--resume"), given[label])
+            except ValueError as exc:
+                raise UsageError(f"srflow: {exc} (the start point the run was given)")
+    return found
 
 
 def _check_budget(models: dict, checks: list[str], config, args) -> None:
@@ -324,16 +367,20 @@ def _verify(args, held: list) -> int:
     # two models with one name stay separate: each is labelled with its spec as well
     labels = {spec: f"{name} [{spec}]" if name in same and spec != name else name for spec, name in labels.items()}
     if prev is None:
+        theta0 = _theta0_up_front(args.theta0 or [], built, labels)
         _check_budget(built, checks, config, args)
         out, lock, _ = _claim_out(args)
         held.append(lock)
+    else:
+        theta0 = _theta0_resumed(prev, out, built, labels)
     for note in notes:
         print(f"srflow: note: {note}", file=sys.stderr)
     planned = [(labels[spec], c) for spec in models for c in checks]
     done = {(c["model"], c["name"]) for c in (prev or {}).get("checks", []) if c.get("status") != "error"}
     report = Report(out, config, seed, models, checks, mode, planned=planned, previous=prev, notes=notes,
-                    extra={"short_ladder": short})
-    jobs = plan_jobs(models, labels, checks, done)
+                    extra={"short_ladder": short},
+                    theta0_given={labels[spec]: pair for spec, pair in theta0.items()})
+    jobs = plan_jobs(models, labels, checks, done, {spec: th for spec, (th, _) in theta0.items()})
     total = len(planned)
     verb = f"resuming ({len(report.results)} of {total} done)" if prev is not None else f"{total} check(s)"
     print(f"srflow verify: {len(models)} model(s) × {len(checks)} check(s), {verb} -> {out}/report.md", flush=True)
@@ -450,6 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deep", action="store_true", help="GD+WD ladder down to ηλ = 1e-7, compiled (JAX twins of the "
                    "registered models; needs the jax extra)")
     p.add_argument("--seed", type=int, help="seed of models, start points and kicks (default 0)")
+    p.add_argument("--theta0", action="append", metavar="[MODEL=]FILE.npy",
+                   help="start from this point of Γ (a float64 vector of length D, as the theta0-MODEL.npy a report "
+                   "saves) instead of the one the seed draws; MODEL= names the model when the run has several "
+                   "(repeatable)")
     p.add_argument("--out", metavar="DIR", help="output folder (default ./srflow-out/<timestamp>; never overwritten)")
     p.add_argument("--lr", type=float, help="η of the GD+WD runs (default 0.1)")
     p.add_argument("--ladder", type=float, nargs="+", metavar="ETA_LAMBDA", help="values of ηλ for the GD+WD ladder")

@@ -13,14 +13,14 @@ X = np.array([1e-4, 3e-5, 1e-5])
 def test_extrapolation_recovers_the_deviation_at_zero_through_a_resolved_truncation():
     """d = α + β√x exactly, β resolved: α comes back, with the standard error of the two-parameter fit."""
     se = np.full(3, 1e-3)
-    alpha, err = extrapolate_to_zero(X, 0.2 + 30.0 * np.sqrt(X), se)
+    alpha, err, *_ = extrapolate_to_zero(X, 0.2 + 30.0 * np.sqrt(X), se)
     assert alpha == pytest.approx(0.2, abs=1e-9) and 1e-3 < err < 1e-2
 
 
 def test_an_unresolved_truncation_is_not_extrapolated():
     """β within 2 s.e. of 0: α is the weighted mean, whose error is below the extrapolation's."""
     se = np.array([0.1, 0.03, 0.03])
-    alpha, err = extrapolate_to_zero(X, np.array([0.05, -0.01, 0.0]), se)
+    alpha, err, *_ = extrapolate_to_zero(X, np.array([0.05, -0.01, 0.0]), se)
     full = 1 / np.sqrt(np.sum(1 / se**2))
     assert err == pytest.approx(full, rel=1e-12) and abs(alpha) < 0.03
 
@@ -32,7 +32,7 @@ def test_a_shifted_coefficient_is_rejected_by_the_extrapolation(offset):
     rng = np.random.default_rng(0)
     se = np.full(3, 2e-4)
     d = -offset + 5.0 * np.sqrt(X) + se * rng.standard_normal(3)
-    alpha, err = extrapolate_to_zero(X, d, se)
+    alpha, err, *_ = extrapolate_to_zero(X, d, se)
     assert abs(alpha) > tol.EOS_SEM_FACTOR * err, (alpha, err)
 
 
@@ -63,3 +63,12 @@ def test_normal_conditioning_of_a_model_with_a_known_spectrum():
     u, h = grad / np.linalg.norm(grad), 1e-6
     fd = (np.linalg.eigvalsh(m.hess(theta + h * u))[-1] - np.linalg.eigvalsh(m.hess(theta - h * u))[-1]) / (2 * h)
     assert g == pytest.approx(fd / vals[-1], rel=1e-6)
+
+
+def test_a_wrong_leading_term_is_rejected_by_the_misfit():
+    """A leading term off by 1% makes the deviation of c ∝ 1/ηλ: no α + β√ηλ fits it; the residual scatter
+    inflates se(α) to the size of α itself, and the fit's χ² rejects it."""
+    se = np.full(3, 0.03)
+    test = extrapolate_to_zero(X, 0.02 / X, se)
+    assert abs(test.alpha) < 4 * test.se and test.chi2 > 1e6 and test.rejects(3.0)
+    assert not extrapolate_to_zero(X, 0.01 * np.array([1.0, -1.0, 0.5]), se).rejects(3.0)

@@ -260,3 +260,38 @@ def test_fig10_flow_sentence_follows_the_data():
     assert "λ₁ goes to 600 by τ = 0.55 (s = 0.01)." in fig10_bn_sharpness.caption(d)
     d.update(flow_gap_s=0.0, flow_s=np.array([0.0]), flow_lam=np.array([1000.0]), flow_tau=np.array([0.3]))
     assert "loses its gap within the first Δs" in fig10_bn_sharpness.caption(d)
+
+
+def _fig1_data(entries, tails, steps=1200):
+    """fig1 arrays: per run, λ₁ below the threshold 2(1-ηλ)/η until step ``entries[k]`` (None: never), then at
+    it; η_eff·λ₁ equal to ``tails[k]`` from the entry on."""
+    from srflow.figures.fig1_eos import LRS, WD_LR
+
+    d = {"lrs": np.array(LRS), "wd_lr": WD_LR}
+    for k, lr in enumerate(LRS):
+        t = np.arange(steps + 1)
+        threshold = 2 * (1 - WD_LR) / lr
+        on = np.zeros(steps + 1, bool) if entries[k] is None else t >= entries[k]
+        d[f"steps_{k}"] = t
+        d[f"raw_{k}"] = np.where(on, threshold, 0.5 * threshold)
+        d[f"eff_{k}"] = np.where(on, tails[k], 1.0)
+        d[f"sharp_{k}"] = d[f"raw_{k}"][:-1]
+    return d
+
+
+def test_fig1_caption_follows_the_data():
+    """'every run settles at 2' only when every run reached 2/η before the last 400 steps and sits within 5% of 2
+    there; a run entering at its last steps, or sitting at 1.44, is named as not settled, with its entry step."""
+    from srflow.figures import fig1_eos
+
+    good = fig1_eos.caption(_fig1_data([100, 200, 300], [2.0, 2.01, 1.99]))
+    assert "every run settles at 2 (within 5% over its last 400 steps)" in good
+    assert "η = 0.05 at step 100; η = 0.1 at step 200; η = 0.2 at step 300" in good
+    late = fig1_eos.caption(_fig1_data([100, 200, 1190], [2.0, 2.01, 1.44]))
+    assert "every run" not in late and "η = 0.2 has not settled by the end of the run" in late
+    assert "η = 0.2 reaches the threshold only at step 1190 of 1200" in late
+    assert "the runs with η = 0.05, 0.1 settle at 2 (within 5% over their last" in late
+    never = fig1_eos.caption(_fig1_data([None, None, None], [1.0, 1.0, 1.0]))
+    assert "no run settles at 2" in never and "η = 0.05 not within its 1200 steps" in never
+    off = fig1_eos.caption(_fig1_data([100, 200, 300], [2.075, 1.927, 1.8]))
+    assert "the runs with η = 0.05, 0.1 settle at 2" in off and "η = 0.2 has not settled" in off

@@ -58,9 +58,10 @@ def resumed(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep")
     cache = folder / "cache"
     assert main(["sweep", str(_spec(folder, "4e-3, 1e-3", "part.toml")), "--out", str(folder / "part"),
-                 "--cache", str(cache), "--quiet"]) == 0
+                 "--cache", str(cache), "--quiet", "--allow-short-ladder"]) == 0
     before = _cache_files(cache)
-    assert main(["sweep", str(_spec(folder)), "--out", str(folder / "full"), "--cache", str(cache), "--quiet"]) == 0
+    assert main(["sweep", str(_spec(folder)), "--out", str(folder / "full"), "--cache", str(cache), "--quiet",
+                 "--allow-short-ladder"]) == 0
     return folder, cache, before
 
 
@@ -88,7 +89,10 @@ def test_sweep_dataset_matches_direct_computation(resumed):
     assert np.isnan(cell.norm_sq.values[n:]).all()
     # EoS: η_eff·λ₁ ≈ 2 on every run (within 2% at these ηλ)
     assert np.all(np.abs(ds.eta_eff_lam1_mean.values - 2) < 0.04)
-    assert set(ds.path_verdict.values.ravel()) <= {"pass", "fail", "inconclusive"}
+    # 3 rungs over 0.6 decades: a short ladder (as srflow verify says), its verdicts inconclusive, with the note
+    assert set(ds.path_verdict.values.ravel()) == set(ds.clock_verdict.values.ravel()) == {"inconclusive"}
+    assert all("fewer than 4 over 1.5" in str(r) for r in ds.path_verdict_reason.values.ravel())
+    assert "3 distinct values over 0.60 decades" in json.loads(ds.attrs["notes"])[0]
 
 
 def test_provenance_in_attrs_and_sidecar(resumed):
@@ -193,7 +197,7 @@ def test_user_model_file(tmp_path):
 
 def test_failing_cells_are_reported_not_cached(tmp_path):
     """A model whose θ₀ is off Γ: its flow raises, every cell of it is an error in sweep.json, none is cached
-    or marked finished, and ``srflow sweep`` exits with status 1."""
+    or marked finished, and ``srflow sweep`` exits with status 3 (an internal error, as srflow verify)."""
     (tmp_path / "off.py").write_text(
         "import numpy as np\nfrom srflow.toy_models import make_model\n\n"
         "class Off:\n    name = 'off'\n\n    def __init__(self):\n        self._m = make_model('sphere_circle')\n"
@@ -208,7 +212,7 @@ def test_failing_cells_are_reported_not_cached(tmp_path):
     assert all(e["status"] == "error" and "not on Γ" in e["message"] for e in side["cells"])
     assert not _cache_files(tmp_path / "cache") and int(ds.finished.sum()) == 0 and ds.attrs["complete"] == 0
     assert main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "o2"), "--cache",
-                 str(tmp_path / "cache"), "--quiet", "--workers", "1"]) == 1
+                 str(tmp_path / "cache"), "--quiet", "--workers", "1", "--allow-short-ladder"]) == 3
 
 
 @pytest.mark.parametrize("data, match", [
@@ -231,14 +235,28 @@ def test_bad_spec_names_the_key(data, match):
 
 
 def test_spec_file_errors_and_cli(tmp_path, capsys):
-    """A missing or malformed SPEC exits with a message naming it; comma-separated models are accepted;
-    ``--help`` shows an example spec."""
-    with pytest.raises(SystemExit, match="cannot read"):
+    """A missing or malformed SPEC, a bad --workers, a short ladder without --allow-short-ladder: exit status 2
+    (as srflow verify) with a message naming the argument; comma-separated models are accepted; ``--help`` shows
+    an example spec and defines every variable."""
+    with pytest.raises(SystemExit, match="cannot read") as err:
         main(["sweep", str(tmp_path / "missing.toml")])
+    assert err.value.code == 2
     bad = tmp_path / "bad.toml"
     bad.write_text("models = [")
-    with pytest.raises(SystemExit, match="not valid TOML"):
+    with pytest.raises(SystemExit, match="not valid TOML") as err:
         main(["sweep", str(bad)])
+    assert err.value.code == 2
+    (tmp_path / "unknown.toml").write_text('models = ["nope"]\n')
+    with pytest.raises(SystemExit, match="models: unknown model 'nope'") as err:
+        main(["sweep", str(tmp_path / "unknown.toml")])
+    assert err.value.code == 2
+    with pytest.raises(SystemExit, match="--workers: expected a positive integer") as err:
+        main(["sweep", str(_spec(tmp_path)), "--workers", "0", "--out", str(tmp_path / "w")])
+    assert err.value.code == 2
+    with pytest.raises(SystemExit, match=r"eta_lambda: the ladder has 3 distinct values over 0.60 decades.*"
+                       "--allow-short-ladder") as err:
+        main(["sweep", str(_spec(tmp_path)), "--out", str(tmp_path / "short")])
+    assert err.value.code == 2 and not (tmp_path / "short" / "sweep.nc").exists()
     assert parse_spec({"models": "sphere_circle, mf"}).labels == ("sphere_circle", "mf")
     with pytest.raises(SystemExit):
         main(["sweep", "--help"])
@@ -309,6 +327,79 @@ def test_examples_run(script, tmp_path):
         assert 2.5 < ratio < 4.5 and naive > 10
     else:
         assert "tracking_error_t" in out.stdout and "path_verdict" in out.stdout
+        slopes = [line for line in out.stdout.splitlines() if "∝ ηλ^" in line]
+        assert len(slopes) == 6  # 2 seeds × path, clock, tracking: each falls at the theory's order 1
+        for line in slopes:
+            assert 0.9 < float(line.split("∝ ηλ^")[1].split(" ")[0]) < 1.1, line
+
+
+def test_every_variable_is_defined_in_help(resumed, tmp_path, capsys):
+    """Every variable and coordinate of a tracking sweep and of a check sweep has a description in its attrs,
+    and ``srflow sweep --help`` prints each name with that description."""
+    from srflow.verification.sweep_cells import DESCRIPTIONS
+
+    folder, _, _ = resumed
+    tracking = xr.open_dataset(folder / "full" / "sweep.nc")
+    checks, _ = run_sweep(parse_spec({"models": ["sphere_circle"], "checks": ["identities"]}), tmp_path / "c",
+                          tmp_path / "cache", quiet=True, processes=False)
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for ds in (tracking, checks):
+        for name in list(ds.data_vars) + list(ds.coords):
+            assert name in DESCRIPTIONS, name
+            assert ds[name].attrs["description"] == DESCRIPTIONS[name]
+            assert f"{name} {' '.join(DESCRIPTIONS[name].split())}" in text, name
+
+
+def test_rerun_after_an_interrupt_resumes_in_place(resumed, tmp_path, monkeypatch, capsys):
+    """Ctrl-C after two cells (raised where the client caches the second): exit 130, OUT holds those two
+    (complete = 0) and so does the cache; the same command again resumes in OUT -- 2 cells from the cache, 4
+    computed -- and gives the dataset of an uninterrupted run (the fixture's), wall times aside. Rerun once
+    more it finds the sweep complete and leaves OUT untouched; another spec in OUT, or OUT locked by another
+    run, is refused with exit status 2."""
+    from srflow.verification.outdir import OutputLock
+    from srflow.verification.sweep_cells import CellCache
+
+    folder, _, _ = resumed
+    spec, out, cache = _spec(tmp_path), tmp_path / "out", tmp_path / "cache"
+    argv = ["sweep", str(spec), "--out", str(out), "--cache", str(cache), "--quiet", "--workers", "1",
+            "--allow-short-ladder"]
+    put, calls = CellCache.put, []
+
+    def put_then_interrupt(self, cell, result):
+        put(self, cell, result)
+        calls.append(cell["key"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(CellCache, "put", put_then_interrupt)
+    assert main(argv) == 130
+    monkeypatch.setattr(CellCache, "put", put)
+    part = xr.load_dataset(out / "sweep.nc")
+    side = json.loads((out / "sweep.json").read_text())
+    assert part.attrs["complete"] == 0 and int(part.finished.sum()) == 2 == len(_cache_files(cache))
+    assert side["interrupted"] and side["cache"] == str(cache.resolve())
+    assert main(argv) == 0
+    side = json.loads((out / "sweep.json").read_text())
+    assert side["complete"] and side["counts"] == {"cells": 6, "finished": 6, "from_cache": 2, "computed": 4,
+                                                   "errors": 0}
+    resumed_ds = xr.load_dataset(out / "sweep.nc")
+    whole = xr.load_dataset(folder / "full" / "sweep.nc")
+    xr.testing.assert_identical(resumed_ds.drop_vars("seconds").drop_attrs(), whole.drop_vars("seconds").drop_attrs())
+    stamp = (out / "sweep.nc").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "already holds this sweep, complete" in capsys.readouterr().out
+    assert (out / "sweep.nc").stat().st_mtime_ns == stamp
+    other = _spec(tmp_path, "4e-3, 2e-3", "other.toml")
+    with pytest.raises(SystemExit, match="holds a sweep of another spec .*eta_lambda") as err:
+        main(["sweep", str(other), "--out", str(out), "--cache", str(cache), "--allow-short-ladder"])
+    assert err.value.code == 2
+    with OutputLock(tmp_path / "busy"):
+        with pytest.raises(SystemExit, match="in use by another srflow run") as err:
+            main(["sweep", str(spec), "--out", str(tmp_path / "busy"), "--allow-short-ladder"])
+    assert err.value.code == 2
 
 
 # -- slow: interrupts and a real scheduler ------------------------------------------------------------------
@@ -319,7 +410,7 @@ def test_ctrl_c_keeps_finished_cells_and_resume_skips_them(tmp_path):
     spec = _spec(tmp_path, "2e-3, 1e-3, 5e-4, 2.5e-4")
     cache = tmp_path / "cache"
     proc = subprocess.Popen([sys.executable, "-m", "srflow", "sweep", str(spec), "--out", str(tmp_path / "a"),
-                             "--cache", str(cache), "--workers", "1"], cwd=ROOT, env=_env(),
+                             "--cache", str(cache), "--workers", "1", "--allow-short-ladder"], cwd=ROOT, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: len(_cache_files(cache)) >= 2, 240, "two finished cells")
@@ -333,7 +424,8 @@ def test_ctrl_c_keeps_finished_cells_and_resume_skips_them(tmp_path):
     assert 2 <= len(done) < 8
     ds = xr.open_dataset(tmp_path / "a" / "sweep.nc")
     assert ds.attrs["complete"] == 0 and int(ds.finished.sum()) == len(done)
-    assert main(["sweep", str(spec), "--out", str(tmp_path / "b"), "--cache", str(cache), "--quiet"]) == 0
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "b"), "--cache", str(cache), "--quiet",
+                 "--allow-short-ladder"]) == 0
     side = json.loads((tmp_path / "b" / "sweep.json").read_text())
     assert side["counts"]["from_cache"] == len(done) and side["counts"]["computed"] == 8 - len(done)
     assert all(_cache_files(cache)[k] == v for k, v in done.items())
@@ -373,7 +465,8 @@ def test_scheduler_and_workers_with_a_worker_killed(tmp_path):
                          "--no-nanny", "--dashboard-address", "127.0.0.1:0", "--name", f"w{i}") for i in range(2)]
         cache = tmp_path / "cache"
         sweep = subprocess.Popen([sys.executable, "-m", "srflow", "sweep", str(spec), "--out",
-                                  str(tmp_path / "remote"), "--cache", str(cache), "--scheduler", address],
+                                  str(tmp_path / "remote"), "--cache", str(cache), "--scheduler", address,
+                                  "--allow-short-ladder"],
                                  cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for(lambda: len(_cache_files(cache)) >= 1 or sweep.poll() is not None, 300, "a finished cell")
         workers[0].kill()

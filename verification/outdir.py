@@ -25,8 +25,9 @@ except ImportError:  # pragma: no cover -- Windows: an O_EXCL lock file (a kille
 LOCK_NAME = ".srflow.lock"
 
 
-#: exit status of a usage or input error (as argparse's own errors)
-EXIT_USAGE = 2
+#: exit statuses of ``srflow verify`` and ``srflow sweep`` (README.md, Commands): all passed; a check failed; a usage
+#: or input error (as argparse's own errors); an internal error (a check raised, a worker crashed); interrupted
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class UsageError(SystemExit):

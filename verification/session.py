@@ -81,9 +81,14 @@ class CheckResult:
     seconds: float = 0.0
     resolving_power: dict = field(default_factory=dict)
     model_info: dict = field(default_factory=dict)
+    #: the start point θ₀ on Γ the check ran from (None if it was not reached); not in ``to_json`` (the report
+    #: saves it once per model as ``theta0-<model>.npy``, identified in ``model_info`` by its sha256)
+    theta0: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
-        return _jsonable(asdict(self))
+        data = asdict(self)
+        data.pop("theta0")
+        return _jsonable(data)
 
 
 def _jsonable(x):
@@ -135,9 +140,11 @@ class Session:
 
     Every random draw comes from ``rng(purpose)`` = default_rng([seed, hash(spec), hash(purpose)]): it depends on
     the seed, the model's spec and what it is for -- not on which checks run, in which order, or on the other
-    models of the run. ``spec`` defaults to the model's name and dimension."""
+    models of the run. ``spec`` defaults to the model's name and dimension. ``theta0``: a start point on Γ to use
+    instead of the one drawn (``srflow verify --theta0``; validated by the caller, see ``theta0_problems``)."""
 
-    def __init__(self, model, config: VerifyConfig, seed=0, quiet: bool = True, spec: str | None = None):
+    def __init__(self, model, config: VerifyConfig, seed=0, quiet: bool = True, spec: str | None = None,
+                 theta0: np.ndarray | None = None):
         if isinstance(seed, np.random.Generator):
             seed = int(seed.integers(2**63))
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -146,6 +153,10 @@ class Session:
         self.name = model_name(model)
         self.spec = spec or f"{self.name}(dim={model.dim})"
         self._cache: dict = {}
+        if theta0 is not None:
+            theta0 = np.array(theta0, dtype=np.float64)
+            theta0.setflags(write=False)
+            self._cache["theta0"] = theta0
 
     def rng(self, purpose: str) -> np.random.Generator:
         return np.random.default_rng([self.seed, stable_hash(self.spec), stable_hash(purpose)])
@@ -242,7 +253,7 @@ def result(session: Session, name, status, predicted, observed, tolerance, scale
            runs=(), resolving_power=None) -> CheckResult:
     return CheckResult(name, session.name, status, predicted, observed, tolerance, float(scaled), message,
                        details or {}, [run_summary(r) for r in runs], resolving_power=resolving_power or {},
-                       model_info=session.model_info())
+                       model_info=session.model_info(), theta0=session._cache.get("theta0"))
 
 
 def guard(session: Session, name: str, fn: Callable[[], CheckResult]) -> CheckResult:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import tolerances as _tol
 from .sweep_spec import SweepSpec, cell_name
 
 #: per-record series of a tracking cell, in the dataset on (model, seed, eta_lambda, record)
@@ -41,8 +42,8 @@ def compute_flow(model: str, seed: int, config):
 def run_tracking_cell(cell: dict, config, flow) -> dict:
     """One tracking cell: the GD+WD run at ηλ (``Session.gdwd_run``) against ``flow``.
 
-    * ``path_error``, ``clock_error``, ``tracking_error``: ``checks.path_error``, ``checks.clock_error`` with the
-      clock ``theory.gdwd_steps`` and ``checks.phi_error`` at s(t) from that clock; ``naive_clock_error`` the
+    * ``path_error``, ``clock_error``, ``tracking_error``: ``tracking.path_error``, ``tracking.clock_error`` with the
+      clock ``theory.gdwd_steps`` and ``tracking.phi_error`` at s(t) from that clock; ``naive_clock_error`` the
       clock error of ``theory.naive_gdwd_steps``;
     * ``eta_eff_lam1`` = η_eff·λ₁(w̄_t) = ηλ₁(∇²L(w_t))/(1 - ηλ) (λ₁ is of degree -2), averaged over the pair
       t, t+1 (the ±a∇³L[v₁,v₁,v₁] term cancels over a pair); its EoS prediction ``eta_eff_lam1_predicted`` is
@@ -99,7 +100,8 @@ def run_check_cell(cell: dict, config) -> dict:
     from .verify import run_job
 
     out = []
-    run_job(cell["model"], 0, (cell["check"],), config, cell["seed"], True, out.append)
+    run_job(cell["model"], 0, (cell["check"],), config, cell["seed"], True, out.append,
+            short_ladder=cell.get("short_ladder", ""))
     res = out[0]
     return {"status": res.status, "message": res.message, "worker": f"{socket.gethostname()}:{os.getpid()}",
             "result": res.to_json()}
@@ -224,7 +226,8 @@ def assemble(spec: SweepSpec, cells: list[dict], results: dict):
 
 def _verdicts(spec: SweepSpec, scal: dict, status: np.ndarray) -> dict:
     """Per (model, seed): ``verdicts.judge`` of path and clock errors over the ηλ ladder with the flow-tracking
-    check's order (O(ηλ)), when every rung finished "ok"; no rungs are added (a sweep's ladder is the user's)."""
+    check's order (O(ηλ)), when every rung finished "ok"; no rungs are added (a sweep's ladder is the user's).
+    On a short ladder (``spec.short_ladder``) a pass or fail becomes "inconclusive", as in ``srflow verify``."""
     from .ladder import GDWD_ORDER
     from .verdicts import judge
 
@@ -239,23 +242,64 @@ def _verdicts(spec: SweepSpec, scal: dict, status: np.ndarray) -> dict:
                 continue
             v = judge(spec.eta_lambda, scal[f"{name}_error"][i], GDWD_ORDER)
             verdict[i], reason[i], order[i], order_se[i] = v.status, v.reason, v.order, v.order_se
+            if spec.short_ladder and v.status in ("pass", "fail"):
+                verdict[i] = "inconclusive"
+                reason[i] = f"inconclusive: {spec.short_ladder} (--allow-short-ladder); measured: {v.status}: {v.reason}"
         out.update({f"{name}_verdict": (("model", "seed"), verdict), f"{name}_verdict_reason": (("model", "seed"), reason),
                     f"{name}_order": (("model", "seed"), order), f"{name}_order_se": (("model", "seed"), order_se)})
     return out
 
 
+#: every variable and coordinate of a sweep's Dataset: its definition, unit and meaning (``srflow sweep --help``
+#: prints them; tests/test_sweep.py checks that every variable of a dataset has one)
 DESCRIPTIONS = {
-    "path_error": "max_t ‖Φ(w̄_t) - ζ(s_t)‖ at the run's intrinsic clock s_t (checks.path_error)",
-    "clock_error": "max_t |s_t - s(t)|, s(t) from theory.gdwd_steps (checks.clock_error)",
-    "tracking_error": "max_t ‖Φ(w̄_t) - ζ(s(t))‖ at the matched clock (checks.phi_error)",
-    "naive_clock_error": "max_t |s_t - s(t)| for the naive clock s = 2ηλt (negative control)",
-    "eta_eff_lam1_mean": "mean over records of η_eff·λ₁ = ηλ₁(∇²L(w_t))/(1 - ηλ), pair-averaged over t, t+1",
+    # coordinates
+    "model": "the model's label (registered name, or the stem of path/to/file.py:factory)",
+    "seed": "the seed of the model, its start point θ₀ on Γ and every random draw (as srflow verify --seed)",
+    "eta_lambda": "ηλ = lr·wd of the GD+WD run (tracking sweeps), the small parameter of the theory",
+    "check": "the theorem check of the cell (check sweeps; srflow list)",
+    "record": "index of a record along a run (records are taken at odd step strides, as srflow verify does)",
+    "step": "the recorded step t", "tau": "τ = ηλt at the recorded step",
+    "prediction": "a prediction a check tests (for resolving_power)",
+    # every cell
+    "finished": "1 where the cell finished (0: interrupted, not run, or it raised: see sweep.json)",
+    "status": "tracking: ok, diverged or assumption-violated (a monitor fired: spectral gap, distance from Γ); "
+              "check: pass, fail, inconclusive or assumption-violated; '' where not finished",
+    "message": "why a cell is not ok (the monitor or the check's message)",
+    # tracking cells, one number per (model, seed, eta_lambda)
+    "path_error": "max over records of ‖Φ(w̄_t) - ζ(s_t)‖ at the run's own intrinsic clock s_t: whether the limit "
+                  "point moves along the flow's path at the flow's rate (a distance in parameter space, Γ on the unit "
+                  "sphere); theory: O(ηλ) (tracking.path_error)",
+    "clock_error": "max over every step of |s_t - s(t)|, s(t) the predicted clock (theory.gdwd_steps), in units of "
+                   "flow time s; theory: O(ηλ) (tracking.clock_error)",
+    "tracking_error": "max over records of ‖Φ(w̄_t) - ζ(s(t))‖ at the predicted clock s(t): path and clock errors "
+                      "combined (≤ path_error + ‖dζ/ds‖·clock_error), a distance as path_error; O(ηλ) once both "
+                      "are, not judged on its own (tracking.phi_error): path_verdict and clock_verdict judge the parts",
+    "naive_clock_error": "clock_error of the naive clock s = 2ηλt (negative control: does not fall with ηλ)",
+    "eta_eff_lam1_mean": "mean over records of η_eff·λ₁ = ηλ₁(∇²L(w_t))/(1 - ηλ), pair-averaged over t, t+1; "
+                         "dimensionless, the EoS prediction is 2",
     "eta_eff_lam1_predicted": "the EoS prediction of η_eff·λ₁: η·theory.eos_threshold/(1 - ηλ) = 2",
     "lam1_final": "λ₁(∇²L(Φ(w̄_t))) at the last record", "lam1_flow_final": "λ₁(ζ(s(t))) at the last record",
-    "norm_sq_final": "‖w_t‖² at the last record", "steps": "steps simulated", "seconds": "wall time of the cell",
-    "lam1": "λ₁(∇²L(w_t))", "eta_eff_lam1": "η_eff·λ₁ per record (pair-averaged)", "phi_lam1": "λ₁(∇²L(Φ(w̄_t)))",
+    "norm_sq_final": "‖w_t‖² at the last record", "steps": "steps simulated",
+    "seconds": "wall time of the cell in seconds (the only number that differs between identical runs)",
+    # tracking cells, per record
+    "loss": "L(w_t)", "norm_sq": "‖w_t‖²", "lam1": "λ₁(∇²L(w_t)), the largest algebraic eigenvalue",
+    "eta_eff_lam1": "η_eff·λ₁ per record (pair-averaged)", "phi_lam1": "λ₁(∇²L(Φ(w̄_t)))",
     "offset_sq": "‖w̄_t - Φ(w̄_t)‖²", "s": "intrinsic clock s_t = Σ‖w̄_{k+1} - w̄_k‖²",
-    "s_predicted": "s(t) from theory.gdwd_steps", "tracking_error_t": "‖Φ(w̄_t) - ζ(s(t))‖",
-    "tau": "τ = ηλt", "step": "the recorded step t",
-    "resolving_power": "δ*: the smallest relative perturbation of the prediction the check rejects on its runs",
+    "s_predicted": "s(t) from theory.gdwd_steps", "tracking_error_t": "‖Φ(w̄_t) - ζ(s(t))‖ per record",
+    # tracking sweeps, per (model, seed): the verdict on the ladder
+    "path_verdict": f"verdicts.judge of path_error over the ηλ ladder against the order O(ηλ): fitted order ≥ "
+                    f"{1 - _tol.ORDER_MARGIN:g}, no constant assumed (pass, fail, inconclusive; 'not judged' unless "
+                    "every rung is ok; inconclusive on a short ladder)",
+    "path_verdict_reason": "the reason of path_verdict, with the local exponents and the rungs",
+    "path_order": "exponent p of path_error ∝ (ηλ)^p fitted on the last 3 rungs (theory: 1)",
+    "path_order_se": "standard error of path_order",
+    "clock_verdict": "as path_verdict, for clock_error", "clock_verdict_reason": "the reason of clock_verdict",
+    "clock_order": "exponent of clock_error ∝ (ηλ)^p on the last 3 rungs (theory: 1)",
+    "clock_order_se": "standard error of clock_order",
+    # check cells
+    "scaled_error": "the check's scaled error: its largest error over its bound (≤ 1 passes)",
+    "resolving_power": "δ*: the smallest relative perturbation of the prediction the check rejects on its runs "
+                       "(inf: none up to 30%; NaN where the check did not pass)",
+    "details": "the check's details as JSON (ladder, errors, local exponents, fitted orders, ...)",
 }

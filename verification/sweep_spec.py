@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import tomllib
 from pathlib import Path
 
-from .verify import spec_label
+from .verify import MAX_ETA_LAMBDA, short_ladder, spec_label
 
 SPEC_KEYS = ("models", "seeds", "eta_lambda", "checks", "config")
 #: fields of VerifyConfig that a tracking cell reads (its cache key depends on these only)
@@ -24,7 +25,9 @@ class SpecError(ValueError):
 class SweepSpec:
     """A parsed sweep: ``models`` (registered names or ``file.py:factory`` with an absolute path), their labels in
     the dataset, ``seeds``, ``eta_lambda`` (decreasing), ``checks`` (empty: tracking cells), the configuration,
-    and the spec's text."""
+    the spec's text, and ``short_ladder``: why the ladder is too short for a verdict on a fitted exponent (as
+    ``srflow verify``: fewer than 4 values over 1.5 decades; "" when it is not) -- the ladder verdicts are then
+    inconclusive, and ``srflow sweep`` refuses to start without ``--allow-short-ladder``."""
 
     models: tuple[str, ...]
     labels: tuple[str, ...]
@@ -33,6 +36,7 @@ class SweepSpec:
     checks: tuple[str, ...]
     config: object
     text: str = ""
+    short_ladder: str = ""
 
     @property
     def kind(self) -> str:
@@ -116,20 +120,22 @@ def parse_spec(data: dict, text: str = "", base_dir: Path | None = None) -> Swee
     ladder = data.get("eta_lambda", list(cfg.ladder))
     if (not isinstance(ladder, list) or not ladder
             or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in ladder)):
-        raise SpecError(f"eta_lambda: expected a list of numbers in (0, 1), got {ladder!r}")
+        raise SpecError(f"eta_lambda: expected a list of numbers in (0, {MAX_ETA_LAMBDA:g}), got {ladder!r}")
     ladder = tuple(sorted({float(x) for x in ladder}, reverse=True))
     cfg = dataclasses.replace(cfg, **cfg_data, ladder=ladder)
     try:
         check_hyperparameters(cfg.lr)
         for lw in ladder:
-            if not 0 < lw < 1:
-                raise ValueError(f"expected values in (0, 1), got {lw!r}")
+            if not (math.isfinite(lw) and 0 < lw < MAX_ETA_LAMBDA):
+                raise ValueError(f"expected values of ηλ in (0, {MAX_ETA_LAMBDA:g}) (ηλ is the small parameter of "
+                                 f"the theory), got {lw!r}")
             check_hyperparameters(cfg.lr, lw / cfg.lr)
         if cfg.tau_end <= 0 or cfg.records < 2:
             raise ValueError(f"config: expected tau_end > 0 and records ≥ 2, got {cfg.tau_end!r}, {cfg.records!r}")
     except ValueError as exc:
         raise SpecError(f"eta_lambda/config: {exc}") from None
-    return SweepSpec(tuple(resolved), tuple(labels), tuple(int(s) for s in seeds), ladder, tuple(checks), cfg, text)
+    return SweepSpec(tuple(resolved), tuple(labels), tuple(int(s) for s in seeds), ladder, tuple(checks), cfg, text,
+                     short_ladder(ladder))
 
 
 def load_spec(path) -> SweepSpec:
@@ -175,6 +181,7 @@ def make_cells(spec: SweepSpec) -> list[dict]:
                 cell = {"kind": spec.kind, "model": model, "label": label, "seed": seed}
                 if spec.checks:
                     cell["check"] = unit
+                    cell["short_ladder"] = spec.short_ladder  # a function of the ladder, which is in the key
                     full = {**ident, "seed": seed, "check": unit, "config": cfg}
                 else:
                     cell["eta_lambda"] = unit

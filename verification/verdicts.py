@@ -94,11 +94,18 @@ class LadderVerdict:
     shortfall: float = float("nan")
     #: True when more rungs below the ladder could decide (not yet asymptotic)
     extendable: bool = False
+    #: the theory's order it was judged against (e = O(``param``^``p``)) and the accepted shortfall ``margin``
+    p: float = float("nan")
+    margin: float = float("nan")
+    param: str = ""
+    #: indices into ``ladder`` of the rungs whose errors decided the status (the figures mark them)
+    decided: tuple = ()
 
     def to_details(self) -> dict:
         return {"ladder": self.ladder, "errors": self.errors, "local_exponents": self.local,
                 "order": self.order, "order_se": self.order_se, "constant": self.constant,
-                "shortfall": self.shortfall}
+                "shortfall": self.shortfall, "status": str(self.status), "p": self.p, "margin": self.margin,
+                "param": self.param, "decided": [int(i) for i in self.decided]}
 
 
 def local_exponents(x, e) -> np.ndarray:
@@ -124,9 +131,10 @@ def judge(x, e, order: Order) -> LadderVerdict:
     x, e = np.asarray(x, float), np.asarray(e, float)
     idx = np.argsort(-x)
     x, e = x[idx], e[idx]
-    v = LadderVerdict(Status.INCONCLUSIVE, "", x, e)
+    v = LadderVerdict(Status.INCONCLUSIVE, "", x, e, p=order.p, margin=order.margin, param=order.param)
     if not np.all(np.isfinite(e)):
         v.status, v.reason = Status.FAIL, f"non-finite error at {order.param} = {x[~np.isfinite(e)][0]:g}"
+        v.decided = tuple(np.nonzero(~np.isfinite(e))[0])
         return v
     if len(np.unique(x)) != len(x):
         v.reason = f"the ladder repeats a value of {order.param}: {x.tolist()}"
@@ -143,8 +151,10 @@ def judge(x, e, order: Order) -> LadderVerdict:
         x, e = x[:last + 1], e[:last + 1]
         v.ladder, v.errors = x, e
     v.constant = float(e[-1] / x[-1] ** order.p)
-    if len(x) < 3:
+    n = len(x)
+    if n < 3:
         v.reason = f"only {len(x)} resolvable rung(s) of {order.param}; at least 3 are needed for two local exponents"
+        v.decided = tuple(range(n))
         return v
     q = local_exponents(x, e)
     v.local = q
@@ -161,8 +171,10 @@ def judge(x, e, order: Order) -> LadderVerdict:
     rising = q[-1] > q[-2] + tol.RISING_TOL
     # an asymptotic regime, once entered, is not left: two consecutive local exponents settled at ≥ p - margin
     # on larger rungs, then a last one below it, is an error turning into a floor
-    was_asymptotic = any(abs(q[i] - q[i - 1]) <= tol.SETTLE_TOL and min(q[i], q[i - 1]) >= low
-                         for i in range(1, len(q) - 1))
+    entered = [i for i in range(1, len(q) - 1) if abs(q[i] - q[i - 1]) <= tol.SETTLE_TOL and min(q[i], q[i - 1]) >= low]
+    was_asymptotic = bool(entered)
+    # the rungs each rule reads (q_i spans rungs i-1, i): the pass rules and the fit read the last three
+    v.decided = (n - 3, n - 2, n - 1)
     # the error bends away from x^p: the last three local exponents each fall by more than RISING_TOL
     falling_away = len(q) >= 3 and bool(np.all(np.diff(q[-3:]) < -tol.RISING_TOL))
     # fell at the theory's order, then flat over the last two rung intervals
@@ -178,18 +190,22 @@ def judge(x, e, order: Order) -> LadderVerdict:
                     f"{v.constant:.3g} at {order.param} = {x[-1]:g}")
     elif settled_low and not rising:
         v.status = Status.FAIL
+        v.decided = (n - 4, n - 3, n - 2, n - 1)
         v.reason = (f"the error settles at order {p_fit:.2f} ± {se:.2f} < {low:g} (expected {order.p:g} - margin "
                     f"{order.margin:g}; local exponents {qs}): it does not vanish at the theory's rate [{rungs}]")
     elif was_asymptotic and q[-1] < low:
         v.status = Status.FAIL
+        v.decided = tuple(sorted({entered[0] - 1, entered[0], entered[0] + 1, n - 2, n - 1}))
         v.reason = (f"the error was asymptotic at order ≈ {order.p:g} on the larger rungs and then stopped falling "
                     f"(local exponents {qs}): a floor the theory does not have [{rungs}]")
     elif fell_then_flat:
         v.status = Status.FAIL
+        v.decided = (n - 4, n - 3, n - 2, n - 1)
         v.reason = (f"the error fell at order {q[-3]:.2f} and then flattened (local exponents {qs}): a floor the theory "
                     f"does not have [{rungs}]")
     elif falling_away and q[-1] < low:
         v.status = Status.FAIL
+        v.decided = (n - 4, n - 3, n - 2, n - 1)
         v.reason = (f"the local exponents fall rung after rung ({qs}) to {q[-1]:.2f} < {low:g}: the error bends away "
                     f"from {order.param}^{order.p:g} towards a floor the theory does not have [{rungs}]")
     else:

@@ -202,6 +202,38 @@ def probe_model(model, rng: np.random.Generator, label: str) -> None:
                                    f"(expected finite; {int(np.sum(~np.isfinite(out)))} of {out.size} entries)")
 
 
+def load_theta0(path, model, label: str, option: str = "--theta0") -> np.ndarray:
+    """A start point θ₀ of ``model`` from a ``.npy`` file, validated: a real float array of shape (D,), finite,
+    and a point of Γ (``identities.check_minimizer``: unit norm, critical, PSD Hessian, rank). Raises ValueError
+    naming ``option``, the file and what is wrong."""
+    from .identities import check_minimizer
+
+    try:
+        theta = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{option}: cannot read {str(path)!r} as a .npy array: {exc}") from None
+    d = int(model.dim)
+    if theta.dtype.kind not in "fiu" or theta.shape != (d,):
+        raise ValueError(f"{option}: {str(path)!r} holds an array of shape {theta.shape} dtype {theta.dtype}; "
+                         f"expected a real vector of shape ({d},), the dimension D of model {label}")
+    theta = theta.astype(np.float64)
+    if not np.all(np.isfinite(theta)):
+        raise ValueError(f"{option}: {str(path)!r} has {int(np.sum(~np.isfinite(theta)))} non-finite entries; "
+                         "expected a finite point of Γ")
+    try:
+        rows = check_minimizer(model, theta)
+    except Exception as exc:  # noqa: BLE001 -- e.g. a zero vector: reported as a bad argument
+        raise ValueError(f"{option}: {str(path)!r} is not a point of Γ of model {label}: "
+                         f"{type(exc).__name__}: {exc}") from None
+    bad = [r for r in rows if r.status != "pass"]
+    if bad:
+        raise ValueError(f"{option}: {str(path)!r} is not a point of Γ of model {label} (a minimizer of unit norm): "
+                         + "; ".join(f"{r.identity} ({r.statement}): "
+                                     f"{r.message or f'error {r.error:.3g}, {r.scaled_error:.3g}× its tolerance'}"
+                                     for r in bad))
+    return theta
+
+
 # -- ladder and budget ----------------------------------------------------------------------------------------
 def ladder_problems(ladder) -> tuple[list[float], list[str], str]:
     """The distinct ladder (descending), the hard errors (each names ``--ladder``) and, when the ladder is
@@ -215,13 +247,18 @@ def ladder_problems(ladder) -> tuple[list[float], list[str], str]:
     if len(values) < LADDER_MIN_POINTS:
         errors.append(f"--ladder: expected at least {LADDER_MIN_POINTS} distinct values of ηλ (an exponent needs "
                       f"them), got {len(values)} distinct of {len(list(ladder))}")
-    short = ""
-    if not errors:
-        decades = float(np.log10(values[0] / values[-1]))
-        if len(values) < LADDER_MIN_DISTINCT or decades < LADDER_MIN_DECADES - 1e-9:
-            short = (f"the ladder has {len(values)} distinct values over {decades:.2f} decades, fewer than "
-                     f"{LADDER_MIN_DISTINCT} over {LADDER_MIN_DECADES:g}")
-    return values, errors, short
+    return values, errors, ("" if errors else short_ladder(values))
+
+
+def short_ladder(values) -> str:
+    """Why a ladder of distinct positive values (descending) is too short for a verdict on a fitted exponent
+    (fewer than LADDER_MIN_DISTINCT values or less than LADDER_MIN_DECADES decades), or "" when it is not."""
+    values = sorted(set(float(x) for x in values), reverse=True)
+    decades = float(np.log10(values[0] / values[-1]))
+    if len(values) < LADDER_MIN_DISTINCT or decades < LADDER_MIN_DECADES - 1e-9:
+        return (f"the ladder has {len(values)} distinct values over {decades:.2f} decades, fewer than "
+                f"{LADDER_MIN_DISTINCT} over {LADDER_MIN_DECADES:g}")
+    return ""
 
 
 def check_lr(lr) -> None:
@@ -335,16 +372,18 @@ def mark_inconclusive(res: CheckResult, reason: str) -> CheckResult:
 
 def run_job(spec: str, index: int, checks: tuple[str, ...], config: VerifyConfig, seed: int, quiet: bool,
             emit: Callable[[CheckResult], None], *, skip: tuple[str, ...] = (), short_ladder: str = "",
-            on_start: Callable[[str], None] | None = None, label: str | None = None) -> None:
+            on_start: Callable[[str], None] | None = None, label: str | None = None,
+            theta0: np.ndarray | None = None) -> None:
     """Run ``checks`` on one model, calling ``emit`` with each result as it completes.
 
     ``skip``: checks already done (``--resume``): they are still run when a later check follows them, so that
     every random draw of the session is the same as in an uninterrupted run, but not emitted.
     ``short_ladder``: the reason the ladder checks are inconclusive ("" when the ladder is adequate).
     ``label``: the model's name in the report (default: its ``name``). Every random draw depends on (seed, spec)
-    only (``Session.rng``), not on ``index`` or on which checks run."""
+    only (``Session.rng``), not on ``index`` or on which checks run. ``theta0``: the start point on Γ (``srflow
+    verify --theta0``, validated by ``theta0_problems``; default: the session's own)."""
     model = build_model(spec, seed)
-    session = Session(model, config, seed, quiet=quiet, spec=spec)
+    session = Session(model, config, seed, quiet=quiet, spec=spec, theta0=theta0)
     if label is not None:
         session.name = label
     broken = _not_scale_invariant(model, seed)
@@ -379,29 +418,32 @@ class Job:
     label: str
     checks: tuple[str, ...]
     skip: tuple[str, ...] = ()
+    #: the start point on Γ (None: the session draws its own)
+    theta0: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def wanted(self) -> tuple[str, ...]:
         return tuple(c for c in self.checks if c not in self.skip)
 
 
-def plan_jobs(models: list[str], labels: dict, checks: list[str], done: set = frozenset()) -> list[Job]:
-    """The jobs for ``models`` × ``checks``, without those whose every check is in ``done`` ((label, check))."""
+def plan_jobs(models: list[str], labels: dict, checks: list[str], done: set = frozenset(),
+              theta0: dict | None = None) -> list[Job]:
+    """The jobs for ``models`` × ``checks``, without those whose every check is in ``done`` ((label, check));
+    ``theta0`` maps a model spec to its given start point."""
     jobs = []
     for index, spec in enumerate(models):
         for group in groups():
             chosen = tuple(c for c in group if c in checks)
             skip = tuple(c for c in chosen if (labels[spec], c) in done)
             if chosen and len(skip) < len(chosen):
-                jobs.append(Job(spec, index, labels[spec], chosen, skip))
+                jobs.append(Job(spec, index, labels[spec], chosen, skip, (theta0 or {}).get(spec)))
     return jobs
 
 
 def _job_target(payload, send) -> None:
     job, config, seed, quiet, short = payload
     run_job(job.spec, job.index, job.checks, config, seed, quiet, emit=lambda r: send(("result", r)), skip=job.skip,
-            label=job.label,
-            short_ladder=short, on_start=lambda name: send(("start", name)))
+            label=job.label, short_ladder=short, on_start=lambda name: send(("start", name)), theta0=job.theta0)
 
 
 def _job_task(payload, send) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
+from scipy.stats import chi2 as chi2_dist
+from scipy.stats import norm as normal
 
 import srflow.theory as th
 
@@ -62,7 +64,7 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
             sem.append(_blocked_standard_error(pair_means, tr.steps, tr.lr * tr.wd))
         obs, pred = np.array(obs), np.array(pred)
         # ‖w_t‖² over its prediction at λ₁ of the flow at the run's own clock, on the densely recorded runs
-        norm_ratio = [tr.norm_sq / th.equilibrium_norm_sq(tr.lr, tr.wd, np.interp(tr.clock, flow.s, flow.sharpness))
+        norm_ratio = [tr.norm_sq / th.equilibrium_norm_sq(tr.lr, tr.wd, flow.sharpness_at(tr.clock))
                       for tr in dense]
         tr = runs[-1]
         gs = np.array([th.manifold_point(session.model, p).G for p in tr.phi])
@@ -88,9 +90,8 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
             p = 2 * (1 + d_lead) + (c_pred + d_coef) * xs * (1 + d_lead)
             return extrapolate_to_zero(xj, ((obs - p) / xs)[judged], c_se[judged])
 
-        def sharpness_rejected(test) -> bool:
-            c0, se0 = test
-            return abs(c0) > tol.EOS_SEM_FACTOR * se0
+        def sharpness_rejected(test: Extrapolation) -> bool:
+            return test.rejects(tol.EOS_SEM_FACTOR)
 
         def norm_test(d=0.0):
             """(n₀, se(n₀)): the mean relative deviation of ‖w‖² from the prediction × (1 + d), extrapolated to
@@ -98,11 +99,11 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
             dev = np.array([np.mean(r / (1 + d)) - 1 for r in norm_ratio])
             return extrapolate_to_zero(xj, dev[judged], (norm_se / (1 + d))[judged], power=1.0)
 
-        n0, nse0 = norm_test()
-        norm_ok = not sharpness_rejected((n0, nse0))
-        c0, se0 = sharpness_test()
+        n_test, c_test = norm_test(), sharpness_test()
+        (n0, nse0, *_), (c0, se0, *_) = n_test, c_test
+        norm_ok = not sharpness_rejected(n_test)
         a_ok = abs(a_dev) <= tol.AMPLITUDE_RTOL
-        sharp_ok = not sharpness_rejected((c0, se0))
+        sharp_ok = not sharpness_rejected(c_test)
         status = Status.PASS if sharp_ok and norm_ok and a_ok else Status.FAIL
         worst = float(max(abs(c0) / (tol.EOS_SEM_FACTOR * se0), abs(n0) / (tol.EOS_SEM_FACTOR * nse0),
                           abs(a_dev) / tol.AMPLITUDE_RTOL))
@@ -139,28 +140,45 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
     return guard(session, name, run)
 
 
-def extrapolate_to_zero(x, d, se, power: float = 0.5) -> tuple[float, float]:
-    """(α, se(α)): the deviation of the O(ηλ) coefficient at ηλ → 0, from deviations ``d`` ± ``se`` measured at ηλ =
-    ``x``. Weighted least squares (weights 1/se²) of d = α + βx^``power``, where the truncation vanishes; where the
-    fitted β is not resolved (|β| ≤ 2 se(β)) the truncation is below the noise and α is the weighted mean of d (the
-    extrapolation would only amplify the noise). se(α) is inflated by the scatter of the residuals when there are
-    more points than parameters."""
+class Extrapolation(NamedTuple):
+    """A deviation extrapolated to ηλ → 0: ``alpha`` ± ``se``, and the χ² of the fit with its degrees of freedom."""
+
+    alpha: float
+    se: float
+    chi2: float
+    dof: int
+
+    def rejects(self, sigmas: float) -> bool:
+        """The prediction is off: α ≠ 0 beyond ``sigmas`` standard errors, or the deviations do not have the
+        form α + βx^p at all (χ² beyond the same two-sided probability, e.g. a wrong leading term: d ∝ 1/ηλ)."""
+        if abs(self.alpha) > sigmas * self.se:
+            return True
+        return self.dof > 0 and self.chi2 > chi2_dist.ppf(2 * normal.cdf(sigmas) - 1, self.dof)
+
+
+def extrapolate_to_zero(x, d, se, power: float = 0.5) -> Extrapolation:
+    """The deviation ``d`` ± ``se`` measured at ηλ = ``x``, extrapolated to ηλ → 0: weighted least squares (weights
+    1/se²) of d = α + βx^``power``, where the truncation vanishes; where the fitted β is not resolved
+    (|β| ≤ 2 se(β)) the truncation is below the noise and α is the weighted mean of d (the extrapolation would only
+    amplify the noise). se(α) is inflated by the scatter of the residuals when there are more points than
+    parameters; χ² is kept, so that a misfit rejects (``Extrapolation.rejects``)."""
     x, d, se = (np.asarray(v, float) for v in (x, d, se))
     if not np.all(np.isfinite(se) & (se > 0)):
-        return float(np.mean(d)), float("inf")
+        return Extrapolation(float(np.mean(d)), float("inf"), 0.0, 0)
 
     def wls(columns):
         a = np.vstack(columns).T / se[:, None]
         cov = np.linalg.inv(a.T @ a)
         coef = cov @ a.T @ (d / se)
         dof = len(x) - len(columns)
-        spread = max(1.0, np.sqrt(float(np.sum((a @ coef - d / se) ** 2)) / dof)) if dof > 0 else 1.0
-        return coef, np.sqrt(np.diag(cov)) * spread
+        chi2 = float(np.sum((a @ coef - d / se) ** 2))
+        spread = max(1.0, np.sqrt(chi2 / dof)) if dof > 0 else 1.0
+        return coef, np.sqrt(np.diag(cov)) * spread, chi2, dof
 
-    coef, err = wls([np.ones_like(x), x ** power])
+    coef, err, chi2, dof = wls([np.ones_like(x), x ** power])
     if abs(coef[1]) <= 2 * err[1]:
-        coef, err = wls([np.ones_like(x)])
-    return float(coef[0]), float(err[0])
+        coef, err, chi2, dof = wls([np.ones_like(x)])
+    return Extrapolation(float(coef[0]), float(err[0]), chi2, dof)
 
 
 def _blocked_standard_error(samples: np.ndarray, steps: np.ndarray, eta_lambda: float) -> float:
