@@ -7,19 +7,24 @@ import numpy as np
 import pytest
 
 from broken_models import NaNInside, NotScaleInvariant, degenerate_top
+from run_memo import memoize_simulate
 from srflow.theory import eos_sharpness, naive_gdwd_steps, normalized_gd_steps, nowd_stop, phase2_duration
 from srflow.toy_models import make_model
 from srflow.verification.checks import (CHECKS, check_eos_entry, check_eos_equilibrium, check_flow_tracking,
                                  check_naive_flow_rejected, check_normalized_gd, check_nowd_clock, check_scale_collapse,
                                  check_sqrt_loss_gd)
+from srflow.verification.checks import _alp, no_wd_clock
 from srflow.verification.session import QUICK, Session, falls, fit_exponent
 from srflow.verification.verify import run_job
 
 
 @pytest.fixture(scope="module")
 def circle():
-    """One session on sphere_circle shared by the tests below (the runs are cached in it)."""
-    return Session(make_model("sphere_circle"), QUICK, np.random.default_rng(0))
+    """One session on sphere_circle shared by the tests below (the runs are cached in it; the ALP and no-WD runs,
+    which those checks keep to themselves, by tests/run_memo.py)."""
+    with pytest.MonkeyPatch.context() as mp:
+        memoize_simulate(mp, [_alp, no_wd_clock])
+        yield Session(make_model("sphere_circle"), QUICK, np.random.default_rng(0))
 
 
 @pytest.mark.parametrize("name", list(CHECKS))

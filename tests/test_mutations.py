@@ -3,7 +3,8 @@ lists) through the public ``theory`` functions, must fail -- on the same quick r
 prediction passes. Predictions the checks cannot resolve are stated as such, with their resolving power.
 
 The GD runs do not depend on the predictions, so each mutated check reuses the runs of one quick session on
-``sphere_circle`` (flows are recomputed: they are theory)."""
+``sphere_circle`` (flows are recomputed: they are theory): the session's cache, and for the ALP and no-WD checks,
+which keep their runs to themselves, ``run_memo.memoize_simulate``."""
 
 import numpy as np
 import pytest
@@ -11,13 +12,22 @@ import pytest
 from srflow import theory
 import srflow.theory.flows
 from srflow.toy_models import make_model
+from run_memo import memoize_simulate
 from srflow.verification import checks
+from srflow.verification.checks import _alp, no_wd_clock
 from srflow.verification.session import QUICK, Session
 from srflow.verification.verdicts import Order, judge
 
 
 @pytest.fixture(scope="module")
-def base():
+def shared_runs():
+    """The ALP and no-WD runs, which those checks keep to themselves, shared too (tests/run_memo.py)."""
+    with pytest.MonkeyPatch.context() as mp:
+        yield memoize_simulate(mp, [_alp, no_wd_clock])
+
+
+@pytest.fixture(scope="module")
+def base(shared_runs):
     """A quick session on sphere_circle whose runs every mutated check shares (run once per module)."""
     session = Session(make_model("sphere_circle"), QUICK, 0)
     for name in ("flow-tracking", "no-wd-clock", "normalized-gd", "sqrt-loss-gd", "eos-stability"):

@@ -36,13 +36,31 @@ def _report(out: Path) -> dict:
     return json.loads((out / "report.json").read_text())
 
 
+#: Python's own SIGINT handler, installed by the child itself: a shell's background job inherits SIGINT ignored,
+#: and Python then leaves it so. (Not a ``preexec_fn``: that forks the test process through Python, and once
+#: another test has loaded JAX, JAX warns that the fork may deadlock.)
+DEFAULT_SIGINT = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)"
+
+
 def _srflow(args, **kw) -> subprocess.Popen:
     """``python3 -m srflow ...`` from the worktree in a new process group (as a terminal job), with
-    SIGINT at its default (a shell's background job would inherit it ignored)."""
+    SIGINT at its default (see DEFAULT_SIGINT)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "srflow", *args], cwd=ROOT, env=env,
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kw)
+    run_as_m = f"{DEFAULT_SIGINT}; import runpy; runpy.run_module('srflow', run_name='__main__', alter_sys=True)"
+    return subprocess.Popen([sys.executable, "-c", run_as_m, *args], cwd=ROOT, env=env,
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _main_in_a_fresh_process(setup: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """``setup`` (e.g. a monkeypatch) then ``srflow.cli.main(argv)`` in a new Python process: JAX is not loaded
+    there, so its LocalCluster forks the workers and they inherit the patch (this process may have loaded JAX
+    through other tests, and then spawns them: verification.runner.fork_is_safe)."""
+    code = "\n".join(["import sys", textwrap.dedent(setup), "from srflow.cli import main",
+                      f"code = main({argv!r})", "assert 'jax' not in sys.modules",
+                      "sys.exit(code)"])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
 
 
 def _live_in_group(pgid: int) -> list[str]:
@@ -155,16 +173,23 @@ def test_a_check_that_raises_is_an_error_with_its_traceback_and_exit_3(tmp_path,
     assert "**ERROR**" in md and "ZeroDivisionError: a bug in a check" in md and "```" in md
 
 
-def test_a_worker_that_dies_is_reported_per_check_with_how_it_died(tmp_path, monkeypatch):
+def test_a_worker_that_dies_is_reported_per_check_with_how_it_died(tmp_path):
     """With 2 workers, a worker killed by a signal (segfault, OOM killer) gives "error" results for its checks,
     not a hang and not a hidden crash; the other job's results are intact."""
-    def die(session):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    monkeypatch.setitem(checks.CHECKS, "no-wd-clock", replace(checks.CHECKS["no-wd-clock"], run=die))
     out = tmp_path / "dead"
-    code = main(["verify", "--quick", "--quiet", "--workers", "2", "--models", "sphere_circle", "--checks",
-                 "identities", "no-wd-clock", "normalized-gd", "--out", str(out)])
+    run = _main_in_a_fresh_process("""
+        import os, signal
+        from dataclasses import replace
+        import srflow.verification.checks as checks
+
+        def die(session):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        checks.CHECKS["no-wd-clock"] = replace(checks.CHECKS["no-wd-clock"], run=die)
+        """, ["verify", "--quick", "--quiet", "--workers", "2", "--models", "sphere_circle", "--checks",
+              "identities", "no-wd-clock", "normalized-gd", "--out", str(out)])
+    code = run.returncode
+    assert "os.fork()" not in run.stderr, run.stderr
     rep = _report(out)
     by = {c["name"]: c for c in rep["checks"]}
     assert code == 3 and by["identities"]["status"] == "pass"
@@ -172,17 +197,22 @@ def test_a_worker_that_dies_is_reported_per_check_with_how_it_died(tmp_path, mon
         assert by[name]["status"] == "error" and "killed by SIGKILL" in by[name]["message"]
 
 
-def test_an_exception_outside_the_checks_in_a_worker_comes_back_with_its_traceback(tmp_path, monkeypatch):
-    import srflow.verification.verify as verify
-
-    def no_model(spec, seed):
-        raise RuntimeError("cannot build")
-
-    monkeypatch.setattr(verify, "build_model", no_model)
-    monkeypatch.setattr("srflow.cli._models_up_front", lambda specs, seed: {s: make_model(s) for s in specs})
+def test_an_exception_outside_the_checks_in_a_worker_comes_back_with_its_traceback(tmp_path):
     out = tmp_path / "crash"
-    code = main(["verify", "--quick", "--quiet", "--workers", "2", "--models", "sphere_circle", "--checks",
-                 "identities", "no-wd-clock", "--out", str(out)])
+    run = _main_in_a_fresh_process("""
+        import srflow.cli
+        import srflow.verification.verify as verify
+        from srflow.toy_models import make_model
+
+        def no_model(spec, seed):
+            raise RuntimeError("cannot build")
+
+        verify.build_model = no_model
+        srflow.cli._models_up_front = lambda specs, seed: {s: make_model(s) for s in specs}
+        """, ["verify", "--quick", "--quiet", "--workers", "2", "--models", "sphere_circle", "--checks",
+              "identities", "no-wd-clock", "--out", str(out)])
+    code = run.returncode
+    assert "os.fork()" not in run.stderr, run.stderr
     rep = _report(out)
     assert code == 3 and {c["status"] for c in rep["checks"]} == {"error"} and len(rep["checks"]) == 2
     assert all("RuntimeError: cannot build" in c["details"]["traceback"] for c in rep["checks"])
@@ -461,6 +491,7 @@ def test_a_vector_of_huge_entries_has_a_direction():
 
 DOUBLE_CTRL_C = textwrap.dedent('''
     import ctypes, os, signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as DEFAULT_SIGINT
     from srflow.verification.runner import Cluster, run_tasks
 
     def stubborn(job, send):
@@ -493,8 +524,7 @@ def test_a_second_ctrl_c_during_cleanup_exits_at_once_and_kills_the_workers(tmp_
     script.write_text(DOUBLE_CTRL_C)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stdout=subprocess.PIPE, text=True)
     try:
         workers = [int(proc.stdout.readline()) for _ in range(2)]
         os.killpg(proc.pid, signal.SIGINT)

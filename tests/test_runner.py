@@ -2,7 +2,9 @@
 gives the verdicts of an in-process run, and messages stream while a task still runs."""
 
 import json
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +12,7 @@ from srflow.cli import main
 from srflow.verification.runner import Cluster, run_tasks
 
 CHECKS = "identities,flow-tracking,eos-entry,scale-collapse"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _checks(out):
@@ -69,3 +72,26 @@ def test_a_bad_scheduler_address_is_an_error_naming_it(tmp_path, monkeypatch):
         main(["verify", "--quick", "--quiet", "--checks", "identities", "--scheduler", "tcp://127.0.0.1:1",
               "--out", str(tmp_path / "x")])
     assert exc.value.code == 2
+
+
+def test_workers_are_spawned_not_forked_once_jax_is_loaded(recwarn):
+    """Forking a process that has loaded JAX (multithreaded) can deadlock: Cluster(fork=True) then spawns its
+    workers -- no "os.fork() was called" warning -- and the tasks still run; without JAX it forks."""
+    import subprocess
+    import sys
+
+    import jax.numpy as jnp
+
+    jnp.zeros(1).block_until_ready()  # JAX's runtime (and its threads) started
+    done = {}
+    with Cluster(workers=1, fork=True) as cluster:
+        assert cluster.forked is False
+        run_tasks(cluster, _boom, [0], lambda i, msg: None, lambda i, m, e: done.setdefault(i, e))
+    assert isinstance(done[0], ZeroDivisionError)
+    assert not [w for w in recwarn if "os.fork()" in str(w.message)]
+    probe = ("from srflow.verification.runner import Cluster\n"
+             "with Cluster(workers=1, fork=True) as c:\n    print(c.forked)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.stdout.strip() == "True", run.stderr

@@ -65,6 +65,13 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="srflow-parent-watchdog", daemon=True).start()
 
 
+def fork_is_safe() -> bool:
+    """Whether this process may fork: not once JAX is imported (its runtime starts threads, and a forked child
+    of a multithreaded process can deadlock -- JAX warns "os.fork() was called ..."). A fresh ``srflow verify``
+    on numpy models never imports JAX, so its workers are forked; a process that has loaded JAX spawns them."""
+    return "jax" not in sys.modules
+
+
 class SchedulerUnreachable(OSError):
     """No Dask scheduler answered at the address given."""
 
@@ -123,9 +130,11 @@ class _DieWithParent:
 class Cluster:
     """A Dask client on ``address``, or on a LocalCluster of ``workers`` processes (see the module docstring).
 
-    ``fork``: start local workers by forking (they inherit the parent's modules and test monkeypatches; not for
-    JAX, which is multithreaded); otherwise Dask's default, spawn. ``allowed_failures``: how often a task whose
-    worker dies is retried (None: Dask's default). ``timeout``: seconds to reach the scheduler at ``address``."""
+    ``fork``: start local workers by forking (they inherit the parent's modules and test monkeypatches) -- but
+    only while JAX is not loaded in this process (``fork_is_safe``): JAX is multithreaded, and a process forked
+    from it can deadlock, so then the workers are spawned as by default. ``allowed_failures``: how often a task
+    whose worker dies is retried (None: Dask's default). ``timeout``: seconds to reach the scheduler at
+    ``address``."""
 
     def __init__(self, address: str | None = None, workers: int | None = None, processes: bool = True,
                  fork: bool = False, allowed_failures: int | None = None, timeout: float = 30.0):
@@ -150,7 +159,9 @@ class Cluster:
         settings = {}
         if allowed_failures is not None:
             settings["distributed.scheduler.allowed-failures"] = allowed_failures
-        if fork:
+        #: whether the local workers were forked (False: spawned)
+        self.forked = bool(fork and processes and not address and fork_is_safe())
+        if self.forked:
             settings["distributed.worker.multiprocessing-method"] = "fork"
         self._config = dask.config.set(settings)
         self._config.__enter__()

@@ -483,10 +483,11 @@ def run_all(jobs: list[Job], config: VerifyConfig, seed: int, quiet: bool, worke
 
     One worker and no ``scheduler``: in this process, one job after another. Otherwise the jobs are Dask tasks
     (``verification.runner``, the runner ``srflow sweep`` uses): on a LocalCluster of ``workers`` processes --
-    forked, unless ``spawn`` (the models are JAX models, and JAX is multithreaded) -- or on the cluster at
-    ``scheduler``. A job whose worker dies is not retried; its checks become "error" results saying how it died.
-    ``outdir.OutputWriteFailed`` from ``on_result`` (the report cannot be written) stops the run and propagates;
-    ``before_exit`` runs when a second Ctrl-C ends the process while the workers stop (``runner.Cluster.close``)."""
+    forked, unless ``spawn`` (the models are JAX models) or JAX is loaded here (``runner.fork_is_safe``) -- or on
+    the cluster at ``scheduler``. A job whose worker dies is not retried; its checks become "error" results saying
+    how it died. ``outdir.OutputWriteFailed`` from ``on_result`` (the report cannot be written) stops the run and
+    propagates; ``before_exit`` runs when a second Ctrl-C ends the process while the workers stop
+    (``runner.Cluster.close``)."""
     emitted: dict[int, set] = {i: set() for i in range(len(jobs))}
     crashed: dict[int, str] = {}
     pids: dict[int, int] = {}
