@@ -42,6 +42,17 @@ def fourth_along(model, theta: np.ndarray, v: np.ndarray, h: float = FD_REL_STEP
     return float((4 * central(h / 2) - central(h)) / 3)
 
 
+def grad_G_along_flow(model, mp, h: float = FD_REL_STEP) -> float:
+    """⟨∇_Γ G, ∇_Γ log λ₁⟩ at the manifold point ``mp``: the central difference of G between the two points of Γ
+    retracted from θ ± (h/√G)·∇_Γ log λ₁ (0 where G = 0)."""
+    if mp.G <= 0:
+        return 0.0
+    step = h / np.sqrt(mp.G)
+    g_plus = manifold_point(model, newton_polish(model, mp.theta + step * mp.grad_log)).G
+    g_minus = manifold_point(model, newton_polish(model, mp.theta - step * mp.grad_log)).G
+    return float((g_plus - g_minus) / (2 * step))
+
+
 def eos_sharpness_coefficient(model, theta, h: float = FD_REL_STEP) -> float:
     """c(θ) of η⟨λ₁(∇²L(w_t))⟩ = 2 + c·ηλ (module docstring), from the exact Hessian and third derivative at θ
     and central differences for ∇⁴L[v₁⁴] and ⟨∇_Γ G, ∇_Γ log λ₁⟩. Dense: one eigendecomposition of ∇²L(θ); above DENSE_MAX_DIM the sum over the
@@ -51,14 +62,7 @@ def eos_sharpness_coefficient(model, theta, h: float = FD_REL_STEP) -> float:
     lam, v1, G = mp.lam1, mp.v1, mp.G
     second_order = backend.for_model(model).second_order_sum(model, mp.theta, lam, v1, model.third(mp.theta, v1, v1))
     quartic = fourth_along(model, mp.theta, v1, h)
-    g = mp.grad_log
-    if G > 0:
-        step = h / np.sqrt(G)
-        g_plus = manifold_point(model, newton_polish(model, mp.theta + step * g)).G
-        g_minus = manifold_point(model, newton_polish(model, mp.theta - step * g)).G
-        dG = (g_plus - g_minus) / (2 * step)  # ⟨∇_Γ G, ∇_Γ log λ₁⟩
-    else:
-        dG = 0.0
+    dG = grad_G_along_flow(model, mp, h)
     return float(-1.0 + dG / (4 + G) ** 2 - G / (4 + G) + 4.0 / ((4 + G) * lam) * (quartic / 3 + second_order))
 
 

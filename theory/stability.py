@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .eos import FD_REL_STEP, fourth_along
-from .manifold import RANK_RTOL, manifold_point, newton_polish
+from .eos import FD_REL_STEP, fourth_along, grad_G_along_flow
+from .manifold import RANK_RTOL, manifold_point
 
 
 @dataclass(frozen=True)
@@ -68,14 +68,7 @@ def stability_coefficients(model, theta, h: float = FD_REL_STEP) -> dict:
     slaved = float(np.sum((vecs[:, normal].T @ t11) ** 2 / vals[normal]))
     cubic = float(t11 @ v1)
     quartic = fourth_along(model, mp.theta, v1, h)
-    g = mp.grad_log
-    if G > 0:
-        step = h / np.sqrt(G)
-        g_plus = manifold_point(model, newton_polish(model, mp.theta + step * g)).G
-        g_minus = manifold_point(model, newton_polish(model, mp.theta - step * g)).G
-        dG = (g_plus - g_minus) / (2 * step)
-    else:
-        dG = 0.0
+    dG = grad_G_along_flow(model, mp, h)
     return {"lam1": lam, "alpha": cubic / lam, "k": (quartic + 8 * lam - 3 * slaved) / lam, "G": G, "dG": float(dG)}
 
 
