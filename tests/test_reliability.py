@@ -446,7 +446,7 @@ def _circle():
     (lambda m, th: sharpness_reduction_flow(m, np.zeros(3), 1.0), ValueError,
      r"theta0: expected a nonzero vector"),
     (lambda m, th: sharpness_reduction_flow(m, th, 1.0, on_gap="bogus"), ValueError,
-     r"on_gap: expected one of 'raise', 'warn', got 'bogus'"),
+     r"on_gap: expected one of 'raise', 'warn', 'ignore', got 'bogus'"),
     (lambda m, th: manifold_point(m, th, on_gap="bogus"), ValueError, r"on_gap: expected"),
     (lambda m, th: project_to_manifold(m, th, max_time=-1), ValueError,
      r"max_time: expected a flow time > 0"),
