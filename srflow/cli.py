@@ -24,7 +24,7 @@ from srflow.toy_models import REGISTRY, make_model
 from srflow.toy_models.protocol import model_name
 from srflow.verification.identities import IDENTITIES, check_identities, check_minimizer
 from srflow.verification.outdir import (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,  # noqa: F401
-                                        OutputWriteFailed, UsageError, writable as _writable)
+                                        OutputWriteFailed, UsageError, fresh_folder, writable as _writable)
 
 
 def _models(names: list[str] | None, seed: int):
@@ -105,17 +105,7 @@ def _out_dir(arg: str | None) -> Path:
     same second get different folders); fails clearly if unwritable."""
     if arg is not None:
         return _writable(Path(arg), "srflow: --out")
-    base = Path("srflow-out") / time.strftime("%Y%m%d-%H%M%S")
-    out, k = base, 1
-    while True:
-        try:
-            base.parent.mkdir(parents=True, exist_ok=True)
-            out.mkdir()
-            break
-        except FileExistsError:
-            out, k = base.with_name(f"{base.name}-{k}"), k + 1
-        except OSError as exc:
-            raise UsageError(f"srflow: --out: cannot write to {out}: {exc.strerror or exc}")
+    out = fresh_folder("", "srflow: --out")
     return _writable(out, "srflow: --out")
 
 

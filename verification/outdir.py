@@ -53,6 +53,22 @@ def writable(out: Path, what: str) -> Path:
     return out
 
 
+def fresh_folder(prefix: str, what: str) -> Path:
+    """A new ./srflow-out/<prefix><timestamp>, claimed with an exclusive mkdir (two runs started in the same second
+    get <name>-1, <name>-2, ...); an unwritable location exits with a message naming ``what``."""
+    base = Path("srflow-out") / time.strftime(f"{prefix}%Y%m%d-%H%M%S")
+    out, k = base, 1
+    while True:
+        try:
+            base.parent.mkdir(parents=True, exist_ok=True)
+            out.mkdir()
+            return out
+        except FileExistsError:
+            out, k = base.with_name(f"{base.name}-{k}"), k + 1
+        except OSError as exc:
+            raise UsageError(f"{what}: cannot write to {out}: {exc.strerror or exc}")
+
+
 class OutputWriteFailed(Exception):
     """Writing the output folder failed (no space left, quota, I/O error): ``error`` is the OSError. It stops a run
     (the next results could not be kept either); the message names the folder and the reason."""

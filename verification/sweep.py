@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .outdir import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, UsageError, writable
+from .outdir import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, UsageError, fresh_folder, writable
 from .runner import Cluster, SchedulerUnreachable
 from .sweep_cells import CellCache, assemble, compute_flow, num, run_check_cell, run_tracking_cell
 from .sweep_spec import SpecError, SweepSpec, cell_name, load_spec, make_cells, parse_spec
@@ -268,27 +268,12 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_sweep)
 
 
-def _fresh_out() -> Path:
-    """./srflow-out/sweep-<timestamp>, claimed with an exclusive mkdir (two runs in one second differ)."""
-    base = Path("srflow-out") / time.strftime("sweep-%Y%m%d-%H%M%S")
-    out, k = base, 1
-    while True:
-        try:
-            base.parent.mkdir(parents=True, exist_ok=True)
-            out.mkdir()
-            return out
-        except FileExistsError:
-            out, k = base.with_name(f"{base.name}-{k}"), k + 1
-        except OSError as exc:
-            raise UsageError(f"srflow: sweep: --out: cannot write to {out}: {exc.strerror or exc}")
-
-
 def _claim_out(arg: str | None, spec: SweepSpec):
     """Lock the output folder and read the sweep already in it: (out, lock, its sweep.json or None). A folder
     with a sweep of another spec, or an unreadable one, is refused (exit status 2)."""
     from .outdir import FolderBusy, OutputLock
 
-    out = writable(Path(arg) if arg is not None else _fresh_out(), "srflow: sweep: --out")
+    out = writable(Path(arg) if arg is not None else fresh_folder("sweep-", "srflow: sweep: --out"), "srflow: sweep: --out")
     lock = OutputLock(out)
     try:
         lock.acquire()
