@@ -319,3 +319,33 @@ def test_the_audit_tells_a_crossing_from_an_avoided_crossing():
     m = TIE_MODELS["cross_avoided"]()
     b = theory.cluster_audit(m, m.minimizer(0), k=2)
     assert 2.96e-4 / 1.5 < b.min_gap[1] < 2.96e-4 * 1.5, b.min_gap
+
+
+@pytest.mark.parametrize("ladder, holds", [((1e-3, 3e-4, 1e-4), True), ((0.4, 0.3), False)])
+def test_a_gap_on_the_matrix_free_flow_names_the_cluster_theorys_time_scales(monkeypatch, ladder, holds):
+    """cross_halt treated matrix-free (the simple flow, as on the networks): its gap closes at the crossing,
+    s = 0.6004, and the verdict says whether the cluster flow's separation of time scales holds on the ladder:
+    Δτ = s(4 + G)/8 against the breathing period 2π√(ηλ/8) (independently: 2π·√(0.3/8) = 1.217 > Δτ ≈ 0.8 > 2π·√(1e-3/8) = 0.070)."""
+    import sys
+
+    monkeypatch.setattr(sys.modules["srflow.theory.sharpness"], "DENSE_MAX_DIM", 0)
+    session = Session(cross_halt(), VerifyConfig(lr=0.1, ladder=ladder, tau_end=1.0, records=5, extend_steps=0), 0)
+    with pytest.raises(theory.AssumptionViolated) as info:
+        session.flow(0.9)
+    exc = info.value
+    assert exc.kind == "gap" and 0.5 < exc.s <= 0.6004, str(exc)   # the monitor fires just before the crossing
+    G = session.model_info()["G_theta0"]
+    assert f"Δτ = {exc.s * (4 + G) / 8:.3g}" in str(exc)
+    assert ("the separation holds for ηλ ≤" in str(exc)) == holds, str(exc)
+    assert ("the separation of time scales fails on every rung" in str(exc)) == (not holds), str(exc)
+    res = checks.CHECKS["flow-tracking"](session)
+    assert res.status == "assumption-violated" and "cluster flow (docs/theory.md §4c)" in res.message
+
+
+def test_time_scale_separation_is_the_breathing_period_against_the_crossing_interval():
+    dtau, tau_b, x_max = theory.time_scale_separation(0.0011, 46.7, [1e-3, 1e-5])
+    assert dtau == pytest.approx(0.0011 * 50.7 / 8)
+    assert tau_b == pytest.approx([2 * np.pi * np.sqrt(1e-3 / 8), 2 * np.pi * np.sqrt(1e-5 / 8)])
+    assert 2 * np.pi * np.sqrt(x_max / 8) == pytest.approx(dtau)      # at ηλ_max the two times agree
+    with pytest.raises(ValueError, match="s_gap"):
+        theory.time_scale_separation(0.0, 1.0, 1e-3)

@@ -55,7 +55,8 @@ def flow(circle):
 # -- the library at its public boundary --------------------------------------------------------------------------
 #: a valid value of every argument of the closed forms (theory.predictions)
 VALID = {"lr": 0.1, "wd": 1e-3, "sharpness": 2.0, "norm_sq": 1.0, "G": 0.5, "eps": 0.1, "step_on_gamma": 10.0,
-         "cubic": 0.3, "ratios": [0.5], "tau": 1.0, "algorithm": "sqrt", "c": 2.0, "eta_lambda": 1e-3}
+         "cubic": 0.3, "ratios": [0.5], "tau": 1.0, "algorithm": "sqrt", "c": 2.0, "eta_lambda": 1e-3,
+         "s_gap": 0.01}
 PREDICTIONS = [f for _, f in inspect.getmembers(predictions, inspect.isfunction) if f.__module__ == predictions.__name__]
 
 

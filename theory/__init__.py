@@ -26,7 +26,7 @@ from .manifold import (AssumptionViolated, ManifoldPoint, Projection, gradient_f
                        normal_conditioning,
                        project_to_manifold, riemannian_grad_log_sharpness, tangent_space)
 from .matrix_free import grad_log_sharpness_matrix_free, project_matrix_free
-from .predictions import (alp_flip_step, breathing_period, collapse_factor, eos_entry_step, eos_threshold, equilibrium_norm_sq, nowd_start_norm_sq,
+from .predictions import (alp_flip_step, breathing_period, time_scale_separation, collapse_factor, eos_entry_step, eos_threshold, equilibrium_norm_sq, nowd_start_norm_sq,
                           oscillation_amplitude_sq, phase2_duration, sqrt_cycle_split)
 from .sharpness import (Eigenpairs, check_hyperparameters, effective_lr, is_dense, sharpness,
                         spectral_gap, spherical_sharpness, top_eigenpairs)
@@ -39,7 +39,7 @@ __all__ = [
     "sharpness_reduction_flow", "FlowResult", "gdwd_steps", "gdwd_tau", "naive_gdwd_steps", "nowd_norm_sq",
     "nowd_flow_time", "nowd_stop", "nowd_final", "normalized_gd_steps", "sqrt_gd_steps", "s_at_steps",
     "eos_threshold", "equilibrium_norm_sq", "oscillation_amplitude_sq", "phase2_duration", "eos_entry_step",
-    "nowd_start_norm_sq", "alp_flip_step", "breathing_period", "collapse_factor", "eos_sharpness", "eos_sharpness_coefficient",
+    "nowd_start_norm_sq", "alp_flip_step", "breathing_period", "time_scale_separation", "collapse_factor", "eos_sharpness", "eos_sharpness_coefficient",
     "sqrt_cycle_split", "simple_flow", "cluster_point", "ClusterPoint", "cluster_audit", "ClusterAudit",
     "eos_stability", "EosStability", "breathing_rate", "stability_coefficients",
 ]

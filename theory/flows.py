@@ -117,7 +117,7 @@ def _field(model, s: float, x: np.ndarray, coef: float, on_gap: str) -> np.ndarr
     try:
         return coef * manifold_point(model, newton_polish(model, x, iters=1), on_gap=on_gap).grad_log
     except AssumptionViolated as exc:
-        raise AssumptionViolated(f"{exc} (flow time s = {s:.4g})") from None
+        raise AssumptionViolated(f"{exc} (flow time s = {s:.4g})", kind=exc.kind, s=s) from None
 
 
 def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol: float = 1e-9,

@@ -64,6 +64,21 @@ def breathing_period(eta_lambda):
     return float(out) if out.ndim == 0 else out
 
 
+def time_scale_separation(s_gap: float, G: float, eta_lambda):
+    """The separation of time scales the cluster flow needs (docs/theory.md §4c, "which assumption fails"): a branch
+    meets λ₁ after flow time ``s_gap``, i.e. after Δτ = s_gap·(4 + G)/8 of τ = ηλt (the clock ds/dτ = 8/(4 + G) to
+    first order, G = ‖∇_Γ log λ₁‖² at the start), while GD+WD re-equilibrates its oscillation amplitude over one
+    breathing period, τ_b = ηλ·2π/√(8ηλ) = 2π√(ηλ/8). Returns (Δτ, τ_b, ηλ_max): τ_b for each ``eta_lambda`` and
+    ηλ_max = 8(Δτ/2π)², the largest ηλ with τ_b ≤ Δτ; the cluster's amplitudes can follow its changes only below."""
+    if not (np.isfinite(s_gap) and s_gap > 0):
+        raise ValueError(f"s_gap: expected a positive flow time, got {s_gap!r}")
+    if not (np.isfinite(G) and G >= 0):
+        raise ValueError(f"G: expected ‖∇_Γ log λ₁‖² ≥ 0, got {G!r}")
+    dtau = s_gap * (4.0 + G) / 8.0
+    tau_b = np.asarray(eta_lambda, dtype=float) * breathing_period(eta_lambda)
+    return dtau, (float(tau_b) if tau_b.ndim == 0 else tau_b), 8.0 * (dtau / (2 * np.pi)) ** 2
+
+
 def phase2_duration(lr: float, wd: float, norm_sq: float, sharpness: float) -> float:
     """Steps of pure weight decay from ‖w‖² = ``norm_sq`` on Γ to the EoS norm:
     (1 - ηλ)^{2t} ‖w‖² = ηλ₁/(2(1 - ηλ))  ⇒  t = log(2(1 - ηλ)‖w‖²/(ηλ₁)) / (-2 log(1 - ηλ)),

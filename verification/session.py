@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from srflow.theory import (AssumptionViolated, breathing_period, manifold_point, project_to_manifold, sharpness,
-                           sharpness_reduction_flow)
+                           sharpness_reduction_flow, time_scale_separation)
 from srflow.toy_models.protocol import model_name
 
 from .simulate import Trajectory, eos_start, simulate
@@ -209,10 +209,32 @@ class Session:
         try:
             f = sharpness_reduction_flow(self.model, self.theta0, s_end, n_out=401)
         except AssumptionViolated as exc:
+            exc = self._through_a_tie(exc)
             self._cache["flow_failed"] = (s_end, exc)
-            raise
+            raise exc from None
         flows.append(f)
         return f
+
+    def _through_a_tie(self, exc: AssumptionViolated) -> AssumptionViolated:
+        """A spectral gap that closed on the flow (matrix-free models: the cluster flow of docs/theory.md §4c is
+        dense-only) with what the cluster theory would need: its separation of time scales at the ladder's ηλ
+        (``theory.time_scale_separation``: the top cluster changes after Δτ, GD+WD re-equilibrates over τ_b)."""
+        G = self.model_info().get("G_theta0", float("nan"))
+        if exc.kind != "gap" or not exc.s or not np.isfinite(G):
+            return exc
+        xs = sorted(self.config.ladder, reverse=True)
+        dtau, tau_b, x_max = time_scale_separation(exc.s, G, xs)
+        text = (f"{exc}. Through a tie the theory is the cluster flow (docs/theory.md §4c): the top cluster changes "
+                f"after Δτ = {dtau:.3g} (s = {exc.s:.3g}, G = {G:.3g} at θ₀), and GD+WD re-equilibrates its "
+                f"amplitudes over a breathing period τ_b = 2π√(ηλ/8) = {tau_b[0]:.3g} … {tau_b[-1]:.3g} at ηλ = "
+                f"{xs[0]:g} … {xs[-1]:g}; ")
+        if tau_b[-1] > dtau:
+            text += (f"the separation of time scales fails on every rung ({tau_b[-1] / dtau:.3g}× or more); it would "
+                     f"need ηλ ≤ {x_max:.2g}")
+        else:
+            text += (f"the separation holds for ηλ ≤ {x_max:.2g}, where the cluster flow is needed and is computed "
+                     "for dense models only (D ≤ theory.sharpness.DENSE_MAX_DIM)")
+        return AssumptionViolated(text, kind=exc.kind, s=exc.s)
 
     def gdwd_run(self, eta_lambda: float) -> Trajectory:
         """GD+WD from the EoS norm above θ₀, kicked by the predicted amplitude, at ηλ = ``eta_lambda``, to τ_end."""
