@@ -69,23 +69,24 @@ def run_tracking_cell(cell: dict, config, flow) -> dict:
     lr, wd = tr.lr, tr.wd
     clk = th.gdwd_steps(flow, lr, wd)
     s_pred = th.s_at_steps(flow, clk, tr.steps)
-    pair = 0.5 * (tr.sharpness + tr.sharpness_next)
-    eta_eff_lam1 = lr * pair / (1 - lr * wd)
+    pair = 0.5 * (tr.lam1 + tr.lam1_next)
+    eta_eff_lam1 = th.eta_eff_sharpness(lr, wd, pair)
     scalars = {
         "path_error": path_error(tr, flow),
         "clock_error": clock_error(tr, flow, clk),
         "tracking_error": phi_error(tr, flow, s_pred),
         "naive_clock_error": clock_error(tr, flow, th.naive_gdwd_steps(flow, lr, wd)),
         "eta_eff_lam1_mean": float(np.mean(eta_eff_lam1)),
-        "eta_eff_lam1_predicted": lr * th.eos_threshold(lr, wd) / (1 - lr * wd),
-        "lam1_final": float(tr.phi_sharpness[-1]),
-        "lam1_flow_final": float(np.interp(s_pred[-1], flow.s, flow.sharpness)),
+        # the period-2 flip condition η_eff·λ₁ = 2 (leading order; the O(ηλ) term is eos-equilibrium's)
+        "eta_eff_lam1_predicted": th.eta_eff_sharpness(lr, wd, th.eos_threshold(lr, wd)),
+        "lam1_final": float(tr.phi_lam1[-1]),
+        "lam1_flow_final": float(np.interp(s_pred[-1], flow.s, flow.lam1)),
         "norm_sq_final": float(tr.norm_sq[-1]),
         "steps": int(tr.steps[-1]),
         "seconds": round(time.perf_counter() - start, 3),
     }
-    series = {"step": tr.steps, "tau": tr.tau, "loss": tr.loss, "norm_sq": tr.norm_sq, "lam1": tr.sharpness,
-              "eta_eff_lam1": eta_eff_lam1, "phi_lam1": tr.phi_sharpness, "offset_sq": tr.offset_sq, "s": tr.clock,
+    series = {"step": tr.steps, "tau": tr.tau, "loss": tr.loss, "norm_sq": tr.norm_sq, "lam1": tr.lam1,
+              "eta_eff_lam1": eta_eff_lam1, "phi_lam1": tr.phi_lam1, "offset_sq": tr.offset_sq, "s": tr.clock,
               "s_predicted": s_pred,
               "tracking_error_t": np.linalg.norm(tr.phi - flow.at(s_pred), axis=1)}
     monitor = "; ".join(tr.monitor[:3])

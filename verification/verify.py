@@ -285,7 +285,7 @@ def check_lr(lr) -> None:
 
 def ladder_steps(config: VerifyConfig) -> list[int]:
     """Steps of each GD+WD ladder run: τ_end/ηλ (session.ladder_runs)."""
-    return [int(round(config.tau_end / lw)) for lw in config.ladder]
+    return [int(round(config.tau_end / eta_lambda)) for eta_lambda in config.ladder]
 
 
 @dataclass

@@ -57,8 +57,8 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
         monitored = first_monitor(runs)
         if monitored:
             return result(session, name, Status.ASSUMPTION_VIOLATED, None, None, None, float("nan"), monitored, runs=runs)
-        dense = [session.eos_run(tr.lr * tr.wd) for tr in runs]
-        xs = np.array([tr.lr * tr.wd for tr in runs])
+        dense = [session.eos_run(tr.eta_lambda) for tr in runs]
+        xs = np.array([tr.eta_lambda for tr in runs])
         samples = np.unique(np.linspace(0, len(flow.s) - 1, EOS_FLOW_SAMPLES).astype(int))
         obs, pred, sem = [], [], []
         coef = [th.eos_sharpness_coefficient(session.model, flow.theta[i]) for i in samples]
@@ -66,9 +66,9 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
             at_flow = [tr.lr * predict(session.model, flow.theta[i], tr.lr, tr.wd, coefficient=c)
                        for i, c in zip(samples, coef)]
             pred.append(float(np.mean(np.interp(tr.clock, flow.s[samples], at_flow))))
-            pair_means = tr.lr * 0.5 * (tr.sharpness + tr.sharpness_next)
+            pair_means = tr.lr * 0.5 * (tr.lam1 + tr.lam1_next)
             obs.append(float(np.mean(pair_means)))
-            sem.append(blocked_standard_error(pair_means, tr.steps, tr.lr * tr.wd))
+            sem.append(blocked_standard_error(pair_means, tr.steps, tr.eta_lambda))
         obs, pred = np.array(obs), np.array(pred)
         # ‖w_t‖² over its prediction at λ₁ of the flow at the run's own clock, on the densely recorded runs
         norm_ratio = [tr.norm_sq / th.equilibrium_norm_sq(tr.lr, tr.wd, flow.sharpness_at(tr.clock))
@@ -82,7 +82,7 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
         periods = np.array([tr.steps[-1] for tr in dense]) / th.breathing_period(xs)
         judged = periods >= tol.EOS_MIN_PERIODS
         c_obs, c_pred, c_se = (obs - 2) / xs, (pred - 2) / xs, np.array(sem) / xs
-        norm_se = np.array([blocked_standard_error(r, tr.steps, tr.lr * tr.wd) for r, tr in zip(norm_ratio, dense)])
+        norm_se = np.array([blocked_standard_error(r, tr.steps, tr.eta_lambda) for r, tr in zip(norm_ratio, dense)])
         if judged.sum() < 2:
             return result(session, name, Status.INCONCLUSIVE, None, None, None, float("nan"),
                           f"{int(judged.sum())} run(s) span ≥ {tol.EOS_MIN_PERIODS:g} breathing periods "
@@ -165,17 +165,17 @@ def unstable_equilibrium(session: Session, flow) -> tuple[str, dict, list] | Non
     if not np.any(kappa > 0):
         return None
     dense = session.eos_run(max(session.config.ladder))
-    x = dense.lr * dense.wd
+    eta_lambda = dense.eta_lambda
     measured = "not measurable on it"
     if dense.clock_steps is not None:
-        t, eps = breathing_envelope(dense.clock_steps, x)
+        t, eps = breathing_envelope(dense.clock_steps, eta_lambda)
         if len(t) >= 3:
-            b, se = measured_slope(t * x, np.log(eps))
+            b, se = measured_slope(t * eta_lambda, np.log(eps))
             measured = f"{b:+.3f} ± {se:.3f}"
     worst = int(np.argmax(kappa))
     message = (f"assumption violated: unstable equilibrium: the breathing about it is predicted to grow, κ = {kappa[worst]:+.4f} per unit τ "
                f"at s = {flow.s[idx[worst]]:.3g} (docs/theory.md §4d), so η⟨λ₁⟩ = 2 + cηλ holds only transiently; "
-               f"measured rate over the run at ηλ = {x:g} (τ ≤ {session.config.tau_end:g}): {measured}; "
+               f"measured rate over the run at ηλ = {eta_lambda:g} (τ ≤ {session.config.tau_end:g}): {measured}; "
                "eos-stability measures it over several e-folds")
     return message, {"stability_rate_predicted": kappa, "stability_s": flow.s[idx]}, [dense]
 

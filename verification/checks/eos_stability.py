@@ -45,7 +45,7 @@ def breathing_envelope(clock_steps: np.ndarray, eta_lambda: float) -> tuple[np.n
     breathing period 2π/√(8ηλ), centred at steps t. In each window log δ_t² (δ_t² = s_{t+1} - s_t, the squared angular
     step, = 4A(1 + O(q))) is fitted by least squares with c₀ + c₁t + c₂t² + a cos ωt + b sin ωt (ω = √(8ηλ)); ε = √(a² + b²)."""
     y = np.log(np.diff(clock_steps))
-    omega = np.sqrt(8 * eta_lambda)
+    omega = th.breathing_frequency(eta_lambda)
     width = int(round(th.breathing_period(eta_lambda)))
     ts, es = [], []
     for start in range(0, len(y) - width + 1, width):

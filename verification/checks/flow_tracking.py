@@ -49,7 +49,7 @@ def check_flow_tracking(session: Session, clock: Callable | None = None, name: s
         combined = [phi_error(tr, flow, th.s_at_steps(flow, clk(flow, tr.lr, tr.wd), tr.steps)) for tr in runs]
         res = ladder_result(session, name, xs, rows, verdicts, runs, powers,
                             {"combined_errors": combined, "G_max": float(flow.G.max()),
-                             "sharpness_drop": float(1 - flow.sharpness[-1] / flow.sharpness[0]),
+                             "sharpness_drop": float(1 - flow.lam1[-1] / flow.lam1[0]),
                              "cluster_size_max": _cluster_size_max(flow)})
         # through a cluster (docs/theory.md §4c): a join, a halt or a near tie on the path is outside the O(ηλ) claim
         return with_caveat(res, cluster_caveat(session, flow))
