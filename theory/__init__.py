@@ -14,7 +14,8 @@ derivations.
 * ``symbolic/``: the sympy derivations behind the constants (offline, ``srflow derive``).
 
 A new formula goes into the module of its kind as a free function with its formula in the docstring, and is
-exported below; checks, simulators and figures then call it from here (one source of truth per formula).
+exported below; checks, simulators and figures then call it from here (one source of truth per formula). Arguments
+are named after the math: ``lr`` (η), ``wd`` (λ), ``eta_lambda`` (ηλ where it is one quantity), ``lam1`` (λ₁).
 """
 
 from .cluster_flow import ClusterAudit, ClusterPoint, cluster_audit, cluster_point

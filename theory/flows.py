@@ -328,7 +328,7 @@ def sqrt_gd_steps(result: FlowResult, lr: float) -> np.ndarray:
     O(Δs⁴); a trapezoid's O(Δs²) leaves a floor of ~1e-6 in s)."""
     check_hyperparameters(lr)
     _flow_result(result)
-    # a cubic spline's antiderivative: O(Δs⁴), where the trapezoid's O(Δs²) left a floor of ~1e-6 in s; one
+    # a cubic spline's antiderivative: O(Δs⁴) (a trapezoid rule's O(Δs²) would leave a floor of ~1e-6 in s); one
     # spline per segment between events (λ₁ has a kink there)
     out, total = [], 0.0
     for sl in _segments(result.s):
@@ -336,7 +336,7 @@ def sqrt_gd_steps(result: FlowResult, lr: float) -> np.ndarray:
         if len(x) == 1:
             out.append(np.array([total]))
             continue
-        if len(x) == 2:  # trapezoid
+        if len(x) == 2:  # two samples: the trapezoid rule
             vals = total + np.array([0.0, 0.5 * (y[0] + y[1]) * (x[1] - x[0])])
         else:
             integral = CubicSpline(x, y).antiderivative()
