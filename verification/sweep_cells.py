@@ -45,9 +45,10 @@ def run_tracking_cell(cell: dict, config, flow) -> dict:
     * ``path_error``, ``clock_error``, ``tracking_error``: ``tracking.path_error``, ``tracking.clock_error`` with the
       clock ``theory.gdwd_steps`` and ``tracking.phi_error`` at s(t) from that clock; ``naive_clock_error`` the
       clock error of ``theory.naive_gdwd_steps``;
-    * ``eta_eff_lam1`` = η_eff·λ₁(w̄_t) = ηλ₁(∇²L(w_t))/(1 - ηλ) (λ₁ is of degree -2), averaged over the pair
-      t, t+1 (the ±a∇³L[v₁,v₁,v₁] term cancels over a pair); its EoS prediction ``eta_eff_lam1_predicted`` is
-      η·``theory.eos_threshold``/(1 - ηλ) = 2;
+    * ``eta_eff_lam1`` = η_eff·λ₁(w̄_t) = ηλ₁(∇²L(w_t))/(1 - ηλ) (``theory.eta_eff_sharpness``; λ₁ is of degree
+      -2), averaged over the pair t, t+1 (the ±a∇³L[v₁,v₁,v₁] term cancels over a pair); ``eta_eff_lam1_predicted``
+      is the same function at ``theory.eos_threshold``: 2, the leading-order flip condition (the O(ηλ) term of
+      η⟨λ₁⟩ is eos-equilibrium's);
     * per record: ``tracking_error_t`` = ‖Φ(w̄_t) - ζ(s(t))‖, ``s`` the run's intrinsic clock s_t and
       ``s_predicted`` = s(t).
     """
