@@ -288,7 +288,7 @@ def test_the_checks_name_a_near_tie_below_ten_eta_lambda():
     10·1e-3), not for one up to 1e-5."""
     class Flow:
         s = np.linspace(0, 1, 11)
-        sharpness = np.exp(-s)
+        lam1 = np.exp(-s)
         events = ()
         near_ties = ((0.2, 3e-4),)
 
