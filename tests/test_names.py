@@ -114,3 +114,27 @@ def test_the_product_is_found_outside_theory_and_the_steppers():
 def test_allowed_spellings_are_not_reported(snippet):
     """matplotlib's lw=, the function and module ``sharpness``, the flow's name, and an exempted saved name pass."""
     assert retired_names(snippet + "\n", "verification/checks/example.py") == []
+
+
+def test_saved_files_keep_their_names():
+    """report.json and sweep.json keep the config key ``entry_wd_lr`` that old results were written with, and read
+    it back into ``VerifyConfig.entry_eta_lambda`` (a resumed run and an old sweep spec keep their value)."""
+    import dataclasses
+
+    from srflow.verification.session import QUICK, VerifyConfig, config_fields, config_record
+
+    config = dataclasses.replace(QUICK, entry_eta_lambda=2e-4)
+    record = config_record(config)
+    assert record["entry_wd_lr"] == 2e-4 and "entry_eta_lambda" not in record
+    assert VerifyConfig(**{k: tuple(v) if isinstance(v, list) else v
+                           for k, v in config_fields(record).items()}) == config
+    assert config_fields({"entry_wd_lr": 1e-4, "unknown": 1}) == {"entry_eta_lambda": 1e-4}
+
+
+def test_a_sweep_spec_may_use_the_saved_name():
+    """A sweep spec written with the saved name ``entry_wd_lr`` sets ``entry_eta_lambda``; the new name works too."""
+    from srflow.verification.sweep_spec import parse_spec
+
+    for key in ("entry_wd_lr", "entry_eta_lambda"):
+        spec = parse_spec({"models": ["sphere_circle"], "eta_lambda": [1e-3, 3e-4], "config": {key: 2e-4}})
+        assert spec.config.entry_eta_lambda == 2e-4
