@@ -122,26 +122,27 @@ def model_and_start(name: str, seed: int):
 
 
 @functools.lru_cache(maxsize=None)
-def phases_run(quick: bool, seed: int, model_name: str = "bn_linear", wd_lr: float = 1e-3, lr: float = 0.1,
+def phases_run(quick: bool, seed: int, model_name: str = "bn_linear", eta_lambda: float = 1e-3, lr: float = 0.1,
                ratio: float = 5.0):
     """GD+WD from a random start at ``ratio`` × the EoS norm of its limit: phase 1 (converge to Γ), phase 2
     (weight decay shrinks the norm), phase 3 (EoS). Records every step (λ₁, norm, loss) and Φ every ``k``."""
-    from srflow.theory import phase2_duration, project_to_manifold
+    from srflow.theory import eos_entry_step, equilibrium_norm_sq, phase2_steps, project_to_manifold
     from srflow.toy_models import make_model
     from srflow.verification.simulate import simulate
 
     model = make_model(model_name, rng=0)
     u = np.random.default_rng([seed, 7]).standard_normal(model.dim)
-    lam = float(np.linalg.eigvalsh(model.hess(project_to_manifold(model, u).theta))[-1])
-    w0 = u / np.linalg.norm(u) * np.sqrt(ratio * lr * lam / 2)
-    steps = int(np.log(ratio) / (2 * wd_lr) * (1.6 if quick else 3.0)) + 200
-    dense = simulate(model, w0, lr, steps, wd=wd_lr / lr, every=1, pairs=False)
-    phi = simulate(model, w0, lr, steps, wd=wd_lr / lr, every=max(1, steps // (25 if quick else 80)), track_phi=True,
+    lam1 = float(np.linalg.eigvalsh(model.hess(project_to_manifold(model, u).theta))[-1])
+    w0 = u / np.linalg.norm(u) * np.sqrt(ratio * equilibrium_norm_sq(lr, 0.0, lam1))  # the EoS norm at λ = 0
+    steps = int(phase2_steps(eta_lambda, ratio) * (1.6 if quick else 3.0)) + 200
+    wd = eta_lambda / lr
+    dense = simulate(model, w0, lr, steps, wd=wd, every=1, pairs=False)
+    phi = simulate(model, w0, lr, steps, wd=wd, every=max(1, steps // (25 if quick else 80)), track_phi=True,
                    pairs=False)
     ph = dense.phases(1e-6)
     i = int(np.searchsorted(dense.steps, ph["on-gamma"]))
-    predicted = ph["on-gamma"] + phase2_duration(lr, wd_lr / lr, dense.norm_sq[i], dense.sharpness[i] * dense.norm_sq[i])
-    return dense, phi, ph, predicted, lr, wd_lr
+    predicted = eos_entry_step(lr, wd, dense.norm_sq[i], dense.lam1[i] * dense.norm_sq[i], step_on_gamma=ph["on-gamma"])
+    return dense, phi, ph, predicted, lr, eta_lambda
 
 
 def eos_runs(model, theta0, lr: float, ladder, tau_end: float, records: int):
@@ -149,9 +150,9 @@ def eos_runs(model, theta0, lr: float, ladder, tau_end: float, records: int):
     from srflow.verification.simulate import eos_start, simulate
 
     runs = []
-    for lw in ladder:
-        steps = int(round(tau_end / lw))
-        runs.append(simulate(model, eos_start(model, theta0, lr, lw / lr), lr, steps, wd=lw / lr,
+    for eta_lambda in ladder:
+        steps = int(round(tau_end / eta_lambda))
+        runs.append(simulate(model, eos_start(model, theta0, lr, eta_lambda / lr), lr, steps, wd=eta_lambda / lr,
                              every=max(1, steps // records), track_phi=True, pairs=False))
     return runs
 

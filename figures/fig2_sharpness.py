@@ -22,16 +22,16 @@ def compute(quick: bool, seed: int) -> dict:
     ladder = (1e-3, 3e-4) if quick else (1e-3, 3e-4, 1e-4)
     tau_end = 0.2 if quick else 0.5
     flow = sharpness_reduction_flow(model, theta0, s_end=2 * tau_end + 0.05, n_out=301)
-    out = {"ladder": np.array(ladder), "flow_tau": gdwd_tau(flow), "flow_sharp": flow.sharpness,
+    out = {"ladder": np.array(ladder), "flow_tau": gdwd_tau(flow), "flow_sharp": flow.lam1,
            "naive_tau": flow.s / 2, "tau_end": tau_end}
     for k, tr in enumerate(eos_runs(model, theta0, LR, ladder, tau_end, records=30 if quick else 60)):
-        out[f"tau_{k}"], out[f"sharp_{k}"] = tr.tau, tr.phi_sharpness
+        out[f"tau_{k}"], out[f"sharp_{k}"] = tr.tau, tr.phi_lam1
     # GD without WD from η_eff λ₁ = 2(1 + ε): it comes to rest near s = nowd_final (about 2 log(1 + ε))
     mp = manifold_point(model, theta0)
     n0 = nowd_start_norm_sq(LR, mp.lam1, NOWD_EPS)
     # the norm grows within ~30 steps and is then at rest: record every step of the first 80
     tr = simulate(model, np.sqrt(n0) * (theta0 + 1e-3 * mp.v1), LR, 80, every=1, track_phi=True, pairs=False)
-    out["nowd_s"], out["nowd_sharp"] = np.log(tr.norm_sq / tr.norm_sq[0]), tr.phi_sharpness
+    out["nowd_s"], out["nowd_sharp"] = np.log(tr.norm_sq / tr.norm_sq[0]), tr.phi_lam1
     out["nowd_rest"] = nowd_final(flow, LR, float(tr.norm_sq[0]))
     out["flow_s"], out["nowd_eps"] = flow.s, NOWD_EPS
     return out
@@ -39,8 +39,8 @@ def compute(quick: bool, seed: int) -> dict:
 
 def plot(d, fig):
     ax, ax2 = fig.subplots(1, 2)
-    for k, lw in enumerate(d["ladder"]):
-        ax.plot(d[f"tau_{k}"], d[f"sharp_{k}"], "o", ms=2.5, label=f"GD+WD, ηλ = {lw:g}")
+    for k, eta_lambda in enumerate(d["ladder"]):
+        ax.plot(d[f"tau_{k}"], d[f"sharp_{k}"], "o", ms=2.5, label=f"GD+WD, ηλ = {eta_lambda:g}")
     tau_end = float(d["tau_end"])
     keep = d["flow_tau"] <= tau_end * 1.02
     ax.plot(d["flow_tau"][keep], d["flow_sharp"][keep], "k-", label="flow, 4/(4+G) clock")

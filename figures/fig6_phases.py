@@ -12,13 +12,15 @@ SIZE = WIDE
 
 
 def compute(quick: bool, seed: int) -> dict:
-    dense, phi, ph, predicted, lr, wd_lr = phases_run(quick, seed)
-    return {"steps": dense.steps, "loss": dense.loss, "eta_sharp": lr * dense.sharpness, "norm_sq": dense.norm_sq,
+    dense, phi, ph, predicted, lr, eta_lambda = phases_run(quick, seed)
+    return {"steps": dense.steps, "loss": dense.loss, "eta_sharp": lr * dense.lam1, "norm_sq": dense.norm_sq,
             "on_gamma": ph["on-gamma"], "eos": ph["eos"], "observed": dense.crossing(ph["eos"]), "predicted": predicted,
-            "wd_lr": wd_lr}
+            "lr": lr, "eta_lambda": eta_lambda}
 
 
 def plot(d, fig):
+    from srflow.theory import eos_lr_sharpness
+
     axes = fig.subplots(1, 3)
     for ax, key, label, log in zip(axes, ("loss", "eta_sharp", "norm_sq"), ("training loss", "η λ₁(∇²L(w_t))", "‖w_t‖²"),
                                    (True, False, True)):
@@ -27,13 +29,13 @@ def plot(d, fig):
         ax.axvline(float(d["predicted"]), color="tab:red", ls="--", lw=0.8, label="predicted EoS entry")
         ax.set_xlabel("step t")
         ax.set_ylabel(label)
-    axes[1].axhline(2 * (1 - float(d["wd_lr"])), color="k", lw=0.5)
+    axes[1].axhline(eos_lr_sharpness(float(d["eta_lambda"])), color="k", lw=0.5)
     axes[0].legend()
     fig.suptitle("bn_linear, GD+WD from a random start: phase 1 (to Γ), 2 (norm decay), 3 (EoS)", fontsize=8)
 
 
 def caption(d) -> str:
-    return (f"One run of GD+WD on `bn_linear` (η = 0.1, ηλ = {float(d['wd_lr']):g}). Phase 1: the loss falls until the run is on Γ "
+    return (f"One run of GD+WD on `bn_linear` (η = {float(d['lr']):g}, ηλ = {float(d['eta_lambda']):g}). Phase 1: the loss falls until the run is on Γ "
             f"(step {int(d['on_gamma'])}); phase 2: the norm decays as (1−ηλ)^(2t) and ηλ₁(∇²L(w_t)) rises; phase 3: "
             f"EoS from step {float(d['observed']):.2f} (interpolated crossing of 2(1−ηλ)), predicted "
             f"{float(d['predicted']):.2f} from the state on Γ.")

@@ -21,7 +21,7 @@ def compute(quick: bool, seed: int) -> dict:
     lam0 = float(np.linalg.eigvalsh(model.hess(theta0))[-1])
     flow = sharpness_reduction_flow(model, theta0, s_end=tau_end * max(1.0, lam0 / 2) * 1.1 + 0.01, n_out=301)
     lrs = (0.02, 0.01) if quick else (0.02, 0.01, 0.005)
-    out = {"lrs": np.array(lrs), "flow_sharp": flow.sharpness}
+    out = {"lrs": np.array(lrs), "flow_sharp": flow.lam1}
     for a, (alg, _) in enumerate(ALGS):
         clock = normalized_gd_steps if alg.startswith("ngd") else sqrt_gd_steps
         out[f"flow_tau_{a}"] = clock(flow, 1.0)  # τ = η² t for η = 1
@@ -29,7 +29,7 @@ def compute(quick: bool, seed: int) -> dict:
             steps = int(round(tau_end / lr**2))
             tr = simulate(model, two_cycle_start(model, theta0, lr, alg), lr, steps, algorithm=alg,
                           every=max(1, steps // 30), track_phi=True, pairs=False)
-            out[f"tau_{a}_{k}"], out[f"sharp_{a}_{k}"] = tr.steps * lr**2, tr.phi_sharpness
+            out[f"tau_{a}_{k}"], out[f"sharp_{a}_{k}"] = tr.steps * lr**2, tr.phi_lam1
     out["tau_end"] = tau_end
     return out
 

@@ -146,7 +146,7 @@ from srflow.figures import fig9_bn_eos, fig10_bn_sharpness, fig11_bn_generalizat
 
 def _eos_data(levels):
     """fig9 arrays: run k's λ₁ rises to levels[k] × its threshold and stays there (odd number of records)."""
-    d = {"lrs": np.array([0.05, 0.1, 0.2][:len(levels)]), "wd_lr": 2e-3, "dim": 100, "ratio": 4.0}
+    d = {"lrs": np.array([0.05, 0.1, 0.2][:len(levels)]), "eta_lambda": 2e-3, "dim": 100, "ratio": 4.0}
     for k, (lr, level) in enumerate(zip(d["lrs"], levels)):
         thr = 2 * (1 - 2e-3) / lr
         steps = np.arange(0, 1001, 9)
@@ -208,7 +208,7 @@ def _gen_data(wd_test, seeds=2):
     sph = np.full((n, seeds, rec), 1000.0)
     sph[1:3] = 100.0
     return {"dim": 100, "n_train": 64, "n_test": 500, "lr": 0.1, "ratio": 4.0, "labels": np.array([r[0] for r in rows]),
-            "wd_lrs": np.array([r[2] for r in rows]), "normalized": np.array([r[1] for r in rows]),
+            "eta_lambdas": np.array([r[2] for r in rows]), "normalized": np.array([r[1] for r in rows]),
             "steps": np.arange(rec) * 11, "test": test, "train": np.zeros((n, seeds, rec)),
             "loss": np.full((n, seeds, rec), 1e-3), "sharp": sph / 10, "sph": sph, "lr_used": np.full((n, seeds, rec), 0.1)}
 
@@ -265,12 +265,12 @@ def test_fig10_flow_sentence_follows_the_data():
 def _fig1_data(entries, tails, steps=1200):
     """fig1 arrays: per run, λ₁ below the threshold 2(1-ηλ)/η until step ``entries[k]`` (None: never), then at
     it; η_eff·λ₁ equal to ``tails[k]`` from the entry on."""
-    from srflow.figures.fig1_eos import LRS, WD_LR
+    from srflow.figures.fig1_eos import LRS, ETA_LAMBDA
 
-    d = {"lrs": np.array(LRS), "wd_lr": WD_LR}
+    d = {"lrs": np.array(LRS), "eta_lambda": ETA_LAMBDA}
     for k, lr in enumerate(LRS):
         t = np.arange(steps + 1)
-        threshold = 2 * (1 - WD_LR) / lr
+        threshold = 2 * (1 - ETA_LAMBDA) / lr
         on = np.zeros(steps + 1, bool) if entries[k] is None else t >= entries[k]
         d[f"steps_{k}"] = t
         d[f"raw_{k}"] = np.where(on, threshold, 0.5 * threshold)

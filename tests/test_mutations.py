@@ -11,6 +11,7 @@ import pytest
 
 from srflow import theory
 import srflow.theory.flows
+import srflow.theory.predictions
 from srflow.toy_models import make_model
 from run_memo import memoize_simulate
 from srflow.verification import checks
@@ -93,6 +94,7 @@ CASES = [
     *_cases("EoS threshold (entry)", "eos_threshold", lambda f: scaled(theory.eos_threshold, f), "eos-entry"),
     *_cases("equilibrium norm", "equilibrium_norm_sq", lambda f: scaled(theory.equilibrium_norm_sq, f), "eos-equilibrium"),
     *_cases("phase-2 duration", "phase2_duration", lambda f: scaled(theory.phase2_duration, f), "eos-entry"),
+    *_cases("EoS entry step", "eos_entry_step", lambda f: scaled(theory.eos_entry_step, f), "eos-entry"),
     *_cases("no-WD rest point", "nowd_final", lambda f: scaled(theory.nowd_final, f), "no-wd-clock"),
     *_cases("scale-collapse factor √c", "collapse_factor", lambda f: scaled(theory.collapse_factor, f), "scale-collapse"),
     *_cases("EoS breathing rate κ", "eos_stability", lambda f: scaled_rate(theory.eos_stability, f), "eos-stability"),
@@ -116,6 +118,10 @@ OTHER_MUTATIONS = {
                         "eos-equilibrium"),
     "phase-2 duration +0.9 step": ("phase2_duration", lambda g=theory.phase2_duration: (lambda *a: g(*a) + 0.9),
                                    "eos-entry"),
+    # one step in the ≈ 3600 of the entry run on sphere_circle: the check must take the entry step from theory
+    # (issue 21: it added the step up by hand, and this mutation passed on every default model)
+    "EoS entry step x1.0003": ("eos_entry_step", lambda: scaled(theory.eos_entry_step, 1.0003), "eos-entry"),
+    "EoS entry step x0.9997": ("eos_entry_step", lambda: scaled(theory.eos_entry_step, 0.9997), "eos-entry"),
 }
 
 
@@ -130,9 +136,19 @@ def assert_fails_by_measurement(res):
     assert res.details and np.isfinite(res.scaled_error), f"failed without a measurement: {res.message}"
 
 
+def mutate(monkeypatch, attr, value):
+    """``theory.<attr>`` replaced by ``value``; a closed form of ``theory.predictions`` also where it is defined, as a
+    wrong formula there would be: the closed forms that call it (``eos_entry_step`` calls ``phase2_duration``) then
+    use the mutation too."""
+    original = getattr(theory, attr)
+    monkeypatch.setattr(theory, attr, value)
+    if getattr(theory.predictions, attr, None) is original:
+        monkeypatch.setattr(theory.predictions, attr, value)
+
+
 @pytest.mark.parametrize("label, attr, build, check", CASES)
 def test_a_mutated_prediction_fails_its_check(session, monkeypatch, label, attr, build, check):
-    monkeypatch.setattr(theory, attr, build())
+    mutate(monkeypatch, attr, build())
     res = checks.CHECKS[check](session)
     print(label, res.status, res.message)
     assert_fails_by_measurement(res)

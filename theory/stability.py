@@ -61,15 +61,15 @@ def stability_coefficients(model, theta, h: float = FD_REL_STEP) -> dict:
     ∇⁴L[v₁⁴] by Richardson-extrapolated central differences of the exact third derivative, and the directional
     derivative of G from two retracted points (as ``theory.eos_sharpness_coefficient``)."""
     mp = manifold_point(model, theta)
-    lam, v1, G = mp.lam1, mp.v1, mp.G
+    lam1, v1, G = mp.lam1, mp.v1, mp.G
     vals, vecs = np.linalg.eigh(model.hess(mp.theta))
     t11 = model.third(mp.theta, v1, v1)
-    normal = (vals > RANK_RTOL * lam) & (np.arange(len(vals)) < len(vals) - 1)
+    normal = (vals > RANK_RTOL * lam1) & (np.arange(len(vals)) < len(vals) - 1)
     slaved = float(np.sum((vecs[:, normal].T @ t11) ** 2 / vals[normal]))
     cubic = float(t11 @ v1)
     quartic = fourth_along(model, mp.theta, v1, h)
     dG = grad_G_along_flow(model, mp, h)
-    return {"lam1": lam, "alpha": cubic / lam, "k": (quartic + 8 * lam - 3 * slaved) / lam, "G": G, "dG": float(dG)}
+    return {"lam1": lam1, "alpha": cubic / lam1, "k": (quartic + 8 * lam1 - 3 * slaved) / lam1, "G": G, "dG": float(dG)}
 
 
 def breathing_rate(alpha: float, k: float, G: float, dG: float = 0.0) -> tuple[float, float]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
 import numpy as np
@@ -30,7 +30,7 @@ class VerifyConfig:
 
     * ``lr``: η of the GD+WD runs; ``ladder``: the values of ηλ; ``tau_end``: horizon in τ = ηλt;
       ``records``: records (Φ projections) per run.
-    * ``entry_wd_lr``, ``entry_norm_ratio``: the eos-entry run (ηλ, and ‖w₀‖² over the EoS norm). Phase 2 lasts
+    * ``entry_eta_lambda``, ``entry_norm_ratio``: the eos-entry run (ηλ, and ‖w₀‖² over the EoS norm). Phase 2 lasts
       ≈ log(ratio)/(2ηλ) steps (2700 at 3e-4) while GD needs up to ~900 steps to reach Γ on ``mf``: a smaller
       ηλ separates the phases on every start.
     * ``collapse_factor``, ``collapse_steps``: scale-collapse runs (η, λ) and (cη, λ/c).
@@ -44,7 +44,7 @@ class VerifyConfig:
     ladder: tuple[float, ...] = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
     tau_end: float = 0.3
     records: int = 25
-    entry_wd_lr: float = 3e-4
+    entry_eta_lambda: float = 3e-4
     entry_norm_ratio: float = 5.0
     collapse_factor: float = 3.0
     collapse_steps: int = 2000
@@ -54,6 +54,23 @@ class VerifyConfig:
     alp_tau_end: float = 0.1
     extend_steps: int = 400_000
     extend_factor: float = 2.0
+
+
+#: VerifyConfig fields saved under another name in report.json and sweep.json (the files predate the field's name;
+#: old results must still load): field -> saved name
+SAVED_NAMES = {"entry_eta_lambda": "entry_wd_lr"}  # names: saved
+
+
+def config_record(config: VerifyConfig) -> dict:
+    """``config`` as the dict report.json and sweep.json save (fields under their ``SAVED_NAMES``)."""
+    return {SAVED_NAMES.get(k, k): v for k, v in asdict(config).items()}
+
+
+def config_fields(record: dict) -> dict:
+    """The VerifyConfig fields of a saved ``config_record`` (saved names mapped back; other keys dropped)."""
+    back = {v: k for k, v in SAVED_NAMES.items()}
+    names = {f.name for f in fields(VerifyConfig)}
+    return {back.get(k, k): v for k, v in record.items() if back.get(k, k) in names}
 
 
 QUICK = VerifyConfig(ladder=(1e-3, 3e-4, 1e-4, 3e-5), tau_end=0.25, records=15, collapse_steps=500,
@@ -268,7 +285,7 @@ class Session:
 
     def ladder_runs(self) -> list[Trajectory]:
         """The GD+WD runs of the configured ladder (``gdwd_run`` for each ηλ)."""
-        return [self.gdwd_run(lw) for lw in self.config.ladder]
+        return [self.gdwd_run(eta_lambda) for eta_lambda in self.config.ladder]
 
 
 def result(session: Session, name, status, predicted, observed, tolerance, scaled, message="", details=None,

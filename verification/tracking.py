@@ -19,7 +19,7 @@ class ScaledFlow:
 
     def __init__(self, flow, factor: float):
         self.flow, self.factor = flow, factor
-        self.s, self.sharpness = flow.s / factor, flow.sharpness
+        self.s, self.lam1 = flow.s / factor, flow.lam1
 
     def at(self, s):
         return self.flow.at(np.asarray(s) * self.factor)

@@ -57,8 +57,8 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
         monitored = first_monitor(runs)
         if monitored:
             return result(session, name, Status.ASSUMPTION_VIOLATED, None, None, None, float("nan"), monitored, runs=runs)
-        dense = [session.eos_run(tr.lr * tr.wd) for tr in runs]
-        xs = np.array([tr.lr * tr.wd for tr in runs])
+        dense = [session.eos_run(tr.eta_lambda) for tr in runs]
+        ladder = np.array([tr.eta_lambda for tr in runs])
         samples = np.unique(np.linspace(0, len(flow.s) - 1, EOS_FLOW_SAMPLES).astype(int))
         obs, pred, sem = [], [], []
         coef = [th.eos_sharpness_coefficient(session.model, flow.theta[i]) for i in samples]
@@ -66,9 +66,9 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
             at_flow = [tr.lr * predict(session.model, flow.theta[i], tr.lr, tr.wd, coefficient=c)
                        for i, c in zip(samples, coef)]
             pred.append(float(np.mean(np.interp(tr.clock, flow.s[samples], at_flow))))
-            pair_means = tr.lr * 0.5 * (tr.sharpness + tr.sharpness_next)
+            pair_means = tr.lr * 0.5 * (tr.lam1 + tr.lam1_next)
             obs.append(float(np.mean(pair_means)))
-            sem.append(blocked_standard_error(pair_means, tr.steps, tr.lr * tr.wd))
+            sem.append(blocked_standard_error(pair_means, tr.steps, tr.eta_lambda))
         obs, pred = np.array(obs), np.array(pred)
         # ‖w_t‖² over its prediction at λ₁ of the flow at the run's own clock, on the densely recorded runs
         norm_ratio = [tr.norm_sq / th.equilibrium_norm_sq(tr.lr, tr.wd, flow.sharpness_at(tr.clock))
@@ -79,23 +79,23 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
         a_dev = float(np.mean(tr.offset_sq)) / a_pred - 1
         # rungs whose run spans fewer than EOS_MIN_PERIODS periods of the amplitude's breathing (docs/theory.md §4b)
         # do not enter the O(ηλ) term: their pair average is dominated by the breathing
-        periods = np.array([tr.steps[-1] for tr in dense]) / th.breathing_period(xs)
+        periods = np.array([tr.steps[-1] for tr in dense]) / th.breathing_period(ladder)
         judged = periods >= tol.EOS_MIN_PERIODS
-        c_obs, c_pred, c_se = (obs - 2) / xs, (pred - 2) / xs, np.array(sem) / xs
-        norm_se = np.array([blocked_standard_error(r, tr.steps, tr.lr * tr.wd) for r, tr in zip(norm_ratio, dense)])
+        c_obs, c_pred, c_se = (obs - 2) / ladder, (pred - 2) / ladder, np.array(sem) / ladder
+        norm_se = np.array([blocked_standard_error(r, tr.steps, tr.eta_lambda) for r, tr in zip(norm_ratio, dense)])
         if judged.sum() < 2:
             return result(session, name, Status.INCONCLUSIVE, None, None, None, float("nan"),
                           f"{int(judged.sum())} run(s) span ≥ {tol.EOS_MIN_PERIODS:g} breathing periods "
                           f"({', '.join(f'{p:.1f}' for p in periods)}): the O(ηλ) coefficient c is extrapolated to ηλ → 0 "
                           "from at least two; lengthen tau_end or lower ηλ",
-                          {"ladder": xs, "breathing_periods": periods}, runs=runs)
-        xj = xs[judged]
+                          {"ladder": ladder, "breathing_periods": periods}, runs=runs)
+        judged_ladder = ladder[judged]
 
         def sharpness_test(d_lead=0.0, d_coef=0.0):
             """(c₀, se(c₀)): the deviation c_obs - c_pred of the prediction perturbed by d_lead (× (1 + δ)) or d_coef
             (c + Δ, absolute), extrapolated to ηλ → 0 (docs/theory.md §7)."""
-            p = 2 * (1 + d_lead) + (c_pred + d_coef) * xs * (1 + d_lead)
-            return extrapolate_to_zero(xj, ((obs - p) / xs)[judged], c_se[judged])
+            p = 2 * (1 + d_lead) + (c_pred + d_coef) * ladder * (1 + d_lead)
+            return extrapolate_to_zero(judged_ladder, ((obs - p) / ladder)[judged], c_se[judged])
 
         def sharpness_rejected(test: Extrapolation) -> bool:
             return test.rejects(tol.EOS_SEM_FACTOR)
@@ -104,7 +104,7 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
             """(n₀, se(n₀)): the mean relative deviation of ‖w‖² from the prediction × (1 + d), extrapolated to
             ηλ → 0 (fit α + βηλ: the norm's O(ηλ) term is not derived, docs/theory.md §4b)."""
             dev = np.array([np.mean(r / (1 + d)) - 1 for r in norm_ratio])
-            return extrapolate_to_zero(xj, dev[judged], (norm_se / (1 + d))[judged], power=1.0)
+            return extrapolate_to_zero(judged_ladder, dev[judged], (norm_se / (1 + d))[judged], power=1.0)
 
         n_test, c_test = norm_test(), sharpness_test()
         (n0, nse0, *_), (c0, se0, *_) = n_test, c_test
@@ -129,14 +129,14 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
             powers = {k: float("nan") for k in powers}
         rungs = ", ".join(f"{c:+.3f} ± {e:.3f} vs {p:+.3f}" for c, e, p in zip(c_obs[judged], c_se[judged], c_pred[judged]))
         message = (f"η⟨λ₁⟩ = 2 + c·ηλ: c measured ± s.e. vs predicted {rungs} at ηλ = "
-                   f"{', '.join(f'{x:g}' for x in xj)} (the runs spanning ≥ {tol.EOS_MIN_PERIODS:g} breathing periods); "
+                   f"{', '.join(f'{v:g}' for v in judged_ladder)} (the runs spanning ≥ {tol.EOS_MIN_PERIODS:g} breathing periods); "
                    f"the deviation extrapolated to ηλ → 0 is {c0:+.3f} ± {se0:.3f} "
                    f"({'within' if sharp_ok else 'beyond'} {tol.EOS_SEM_FACTOR:g} s.e.); norm: mean deviation extrapolated to ηλ → 0 {n0:+.2e} ± {nse0:.1e} ("
                    f"{'within' if norm_ok else 'beyond'} {tol.EOS_SEM_FACTOR:g} s.e.); "
                    f"⟨a²⟩/pred = {1 + a_dev:.3f} (tolerance {tol.AMPLITUDE_RTOL:g})")
         if status == Status.FAIL:
             message = "a prediction is off: " + message
-        details = {"ladder": xs, "observed": obs, "predicted": pred, "c_observed": c_obs, "c_predicted": c_pred,
+        details = {"ladder": ladder, "observed": obs, "predicted": pred, "c_observed": c_obs, "c_predicted": c_pred,
                    "c_standard_error": c_se, "c_deviation_at_zero": c0, "c_deviation_at_zero_se": se0,
                    "breathing_periods": periods, "judged": judged,
                    "sharpness_deviation": np.abs(obs - pred), "sharpness_standard_error": sem,
@@ -165,17 +165,17 @@ def unstable_equilibrium(session: Session, flow) -> tuple[str, dict, list] | Non
     if not np.any(kappa > 0):
         return None
     dense = session.eos_run(max(session.config.ladder))
-    x = dense.lr * dense.wd
+    eta_lambda = dense.eta_lambda
     measured = "not measurable on it"
     if dense.clock_steps is not None:
-        t, eps = breathing_envelope(dense.clock_steps, x)
+        t, eps = breathing_envelope(dense.clock_steps, eta_lambda)
         if len(t) >= 3:
-            b, se = measured_slope(t * x, np.log(eps))
+            b, se = measured_slope(t * eta_lambda, np.log(eps))
             measured = f"{b:+.3f} ± {se:.3f}"
     worst = int(np.argmax(kappa))
     message = (f"assumption violated: unstable equilibrium: the breathing about it is predicted to grow, κ = {kappa[worst]:+.4f} per unit τ "
                f"at s = {flow.s[idx[worst]]:.3g} (docs/theory.md §4d), so η⟨λ₁⟩ = 2 + cηλ holds only transiently; "
-               f"measured rate over the run at ηλ = {x:g} (τ ≤ {session.config.tau_end:g}): {measured}; "
+               f"measured rate over the run at ηλ = {eta_lambda:g} (τ ≤ {session.config.tau_end:g}): {measured}; "
                "eos-stability measures it over several e-folds")
     return message, {"stability_rate_predicted": kappa, "stability_s": flow.s[idx]}, [dense]
 

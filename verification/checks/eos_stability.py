@@ -45,7 +45,7 @@ def breathing_envelope(clock_steps: np.ndarray, eta_lambda: float) -> tuple[np.n
     breathing period 2π/√(8ηλ), centred at steps t. In each window log δ_t² (δ_t² = s_{t+1} - s_t, the squared angular
     step, = 4A(1 + O(q))) is fitted by least squares with c₀ + c₁t + c₂t² + a cos ωt + b sin ωt (ω = √(8ηλ)); ε = √(a² + b²)."""
     y = np.log(np.diff(clock_steps))
-    omega = np.sqrt(8 * eta_lambda)
+    omega = th.breathing_frequency(eta_lambda)
     width = int(round(th.breathing_period(eta_lambda)))
     ts, es = [], []
     for start in range(0, len(y) - width + 1, width):
@@ -120,28 +120,30 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         f_tau = th.gdwd_tau(flow)[samples]
         kappa = np.array([predict(model, flow.theta[i]) for i in samples])
         integral = np.concatenate([[0.0], np.cumsum(0.5 * (kappa[1:] + kappa[:-1]) * np.diff(f_tau))])
-        xs = sorted((float(x) for x in cfg.ladder), reverse=True)[:STABILITY_RUNGS]
-        if len(xs) < STABILITY_RUNGS:
+        ladder = sorted((float(eta_lambda) for eta_lambda in cfg.ladder), reverse=True)[:STABILITY_RUNGS]
+        if len(ladder) < STABILITY_RUNGS:
             return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
-                          f"the ladder has {len(xs)} value(s) of ηλ: the extrapolation to ηλ → 0 and its uncertainty "
+                          f"the ladder has {len(ladder)} value(s) of ηλ: the extrapolation to ηλ → 0 and its uncertainty "
                           f"need {STABILITY_RUNGS}")
         runs, rows = [], []
-        for x in xs:
-            tr = session.cached(("stability", x, tau_end), lambda x=x: _run(session, x, tau_end))
+        for eta_lambda in ladder:
+            tr = session.cached(("stability", eta_lambda, tau_end),
+                                lambda eta_lambda=eta_lambda: _run(session, eta_lambda, tau_end))
             runs.append(tr)
             # a run that diverged (a grown breathing can end EoS) is measured up to there: the linear regime precedes it
             if tr.clock_steps is None:
                 return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
                               "the run kept no per-step clock (compiled engine with a long record stride): "
                               "the breathing cannot be measured", runs=runs)
-            t, eps = breathing_envelope(tr.clock_steps, x)
-            tau = t * x
-            keep = longest_run((tau >= SKIP_PERIODS * th.breathing_period(x) * x) & (eps < E_MAX) & (eps > E_MIN))
+            t, eps = breathing_envelope(tr.clock_steps, eta_lambda)
+            tau = t * eta_lambda
+            keep = longest_run((tau >= SKIP_PERIODS * th.breathing_period(eta_lambda) * eta_lambda)
+                               & (eps < E_MAX) & (eps > E_MIN))
             if keep.sum() < MIN_WINDOWS:
                 return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
-                              f"at ηλ = {x:g} only {int(keep.sum())} breathing periods have {E_MIN:g} < ε < {E_MAX:g} "
+                              f"at ηλ = {eta_lambda:g} only {int(keep.sum())} breathing periods have {E_MIN:g} < ε < {E_MAX:g} "
                               f"(need {MIN_WINDOWS}): ε from {eps[0]:.2g} to {eps[-1]:.2g} over τ ≤ {tau_end:.3g}",
-                              {"ladder": xs[:len(rows)]}, runs=runs)
+                              {"ladder": ladder[:len(rows)]}, runs=runs)
             pred_log = np.interp(tau[keep], f_tau, integral)
             # the finite amplitude: d log ε/dτ = κ + κ₂ε² + O(ε⁴), so the residual is fitted with ∫ε²dτ as well
             e2 = np.concatenate([[0.0], np.cumsum(0.5 * (eps[keep][1:] ** 2 + eps[keep][:-1] ** 2) * np.diff(tau[keep]))])
@@ -158,9 +160,9 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         def test(delta=0.0):
             """(b₀, se(b₀)) for the prediction κ(1 + δ): the residual slopes become b - δκ̄."""
             dev = b - delta * kbar
-            ex = extrapolate_to_zero(xs, dev, se, power=1.0)  # its χ² is not used: the per-rung s.e. of a
+            ex = extrapolate_to_zero(ladder, dev, se, power=1.0)  # its χ² is not used: the per-rung s.e. of a
             # deterministic envelope is tiny, and the truncation's next terms are in richardson_spread
-            return ex.alpha, float(np.hypot(ex.se, richardson_spread(xs, dev)))
+            return ex.alpha, float(np.hypot(ex.se, richardson_spread(ladder, dev)))
 
         def rejected(t) -> bool:
             return abs(t[0]) > tol.EOS_SEM_FACTOR * t[1]
@@ -172,12 +174,12 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         verdict = "stable (decays)" if stable else "unstable (grows)" if np.all(kmean > 0) else "changes sign"
         rungs = ", ".join(f"{k + bb:+.4f} ± {s:.4f} vs {k:+.4f}" for k, bb, s in zip(kmean, b, se))
         message = (f"equilibrium predicted {verdict}: κ(θ₀) = {kappa0:+.4f}; breathing rate d log ε/dτ measured ± s.e. vs "
-                   f"predicted {rungs} at ηλ = {', '.join(f'{x:g}' for x in xs)} (τ ≤ {tau_end:.3g}); the deviation "
+                   f"predicted {rungs} at ηλ = {', '.join(f'{v:g}' for v in ladder)} (τ ≤ {tau_end:.3g}); the deviation "
                    f"extrapolated to ηλ → 0 is {b0:+.4f} ± {se0:.4f} ({'within' if status == Status.PASS else 'beyond'} "
                    f"{tol.EOS_SEM_FACTOR:g} s.e.)")
         if status == Status.FAIL:
             message = "the breathing rate is off: " + message
-        details = {"ladder": xs, "rate_predicted": kmean, "rate_measured": kmean + b, "rate_deviation": np.abs(b),
+        details = {"ladder": ladder, "rate_predicted": kmean, "rate_measured": kmean + b, "rate_deviation": np.abs(b),
                    "rate_standard_error": se, "deviation_at_zero": b0, "deviation_at_zero_se": se0,
                    "kappa_theta0": kappa0, "tau_end": tau_end, "stable": stable, "windows": rows}
         scaled = abs(b0) / (tol.EOS_SEM_FACTOR * se0) if se0 > 0 else float("inf")
@@ -199,8 +201,8 @@ def _run(session: Session, eta_lambda: float, tau_end: float):
 
 
 def _cost(config) -> dict:
-    xs = sorted(config.ladder, reverse=True)[:STABILITY_RUNGS]
-    return {"breathing": (int(sum(EFOLDS / x for x in xs)), 0)}  # |κ| ≈ 1: τ_end ≈ EFOLDS
+    ladder = sorted(config.ladder, reverse=True)[:STABILITY_RUNGS]
+    return {"breathing": (int(sum(EFOLDS / eta_lambda for eta_lambda in ladder)), 0)}  # |κ| ≈ 1: τ_end ≈ EFOLDS
 
 
 CHECK = Check(
