@@ -314,6 +314,42 @@ def test_build_records_the_revision(tmp_path):
     assert got.stdout.split() == ["unknown", "unknown"], got.stderr
 
 
+def test_an_sdist_carries_the_revision(tmp_path):
+    """``setup.py sdist`` puts the checkout's revision into the sdist's verification/_build_revision.py; a build
+    from the unpacked sdist (no git there) keeps it, and one from a copy without that file says "unknown"."""
+    import tarfile
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
+    egg_info = ROOT / "srflow.egg-info"
+    had_egg_info = egg_info.exists()
+    try:
+        out = subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp_path / "dist")], cwd=ROOT,
+                             capture_output=True, text=True)
+    finally:
+        if not had_egg_info:
+            shutil.rmtree(egg_info, ignore_errors=True)
+    assert out.returncode == 0, out.stderr
+    (archive,) = (tmp_path / "dist").glob("srflow-*.tar.gz")
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    (src,) = (tmp_path / "unpacked").iterdir()
+    assert f"REVISION = {head.stdout.strip()!r}" in (src / "verification" / "_build_revision.py").read_text()
+
+    def built_revision():
+        build = tmp_path / "build"
+        shutil.rmtree(build, ignore_errors=True)
+        done = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(build)], cwd=src,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return (build / "srflow" / "verification" / "_build_revision.py").read_text()
+
+    assert f"REVISION = {head.stdout.strip()!r}" in built_revision()
+    (src / "verification" / "_build_revision.py").unlink()
+    assert "REVISION = 'unknown'" in built_revision()
+
+
 @pytest.mark.parametrize("script", ["central_comparison.py", "sweep_to_pandas.py"])
 def test_examples_run(script, tmp_path):
     """The scripts in docs/examples run from a checkout; the central comparison shows the error falling ∝ ηλ and
