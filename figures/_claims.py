@@ -15,8 +15,8 @@ The rules are the verdicts' (``verification.tolerances``), so a figure and ``srf
 * **follows**: a run follows a prediction rather than an alternative when its largest relative distance from
   the prediction is below its largest relative distance from the alternative;
 * **tracks** (a moving prediction): the slope of log(observed) against log(predicted) is 1 within ORDER_MARGIN and
-  the ratio observed/predicted crosses 1; where the prediction moves less than the ratio scatters, nothing can be
-  said either way (``holds`` is None).
+  the ratio observed/predicted crosses 1; where that slope's standard error exceeds ORDER_MARGIN (the prediction
+  moves too little against the scatter), nothing can be said either way (``holds`` is None).
 """
 
 from __future__ import annotations
@@ -113,11 +113,12 @@ def follows(observed, predicted, alternative, pred_name: str, alt_name: str) -> 
 
 
 def change(y, what: str) -> Claim:
-    """Whether ``y`` rises (``holds`` True) or falls from its first to its last value, by how much (relative)."""
+    """Whether ``y`` rises (``holds`` True) or falls from its first to its last value, and from what to what."""
     y0, y1 = float(y[0]), float(y[-1])
     rel = y1 / y0 - 1
     word = "rises" if rel > 0 else "falls" if rel < 0 else "stays"
-    return Claim(rel > 0, f"{what} {word}" + (f" by {abs(rel):.0%}" if rel else ""), {"rel": rel})
+    return Claim(rel > 0, f"{what} {word}" + (f" from {y0:.3g} to {y1:.3g}" if rel else f" at {y0:.3g}"),
+                 {"rel": rel})
 
 
 def rate(measured: float, predicted: float, what: str, bound: float) -> Claim:
@@ -130,22 +131,48 @@ def rate(measured: float, predicted: float, what: str, bound: float) -> Claim:
 
 
 def tracks(observed, predicted, what: str, pred_name: str) -> Claim:
-    """Does ``observed`` track a moving ``predicted`` (same grid)? The slope b of log observed on log predicted
-    must be 1 within ORDER_MARGIN and the ratio observed/predicted must cross 1 (no fixed offset). Where the
-    prediction moves by less than the ratio scatters (log range of predicted < that of the ratio), the data cannot
-    tell a tracking run from a frozen one: ``holds`` None."""
-    lo, lp = np.log(np.asarray(observed, float)), np.log(np.asarray(predicted, float))
-    ratio = np.exp(lo - lp)
+    """Does ``observed`` track a moving ``predicted`` (same grid)? The least-squares slope b of log observed on
+    log predicted must be 1 within ORDER_MARGIN and the ratio observed/predicted must cross 1 (no fixed offset).
+    Where b's standard error exceeds ORDER_MARGIN (the prediction moves too little against the scatter about it),
+    the data cannot tell a tracking run from a frozen one: ``holds`` None."""
+    ratio = np.asarray(observed, float) / np.asarray(predicted, float)
     lo_r, hi_r = float(ratio.min()), float(ratio.max())
-    spread, moved = float(np.ptp(lo - lp)), float(np.ptp(lp))
-    values = {"ratio_min": lo_r, "ratio_max": hi_r, "moved": moved, "spread": spread}
-    where = f"{what}/{pred_name} in [{lo_r:.3f}, {hi_r:.3f}]"
-    if moved <= spread:
-        return Claim(None, f"{where}; the prediction moves by {moved:.1%} (log), less than that scatter, so tracking "
-                     "cannot be told from a fixed value here", values)
-    b = float(np.polyfit(lp, lo, 1)[0])
-    values["slope"] = b
-    if abs(b - 1) <= _margin() and lo_r <= 1 <= hi_r:
-        return Claim(True, f"{what} tracks {pred_name} ({where}, slope of log against log {b:.2f})", values)
-    return Claim(False, f"{what} does not track {pred_name} ({where}, slope of log against log {b:.2f}; tracking "
-                 "has slope 1 and a ratio crossing 1)", values)
+    b, se = fit_order(predicted, observed)
+    values = {"ratio_min": lo_r, "ratio_max": hi_r, "slope": b, "slope_se": se}
+    where = f"{what}/{pred_name} in [{lo_r:.3f}, {hi_r:.3f}], slope of log against log {_fmt(b)}±{_fmt(se)}"
+    margin = _margin()
+    if not se <= margin:
+        return Claim(None, f"{where}: the prediction moves too little against the scatter to tell tracking from a "
+                     "fixed value", values)
+    if abs(b - 1) <= margin and lo_r <= 1 <= hi_r:
+        return Claim(True, f"{what} tracks {pred_name} ({where})", values)
+    return Claim(False, f"{what} does not track {pred_name} ({where}; tracking has slope 1 and a ratio crossing 1)",
+                 values)
+
+
+def within(observed: float, predicted: float, tolerance: float, what: str, unit: str = "") -> Claim:
+    """Is |observed − predicted| ≤ ``tolerance`` (absolute; the caller states where it comes from)?"""
+    diff = observed - predicted
+    values = {"diff": diff, "tolerance": tolerance}
+    nums = f"{observed:.2f} vs predicted {predicted:.2f}{unit}, difference {diff:+.2g}"
+    if abs(diff) <= tolerance:
+        return Claim(True, f"{what} as predicted ({nums}, within {tolerance:.2g})", values)
+    return Claim(False, f"{what} not as predicted ({nums}, beyond {tolerance:.2g})", values)
+
+
+def norm_decay(steps, norm_sq, start: float, end: float, lr: float, wd_lr: float, rho: float) -> Claim:
+    """Does ‖w_t‖² decay as (1 − ηλ)^{2t} between steps ``start`` (on Γ: ‖∇L‖ ≤ ``rho``·λ₁‖w‖) and ``end`` (before
+    the edge of stability)? The measured log-rate per step against ``theory.norm_decay_rate``, which it may exceed
+    by at most 4ρ² there (its docstring), plus the round-off of two logarithms over the window."""
+    from srflow.theory import norm_decay_rate
+
+    steps, norm_sq = np.asarray(steps), np.asarray(norm_sq, float)
+    i, j = int(np.searchsorted(steps, start)), int(np.searchsorted(steps, end, side="right")) - 1
+    if j <= i:
+        return Claim(None, "‖w_t‖² has no recorded steps between Γ and the edge of stability", {})
+    measured = float(np.log(norm_sq[j] / norm_sq[i]) / (steps[j] - steps[i]))
+    predicted = norm_decay_rate(lr, wd_lr / lr)
+    bound = (4 * rho**2 + 4 * np.finfo(float).eps / (steps[j] - steps[i])) / abs(predicted)
+    claim = rate(measured, predicted, f"‖w_t‖² decays as (1−ηλ)^(2t) from step {int(steps[i])} to {int(steps[j])}",
+                 bound)
+    return Claim(claim.holds, claim.text, {**claim.values, "measured": measured, "predicted": predicted})

@@ -138,7 +138,9 @@ def phases_run(quick: bool, seed: int, model_name: str = "bn_linear", wd_lr: flo
     dense = simulate(model, w0, lr, steps, wd=wd_lr / lr, every=1, pairs=False)
     phi = simulate(model, w0, lr, steps, wd=wd_lr / lr, every=max(1, steps // (25 if quick else 80)), track_phi=True,
                    pairs=False)
-    ph = dense.phases(1e-6)
+    from srflow.verification.tolerances import ON_GAMMA_RTOL_MAX
+
+    ph = dense.phases(ON_GAMMA_RTOL_MAX)
     i = int(np.searchsorted(dense.steps, ph["on-gamma"]))
     predicted = ph["on-gamma"] + phase2_duration(lr, wd_lr / lr, dense.norm_sq[i], dense.sharpness[i] * dense.norm_sq[i])
     return dense, phi, ph, predicted, lr, wd_lr

@@ -64,6 +64,16 @@ def breathing_period(eta_lambda):
     return float(out) if out.ndim == 0 else out
 
 
+def norm_decay_rate(lr: float, wd: float) -> float:
+    """log of the per-step factor of ‖w‖² under GD+WD on Γ (phase 2): 2 log(1 - ηλ).
+
+    With ∇L(w) ⟂ w (scale invariance), ‖w_{t+1}‖² = (1 - ηλ)²‖w_t‖² + η²‖∇L(w_t)‖² exactly; on Γ the gradient
+    term vanishes and ‖w_t‖² = (1 - ηλ)^{2t}‖w_0‖². Where ‖∇L(w)‖ ≤ ρ·λ₁(∇²L(w))·‖w‖ and ηλ₁(∇²L(w)) ≤ 2(1 - ηλ)
+    (before the edge of stability) the measured log-rate exceeds this by at most 4ρ²."""
+    check_hyperparameters(lr, wd)
+    return 2.0 * float(np.log1p(-lr * wd))
+
+
 def phase2_duration(lr: float, wd: float, norm_sq: float, sharpness: float) -> float:
     """Steps of pure weight decay from ‖w‖² = ``norm_sq`` on Γ to the EoS norm:
     (1 - ηλ)^{2t} ‖w‖² = ηλ₁/(2(1 - ηλ))  ⇒  t = log(2(1 - ηλ)‖w‖²/(ηλ₁)) / (-2 log(1 - ηλ)),
@@ -73,7 +83,7 @@ def phase2_duration(lr: float, wd: float, norm_sq: float, sharpness: float) -> f
         raise ValueError("wd: without weight decay the norm never shrinks to the EoS norm (λ > 0 needed)")
     norm_sq = positive_real(norm_sq, "norm_sq", "a squared norm ‖w‖² > 0 (finite)")
     ratio = norm_sq / equilibrium_norm_sq(lr, wd, sharpness)
-    return max(0.0, float(np.log(ratio) / (-2.0 * np.log1p(-lr * wd))))
+    return max(0.0, float(np.log(ratio) / -norm_decay_rate(lr, wd)))
 
 
 def eos_entry_step(lr: float, wd: float, norm_sq: float, sharpness: float, step_on_gamma: float = 0.0) -> float:
