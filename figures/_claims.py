@@ -15,7 +15,7 @@ The rules are the verdicts' (``verification.tolerances``), so a figure and ``srf
 * **follows**: a run follows a prediction rather than an alternative when its largest relative distance from
   the prediction is below its largest relative distance from the alternative;
 * **tracks** (a moving prediction): the slope of log(observed) against log(predicted) is 1 within ORDER_MARGIN and
-  the ratio observed/predicted crosses 1; where that slope's standard error exceeds ORDER_MARGIN (the prediction
+  the mean log-offset is at most ORDER_MARGIN times the prediction's log-movement; where that slope's standard error exceeds ORDER_MARGIN (the prediction
   moves too little against the scatter), nothing can be said either way (``holds`` is None).
 """
 
@@ -117,7 +117,7 @@ def change(y, what: str) -> Claim:
     y0, y1 = float(y[0]), float(y[-1])
     rel = y1 / y0 - 1
     word = "rises" if rel > 0 else "falls" if rel < 0 else "stays"
-    return Claim(rel > 0, f"{what} {word}" + (f" from {y0:.3g} to {y1:.3g}" if rel else f" at {y0:.3g}"),
+    return Claim(rel > 0, f"{what} {word}" + (f" from {y0:.3g} to {y1:.3g} ({rel:+.1%})" if rel else f" at {y0:.3g}"),
                  {"rel": rel})
 
 
@@ -132,7 +132,9 @@ def rate(measured: float, predicted: float, what: str, bound: float) -> Claim:
 
 def tracks(observed, predicted, what: str, pred_name: str) -> Claim:
     """Does ``observed`` track a moving ``predicted`` (same grid)? The least-squares slope b of log observed on
-    log predicted must be 1 within ORDER_MARGIN and the ratio observed/predicted must cross 1 (no fixed offset).
+    log predicted must be 1 within ORDER_MARGIN, and the mean offset |⟨log(observed/predicted)⟩| at most
+    ORDER_MARGIN times the distance the prediction moves (max − min of log predicted): a run that follows the
+    prediction's change, not a fixed value, and sits on it rather than beside it.
     Where b's standard error exceeds ORDER_MARGIN (the prediction moves too little against the scatter about it),
     the data cannot tell a tracking run from a frozen one: ``holds`` None."""
     ratio = np.asarray(observed, float) / np.asarray(predicted, float)
@@ -144,10 +146,13 @@ def tracks(observed, predicted, what: str, pred_name: str) -> Claim:
     if not se <= margin:
         return Claim(None, f"{where}: the prediction moves too little against the scatter to tell tracking from a "
                      "fixed value", values)
-    if abs(b - 1) <= margin and lo_r <= 1 <= hi_r:
+    offset, moved = float(np.mean(np.log(ratio))), float(np.ptp(np.log(np.asarray(predicted, float))))
+    values.update(offset=offset, moved=moved)
+    where += f", mean log-offset {offset:+.1e} against a log-movement {moved:.2g}"
+    if abs(b - 1) <= margin and abs(offset) <= margin * moved:
         return Claim(True, f"{what} tracks {pred_name} ({where})", values)
-    return Claim(False, f"{what} does not track {pred_name} ({where}; tracking has slope 1 and a ratio crossing 1)",
-                 values)
+    return Claim(False, f"{what} does not track {pred_name} ({where}; tracking has slope 1 within {margin:g} and an "
+                 f"offset below {margin:g}× the movement)", values)
 
 
 def within(observed: float, predicted: float, tolerance: float, what: str, unit: str = "") -> Claim:
