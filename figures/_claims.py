@@ -88,13 +88,15 @@ def flat(x, e, what: str, param: str = "ηλ") -> Claim:
     return Claim(False, f"{what} {'falls' if q > 0 else 'grows'} as {param} → 0: {fit}", {"q": q, "se": se})
 
 
-def closer(a, b, a_name: str, b_name: str, unit: str = "max distance") -> Claim:
-    """Is ``a`` smaller than ``b`` (largest absolute values)? The caption states both and the factor."""
+def closer(a, b, a_name: str, b_name: str, to: str = "", unit: str = "max distance") -> Claim:
+    """Is ``a`` smaller than ``b`` (largest absolute values), i.e. ``a_name`` closer ``to`` the reference than
+    ``b_name``? The caption states both and the factor."""
     ma, mb = float(np.max(np.abs(a))), float(np.max(np.abs(b)))
+    to = f" to {to}" if to else ""
     if ma < mb:
-        return Claim(True, f"{a_name} stays closer ({unit} {ma:.1e}) than {b_name} ({mb:.1e}, {mb / ma:.0f}× more)",
-                     {"a": ma, "b": mb})
-    return Claim(False, f"{a_name} does not stay closer ({unit} {ma:.1e}) than {b_name} ({mb:.1e})",
+        return Claim(True, f"{a_name} stays closer{to} ({unit} {ma:.1e}) than {b_name} ({mb:.1e}, {mb / ma:.0f}× "
+                     "more)", {"a": ma, "b": mb})
+    return Claim(False, f"{a_name} does not stay closer{to} ({unit} {ma:.1e}) than {b_name} ({mb:.1e})",
                  {"a": ma, "b": mb})
 
 
@@ -181,3 +183,13 @@ def norm_decay(steps, norm_sq, start: float, end: float, lr: float, wd_lr: float
     claim = rate(measured, predicted, f"‖w_t‖² decays as (1−ηλ)^(2t) from step {int(steps[i])} to {int(steps[j])}",
                  bound)
     return Claim(claim.holds, claim.text, {**claim.values, "measured": measured, "predicted": predicted})
+
+
+def ahead(s_a, s_b, a_name: str, b_name: str) -> Claim:
+    """Is clock ``a`` ahead of clock ``b`` (s_a ≥ s_b at every record, and somewhere strictly)?"""
+    s_a, s_b = np.asarray(s_a, float), np.asarray(s_b, float)
+    values = {"a_end": float(s_a[-1]), "b_end": float(s_b[-1])}
+    ends = f"s = {s_a[-1]:.3g} vs {s_b[-1]:.3g} at the last record"
+    if np.all(s_a >= s_b) and np.any(s_a > s_b):
+        return Claim(True, f"{a_name} runs ahead of {b_name} along the path ({ends})", values)
+    return Claim(False, f"{a_name} does not run ahead of {b_name} along the path ({ends})", values)

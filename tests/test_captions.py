@@ -171,3 +171,28 @@ def test_fig2_caption_follows_the_data():
     assert "its largest relative distance from that flow does not fall with ηλ" in bad
     assert "λ₁(Φ(w̄_t)) does not track λ₁(ζ(s)) of the flow" in bad
     assert "at ηλ = 0.001 rises from" in fig2_sharpness.caption(_fig2_data(wd_rising=True))
+
+
+# -- fig3: which clock keeps ζ on Φ(w̄_t), and whether the naive one runs ahead -----------------------------------
+def _fig3_data(swap=False):
+    """fig3 arrays: the flow's clock s = 1.8τ with distance 1e-4·τ, the naive s = 2τ with distance 1e-2·τ (or the
+    two swapped)."""
+    tau = np.linspace(0, 0.3, 31)
+    near, far, s, s_naive = 1e-4 * tau, 1e-2 * tau, 1.8 * tau, 2 * tau
+    if swap:
+        near, far, s, s_naive = far, near, s_naive, s
+    z = np.zeros((31, 2))
+    return {"flow": z, "phi": z, "matched": z, "naive": z, "error": near, "naive_error": far, "tau": tau,
+            "wd_lr": 3e-4, "tau_end": 0.3, "s": s, "s_naive": s_naive}
+
+
+def test_fig3_caption_follows_the_data():
+    from srflow.figures import fig3_trajectory
+
+    good = fig3_trajectory.caption(_fig3_data())
+    assert "ζ at the flow's clock stays closer to Φ(w̄_t) (max distance 3.0e-05) than ζ at the naive clock (3.0e-03, " \
+           "100× more)" in good
+    assert "the naive clock runs ahead of the flow's along the path (s = 0.6 vs 0.54" in good
+    bad = fig3_trajectory.caption(_fig3_data(swap=True))
+    assert "ζ at the flow's clock does not stay closer to Φ(w̄_t)" in bad
+    assert "the naive clock does not run ahead of the flow's" in bad
