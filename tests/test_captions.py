@@ -196,3 +196,30 @@ def test_fig3_caption_follows_the_data():
     bad = fig3_trajectory.caption(_fig3_data(swap=True))
     assert "ζ at the flow's clock does not stay closer to Φ(w̄_t)" in bad
     assert "the naive clock does not run ahead of the flow's" in bad
+
+
+# -- fig8: each ALP algorithm's distance from its flow, at its check's order -------------------------------------
+def _fig8_data(q_ngd, q_sqrt):
+    """fig8 arrays: flow sharpness e^{-τ}; algorithm a's run off it by the relative error η^q·τ."""
+    lrs = np.array([0.02, 0.01, 0.005])
+    tau_f = np.linspace(0, 0.06, 301)
+    d = {"lrs": lrs, "flow_sharp": np.exp(-tau_f), "tau_end": 0.05}
+    for a, q in enumerate((q_ngd, q_sqrt)):
+        d[f"flow_tau_{a}"] = tau_f
+        for k, lr in enumerate(lrs):
+            tau = np.linspace(0, 0.05, 31)
+            d[f"tau_{a}_{k}"], d[f"sharp_{a}_{k}"] = tau, np.exp(-tau) * (1 + lr**q * tau)
+    return d
+
+
+def test_fig8_caption_follows_the_data():
+    """η² for normalized GD and η for GD on √L: both 'at the theory's order'; flat errors, or η¹ where η² is
+    expected: not."""
+    from srflow.figures import fig8_alp
+
+    good = fig8_alp.caption(_fig8_data(2.0, 1.0))
+    assert "normalized GD: " in good and "falls at the theory's order 2: ∝ (η)^2.00" in good
+    assert "falls at the theory's order 1: ∝ (η)^1.00" in good
+    bad = fig8_alp.caption(_fig8_data(1.0, 0.0))
+    assert "falls slower than the theory's order 2: ∝ (η)^1.00" in bad and "does not fall with η: ∝ (η)^0.00" in bad
+    assert "at the theory's order" not in bad
