@@ -223,3 +223,30 @@ def test_fig8_caption_follows_the_data():
     bad = fig8_alp.caption(_fig8_data(1.0, 0.0))
     assert "falls slower than the theory's order 2: ∝ (η)^1.00" in bad and "does not fall with η: ∝ (η)^0.00" in bad
     assert "at the theory's order" not in bad
+
+
+# -- fig7: generalization with and without WD, stated either way --------------------------------------------------
+def _fig7_data(wd_shift, sharp_sign=1.0, seeds=10):
+    """fig7 arrays: GD without WD at held-out error 0.2 + seed noise, GD+WD at 0.2 + ``wd_shift`` + the same noise
+    (paired); sharpness = 10 + ``sharp_sign``·100·error (rank correlation ±1)."""
+    from srflow.figures.fig7_generalization import LOSS_TARGET
+
+    noise = np.linspace(-0.05, 0.05, seeds)
+    err = np.vstack([0.2 + noise] + [0.2 + wd_shift + noise + 0.001 * j for j in range(2)])
+    return {"wd_lrs": np.array([0.0, 1e-2, 3e-3]), "tau_end": 1.0, "err": err, "sharp": 10 + sharp_sign * 100 * err,
+            "loss": np.full(err.shape, LOSS_TARGET / 2), "finish_steps": np.full(err.shape, 500.0)}
+
+
+def test_fig7_caption_follows_the_data():
+    """WD 0.05 lower on every seed: 'lower ... at every ηλ', a paired difference -0.050 ± 0.000; 0.05 higher:
+    'higher'; sharpness rising with error: 'flatter completions generalize better', falling: 'worse'."""
+    from srflow.figures import fig7_generalization as f7
+
+    lower = f7.caption(_fig7_data(-0.05))
+    assert "GD+WD ends with a lower mean held-out error than GD without WD at every ηλ" in lower
+    assert "ηλ = 0.01: -0.050 ± 0.000 (10 seeds)" in lower and "flatter completions generalize better" in lower
+    higher = f7.caption(_fig7_data(+0.05, sharp_sign=-1.0))
+    assert "GD+WD ends with a higher mean held-out error than GD without WD at every ηλ" in higher
+    assert "ηλ = 0.01: +0.050 ± 0.000" in higher and "flatter completions generalize worse" in higher
+    apart = f7.caption(_fig7_data(-0.15))
+    assert "the 95% intervals separate at ηλ = 0.01, 0.003" in apart
