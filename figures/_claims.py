@@ -193,3 +193,13 @@ def ahead(s_a, s_b, a_name: str, b_name: str) -> Claim:
     if np.all(s_a >= s_b) and np.any(s_a > s_b):
         return Claim(True, f"{a_name} runs ahead of {b_name} along the path ({ends})", values)
     return Claim(False, f"{a_name} does not run ahead of {b_name} along the path ({ends})", values)
+
+
+def trend(t, y, what: str, per: str = "step") -> Claim:
+    """Does ``y`` (> 0) rise on the whole over ``t``: the sign of the least-squares slope of log y against t (a
+    series that falls and then jumps to a higher last value does not rise on the whole; ``change`` compares the
+    ends only)."""
+    t, ly = np.asarray(t, float), np.log(np.asarray(y, float))
+    slope = float(np.polyfit(t, ly, 1)[0]) if len(t) > 1 else 0.0
+    word = "rises" if slope > 0 else "falls" if slope < 0 else "stays"
+    return Claim(slope > 0, f"{what} {word} (least-squares slope of its log {slope:+.2g} per {per})", {"slope": slope})

@@ -49,6 +49,12 @@ def test_tracks_needs_slope_one_and_no_offset():
     assert _claims.tracks(wiggle, np.linspace(1.0, 1.01, 50), "n", "p").holds is None
 
 
+def test_trend_is_the_least_squares_sign_not_the_ends():
+    t = np.arange(10.0)
+    assert _claims.trend(t, np.exp(0.1 * t), "y").holds
+    assert not _claims.trend(t, np.r_[np.linspace(1.0, 0.5, 9), 1.1], "y").holds  # falls, then jumps above
+
+
 def test_change_and_rate():
     assert _claims.change([1.0, 2.0], "λ₁").text == "λ₁ rises from 1 to 2 (+100.0%)"
     assert _claims.change([2.0, 1.0], "λ₁").holds is False

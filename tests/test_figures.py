@@ -263,7 +263,7 @@ def test_fig10_flow_sentence_follows_the_data():
 
 
 def _fig1_data(entries, tails, steps=1200):
-    """fig1 arrays: per run, λ₁ below the threshold 2(1-ηλ)/η until step ``entries[k]`` (None: never), then at
+    """fig1 arrays: per run, λ₁ at half the threshold 2(1-ηλ)/η until step ``entries[k]`` (None: never), then at
     it; η_eff·λ₁ equal to ``tails[k]`` from the entry on."""
     from srflow.figures.fig1_eos import LRS, WD_LR
 
@@ -293,5 +293,10 @@ def test_fig1_caption_follows_the_data():
     assert "the runs with η = 0.05, 0.1 settle at 2 (within 5% over their last" in late
     never = fig1_eos.caption(_fig1_data([None, None, None], [1.0, 1.0, 1.0]))
     assert "no run settles at 2" in never and "η = 0.05 not within its 1200 steps" in never
+    assert "λ₁(∇²L(w_t)) rises before its entry in all runs" in good
+    d = _fig1_data([100, 200, 300], [2.0, 2.0, 2.0])
+    t, threshold = d["steps_1"], d["raw_1"][-1]  # run 1 falls from 0.9 to 0.5 of the threshold, then jumps to it
+    d["raw_1"] = np.where(t < 200, threshold * (0.9 - 0.4 * t / 200), d["raw_1"])
+    assert "λ₁(∇²L(w_t)) does not rise before its entry in the run with η = 0.1" in fig1_eos.caption(d)
     off = fig1_eos.caption(_fig1_data([100, 200, 300], [2.075, 1.927, 1.8]))
     assert "the runs with η = 0.05, 0.1 settle at 2" in off and "η = 0.2 has not settled" in off
