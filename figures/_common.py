@@ -20,6 +20,10 @@ COLUMN, WIDE = (3.4, 2.6), (7.0, 2.6)
 STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 6.5, "xtick.labelsize": 7,
          "ytick.labelsize": 7, "lines.linewidth": 1.0, "savefig.dpi": 200, "figure.dpi": 100,
          "axes.grid": True, "grid.linewidth": 0.3, "grid.alpha": 0.5, "svg.hashsalt": "srflow"}
+#: no text in a figure is smaller than this (points): legends that modules shrink to fit are raised to it
+MIN_FONT = 6.0
+#: the panel letter: bold, a step above the titles, as each panel's left-hand title
+LETTER = {"fontsize": 9, "fontweight": "bold"}
 #: fixed metadata: no dates, so that two runs give byte-identical files
 PNG_META = {"Software": "srflow"}
 PDF_META = {"Creator": "srflow", "Producer": "srflow", "CreationDate": None, "ModDate": None}
@@ -103,12 +107,27 @@ def make_figure(module, out: Path, quick: bool = False, seed: int = 0, recompute
     with plt.rc_context(STYLE):
         fig = plt.figure(figsize=getattr(module, "SIZE", COLUMN))
         module.plot(data, fig)
+        house_style(fig)
         fig.tight_layout()
         atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", metadata=PNG_META))
         atomic_write(pdf, lambda tmp: fig.savefig(tmp, format="pdf", metadata=PDF_META))
         plt.close(fig)
     atomic_write(txt, lambda tmp: Path(tmp).write_text(module.caption(data) + "\n"))
     return [png, pdf, txt]
+
+
+def house_style(fig) -> None:
+    """The style every figure shares, applied after its ``plot``: panel letters a, b, … (in the order of
+    ``fig.axes``) on figures with more than one panel, and no text below MIN_FONT points."""
+    from matplotlib.text import Text
+
+    axes = fig.axes
+    if len(axes) > 1:
+        for letter, ax in zip("abcdefghijklmnopqrstuvwxyz", axes):
+            ax.set_title(letter, loc="left", **LETTER)  # above the axes' left edge, clear of the y label
+    for text in fig.findobj(Text):
+        if text.get_fontsize() < MIN_FONT:
+            text.set_fontsize(MIN_FONT)
 
 
 # -- runs shared by several figures ------------------------------------------------------------------
