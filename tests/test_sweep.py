@@ -532,3 +532,27 @@ def test_scheduler_and_workers_with_a_worker_killed(tmp_path):
     remote = xr.load_dataset(tmp_path / "remote" / "sweep.nc")
     local, _ = run_sweep(load_spec(spec), tmp_path / "local", tmp_path / "cache-local", quiet=True)
     xr.testing.assert_equal(remote.drop_vars("seconds"), local.drop_vars("seconds"))
+
+
+def test_ladder_verdicts_are_plain_strings_that_netcdf_stores(tmp_path):
+    """path_verdict and clock_verdict mix a judged (model, seed) with one "not judged" (a rung unfinished, as after
+    an interrupt): every entry is a plain str, so the dataset writes (a Status enum among str made xarray refuse
+    it, "mixed native types": an interrupted sweep of two seeds with a full ladder crashed, exit 3, on writing its
+    partial dataset, and so did the rerun)."""
+    from srflow.verification.sweep_cells import _verdicts
+
+    import tomllib
+
+    spec = parse_spec(tomllib.loads(TINY.format(ladder="4e-3, 1e-3, 4e-4, 1e-4")))  # 1.6 decades: judged
+    x = np.array(spec.eta_lambda)
+    status = np.full((1, 2, len(x)), "ok", dtype=object)
+    status[0, 1, -1] = "pending"
+    errors = np.stack([[5e-2 * x, 5e-2 * x]])  # falls at order 1: judged on seed 0
+    data = _verdicts(spec, {"path_error": errors, "clock_error": errors + 1e-3}, status)
+    for name in ("path_verdict", "clock_verdict"):
+        values = data[name][1]
+        assert all(type(v) is str for v in values.ravel()), [type(v) for v in values.ravel()]
+        assert values[0, 1] == "not judged"
+    ds = xr.Dataset(data, coords={"model": ["m"], "seed": [0, 1]})
+    ds.to_netcdf(tmp_path / "v.nc", engine="h5netcdf")  # as sweep._write: raises on a mixed object array
+    assert str(xr.load_dataset(tmp_path / "v.nc", engine="h5netcdf").path_verdict.values[0, 1]) == "not judged"
