@@ -102,8 +102,8 @@ def run_check_cell(cell: dict, config) -> dict:
     out = []
     run_job(cell["model"], 0, (cell["check"],), config, cell["seed"], True, out.append,
             short_ladder=cell.get("short_ladder", ""))
-    res = out[0]
-    return {"status": res.status, "message": res.message, "worker": f"{socket.gethostname()}:{os.getpid()}",
+    res = out[0]  # status as plain str, as a cached cell has it (JSON): a dataset cannot mix the enum and str
+    return {"status": str(res.status), "message": res.message, "worker": f"{socket.gethostname()}:{os.getpid()}",
             "result": res.to_json()}
 
 
