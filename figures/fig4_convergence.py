@@ -80,6 +80,6 @@ def caption(d) -> str:
     return ("Tracking error over a fixed flow horizon against ηλ, log-log, with least-squares slopes ± one standard "
             f"error: the 4/(4+G) clock's error fitted on the asymptotic rungs (ηλ ≥ {FIT_FROM:g}; dotted line "
             "extended over every rung; the smaller rungs (crosses) are shown, not fitted, with their ratio to the "
-            "extended line, a floor showing as a ratio > 1), the naive clock's on every rung. A slope counts as the "
-            f"theory's order {GDWD_ORDER.p:g} when it is at least {GDWD_ORDER.p:g} − {GDWD_ORDER.margin:g}, as "
-            "a falling error when it is at least that margin: " + "; ".join(parts) + ".")
+            "extended line, a floor showing as a ratio > 1), the naive clock's on every rung. A slope of at least "
+            f"{GDWD_ORDER.p:g} − {GDWD_ORDER.margin:g} counts as the theory's order {GDWD_ORDER.p:g}, one below "
+            f"{GDWD_ORDER.margin:g} as an error that does not fall (srflow verify's margin): " + "; ".join(parts) + ".")
