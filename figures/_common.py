@@ -22,7 +22,7 @@ STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fonts
          "axes.grid": True, "grid.linewidth": 0.3, "grid.alpha": 0.5, "svg.hashsalt": "srflow"}
 #: no text in a figure is smaller than this (points): legends that modules shrink to fit are raised to it
 MIN_FONT = 6.0
-#: the panel letter: bold, a step above the titles, as each panel's left-hand title
+#: the panel letter: bold, a step above the titles (``panel_letters`` places it)
 LETTER = {"fontsize": 9, "fontweight": "bold"}
 #: fixed metadata: no dates, so that two runs give byte-identical files
 PNG_META = {"Software": "srflow"}
@@ -109,6 +109,7 @@ def make_figure(module, out: Path, quick: bool = False, seed: int = 0, recompute
         module.plot(data, fig)
         house_style(fig)
         fig.tight_layout()
+        panel_letters(fig)
         atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", metadata=PNG_META))
         atomic_write(pdf, lambda tmp: fig.savefig(tmp, format="pdf", metadata=PDF_META))
         plt.close(fig)
@@ -117,17 +118,29 @@ def make_figure(module, out: Path, quick: bool = False, seed: int = 0, recompute
 
 
 def house_style(fig) -> None:
-    """The style every figure shares, applied after its ``plot``: panel letters a, b, … (in the order of
-    ``fig.axes``) on figures with more than one panel, and no text below MIN_FONT points."""
+    """The style every figure shares, applied after its ``plot`` and before the layout: no text below MIN_FONT
+    points (``panel_letters`` follows the layout)."""
     from matplotlib.text import Text
 
-    axes = fig.axes
-    if len(axes) > 1:
-        for letter, ax in zip("abcdefghijklmnopqrstuvwxyz", axes):
-            ax.set_title(letter, loc="left", **LETTER)  # above the axes' left edge, clear of the y label
     for text in fig.findobj(Text):
         if text.get_fontsize() < MIN_FONT:
             text.set_fontsize(MIN_FONT)
+
+
+def panel_letters(fig) -> None:
+    """Letters a, b, … (in the order of ``fig.axes``) on figures with more than one panel, each at the top left
+    corner of its panel's whole area (axes, tick labels, y label and title, as laid out): left of the y label and
+    level with the top of the title, so that neither a long title nor a long y label runs into it. Call after
+    ``tight_layout``."""
+    axes = fig.axes
+    if len(axes) < 2:
+        return
+    renderer = fig.canvas.get_renderer()
+    to_fig = fig.transFigure.inverted()
+    for letter, ax in zip("abcdefghijklmnopqrstuvwxyz", axes):
+        box = ax.get_tightbbox(renderer)
+        x0, y1 = to_fig.transform((box.x0, box.y1))
+        fig.text(x0, y1, letter, ha="left", va="top", **LETTER)
 
 
 # -- runs shared by several figures ------------------------------------------------------------------

@@ -306,3 +306,41 @@ def test_fig1_caption_follows_the_data():
     assert "η = 0.2 has not settled" in swing and "2.000 (range 1.70-2.30)" in swing
     off = fig1_eos.caption(_fig1_data([100, 200, 300], [2.075, 1.927, 1.8]))
     assert "the runs with η = 0.05, 0.1 settle at 2" in off and "η = 0.2 has not settled" in off
+
+
+def test_panel_letters_clear_long_titles_and_labels():
+    """Two panels with a title nearly as wide as the panel and fig2's y label (as long as the axes are high): each
+    gets its letter (a, b) at the top left of its area, overlapping neither its title nor its y label; one panel
+    gets none; no text stays below MIN_FONT."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from srflow.figures._common import MIN_FONT, STYLE, house_style, panel_letters
+
+    with plt.rc_context(STYLE):
+        fig = plt.figure(figsize=(7.0, 2.6))
+        axes = fig.subplots(1, 2)
+        for ax in axes:
+            ax.plot([0, 1], [0, 1], label="x")
+            ax.set_title("a long title that runs across nearly all of its panel")
+            ax.set_ylabel("spherical sharpness λ₁(∇²L(Φ(w̄_t)))")
+            ax.legend(fontsize=4)
+        house_style(fig)
+        fig.tight_layout()
+        panel_letters(fig)
+        renderer = fig.canvas.get_renderer()
+        letters = [t for t in fig.texts if t.get_text() in ("a", "b")]
+        assert [t.get_text() for t in letters] == ["a", "b"]
+        for letter, ax in zip(letters, axes):
+            box = letter.get_window_extent(renderer)
+            assert not box.overlaps(ax.title.get_window_extent(renderer))
+            assert not box.overlaps(ax.yaxis.label.get_window_extent(renderer))
+        assert min(t.get_fontsize() for t in fig.findobj(matplotlib.text.Text)) >= MIN_FONT
+        plt.close(fig)
+        single = plt.figure()
+        single.subplots()
+        panel_letters(single)
+        assert not single.texts
+        plt.close(single)
