@@ -30,7 +30,7 @@ def compute(quick: bool, seed: int) -> dict:
             "matched": (flow.at(s) - theta0) @ basis, "naive": (flow.at(s_naive) - theta0) @ basis,
             "error": np.linalg.norm(tr.phi - flow.at(s), axis=1),
             "naive_error": np.linalg.norm(tr.phi - flow.at(s_naive), axis=1), "tau": tr.tau,
-            "eta_lambda": eta_lambda, "tau_end": tau_end}
+            "eta_lambda": eta_lambda, "tau_end": tau_end, "s": s, "s_naive": s_naive}
 
 
 def plot(d, fig):
@@ -58,10 +58,14 @@ def plot(d, fig):
 
 
 def caption(d) -> str:
+    """Which clock keeps ζ on Φ(w̄_t) (``_claims.closer``) and whether the naive clock runs ahead
+    (``_claims.ahead``), from the arrays."""
+    from . import _claims
+
+    closer = _claims.closer(d["error"], d["naive_error"], "ζ at the flow's clock", "ζ at the naive clock",
+                            to="Φ(w̄_t)")
+    ahead = _claims.ahead(d["s_naive"], d["s"], "the naive clock", "the flow's")
     return (f"The path of Φ(w̄_t) on Γ for `mf` (GD+WD, η = 0.1, ηλ = {float(d['eta_lambda']):g}, τ ≤ {float(d['tau_end']):g}) "
             "and of the flow, projected on the flow path's two principal directions (left), and the distance of "
             "Φ(w̄_t) from the flow point at each clock along the run (right). Both clocks place ζ on the same "
-            "curve; the flow's clock keeps Φ(w̄_t) on the matched point (max distance "
-            f"{float(np.max(d['error'])):.1e}), while the naive clock runs ahead along the path (max distance "
-            f"{float(np.max(d['naive_error'])):.1e}, {float(np.max(d['naive_error']) / np.max(d['error'])):.0f}× "
-            "more).")
+            f"curve; {closer}; {ahead}.")

@@ -31,7 +31,7 @@ from .matrix_free import grad_log_sharpness_matrix_free, project_matrix_free
 from .predictions import (alp_flip_step, breathing_frequency, breathing_period, collapse_factor, eos_entry_step,
                           time_scale_separation,
                           eos_lr_sharpness, eos_threshold, equilibrium_norm_sq, eta_eff_sharpness, nowd_start_norm_sq,
-                          oscillation_amplitude_sq, phase2_duration, phase2_steps, sqrt_cycle_split)
+                          norm_decay_rate, oscillation_amplitude_sq, phase2_duration, phase2_steps, sqrt_cycle_split)
 from .sharpness import (Eigenpairs, check_hyperparameters, effective_lr, is_dense, sharpness,
                         spectral_gap, spherical_sharpness, top_eigenpairs)
 
@@ -42,7 +42,7 @@ __all__ = [
     "riemannian_grad_log_sharpness", "AssumptionViolated", "normal_conditioning",
     "sharpness_reduction_flow", "FlowResult", "gdwd_steps", "gdwd_tau", "naive_gdwd_steps", "nowd_norm_sq",
     "nowd_flow_time", "nowd_stop", "nowd_final", "normalized_gd_steps", "sqrt_gd_steps", "s_at_steps",
-    "eos_threshold", "equilibrium_norm_sq", "oscillation_amplitude_sq", "phase2_duration", "eos_entry_step",
+    "eos_threshold", "equilibrium_norm_sq", "oscillation_amplitude_sq", "norm_decay_rate", "phase2_duration", "eos_entry_step",
     "nowd_start_norm_sq", "alp_flip_step", "breathing_period", "collapse_factor", "eos_sharpness", "eos_sharpness_coefficient",
     "sqrt_cycle_split", "eos_lr_sharpness", "eta_eff_sharpness", "breathing_frequency", "phase2_steps", "time_scale_separation", "simple_flow", "cluster_point", "ClusterPoint", "cluster_audit", "ClusterAudit",
     "eos_stability", "EosStability", "breathing_rate", "stability_coefficients",

@@ -109,6 +109,16 @@ def time_scale_separation(s_gap: float, G: float, eta_lambda):
     return dtau, (float(tau_b) if tau_b.ndim == 0 else tau_b), 8.0 * (dtau / (2 * np.pi)) ** 2
 
 
+def norm_decay_rate(lr: float, wd: float) -> float:
+    """log of the per-step factor of ‖w‖² under GD+WD on Γ (phase 2): 2 log(1 - ηλ).
+
+    With ∇L(w) ⟂ w (scale invariance), ‖w_{t+1}‖² = (1 - ηλ)²‖w_t‖² + η²‖∇L(w_t)‖² exactly; on Γ the gradient
+    term vanishes and ‖w_t‖² = (1 - ηλ)^{2t}‖w_0‖². Where ‖∇L(w)‖ ≤ ρ·λ₁(∇²L(w))·‖w‖ and ηλ₁(∇²L(w)) ≤ 2(1 - ηλ)
+    (before the edge of stability) the measured log-rate exceeds this by at most 4ρ²."""
+    check_hyperparameters(lr, wd)
+    return 2.0 * float(np.log1p(-lr * wd))
+
+
 def phase2_duration(lr: float, wd: float, norm_sq: float, lam1: float) -> float:
     """Steps of pure weight decay from ‖w‖² = ``norm_sq`` on Γ to the EoS norm:
     (1 - ηλ)^{2t} ‖w‖² = ηλ₁/(2(1 - ηλ))  ⇒  t = log(2(1 - ηλ)‖w‖²/(ηλ₁)) / (-2 log(1 - ηλ)),
@@ -118,7 +128,7 @@ def phase2_duration(lr: float, wd: float, norm_sq: float, lam1: float) -> float:
         raise ValueError("wd: without weight decay the norm never shrinks to the EoS norm (λ > 0 needed)")
     norm_sq = positive_real(norm_sq, "norm_sq", "a squared norm ‖w‖² > 0 (finite)")
     ratio = norm_sq / equilibrium_norm_sq(lr, wd, lam1)
-    return max(0.0, float(np.log(ratio) / (-2.0 * np.log1p(-lr * wd))))
+    return max(0.0, float(np.log(ratio) / -norm_decay_rate(lr, wd)))
 
 
 def phase2_steps(eta_lambda: float, norm_ratio: float) -> float:

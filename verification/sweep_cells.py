@@ -104,8 +104,8 @@ def run_check_cell(cell: dict, config) -> dict:
     out = []
     run_job(cell["model"], 0, (cell["check"],), config, cell["seed"], True, out.append,
             short_ladder=cell.get("short_ladder", ""))
-    res = out[0]
-    return {"status": res.status, "message": res.message, "worker": f"{socket.gethostname()}:{os.getpid()}",
+    res = out[0]  # status as plain str, as a cached cell has it (JSON): a dataset cannot mix the enum and str
+    return {"status": str(res.status), "message": res.message, "worker": f"{socket.gethostname()}:{os.getpid()}",
             "result": res.to_json()}
 
 
@@ -243,7 +243,8 @@ def _verdicts(spec: SweepSpec, scal: dict, status: np.ndarray) -> dict:
                 verdict[i], reason[i] = "not judged", "not every rung finished without a monitor firing"
                 continue
             v = judge(spec.eta_lambda, scal[f"{name}_error"][i], GDWD_ORDER)
-            verdict[i], reason[i], order[i], order_se[i] = v.status, v.reason, v.order, v.order_se
+            # str, not the Status enum: netCDF stores an object array only when all its entries are plain str
+            verdict[i], reason[i], order[i], order_se[i] = str(v.status), v.reason, v.order, v.order_se
             if spec.short_ladder and v.status in ("pass", "fail"):
                 verdict[i] = "inconclusive"
                 reason[i] = f"inconclusive: {spec.short_ladder} (--allow-short-ladder); measured: {v.status}: {v.reason}"
