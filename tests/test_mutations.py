@@ -254,6 +254,18 @@ def test_a_pre_asymptotic_plateau_that_turns_down_is_inconclusive_not_fail():
     assert judge(eta, e, ORDER).status == "inconclusive"
 
 
+@pytest.mark.parametrize("errors, status", [
+    ([2.38e-4, 9.07e-5, 4.81e-5, 9.64e-5], "inconclusive"),             # the quick ladder stops in the plateau
+    ([2.38e-4, 9.07e-5, 9.32e-5, 9.58e-5], "inconclusive"),             # fell, then flat over two intervals
+])
+def test_a_plateau_after_a_first_fall_is_inconclusive_not_fail(errors, status):
+    """GD on √L on bn_linear (this session's `srflow verify --quick`): the path error falls at order 1.39, 0.92,
+    then rises; on the default ladder the local exponents were 1.07, -0.04, -0.04, 0.99, 0.99 -- a plateau after a
+    first fall, then order 1 again (pass). A ladder that stops in the plateau must wait for more rungs."""
+    v = judge([0.02, 0.01, 0.005, 0.0025], np.array(errors), ORDER)
+    assert v.status == status and v.extendable, v.reason
+
+
 def test_errors_at_the_numerical_floor_are_inconclusive():
     """dim Γ = 0 or an exact prediction: nothing to measure an order on."""
     v = judge(X, np.zeros_like(X), ORDER)
