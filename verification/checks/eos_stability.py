@@ -13,7 +13,7 @@ from ..session import CheckResult, Session, guard, odd_stride, result
 from ..simulate import eos_start, simulate
 from ..verdicts import Status, resolving_power
 from ._record import Check, Series
-from ..extrapolation import extrapolate_to_zero
+from ..extrapolation import extrapolate_to_zero, richardson_spread
 
 #: the rungs of ηλ: the largest STABILITY_RUNGS of ``config.ladder`` (the rate's truncation is O(ηλ), so the
 #: deviation is extrapolated linearly to ηλ → 0 from them)
@@ -71,16 +71,6 @@ def longest_run(mask: np.ndarray) -> np.ndarray:
             start = None
     out[best[0]:best[1]] = True
     return out
-
-
-def richardson_spread(x, d) -> float:
-    """The uncertainty of a linear extrapolation of ``d`` to x → 0 from the terms it neglects: the largest difference
-    between the two-point extrapolations (x_i d_j - x_j d_i)/(x_i - x_j) of consecutive rungs (0 with fewer than 3)."""
-    x, d = np.asarray(x, float), np.asarray(d, float)
-    if len(x) < 3:
-        return 0.0
-    two_point = (x[:-1] * d[1:] - x[1:] * d[:-1]) / (x[:-1] - x[1:])
-    return float(np.max(two_point) - np.min(two_point))
 
 
 def measured_slope(x: np.ndarray, y: np.ndarray, extra: np.ndarray | None = None) -> tuple[float, float]:
@@ -170,8 +160,10 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         power = resolving_power(lambda d: rejected(test(d))) if status == Status.PASS else float("nan")
         stable = bool(np.all(kmean < 0))
         verdict = "stable (decays)" if stable else "unstable (grows)" if np.all(kmean > 0) else "changes sign"
+        seen = kmean + b
+        measured = "stable (decays)" if np.all(seen < 0) else "unstable (grows)" if np.all(seen > 0) else "changes sign"
         rungs = ", ".join(f"{k + bb:+.4f} ± {s:.4f} vs {k:+.4f}" for k, bb, s in zip(kmean, b, se))
-        message = (f"equilibrium predicted {verdict}: κ(θ₀) = {kappa0:+.4f}; breathing rate d log ε/dτ measured ± s.e. vs "
+        message = (f"equilibrium predicted {verdict}, measured {measured}: κ(θ₀) = {kappa0:+.4f}; breathing rate d log ε/dτ measured ± s.e. vs "
                    f"predicted {rungs} at ηλ = {', '.join(f'{x:g}' for x in xs)} (τ ≤ {tau_end:.3g}); the deviation "
                    f"extrapolated to ηλ → 0 is {b0:+.4f} ± {se0:.4f} ({'within' if status == Status.PASS else 'beyond'} "
                    f"{tol.EOS_SEM_FACTOR:g} s.e.)")
@@ -179,7 +171,8 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
             message = "the breathing rate is off: " + message
         details = {"ladder": xs, "rate_predicted": kmean, "rate_measured": kmean + b, "rate_deviation": np.abs(b),
                    "rate_standard_error": se, "deviation_at_zero": b0, "deviation_at_zero_se": se0,
-                   "kappa_theta0": kappa0, "tau_end": tau_end, "stable": stable, "windows": rows}
+                   "kappa_theta0": kappa0, "tau_end": tau_end, "stable": stable,
+                   "stability": verdict.split(" (")[0], "stability_measured": measured.split(" (")[0], "windows": rows}
         scaled = abs(b0) / (tol.EOS_SEM_FACTOR * se0) if se0 > 0 else float("inf")
         # κ + Δ shifts every residual slope by -Δ (the τ column): rejected once |b₀ - Δ| > 3 se(b₀); absolute, since κ
         # can be 0 (at the crossing a relative perturbation of κ is none)
