@@ -88,7 +88,9 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
     """The breathing of GD+WD about its EoS equilibrium grows or decays as e^{∫κ dτ}, κ = ``rate_prediction``(model, θ)
     (default ``theory.eos_stability(model, θ).rate``, docs/theory.md §4d) along the flow ζ at the GD+WD clock.
 
-    On each rung ηλ (the largest STABILITY_RUNGS of the ladder) one run from the EoS start, τ ≤ EFOLDS/|κ(θ₀)|
+    On each rung ηλ (the largest STABILITY_RUNGS of the ladder whose linear window holds ≥ MIN_WINDOWS periods: a
+    rung where a growing breathing leaves it too soon is passed over for the next smaller ηλ, within
+    ``config.extend_steps`` extra steps) one run from the EoS start, τ ≤ EFOLDS/|κ(θ₀)|
     (within [TAU_MIN, TAU_MAX]); the envelope ε of the breathing (``breathing_envelope``) in one-period windows, while
     E_MIN < ε < E_MAX; the residual log ε - ∫κ dτ is fitted by a + bτ + κ₂∫ε²dτ (the finite amplitude changes the
     rate by κ₂ε²): b ± se is the linear rate measured minus predicted. The truncation of κ is O(ηλ), so b = b₀ + βηλ is extrapolated to ηλ → 0 (weighted least squares,
@@ -110,14 +112,23 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         f_tau = th.gdwd_tau(flow)[samples]
         kappa = np.array([predict(model, flow.theta[i]) for i in samples])
         integral = np.concatenate([[0.0], np.cumsum(0.5 * (kappa[1:] + kappa[:-1]) * np.diff(f_tau))])
-        xs = sorted((float(x) for x in cfg.ladder), reverse=True)[:STABILITY_RUNGS]
-        if len(xs) < STABILITY_RUNGS:
+        ladder = sorted((float(x) for x in cfg.ladder), reverse=True)
+        if len(ladder) < STABILITY_RUNGS:
             return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
-                          f"the ladder has {len(xs)} value(s) of ηλ: the extrapolation to ηλ → 0 and its uncertainty "
+                          f"the ladder has {len(ladder)} value(s) of ηλ: the extrapolation to ηλ → 0 and its uncertainty "
                           f"need {STABILITY_RUNGS}")
-        runs, rows = [], []
-        for x in xs:
+        runs, rows, xs, skipped, steps = [], [], [], [], 0
+        for x in ladder:
+            if len(rows) == STABILITY_RUNGS:
+                break
+            # a rung whose linear window is too short (a growing breathing starts at ε₀ ∝ √ηλ and leaves it soon) is
+            # passed over for the next smaller ηλ -- more periods per τ, a smaller start -- within the step budget
+            if len(rows) + len(ladder) - ladder.index(x) < STABILITY_RUNGS:
+                break
+            if skipped and steps + tau_end / x > cfg.extend_steps + sum(tau_end / r for r in ladder[:STABILITY_RUNGS]):
+                break
             tr = session.cached(("stability", x, tau_end), lambda x=x: _run(session, x, tau_end))
+            steps += tau_end / x
             runs.append(tr)
             # a run that diverged (a grown breathing can end EoS) is measured up to there: the linear regime precedes it
             if tr.clock_steps is None:
@@ -128,10 +139,10 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
             tau = t * x
             keep = longest_run((tau >= SKIP_PERIODS * th.breathing_period(x) * x) & (eps < E_MAX) & (eps > E_MIN))
             if keep.sum() < MIN_WINDOWS:
-                return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
-                              f"at ηλ = {x:g} only {int(keep.sum())} breathing periods have {E_MIN:g} < ε < {E_MAX:g} "
-                              f"(need {MIN_WINDOWS}): ε from {eps[0]:.2g} to {eps[-1]:.2g} over τ ≤ {tau_end:.3g}",
-                              {"ladder": xs[:len(rows)]}, runs=runs)
+                skipped.append(f"at ηλ = {x:g} only {int(keep.sum())} breathing periods have {E_MIN:g} < ε < {E_MAX:g} "
+                               f"(need {MIN_WINDOWS}): ε from {eps[0]:.2g} to {eps[-1]:.2g} over τ ≤ {tau_end:.3g}")
+                continue
+            xs.append(x)
             pred_log = np.interp(tau[keep], f_tau, integral)
             # the finite amplitude: d log ε/dτ = κ + κ₂ε² + O(ε⁴), so the residual is fitted with ∫ε²dτ as well
             e2 = np.concatenate([[0.0], np.cumsum(0.5 * (eps[keep][1:] ** 2 + eps[keep][:-1] ** 2) * np.diff(tau[keep]))])
@@ -140,6 +151,10 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
             kmean, _ = measured_slope(tau[keep], pred_log)  # the predicted rate over the fitted window
             rows.append({"b": b, "se": se, "kbar": kbar, "kmean": kmean, "tau": (float(tau[keep][0]), float(tau[keep][-1])),
                          "eps": (float(eps[keep][0]), float(eps[keep][-1])), "windows": int(keep.sum())})
+        if len(rows) < STABILITY_RUNGS:
+            return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
+                          f"{len(rows)} rung(s) of the ladder have a linear window of ≥ {MIN_WINDOWS} breathing periods "
+                          f"(need {STABILITY_RUNGS}); {'; '.join(skipped)}", {"ladder": xs}, runs=runs)
         b = np.array([r["b"] for r in rows])
         se = np.array([r["se"] for r in rows])
         kbar = np.array([r["kbar"] for r in rows])
