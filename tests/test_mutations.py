@@ -247,3 +247,22 @@ def test_errors_at_the_numerical_floor_are_inconclusive():
 
 def test_a_ladder_with_repeated_values_is_inconclusive():
     assert judge([1e-3, 1e-3, 1e-3], [1e-4, 1e-4, 1e-4], ORDER).status == "inconclusive"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["sphere_circle", "mf", "bn_linear"])
+def test_c_wrong_by_three_percent_fails_on_each_default_model(monkeypatch, name):
+    """The issue's bar on the start points `srflow verify --quick` draws (spec = the model's name): the right c
+    passes and c × 1.03, c × 0.97 fail because c's deviation extrapolated to ηλ → 0 is beyond 3 s.e. (δ* of c is
+    0.02–1% there, docs/theory.md §4b). The fast equivalent is the ±3%, ±1%, ±0.3% cases above on sphere_circle."""
+    session = Session(make_model(name, rng=0), QUICK, 0, spec=name)
+    right = checks.CHECKS["eos-equilibrium"](session)
+    assert right.status == "pass", right.message
+    original = theory.eos_sharpness_coefficient
+    for factor in (1.03, 0.97):
+        monkeypatch.setattr(theory, "eos_sharpness_coefficient", scaled(original, factor))
+        mutated = Session(session.model, QUICK, 0, spec=name)
+        mutated._cache = dict(session._cache)
+        res = checks.CHECKS["eos-equilibrium"](mutated)
+        assert_fails_by_measurement(res)
+        assert abs(res.details["c_deviation_at_zero"]) > 3 * res.details["c_deviation_at_zero_se"], res.message
