@@ -32,9 +32,10 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
       both averaged over the run's whole breathing periods (``whole_period_mean``: the breathing's first-order part
       cancels; standard error from the one-period batch means). On the rungs whose run spans ≥ EOS_MIN_PERIODS
       breathing periods, the deviation of the measured c = (η⟨λ₁⟩ - 2)/ηλ from the predicted one is
-      c_obs - c_pred = α + β√ηλ + γηλ + … (the O((ηλ)^{3/2}) truncation of η⟨λ₁⟩ is O(√ηλ) in c); α, extrapolated
-      by weighted least squares of α + β√ηλ (``extrapolate_to_zero``) with an uncertainty that adds the spread of the
-      two-point extrapolations of consecutive rungs (``richardson_spread``: the neglected γηλ), must be 0 within
+      c_obs - c_pred = α + β√ηλ + γηλ + … (the O((ηλ)^{3/2}) truncation of η⟨λ₁⟩ is O(√ηλ) in c; β = 0 on a
+      symmetric cycle); α, extrapolated by weighted least squares of α + β√ηλ (``extrapolate_to_zero``) with an
+      uncertainty that adds the difference from the extrapolation of α + γηλ and the spread of the two-point
+      extrapolations of consecutive rungs (``richardson_spread``: the terms beyond the fitted one), must be 0 within
       EOS_SEM_FACTOR standard errors. No constant of the truncation is assumed;
     * ``norm``: ‖w_t‖² vs ``theory.equilibrium_norm_sq`` at λ₁ of the flow at the run's clock, the relative
       deviation averaged over whole breathing periods: a leading-order claim whose O(ηλ) term is not derived, so the
@@ -107,8 +108,13 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
             p = 2 * (1 + d_lead) + (c_pred + d_coef) * xs * (1 + d_lead)
             dev = ((obs - p) / xs)[judged]
             ex = extrapolate_to_zero(xj, dev, c_se[judged])
-            # the terms beyond α + β√ηλ (an O(ηλ) term: sphere_circle's deviation is 0.9·ηλ on every rung)
-            return ex._replace(se=float(np.hypot(ex.se, richardson_spread(xj, dev, 0.5))))
+            # the truncation's leading term is β√ηλ, or γηλ where β = 0 (a symmetric cycle, ∇³L[v₁,v₁,v₁] = 0: on
+            # sphere_circle the deviation is 0.9·ηλ, and 15·ηλ from another start, on every rung): which one
+            # dominates the recorded rungs is not known, so se(α) adds the difference between the two
+            # extrapolations and the spread of the two-point ones (the terms beyond the fitted one)
+            linear = extrapolate_to_zero(xj, dev, c_se[judged], power=1.0)
+            model = np.hypot(ex.alpha - linear.alpha, richardson_spread(xj, dev, 0.5))
+            return ex._replace(se=float(np.hypot(ex.se, model)))
 
         def sharpness_rejected(test: Extrapolation) -> bool:
             return test.rejects(tol.EOS_SEM_FACTOR)
