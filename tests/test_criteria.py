@@ -6,7 +6,8 @@ import pytest
 
 from srflow.verification import tolerances as tol
 import srflow.theory as th
-from srflow.verification.extrapolation import extrapolate_to_zero, richardson_spread, whole_period_mean
+from srflow.verification.extrapolation import (extrapolate_series_to_zero, extrapolate_to_zero, richardson_spread,
+                                                  whole_period_mean)
 
 X = np.array([1e-4, 3e-5, 1e-5])
 
@@ -41,15 +42,28 @@ def test_a_truncation_resolved_on_one_rung_is_extrapolated():
     """d = 0.9·ηλ (no offset), with the largest rung measured best (as on sphere_circle's c, whose batch means are
     1e-5 at ηλ = 1e-4): β is not resolved in the fit, but the truncation 0.9·1e-4 is 9 s.e. on that rung, so it is
     extrapolated instead of averaged -- the weighted mean would carry it into α (+8e-5 ± 1e-5, a false rejection).
-    Must-fail companion: the same data shifted by 3e-4 (a c wrong by 3e-4) is rejected."""
+    Must-fail companion: the same data shifted by 1e-3 (0.1% of sphere_circle's c = -1.09) is rejected."""
     se = np.array([1e-5, 3e-5, 2e-4])
     d = 0.9 * X
-    ex = extrapolate_to_zero(X, d, se)
-    ex = ex._replace(se=float(np.hypot(ex.se, richardson_spread(X, d, 0.5))))
+    ex = extrapolate_series_to_zero(X, d, se)
     assert not ex.rejects(tol.EOS_SEM_FACTOR), ex
-    shifted = extrapolate_to_zero(X, d + 3e-4, se)
-    shifted = shifted._replace(se=float(np.hypot(shifted.se, richardson_spread(X, d + 3e-4, 0.5))))
+    shifted = extrapolate_series_to_zero(X, d + 1e-3, se)
     assert shifted.rejects(tol.EOS_SEM_FACTOR) and abs(shifted.alpha) > tol.EOS_SEM_FACTOR * shifted.se, shifted
+
+
+@pytest.mark.parametrize("truncation", ["sqrt", "linear"])
+def test_two_rungs_do_not_know_the_leading_order(truncation):
+    """Two rungs (`--quick`), a truncation 15·ηλ (no √ηλ term, as from the test session's start on sphere_circle:
+    +1.5e-3, +5e-4 at ηλ = 1e-4, 3e-5, s.e. 8e-5, 5e-5) or 0.15·√ηλ: the √ηλ extrapolation of the linear one is
+    -7e-4, 5 s.e. from 0 -- a false rejection, unless se(α) holds the difference from the ηλ extrapolation. Either
+    way, a shift of 0.3% of c = -4.3 (0.013) is rejected."""
+    x, se = np.array([1e-4, 3e-5]), np.array([8e-5, 5e-5])
+    d = 15 * x if truncation == "linear" else 0.15 * np.sqrt(x)
+    assert not extrapolate_series_to_zero(x, d, se).rejects(tol.EOS_SEM_FACTOR)
+    if truncation == "linear":
+        assert extrapolate_to_zero(x, d, se).rejects(tol.EOS_SEM_FACTOR)  # the √ηλ fit alone
+    for shift in (0.013, -0.013):
+        assert extrapolate_series_to_zero(x, d + shift, se).rejects(tol.EOS_SEM_FACTOR)
 
 
 def test_richardson_spread_is_zero_on_the_fitted_form_and_measures_the_next_term():

@@ -57,6 +57,19 @@ def extrapolate_to_zero(x, d, se, power: float = 0.5) -> Extrapolation:
     return Extrapolation(float(coef[0]), float(err[0]), chi2, dof)
 
 
+def extrapolate_series_to_zero(x, d, se, powers=(0.5, 1.0)) -> Extrapolation:
+    """``d`` = α + β₁x^p₁ + β₂x^p₂ + … (``powers`` ascending: a truncation that is a series in x^p₁ whose leading
+    coefficient may vanish) extrapolated to x → 0: α from ``extrapolate_to_zero`` with the first power, its standard
+    error enlarged by the model's uncertainty -- the difference from the extrapolation with the second power (which
+    term dominates the recorded rungs is not known) and the spread of the two-point extrapolations of consecutive
+    rungs (``richardson_spread``: the terms beyond the fitted one) -- added in quadrature. χ² is the first fit's."""
+    first = extrapolate_to_zero(x, d, se, power=powers[0])
+    model = richardson_spread(x, d, powers[0])
+    for p in powers[1:]:
+        model = np.hypot(model, first.alpha - extrapolate_to_zero(x, d, se, power=p).alpha)
+    return first._replace(se=float(np.hypot(first.se, model)))
+
+
 def richardson_spread(x, d, power: float = 1.0) -> float:
     """The uncertainty of an extrapolation of ``d`` = α + βx^``power`` to x → 0 from the terms it neglects: the
     largest difference between the two-point extrapolations (x_i^p d_j - x_j^p d_i)/(x_i^p - x_j^p) of consecutive

@@ -13,7 +13,7 @@ from .. import tolerances as tol
 from ..ladder import first_monitor
 from ..session import CheckResult, Session, guard, result
 from ..tracking import gdwd_horizon
-from ..extrapolation import Extrapolation, extrapolate_to_zero, richardson_spread, whole_period_mean
+from ..extrapolation import Extrapolation, extrapolate_series_to_zero, extrapolate_to_zero, whole_period_mean
 from ..verdicts import Status, resolving_power
 from . import _costs
 from ._record import Check, Series
@@ -107,14 +107,9 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
             (c + Δ, absolute), extrapolated to ηλ → 0 (docs/theory.md §7)."""
             p = 2 * (1 + d_lead) + (c_pred + d_coef) * xs * (1 + d_lead)
             dev = ((obs - p) / xs)[judged]
-            ex = extrapolate_to_zero(xj, dev, c_se[judged])
             # the truncation's leading term is β√ηλ, or γηλ where β = 0 (a symmetric cycle, ∇³L[v₁,v₁,v₁] = 0: on
-            # sphere_circle the deviation is 0.9·ηλ, and 15·ηλ from another start, on every rung): which one
-            # dominates the recorded rungs is not known, so se(α) adds the difference between the two
-            # extrapolations and the spread of the two-point ones (the terms beyond the fitted one)
-            linear = extrapolate_to_zero(xj, dev, c_se[judged], power=1.0)
-            model = np.hypot(ex.alpha - linear.alpha, richardson_spread(xj, dev, 0.5))
-            return ex._replace(se=float(np.hypot(ex.se, model)))
+            # sphere_circle the deviation is 0.9·ηλ, and 15·ηλ from another start, on every rung)
+            return extrapolate_series_to_zero(xj, dev, c_se[judged], powers=(0.5, 1.0))
 
         def sharpness_rejected(test: Extrapolation) -> bool:
             return test.rejects(tol.EOS_SEM_FACTOR)
