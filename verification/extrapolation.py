@@ -1,6 +1,7 @@
 """Extrapolating a deviation measured at several values of ηλ to ηλ → 0, with its standard error: how
 ``eos-equilibrium`` and ``eos-stability`` judge quantities whose next-order term is not derived
-(docs/theory.md §7)."""
+(docs/theory.md §7); and the mean of a run's records over whole breathing periods with its batch-means standard
+error (``whole_period_mean``, docs/theory.md §4b)."""
 
 from __future__ import annotations
 
@@ -80,15 +81,6 @@ def richardson_spread(x, d, power: float = 1.0) -> float:
     xp = x ** power
     two_point = (xp[:-1] * d[1:] - xp[1:] * d[:-1]) / (xp[:-1] - xp[1:])
     return float(np.max(two_point) - np.min(two_point))
-
-
-def blocked_standard_error(samples: np.ndarray, steps: np.ndarray, eta_lambda: float) -> float:
-    """Standard error of the mean of ``samples`` (recorded at ``steps``) from means over blocks one breathing period
-    2π/√(8ηλ) long: consecutive records within a period are correlated, block means are nearly independent."""
-    period = th.breathing_period(eta_lambda)
-    block = np.floor((steps - steps[0]) / period).astype(int)
-    means = np.array([samples[block == b].mean() for b in np.unique(block)])
-    return float(np.std(means, ddof=1) / np.sqrt(len(means))) if len(means) > 2 else float("inf")
 
 
 class PeriodMean(NamedTuple):
