@@ -148,6 +148,10 @@ def test_measured_rate_follows_the_prediction_across_the_crossing(quartic):
     assert r.status == Status.PASS, r.message
     assert r.details["stable"] == (quartic < 0.07375)
     assert np.all(np.sign(r.details["rate_measured"]) == np.sign(breathing_rate_of_family(quartic)))
+    # the verdict on the equilibrium, predicted and measured, with both rates in the message
+    want = "stable" if quartic < 0.07375 else "unstable"
+    assert r.details["stability"] == r.details["stability_measured"] == want, r.message
+    assert f"predicted {want} " in r.message and f"measured {want} " in r.message
 
 
 @pytest.mark.slow
