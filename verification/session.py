@@ -137,8 +137,10 @@ def falls(p: float, se: float) -> bool:
 #: oscillation (period 2π/√(8ηλ) steps); 400 samples over ≥ 10 periods bring its sampling error to ≈ 1% of the O(ηλ) term.
 EOS_RECORDS = 400
 #: ... and at least this many per breathing period: at ηλ = 1e-7 (``--deep``) 400 records over 3·10⁶ steps come
-#: one per period (stride ≈ period), and the aliased mean was off by 0.5% of c
-EOS_SAMPLES_PER_PERIOD = 8
+#: one per period (stride ≈ period), and the aliased mean was off by 0.5% of c; the mean over whole periods
+#: (``extrapolation.whole_period_mean``) integrates the records' linear interpolant, whose error dominated the
+#: one-period batch means at few records per period (s.e. of c at ηλ = 1e-5 on mf: 5.9e-4 at 9 per period, 1.6e-4 at 33)
+EOS_SAMPLES_PER_PERIOD = 16
 
 
 def odd_stride(steps: int, records: int) -> int:

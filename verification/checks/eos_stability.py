@@ -13,7 +13,7 @@ from ..session import CheckResult, Session, guard, odd_stride, result
 from ..simulate import eos_start, simulate
 from ..verdicts import Status, resolving_power
 from ._record import Check, Series
-from ..extrapolation import extrapolate_to_zero
+from ..extrapolation import extrapolate_to_zero, richardson_spread
 
 #: the rungs of ηλ: the largest STABILITY_RUNGS of ``config.ladder`` (the rate's truncation is O(ηλ), so the
 #: deviation is extrapolated linearly to ηλ → 0 from them)
@@ -73,16 +73,6 @@ def longest_run(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def richardson_spread(x, d) -> float:
-    """The uncertainty of a linear extrapolation of ``d`` to x → 0 from the terms it neglects: the largest difference
-    between the two-point extrapolations (x_i d_j - x_j d_i)/(x_i - x_j) of consecutive rungs (0 with fewer than 3)."""
-    x, d = np.asarray(x, float), np.asarray(d, float)
-    if len(x) < 3:
-        return 0.0
-    two_point = (x[:-1] * d[1:] - x[1:] * d[:-1]) / (x[:-1] - x[1:])
-    return float(np.max(two_point) - np.min(two_point))
-
-
 def measured_slope(x: np.ndarray, y: np.ndarray, extra: np.ndarray | None = None) -> tuple[float, float]:
     """Least-squares slope of y on x (with an intercept and, when given, the column ``extra``) and its standard error
     from the residuals."""
@@ -98,7 +88,9 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
     """The breathing of GD+WD about its EoS equilibrium grows or decays as e^{∫κ dτ}, κ = ``rate_prediction``(model, θ)
     (default ``theory.eos_stability(model, θ).rate``, docs/theory.md §4d) along the flow ζ at the GD+WD clock.
 
-    On each rung ηλ (the largest STABILITY_RUNGS of the ladder) one run from the EoS start, τ ≤ EFOLDS/|κ(θ₀)|
+    On each rung ηλ (the largest STABILITY_RUNGS of the ladder whose linear window holds ≥ MIN_WINDOWS periods: a
+    rung where a growing breathing leaves it too soon is passed over for the next smaller ηλ, within
+    ``config.extend_steps`` extra steps) one run from the EoS start, τ ≤ EFOLDS/|κ(θ₀)|
     (within [TAU_MIN, TAU_MAX]); the envelope ε of the breathing (``breathing_envelope``) in one-period windows, while
     E_MIN < ε < E_MAX; the residual log ε - ∫κ dτ is fitted by a + bτ + κ₂∫ε²dτ (the finite amplitude changes the
     rate by κ₂ε²): b ± se is the linear rate measured minus predicted. The truncation of κ is O(ηλ), so b = b₀ + βηλ is extrapolated to ηλ → 0 (weighted least squares,
@@ -120,15 +112,23 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         f_tau = th.gdwd_tau(flow)[samples]
         kappa = np.array([predict(model, flow.theta[i]) for i in samples])
         integral = np.concatenate([[0.0], np.cumsum(0.5 * (kappa[1:] + kappa[:-1]) * np.diff(f_tau))])
-        ladder = sorted((float(eta_lambda) for eta_lambda in cfg.ladder), reverse=True)[:STABILITY_RUNGS]
+        ladder = sorted((float(v) for v in cfg.ladder), reverse=True)
         if len(ladder) < STABILITY_RUNGS:
             return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
                           f"the ladder has {len(ladder)} value(s) of ηλ: the extrapolation to ηλ → 0 and its uncertainty "
                           f"need {STABILITY_RUNGS}")
-        runs, rows = [], []
+        runs, rows, judged_ladder, skipped, steps = [], [], [], [], 0
         for eta_lambda in ladder:
-            tr = session.cached(("stability", eta_lambda, tau_end),
-                                lambda eta_lambda=eta_lambda: _run(session, eta_lambda, tau_end))
+            if len(rows) == STABILITY_RUNGS:
+                break
+            # a rung whose linear window is too short (a growing breathing starts at ε₀ ∝ √ηλ and leaves it soon) is
+            # passed over for the next smaller ηλ -- more periods per τ, a smaller start -- within the step budget
+            if len(rows) + len(ladder) - ladder.index(eta_lambda) < STABILITY_RUNGS:
+                break
+            if skipped and steps + tau_end / eta_lambda > cfg.extend_steps + sum(tau_end / r for r in ladder[:STABILITY_RUNGS]):
+                break
+            tr = session.cached(("stability", eta_lambda, tau_end), lambda e=eta_lambda: _run(session, e, tau_end))
+            steps += tau_end / eta_lambda
             runs.append(tr)
             # a run that diverged (a grown breathing can end EoS) is measured up to there: the linear regime precedes it
             if tr.clock_steps is None:
@@ -140,10 +140,10 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
             keep = longest_run((tau >= SKIP_PERIODS * th.breathing_period(eta_lambda) * eta_lambda)
                                & (eps < E_MAX) & (eps > E_MIN))
             if keep.sum() < MIN_WINDOWS:
-                return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
-                              f"at ηλ = {eta_lambda:g} only {int(keep.sum())} breathing periods have {E_MIN:g} < ε < {E_MAX:g} "
-                              f"(need {MIN_WINDOWS}): ε from {eps[0]:.2g} to {eps[-1]:.2g} over τ ≤ {tau_end:.3g}",
-                              {"ladder": ladder[:len(rows)]}, runs=runs)
+                skipped.append(f"at ηλ = {eta_lambda:g} only {int(keep.sum())} breathing periods have {E_MIN:g} < ε < {E_MAX:g} "
+                               f"(need {MIN_WINDOWS}): ε from {eps[0]:.2g} to {eps[-1]:.2g} over τ ≤ {tau_end:.3g}")
+                continue
+            judged_ladder.append(eta_lambda)
             pred_log = np.interp(tau[keep], f_tau, integral)
             # the finite amplitude: d log ε/dτ = κ + κ₂ε² + O(ε⁴), so the residual is fitted with ∫ε²dτ as well
             e2 = np.concatenate([[0.0], np.cumsum(0.5 * (eps[keep][1:] ** 2 + eps[keep][:-1] ** 2) * np.diff(tau[keep]))])
@@ -152,6 +152,10 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
             kmean, _ = measured_slope(tau[keep], pred_log)  # the predicted rate over the fitted window
             rows.append({"b": b, "se": se, "kbar": kbar, "kmean": kmean, "tau": (float(tau[keep][0]), float(tau[keep][-1])),
                          "eps": (float(eps[keep][0]), float(eps[keep][-1])), "windows": int(keep.sum())})
+        if len(rows) < STABILITY_RUNGS:
+            return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
+                          f"{len(rows)} rung(s) of the ladder have a linear window of ≥ {MIN_WINDOWS} breathing periods "
+                          f"(need {STABILITY_RUNGS}); {'; '.join(skipped)}", {"ladder": judged_ladder}, runs=runs)
         b = np.array([r["b"] for r in rows])
         se = np.array([r["se"] for r in rows])
         kbar = np.array([r["kbar"] for r in rows])
@@ -160,9 +164,9 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         def test(delta=0.0):
             """(b₀, se(b₀)) for the prediction κ(1 + δ): the residual slopes become b - δκ̄."""
             dev = b - delta * kbar
-            ex = extrapolate_to_zero(ladder, dev, se, power=1.0)  # its χ² is not used: the per-rung s.e. of a
+            ex = extrapolate_to_zero(np.array(judged_ladder), dev, se, power=1.0)  # its χ² is not used: the per-rung s.e. of a
             # deterministic envelope is tiny, and the truncation's next terms are in richardson_spread
-            return ex.alpha, float(np.hypot(ex.se, richardson_spread(ladder, dev)))
+            return ex.alpha, float(np.hypot(ex.se, richardson_spread(np.array(judged_ladder), dev)))
 
         def rejected(t) -> bool:
             return abs(t[0]) > tol.EOS_SEM_FACTOR * t[1]
@@ -172,16 +176,19 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         power = resolving_power(lambda d: rejected(test(d))) if status == Status.PASS else float("nan")
         stable = bool(np.all(kmean < 0))
         verdict = "stable (decays)" if stable else "unstable (grows)" if np.all(kmean > 0) else "changes sign"
+        seen = kmean + b
+        measured = "stable (decays)" if np.all(seen < 0) else "unstable (grows)" if np.all(seen > 0) else "changes sign"
         rungs = ", ".join(f"{k + bb:+.4f} ± {s:.4f} vs {k:+.4f}" for k, bb, s in zip(kmean, b, se))
-        message = (f"equilibrium predicted {verdict}: κ(θ₀) = {kappa0:+.4f}; breathing rate d log ε/dτ measured ± s.e. vs "
-                   f"predicted {rungs} at ηλ = {', '.join(f'{v:g}' for v in ladder)} (τ ≤ {tau_end:.3g}); the deviation "
+        message = (f"equilibrium predicted {verdict}, measured {measured}: κ(θ₀) = {kappa0:+.4f}; breathing rate d log ε/dτ measured ± s.e. vs "
+                   f"predicted {rungs} at ηλ = {', '.join(f'{v:g}' for v in judged_ladder)} (τ ≤ {tau_end:.3g}); the deviation "
                    f"extrapolated to ηλ → 0 is {b0:+.4f} ± {se0:.4f} ({'within' if status == Status.PASS else 'beyond'} "
                    f"{tol.EOS_SEM_FACTOR:g} s.e.)")
         if status == Status.FAIL:
             message = "the breathing rate is off: " + message
-        details = {"ladder": ladder, "rate_predicted": kmean, "rate_measured": kmean + b, "rate_deviation": np.abs(b),
+        details = {"ladder": judged_ladder, "rate_predicted": kmean, "rate_measured": kmean + b, "rate_deviation": np.abs(b),
                    "rate_standard_error": se, "deviation_at_zero": b0, "deviation_at_zero_se": se0,
-                   "kappa_theta0": kappa0, "tau_end": tau_end, "stable": stable, "windows": rows}
+                   "kappa_theta0": kappa0, "tau_end": tau_end, "stable": stable,
+                   "stability": verdict.split(" (")[0], "stability_measured": measured.split(" (")[0], "windows": rows}
         scaled = abs(b0) / (tol.EOS_SEM_FACTOR * se0) if se0 > 0 else float("inf")
         # κ + Δ shifts every residual slope by -Δ (the τ column): rejected once |b₀ - Δ| > 3 se(b₀); absolute, since κ
         # can be 0 (at the crossing a relative perturbation of κ is none)
