@@ -178,6 +178,18 @@ def test_the_naive_control_fails_when_the_naive_clock_is_handed_the_right_answer
     assert res.status == "fail" and "NOT rejected" in res.message
 
 
+def test_the_naive_control_waits_when_the_naive_ladder_is_undecided(session, monkeypatch):
+    """A naive clock whose ladder is not yet asymptotic (here: the verdict rules handed errors whose local exponents
+    0.5, 1.4, 0.3 have not settled) is neither rejected nor accepted: the control is inconclusive, not a fail."""
+    from srflow.verification.checks import naive_flow_rejected
+
+    undecided = judge([1e-3, 3e-4, 1e-4, 3e-5], np.array([0.3, 0.16, 0.03, 0.02]), ORDER)
+    assert undecided.status == "inconclusive"
+    monkeypatch.setattr(naive_flow_rejected, "judge", lambda *a, **k: undecided)
+    res = checks.check_naive_flow_rejected(session)
+    assert res.status == "inconclusive" and "undecided" in res.message, res.message
+
+
 def test_the_naive_control_without_power_is_inconclusive():
     """G ≈ 0 on the path (sphere_circle with ρ = 0.1): the two clocks differ by < 2.5%; no verdict either way."""
     res = checks.check_naive_flow_rejected(Session(make_model("sphere_circle", ratio=0.1), QUICK, 0))
