@@ -228,7 +228,12 @@ def test_a_failing_check_gives_a_nonzero_exit_and_says_why(tmp_path, monkeypatch
     assert "**FAIL**" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_parallel_workers_give_the_same_results_as_one(tmp_path):
+    """--workers 2 gives the observed values of --workers 1 on three more checks. The default run's equivalent:
+    tests/test_runner.py::test_verify_on_a_scheduler_gives_the_in_process_verdicts (--workers 1, --workers 2 and
+    a scheduler address, the same verdicts and observed values bit for bit, identities, flow-tracking, eos-entry
+    and scale-collapse)."""
     if (os.cpu_count() or 1) < 2:
         pytest.skip("one core")
     args = ["verify", "--quick", "--quiet", "--models", "sphere_circle", "--checks", "identities", "scale-collapse",
