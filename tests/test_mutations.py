@@ -270,6 +270,7 @@ def test_a_pre_asymptotic_plateau_that_turns_down_is_inconclusive_not_fail():
 @pytest.mark.parametrize("errors, status", [
     ([2.38e-4, 9.07e-5, 4.81e-5, 9.64e-5], "inconclusive"),             # the quick ladder stops in the plateau
     ([2.38e-4, 9.07e-5, 9.32e-5, 9.58e-5], "inconclusive"),             # fell, then flat over two intervals
+    ([1e-3, 1.34e-4, 2.92e-5, 1.85e-5], "inconclusive"),                 # rq2 (outside model): 2.9, 2.2, 0.66
 ])
 def test_a_plateau_after_a_first_fall_is_inconclusive_not_fail(errors, status):
     """GD on √L on bn_linear (this session's `srflow verify --quick`): the path error falls at order 1.39, 0.92,
@@ -277,6 +278,13 @@ def test_a_plateau_after_a_first_fall_is_inconclusive_not_fail(errors, status):
     first fall, then order 1 again (pass). A ladder that stops in the plateau must wait for more rungs."""
     v = judge([0.02, 0.01, 0.005, 0.0025], np.array(errors), ORDER)
     assert v.status == status and v.extendable, v.reason
+
+
+def test_an_error_decelerating_below_the_order_fails():
+    """The cluster flow's clock × 0.99 on cross_slide (4 rungs): clock errors 2.27e-3, 1.46e-3, 1.24e-3, 1.13e-3,
+    local exponents 0.37, 0.15, 0.08 -- all below p - margin and falling: the floor of a wrong clock."""
+    v = judge([1e-3, 3e-4, 1e-4, 3e-5], np.array([2.27e-3, 1.46e-3, 1.24e-3, 1.13e-3]), ORDER)
+    assert v.status == "fail" and "decelerates" in v.reason, v.reason
 
 
 def test_errors_at_the_numerical_floor_are_inconclusive():

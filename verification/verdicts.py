@@ -17,11 +17,13 @@ which tend to p in the asymptotic regime and to 0 when a prediction is wrong by 
 * **fail**: the last *three* local exponents agree within SETTLE_TOL at an order below p − ORDER_MARGIN and
   are not rising (a floor: the error does not vanish); or two consecutive local exponents had settled at
   ≥ p − ORDER_MARGIN on larger rungs and the last one is below it (an asymptotic regime, once entered, is not
-  left: the error has turned into a floor);
+  left: the error has turned into a floor); or the last three local exponents are all below p − ORDER_MARGIN
+  and each falls by more than ``RISING_TOL`` (an error decelerating towards a floor: e = a·x + f has exponents
+  a·x/(a·x + f) falling monotonically to 0);
 * **inconclusive**: anything else (not yet asymptotic, rising towards p, a constant still growing, fewer than
   three resolvable rungs, all errors at the numerical floor) -- with the reason and the rungs; the check may then
   add rungs. This includes an error that fell at the order and then flattened over two rung intervals, or whose
-  local exponents fall rung after rung: a floor looks like that, but so does a pre-asymptotic plateau *after*
+  local exponents fall rung after rung from at or above the order: a floor looks like that, but so does a pre-asymptotic plateau *after*
   a first fall -- GD on √L on ``bn_linear`` has local exponents 1.07, −0.04, −0.04, 0.99, 0.99 over
   η = 0.02 … 0.000625 (docs/theory.md §7), so a ladder that stops in the plateau must not fail; more rungs decide
   (a floor then settles over three intervals and fails).
@@ -198,6 +200,14 @@ def judge(x, e, order: Order) -> LadderVerdict:
         v.decided = tuple(sorted({entered[0] - 1, entered[0], entered[0] + 1, n - 2, n - 1}))
         v.reason = (f"the error was asymptotic at order ≈ {order.p:g} on the larger rungs and then stopped falling "
                     f"(local exponents {qs}): a floor the theory does not have [{rungs}]")
+    elif falling_away and q[-3] < low:
+        # all three below the order and each smaller: an error decelerating towards a floor (e = a·x + f has local
+        # exponents a·x/(a·x + f) falling monotonically to 0); the two plateaus seen on right predictions (GD on √L
+        # on bn_linear: 1.39, 0.92, -1.00; on an outside model: 2.9, 2.2, 0.66) came after exponents at the order
+        v.status = Status.FAIL
+        v.decided = (n - 4, n - 3, n - 2, n - 1)
+        v.reason = (f"the local exponents fall rung after rung below {low:g} ({qs}): the error decelerates towards a "
+                    f"floor the theory does not have [{rungs}]")
     elif fell_then_flat or (falling_away and q[-1] < low):
         # a floor, or a pre-asymptotic plateau after a first fall (seen: GD on √L on bn_linear): more rungs decide
         v.extendable = True
