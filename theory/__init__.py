@@ -18,7 +18,7 @@ exported below; checks, simulators and figures then call it from here (one sourc
 
 from .cluster_flow import ClusterAudit, ClusterPoint, cluster_audit, cluster_point
 from .eos import eos_sharpness, eos_sharpness_coefficient
-from .stability import EosStability, breathing_rate, eos_stability, stability_coefficients
+from .stability import EosStability, Slaving, breathing_rate, eos_slaving, eos_stability, stability_coefficients
 from .flows import (CANONICAL_COEF, FlowResult, gdwd_steps, gdwd_tau, naive_gdwd_steps, normalized_gd_steps, nowd_final,
                     nowd_flow_time, nowd_norm_sq, nowd_stop, s_at_steps, sharpness_reduction_flow, simple_flow,
                     sqrt_gd_steps)
@@ -41,5 +41,5 @@ __all__ = [
     "eos_threshold", "equilibrium_norm_sq", "oscillation_amplitude_sq", "phase2_duration", "eos_entry_step",
     "nowd_start_norm_sq", "alp_flip_step", "breathing_period", "collapse_factor", "eos_sharpness", "eos_sharpness_coefficient",
     "sqrt_cycle_split", "simple_flow", "cluster_point", "ClusterPoint", "cluster_audit", "ClusterAudit",
-    "eos_stability", "EosStability", "breathing_rate", "stability_coefficients",
+    "eos_stability", "EosStability", "breathing_rate", "stability_coefficients", "eos_slaving", "Slaving",
 ]

@@ -128,9 +128,10 @@ def _short(text: str, n: int = 400) -> str:
 
 
 def study_model(name: str, seed: int, checks_to_run, config: VerifyConfig = QUICK, mutation: float = MUTATION,
-                mutate: bool = True) -> list[dict]:
+                mutate: bool = True, emit=None) -> list[dict]:
     """The rows of one zoo model ``name`` (its ``toy_models.zoo`` name): for each check of ``checks_to_run``, the
-    unmutated verdict and (``mutate``) the verdict of each prediction × (1 ± ``mutation``) on the same runs."""
+    unmutated verdict and (``mutate``) the verdict of each prediction × (1 ± ``mutation``) on the same runs.
+    ``emit(row)`` is called with each row as it completes."""
     from srflow.toy_models.zoo import conditioning, zoo_model
 
     from .checks import CHECKS
@@ -172,6 +173,8 @@ def study_model(name: str, seed: int, checks_to_run, config: VerifyConfig = QUIC
                                                  "fails_by_measurement": by_meas, "message": _short(mmsg),
                                                  "seconds": round(time.perf_counter() - t0, 2)})
             rows.append(row)
+            if emit is not None:
+                emit(row)
     return rows
 
 
@@ -202,12 +205,15 @@ def run_study(n: int, seed: int, checks_to_run, out, config: VerifyConfig = QUIC
         if not todo:
             continue
         start = time.perf_counter()
-        rows = study_model(spec.name, seed, todo, config, mutate=mutate)
-        with out.open("a") as fh:
-            for r in rows:
-                fh.write(json.dumps(r, default=float) + "\n")
-        log(f"[{i}] {spec.name}: " + ", ".join(f"{r['check']} {r['status']}" for r in rows)
-            + f" ({time.perf_counter() - start:.0f} s)")
+
+        def emit(row):
+            with out.open("a") as fh:
+                fh.write(json.dumps(row, default=float) + "\n")
+            log(f"[{i}] {spec.name} {row['check']}: {row['status']} ({row['seconds']:.0f} s; mutations "
+                + ", ".join(f"{m['factor'] - 1:+.0%} {m['prediction']}: {m['status']}" for m in row["mutations"]) + ")")
+
+        study_model(spec.name, seed, todo, config, mutate=mutate, emit=emit)
+        log(f"[{i}] {spec.name}: done in {time.perf_counter() - start:.0f} s")
     return done_rows(out)
 
 

@@ -166,6 +166,26 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
             return abs(t[0]) > tol.EOS_SEM_FACTOR * t[1]
 
         b0, se0 = test()
+        # κ's slaved term assumes every normal mode follows the breathing (docs/theory.md §4d, ``theory.eos_slaving``):
+        # where the modes that do not (χ_j ≥ 1 at the largest rung) carry a part of κ this check resolves, the
+        # prediction is outside its assumption on these rungs -- neither confirmed nor refuted by them
+        slaving = th.eos_slaving(model, session.theta0, max(xs))
+        if abs(slaving.unslaved) > tol.EOS_SEM_FACTOR * se0:
+            slow = slaving.chi >= 1
+            return result(session, name, Status.ASSUMPTION_VIOLATED, kappa0, float(kmean[-1] + b[-1]), None,
+                          float("nan"),
+                          f"assumption violated: normal modes not slaved to the breathing: {int(slow.sum())} mode(s) with "
+                          f"λ₁/λ_j up to {slaving.lam1 / slaving.lam[slow].min():.3g} relax at "
+                          f"r_j = -log|1 - 2λ_j/λ₁| ≥ {(np.sqrt(8 * max(xs)) / slaving.chi[slow]).min():.2g} per step, "
+                          f"slower than the breathing ω = √(8ηλ) = {np.sqrt(8 * max(xs)):.2g} at ηλ = {max(xs):g} "
+                          f"(χ = ω/r up to {slaving.chi.max():.3g}), and carry {slaving.unslaved:+.4g} of κ(θ₀) = "
+                          f"{kappa0:+.4g} -- more than the check resolves (3 s.e. = {tol.EOS_SEM_FACTOR * se0:.3g}); "
+                          f"κ without them {kappa0 - slaving.unslaved:+.4g}; measured ± s.e. "
+                          + ", ".join(f"{k + bb:+.4g} ± {s:.2g}" for k, bb, s in zip(kmean, b, se))
+                          + f" at ηλ = {', '.join(f'{x:g}' for x in xs)}; they follow for ηλ < "
+                          f"{(np.sqrt(8 * max(xs)) / slaving.chi[slow]).min() ** 2 / 8:.2g}",
+                          {"ladder": xs, "rate_measured": kmean + b, "rate_predicted": kmean,
+                           "unslaved_share": slaving.unslaved, "chi_max": float(slaving.chi.max())}, runs)
         status = Status.FAIL if rejected((b0, se0)) else Status.PASS
         power = resolving_power(lambda d: rejected(test(d))) if status == Status.PASS else float("nan")
         stable = bool(np.all(kmean < 0))
