@@ -179,19 +179,22 @@ def study_model(name: str, seed: int, checks_to_run, config: VerifyConfig = QUIC
 
 
 def done_rows(path: Path) -> list[dict]:
-    """The rows already written to ``path`` (a JSON-lines file; a torn last line is ignored)."""
-    rows = []
+    """The rows already written to ``path`` (a JSON-lines file; a torn last line is ignored), the last one for each
+    (model, check) (a check rerun with ``redo`` replaces its earlier row)."""
+    rows: dict = {}
     if Path(path).exists():
         for line in Path(path).read_text().splitlines():
             try:
-                rows.append(json.loads(line))
+                r = json.loads(line)
             except json.JSONDecodeError:
-                pass
-    return rows
+                continue
+            rows.pop((r["model"], r["check"]), None)
+            rows[(r["model"], r["check"])] = r
+    return list(rows.values())
 
 
 def run_study(n: int, seed: int, checks_to_run, out, config: VerifyConfig = QUICK, families=None, backends=None,
-              mutate: bool = True, log=print) -> list[dict]:
+              mutate: bool = True, log=print, redo: bool = False) -> list[dict]:
     """``study_model`` on the ``n`` models of ``zoo_specs(n, seed)``, appending each model's rows to ``out`` (JSON
     lines) as it completes; models whose rows for every check are already in ``out`` are skipped (resume)."""
     from srflow.toy_models.zoo import zoo_specs
@@ -199,7 +202,7 @@ def run_study(n: int, seed: int, checks_to_run, out, config: VerifyConfig = QUIC
     out = Path(out)
     specs = zoo_specs(n, seed, families=families, backends=backends)
     log(f"zoo study: seed {seed}, {n} model(s), checks {', '.join(checks_to_run)} -> {out}")
-    have = {(r["model"], r["check"]) for r in done_rows(out)}
+    have = set() if redo else {(r["model"], r["check"]) for r in done_rows(out)}
     for i, spec in enumerate(specs):
         todo = [c for c in checks_to_run if (spec.name, c) not in have]
         if not todo:
@@ -232,6 +235,18 @@ def summarize(rows) -> dict:
     return {"verdicts": verdicts, "mutations": mutation}
 
 
+def confusion(rows) -> dict:
+    """Right/wrong × verdict: ``right`` counts the verdicts of the theory's predictions (every row), ``wrong`` those of
+    the ±1% mutations (run where the unmutated check passes: the checks with power on that model)."""
+    right: dict = {}
+    wrong: dict = {}
+    for r in rows:
+        right[r["status"]] = right.get(r["status"], 0) + 1
+        for m in r.get("mutations", []):
+            wrong[m["status"]] = wrong.get(m["status"], 0) + 1
+    return {"right": right, "wrong": wrong}
+
+
 def tables(rows) -> str:
     """Markdown: the verdicts per check and the mutation rejection rates (``summarize``)."""
     s = summarize(rows)
@@ -243,6 +258,10 @@ def tables(rows) -> str:
         for k in statuses:
             total[k] += counts.get(k, 0)
     lines.append(f"| all | {sum(total.values())} | " + " | ".join(str(total[k]) for k in statuses) + " |")
+    conf = confusion(rows)
+    lines += ["", "| prediction | " + " | ".join(statuses) + " |", "| --- |" + " --- |" * len(statuses)]
+    lines += [f"| {label} | " + " | ".join(str(conf[key].get(k, 0)) for k in statuses) + " |"
+              for key, label in (("right", "right (the theory's)"), ("wrong", "wrong (±1%, where the check has power)"))]
     lines += ["", "| check | prediction | mutation | models with power | failed by measurement | rate |",
               "| --- | --- | --- | --- | --- | --- |"]
     for (check, pred, sign), (power, failed) in s["mutations"].items():
@@ -261,9 +280,10 @@ def main(argv=None) -> int:
     p.add_argument("--families", nargs="+")
     p.add_argument("--backends", nargs="+")
     p.add_argument("--no-mutations", action="store_true")
+    p.add_argument("--redo", action="store_true", help="rerun the checks even where OUT has a row (the new row replaces it)")
     a = p.parse_args(argv)
     rows = run_study(a.n, a.seed, a.checks, a.out, families=a.families, backends=a.backends,
-                     mutate=not a.no_mutations, log=lambda m: print(m, flush=True))
+                     mutate=not a.no_mutations, log=lambda m: print(m, flush=True), redo=a.redo)
     print(tables(rows))
     return 0
 
