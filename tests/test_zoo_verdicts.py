@@ -119,3 +119,25 @@ def test_thirty_zoo_models(tmp_path):
     assert len(inconclusive) <= 0.15 * len(rows), [(r["model"], r["check"], r["message"]) for r in inconclusive]
     for (check, pred, sign), (power, failed) in summarize(rows)["mutations"].items():
         assert failed >= 0.9 * power, (check, pred, sign, power, failed)
+
+
+# -- eos-entry on an ill-conditioned model: phase 2 must outlast phase 1 ------------------------------------------
+def test_the_entry_run_is_slowed_to_outlast_phase_one():
+    """ηλ = min(entry_wd_lr, log r/(4N₁)), N₁ = rκ·log(1/ρ)/2: unchanged for a well-conditioned model (κ = 10), slower
+    for κ = 914 (the zoo bn model whose phases did not separate at 3e-4), NaN κ keeps the configured value."""
+    from srflow.verification.checks.eos_entry import entry_eta_lambda
+
+    x, n1 = entry_eta_lambda(QUICK, 10.0, 1e-6)
+    assert x == QUICK.entry_wd_lr and np.isclose(n1, 5 * 10 * np.log(1e6) / 2)
+    x, n1 = entry_eta_lambda(QUICK, 914.0, 1e-8)
+    assert np.isclose(x, np.log(5) / (4 * 5 * 914 * np.log(1e8) / 2)) and np.log(5) / (2 * x) >= 2 * n1
+    assert entry_eta_lambda(QUICK, float("nan"), 1e-6)[0] == QUICK.entry_wd_lr
+
+
+@pytest.mark.slow
+def test_eos_entry_separates_the_phases_on_an_ill_conditioned_zoo_model():
+    """bn-np-min-d3-h3-n9-s1734431760 (λ₁/μ ≈ 914): at ηλ = 3e-4 GD had not reached Γ when the norm had decayed
+    (inconclusive); at the derived ηλ the entry is predicted within tolerance and ±1% of the duration fail."""
+    rows = study_model("bn-np-min-d3-h3-n9-s1734431760", 0, ["eos-entry"])
+    assert rows[0]["status"] == "pass", rows[0]["message"]
+    assert all(m["fails_by_measurement"] for m in rows[0]["mutations"])
