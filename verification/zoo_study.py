@@ -88,6 +88,28 @@ _IGNORED = ("label", "quiet")
 
 
 @contextmanager
+def verdict_only():
+    """Inside the block the checks skip their resolving power δ* (``resolving_power`` returns NaN): a mutated check
+    needs only its verdict, and δ* is a bisection over many re-evaluations of the recorded runs."""
+    import importlib
+    import pkgutil
+
+    from . import checks as package
+
+    saved = []
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        if hasattr(module, "resolving_power"):
+            saved.append((module, module.resolving_power))
+            module.resolving_power = lambda *a, **k: float("nan")
+    try:
+        yield
+    finally:
+        for module, fn in saved:
+            module.resolving_power = fn
+
+
+@contextmanager
 def memoized_runs():
     """``simulate`` in the check modules that keep their runs to themselves, served from a memo keyed by every
     argument that changes the run (model object, w0's bytes, η, steps, plain keywords); each call gets a deep copy."""
@@ -164,7 +186,7 @@ def study_model(name: str, seed: int, checks_to_run, config: VerifyConfig = QUIC
                         s._cache = {k: v for k, v in session._cache.items()
                                     if not (attr == "flows.CANONICAL_COEF" and k in ("flows", "flow_failed"))}
                         try:
-                            with mutated(attr, builder, factor):
+                            with mutated(attr, builder, factor), verdict_only():
                                 mres = CHECKS[check](s)
                             mstatus, mmsg, by_meas = str(mres.status), mres.message, _fails_by_measurement(mres)
                         except Exception as exc:  # noqa: BLE001
