@@ -87,18 +87,22 @@ def mutated(attr: str, builder, factor: float):
 _IGNORED = ("label", "quiet")
 
 
-@contextmanager
-def verdict_only():
-    """Inside the block the checks skip their resolving power δ* (``resolving_power`` returns NaN): a mutated check
-    needs only its verdict, and δ* is a bisection over many re-evaluations of the recorded runs."""
+def _check_modules() -> list:
+    """Every module of ``verification/checks`` (the shared ones included: the ALP runs are simulated in one)."""
     import importlib
     import pkgutil
 
     from . import checks as package
 
+    return [importlib.import_module(f"{package.__name__}.{info.name}") for info in pkgutil.iter_modules(package.__path__)]
+
+
+@contextmanager
+def verdict_only():
+    """Inside the block the checks skip their resolving power δ* (``resolving_power`` returns NaN): a mutated check
+    needs only its verdict, and δ* is a bisection over many re-evaluations of the recorded runs."""
     saved = []
-    for info in pkgutil.iter_modules(package.__path__):
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
+    for module in _check_modules():
         if hasattr(module, "resolving_power"):
             saved.append((module, module.resolving_power))
             module.resolving_power = lambda *a, **k: float("nan")
@@ -113,9 +117,7 @@ def verdict_only():
 def memoized_runs():
     """``simulate`` in the check modules that keep their runs to themselves, served from a memo keyed by every
     argument that changes the run (model object, w0's bytes, η, steps, plain keywords); each call gets a deep copy."""
-    from .checks import _alp, eos_entry, eos_stability, no_wd_clock, scale_collapse
-
-    modules = [m for m in (_alp, eos_entry, eos_stability, no_wd_clock, scale_collapse) if hasattr(m, "simulate")]
+    modules = [m for m in _check_modules() if hasattr(m, "simulate")]
     memo: dict = {}
     saved = [(m, m.simulate) for m in modules]
     for module, real in saved:
