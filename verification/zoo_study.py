@@ -152,10 +152,10 @@ def _short(text: str, n: int = 400) -> str:
 
 
 def study_model(name: str, seed: int, checks_to_run, config: VerifyConfig = QUICK, mutation: float = MUTATION,
-                mutate: bool = True, emit=None) -> list[dict]:
+                mutate: bool = True, emit=None, skip: tuple = ()) -> list[dict]:
     """The rows of one zoo model ``name`` (its ``toy_models.zoo`` name): for each check of ``checks_to_run``, the
     unmutated verdict and (``mutate``) the verdict of each prediction × (1 ± ``mutation``) on the same runs.
-    ``emit(row)`` is called with each row as it completes."""
+    ``emit(row)`` is called with each row as it completes; the predictions named in ``skip`` are not mutated."""
     from srflow.toy_models.zoo import conditioning, zoo_model
 
     from .checks import CHECKS
@@ -181,7 +181,7 @@ def study_model(name: str, seed: int, checks_to_run, config: VerifyConfig = QUIC
                    "resolving_power": {k: (float(v) if isinstance(v, (int, float)) else None) for k, v in power.items()},
                    "mutations": []}
             if mutate and status == "pass":
-                for label, attr, builder in MUTATIONS.get(check, []):
+                for label, attr, builder in [m for m in MUTATIONS.get(check, []) if m[0] not in skip]:
                     for factor in (1 + mutation, 1 - mutation):
                         t0 = time.perf_counter()
                         s = Session(model, config, seed, quiet=True, spec=f"zoo:{name}")
@@ -218,7 +218,7 @@ def done_rows(path: Path) -> list[dict]:
 
 
 def run_study(n: int, seed: int, checks_to_run, out, config: VerifyConfig = QUICK, families=None, backends=None,
-              mutate: bool = True, log=print, redo: bool = False) -> list[dict]:
+              mutate: bool = True, log=print, redo: bool = False, skip: tuple = ()) -> list[dict]:
     """``study_model`` on the ``n`` models of ``zoo_specs(n, seed)``, appending each model's rows to ``out`` (JSON
     lines) as it completes; models whose rows for every check are already in ``out`` are skipped (resume)."""
     from srflow.toy_models.zoo import zoo_specs
@@ -239,7 +239,7 @@ def run_study(n: int, seed: int, checks_to_run, out, config: VerifyConfig = QUIC
             log(f"[{i}] {spec.name} {row['check']}: {row['status']} ({row['seconds']:.0f} s; mutations "
                 + ", ".join(f"{m['factor'] - 1:+.0%} {m['prediction']}: {m['status']}" for m in row["mutations"]) + ")")
 
-        study_model(spec.name, seed, todo, config, mutate=mutate, emit=emit)
+        study_model(spec.name, seed, todo, config, mutate=mutate, emit=emit, skip=skip)
         log(f"[{i}] {spec.name}: done in {time.perf_counter() - start:.0f} s")
     return done_rows(out)
 
@@ -304,10 +304,13 @@ def main(argv=None) -> int:
     p.add_argument("--families", nargs="+")
     p.add_argument("--backends", nargs="+")
     p.add_argument("--no-mutations", action="store_true")
+    p.add_argument("--skip-predictions", nargs="+", default=(), metavar="PREDICTION",
+                   help="predictions not to mutate (their labels in MUTATIONS), e.g. 'flow coefficient -1/4'")
     p.add_argument("--redo", action="store_true", help="rerun the checks even where OUT has a row (the new row replaces it)")
     a = p.parse_args(argv)
     rows = run_study(a.n, a.seed, a.checks, a.out, families=a.families, backends=a.backends,
-                     mutate=not a.no_mutations, log=lambda m: print(m, flush=True), redo=a.redo)
+                     mutate=not a.no_mutations, log=lambda m: print(m, flush=True), redo=a.redo,
+                     skip=tuple(a.skip_predictions))
     print(tables(rows))
     return 0
 
