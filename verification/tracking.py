@@ -89,6 +89,29 @@ def cluster_caveat(session, flow) -> str:
     return ("assumption violated (cluster theory, docs/theory.md §4c): " + "; ".join(notes)) if notes else ""
 
 
+def neighbourhood_caveat(runs: list[Trajectory]) -> str:
+    """"" while the GD+WD runs stay in the neighbourhood of Γ the analysis is local to, else why not (docs/theory.md
+    §6): at EoS the unit iterate sits ≈ a from Γ, a² = 2ηλ/(4 + G) (§4), so the mean squared distance ⟨‖w̄_t - Φ(w̄_t)‖²⟩
+    over a run falls ∝ ηλ, by the ratio of the rungs (≥ 30 over the ladder's ≥ 1.5 decades). Where it does not fall
+    at all (its fitted exponent over the rungs is not > 0 by two standard errors, ``session.falls``) the runs are not
+    in that neighbourhood whatever ηλ, and the O(ηλ) claims of the GD+WD checks are outside their premise."""
+    from .session import falls
+    from .verdicts import fit_exponent
+
+    runs = [tr for tr in runs if tr.offset_sq is not None and len(tr.offset_sq)]
+    if len(runs) < 3:
+        return ""
+    xs = np.array([tr.lr * tr.wd for tr in runs])
+    means = np.array([float(np.mean(tr.offset_sq)) for tr in runs])
+    p, se = fit_exponent(xs, means)
+    if falls(p, se):
+        return ""
+    rungs = ", ".join(f"{x:g}: {m:.2e}" for x, m in zip(xs, means))
+    return ("assumption violated: the runs leave the O(√ηλ) neighbourhood of Γ the analysis is local to (docs/theory.md "
+            f"§6): the mean squared distance ⟨‖w̄_t − Φ(w̄_t)‖²⟩ should fall ∝ ηλ (≈ 2ηλ/(4 + G)) but does not fall "
+            f"(∝ ηλ^{p:.2f} ± {se:.2f}: {rungs})")
+
+
 def with_caveat(res, caveat: str):
     """``res`` as assumption-violated with ``caveat`` first, its measured verdict kept in the message and details."""
     from .verdicts import Status
