@@ -5,6 +5,7 @@ The default run draws ``N_DEFAULT`` numpy zoo models from ``SEED`` (printed: set
 others; ``srflow verify --quick --models zoo:NAME --seed SEED`` reruns one) and runs the cheap checks; the slow run
 takes 30 models through every check the study covers and asserts issue 18's criteria (docs/zoo_baseline.md)."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -20,6 +21,9 @@ SEED = int(os.environ.get("SRFLOW_ZOO_SEED", "0"))
 N_DEFAULT = 2
 #: the cheap checks of the default run (no GD+WD ladder): seconds per model
 CHEAP = ("identities", "scale-collapse", "eos-entry")
+#: ``srflow verify --quick``'s configuration with a step budget of 2e4 for eos-entry's second, slower run (an
+#: ill-conditioned draw needs up to 4e5 steps there: minutes; within 2e4 it is inconclusive, which the test allows)
+DEFAULT_RUN = dataclasses.replace(QUICK, extend_steps=20_000)
 
 
 def _drawn(n, seed):
@@ -48,7 +52,7 @@ def test_drawn_zoo_models_pass_the_cheap_checks_and_reject_1_percent_mutations(c
     specs = _drawn(N_DEFAULT, SEED)
     rows = []
     for spec in specs:
-        rows += study_model(spec.name, SEED, CHEAP)
+        rows += study_model(spec.name, SEED, CHEAP, DEFAULT_RUN)
     with capsys.disabled():
         print(f"\n[test_zoo_verdicts] zoo seed {SEED}: " + "; ".join(f"{r['model']} {r['check']} {r['status']}"
                                                                    for r in rows))
