@@ -168,3 +168,18 @@ def test_runs_that_do_not_approach_gamma_as_eta_lambda_falls_are_outside_the_pre
     assert flat.startswith("assumption violated") and "does not fall" in flat and "3e-05" in flat
     # half the order (√ηλ) still falls: not this premise's business (the checks judge their own orders)
     assert neighbourhood_caveat(runs([np.sqrt(x) * 1e-2 for x in xs])) == ""
+
+
+def test_rungs_slower_than_the_slowest_normal_mode_are_outside_the_premise(monkeypatch):
+    """ηλ·κ/2 ≥ 1 (κ = λ₁/μ) on a judged rung: the slowest normal mode does not relax faster than the flow moves
+    (the zoo's lnnet-jax-min-d3-h3-n4-s914065686, κ = 6.3e4: ηλ·κ/2 = 9.5, 3.2 at 3e-4, 1e-4); sphere_circle: none."""
+    from types import SimpleNamespace
+
+    import srflow.verification.tracking as tracking
+
+    session = Session(make_model("sphere_circle"), QUICK, 0)
+    assert tracking.separation_caveat(session, QUICK.ladder) == ""
+    monkeypatch.setattr(tracking.th, "normal_conditioning", lambda model, theta: (6.3e4, 1.0))
+    msg = tracking.separation_caveat(SimpleNamespace(model=None, theta0=None), QUICK.ladder)
+    assert msg.startswith("assumption violated: time scales not separated") and "0.0001, 0.0003" in msg
+    assert "3e-05" not in msg.split("(ηλ·")[0]  # 3e-5·6.3e4/2 = 0.95 < 1

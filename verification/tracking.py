@@ -112,6 +112,25 @@ def neighbourhood_caveat(runs: list[Trajectory]) -> str:
             f"(∝ ηλ^{p:.2f} ± {se:.2f}: {rungs})")
 
 
+def separation_caveat(session, xs) -> str:
+    """"" while the rungs the verdict reads (the three smallest ηλ) separate the time scales the O(ηλ) expansion rests
+    on, else why not (docs/theory.md §6): at η_eff λ₁ = 2 the slowest normal mode (eigenvalue μ) relaxes by 2μ/λ₁ per
+    step while the flow moves O(ηλ) per step, so the expansion parameter is ηλ·κ/2 (κ = λ₁/μ at θ₀,
+    ``theory.normal_conditioning``); where it is ≥ 1 on a judged rung the ladder has not reached the regime the
+    claim is about."""
+    kappa, _ = th.normal_conditioning(session.model, session.theta0)
+    if not (kappa > 0 and np.isfinite(kappa)):
+        return ""
+    judged = sorted(float(x) for x in xs)[:3]
+    bad = [x for x in judged if x * kappa / 2 >= 1]
+    if not bad:
+        return ""
+    return (f"assumption violated: time scales not separated on the judged rungs (docs/theory.md §6): the slowest "
+            f"normal mode relaxes by 2μ/λ₁ = {2 / kappa:.2g} per step (λ₁/μ = {kappa:.3g}), not faster than the flow "
+            f"moves (ηλ per step) at ηλ = {', '.join(f'{x:g}' for x in bad)} (ηλ·λ₁/(2μ) = "
+            f"{', '.join(f'{x * kappa / 2:.2g}' for x in bad)}); the O(ηλ) claim needs ηλ < {2 / kappa:.2g}")
+
+
 def with_caveat(res, caveat: str):
     """``res`` as assumption-violated with ``caveat`` first, its measured verdict kept in the message and details."""
     from .verdicts import Status

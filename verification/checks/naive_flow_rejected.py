@@ -7,7 +7,7 @@ import srflow.theory as th
 from .. import tolerances as tol
 from ..ladder import GDWD_ORDER
 from ..session import CheckResult, Session, guard, result
-from ..tracking import neighbourhood_caveat, clock_error, cluster_caveat, gdwd_horizon, with_caveat
+from ..tracking import neighbourhood_caveat, separation_caveat, clock_error, cluster_caveat, gdwd_horizon, with_caveat
 from ..verdicts import Status, judge
 from . import _costs
 from ._record import Check, Series
@@ -42,7 +42,8 @@ def check_naive_flow_rejected(session: Session) -> CheckResult:
                      {"ladder": xs, "naive_errors": naive, "flow_errors": right, "naive_verdict": v.to_details(),
                       "G_max": float(flow.G.max())}, runs)
         # outside the runs' neighbourhood of Γ, or at a join, halt or near tie, the control tests nothing (docs §6, §4c)
-        return with_caveat(res, neighbourhood_caveat(runs) or cluster_caveat(session, flow))
+        return with_caveat(res, neighbourhood_caveat(runs) or separation_caveat(session, xs)
+                           or cluster_caveat(session, flow))
 
     return guard(session, name, run)
 
