@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from srflow.theory import sharpness
+from srflow.theory import equilibrium_norm_sq, sharpness
 from srflow.toy_models import from_jax, make_model
 from srflow.toy_models.jax_losses import factorization
 from srflow.toy_models.jax_losses import make_jax_model
@@ -55,10 +55,10 @@ def models(dim: int):
 
 def start(model, theta):
     """The EoS norm ‖w‖² = ηλ₁(θ)/(2(1-ηλ)) above θ, kicked by 1e-3 along a random direction."""
-    lam = sharpness(model, theta)
+    lam1 = sharpness(model, theta)
     kick = np.random.default_rng(1).standard_normal(model.dim)
     w = theta + 1e-3 * kick / np.linalg.norm(kick)
-    return np.sqrt(LR * lam / (2 * (1 - LR * WD))) * w / np.linalg.norm(w)
+    return np.sqrt(equilibrium_norm_sq(LR, WD, lam1)) * w / np.linalg.norm(w)
 
 
 def rate(run, budget: float, first: int) -> float:

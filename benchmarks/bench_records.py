@@ -1,4 +1,4 @@
-"""What measuring costs on the compiled path (issue 20): whole runs and per step of srflow's compiled simulator
+"""What measuring costs on the compiled path: whole runs and per step of srflow's compiled simulator
 against a hand-written JAX loop of the same update, side by side in one process, on normalized matrix
 factorization (``mf``) at D = 16, 80, 500, 4000. Printed, not asserted.
 
@@ -19,7 +19,7 @@ Every cell is compiled (run once) first; then the cells are timed in turn, ``--r
 shows medians (the machine is shared: interleaving spreads a load burst over all cells). ``whole``: the median
 time of a run of N steps; ``per step``: the marginal cost (t(2N) - t(N))/N, which cancels per-run costs (the
 first record's cold Lanczos, the host copies, building the Trajectory). N is set per D from a first timing of the
-hand loop so that one run lasts about ``--seconds``. The ratios are those of issue 20's targets: whole run vs
+hand loop so that one run lasts about ``--seconds``. The ratios are compared with these targets: whole run vs
 hand (≥ 0.8), λ₁ every 10 vs plain (≤ 1.25 at D ≥ 80, ≤ 2 at D = 16), Φ every 100 vs plain (≤ 2 at D ≥ 500,
 ≤ 5 at D = 16), batched vs hand vmap (≥ 0.9).
 """

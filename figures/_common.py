@@ -20,6 +20,10 @@ COLUMN, WIDE = (3.4, 2.6), (7.0, 2.6)
 STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 6.5, "xtick.labelsize": 7,
          "ytick.labelsize": 7, "lines.linewidth": 1.0, "savefig.dpi": 200, "figure.dpi": 100,
          "axes.grid": True, "grid.linewidth": 0.3, "grid.alpha": 0.5, "svg.hashsalt": "srflow"}
+#: no text in a figure is smaller than this (points): legends that modules shrink to fit are raised to it
+MIN_FONT = 6.0
+#: the panel letter: bold, a step above the titles (``panel_letters`` places it)
+LETTER = {"fontsize": 9, "fontweight": "bold"}
 #: fixed metadata: no dates, so that two runs give byte-identical files
 PNG_META = {"Software": "srflow"}
 PDF_META = {"Creator": "srflow", "Producer": "srflow", "CreationDate": None, "ModDate": None}
@@ -103,12 +107,40 @@ def make_figure(module, out: Path, quick: bool = False, seed: int = 0, recompute
     with plt.rc_context(STYLE):
         fig = plt.figure(figsize=getattr(module, "SIZE", COLUMN))
         module.plot(data, fig)
+        house_style(fig)
         fig.tight_layout()
+        panel_letters(fig)
         atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", metadata=PNG_META))
         atomic_write(pdf, lambda tmp: fig.savefig(tmp, format="pdf", metadata=PDF_META))
         plt.close(fig)
     atomic_write(txt, lambda tmp: Path(tmp).write_text(module.caption(data) + "\n"))
     return [png, pdf, txt]
+
+
+def house_style(fig) -> None:
+    """The style every figure shares, applied after its ``plot`` and before the layout: no text below MIN_FONT
+    points (``panel_letters`` follows the layout)."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        if text.get_fontsize() < MIN_FONT:
+            text.set_fontsize(MIN_FONT)
+
+
+def panel_letters(fig) -> None:
+    """Letters a, b, … (in the order of ``fig.axes``) on figures with more than one panel, each at the top left
+    corner of its panel's whole area (axes, tick labels, y label and title, as laid out): left of the y label and
+    level with the top of the title, so that neither a long title nor a long y label runs into it. Call after
+    ``tight_layout``."""
+    axes = fig.axes
+    if len(axes) < 2:
+        return
+    renderer = fig.canvas.get_renderer()
+    to_fig = fig.transFigure.inverted()
+    for letter, ax in zip("abcdefghijklmnopqrstuvwxyz", axes):
+        box = ax.get_tightbbox(renderer)
+        x0, y1 = to_fig.transform((box.x0, box.y1))
+        fig.text(x0, y1, letter, ha="left", va="top", **LETTER)
 
 
 # -- runs shared by several figures ------------------------------------------------------------------
@@ -122,26 +154,29 @@ def model_and_start(name: str, seed: int):
 
 
 @functools.lru_cache(maxsize=None)
-def phases_run(quick: bool, seed: int, model_name: str = "bn_linear", wd_lr: float = 1e-3, lr: float = 0.1,
+def phases_run(quick: bool, seed: int, model_name: str = "bn_linear", eta_lambda: float = 1e-3, lr: float = 0.1,
                ratio: float = 5.0):
     """GD+WD from a random start at ``ratio`` × the EoS norm of its limit: phase 1 (converge to Γ), phase 2
     (weight decay shrinks the norm), phase 3 (EoS). Records every step (λ₁, norm, loss) and Φ every ``k``."""
-    from srflow.theory import phase2_duration, project_to_manifold
+    from srflow.theory import eos_entry_step, equilibrium_norm_sq, phase2_steps, project_to_manifold
     from srflow.toy_models import make_model
     from srflow.verification.simulate import simulate
 
     model = make_model(model_name, rng=0)
     u = np.random.default_rng([seed, 7]).standard_normal(model.dim)
-    lam = float(np.linalg.eigvalsh(model.hess(project_to_manifold(model, u).theta))[-1])
-    w0 = u / np.linalg.norm(u) * np.sqrt(ratio * lr * lam / 2)
-    steps = int(np.log(ratio) / (2 * wd_lr) * (1.6 if quick else 3.0)) + 200
-    dense = simulate(model, w0, lr, steps, wd=wd_lr / lr, every=1, pairs=False)
-    phi = simulate(model, w0, lr, steps, wd=wd_lr / lr, every=max(1, steps // (25 if quick else 80)), track_phi=True,
+    lam1 = float(np.linalg.eigvalsh(model.hess(project_to_manifold(model, u).theta))[-1])
+    w0 = u / np.linalg.norm(u) * np.sqrt(ratio * equilibrium_norm_sq(lr, 0.0, lam1))  # the EoS norm at λ = 0
+    steps = int(phase2_steps(eta_lambda, ratio) * (1.6 if quick else 3.0)) + 200
+    wd = eta_lambda / lr
+    dense = simulate(model, w0, lr, steps, wd=wd, every=1, pairs=False)
+    phi = simulate(model, w0, lr, steps, wd=wd, every=max(1, steps // (25 if quick else 80)), track_phi=True,
                    pairs=False)
-    ph = dense.phases(1e-6)
+    from srflow.verification.tolerances import ON_GAMMA_RTOL_MAX
+
+    ph = dense.phases(ON_GAMMA_RTOL_MAX)
     i = int(np.searchsorted(dense.steps, ph["on-gamma"]))
-    predicted = ph["on-gamma"] + phase2_duration(lr, wd_lr / lr, dense.norm_sq[i], dense.sharpness[i] * dense.norm_sq[i])
-    return dense, phi, ph, predicted, lr, wd_lr
+    predicted = eos_entry_step(lr, wd, dense.norm_sq[i], dense.lam1[i] * dense.norm_sq[i], step_on_gamma=ph["on-gamma"])
+    return dense, phi, ph, predicted, lr, eta_lambda
 
 
 def eos_runs(model, theta0, lr: float, ladder, tau_end: float, records: int):
@@ -149,9 +184,9 @@ def eos_runs(model, theta0, lr: float, ladder, tau_end: float, records: int):
     from srflow.verification.simulate import eos_start, simulate
 
     runs = []
-    for lw in ladder:
-        steps = int(round(tau_end / lw))
-        runs.append(simulate(model, eos_start(model, theta0, lr, lw / lr), lr, steps, wd=lw / lr,
+    for eta_lambda in ladder:
+        steps = int(round(tau_end / eta_lambda))
+        runs.append(simulate(model, eos_start(model, theta0, lr, eta_lambda / lr), lr, steps, wd=eta_lambda / lr,
                              every=max(1, steps // records), track_phi=True, pairs=False))
     return runs
 

@@ -58,15 +58,15 @@ def compute(quick: bool, seed: int) -> dict:
     lam_u = lam1(model, u)
     out = {"ladder": np.array(ladder), "dim": model.dim, "lr": LR, "ratio": RATIO, "tau_end": tau_end,
            "nowd_eps": NOWD_EPS}
-    for k, wd_lr in enumerate(ladder):
-        wd = wd_lr / LR
-        steps = int(round(tau_end / wd_lr))
+    for k, eta_lambda in enumerate(ladder):
+        wd = eta_lambda / LR
+        steps = int(round(tau_end / eta_lambda))
         w0 = u * np.sqrt(RATIO * equilibrium_norm_sq(LR, wd, lam_u))
         tr = simulate_batch(model, w0[None], LR, steps, wd=wd, every=_odd(steps // records), pairs=False,
                             keep_iterates=k == 0)[0]
-        out[f"tau_{k}"], out[f"sph_{k}"] = tr.tau, tr.sharpness * tr.norm_sq
-        out[f"loss_{k}"], out[f"above_{k}"] = tr.loss, tr.sharpness >= eos_threshold(LR, wd)
-        out[f"rel_{k}"] = tr.sharpness / eos_threshold(LR, wd)
+        out[f"tau_{k}"], out[f"sph_{k}"] = tr.tau, tr.lam1 * tr.norm_sq
+        out[f"loss_{k}"], out[f"above_{k}"] = tr.loss, tr.lam1 >= eos_threshold(LR, wd)
+        out[f"rel_{k}"] = tr.lam1 / eos_threshold(LR, wd)
         if k == 0:
             iterates, i_entry = tr.iterates, int(np.argmax(out["above_0"]))
             entry = iterates[i_entry]
@@ -77,8 +77,8 @@ def compute(quick: bool, seed: int) -> dict:
                                                                        NOWD_EPS))
     tr = simulate_batch(model, start[None], LR, nowd_steps, every=_odd(nowd_steps // records), pairs=False)[0]
     out["nowd_s"] = np.log(tr.norm_sq / tr.norm_sq[0])
-    out["nowd_sph"], out["nowd_loss"], out["nowd_steps"] = tr.sharpness * tr.norm_sq, tr.loss, tr.steps
-    out["nowd_lam"] = tr.sharpness
+    out["nowd_sph"], out["nowd_loss"], out["nowd_steps"] = tr.lam1 * tr.norm_sq, tr.loss, tr.steps
+    out["nowd_lam"] = tr.lam1
     return out
 
 
@@ -99,7 +99,7 @@ def _flow_from(model, w, tau0: float, s_max: float) -> dict:
             stop = s_done
             break
         ss += list(s_done + piece.s[1:])
-        lams += list(piece.sharpness[1:])
+        lams += list(piece.lam1[1:])
         theta, s_done = piece.theta[-1], s_done + FLOW_CHUNK
     ss, lams = np.array(ss), np.array(lams)
     return {"flow_s": ss, "flow_lam": lams, "flow_tau": tau0 + 0.5 * (ss + np.log(lams[0] / lams)),
@@ -130,9 +130,9 @@ def entry_tau(d, k) -> float:
 
 def plot(d, fig):
     ax, ax2 = fig.subplots(1, 2)
-    for k, lw in enumerate(d["ladder"]):
+    for k, eta_lambda in enumerate(d["ladder"]):
         line, = ax.plot(pair_mean(d[f"tau_{k}"]), pair_mean(d[f"sph_{k}"]), ls=("-", "--", ":")[k % 3],
-                        label=f"GD+WD, ηλ = {lw:g}")
+                        label=f"GD+WD, ηλ = {eta_lambda:g}")
         ax.axvline(entry_tau(d, k), color=line.get_color(), lw=0.5, alpha=0.6)
     if "flow_lam" in d:
         ax.plot(d["flow_tau"], d["flow_lam"], "k-", lw=2.2, label="flow from Φ(entry), while λ₁ is simple")
@@ -181,10 +181,10 @@ def caption(d) -> str:
         p = np.polyfit(np.log(d["ladder"]), np.log(excess), 1)[0]
         trend = (f" The excess of λ₁(∇²L(w_t)) over the threshold {'shrinks' if p > 0 else 'does not shrink'} with ηλ "
                  f"(least-squares exponent {p:.2f} in ηλ).")
-    runs = "; ".join(f"ηλ = {lw:g}: EoS entry at τ = {entry_tau(d, k):.2f}, λ₁(w̄) {at_entry[k]:.4g} there and "
+    runs = "; ".join(f"ηλ = {eta_lambda:g}: EoS entry at τ = {entry_tau(d, k):.2f}, λ₁(w̄) {at_entry[k]:.4g} there and "
                      f"{finals[k]:.4g} at τ = {float(d['tau_end']):g} ({100 * (1 - finals[k] / at_entry[k]):.0f}% lower; "
                      f"λ₁(∇²L(w_t)) over the threshold 2(1-ηλ)/η, mean of the last quarter: {tail_rel(d, k):.3f})"
-                     for k, lw in enumerate(d["ladder"]))
+                     for k, eta_lambda in enumerate(d["ladder"]))
     return (f"Spherical sharpness λ₁(∇²L(w̄_t)) = ‖w_t‖²λ₁(∇²L(w_t)) of the BN MLP (D = {int(d['dim'])}, digits, "
             f"η = {float(d['lr']):g}, one random start at {float(d['ratio']):g}× the edge-of-stability norm), averaged "
             f"over consecutive records. Left, GD+WD over τ = ηλt: {runs}. For τ ≥ {start:.2f} "
@@ -202,18 +202,18 @@ def flow_sentence(d) -> str:
     if "flow_lam" not in d:
         return ("Quick mode: the flow's curve and λ₁(Φ(w̄_t)) are drawn in the full figure only (the matrix-free flow "
                 "takes minutes on a network).")
-    lam, tau = d["flow_lam"], d["flow_tau"]
+    flow_lam1, tau = d["flow_lam"], d["flow_tau"]
     text = (f"Black: the sharpness-reduction flow from Φ of the ηλ = {float(d['ladder'][0]):g} run's EoS entry "
-            f"(λ₁ = {float(lam[0]):.4g}, relative gap (λ₁ - λ₂)/λ₁ = {float(d['flow_gap0']):.2g} there), on the GD+WD "
+            f"(λ₁ = {float(flow_lam1[0]):.4g}, relative gap (λ₁ - λ₂)/λ₁ = {float(d['flow_gap0']):.2g} there), on the GD+WD "
             "clock τ(s)")
     if not np.isfinite(float(d["flow_gap_s"])):
-        text += f": λ₁ goes to {float(lam[-1]):.4g} by τ = {float(tau[-1]):.3g} (s = {float(d['flow_s'][-1]):.3g})."
-    elif len(lam) < 2:
+        text += f": λ₁ goes to {float(flow_lam1[-1]):.4g} by τ = {float(tau[-1]):.3g} (s = {float(d['flow_s'][-1]):.3g})."
+    elif len(flow_lam1) < 2:
         text += (f": its top eigenvalue loses its gap within the first Δs = {FLOW_CHUNK:g}, so the flow, which needs a "
                  "simple λ₁, is not drawn beyond its start.")
     else:
         text += (f": it is defined up to s = {float(d['flow_gap_s']):.3g} (τ = {float(tau[-1]):.3g}, ×), where λ₁ "
-                 f"({float(lam[-1]):.4g}, {100 * (1 - float(lam[-1]) / float(lam[0])):.1f}% below the start) meets λ₂: a "
+                 f"({float(flow_lam1[-1]):.4g}, {100 * (1 - float(flow_lam1[-1]) / float(flow_lam1[0])):.1f}% below the start) meets λ₂: a "
                  "simple top eigenvalue is an assumption of the theorem, and the reduction GD+WD keeps making beyond "
                  "it is outside its statement (docs/theory.md §9).")
     return text + (f" Squares: λ₁(Φ(w̄_t)) of that run, from {float(d['phi_lam'][0]):.4g} at τ = "

@@ -50,13 +50,13 @@ def compute(quick: bool, seed: int) -> dict:
     nets = {norm: bn_net("bn_mlp", normalized=norm, **SIZES[quick]) for norm in (True, False)}
     rows = conditions()
     out = {"dim": nets[True].dim, "n_train": nets[True].n_train, "n_test": nets[True].n_test, "lr": LR,
-           "ratio": RATIO, "labels": np.array([r[0] for r in rows]), "wd_lrs": np.array([r[2] for r in rows]),
+           "ratio": RATIO, "labels": np.array([r[0] for r in rows]), "eta_lambdas": np.array([r[2] for r in rows]),
            "normalized": np.array([r[1] for r in rows])}
     keys = ("test", "train", "loss", "sharp", "sph", "lr_used")
     res = {k: [[None] * seeds for _ in rows] for k in keys}
     for j in range(seeds):
         u = {norm: bn_init(model, seed, j) for norm, model in nets.items()}
-        for i, (_, norm, wd_lr) in enumerate(rows):
+        for i, (_, norm, eta_lambda) in enumerate(rows):
             model = nets[norm]
             if norm:
                 lr = LR
@@ -65,14 +65,14 @@ def compute(quick: bool, seed: int) -> dict:
             else:
                 w0 = u[norm]
                 lr = 1.0 / lam1(model, w0)
-            tr = simulate_batch(model, w0[None], lr, steps, wd=wd_lr / lr, every=every, pairs=False,
+            tr = simulate_batch(model, w0[None], lr, steps, wd=eta_lambda / lr, every=every, pairs=False,
                                 keep_iterates=True)[0]
             if tr.diverged:
                 raise RuntimeError(f"{rows[i][0]}, seed {j}: {tr.diverged}")
             res["test"][i][j] = [model.test_error(w) for w in tr.iterates]
             res["train"][i][j] = [model.train_error(w) for w in tr.iterates]
-            res["loss"][i][j], res["sharp"][i][j] = tr.loss, tr.sharpness
-            res["sph"][i][j] = tr.sharpness * tr.norm_sq
+            res["loss"][i][j], res["sharp"][i][j] = tr.loss, tr.lam1
+            res["sph"][i][j] = tr.lam1 * tr.norm_sq
             res["lr_used"][i][j] = np.full(len(tr.steps), lr)
             out["steps"] = tr.steps
     for k in keys:

@@ -54,25 +54,25 @@ def compute(quick: bool, seed: int) -> dict:
     from srflow.verification.simulate import simulate
 
     ladder, tau_end = _settings(quick)
-    wd_lrs = (0.0,) + ladder  # row 0: GD without WD
-    err = np.zeros((len(wd_lrs), SEEDS))
+    eta_lambdas = (0.0,) + ladder  # row 0: GD without WD
+    err = np.zeros((len(eta_lambdas), SEEDS))
     sharp, loss, extra = np.zeros_like(err), np.zeros_like(err), np.zeros_like(err)
     for k in range(SEEDS):
         task = bn_completion(np.random.default_rng([seed, k]), **TASK)
         w0 = np.random.default_rng([seed, k, 1]).standard_normal(task.dim)
         w0 /= np.linalg.norm(w0)
         lr = 1.0 / float(np.linalg.eigvalsh(task.hess(w0))[-1])
-        for row, wd_lr in enumerate(wd_lrs):
-            steps = int(round(tau_end / (wd_lr or min(ladder))))
-            w, loss[row, k], extra[row, k] = finish(task, simulate(task, w0, lr, steps, wd=wd_lr / lr, every=steps,
+        for row, eta_lambda in enumerate(eta_lambdas):
+            steps = int(round(tau_end / (eta_lambda or min(ladder))))
+            w, loss[row, k], extra[row, k] = finish(task, simulate(task, w0, lr, steps, wd=eta_lambda / lr, every=steps,
                                                                     pairs=False).w_last)
             err[row, k], sharp[row, k] = task.heldout_error(w), spherical_sharpness(task, w)
-    return {"wd_lrs": np.array(wd_lrs), "tau_end": tau_end, "err": err, "sharp": sharp, "loss": loss,
+    return {"eta_lambdas": np.array(eta_lambdas), "tau_end": tau_end, "err": err, "sharp": sharp, "loss": loss,
             "finish_steps": extra}
 
 
 def _labels(d) -> list[str]:
-    return ["GD, no WD" if lw == 0 else f"GD+WD\nηλ = {lw:g}" for lw in d["wd_lrs"]]
+    return ["GD, no WD" if eta_lambda == 0 else f"GD+WD\nηλ = {eta_lambda:g}" for eta_lambda in d["eta_lambdas"]]
 
 
 def _ci(x) -> tuple[float, float]:
@@ -120,10 +120,11 @@ def caption(d) -> str:
     ok = _trained(d)
     stats = [_ci(row[keep]) for row, keep in zip(d["err"], ok)]
     cols = "; ".join(f"{lab}: {m:.3f} ± {h:.3f}" for lab, (m, h) in zip(labels, stats))
-    nowd, wd = stats[0], stats[1:]
-    lw = d["wd_lrs"][1:]
-    separated = [f"{x:g}" for x, (m, h) in zip(lw, wd) if m + h < nowd[0] - nowd[1] or m - h > nowd[0] + nowd[1]]
-    lower = [m < nowd[0] for m, _ in wd]
+    nowd, with_wd = stats[0], stats[1:]
+    ladder = d["eta_lambdas"][1:]
+    separated = [f"{eta_lambda:g}" for eta_lambda, (m, h) in zip(ladder, with_wd)
+                 if m + h < nowd[0] - nowd[1] or m - h > nowd[0] + nowd[1]]
+    lower = [m < nowd[0] for m, _ in with_wd]
     if all(lower):
         verdict = "GD+WD ends with a lower mean held-out error than GD without WD at every ηλ"
     elif not any(lower):
@@ -133,10 +134,10 @@ def caption(d) -> str:
     verdict += (f"; the 95% intervals separate at ηλ = {', '.join(separated)}" if separated
                 else "; no 95% interval separates from that of GD without WD")
     paired = []  # the same seed with and without WD: the seed-to-seed spread cancels
-    for j, x in enumerate(lw, start=1):
+    for j, eta_lambda in enumerate(ladder, start=1):
         both = ok[0] & ok[j]
         m, h = _ci(d["err"][j][both] - d["err"][0][both])
-        paired.append(f"ηλ = {x:g}: {m:+.3f} ± {h:.3f} ({int(both.sum())} seeds)")
+        paired.append(f"ηλ = {eta_lambda:g}: {m:+.3f} ± {h:.3f} ({int(both.sum())} seeds)")
     verdict += ". Paired by seed, held-out error with WD minus without: " + "; ".join(paired)
     rho, p = _spearman(d)
     trained = d["err"][ok]

@@ -17,7 +17,7 @@ from ._common import WIDE, bn_init, bn_net, lam1, pair_mean
 NAME = "fig9_bn_eos"
 SIZE = WIDE
 LRS = (0.05, 0.1, 0.2)
-WD_LR = 2e-3
+ETA_LAMBDA = 2e-3
 RATIO = 4.0
 #: the network's sizes (quick, full): quick is a smaller network on fewer images; D is stated in the caption
 SIZES = {True: {"widths": (32, 32), "n_train": 64}, False: {}}
@@ -34,14 +34,14 @@ def compute(quick: bool, seed: int) -> dict:
 
     model = bn_net("bn_mlp", **SIZES[quick])
     steps, every = _settings(quick)
-    out = {"lrs": np.array(LRS), "wd_lr": WD_LR, "dim": model.dim, "ratio": RATIO}
+    out = {"lrs": np.array(LRS), "eta_lambda": ETA_LAMBDA, "dim": model.dim, "ratio": RATIO}
     for k, lr in enumerate(LRS):
         u = bn_init(model, seed, k)
         u = u / np.linalg.norm(u)
-        wd = WD_LR / lr
+        wd = ETA_LAMBDA / lr
         w0 = u * np.sqrt(RATIO * equilibrium_norm_sq(lr, wd, lam1(model, u)))
         tr = simulate(model, w0, lr, steps, wd=wd, every=every, pairs=False)
-        out[f"steps_{k}"], out[f"sharp_{k}"], out[f"loss_{k}"] = tr.steps, tr.sharpness, tr.loss
+        out[f"steps_{k}"], out[f"sharp_{k}"], out[f"loss_{k}"] = tr.steps, tr.lam1, tr.loss
         out[f"threshold_{k}"] = eos_threshold(lr, wd)
         out[f"train_err_{k}"] = model.train_error(tr.w_last)
     return out
@@ -54,16 +54,16 @@ def _ratio(d, k):
 
 def plot(d, fig):
     ax1, ax2 = fig.subplots(1, 2)
-    wd_lr = float(d["wd_lr"])
+    eta_lambda = float(d["eta_lambda"])
     for k, lr in enumerate(d["lrs"]):
         line, = ax1.semilogy(d[f"steps_{k}"], d[f"sharp_{k}"], lw=0.5, label=f"λ₁, η = {lr:g}")
         ax1.axhline(float(d[f"threshold_{k}"]), color=line.get_color(), ls="--", lw=0.9,
                     label=f"2(1-ηλ)/η = {float(d[f'threshold_{k}']):.3g}")
-        ax2.plot(pair_mean(d[f"steps_{k}"]) * wd_lr, _ratio(d, k), ls=("-", "--", ":")[k % 3], lw=0.9,
+        ax2.plot(pair_mean(d[f"steps_{k}"]) * eta_lambda, _ratio(d, k), ls=("-", "--", ":")[k % 3], lw=0.9,
                  color=line.get_color(), label=f"η = {lr:g}")
     ax1.set_xlabel("step t")
     ax1.set_ylabel("λ₁(∇²L(w_t))")
-    ax1.set_title(f"BN MLP (D = {int(d['dim'])}), GD+WD, ηλ = {wd_lr:g}")
+    ax1.set_title(f"BN MLP (D = {int(d['dim'])}), GD+WD, ηλ = {eta_lambda:g}")
     ax1.legend(ncol=2, fontsize=5.5, loc="lower right")
     ax2.axhline(1.0, color="k", lw=0.6, label="edge of stability")
     ax2.set_xlabel("τ = ηλt")
@@ -97,7 +97,7 @@ def caption(d) -> str:
     where = ("about" if all(abs(t - 1) < 0.05 for t in tails) else "above" if all(t > 1 for t in tails) else
              "below" if all(t < 1 for t in tails) else "on both sides of")
     return (f"Edge of stability on the BN MLP (D = {int(d['dim'])}, scikit-learn digits, full-batch GD+WD at "
-            f"ηλ = {float(d['wd_lr']):g}, {n} values of η, each from its own random start at {float(d['ratio']):g}× "
+            f"ηλ = {float(d['eta_lambda']):g}, {n} values of η, each from its own random start at {float(d['ratio']):g}× "
             "the edge-of-stability norm of its direction). Left: λ₁(∇²L(w_t)) by Lanczos on HVPs, with the "
             "threshold 2(1-ηλ)/η of each η (dashed, same colour): it rises while weight decay shrinks the norm, then "
             f"stays {where} the threshold. Right: λ₁ over the threshold, averaged over consecutive records (odd "

@@ -9,6 +9,12 @@ In the repository the four parts are top-level folders beside this one (``pip in
 copy -- ``python3 -m pytest`` and ``python3 -m srflow`` from the repository root find this folder first --
 the checkout's root is added to this package's search path when the parts are not inside it. Nothing is
 installed or imported as a top-level ``theory``/``figures``/...: the parts exist only as ``srflow.<part>``.
+
+Where a new piece goes: a model in ``toy_models/`` (a registered factory), a formula in ``theory/`` (a free
+function exported by ``theory/__init__.py``), a check as one file in ``verification/checks/``, a figure as one module
+in ``figures/``, a subcommand in ``cli.py``; each ``__init__.py`` says how. Names follow the math everywhere:
+``lr`` (η), ``wd`` (λ), ``eta_lambda`` (ηλ), ``lam1`` (λ₁), ``theta`` (a point of Γ), ``s``, ``tau``, ``G``
+(tests/test_names.py fails on a retired spelling).
 """
 
 import os as _os

@@ -165,10 +165,9 @@ def _settings_of(prev: dict, args):
     given = [f"--{k.replace('_', '-')}" for k in RESUMED if getattr(args, k) not in (None, False)]
     if given:
         raise UsageError(f"srflow: --resume: takes every setting from the report it resumes; drop {', '.join(given)}")
-    from srflow.verification.session import VerifyConfig
+    from srflow.verification.session import VerifyConfig, config_fields
 
-    fields = {f.name for f in dataclasses.fields(VerifyConfig)}
-    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in prev["config"].items() if k in fields}
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in config_fields(prev["config"]).items()}
     return (VerifyConfig(**cfg), list(prev["models"]), list(prev["requested_checks"]), int(prev["seed"]),
             prev.get("mode", "default"), prev.get("short_ladder", ""))
 
@@ -193,8 +192,8 @@ def _config(args):
     config = dataclasses.replace(cfg, lr=lr, ladder=tuple(ladder))
     steps = ladder_steps(config)
     if min(steps) < config.records:
-        lw = config.ladder[int(np.argmin(steps))]
-        raise UsageError(f"srflow: --ladder: ηλ = {lw:g} gives {min(steps)} step(s) to τ_end = {config.tau_end:g}, "
+        eta_lambda = config.ladder[int(np.argmin(steps))]
+        raise UsageError(f"srflow: --ladder: ηλ = {eta_lambda:g} gives {min(steps)} step(s) to τ_end = {config.tau_end:g}, "
                          f"fewer than the {config.records} records of a run; expected ηλ ≤ "
                          f"{config.tau_end / config.records:.3g}")
     return config, short

@@ -8,7 +8,8 @@ import pytest
 
 from broken_models import NaNInside, NotScaleInvariant, degenerate_top
 from run_memo import memoize_simulate
-from srflow.theory import eos_sharpness, naive_gdwd_steps, normalized_gd_steps, nowd_stop, phase2_duration
+from srflow.theory import (eos_entry_step, eos_sharpness, naive_gdwd_steps, normalized_gd_steps, nowd_stop,
+                           phase2_duration)
 from srflow.toy_models import make_model
 from srflow.verification.checks import (CHECKS, check_eos_entry, check_eos_equilibrium, check_flow_tracking,
                                  check_naive_flow_rejected, check_normalized_gd, check_nowd_clock, check_scale_collapse,
@@ -44,8 +45,9 @@ WRONG = {
         s, lambda m, th, lr, wd, coefficient=None: eos_sharpness(m, th, lr, wd, coefficient) + 2e-4 / lr),
     "eos-equilibrium (the quoted 2(1 - ηλ))": lambda s: check_eos_equilibrium(
         s, lambda m, th, lr, wd, coefficient=None: 2 * (1 - lr * wd) / lr),
-    "eos-entry (twice the duration)": lambda s: check_eos_entry(s, lambda *a: 2 * phase2_duration(*a)),
-    "eos-entry (off by 2 steps)": lambda s: check_eos_entry(s, lambda *a: phase2_duration(*a) + 2),
+    "eos-entry (twice the duration)": lambda s: check_eos_entry(
+        s, lambda lr, wd, norm_sq, lam1, step_on_gamma: step_on_gamma + 2 * phase2_duration(lr, wd, norm_sq, lam1)),
+    "eos-entry (off by 2 steps)": lambda s: check_eos_entry(s, lambda *a, **k: eos_entry_step(*a, **k) + 2),
     "scale-collapse (start not rescaled)": lambda s: check_scale_collapse(s, rescale=lambda c: 1.0),
     "scale-collapse (factor √c off by 1%)": lambda s: check_scale_collapse(s, rescale=lambda c: 1.01 * np.sqrt(c)),
     "scale-collapse (factor √c off by 0.3%)": lambda s: check_scale_collapse(s, rescale=lambda c: 1.003 * np.sqrt(c)),

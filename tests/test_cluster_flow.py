@@ -110,7 +110,7 @@ def test_a_simple_top_eigenvalue_gives_the_simple_flow_to_the_last_digit(name, t
     new = sharpness_reduction_flow(m, theta0, 0.4, n_out=21)
     old = simple_flow(m, theta0, 0.4, n_out=21)
     assert not new.events and np.all(new.cluster_size == 1)
-    for field in ("s", "theta", "sharpness", "G"):
+    for field in ("s", "theta", "lam1", "G"):
         assert np.array_equal(getattr(new, field), getattr(old, field)), field
     assert np.array_equal(new.at([0.123]), old.at([0.123]))
 
@@ -130,7 +130,7 @@ def test_a_double_top_eigenvalue_on_all_of_gamma():
     y = y_of(m, r.theta)
     s_ref = [great_circle_flow(y[0], y0, RHO) for y0 in y[1:, 0]]
     assert np.allclose(r.s[1:], s_ref, rtol=0, atol=1e-8)
-    assert np.allclose(r.sharpness, np.exp(RHO * y[:, 0]), rtol=1e-11)
+    assert np.allclose(r.lam1, np.exp(RHO * y[:, 0]), rtol=1e-11)
 
 
 def test_two_branches_with_opposite_gradients_halt_at_their_crossing():
@@ -162,7 +162,7 @@ def test_a_crossing_branch_that_falls_slower_takes_over():
     y = y_of(m, r.theta[late])
     s_ref = s_star + np.array([great_circle_flow(on_circle(y_start, -0.2), y0, RHO / 2) for y0 in y[:, 0]])
     assert np.allclose(r.s[late], s_ref, atol=1e-7)
-    assert np.allclose(r.sharpness[late], np.exp(RHO / 2 * y[:, 0] - 0.3), rtol=1e-10)
+    assert np.allclose(r.lam1[late], np.exp(RHO / 2 * y[:, 0] - 0.3), rtol=1e-10)
 
 
 def test_the_flow_slides_along_a_tie_with_both_branches_loaded():
@@ -176,7 +176,7 @@ def test_the_flow_slides_along_a_tie_with_both_branches_loaded():
     assert np.all(r.loaded[late] == 2)
     branch = RHO**2 * np.minimum(1 - y[:, 0] ** 2, 1 - y[:, 1] ** 2)
     assert np.all(r.G[late] < branch - 0.1)
-    dlog = np.gradient(np.log(r.sharpness[late]), r.s[late])
+    dlog = np.gradient(np.log(r.lam1[late]), r.s[late])
     assert np.max(np.abs(dlog[2:-2] + r.G[late][2:-2] / 4)) < 1e-4
 
 
@@ -184,7 +184,7 @@ def test_three_branches_meet_at_a_triple_point_where_the_flow_halts():
     m, r = flow_of("triple", 1.6)
     assert [(e["kind"], e["k"]) for e in r.events] == [("join", 2), ("join", 3), ("halt", 3)]
     assert np.allclose(y_of(m, r.theta[-1])[0], [0, 0, 1], atol=1e-8)
-    assert r.loaded[-1] == 3 and r.G[-1] < 1e-12 and abs(r.sharpness[-1] - 1.0) < 1e-8
+    assert r.loaded[-1] == 3 and r.G[-1] < 1e-12 and abs(r.lam1[-1] - 1.0) < 1e-8
 
 
 def test_one_step_moves_phi_by_the_cluster_drift():
@@ -288,7 +288,7 @@ def test_the_checks_name_a_near_tie_below_ten_eta_lambda():
     10·1e-3), not for one up to 1e-5."""
     class Flow:
         s = np.linspace(0, 1, 11)
-        sharpness = np.exp(-s)
+        lam1 = np.exp(-s)
         events = ()
         near_ties = ((0.2, 3e-4),)
 
@@ -307,7 +307,7 @@ def test_an_avoided_crossing_is_a_near_tie_not_a_join():
     assert not r.events and len(r.near_ties) == 1
     s_nt, gap = r.near_ties[0]
     i = np.argmin(np.abs(r.s - s_nt))
-    assert abs(gap - 2 * 2e-4 / r.sharpness[i]) < 1e-9
+    assert abs(gap - 2 * 2e-4 / r.lam1[i]) < 1e-9
 
 
 def test_the_audit_tells_a_crossing_from_an_avoided_crossing():
@@ -319,3 +319,33 @@ def test_the_audit_tells_a_crossing_from_an_avoided_crossing():
     m = TIE_MODELS["cross_avoided"]()
     b = theory.cluster_audit(m, m.minimizer(0), k=2)
     assert 2.96e-4 / 1.5 < b.min_gap[1] < 2.96e-4 * 1.5, b.min_gap
+
+
+@pytest.mark.parametrize("ladder, holds", [((1e-3, 3e-4, 1e-4), True), ((0.4, 0.3), False)])
+def test_a_gap_on_the_matrix_free_flow_names_the_cluster_theorys_time_scales(monkeypatch, ladder, holds):
+    """cross_halt treated matrix-free (the simple flow, as on the networks): its gap closes at the crossing,
+    s = 0.6004, and the verdict says whether the cluster flow's separation of time scales holds on the ladder:
+    Δτ = s(4 + G)/8 against the breathing period 2π√(ηλ/8) (independently: 2π·√(0.3/8) = 1.217 > Δτ ≈ 0.8 > 2π·√(1e-3/8) = 0.070)."""
+    import sys
+
+    monkeypatch.setattr(sys.modules["srflow.theory.sharpness"], "DENSE_MAX_DIM", 0)
+    session = Session(cross_halt(), VerifyConfig(lr=0.1, ladder=ladder, tau_end=1.0, records=5, extend_steps=0), 0)
+    with pytest.raises(theory.AssumptionViolated) as info:
+        session.flow(0.9)
+    exc = info.value
+    assert exc.kind == "gap" and 0.5 < exc.s <= 0.6004, str(exc)   # the monitor fires just before the crossing
+    G = session.model_info()["G_theta0"]
+    assert f"Δτ = {exc.s * (4 + G) / 8:.3g}" in str(exc)
+    assert ("the separation holds for ηλ ≤" in str(exc)) == holds, str(exc)
+    assert ("the separation of time scales fails on every rung" in str(exc)) == (not holds), str(exc)
+    res = checks.CHECKS["flow-tracking"](session)
+    assert res.status == "assumption-violated" and "cluster flow (docs/theory.md §4c)" in res.message
+
+
+def test_time_scale_separation_is_the_breathing_period_against_the_crossing_interval():
+    dtau, tau_b, x_max = theory.time_scale_separation(0.0011, 46.7, [1e-3, 1e-5])
+    assert dtau == pytest.approx(0.0011 * 50.7 / 8)
+    assert tau_b == pytest.approx([2 * np.pi * np.sqrt(1e-3 / 8), 2 * np.pi * np.sqrt(1e-5 / 8)])
+    assert 2 * np.pi * np.sqrt(x_max / 8) == pytest.approx(dtau)      # at ηλ_max the two times agree
+    with pytest.raises(ValueError, match="s_gap"):
+        theory.time_scale_separation(0.0, 1.0, 1e-3)

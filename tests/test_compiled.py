@@ -14,7 +14,7 @@ from srflow.verification.compiled import lanczos_top, simulate_batch, simulate_c
 from srflow.verification.simulate import ALGORITHMS, eos_start, simulate, two_cycle_start  # noqa: E402
 from srflow.verification.tolerances import EXACT_VS_EXACT_RTOL  # noqa: E402
 
-FIELDS = ("steps", "loss", "norm_sq", "sharpness", "sharpness_mid", "sharpness_next", "grad_norm", "clock", "clock_steps")
+FIELDS = ("steps", "loss", "norm_sq", "lam1", "lam1_mid", "lam1_next", "grad_norm", "clock", "clock_steps")
 
 
 @functools.cache
@@ -66,7 +66,7 @@ def test_phi_records_agree():
     w0 = gdwd_start(ref)
     a = simulate(ref, w0, 0.1, 200, wd=0.01, every=100, track_phi=True, pairs=False)
     b = simulate(jm, w0, 0.1, 200, wd=0.01, every=100, track_phi=True, pairs=False)
-    assert_same_run(a, b, FIELDS + ("phi_sharpness",))
+    assert_same_run(a, b, FIELDS + ("phi_lam1",))
     assert np.max(np.abs(a.phi - b.phi)) <= 1e-9 and np.max(np.abs(a.offset_sq - b.offset_sq)) <= 1e-9
 
 
@@ -217,12 +217,12 @@ def _rotating_path(dim, records, seed):
     q0, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
     s = rng.standard_normal((dim, dim))
     s = 0.01 * (s - s.T)
-    lam = np.concatenate([[1.0, 0.7], rng.uniform(-0.3, 0.5, dim - 3), [-2.0]])
+    spectrum = np.concatenate([[1.0, 0.7], rng.uniform(-0.3, 0.5, dim - 3), [-2.0]])
     drift = rng.uniform(-0.02, 0.02, dim)
     mats = []
     for t in range(records):
         q = expm(t * s) @ q0
-        mats.append(q @ np.diag(lam + drift * t) @ q.T)
+        mats.append(q @ np.diag(spectrum + drift * t) @ q.T)
     return mats
 
 

@@ -54,8 +54,9 @@ def flow(circle):
 
 # -- the library at its public boundary --------------------------------------------------------------------------
 #: a valid value of every argument of the closed forms (theory.predictions)
-VALID = {"lr": 0.1, "wd": 1e-3, "sharpness": 2.0, "norm_sq": 1.0, "G": 0.5, "eps": 0.1, "step_on_gamma": 10.0,
-         "cubic": 0.3, "ratios": [0.5], "tau": 1.0, "algorithm": "sqrt", "c": 2.0, "eta_lambda": 1e-3}
+VALID = {"lr": 0.1, "wd": 1e-3, "lam1": 2.0, "norm_sq": 1.0, "norm_ratio": 5.0, "G": 0.5, "eps": 0.1, "step_on_gamma": 10.0,
+         "cubic": 0.3, "ratios": [0.5], "tau": 1.0, "algorithm": "sqrt", "c": 2.0, "eta_lambda": 1e-3,
+         "s_gap": 0.01}
 PREDICTIONS = [f for _, f in inspect.getmembers(predictions, inspect.isfunction) if f.__module__ == predictions.__name__]
 
 
@@ -78,20 +79,20 @@ def test_every_closed_form_rejects_a_non_finite_argument_naming_it(fn, arg, bad)
 
 
 @pytest.mark.parametrize("call, exc, match", [
-    (lambda: th.equilibrium_norm_sq(0.1, 1e-3, -2.0), ValueError, r"sharpness: expected a spherical sharpness λ₁\(θ\) > 0"),
-    (lambda: th.equilibrium_norm_sq(0.1, 1e-3, 0.0), ValueError, r"sharpness: expected .* > 0"),
-    (lambda: th.equilibrium_norm_sq(0.1, 1e-3, np.array([2.0, -1.0])), ValueError, r"sharpness: expected .* got -1.0"),
-    (lambda: th.equilibrium_norm_sq(0.1, 1e-3, np.array([2.0, np.nan])), ValueError, r"sharpness: expected finite"),
+    (lambda: th.equilibrium_norm_sq(0.1, 1e-3, -2.0), ValueError, r"lam1: expected a spherical sharpness λ₁\(θ\) > 0"),
+    (lambda: th.equilibrium_norm_sq(0.1, 1e-3, 0.0), ValueError, r"lam1: expected .* > 0"),
+    (lambda: th.equilibrium_norm_sq(0.1, 1e-3, np.array([2.0, -1.0])), ValueError, r"lam1: expected .* got -1.0"),
+    (lambda: th.equilibrium_norm_sq(0.1, 1e-3, np.array([2.0, np.nan])), ValueError, r"lam1: expected finite"),
     (lambda: th.eos_entry_step(0.1, 1e-3, np.nan, 2.0), ValueError, r"norm_sq: expected a squared norm ‖w‖² > 0"),
-    (lambda: th.phase2_duration(0.1, 1e-3, norm_sq=0, sharpness=2.0), ValueError, r"norm_sq: expected .* > 0"),
-    (lambda: th.phase2_duration(0.1, 1e-3, norm_sq=-1.0, sharpness=2.0), ValueError, r"norm_sq: expected"),
+    (lambda: th.phase2_duration(0.1, 1e-3, norm_sq=0, lam1=2.0), ValueError, r"norm_sq: expected .* > 0"),
+    (lambda: th.phase2_duration(0.1, 1e-3, norm_sq=-1.0, lam1=2.0), ValueError, r"norm_sq: expected"),
     (lambda: th.oscillation_amplitude_sq(0.1, 1e-3, -1.0), ValueError, r"G: expected G = ‖∇_Γ log λ₁‖² >= 0"),
     (lambda: th.nowd_start_norm_sq(0.1, 2.0, -1.0), ValueError, r"eps: expected a finite ε > -1"),
     (lambda: th.alp_flip_step(0.1, 2.0, None), TypeError, r"algorithm: expected one of ngd"),
     (lambda: th.alp_flip_step(0.1, 2.0, "gd"), ValueError, r"algorithm: expected one of ngd"),
     (lambda: th.sqrt_cycle_split(2.0, 0.3, [[0.5]], 0.1, 1.0), ValueError, r"ratios: expected a 1-dimensional"),
     (lambda: th.sqrt_cycle_split(2.0, 0.3, [0.5], 0.1, -1.0), ValueError, r"tau: expected a time τ"),
-    (lambda: th.equilibrium_norm_sq(0.1, 1e-3, "2"), TypeError, r"sharpness: expected .* got str"),
+    (lambda: th.equilibrium_norm_sq(0.1, 1e-3, "2"), TypeError, r"lam1: expected .* got str"),
     (lambda: th.effective_lr(0.1, np.zeros(3)), ValueError, r"w: expected a nonzero vector"),
     (lambda: th.effective_lr(0.1, [1.0, np.nan]), ValueError, r"w: expected finite entries"),
     (lambda: th.effective_lr(0.1, None), TypeError, r"w: expected a real array, got None"),
@@ -185,7 +186,7 @@ def test_an_overflowing_derivative_ends_a_run_as_a_divergence_with_its_step(memb
     first_inside = int(np.ceil(np.log(0.5) / (2 * np.log(0.95))))  # (0.95)^(2t) < 0.5
     assert tr.diverged.startswith(f"diverged at step {first_inside - early}: ")
     assert "non-finite" in tr.diverged and "overflows float64" in tr.diverged
-    assert len(tr.steps) == first_inside - early and np.all(np.isfinite(tr.sharpness))
+    assert len(tr.steps) == first_inside - early and np.all(np.isfinite(tr.lam1))
     import re
     assert re.search(quantity, tr.diverged), tr.diverged
 
@@ -383,5 +384,5 @@ def test_a_second_ctrl_c_leaves_the_report_interrupted_with_not_run(tmp_path):
 
 def test_the_equilibrium_norm_is_elementwise_over_an_array_of_sharpness():
     """ηλ₁/(2(1 - ηλ)) for each λ₁ of an array (eos-equilibrium reads it along the flow), the same as one by one."""
-    lam = np.array([2.0, 4.5])
-    assert np.array_equal(th.equilibrium_norm_sq(0.1, 1e-3, lam), [th.equilibrium_norm_sq(0.1, 1e-3, x) for x in lam])
+    lam1 = np.array([2.0, 4.5])
+    assert np.array_equal(th.equilibrium_norm_sq(0.1, 1e-3, lam1), [th.equilibrium_norm_sq(0.1, 1e-3, x) for x in lam1])

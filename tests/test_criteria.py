@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from srflow.verification import tolerances as tol
-from srflow.verification.extrapolation import extrapolate_to_zero
+import srflow.theory as th
+from srflow.verification.extrapolation import (extrapolate_series_to_zero, extrapolate_to_zero, richardson_spread,
+                                                  whole_period_mean)
 
 X = np.array([1e-4, 3e-5, 1e-5])
 
@@ -34,6 +36,68 @@ def test_a_shifted_coefficient_is_rejected_by_the_extrapolation(offset):
     d = -offset + 5.0 * np.sqrt(X) + se * rng.standard_normal(3)
     alpha, err, *_ = extrapolate_to_zero(X, d, se)
     assert abs(alpha) > tol.EOS_SEM_FACTOR * err, (alpha, err)
+
+
+def test_a_truncation_resolved_on_one_rung_is_extrapolated():
+    """d = 0.9·ηλ (no offset), with the largest rung measured best (as on sphere_circle's c, whose batch means are
+    1e-5 at ηλ = 1e-4): β is not resolved in the fit, but the truncation 0.9·1e-4 is 9 s.e. on that rung, so it is
+    extrapolated instead of averaged -- the weighted mean would carry it into α (+8e-5 ± 1e-5, a false rejection).
+    Must-fail companion: the same data shifted by 1e-3 (0.1% of sphere_circle's c = -1.09) is rejected."""
+    se = np.array([1e-5, 3e-5, 2e-4])
+    d = 0.9 * X
+    ex = extrapolate_series_to_zero(X, d, se)
+    assert not ex.rejects(tol.EOS_SEM_FACTOR), ex
+    shifted = extrapolate_series_to_zero(X, d + 1e-3, se)
+    assert shifted.rejects(tol.EOS_SEM_FACTOR) and abs(shifted.alpha) > tol.EOS_SEM_FACTOR * shifted.se, shifted
+
+
+@pytest.mark.parametrize("truncation", ["sqrt", "linear"])
+def test_two_rungs_do_not_know_the_leading_order(truncation):
+    """Two rungs (`--quick`), a truncation 15·ηλ (no √ηλ term, as from the test session's start on sphere_circle:
+    +1.5e-3, +5e-4 at ηλ = 1e-4, 3e-5, s.e. 8e-5, 5e-5) or 0.15·√ηλ: the √ηλ extrapolation of the linear one is
+    -7e-4, 5 s.e. from 0 -- a false rejection, unless se(α) holds the difference from the ηλ extrapolation. Either
+    way, a shift of 0.3% of c = -4.3 (0.013) is rejected."""
+    x, se = np.array([1e-4, 3e-5]), np.array([8e-5, 5e-5])
+    d = 15 * x if truncation == "linear" else 0.15 * np.sqrt(x)
+    assert not extrapolate_series_to_zero(x, d, se).rejects(tol.EOS_SEM_FACTOR)
+    if truncation == "linear":
+        assert extrapolate_to_zero(x, d, se).rejects(tol.EOS_SEM_FACTOR)  # the √ηλ fit alone
+    for shift in (0.013, -0.013):
+        assert extrapolate_series_to_zero(x, d + shift, se).rejects(tol.EOS_SEM_FACTOR)
+
+
+def test_richardson_spread_is_zero_on_the_fitted_form_and_measures_the_next_term():
+    """Two-point extrapolations of α + β√x all give α (spread 0); a γx term makes them differ."""
+    assert richardson_spread(X, 0.2 + 3 * np.sqrt(X), 0.5) == pytest.approx(0.0, abs=1e-12)
+    assert richardson_spread(X, 0.2 + 3 * np.sqrt(X) + 50 * X, 0.5) > 1e-4
+
+
+@pytest.mark.parametrize("phase", [0.0, 0.7, 2.0])
+def test_the_mean_over_whole_breathing_periods_cancels_the_breathing(phase):
+    """y = m + A cos(ωt + φ) with ω = √(8ηλ) (theory.breathing_period), recorded every 7 steps over 13.5 periods:
+    the mean over whole periods is m to 1e-6·A, while the plain mean of the records is off by up to
+    A/(2π·13.5)·2 (the half period left over); the batch means' standard error is small, and inf below 3 periods."""
+    x, m, amp = 1e-4, 0.3, 2.0
+    period = th.breathing_period(x)
+    t = np.arange(0, 3000, 7.0)
+    y = m + amp * np.cos(2 * np.pi * t / period + phase)
+    got = whole_period_mean(y, t, x)
+    assert got.periods == 13
+    assert got.mean == pytest.approx(m, abs=1e-6 * amp)
+    assert got.se < 1e-5
+    assert abs(np.mean(y) - m) > 100 * abs(got.mean - m)  # the plain mean keeps part of the breathing
+    short = whole_period_mean(y[t < 2.5 * period], t[t < 2.5 * period], x)
+    assert short.periods == 2 and short.se == float("inf")
+
+
+def test_the_batch_means_see_a_wrong_period():
+    """A breathing whose period is 5% off the theory's leaks into the one-period blocks: their standard error
+    grows by orders of magnitude and covers the leak of the whole-period mean."""
+    x = 1e-4
+    period = 1.05 * th.breathing_period(x)
+    t = np.arange(0, 3000, 7.0)
+    got = whole_period_mean(2.0 * np.cos(2 * np.pi * t / period), t, x)
+    assert got.se > 1e-3 and abs(got.mean) < 3 * got.se
 
 
 def test_the_on_gamma_marker_scales_with_the_model():

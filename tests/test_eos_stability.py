@@ -9,10 +9,9 @@ import pytest
 import srflow.theory as th
 from srflow.toy_models import make_model, wrap
 from srflow.toy_models.breathing import breathing_rate_of_family
-from srflow.verification.checks.eos_equilibrium import check_eos_equilibrium, unstable_equilibrium
+from srflow.verification.checks.eos_equilibrium import check_eos_equilibrium
 from srflow.verification.checks.eos_stability import check_eos_stability
 from srflow.verification.session import Session, VerifyConfig
-from srflow.verification.tracking import gdwd_horizon
 from srflow.verification.verdicts import Status
 
 #: the rate's coefficients use central differences at relative step 1e-4 (Richardson-extrapolated ∇⁴L, G at two
@@ -90,20 +89,54 @@ def test_a_wrong_rate_fails(circle_session, delta):
     assert abs(r.details["deviation_at_zero"]) > 3 * r.details["deviation_at_zero_se"]
 
 
-def test_eos_equilibrium_does_not_pass_on_an_unstable_equilibrium():
-    """breathing(quartic=0.4) has κ = +1.044: eos-equilibrium does not pass; its verdict is assumption-violated,
-    'unstable equilibrium', with the predicted rate."""
-    cfg = VerifyConfig(ladder=(2e-3, 1e-3), tau_end=0.2, records=8)
-    r = check_eos_equilibrium(Session(make_model("breathing", quartic=0.4), cfg, seed=0))
-    assert r.status == Status.ASSUMPTION_VIOLATED
+#: breathing's horizon τ ≤ 1 at ηλ = 1e-3, 3e-4: both runs span ≥ 10 breathing periods (14 and 26), and at κ = +1.044
+#: the breathing grows by e^1.04 = ×2.8 over it (a few seconds of CPU: 3 Φ records per run)
+BREATHING_CFG = VerifyConfig(ladder=(1e-3, 3e-4), tau_end=1.0, records=3)
+
+
+def test_eos_equilibrium_does_not_pass_an_equilibrium_whose_breathing_grows_out_of_its_linear_regime():
+    """breathing(quartic=0.4) has κ = +1.044: over τ ≤ 1 its breathing grows out of the linear regime (ε ≥ E_MAX on
+    the run at ηλ = 1e-3), where η⟨λ₁⟩ = 2 + cηλ no longer describes the run: eos-equilibrium's verdict is
+    assumption-violated, 'unstable equilibrium', with the predicted rate κ and the measured one (which agree)."""
+    from srflow.verification.checks.eos_stability import E_MAX
+
+    r = check_eos_equilibrium(Session(make_model("breathing", quartic=0.4), BREATHING_CFG, seed=0))
+    assert r.status == Status.ASSUMPTION_VIOLATED, r.message
     assert r.message.startswith("assumption violated: unstable equilibrium"), r.message
     assert np.max(r.details["stability_rate_predicted"]) == pytest.approx(breathing_rate_of_family(0.4), rel=1e-5)
+    assert r.details["breathing_envelope_max"] >= E_MAX
+    assert r.details["breathing_rate_measured"] == pytest.approx(breathing_rate_of_family(0.4), rel=0.05), r.message
+    assert f"{r.details['breathing_rate_measured']:+.3f}" in r.message
 
 
-def test_eos_equilibrium_is_not_flagged_on_a_stable_equilibrium():
-    """The same family below the crossing (κ = -1.196): no instability is reported."""
-    s = Session(make_model("breathing", quartic=-0.3), VerifyConfig(ladder=(2e-3, 1e-3), tau_end=0.2, records=8), seed=0)
-    assert unstable_equilibrium(s, s.flow(gdwd_horizon(s))) is None
+def test_eos_equilibrium_passes_a_stable_equilibrium_and_reports_no_instability():
+    """The same family below the crossing (κ = -1.196), the same runs: the predictions pass, nothing is reported
+    unstable, and the breathing stays linear."""
+    from srflow.verification.checks.eos_stability import E_MAX
+
+    r = check_eos_equilibrium(Session(make_model("breathing", quartic=-0.3), BREATHING_CFG, seed=0))
+    assert r.status == Status.PASS, r.message
+    assert "unstable" not in r.message
+    assert np.all(r.details["stability_rate_predicted"] < 0) and r.details["breathing_envelope_max"] < E_MAX
+
+
+def test_an_unstable_equilibrium_whose_breathing_stays_linear_is_judged_and_reported():
+    """breathing(quartic=0.4) on a horizon τ ≤ 0.3 at ηλ ≤ 1e-4: the breathing grows (×1.37 predicted) but stays
+    linear, so the equilibrium's predictions are judged -- they hold on a fixed horizon whatever the sign of κ
+    (docs/theory.md §4d) -- and pass; the message names the unstable stretch with the predicted and measured
+    growth. Must-fail companion: c wrong by 3% on the same runs fails by its measured deviation."""
+    cfg = VerifyConfig(ladder=(1e-4, 3e-5), tau_end=0.3, records=3)
+    s = Session(make_model("breathing", quartic=0.4), cfg, seed=0)
+    r = check_eos_equilibrium(s)
+    assert r.status == Status.PASS, r.message
+    assert "the equilibrium is unstable on s ∈" in r.message and "measured ε from" in r.message, r.message
+    assert r.details["breathing_growth_predicted"] == pytest.approx(np.exp(0.3 * breathing_rate_of_family(0.4)), rel=0.05)
+    wrong = Session(s.model, cfg, seed=0)
+    wrong._cache = dict(s._cache)
+    bad = check_eos_equilibrium(wrong, lambda m, t, lr, wd, coefficient=None: th.eos_sharpness(
+        m, t, lr, wd, 1.03 * (coefficient if coefficient is not None else th.eos_sharpness_coefficient(m, t))))
+    assert bad.status == Status.FAIL, bad.message
+    assert abs(bad.details["c_deviation_at_zero"]) > 3 * bad.details["c_deviation_at_zero_se"]
 
 
 @pytest.mark.slow
@@ -115,6 +148,10 @@ def test_measured_rate_follows_the_prediction_across_the_crossing(quartic):
     assert r.status == Status.PASS, r.message
     assert r.details["stable"] == (quartic < 0.07375)
     assert np.all(np.sign(r.details["rate_measured"]) == np.sign(breathing_rate_of_family(quartic)))
+    # the verdict on the equilibrium, predicted and measured, with both rates in the message
+    want = "stable" if quartic < 0.07375 else "unstable"
+    assert r.details["stability"] == r.details["stability_measured"] == want, r.message
+    assert f"predicted {want} " in r.message and f"measured {want} " in r.message
 
 
 @pytest.mark.slow

@@ -43,12 +43,12 @@ def test_phase_markers_fire_where_the_norm_recursion_says(circle):
     """From ‖w₀‖² = 5× the EoS norm: on Γ quickly, then EoS at step ≈ on-Γ + phase2_duration."""
     lr, wd = 0.1, 0.01
     u = np.array([0.9, 0.3, 0.2])
-    lam = float(np.linalg.eigvalsh(circle.hess(project_to_manifold(circle, u).theta))[-1])
-    w0 = u / np.linalg.norm(u) * np.sqrt(5 * lr * lam / 2)
+    lam1 = float(np.linalg.eigvalsh(circle.hess(project_to_manifold(circle, u).theta))[-1])
+    w0 = u / np.linalg.norm(u) * np.sqrt(5 * lr * lam1 / 2)
     tr = simulate(circle, w0, lr, 1200, wd=wd, every=1, pairs=False)
     ph = tr.phases(1e-6)
     i = ph["on-gamma"]
-    expected = i + phase2_duration(lr, wd, tr.norm_sq[i], tr.sharpness[i] * tr.norm_sq[i])
+    expected = i + phase2_duration(lr, wd, tr.norm_sq[i], tr.lam1[i] * tr.norm_sq[i])
     assert 0 < i < ph["eos"] and abs(tr.crossing(ph["eos"]) - expected) < 0.1
     assert ph["eos"] - 1 < expected <= ph["eos"]
 

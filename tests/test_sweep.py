@@ -314,6 +314,42 @@ def test_build_records_the_revision(tmp_path):
     assert got.stdout.split() == ["unknown", "unknown"], got.stderr
 
 
+def test_an_sdist_carries_the_revision(tmp_path):
+    """``setup.py sdist`` puts the checkout's revision into the sdist's verification/_build_revision.py; a build
+    from the unpacked sdist (no git there) keeps it, and one from a copy without that file says "unknown"."""
+    import tarfile
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
+    egg_info = ROOT / "srflow.egg-info"
+    had_egg_info = egg_info.exists()
+    try:
+        out = subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp_path / "dist")], cwd=ROOT,
+                             capture_output=True, text=True)
+    finally:
+        if not had_egg_info:
+            shutil.rmtree(egg_info, ignore_errors=True)
+    assert out.returncode == 0, out.stderr
+    (archive,) = (tmp_path / "dist").glob("srflow-*.tar.gz")
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    (src,) = (tmp_path / "unpacked").iterdir()
+    assert f"REVISION = {head.stdout.strip()!r}" in (src / "verification" / "_build_revision.py").read_text()
+
+    def built_revision():
+        build = tmp_path / "build"
+        shutil.rmtree(build, ignore_errors=True)
+        done = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(build)], cwd=src,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return (build / "srflow" / "verification" / "_build_revision.py").read_text()
+
+    assert f"REVISION = {head.stdout.strip()!r}" in built_revision()
+    (src / "verification" / "_build_revision.py").unlink()
+    assert "REVISION = 'unknown'" in built_revision()
+
+
 @pytest.mark.parametrize("script", ["central_comparison.py", "sweep_to_pandas.py"])
 def test_examples_run(script, tmp_path):
     """The scripts in docs/examples run from a checkout; the central comparison shows the error falling ∝ ηλ and
@@ -496,3 +532,27 @@ def test_scheduler_and_workers_with_a_worker_killed(tmp_path):
     remote = xr.load_dataset(tmp_path / "remote" / "sweep.nc")
     local, _ = run_sweep(load_spec(spec), tmp_path / "local", tmp_path / "cache-local", quiet=True)
     xr.testing.assert_equal(remote.drop_vars("seconds"), local.drop_vars("seconds"))
+
+
+def test_ladder_verdicts_are_plain_strings_that_netcdf_stores(tmp_path):
+    """path_verdict and clock_verdict mix a judged (model, seed) with one "not judged" (a rung unfinished, as after
+    an interrupt): every entry is a plain str, so the dataset writes (a Status enum among str made xarray refuse
+    it, "mixed native types": an interrupted sweep of two seeds with a full ladder crashed, exit 3, on writing its
+    partial dataset, and so did the rerun)."""
+    from srflow.verification.sweep_cells import _verdicts
+
+    import tomllib
+
+    spec = parse_spec(tomllib.loads(TINY.format(ladder="4e-3, 1e-3, 4e-4, 1e-4")))  # 1.6 decades: judged
+    x = np.array(spec.eta_lambda)
+    status = np.full((1, 2, len(x)), "ok", dtype=object)
+    status[0, 1, -1] = "pending"
+    errors = np.stack([[5e-2 * x, 5e-2 * x]])  # falls at order 1: judged on seed 0
+    data = _verdicts(spec, {"path_error": errors, "clock_error": errors + 1e-3}, status)
+    for name in ("path_verdict", "clock_verdict"):
+        values = data[name][1]
+        assert all(type(v) is str for v in values.ravel()), [type(v) for v in values.ravel()]
+        assert values[0, 1] == "not judged"
+    ds = xr.Dataset(data, coords={"model": ["m"], "seed": [0, 1]})
+    ds.to_netcdf(tmp_path / "v.nc", engine="h5netcdf")  # as sweep._write: raises on a mixed object array
+    assert str(xr.load_dataset(tmp_path / "v.nc", engine="h5netcdf").path_verdict.values[0, 1]) == "not judged"

@@ -27,11 +27,11 @@ def test_symbolic_constants_equal_the_numeric_closed_forms():
 
     by_name = {r.name: r for r in eos_period_two.derive()}
     assert by_name["amplitude"].expr == "2*mu/(G + 4)"
-    for lr, wd, lam, G in [(0.1, 1e-3, 3.0, 0.0), (0.5, 0.01, 7.0, 2.5)]:
+    for lr, wd, lam1, G in [(0.1, 1e-3, 3.0, 0.0), (0.5, 0.01, 7.0, 2.5)]:
         assert oscillation_amplitude_sq(lr, wd, G) == pytest.approx(float(sp.Rational(2) * lr * wd / (G + 4)), rel=1e-15)
-        flip = lr * lam * np.cos(0.0) / (2 * (1 - lr * wd))
-        assert equilibrium_norm_sq(lr, wd, lam) == pytest.approx(flip, rel=1e-15)
-        assert lam / flip == pytest.approx(eos_threshold(lr, wd), rel=1e-15)
+        flip = lr * lam1 * np.cos(0.0) / (2 * (1 - lr * wd))
+        assert equilibrium_norm_sq(lr, wd, lam1) == pytest.approx(flip, rel=1e-15)
+        assert lam1 / flip == pytest.approx(eos_threshold(lr, wd), rel=1e-15)
 
 
 def test_derivation_fails_when_the_claim_is_wrong():
@@ -40,8 +40,8 @@ def test_derivation_fails_when_the_claim_is_wrong():
 
     from srflow.theory.symbolic._common import is_zero
 
-    delta, lam, dlam = sp.symbols("delta lambda dlambda", positive=True)
-    assert not is_zero(-(delta**2 / 4) * dlam / lam - (-(delta**2 / 2) * dlam / lam))
+    delta, lam1, dlam = sp.symbols("delta lambda dlambda", positive=True)
+    assert not is_zero(-(delta**2 / 4) * dlam / lam1 - (-(delta**2 / 2) * dlam / lam1))
 
 
 def test_cli_derive_one_and_unknown(capsys):

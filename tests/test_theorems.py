@@ -29,33 +29,33 @@ def instances(draw):
     return model, theta0, draw(st.floats(0.05, 0.2)), draw(st.floats(1e-4, 5e-4))
 
 
-def _eos_run(model, theta0, lr, wd_lr, tau_end, records=10):
-    steps = int(round(tau_end / wd_lr))
-    return simulate(model, eos_start(model, theta0, lr, wd_lr / lr), lr, steps, wd=wd_lr / lr,
+def _eos_run(model, theta0, lr, eta_lambda, tau_end, records=10):
+    steps = int(round(tau_end / eta_lambda))
+    return simulate(model, eos_start(model, theta0, lr, eta_lambda / lr), lr, steps, wd=eta_lambda / lr,
                     every=max(1, steps // records), track_phi=True)
 
 
 def _assert_equilibrium(inst):
-    model, theta0, lr, wd_lr = inst
-    tr = _eos_run(model, theta0, lr, wd_lr, tau_end=0.05)
+    model, theta0, lr, eta_lambda = inst
+    tr = _eos_run(model, theta0, lr, eta_lambda, tau_end=0.05)
     assert not tr.diverged and not tr.monitor
-    pair = np.mean(lr * 0.5 * (tr.sharpness + tr.sharpness_next))
-    norm_dev = np.max(np.abs(tr.norm_sq * 2 * (1 - wd_lr) / (lr * tr.phi_sharpness) - 1))
-    assert abs(pair - 2 * (1 - wd_lr)) <= tol.EOS_COEF_MAX * wd_lr, pair
-    assert norm_dev <= tol.EOS_COEF_MAX * wd_lr, norm_dev
+    pair = np.mean(lr * 0.5 * (tr.lam1 + tr.lam1_next))
+    norm_dev = np.max(np.abs(tr.norm_sq * 2 * (1 - eta_lambda) / (lr * tr.phi_lam1) - 1))
+    assert abs(pair - 2 * (1 - eta_lambda)) <= tol.EOS_COEF_MAX * eta_lambda, pair
+    assert norm_dev <= tol.EOS_COEF_MAX * eta_lambda, norm_dev
 
 
 def _assert_tracking(inst):
     """The error at ηλ/4 is at most 4^-(1 - ORDER_MARGIN) of the error at ηλ: it falls at the theory's order
     (O(ηλ)) within the verdicts' margin, whatever its constant."""
-    model, theta0, lr, wd_lr = inst
+    model, theta0, lr, eta_lambda = inst
     tau_end = 0.1
     flow = sharpness_reduction_flow(model, theta0, s_end=2 * tau_end + 0.05, n_out=201)
     errors = []
-    for lw in (wd_lr, wd_lr / 4):
-        tr = _eos_run(model, theta0, lr, lw, tau_end)
+    for rung in (eta_lambda, eta_lambda / 4):
+        tr = _eos_run(model, theta0, lr, rung, tau_end)
         assert not tr.diverged and not tr.monitor
-        s = s_at_steps(flow, gdwd_steps(flow, lr, lw / lr), tr.steps)
+        s = s_at_steps(flow, gdwd_steps(flow, lr, rung / lr), tr.steps)
         errors.append(np.max(np.linalg.norm(tr.phi - flow.at(s), axis=1)))
     assert errors[1] <= errors[0] * 4.0 ** -(1 - tol.ORDER_MARGIN), errors
 

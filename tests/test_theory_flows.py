@@ -37,7 +37,7 @@ def test_flow_matches_closed_form_on_circle():
                     rtol=1e-12, atol=1e-14)
     phi = np.arctan2(r.theta[:, 1], r.theta[:, 0])
     assert np.max(np.abs(phi - ref.y[0])) < 1e-8
-    assert np.allclose(r.sharpness, 1 + RHO * np.cos(phi) ** 2, rtol=1e-12)
+    assert np.allclose(r.lam1, 1 + RHO * np.cos(phi) ** 2, rtol=1e-12)
     assert np.allclose(r.G, circle_log_lam_prime(phi) ** 2, rtol=1e-9)
 
 
@@ -79,7 +79,7 @@ def test_nowd_stop_on_circle():
     from scipy.optimize import brentq
 
     r = circle_flow()
-    lr, norm0 = 0.1, 0.1 * r.sharpness[0] / 2 * 0.8  # starts 25% above the threshold
+    lr, norm0 = 0.1, 0.1 * r.lam1[0] / 2 * 0.8  # starts 25% above the threshold
     s_star = nowd_stop(r, lr, norm0)
     phi_of_s = lambda s: np.arctan2(*r.at(s)[0][[1, 0]])  # noqa: E731
     ref = brentq(lambda s: lr * (1 + RHO * np.cos(phi_of_s(s)) ** 2) - 2 * norm0 * np.exp(s), 0, r.s[-1])
@@ -94,14 +94,14 @@ def test_nowd_final_is_the_reflection_of_the_start_about_the_edge():
     r = circle_flow()
     lr = 0.1
     for eps in (0.05, 0.2):
-        norm0 = lr * r.sharpness[0] / (2 * (1 + eps))
+        norm0 = lr * r.lam1[0] / (2 * (1 + eps))
         phi_of_s = lambda s: np.arctan2(*r.at(s)[0][[1, 0]])  # noqa: E731
         ref = brentq(lambda s: lr * (1 + RHO * np.cos(phi_of_s(s)) ** 2) / (2 * norm0 * np.exp(s)) - 1 / (1 + eps),
                      0, r.s[-1])
         s_f = nowd_final(r, lr, norm0)
         assert abs(s_f - ref) < 1e-9  # Hermite λ₁ between samples (linear was off by ~1e-5 here)
         assert 1.8 < s_f / nowd_stop(r, lr, norm0) < 2.2
-    assert nowd_final(r, lr, 10 * lr * r.sharpness[0]) == 0.0
+    assert nowd_final(r, lr, 10 * lr * r.lam1[0]) == 0.0
 
 
 @pytest.mark.parametrize("name", TOY_MODELS)
@@ -111,14 +111,14 @@ def test_flow_runs_from_a_minimizer_and_sharpness_does_not_increase(name):
     model = make_model(name)
     theta0 = model.minimizer(np.random.default_rng(0))
     r = sharpness_reduction_flow(model, theta0, s_end=0.2, n_out=21)
-    assert np.all(np.diff(r.sharpness) <= 1e-9 * r.sharpness[0])
+    assert np.all(np.diff(r.lam1) <= 1e-9 * r.lam1[0])
     assert r.drift < 1e-6
     for th in r.theta:
-        assert np.linalg.norm(model.grad(th)) < 1e-8 * r.sharpness[0] and abs(np.linalg.norm(th) - 1) < 1e-12
+        assert np.linalg.norm(model.grad(th)) < 1e-8 * r.lam1[0] and abs(np.linalg.norm(th) - 1) < 1e-12
     if r.G[0] > 1e-8:
-        assert r.sharpness[-1] < r.sharpness[0] * (1 - 1e-4)
+        assert r.lam1[-1] < r.lam1[0] * (1 - 1e-4)
     else:
-        assert name == "sym_mf" and np.ptp(r.sharpness) < 1e-9 * r.sharpness[0]
+        assert name == "sym_mf" and np.ptp(r.lam1) < 1e-9 * r.lam1[0]
 
 
 def test_flow_rejects_a_start_off_gamma():
@@ -153,12 +153,12 @@ TRACK_TOL = 2e-3
 
 
 @functools.cache
-def tracking(name, wd_lr=1e-5, tau_end=0.5, lr=0.1):
+def tracking(name, eta_lambda=1e-5, tau_end=0.5, lr=0.1):
     model = make_model(name)
     theta0 = circle_point(0.5) if name == "sphere_circle" else model.minimizer(np.random.default_rng(1))
     r = sharpness_reduction_flow(model, theta0, s_end=2 * tau_end + 0.05, n_out=401)
-    wd = wd_lr / lr
-    steps = int(round(tau_end / wd_lr))
+    wd = eta_lambda / lr
+    steps = int(round(tau_end / eta_lambda))
     tr = simulate(model, eos_start(model, theta0, lr, wd), lr, steps, wd=wd, every=1000, track_phi=True, pairs=False)
     steps, thetas, norms, amp_sq = tr.steps, tr.phi, tr.norm_sq, tr.offset_sq
     errors = {}
@@ -205,5 +205,5 @@ def test_sharpness_between_the_flow_samples_is_exact_to_its_interpolation_order(
     s = np.linspace(0.0013, 0.297, 5)
     exact = np.array([manifold_point(m, t).lam1 for t in flow.at(s)])
     hermite = np.max(np.abs(flow.sharpness_at(s) / exact - 1))
-    linear = np.max(np.abs(np.interp(s, flow.s, flow.sharpness) / exact - 1))
+    linear = np.max(np.abs(np.interp(s, flow.s, flow.lam1) / exact - 1))
     assert hermite < 1e-9 < linear, (hermite, linear)

@@ -9,8 +9,8 @@ from srflow.toy_models import make_model
 
 def test_threshold_and_equilibrium_norm_agree():
     """At the equilibrium norm, λ₁(∇²L(w)) = λ₁(θ)/‖w‖² equals the EoS threshold 2(1 - ηλ)/η."""
-    for lr, wd, lam in [(0.1, 1e-3, 5.0), (0.5, 0.2, 0.3), (1e-3, 10.0, 100.0)]:
-        assert lam / equilibrium_norm_sq(lr, wd, lam) == pytest.approx(eos_threshold(lr, wd), rel=1e-14)
+    for lr, wd, lam1 in [(0.1, 1e-3, 5.0), (0.5, 0.2, 0.3), (1e-3, 10.0, 100.0)]:
+        assert lam1 / equilibrium_norm_sq(lr, wd, lam1) == pytest.approx(eos_threshold(lr, wd), rel=1e-14)
 
 
 def test_amplitude_limits():
@@ -24,16 +24,16 @@ def test_amplitude_limits():
 def test_phase2_duration_is_exact_for_pure_decay_and_matches_theory_limit():
     """(1-ηλ)^{2t}‖w‖² reaches the EoS norm after phase2_duration steps; for small ηλ it tends to
     the quoted (1/(2ηλ)) ln(2‖w‖²/(ηλ₁))."""
-    lr, wd, lam, n2 = 0.1, 1e-3, 4.0, 3.0
-    t = phase2_duration(lr, wd, n2, lam)
-    assert (1 - lr * wd) ** (2 * t) * n2 == pytest.approx(equilibrium_norm_sq(lr, wd, lam), rel=1e-12)
-    for lw in [1e-3, 1e-5]:
-        approx = np.log(2 * n2 / (0.1 * lam)) / (2 * lw)
-        assert phase2_duration(0.1, lw / 0.1, n2, lam) == pytest.approx(approx, rel=2 * lw)
-    assert eos_entry_step(lr, wd, n2, lam, step_on_gamma=17) == pytest.approx(17 + t)
-    assert phase2_duration(lr, wd, 1e-6, lam) == 0.0
+    lr, wd, lam1, n2 = 0.1, 1e-3, 4.0, 3.0
+    t = phase2_duration(lr, wd, n2, lam1)
+    assert (1 - lr * wd) ** (2 * t) * n2 == pytest.approx(equilibrium_norm_sq(lr, wd, lam1), rel=1e-12)
+    for eta_lambda in [1e-3, 1e-5]:
+        approx = np.log(2 * n2 / (0.1 * lam1)) / (2 * eta_lambda)
+        assert phase2_duration(0.1, eta_lambda / 0.1, n2, lam1) == pytest.approx(approx, rel=2 * eta_lambda)
+    assert eos_entry_step(lr, wd, n2, lam1, step_on_gamma=17) == pytest.approx(17 + t)
+    assert phase2_duration(lr, wd, 1e-6, lam1) == 0.0
     with pytest.raises(ValueError, match="wd: without weight decay"):
-        phase2_duration(lr, 0.0, n2, lam)
+        phase2_duration(lr, 0.0, n2, lam1)
 
 
 @pytest.mark.parametrize("factor, stable", [(0.5, True), (2.5, False)])
@@ -43,9 +43,9 @@ def test_threshold_bracket_for_gd_near_gamma(factor, stable):
     stability, so the peak of the kick is what tells."""
     model = make_model("sphere_circle")
     theta = np.array([np.cos(0.5), np.sin(0.5), 0.0])
-    lam = np.linalg.eigvalsh(model.hess(theta))[-1]
+    lam1 = np.linalg.eigvalsh(model.hess(theta))[-1]
     v1 = np.array([0.0, 0.0, 1.0])
-    lr = factor * eos_threshold(1.0) / lam * 1.0  # eos_threshold(1) = 2
+    lr = factor * eos_threshold(1.0) / lam1 * 1.0  # eos_threshold(1) = 2
     w = theta + 1e-6 * v1
     peak = 0.0
     for _ in range(20):
@@ -82,10 +82,10 @@ def test_sqrt_cycle_split_limits():
     r(1 - r); before it the drift is linear, |T|τ/(12δ)."""
     from srflow.theory import alp_flip_step, sqrt_cycle_split
 
-    lam, lr = 2.0, 0.01
-    assert sqrt_cycle_split(lam, -3.0, [0.2, 0.7], lr, 0.0) == 0.5
-    assert sqrt_cycle_split(lam, 0.0, [0.2, 0.7], lr, 10.0) == 0.5
-    c = sqrt_cycle_split(lam, -3.0, [0.2, 0.45], lr, 10.0)
+    lam1, lr = 2.0, 0.01
+    assert sqrt_cycle_split(lam1, -3.0, [0.2, 0.7], lr, 0.0) == 0.5
+    assert sqrt_cycle_split(lam1, 0.0, [0.2, 0.7], lr, 10.0) == 0.5
+    c = sqrt_cycle_split(lam1, -3.0, [0.2, 0.45], lr, 10.0)
     assert c * (1 - c) == pytest.approx(0.45 * 0.55 / 2, rel=1e-12) and c > 0.5
     tau = 1e-4
-    assert sqrt_cycle_split(lam, 3.0, [0.45], lr, tau) == pytest.approx(0.5 + 3 * tau / (12 * alp_flip_step(lr, lam, "sqrt")))
+    assert sqrt_cycle_split(lam1, 3.0, [0.45], lr, tau) == pytest.approx(0.5 + 3 * tau / (12 * alp_flip_step(lr, lam1, "sqrt")))

@@ -85,7 +85,7 @@ def test_a_slow_coupled_mode_is_unslaved_and_an_uncoupled_one_does_not_count():
     sl = th.eos_slaving(net, theta, 1e-4)
     kappa = th.eos_stability(net, theta).rate
     assert sl.chi.max() > 10 and abs(sl.unslaved) > 0.9 * abs(kappa)
-    r = -np.log(np.abs(1 - 2 * sl.lam / sl.lam1))
+    r = -np.log(np.abs(1 - 2 * sl.lam_j / sl.lam1))
     assert np.allclose(sl.chi, np.sqrt(8e-4) / r)
     mf = make_model("mf")
     sl = th.eos_slaving(mf, Session(mf, QUICK, 0).theta0, 1e-4)
@@ -127,15 +127,15 @@ def test_thirty_zoo_models(tmp_path):
 
 # -- eos-entry on an ill-conditioned model: phase 2 must outlast phase 1 ------------------------------------------
 def test_the_entry_run_is_slowed_to_outlast_phase_one():
-    """ηλ = min(entry_wd_lr, log r/(4N₁)), N₁ = rκ·log(1/ρ)/2: unchanged for a well-conditioned model (κ = 10), slower
+    """ηλ = min(entry_eta_lambda, log r/(4N₁)), N₁ = rκ·log(1/ρ)/2: unchanged for a well-conditioned model (κ = 10), slower
     for κ = 914 (the zoo bn model whose phases did not separate at 3e-4), NaN κ keeps the configured value."""
     from srflow.verification.checks.eos_entry import entry_eta_lambda
 
     x, n1 = entry_eta_lambda(QUICK, 10.0, 1e-6)
-    assert x == QUICK.entry_wd_lr and np.isclose(n1, 5 * 10 * np.log(1e6) / 2)
+    assert x == QUICK.entry_eta_lambda and np.isclose(n1, 5 * 10 * np.log(1e6) / 2)
     x, n1 = entry_eta_lambda(QUICK, 914.0, 1e-8)
     assert np.isclose(x, np.log(5) / (4 * 5 * 914 * np.log(1e8) / 2)) and np.log(5) / (2 * x) >= 2 * n1
-    assert entry_eta_lambda(QUICK, float("nan"), 1e-6)[0] == QUICK.entry_wd_lr
+    assert entry_eta_lambda(QUICK, float("nan"), 1e-6)[0] == QUICK.entry_eta_lambda
 
 
 @pytest.mark.slow
@@ -160,7 +160,7 @@ def test_runs_that_do_not_approach_gamma_as_eta_lambda_falls_are_outside_the_pre
     rng = np.random.default_rng(0)
 
     def runs(means):
-        return [SimpleNamespace(lr=0.1, wd=x / 0.1, offset_sq=m * (1 + 0.3 * rng.standard_normal(50)) ** 2)
+        return [SimpleNamespace(lr=0.1, wd=x / 0.1, eta_lambda=x, offset_sq=m * (1 + 0.3 * rng.standard_normal(50)) ** 2)
                 for x, m in zip(xs, means)]
 
     assert neighbourhood_caveat(runs([0.4 * x for x in xs])) == ""

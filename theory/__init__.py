@@ -9,11 +9,13 @@ derivations.
   ``backend.for_model`` picks: ``dense.py`` (D ≤ DENSE_MAX_DIM) or ``matrix_free.py`` (HVPs only, with ``rkc.py``);
   ``gamma.py`` holds what both share (``AssumptionViolated``, ``Diverged``, the records, the tolerances).
 * ``flows.py``: the sharpness-reduction flow and the clocks of each algorithm; ``eos.py``: the EoS sharpness to
-  O(ηλ); ``predictions.py``: the closed forms (EoS threshold and norm, amplitude, phase-2 length, ...).
+  O(ηλ); ``predictions.py``: the closed forms (EoS threshold 2(1 - ηλ)/η and norm, η_eff·λ₁, amplitude, breathing
+  period, phase-2 length, ...).
 * ``symbolic/``: the sympy derivations behind the constants (offline, ``srflow derive``).
 
 A new formula goes into the module of its kind as a free function with its formula in the docstring, and is
-exported below; checks, simulators and figures then call it from here (one source of truth per formula).
+exported below; checks, simulators and figures then call it from here (one source of truth per formula). Arguments
+are named after the math: ``lr`` (η), ``wd`` (λ), ``eta_lambda`` (ηλ where it is one quantity), ``lam1`` (λ₁).
 """
 
 from .cluster_flow import ClusterAudit, ClusterPoint, cluster_audit, cluster_point
@@ -26,8 +28,10 @@ from .manifold import (AssumptionViolated, ManifoldPoint, Projection, gradient_f
                        normal_conditioning,
                        project_to_manifold, riemannian_grad_log_sharpness, tangent_space)
 from .matrix_free import grad_log_sharpness_matrix_free, project_matrix_free
-from .predictions import (alp_flip_step, breathing_period, collapse_factor, eos_entry_step, eos_threshold, equilibrium_norm_sq, nowd_start_norm_sq,
-                          oscillation_amplitude_sq, phase2_duration, sqrt_cycle_split)
+from .predictions import (alp_flip_step, breathing_frequency, breathing_period, collapse_factor, eos_entry_step,
+                          time_scale_separation,
+                          eos_lr_sharpness, eos_threshold, equilibrium_norm_sq, eta_eff_sharpness, nowd_start_norm_sq,
+                          norm_decay_rate, oscillation_amplitude_sq, phase2_duration, phase2_steps, sqrt_cycle_split)
 from .sharpness import (Eigenpairs, check_hyperparameters, effective_lr, is_dense, sharpness,
                         spectral_gap, spherical_sharpness, top_eigenpairs)
 
@@ -38,8 +42,8 @@ __all__ = [
     "riemannian_grad_log_sharpness", "AssumptionViolated", "normal_conditioning",
     "sharpness_reduction_flow", "FlowResult", "gdwd_steps", "gdwd_tau", "naive_gdwd_steps", "nowd_norm_sq",
     "nowd_flow_time", "nowd_stop", "nowd_final", "normalized_gd_steps", "sqrt_gd_steps", "s_at_steps",
-    "eos_threshold", "equilibrium_norm_sq", "oscillation_amplitude_sq", "phase2_duration", "eos_entry_step",
+    "eos_threshold", "equilibrium_norm_sq", "oscillation_amplitude_sq", "norm_decay_rate", "phase2_duration", "eos_entry_step",
     "nowd_start_norm_sq", "alp_flip_step", "breathing_period", "collapse_factor", "eos_sharpness", "eos_sharpness_coefficient",
-    "sqrt_cycle_split", "simple_flow", "cluster_point", "ClusterPoint", "cluster_audit", "ClusterAudit",
+    "sqrt_cycle_split", "eos_lr_sharpness", "eta_eff_sharpness", "breathing_frequency", "phase2_steps", "time_scale_separation", "simple_flow", "cluster_point", "ClusterPoint", "cluster_audit", "ClusterAudit",
     "eos_stability", "EosStability", "breathing_rate", "stability_coefficients", "eos_slaving", "Slaving",
 ]

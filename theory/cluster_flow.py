@@ -413,7 +413,7 @@ def cluster_audit(model, theta, k: int = 4, tie_rtol: float = 0.02) -> ClusterAu
     theta = np.asarray(theta, dtype=np.float64)
     eig = top_eigenpairs(model, theta, k=k)
     vals, U = eig.values, eig.vectors
-    lam = float(vals[0])
+    lam1 = float(vals[0])
     if is_dense(model):
         basis = tangent_space(model, theta)
 
@@ -423,15 +423,15 @@ def cluster_audit(model, theta, k: int = 4, tie_rtol: float = 0.02) -> ClusterAu
         from .matrix_free import tangent_project
 
         def proj(v):
-            return tangent_project(model, theta, v, lam)
+            return tangent_project(model, theta, v, lam1)
     g = np.zeros((k, k, model.dim))
     for i in range(k):
         for j in range(i, k):
-            if i == 0 or i == j or vals[0] - vals[j] <= tie_rtol * lam:
-                g[i, j] = g[j, i] = proj(model.third(theta, U[:, i], U[:, j])) / lam
+            if i == 0 or i == j or vals[0] - vals[j] <= tie_rtol * lam1:
+                g[i, j] = g[j, i] = proj(model.third(theta, U[:, i], U[:, j])) / lam1
     g1 = g[0, 0]
     closing = np.array([0.25 * (g1 @ g1 - g[j, j] @ g1) for j in range(k)])   # d(gap_j)/ds along the simple flow
-    gap = (lam - vals) / lam
+    gap = (lam1 - vals) / lam1
     with np.errstate(divide="ignore", invalid="ignore"):
         cross = np.where(closing > 0, gap / closing, np.inf)
     coupling = np.array([0.25 * (g[0, j] @ g1) for j in range(k)])

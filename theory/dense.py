@@ -30,10 +30,10 @@ def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_
 def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6) -> Projection:
     """Φ(w/‖w‖) by the BDF flow (Jacobian -∇²L) until ‖∇L‖ ≤ grad_rtol·λ₁, then ``newton_polish``."""
     x0 = unit(as_vector(w, "w", model.dim), "w")
-    lam = float(np.linalg.eigvalsh(model.hess(x0))[-1])
-    if lam <= 0:
-        raise AssumptionViolated(f"w: ∇²L has no positive eigenvalue at w̄ (λ₁ = {lam:.3g}); not near a minimizer")
-    x, t_used = flow_to_small_gradient(model, x0, grad_rtol * lam, max_time, "BDF", jac=lambda t, x: -model.hess(x))
+    lam1 = float(np.linalg.eigvalsh(model.hess(x0))[-1])
+    if lam1 <= 0:
+        raise AssumptionViolated(f"w: ∇²L has no positive eigenvalue at w̄ (λ₁ = {lam1:.3g}); not near a minimizer")
+    x, t_used = flow_to_small_gradient(model, x0, grad_rtol * lam1, max_time, "BDF", jac=lambda t, x: -model.hess(x))
     theta = newton_polish(model, unit(x, "w"))
     return Projection(theta, float(np.linalg.norm(model.grad(theta))), t_used, float(np.linalg.norm(theta - x0)))
 
@@ -83,8 +83,8 @@ def normal_conditioning(model, theta: np.ndarray, rank_rtol: float = RANK_RTOL) 
     return lam1 / float(positive.min()), g
 
 
-def second_order_sum(model, theta, lam: float, v1: np.ndarray, t: np.ndarray) -> float:
+def second_order_sum(model, theta, lam1: float, v1: np.ndarray, t: np.ndarray) -> float:
     """Σ_{i≥2} ⟨v_i, t⟩²/(λ₁ - λ_i) over the eigenpairs of ∇²L(θ) other than (λ₁, v₁), from one ``eigh``."""
     vals, vecs = np.linalg.eigh(model.hess(theta))
     t11 = vecs[:, :-1].T @ t
-    return float(np.sum(t11**2 / (lam - vals[:-1])))
+    return float(np.sum(t11**2 / (lam1 - vals[:-1])))

@@ -59,11 +59,11 @@ def eos_sharpness_coefficient(model, theta, h: float = FD_REL_STEP) -> float:
     other eigenpairs is one CG solve (``theory.matrix_free.second_order_sum``)."""
     positive_real(h, "h", "a finite-difference step > 0 (relative to ‖θ‖ = 1)")
     mp = manifold_point(model, theta)
-    lam, v1, G = mp.lam1, mp.v1, mp.G
-    second_order = backend.for_model(model).second_order_sum(model, mp.theta, lam, v1, model.third(mp.theta, v1, v1))
+    lam1, v1, G = mp.lam1, mp.v1, mp.G
+    second_order = backend.for_model(model).second_order_sum(model, mp.theta, lam1, v1, model.third(mp.theta, v1, v1))
     quartic = fourth_along(model, mp.theta, v1, h)
     dG = grad_G_along_flow(model, mp, h)
-    return float(-1.0 + dG / (4 + G) ** 2 - G / (4 + G) + 4.0 / ((4 + G) * lam) * (quartic / 3 + second_order))
+    return float(-1.0 + dG / (4 + G) ** 2 - G / (4 + G) + 4.0 / ((4 + G) * lam1) * (quartic / 3 + second_order))
 
 
 def eos_sharpness(model, theta, lr: float, wd: float, coefficient: float | None = None) -> float:

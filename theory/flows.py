@@ -40,7 +40,7 @@ CANONICAL_COEF = -0.25
 
 @dataclass(frozen=True, eq=False)
 class FlowResult:
-    """Samples of the canonical flow: ``s`` (n,), ``theta`` (n, D) on Γ, ``sharpness`` λ₁(θ) (n,),
+    """Samples of the canonical flow: ``s`` (n,), ``theta`` (n, D) on Γ, ``lam1`` λ₁(θ) (n,),
     ``G`` (n,) = ‖g*‖² (g* = ∇_Γ log λ₁ for a simple λ₁, the minimum-norm element of its generalized gradient on a
     cluster), ``drift`` = max distance of the integrated state from Γ before re-projection, and the
     dense solution ``sol`` (in s) for evaluation between samples via ``at``.
@@ -52,7 +52,7 @@ class FlowResult:
 
     s: np.ndarray
     theta: np.ndarray
-    sharpness: np.ndarray
+    lam1: np.ndarray
     G: np.ndarray
     drift: float
     sol: object
@@ -88,7 +88,7 @@ class FlowResult:
         if np.any(s < self.s[0] - 1e-12) or np.any(s > self.s[-1] + 1e-12):
             raise ValueError(f"s: expected values in [{self.s[0]:g}, {self.s[-1]:g}], got [{s.min():g}, {s.max():g}]")
         slope = CANONICAL_COEF * np.asarray(self.G)  # d log λ₁/ds = -¼G along the canonical flow
-        log_lam = np.log(self.sharpness)
+        log_lam = np.log(self.lam1)
         out = np.empty(s.shape)
         # one interpolant per segment between events of the cluster flow (repeated samples: G jumps there)
         for sl in _segments(self.s):
@@ -102,11 +102,11 @@ class FlowResult:
 
     def to_xarray(self):
         """The samples as an ``xarray.Dataset`` on dimension ``s`` (flow time): ``theta`` (s, component),
-        ``sharpness`` λ₁(ζ(s)), ``G``, and ``tau`` = ηλ(t - t₀) of GD+WD at EoS (``gdwd_tau``); ``drift`` in the
+        ``lam1`` λ₁(ζ(s)), ``G``, and ``tau`` = ηλ(t - t₀) of GD+WD at EoS (``gdwd_tau``); ``drift`` in the
         attrs. The dense solution and the model are not included."""
         import xarray as xr
 
-        data = {"theta": (("s", "component"), self.theta), "sharpness": ("s", self.sharpness),
+        data = {"theta": (("s", "component"), self.theta), "lam1": ("s", self.lam1),
                 "G": ("s", self.G), "tau": ("s", gdwd_tau(self))}
         if self.cluster_size is not None:
             data["cluster_size"] = ("s", self.cluster_size)
@@ -117,7 +117,7 @@ def _field(model, s: float, x: np.ndarray, coef: float, on_gap: str) -> np.ndarr
     try:
         return coef * manifold_point(model, newton_polish(model, x, iters=1), on_gap=on_gap).grad_log
     except AssumptionViolated as exc:
-        raise AssumptionViolated(f"{exc} (flow time s = {s:.4g})") from None
+        raise AssumptionViolated(f"{exc} (flow time s = {s:.4g})", kind=exc.kind, s=s) from None
 
 
 def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol: float = 1e-9,
@@ -138,7 +138,7 @@ def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol
     >>> import numpy as np; from srflow.toy_models import make_model
     >>> m = make_model("sphere_circle")
     >>> r = sharpness_reduction_flow(m, np.array([np.cos(0.3), np.sin(0.3), 0.0]), s_end=0.5, n_out=3)
-    >>> bool(r.sharpness[-1] < r.sharpness[0])
+    >>> bool(r.lam1[-1] < r.lam1[0])
     True
     """
     theta0, coef = _validated_start(model, theta0, s_end, n_out, rtol, atol, coef, on_gap)
@@ -154,14 +154,14 @@ def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol
         if k == 1:
             mp = manifold_point(model, th, on_gap="ignore")
             vals = np.linalg.eigvalsh(model.hess(th))[::-1]
-            lam, G, ld, eg = mp.lam1, mp.G, 1, (vals[0] - vals[1]) / vals[0] if len(vals) > 1 else np.inf
+            lam1, G, ld, eg = mp.lam1, mp.G, 1, (vals[0] - vals[1]) / vals[0] if len(vals) > 1 else np.inf
         else:
             cp = cluster_point(model, th, int(k))
-            lam, G, ld, eg = cp.lam1, cp.G, cp.loaded, cp.edge_gap
+            lam1, G, ld, eg = cp.lam1, cp.G, cp.loaded, cp.edge_gap
             if G <= _halt_rtol() * cp.branch_scale and not any(e["kind"] == "halt" for e in events):
                 events.append({"s": float(s[i]), "kind": "halt", "k": int(k), "G": G})
         thetas.append(th)
-        lams.append(lam)
+        lams.append(lam1)
         gs.append(G)
         loaded.append(ld)
         edge.append(eg)
@@ -191,8 +191,8 @@ def _validated_start(model, theta0, s_end, n_out, rtol, atol, coef, on_gap):
                       "and the flow has usually come to rest at a stationary point of λ₁ long before",
                       stacklevel=3)
     theta0 = unit(theta0, "theta0")
-    lam = sharpness(model, theta0)
-    off = float(np.linalg.norm(model.grad(theta0))) / max(lam, 1e-300)
+    lam1 = sharpness(model, theta0)
+    off = float(np.linalg.norm(model.grad(theta0))) / max(lam1, 1e-300)
     if off > START_GRAD_RTOL:
         raise AssumptionViolated(f"theta0: not on Γ: ‖∇L(θ₀)‖/λ₁ = {off:.3g} > {START_GRAD_RTOL:g}; "
                                  "start from theory.project_to_manifold(model, w).theta")
@@ -230,7 +230,7 @@ def _simple(model, theta0, s_end, n_out, rtol, atol, coef, on_gap) -> FlowResult
 def _flow_result(result) -> FlowResult:
     """``result`` if it has the samples the clocks read (``s``, ``sharpness``: a ``FlowResult`` or a stand-in such
     as ``verification.tracking.ScaledFlow``), else a TypeError naming it."""
-    if not (hasattr(result, "s") and hasattr(result, "sharpness")):
+    if not (hasattr(result, "s") and hasattr(result, "lam1")):
         raise TypeError(f"result: expected a FlowResult (from sharpness_reduction_flow), got {type(result).__name__}")
     return result
 
@@ -242,7 +242,7 @@ def _norm0_sq(norm0_sq) -> float:
 def gdwd_tau(result: FlowResult) -> np.ndarray:
     """τ - τ₀ = ηλ(t - t₀) = ½ [s + log(λ₁(ζ(0))/λ₁(ζ(s)))] for each sample of ``result``."""
     _flow_result(result)
-    return 0.5 * (result.s + np.log(result.sharpness[0] / result.sharpness))
+    return 0.5 * (result.s + np.log(result.lam1[0] / result.lam1))
 
 
 def gdwd_steps(result: FlowResult, lr: float, wd: float) -> np.ndarray:
@@ -285,7 +285,7 @@ def nowd_stop(result: FlowResult, lr: float, norm0_sq: float) -> float:
     """
     check_hyperparameters(lr)
     _flow_result(result)
-    margin = lr * result.sharpness - 2 * nowd_norm_sq(result, norm0_sq)
+    margin = lr * result.lam1 - 2 * nowd_norm_sq(result, norm0_sq)
     if margin[0] <= 0:
         return 0.0
     if margin[-1] > 0:
@@ -307,7 +307,7 @@ def nowd_final(result: FlowResult, lr: float, norm0_sq: float) -> float:
     """
     check_hyperparameters(lr)
     _flow_result(result)
-    u = np.log(lr * result.sharpness / (2 * nowd_norm_sq(result, norm0_sq)))
+    u = np.log(lr * result.lam1 / (2 * nowd_norm_sq(result, norm0_sq)))
     if u[0] <= 0:
         return 0.0
     if u[-1] > -u[0]:
@@ -344,15 +344,15 @@ def sqrt_gd_steps(result: FlowResult, lr: float) -> np.ndarray:
     O(Δs⁴); a trapezoid's O(Δs²) leaves a floor of ~1e-6 in s)."""
     check_hyperparameters(lr)
     _flow_result(result)
-    # a cubic spline's antiderivative: O(Δs⁴), where the trapezoid's O(Δs²) left a floor of ~1e-6 in s; one
+    # a cubic spline's antiderivative: O(Δs⁴) (a trapezoid rule's O(Δs²) would leave a floor of ~1e-6 in s); one
     # spline per segment between events (λ₁ has a kink there)
     out, total = [], 0.0
     for sl in _segments(result.s):
-        x, y = result.s[sl], 2.0 / result.sharpness[sl]
+        x, y = result.s[sl], 2.0 / result.lam1[sl]
         if len(x) == 1:
             out.append(np.array([total]))
             continue
-        if len(x) == 2:  # trapezoid
+        if len(x) == 2:  # two samples: the trapezoid rule
             vals = total + np.array([0.0, 0.5 * (y[0] + y[1]) * (x[1] - x[0])])
         else:
             integral = CubicSpline(x, y).antiderivative()

@@ -28,7 +28,15 @@ def check_on_gap(on_gap) -> None:
 
 class AssumptionViolated(ValueError):
     """A theory assumption fails at a point (no spectral gap, rank condition, off Γ); the message says
-    which, where and by how much."""
+    which, where and by how much. ``kind`` names the assumption for callers that react to it ("gap": λ₁ is not
+    simple), ``s`` the flow time where it failed (None when not on a flow)."""
+
+    def __init__(self, message: str, kind: str | None = None, s: float | None = None):
+        super().__init__(message)
+        self.kind, self.s = kind, s
+
+    def __reduce__(self):  # keeps kind and s through pickling (Dask workers)
+        return (type(self), (str(self), self.kind, self.s))
 
 
 def gap_violated(gap: float, lam1: float, gap_rtol: float, on_gap: str) -> None:
@@ -37,7 +45,7 @@ def gap_violated(gap: float, lam1: float, gap_rtol: float, on_gap: str) -> None:
     if gap <= gap_rtol * lam1 and on_gap != "ignore":
         msg = f"assumption violated: spectral gap λ₁ - λ₂ = {gap:.3g} (λ₁ = {lam1:.3g}) at θ; ∇λ₁ is undefined"
         if on_gap == "raise":
-            raise AssumptionViolated(msg)
+            raise AssumptionViolated(msg, kind="gap")
         warnings.warn(msg, stacklevel=4)  # the caller of theory.manifold_point
 
 

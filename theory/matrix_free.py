@@ -52,8 +52,8 @@ from .sharpness import sharpness, top_eigenpairs
 CG_RTOL = 1e-12
 
 
-def pinv_hvp(model, x: np.ndarray, b: np.ndarray, lam: float, rtol: float = CG_RTOL) -> np.ndarray:
-    """A⁺b for A = P∇²L(x)P, P = I - x̂x̂ᵀ, eigenvalues |μ| ≤ RANK_RTOL·λ₁ counted as zero (``lam`` = λ₁).
+def pinv_hvp(model, x: np.ndarray, b: np.ndarray, lam1: float, rtol: float = CG_RTOL) -> np.ndarray:
+    """A⁺b for A = P∇²L(x)P, P = I - x̂x̂ᵀ, eigenvalues |μ| ≤ RANK_RTOL·λ₁ counted as zero (``lam1`` = λ₁).
 
     Off Γ the radial eigenvalue of ∇²L is small but not zero, hence P; and near Γ the eigenvalues along T_θΓ
     are O(distance), which a Newton step must not invert. CG on (A² + ε²) y = A b, ε = RANK_RTOL·λ₁, from
@@ -61,7 +61,7 @@ def pinv_hvp(model, x: np.ndarray, b: np.ndarray, lam: float, rtol: float = CG_R
     b_i/(2ε)·(μ_i/ε) → 0 for the dropped ones -- the dense truncation of ``theory.manifold.newton_polish``.
     """
     u = x / np.linalg.norm(x)
-    eps2 = (RANK_RTOL * lam) ** 2
+    eps2 = (RANK_RTOL * lam1) ** 2
 
     def apply(v):
         v = v - (u @ v) * u
@@ -110,7 +110,7 @@ NEWTON_DONE = 1e-9
 NEWTON_LSQR_TOL = 1e-10
 
 
-def newton_steps(model, x: np.ndarray, lam: float, iters: int = 3) -> np.ndarray:
+def newton_steps(model, x: np.ndarray, lam1: float, iters: int = 3) -> np.ndarray:
     """x ← (x - A⁺∇L(x))/‖·‖, up to ``iters`` times (until a step ≤ NEWTON_DONE): the matrix-free
     ``theory.manifold.newton_polish``; for a model with a residual (``has_residual``) the Gauss-Newton step
     x ← (x - J⁺r(x))/‖·‖ instead."""
@@ -122,7 +122,7 @@ def newton_steps(model, x: np.ndarray, lam: float, iters: int = 3) -> np.ndarray
             step = lsqr(_jacobian(model, x, r.size), r, atol=NEWTON_LSQR_TOL, btol=NEWTON_LSQR_TOL,
                         iter_lim=20 * r.size)[0]
         else:
-            step = pinv_hvp(model, x, model.grad(x), lam)
+            step = pinv_hvp(model, x, model.grad(x), lam1)
         x = x - step
         x = x / np.linalg.norm(x)
         if np.linalg.norm(step) <= NEWTON_DONE:  # quadratic convergence: the next step would be ~ this squared
@@ -143,11 +143,11 @@ def project_matrix_free(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6
     (``theory.rkc``) -- then ``newton_steps``; see the module docstring. λ₁ by Lanczos."""
     x0 = as_vector(w, "w", model.dim)
     x0 = x0 / np.linalg.norm(x0)
-    lam = float(top_eigenpairs(model, x0, k=1, method="lanczos" if model.dim > 2 else "dense").values[0])
-    if lam <= 0:
-        raise AssumptionViolated(f"w: ∇²L has no positive eigenvalue at w̄ (λ₁ = {lam:.3g}); not near a minimizer")
-    target = grad_rtol * lam
-    x, t_used = flow_to_small_gradient(model, x0, target, min(max_time, FAST_TIME / lam), "DOP853")
+    lam1 = float(top_eigenpairs(model, x0, k=1, method="lanczos" if model.dim > 2 else "dense").values[0])
+    if lam1 <= 0:
+        raise AssumptionViolated(f"w: ∇²L has no positive eigenvalue at w̄ (λ₁ = {lam1:.3g}); not near a minimizer")
+    target = grad_rtol * lam1
+    x, t_used = flow_to_small_gradient(model, x0, target, min(max_time, FAST_TIME / lam1), "DOP853")
     if np.linalg.norm(model.grad(x)) > target and t_used < max_time:
         def rho(y):  # the spectral radius of ∂(-∇L) = -∇²L: λ₁ by Lanczos (its negative eigenvalues are O(distance))
             return float(top_eigenpairs(model, y, k=1, method="lanczos" if model.dim > 2 else "dense").values[0])
@@ -158,26 +158,26 @@ def project_matrix_free(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6
         except RuntimeError as exc:
             raise AssumptionViolated(f"w: gradient flow failed: {exc}") from exc
         t_used += t_tail
-    theta = newton_steps(model, x / np.linalg.norm(x), lam)
+    theta = newton_steps(model, x / np.linalg.norm(x), lam1)
     return Projection(theta, float(np.linalg.norm(model.grad(theta))), t_used, float(np.linalg.norm(theta - x0)))
 
 
-def tangent_project(model, theta, v, lam: float) -> np.ndarray:
-    """P_T v = v - A⁺A v - (θ·v)θ at θ ∈ Γ (unit, ``lam`` = λ₁): the part of v in ker ∇²L(θ) ∩ θ^⊥."""
+def tangent_project(model, theta, v, lam1: float) -> np.ndarray:
+    """P_T v = v - A⁺A v - (θ·v)θ at θ ∈ Γ (unit, ``lam1`` = λ₁): the part of v in ker ∇²L(θ) ∩ θ^⊥."""
     theta = as_vector(theta, "theta", model.dim)
     v = as_vector(v, "v", model.dim)
     if has_residual(model):  # at θ ∈ Γ (r = 0) ∇²L = JᵀJ: H⁺H = J⁺J
         out = v - row_space_project(model, theta, v)
     else:
-        out = v - pinv_hvp(model, theta, model.hvp(theta, v), lam)
+        out = v - pinv_hvp(model, theta, model.hvp(theta, v), lam1)
     return out - (theta @ out) * theta
 
 
 def grad_log_sharpness_matrix_free(model, theta, v0: np.ndarray | None = None) -> tuple[np.ndarray, float, np.ndarray]:
     """(∇_Γ log λ₁(θ), λ₁, v₁) = (P_T ∇³L(θ)[v₁, v₁]/λ₁, ...), v₁ by Lanczos warm-started from ``v0``."""
     eig = top_eigenpairs(model, theta, k=1, method="lanczos", v0=v0)
-    lam, v1 = float(eig.values[0]), eig.vectors[:, 0]
-    return tangent_project(model, theta, model.third(theta, v1, v1), lam) / lam, lam, v1
+    lam1, v1 = float(eig.values[0]), eig.vectors[:, 0]
+    return tangent_project(model, theta, model.third(theta, v1, v1), lam1) / lam1, lam1, v1
 
 
 def manifold_point_matrix_free(model, theta, gap_rtol: float = GAP_RTOL, on_gap: str = "raise") -> ManifoldPoint:
@@ -192,14 +192,14 @@ def manifold_point_matrix_free(model, theta, gap_rtol: float = GAP_RTOL, on_gap:
     return ManifoldPoint(theta, lam1, v1, gap, None, grad_log)
 
 
-def second_order_sum(model, theta, lam: float, v1: np.ndarray, t: np.ndarray) -> float:
+def second_order_sum(model, theta, lam1: float, v1: np.ndarray, t: np.ndarray) -> float:
     """Σ_{i≥2} ⟨v_i, t⟩²/(λ₁ - λ_i) over the eigenpairs of ∇²L(θ) other than (λ₁, v₁) = t_⊥ᵀ(λ₁I - ∇²L)⁻¹t_⊥ on
     v₁^⊥ (t_⊥ = t - ⟨v₁, t⟩v₁), by CG: λ₁I - ∇²L is positive definite there when λ₁ has a gap."""
     t_perp = t - (v1 @ t) * v1
 
     def apply(v):
         v = v - (v1 @ v) * v1
-        out = lam * v - model.hvp(theta, v)
+        out = lam1 * v - model.hvp(theta, v)
         return out - (v1 @ out) * v1
 
     op = LinearOperator((model.dim, model.dim), matvec=lambda v: apply(np.ravel(v)), dtype=np.float64)

@@ -61,15 +61,15 @@ def stability_coefficients(model, theta, h: float = FD_REL_STEP) -> dict:
     ∇⁴L[v₁⁴] by Richardson-extrapolated central differences of the exact third derivative, and the directional
     derivative of G from two retracted points (as ``theory.eos_sharpness_coefficient``)."""
     mp = manifold_point(model, theta)
-    lam, v1, G = mp.lam1, mp.v1, mp.G
+    lam1, v1, G = mp.lam1, mp.v1, mp.G
     vals, vecs = np.linalg.eigh(model.hess(mp.theta))
     t11 = model.third(mp.theta, v1, v1)
-    normal = (vals > RANK_RTOL * lam) & (np.arange(len(vals)) < len(vals) - 1)
+    normal = (vals > RANK_RTOL * lam1) & (np.arange(len(vals)) < len(vals) - 1)
     slaved = float(np.sum((vecs[:, normal].T @ t11) ** 2 / vals[normal]))
     cubic = float(t11 @ v1)
     quartic = fourth_along(model, mp.theta, v1, h)
     dG = grad_G_along_flow(model, mp, h)
-    return {"lam1": lam, "alpha": cubic / lam, "k": (quartic + 8 * lam - 3 * slaved) / lam, "G": G, "dG": float(dG)}
+    return {"lam1": lam1, "alpha": cubic / lam1, "k": (quartic + 8 * lam1 - 3 * slaved) / lam1, "G": G, "dG": float(dG)}
 
 
 def breathing_rate(alpha: float, k: float, G: float, dG: float = 0.0) -> tuple[float, float]:
@@ -79,10 +79,10 @@ def breathing_rate(alpha: float, k: float, G: float, dG: float = 0.0) -> tuple[f
 
 @dataclass(frozen=True)
 class Slaving:
-    """The normal modes in κ's slaved term at θ and ηλ (``eos_slaving``): eigenvalues ``lam`` (λ_j), ``share``
+    """The normal modes in κ's slaved term at θ and ηλ (``eos_slaving``): eigenvalues ``lam_j`` (λ_j), ``share``
     (Δκ_j, each mode's part of κ), ``chi`` (χ_j = ω/r_j), and ``unslaved`` = Σ Δκ_j over the modes with χ_j ≥ 1."""
 
-    lam: np.ndarray
+    lam_j: np.ndarray
     share: np.ndarray
     chi: np.ndarray
     lam1: float
@@ -104,15 +104,15 @@ def eos_slaving(model, theta, eta_lambda: float) -> Slaving:
     does not converge and the mode does not follow the breathing: its Δκ_j is not in the measured rate at this ηλ.
     ``unslaved`` is the part of κ those modes carry (0 when every mode follows)."""
     mp = manifold_point(model, theta)
-    lam, v1, G = mp.lam1, mp.v1, mp.G
+    lam1, v1, G = mp.lam1, mp.v1, mp.G
     vals, vecs = np.linalg.eigh(model.hess(mp.theta))
-    normal = (vals > RANK_RTOL * lam) & (np.arange(len(vals)) < len(vals) - 1)
+    normal = (vals > RANK_RTOL * lam1) & (np.arange(len(vals)) < len(vals) - 1)
     t11 = model.third(mp.theta, v1, v1)
     lam_j = vals[normal]
-    share = -2 * (vecs[:, normal].T @ t11) ** 2 / ((4 + G) * lam_j * lam)
-    rate = -np.log(np.abs(1 - 2 * lam_j / lam))
+    share = -2 * (vecs[:, normal].T @ t11) ** 2 / ((4 + G) * lam_j * lam1)
+    rate = -np.log(np.abs(1 - 2 * lam_j / lam1))
     chi = np.sqrt(8 * eta_lambda) / rate
-    return Slaving(lam_j, share, chi, float(lam), float(np.sum(share[chi >= 1])))
+    return Slaving(lam_j, share, chi, float(lam1), float(np.sum(share[chi >= 1])))
 
 
 def eos_stability(model, theta, eta_lambda: float | None = None) -> EosStability:

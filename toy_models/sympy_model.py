@@ -51,11 +51,11 @@ class SympyModel:
         for i, j, k in combinations_with_replacement(range(d), 3):
             flat[(i, j, k)] = sp.diff(hess[i][j], syms[k])
         third = [[[flat[tuple(sorted((i, j, k)))] for k in range(d)] for j in range(d)] for i in range(d)]
-        lam = lambda e: sp.lambdify([syms], e, modules="numpy", cse=True)  # noqa: E731
-        object.__setattr__(self, "_f", lam(self.expr))
-        object.__setattr__(self, "_g", lam(grad))
-        object.__setattr__(self, "_h", lam(hess))
-        object.__setattr__(self, "_t", lam(third))
+        numeric = lambda e: sp.lambdify([syms], e, modules="numpy", cse=True)  # noqa: E731
+        object.__setattr__(self, "_f", numeric(self.expr))
+        object.__setattr__(self, "_g", numeric(grad))
+        object.__setattr__(self, "_h", numeric(hess))
+        object.__setattr__(self, "_t", numeric(third))
 
     @property
     def dim(self) -> int:

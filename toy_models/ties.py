@@ -18,7 +18,7 @@ Derivatives (h_i = ½a_i, q_i = z_i², d_i = c_i + Q_i y): ∇h = ½a d, ∇²h 
 then the chain rule through w ↦ w/‖w‖ (``toy_models.normalized``). Checked against finite differences in
 tests/test_cluster_flow.py.
 
-The factories (``TIE_MODELS``) build the designed cases of issue 19 on Γ = S² (m = 3), each with a designed start
+The factories (``TIE_MODELS``) build the designed cases of docs/theory.md §4c on Γ = S² (m = 3), each with a designed start
 ``minimizer`` (deterministic: the cases are about one path), in a basis rotated by a Haar-random R drawn with
 ``rng`` (``rotate=False``: the axis-aligned model); ``start`` overrides the y of the designed start:
 

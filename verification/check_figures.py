@@ -192,7 +192,7 @@ def draw_check(res: CheckResult):
         ax.xaxis.set_major_locator(FixedLocator(ux))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xticks(ux, [f"{t:g}" for t in ux], rotation=40, fontsize=7)
-        ax.tick_params(axis="y", labelsize=7)
+        ax.tick_params(axis="y", which="both", labelsize=7)  # minor labels too (a narrow log range labels them)
         ax.set_xlabel(check.xlabel, fontsize=8)
         unit = QUANTITIES.get(key, ("", ""))[1].split(",")[0]
         ax.set_ylabel("\n".join(textwrap.wrap(f"{panel['label']}" + (f" [{unit}]" if unit else ""), 38)),
@@ -259,7 +259,7 @@ def _draw_extrapolation(res: CheckResult):
     ax.set_xlim(left=-0.05 * x.max())
     ax.set_xlabel(CHECKS[res.name].xlabel if res.name in CHECKS else "ηλ", fontsize=8)
     ax.set_ylabel("c measured − c predicted\n(η⟨λ₁⟩ = 2 + c·ηλ)", fontsize=7.5)
-    ax.tick_params(labelsize=7)
+    ax.tick_params(which="both", labelsize=7)
     ax.grid(True, lw=0.3, alpha=0.5)
     verdict = {"fail": "FAIL", "pass": "pass"}.get(str(res.status), str(res.status))
     title = ("c's deviation at ηλ → 0 is within " if ok else "c's deviation at ηλ → 0 is NOT within ") + f"{k:g} s.e. of 0"

@@ -219,7 +219,7 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
     k = min(dim, KRYLOV_DIM)
     size = CLOCK_BUF if dense else 1
 
-    def lam(x, v, m, xi, probe):
+    def top_pair(x, v, m, xi, probe):
         # ∇²L(x)u by the linearization of ∇L at x: its primal part (the forward pass) is computed once per record
         return warm_top(jax.linearize(grad, x)[1], v, m, xi, k, probe)
 
@@ -229,10 +229,10 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
         run every branch of the Lanczos loop)."""
         if pairs:
             order = jnp.where(odd, jnp.array([2, 1, 0]), jnp.array([0, 1, 2]))
-            out = [lam(x, vs[order[i]], ms[order[i]], xi, probe) for i, x in enumerate((w, 0.5 * (w + new), new))]
+            out = [top_pair(x, vs[order[i]], ms[order[i]], xi, probe) for i, x in enumerate((w, 0.5 * (w + new), new))]
             lams, ys, m1, hvps = (jnp.stack(c) for c in zip(*out))
             return lams, ys, m1, jnp.sum(hvps).astype(jnp.int32)
-        theta, y, m1, hvps = lam(w, vs[0], ms[0], xi, probe)
+        theta, y, m1, hvps = top_pair(w, vs[0], ms[0], xi, probe)
         return jnp.array([theta, jnp.nan, jnp.nan]), y[None], m1[None], hvps
 
     def run(w, clock, t, fail, vs, ms, lr, wd, ns, active, every):
@@ -384,16 +384,16 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
 
 def _trajectory(model, algorithm, lr, wd, rec, fail, track_phi, seconds, clock_steps, w_end,
                 keep_iterates: bool) -> Trajectory:
-    steps, loss, norm_sq, lam, lam_mid, lam_next, gnorm, clock, _, _, ws = rec
-    phi_rec, monitor = {"phi": [], "phi_sharp": [], "offset": []}, []
+    steps, loss, norm_sq, lam1, lam1_mid, lam1_next, gnorm, clock, _, _, ws = rec
+    phi_rec, monitor = {"phi": [], "phi_lam1": [], "offset": []}, []
     if track_phi:
         for t, w in zip(steps, ws):
             record_phi(model, w, int(t), phi_rec, monitor)
     diverged = f"diverged at step {fail}: a non-finite loss, gradient or ‖w‖² (compiled run)" if fail >= 0 else ""
     phi = ({k: np.array(v) for k, v in phi_rec.items()} if track_phi
-           else {"phi": None, "phi_sharp": None, "offset": None})
-    return Trajectory(algorithm, lr, wd, steps.astype(int), loss, norm_sq, lam, lam_mid, lam_next, gnorm, clock,
-                      phi["phi"], phi["phi_sharp"], phi["offset"], diverged, monitor, seconds, clock_steps=clock_steps,
+           else {"phi": None, "phi_lam1": None, "offset": None})
+    return Trajectory(algorithm, lr, wd, steps.astype(int), loss, norm_sq, lam1, lam1_mid, lam1_next, gnorm, clock,
+                      phi["phi"], phi["phi_lam1"], phi["offset"], diverged, monitor, seconds, clock_steps=clock_steps,
                       iterates=np.array(ws) if keep_iterates else None,
                       w_last=np.array(w_end) if len(steps) and fail < 0 else None)
 

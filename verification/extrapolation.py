@@ -1,6 +1,7 @@
 """Extrapolating a deviation measured at several values of ηλ to ηλ → 0, with its standard error: how
 ``eos-equilibrium`` and ``eos-stability`` judge quantities whose next-order term is not derived
-(docs/theory.md §7)."""
+(docs/theory.md §7); and the mean of a run's records over whole breathing periods with its batch-means standard
+error (``whole_period_mean``, docs/theory.md §4b)."""
 
 from __future__ import annotations
 
@@ -31,9 +32,12 @@ class Extrapolation(NamedTuple):
 
 def extrapolate_to_zero(x, d, se, power: float = 0.5) -> Extrapolation:
     """The deviation ``d`` ± ``se`` measured at ηλ = ``x``, extrapolated to ηλ → 0: weighted least squares (weights
-    1/se²) of d = α + βx^``power``, where the truncation vanishes; where the fitted β is not resolved
-    (|β| ≤ 2 se(β)) the truncation is below the noise and α is the weighted mean of d (the extrapolation would only
-    amplify the noise). se(α) is inflated by the scatter of the residuals when there are more points than
+    1/se²) of d = α + βx^``power``, where the truncation vanishes; where the truncation is below the noise -- the
+    fitted β is not resolved (|β| ≤ 2 se(β)) and the truncation it implies, |β|x^p, is below the standard error on
+    every rung -- α is the weighted mean of d (the extrapolation would only amplify the noise). The second condition
+    matters when the rungs' errors differ: a truncation resolved on one well-measured rung but not in β (a weighted
+    mean dominated by that rung would carry its truncation into α; measured: +8e-5 ± 1e-5 on `sphere_circle`'s c,
+    a false rejection). se(α) is inflated by the scatter of the residuals when there are more points than
     parameters; χ² is kept, so that a misfit rejects (``Extrapolation.rejects``)."""
     x, d, se = (np.asarray(v, float) for v in (x, d, se))
     if not np.all(np.isfinite(se) & (se > 0)):
@@ -49,15 +53,68 @@ def extrapolate_to_zero(x, d, se, power: float = 0.5) -> Extrapolation:
         return coef, np.sqrt(np.diag(cov)) * spread, chi2, dof
 
     coef, err, chi2, dof = wls([np.ones_like(x), x ** power])
-    if abs(coef[1]) <= 2 * err[1]:
+    if abs(coef[1]) <= 2 * err[1] and np.all(abs(coef[1]) * x ** power <= se):
         coef, err, chi2, dof = wls([np.ones_like(x)])
     return Extrapolation(float(coef[0]), float(err[0]), chi2, dof)
 
 
-def blocked_standard_error(samples: np.ndarray, steps: np.ndarray, eta_lambda: float) -> float:
-    """Standard error of the mean of ``samples`` (recorded at ``steps``) from means over blocks one breathing period
-    2π/√(8ηλ) long: consecutive records within a period are correlated, block means are nearly independent."""
+def extrapolate_series_to_zero(x, d, se, powers=(0.5, 1.0)) -> Extrapolation:
+    """``d`` = α + β₁x^p₁ + β₂x^p₂ + … (``powers`` ascending: a truncation that is a series in x^p₁ whose leading
+    coefficient may vanish) extrapolated to x → 0: α from ``extrapolate_to_zero`` with the first power, its standard
+    error enlarged by the model's uncertainty -- the difference from the extrapolation with the second power (which
+    term dominates the recorded rungs is not known) and the spread of the two-point extrapolations of consecutive
+    rungs (``richardson_spread``: the terms beyond the fitted one) -- added in quadrature. χ² is the first fit's."""
+    first = extrapolate_to_zero(x, d, se, power=powers[0])
+    model = richardson_spread(x, d, powers[0])
+    for p in powers[1:]:
+        model = np.hypot(model, first.alpha - extrapolate_to_zero(x, d, se, power=p).alpha)
+    return first._replace(se=float(np.hypot(first.se, model)))
+
+
+def richardson_spread(x, d, power: float = 1.0) -> float:
+    """The uncertainty of an extrapolation of ``d`` = α + βx^``power`` to x → 0 from the terms it neglects: the
+    largest difference between the two-point extrapolations (x_i^p d_j - x_j^p d_i)/(x_i^p - x_j^p) of consecutive
+    rungs (0 with fewer than 3)."""
+    x, d = np.asarray(x, float), np.asarray(d, float)
+    if len(x) < 3:
+        return 0.0
+    xp = x ** power
+    two_point = (xp[:-1] * d[1:] - xp[1:] * d[:-1]) / (xp[:-1] - xp[1:])
+    return float(np.max(two_point) - np.min(two_point))
+
+
+class PeriodMean(NamedTuple):
+    """The mean of a recorded series over whole breathing periods, its standard error and the number of periods."""
+
+    mean: float
+    se: float
+    periods: int
+
+
+def whole_period_mean(samples, steps, eta_lambda: float) -> PeriodMean:
+    """The time average of ``samples`` (recorded at ``steps``) over the longest stretch of whole breathing periods
+    P = 2π/√(8ηλ) (``theory.breathing_period``) from the first record: ∫ y dt / (nP) with y linear between records.
+
+    Why whole periods: the breathing of GD+WD about its EoS equilibrium is a Lotka–Volterra centre (docs/theory.md
+    §4b): its first-order part enters y as a sinusoid of period P whose amplitude, in units of ηλ, does not shrink
+    with ηλ (~2 in c on the default models); a mean over a run that ends at an arbitrary phase keeps up to
+    amplitude/(2π·periods) of it, which over whole periods cancels (and any harmonics with it).
+
+    Standard error by batch means: the n means over one period each, std(ddof=1)/√n. Each block holds one whole
+    oscillation, so the block means are nearly independent; their scatter also contains the slow drift of y along
+    the run (its O(ηλ) truncation changes with θ), which keeps the error conservative. ``se`` is inf with fewer than
+    three periods."""
+    y, t = np.asarray(samples, float), np.asarray(steps, float)
     period = th.breathing_period(eta_lambda)
-    block = np.floor((steps - steps[0]) / period).astype(int)
-    means = np.array([samples[block == b].mean() for b in np.unique(block)])
-    return float(np.std(means, ddof=1) / np.sqrt(len(means))) if len(means) > 2 else float("inf")
+    n = int(np.floor((t[-1] - t[0]) / period))
+    if n < 1:
+        return PeriodMean(float(np.mean(y)), float("inf"), 0)
+    edges = t[0] + period * np.arange(n + 1)
+    # ∫ of the linear interpolant: cumulative trapezoid at the records, plus the partial interval to each edge
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * (y[1:] + y[:-1]) * np.diff(t))])
+    k = np.clip(np.searchsorted(t, edges, side="right") - 1, 0, len(t) - 2)
+    y_edge = np.interp(edges, t, y)
+    at_edge = cum[k] + 0.5 * (y[k] + y_edge) * (edges - t[k])
+    blocks = np.diff(at_edge) / period
+    se = float(np.std(blocks, ddof=1) / np.sqrt(n)) if n >= 3 else float("inf")
+    return PeriodMean(float((at_edge[-1] - at_edge[0]) / (n * period)), se, n)

@@ -8,7 +8,9 @@ The git revision is taken, in this order, from
 2. the **build**: ``pip install .`` runs ``setup.py``'s ``build_py``, which writes the revision of the tree it
    was built from into ``verification/_build_revision.py`` of the installed package (never committed:
    .gitignore); ``source = "build"``;
-3. otherwise ``"unknown"`` (e.g. installed from an sdist without git).
+   An sdist made from a checkout carries that file, so a package built from the sdist keeps the checkout's
+   revision (setup.py's ``SdistWithRevision``);
+3. otherwise ``"unknown"`` (e.g. built from a copy of the source without git and without the file).
 
 A checkout is preferred because it is live (an editable install keeps editing the tree after its build); a
 site-packages folder inside some other repository (a venv in the repo) is not taken for a checkout, since its

@@ -27,7 +27,7 @@ import os
 import platform
 import re
 import time
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ import numpy as np
 from . import tolerances as tol
 from .outdir import OutputWriteFailed, Reserve, atomic_write
 from .provenance import source_revision
-from .session import CheckResult, VerifyConfig
+from .session import CheckResult, VerifyConfig, config_record
 
 #: every verdict, and how report.md shows it; "inconclusive", "assumption-violated" are not failures,
 #: "error" is an internal error (a check raised, a worker crashed), not a verdict on the theorem
@@ -301,7 +301,7 @@ class Report:
         self.reserve = Reserve(out)
         self.planned = list(planned or [])
         rev = source_revision()
-        self.meta = {"config": asdict(config), "mode": mode, "seed": seed, "models": models, "requested_checks": checks,
+        self.meta = {"config": config_record(config), "mode": mode, "seed": seed, "models": models, "requested_checks": checks,
                      "versions": versions(), "git_revision": rev["revision"], "git_dirty": rev["dirty"],
                      "git_revision_source": rev["source"], "complete": False,
                      "interrupted": False, "state": "running", "pid": os.getpid(), "notes": list(notes or []),

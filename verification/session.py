@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
 import numpy as np
 
 from srflow.theory import (AssumptionViolated, breathing_period, manifold_point, project_to_manifold, sharpness,
-                           sharpness_reduction_flow)
+                           sharpness_reduction_flow, time_scale_separation)
 from srflow.toy_models.protocol import model_name
 
 from .simulate import Trajectory, eos_start, simulate
@@ -30,7 +30,7 @@ class VerifyConfig:
 
     * ``lr``: η of the GD+WD runs; ``ladder``: the values of ηλ; ``tau_end``: horizon in τ = ηλt;
       ``records``: records (Φ projections) per run.
-    * ``entry_wd_lr``, ``entry_norm_ratio``: the eos-entry run (ηλ, and ‖w₀‖² over the EoS norm). Phase 2 lasts
+    * ``entry_eta_lambda``, ``entry_norm_ratio``: the eos-entry run (ηλ, and ‖w₀‖² over the EoS norm). Phase 2 lasts
       ≈ log(ratio)/(2ηλ) steps (2700 at 3e-4) while GD needs up to ~900 steps to reach Γ on ``mf``: a smaller
       ηλ separates the phases on every start.
     * ``collapse_factor``, ``collapse_steps``: scale-collapse runs (η, λ) and (cη, λ/c).
@@ -44,7 +44,7 @@ class VerifyConfig:
     ladder: tuple[float, ...] = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
     tau_end: float = 0.3
     records: int = 25
-    entry_wd_lr: float = 3e-4
+    entry_eta_lambda: float = 3e-4
     entry_norm_ratio: float = 5.0
     collapse_factor: float = 3.0
     collapse_steps: int = 2000
@@ -54,6 +54,23 @@ class VerifyConfig:
     alp_tau_end: float = 0.1
     extend_steps: int = 400_000
     extend_factor: float = 2.0
+
+
+#: VerifyConfig fields saved under another name in report.json and sweep.json (the files predate the field's name;
+#: old results must still load): field -> saved name
+SAVED_NAMES = {"entry_eta_lambda": "entry_wd_lr"}  # names: saved
+
+
+def config_record(config: VerifyConfig) -> dict:
+    """``config`` as the dict report.json and sweep.json save (fields under their ``SAVED_NAMES``)."""
+    return {SAVED_NAMES.get(k, k): v for k, v in asdict(config).items()}
+
+
+def config_fields(record: dict) -> dict:
+    """The VerifyConfig fields of a saved ``config_record`` (saved names mapped back; other keys dropped)."""
+    back = {v: k for k, v in SAVED_NAMES.items()}
+    names = {f.name for f in fields(VerifyConfig)}
+    return {back.get(k, k): v for k, v in record.items() if back.get(k, k) in names}
 
 
 QUICK = VerifyConfig(ladder=(1e-3, 3e-4, 1e-4, 3e-5), tau_end=0.25, records=15, collapse_steps=500,
@@ -120,8 +137,10 @@ def falls(p: float, se: float) -> bool:
 #: oscillation (period 2π/√(8ηλ) steps); 400 samples over ≥ 10 periods bring its sampling error to ≈ 1% of the O(ηλ) term.
 EOS_RECORDS = 400
 #: ... and at least this many per breathing period: at ηλ = 1e-7 (``--deep``) 400 records over 3·10⁶ steps come
-#: one per period (stride ≈ period), and the aliased mean was off by 0.5% of c
-EOS_SAMPLES_PER_PERIOD = 8
+#: one per period (stride ≈ period), and the aliased mean was off by 0.5% of c; the mean over whole periods
+#: (``extrapolation.whole_period_mean``) integrates the records' linear interpolant, whose error dominated the
+#: one-period batch means at few records per period (s.e. of c at ηλ = 1e-5 on mf: 5.9e-4 at 9 per period, 1.6e-4 at 33)
+EOS_SAMPLES_PER_PERIOD = 16
 
 
 def odd_stride(steps: int, records: int) -> int:
@@ -209,10 +228,32 @@ class Session:
         try:
             f = sharpness_reduction_flow(self.model, self.theta0, s_end, n_out=401)
         except AssumptionViolated as exc:
+            exc = self._through_a_tie(exc)
             self._cache["flow_failed"] = (s_end, exc)
-            raise
+            raise exc from None
         flows.append(f)
         return f
+
+    def _through_a_tie(self, exc: AssumptionViolated) -> AssumptionViolated:
+        """A spectral gap that closed on the flow (matrix-free models: the cluster flow of docs/theory.md §4c is
+        dense-only) with what the cluster theory would need: its separation of time scales at the ladder's ηλ
+        (``theory.time_scale_separation``: the top cluster changes after Δτ, GD+WD re-equilibrates over τ_b)."""
+        G = self.model_info().get("G_theta0", float("nan"))
+        if exc.kind != "gap" or not exc.s or not np.isfinite(G):
+            return exc
+        xs = sorted(self.config.ladder, reverse=True)
+        dtau, tau_b, x_max = time_scale_separation(exc.s, G, xs)
+        text = (f"{exc}. Through a tie the theory is the cluster flow (docs/theory.md §4c): the top cluster changes "
+                f"after Δτ = {dtau:.3g} (s = {exc.s:.3g}, G = {G:.3g} at θ₀), and GD+WD re-equilibrates its "
+                f"amplitudes over a breathing period τ_b = 2π√(ηλ/8) = {tau_b[0]:.3g} … {tau_b[-1]:.3g} at ηλ = "
+                f"{xs[0]:g} … {xs[-1]:g}; ")
+        if tau_b[-1] > dtau:
+            text += (f"the separation of time scales fails on every rung ({tau_b[-1] / dtau:.3g}× or more); it would "
+                     f"need ηλ ≤ {x_max:.2g}")
+        else:
+            text += (f"the separation holds for ηλ ≤ {x_max:.2g}, where the cluster flow is needed and is computed "
+                     "for dense models only (D ≤ theory.sharpness.DENSE_MAX_DIM)")
+        return AssumptionViolated(text, kind=exc.kind, s=exc.s)
 
     def gdwd_run(self, eta_lambda: float) -> Trajectory:
         """GD+WD from the EoS norm above θ₀, kicked by the predicted amplitude, at ηλ = ``eta_lambda``, to τ_end."""
@@ -246,7 +287,7 @@ class Session:
 
     def ladder_runs(self) -> list[Trajectory]:
         """The GD+WD runs of the configured ladder (``gdwd_run`` for each ηλ)."""
-        return [self.gdwd_run(lw) for lw in self.config.ladder]
+        return [self.gdwd_run(eta_lambda) for eta_lambda in self.config.ladder]
 
 
 def result(session: Session, name, status, predicted, observed, tolerance, scaled, message="", details=None,

@@ -54,10 +54,10 @@ def _record(model, w: np.ndarray, new: np.ndarray, g: np.ndarray, pairs: bool) -
     """The records at w_t (``new`` = w_{t+1}, ``g`` = ∇L(w_t)); ``theory.gamma.Diverged`` if a Hessian overflows."""
     with np.errstate(over="ignore"):
         loss = finite(model.loss(w), "L(w)", f"at ‖w‖ = {np.linalg.norm(w):.4g}")
-    lam = sharpness(model, w)
+    lam1 = sharpness(model, w)
     mid, nxt = (sharpness(model, 0.5 * (w + new)), sharpness(model, new)) if pairs else (np.nan, np.nan)
-    return {"loss": float(loss), "norm_sq": float(w @ w), "sharpness": lam, "sharpness_mid": mid,
-            "sharpness_next": nxt, "grad_norm": float(np.linalg.norm(g))}
+    return {"loss": float(loss), "norm_sq": float(w @ w), "lam1": lam1, "lam1_mid": mid, "lam1_next": nxt,
+            "grad_norm": float(np.linalg.norm(g))}
 
 
 def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str = "gdwd", every: int = 100,
@@ -90,7 +90,7 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
         from .compiled import simulate_compiled
         return simulate_compiled(model, w, lr, steps, wd=wd, algorithm=algorithm, every=every, track_phi=track_phi,
                                  quiet=quiet, label=label, pairs=pairs, dense_clock=dense_clock)
-    rec = {k: [] for k in ("steps", "loss", "norm_sq", "sharpness", "sharpness_mid", "sharpness_next", "grad_norm", "clock", "phi", "phi_sharp", "offset")}
+    rec = {k: [] for k in ("steps", "loss", "norm_sq", "lam1", "lam1_mid", "lam1_next", "grad_norm", "clock", "phi", "phi_lam1", "offset")}
     clock, diverged, monitor = 0.0, "", []
     clock_steps = np.empty(steps + 1)
     bar = Progress(steps, label or f"{algorithm} lr={lr:g} wd={wd:g}", quiet)
@@ -125,9 +125,9 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
         w = new
         bar.update(t + 1)
     arr = {k: np.array(v) for k, v in rec.items()}
-    return Trajectory(algorithm, lr, wd, arr["steps"], arr["loss"], arr["norm_sq"], arr["sharpness"],
-                      arr["sharpness_mid"], arr["sharpness_next"], arr["grad_norm"], arr["clock"], arr["phi"] if track_phi else None,
-                      arr["phi_sharp"] if track_phi else None, arr["offset"] if track_phi else None, diverged,
+    return Trajectory(algorithm, lr, wd, arr["steps"], arr["loss"], arr["norm_sq"], arr["lam1"],
+                      arr["lam1_mid"], arr["lam1_next"], arr["grad_norm"], arr["clock"], arr["phi"] if track_phi else None,
+                      arr["phi_lam1"] if track_phi else None, arr["offset"] if track_phi else None, diverged,
                       monitor, time.perf_counter() - start,
                       clock_steps=clock_steps[:t + 1] if not diverged else clock_steps[:t], w_last=w)
 

@@ -34,7 +34,6 @@ verification/provenance.py for where the revision comes from when installed.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -176,9 +175,11 @@ def run_sweep(spec: SweepSpec, out, cache_dir, scheduler: str | None = None, wor
 
 def spec_record(spec: SweepSpec) -> dict:
     """The resolved spec as JSON data (``sweep.json``'s ``resolved_spec``): what a rerun must match to resume."""
+    from .session import config_record
+
     return json.loads(json.dumps({"models": list(spec.models), "labels": list(spec.labels), "seeds": list(spec.seeds),
                                   "eta_lambda": list(spec.eta_lambda), "checks": list(spec.checks),
-                                  "config": dataclasses.asdict(spec.config)}))
+                                  "config": config_record(spec.config)}))
 
 
 def _write(spec, cells, results, log, out: Path, command, seconds: float, interrupted: bool, cache_root=None):

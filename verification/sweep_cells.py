@@ -45,9 +45,10 @@ def run_tracking_cell(cell: dict, config, flow) -> dict:
     * ``path_error``, ``clock_error``, ``tracking_error``: ``tracking.path_error``, ``tracking.clock_error`` with the
       clock ``theory.gdwd_steps`` and ``tracking.phi_error`` at s(t) from that clock; ``naive_clock_error`` the
       clock error of ``theory.naive_gdwd_steps``;
-    * ``eta_eff_lam1`` = η_eff·λ₁(w̄_t) = ηλ₁(∇²L(w_t))/(1 - ηλ) (λ₁ is of degree -2), averaged over the pair
-      t, t+1 (the ±a∇³L[v₁,v₁,v₁] term cancels over a pair); its EoS prediction ``eta_eff_lam1_predicted`` is
-      η·``theory.eos_threshold``/(1 - ηλ) = 2;
+    * ``eta_eff_lam1`` = η_eff·λ₁(w̄_t) = ηλ₁(∇²L(w_t))/(1 - ηλ) (``theory.eta_eff_sharpness``; λ₁ is of degree
+      -2), averaged over the pair t, t+1 (the ±a∇³L[v₁,v₁,v₁] term cancels over a pair); ``eta_eff_lam1_predicted``
+      is the same function at ``theory.eos_threshold``: 2, the leading-order flip condition (the O(ηλ) term of
+      η⟨λ₁⟩ is eos-equilibrium's);
     * per record: ``tracking_error_t`` = ‖Φ(w̄_t) - ζ(s(t))‖, ``s`` the run's intrinsic clock s_t and
       ``s_predicted`` = s(t).
     """
@@ -69,23 +70,24 @@ def run_tracking_cell(cell: dict, config, flow) -> dict:
     lr, wd = tr.lr, tr.wd
     clk = th.gdwd_steps(flow, lr, wd)
     s_pred = th.s_at_steps(flow, clk, tr.steps)
-    pair = 0.5 * (tr.sharpness + tr.sharpness_next)
-    eta_eff_lam1 = lr * pair / (1 - lr * wd)
+    pair = 0.5 * (tr.lam1 + tr.lam1_next)
+    eta_eff_lam1 = th.eta_eff_sharpness(lr, wd, pair)
     scalars = {
         "path_error": path_error(tr, flow),
         "clock_error": clock_error(tr, flow, clk),
         "tracking_error": phi_error(tr, flow, s_pred),
         "naive_clock_error": clock_error(tr, flow, th.naive_gdwd_steps(flow, lr, wd)),
         "eta_eff_lam1_mean": float(np.mean(eta_eff_lam1)),
-        "eta_eff_lam1_predicted": lr * th.eos_threshold(lr, wd) / (1 - lr * wd),
-        "lam1_final": float(tr.phi_sharpness[-1]),
-        "lam1_flow_final": float(np.interp(s_pred[-1], flow.s, flow.sharpness)),
+        # the period-2 flip condition η_eff·λ₁ = 2 (leading order; the O(ηλ) term is eos-equilibrium's)
+        "eta_eff_lam1_predicted": th.eta_eff_sharpness(lr, wd, th.eos_threshold(lr, wd)),
+        "lam1_final": float(tr.phi_lam1[-1]),
+        "lam1_flow_final": float(np.interp(s_pred[-1], flow.s, flow.lam1)),
         "norm_sq_final": float(tr.norm_sq[-1]),
         "steps": int(tr.steps[-1]),
         "seconds": round(time.perf_counter() - start, 3),
     }
-    series = {"step": tr.steps, "tau": tr.tau, "loss": tr.loss, "norm_sq": tr.norm_sq, "lam1": tr.sharpness,
-              "eta_eff_lam1": eta_eff_lam1, "phi_lam1": tr.phi_sharpness, "offset_sq": tr.offset_sq, "s": tr.clock,
+    series = {"step": tr.steps, "tau": tr.tau, "loss": tr.loss, "norm_sq": tr.norm_sq, "lam1": tr.lam1,
+              "eta_eff_lam1": eta_eff_lam1, "phi_lam1": tr.phi_lam1, "offset_sq": tr.offset_sq, "s": tr.clock,
               "s_predicted": s_pred,
               "tracking_error_t": np.linalg.norm(tr.phi - flow.at(s_pred), axis=1)}
     monitor = "; ".join(tr.monitor[:3])
@@ -102,8 +104,8 @@ def run_check_cell(cell: dict, config) -> dict:
     out = []
     run_job(cell["model"], 0, (cell["check"],), config, cell["seed"], True, out.append,
             short_ladder=cell.get("short_ladder", ""))
-    res = out[0]
-    return {"status": res.status, "message": res.message, "worker": f"{socket.gethostname()}:{os.getpid()}",
+    res = out[0]  # status as plain str, as a cached cell has it (JSON): a dataset cannot mix the enum and str
+    return {"status": str(res.status), "message": res.message, "worker": f"{socket.gethostname()}:{os.getpid()}",
             "result": res.to_json()}
 
 
@@ -241,7 +243,8 @@ def _verdicts(spec: SweepSpec, scal: dict, status: np.ndarray) -> dict:
                 verdict[i], reason[i] = "not judged", "not every rung finished without a monitor firing"
                 continue
             v = judge(spec.eta_lambda, scal[f"{name}_error"][i], GDWD_ORDER)
-            verdict[i], reason[i], order[i], order_se[i] = v.status, v.reason, v.order, v.order_se
+            # str, not the Status enum: netCDF stores an object array only when all its entries are plain str
+            verdict[i], reason[i], order[i], order_se[i] = str(v.status), v.reason, v.order, v.order_se
             if spec.short_ladder and v.status in ("pass", "fail"):
                 verdict[i] = "inconclusive"
                 reason[i] = f"inconclusive: {spec.short_ladder} (--allow-short-ladder); measured: {v.status}: {v.reason}"

@@ -59,7 +59,7 @@ def parse_spec(data: dict, text: str = "", base_dir: Path | None = None) -> Swee
     from srflow.toy_models import REGISTRY
 
     from .checks import CHECKS
-    from .session import FULL, QUICK
+    from .session import FULL, QUICK, SAVED_NAMES
 
     unknown = sorted(set(data) - set(SPEC_KEYS))
     if unknown:
@@ -96,6 +96,8 @@ def parse_spec(data: dict, text: str = "", base_dir: Path | None = None) -> Swee
     if not isinstance(data.get("config", {}), dict):
         raise SpecError("config: expected a table ([config])")
     base = cfg_data.pop("base", "quick")
+    saved = {v: k for k, v in SAVED_NAMES.items()}  # a spec written with a field's saved name still reads
+    cfg_data = {saved.get(k, k): v for k, v in cfg_data.items()}
     if base not in ("quick", "full"):
         raise SpecError(f"config.base: expected 'quick' or 'full', got {base!r}")
     fields = {f.name: f for f in dataclasses.fields(QUICK)}
@@ -119,17 +121,17 @@ def parse_spec(data: dict, text: str = "", base_dir: Path | None = None) -> Swee
         raise SpecError(f"config.{k}: expected a value like {getattr(cfg, k)!r}, got {v!r}") from None
     ladder = data.get("eta_lambda", list(cfg.ladder))
     if (not isinstance(ladder, list) or not ladder
-            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in ladder)):
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ladder)):
         raise SpecError(f"eta_lambda: expected a list of numbers in (0, {MAX_ETA_LAMBDA:g}), got {ladder!r}")
-    ladder = tuple(sorted({float(x) for x in ladder}, reverse=True))
+    ladder = tuple(sorted({float(v) for v in ladder}, reverse=True))
     cfg = dataclasses.replace(cfg, **cfg_data, ladder=ladder)
     try:
         check_hyperparameters(cfg.lr)
-        for lw in ladder:
-            if not (math.isfinite(lw) and 0 < lw < MAX_ETA_LAMBDA):
+        for eta_lambda in ladder:
+            if not (math.isfinite(eta_lambda) and 0 < eta_lambda < MAX_ETA_LAMBDA):
                 raise ValueError(f"expected values of ηλ in (0, {MAX_ETA_LAMBDA:g}) (ηλ is the small parameter of "
-                                 f"the theory), got {lw!r}")
-            check_hyperparameters(cfg.lr, lw / cfg.lr)
+                                 f"the theory), got {eta_lambda!r}")
+            check_hyperparameters(cfg.lr, eta_lambda / cfg.lr)
         if cfg.tau_end <= 0 or cfg.records < 2:
             raise ValueError(f"config: expected tau_end > 0 and records ≥ 2, got {cfg.tau_end!r}, {cfg.records!r}")
     except ValueError as exc:
@@ -169,7 +171,9 @@ def make_cells(spec: SweepSpec) -> list[dict]:
     from .provenance import code_version
 
     code = code_version()
-    cfg = dataclasses.asdict(spec.config)
+    from .session import config_record
+
+    cfg = config_record(spec.config)
     track_cfg = {k: cfg[k] for k in TRACKING_FIELDS}
     cells = []
     for model, label in zip(spec.models, spec.labels):

@@ -22,8 +22,9 @@ MATRIX_FREE_RTOL = 1e-9
 FD_STEP = 1e-5
 FD_RTOL = 1e-7
 
-#: Eigenvalues counted as zero when |λ| ≤ RANK_RTOL·λ₁ (rank condition at a minimizer).
-RANK_RTOL = 1e-8
+#: Eigenvalues counted as zero when |λ| ≤ RANK_RTOL·λ₁ (rank condition at a minimizer): theory's value
+#: (``theory.gamma.RANK_RTOL``), so that the identity checks and the kernel theory computes Γ's tangent space from agree.
+from srflow.theory.gamma import RANK_RTOL  # noqa: E402,F401 -- one source
 
 #: A point counts as a critical point when ‖∇L(θ)‖ ≤ CRITICAL_RTOL·λ₁(∇²L(θ))·‖θ‖ (round-off level).
 CRITICAL_RTOL = 1e-10

@@ -19,7 +19,7 @@ class ScaledFlow:
 
     def __init__(self, flow, factor: float):
         self.flow, self.factor = flow, factor
-        self.s, self.sharpness = flow.s / factor, flow.sharpness
+        self.s, self.lam1 = flow.s / factor, flow.lam1
 
     def at(self, s):
         return self.flow.at(np.asarray(s) * self.factor)
@@ -101,12 +101,12 @@ def neighbourhood_caveat(runs: list[Trajectory]) -> str:
     runs = [tr for tr in runs if tr.offset_sq is not None and len(tr.offset_sq)]
     if len(runs) < 3:
         return ""
-    xs = np.array([tr.lr * tr.wd for tr in runs])
+    ladder = np.array([tr.eta_lambda for tr in runs])
     means = np.array([float(np.mean(tr.offset_sq)) for tr in runs])
-    p, se = fit_exponent(xs, means)
+    p, se = fit_exponent(ladder, means)
     if falls(p, se):
         return ""
-    rungs = ", ".join(f"{x:g}: {m:.2e}" for x, m in zip(xs, means))
+    rungs = ", ".join(f"{x:g}: {m:.2e}" for x, m in zip(ladder, means))
     return ("assumption violated: the runs leave the O(√ηλ) neighbourhood of Γ the analysis is local to (docs/theory.md "
             f"§6): the mean squared distance ⟨‖w̄_t − Φ(w̄_t)‖²⟩ should fall ∝ ηλ (≈ 2ηλ/(4 + G)) but does not fall "
             f"(∝ ηλ^{p:.2f} ± {se:.2f}: {rungs})")

@@ -34,13 +34,13 @@ class Trajectory:
     steps: np.ndarray
     loss: np.ndarray
     norm_sq: np.ndarray
-    sharpness: np.ndarray
-    sharpness_mid: np.ndarray
-    sharpness_next: np.ndarray
+    lam1: np.ndarray
+    lam1_mid: np.ndarray
+    lam1_next: np.ndarray
     grad_norm: np.ndarray
     clock: np.ndarray
     phi: np.ndarray | None = None
-    phi_sharpness: np.ndarray | None = None
+    phi_lam1: np.ndarray | None = None
     offset_sq: np.ndarray | None = None
     diverged: str = ""
     monitor: list[str] = field(default_factory=list)
@@ -60,11 +60,11 @@ class Trajectory:
         * ``eos``: η·λ₁(∇²L(w_t)) ≥ 2(1 - ηλ), after ``on-gamma`` (the norm has decayed to the EoS norm;
           phase 2 → 3).
         """
-        near = self.grad_norm <= on_gamma_rtol * self.sharpness * np.sqrt(self.norm_sq)
+        near = self.grad_norm <= on_gamma_rtol * self.lam1 * np.sqrt(self.norm_sq)
         first = int(np.argmax(near)) if near.any() else None
         out = {"on-gamma": None if first is None else int(self.steps[first]), "eos": None}
         if first is not None:
-            at_eos = self.sharpness[first:] >= theory.eos_threshold(self.lr, self.wd)
+            at_eos = self.lam1[first:] >= theory.eos_threshold(self.lr, self.wd)
             if at_eos.any():
                 out["eos"] = int(self.steps[first + int(np.argmax(at_eos))])
         return out
@@ -76,14 +76,19 @@ class Trajectory:
         i = int(np.searchsorted(self.steps, step))
         if i == 0:
             return float(step)
-        y0, y1 = np.log(self.lr * self.sharpness[i - 1:i + 1])
+        y0, y1 = np.log(self.lr * self.lam1[i - 1:i + 1])
         frac = (np.log(self.lr * theory.eos_threshold(self.lr, self.wd)) - y0) / (y1 - y0)
         return float(self.steps[i - 1] + frac * (self.steps[i] - self.steps[i - 1]))
 
     @property
+    def eta_lambda(self) -> float:
+        """ηλ of the run: η·λ (0 without weight decay). ``wd`` = λ is what the step itself uses."""
+        return self.lr * self.wd
+
+    @property
     def tau(self) -> np.ndarray:
         """τ = ηλt (GD+WD) or η²t (the ALP algorithms)."""
-        return self.steps * (self.lr * self.wd if self.wd > 0 else self.lr**2)
+        return self.steps * (self.eta_lambda if self.wd > 0 else self.lr**2)
 
     def to_xarray(self):
         """The records as an ``xarray.Dataset`` on dimension ``step`` (the recorded steps), with coordinate ``tau``
@@ -92,8 +97,7 @@ class Trajectory:
         newlines) and ``seconds`` in the attrs."""
         import xarray as xr
 
-        names = ("loss", "norm_sq", "sharpness", "sharpness_mid", "sharpness_next", "grad_norm", "clock",
-                 "phi_sharpness", "offset_sq")
+        names = ("loss", "norm_sq", "lam1", "lam1_mid", "lam1_next", "grad_norm", "clock", "phi_lam1", "offset_sq")
         data = {k: ("step", getattr(self, k)) for k in names if getattr(self, k) is not None}
         if self.phi is not None:
             data["phi"] = (("step", "component"), self.phi)
@@ -123,7 +127,7 @@ class Progress:
 
 
 def record_phi(model, w: np.ndarray, t: int, rec: dict, monitor: list[str]) -> None:
-    """Append Φ(w̄_t), λ₁(∇²L(Φ)) and ‖w̄_t - Φ(w̄_t)‖² to ``rec`` ("phi", "phi_sharp", "offset"); note a
+    """Append Φ(w̄_t), λ₁(∇²L(Φ)) and ‖w̄_t - Φ(w̄_t)‖² to ``rec`` ("phi", "phi_lam1", "offset"); note a
     failed rank condition (dense models: a tie is the cluster theory's, docs/theory.md §4c) or a missing spectral gap
     (matrix-free: the simple flow) at Φ, a distance from Γ above MAX_OFFSET_SQ or a failed projection in
     ``monitor``. A
@@ -143,12 +147,12 @@ def record_phi(model, w: np.ndarray, t: int, rec: dict, monitor: list[str]) -> N
         if offset > MAX_OFFSET_SQ:
             monitor.append(f"far from Γ: ‖w̄ - Φ(w̄)‖² = {offset:.2g} at step {t}")
         rec["phi"].append(theta)
-        rec["phi_sharp"].append(float(vals[-1]))
+        rec["phi_lam1"].append(float(vals[-1]))
         rec["offset"].append(offset)
     except Diverged as exc:
         raise Diverged(f"{exc} (Φ of the iterate at step {t})") from None
     except AssumptionViolated as exc:
         monitor.append(f"{exc} (step {t})")
         rec["phi"].append(np.full(model.dim, np.nan))
-        rec["phi_sharp"].append(np.nan)
+        rec["phi_lam1"].append(np.nan)
         rec["offset"].append(np.nan)

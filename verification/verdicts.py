@@ -17,14 +17,14 @@ which tend to p in the asymptotic regime and to 0 when a prediction is wrong by 
 * **fail**: the last *three* local exponents agree within SETTLE_TOL at an order below p − ORDER_MARGIN and
   are not rising (a floor: the error does not vanish); or two consecutive local exponents had settled at
   ≥ p − ORDER_MARGIN on larger rungs and the last one is below it (an asymptotic regime, once entered, is not
-  left: the error has turned into a floor); or the last three local exponents each fall by more than
-  ``RISING_TOL`` and the last is below p − ORDER_MARGIN (the error bends away from x^p towards a floor: a
-  pre-asymptotic error approaches its order, it does not leave it); or a local exponent ≥ p − ORDER_MARGIN is
-  followed by two below it that agree within SETTLE_TOL (the error fell at the theory's order, then flattened:
-  a floor; a pre-asymptotic plateau comes before the fall, not after it);
+  left: the error has turned into a floor);
 * **inconclusive**: anything else (not yet asymptotic, rising towards p, a constant still growing, fewer than
   three resolvable rungs, all errors at the numerical floor) -- with the reason and the rungs; the check may then
-  add rungs.
+  add rungs. This includes an error that fell at the order and then flattened over two rung intervals, or whose
+  local exponents fall rung after rung: a floor looks like that, but so does a pre-asymptotic plateau *after*
+  a first fall -- GD on √L on ``bn_linear`` has local exponents 1.07, −0.04, −0.04, 0.99, 0.99 over
+  η = 0.02 … 0.000625 (docs/theory.md §7), so a ladder that stops in the plateau must not fail; more rungs decide
+  (a floor then settles over three intervals and fails).
 
 No constant C of e ≤ C·x^p is assumed: its size depends on the model (λ₁/μ, G, the cubic terms), and a bound
 tuned on a few models fails on others where the order is right (docs/theory.md §7). The constant measured at the
@@ -198,16 +198,13 @@ def judge(x, e, order: Order) -> LadderVerdict:
         v.decided = tuple(sorted({entered[0] - 1, entered[0], entered[0] + 1, n - 2, n - 1}))
         v.reason = (f"the error was asymptotic at order ≈ {order.p:g} on the larger rungs and then stopped falling "
                     f"(local exponents {qs}): a floor the theory does not have [{rungs}]")
-    elif fell_then_flat:
-        v.status = Status.FAIL
-        v.decided = (n - 4, n - 3, n - 2, n - 1)
-        v.reason = (f"the error fell at order {q[-3]:.2f} and then flattened (local exponents {qs}): a floor the theory "
-                    f"does not have [{rungs}]")
-    elif falling_away and q[-1] < low:
-        v.status = Status.FAIL
-        v.decided = (n - 4, n - 3, n - 2, n - 1)
-        v.reason = (f"the local exponents fall rung after rung ({qs}) to {q[-1]:.2f} < {low:g}: the error bends away "
-                    f"from {order.param}^{order.p:g} towards a floor the theory does not have [{rungs}]")
+    elif fell_then_flat or (falling_away and q[-1] < low):
+        # a floor, or a pre-asymptotic plateau after a first fall (seen: GD on √L on bn_linear): more rungs decide
+        v.extendable = True
+        shape = (f"fell at order {q[-3]:.2f} and then flattened" if fell_then_flat
+                 else f"bends away from {order.param}^{order.p:g}")
+        v.reason = (f"not yet decided: the error {shape} (local exponents {qs}) -- a floor, or a plateau before a "
+                    f"second fall; smaller {order.param} decide [{rungs}]")
     else:
         v.extendable = True
         why = ("the constant e/x^p is still growing (the shortfall of the local exponents below "

@@ -252,12 +252,12 @@ def load_theta0(path, model, label: str, option: str = "--theta0") -> np.ndarray
 def ladder_problems(ladder) -> tuple[list[float], list[str], str]:
     """The distinct ladder (descending), the hard errors (each names ``--ladder``) and, when the ladder is
     below the promised minimum but usable, the reason its verdicts are inconclusive ("" otherwise)."""
-    values = sorted(set(float(x) for x in ladder), reverse=True)
+    values = sorted(set(float(eta_lambda) for eta_lambda in ladder), reverse=True)
     errors = []
-    bad = [x for x in values if not (np.isfinite(x) and 0 < x < MAX_ETA_LAMBDA)]
+    bad = [eta_lambda for eta_lambda in values if not (np.isfinite(eta_lambda) and 0 < eta_lambda < MAX_ETA_LAMBDA)]
     if bad:
         errors.append(f"--ladder: expected values of ηλ in (0, {MAX_ETA_LAMBDA:g}) (ηλ is the small parameter of "
-                      f"the theory), got {', '.join(f'{x:g}' for x in bad)}")
+                      f"the theory), got {', '.join(f'{eta_lambda:g}' for eta_lambda in bad)}")
     if len(values) < LADDER_MIN_POINTS:
         errors.append(f"--ladder: expected at least {LADDER_MIN_POINTS} distinct values of ηλ (an exponent needs "
                       f"them), got {len(values)} distinct of {len(list(ladder))}")
@@ -285,7 +285,7 @@ def check_lr(lr) -> None:
 
 def ladder_steps(config: VerifyConfig) -> list[int]:
     """Steps of each GD+WD ladder run: τ_end/ηλ (session.ladder_runs)."""
-    return [int(round(config.tau_end / lw)) for lw in config.ladder]
+    return [int(round(config.tau_end / eta_lambda)) for eta_lambda in config.ladder]
 
 
 @dataclass

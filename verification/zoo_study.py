@@ -76,11 +76,20 @@ def mutated(attr: str, builder, factor: float):
         owner, name = theory, attr
         original = getattr(theory, attr)
         new = builder(original, factor)
-    setattr(owner, name, new)
+    # also where the function is defined, so that theory's own callers (e.g. eos_entry_step calling
+    # phase2_duration in theory.predictions) see the mutation, as tests/test_mutations.py does
+    import sys
+
+    home = sys.modules.get(getattr(original, "__module__", ""), None)
+    owners = [owner] + ([home] if home is not None and home is not owner and getattr(home, name, None) is original
+                        else [])
+    for o in owners:
+        setattr(o, name, new)
     try:
         yield
     finally:
-        setattr(owner, name, original)
+        for o in owners:
+            setattr(o, name, original)
 
 
 #: keywords of ``simulate`` that do not change the run

@@ -70,8 +70,8 @@ for eta_lambda in (1e-3, 3e-4):
     print(f"{eta_lambda:>8g} {steps:>6} {err.max():>18.3e} {naive.max():>12.3e}")
 
 # The records as data: Trajectory.to_xarray() and FlowResult.to_xarray()
-print(run.to_xarray()[["norm_sq", "phi_sharpness"]].to_dataframe().tail(3))
-print(flow.to_xarray()[["sharpness", "G", "tau"]].to_dataframe().iloc[::50])
+print(run.to_xarray()[["norm_sq", "phi_lam1"]].to_dataframe().tail(3))
+print(flow.to_xarray()[["lam1", "G", "tau"]].to_dataframe().iloc[::50])
 (e1, n1), (e2, n2) = errors.values()
 print(f"error ratio over a factor {1e-3 / 3e-4:.2f} in ηλ: {e1 / e2:.2f} (O(ηλ): ≈ 3.3); naive / flow at ηλ = 3e-4: "
       f"{n2 / e2:.0f}x")

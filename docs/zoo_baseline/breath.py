@@ -14,9 +14,9 @@ mp = th.manifold_point(m, s.theta0)
 pred = th.oscillation_amplitude_sq(lr, wd, mp.G)
 tr = simulate(m, eos_start(m, s.theta0, lr, wd), lr, steps, wd=wd, every=max(1, steps // 2000) | 1, pairs=False, quiet=True)
 tau = tr.steps * el
-a2 = 2 * tr.loss / (tr.norm_sq * tr.sharpness)
+a2 = 2 * tr.loss / (tr.norm_sq * tr.lam1)
 print(f"{spec} ηλ={el:g}: G(θ₀)={mp.G:.3g} predicted a²={pred:.3g}; diverged={tr.diverged}")
 for lo in np.arange(0, tau_end, tau_end / 10):
     w = (tau >= lo) & (tau < lo + tau_end / 10)
     print(f"  τ∈[{lo:.2f},{lo + tau_end / 10:.2f}): ⟨a²⟩/pred = {np.mean(a2[w]) / pred:8.3f}  max a²/pred = {np.max(a2[w]) / pred:8.3f}  "
-          f"⟨ηλ₁(w)⟩ = {np.mean(lr * tr.sharpness[w]):.4f}")
+          f"⟨ηλ₁(w)⟩ = {np.mean(lr * tr.lam1[w]):.4f}")

@@ -17,15 +17,15 @@ from ._common import Derived, is_zero, report
 def derive() -> list[Derived]:
     x = sp.Symbol("x", positive=True)
     y, eta = sp.symbols("y eta", positive=True)
-    lam, c2 = sp.Function("lam"), sp.Function("c2")
-    loss = lam(y) * x**2 / 2
+    lam1, c2 = sp.Function("lam1"), sp.Function("c2")
+    loss = lam1(y) * x**2 / 2
     grad_l = [sp.diff(loss, x), sp.diff(loss, y)]
     phi = y + c2(y) * x**2
     pde = sp.expand(sp.diff(phi, x) * grad_l[0] + sp.diff(phi, y) * grad_l[1])
     c2_sol = sp.solve(pde.coeff(x, 2), c2(y))[0]
     phi = phi.subs(c2(y), c2_sol)
     out = [Derived("Phi", "Φ(x, y) = y + c₂ x², c₂ from ∇Φ·∇L = 0 at order x²", str(c2_sol),
-                   is_zero(c2_sol + sp.diff(lam(y), y) / (4 * lam(y))))]
+                   is_zero(c2_sol + sp.diff(lam1(y), y) / (4 * lam1(y))))]
 
     # The x² coefficient of the drift involves only λ, λ', λ'' at y, so a quadratic λ with symbolic
     # coefficients is fully general here -- and lets sympy expand λ(y') exactly.

@@ -37,10 +37,10 @@ def derive() -> list[Derived]:
     norm = sp.sqrt(1 + gp**2)
     t = sp.Matrix([1, gp]) / norm  # unit tangent
     v = sp.Matrix([-gp, 1]) / norm  # unit normal
-    lam = a(x) * (1 + gp**2)
+    lam1 = a(x) * (1 + gp**2)
     hess = sp.hessian(loss, (x, y))
-    out = [Derived("eigenpair", "∇²L(θ) v = λ v with λ = a(1 + g'²)", str(sp.simplify(lam)),
-                   all(is_zero(e) for e in (hess * v - lam * v).subs(on_gamma)))]
+    out = [Derived("eigenpair", "∇²L(θ) v = λ v with λ = a(1 + g'²)", str(sp.simplify(lam1)),
+                   all(is_zero(e) for e in (hess * v - lam1 * v).subs(on_gamma)))]
     dphi = sp.Matrix([sp.diff(phi, x), sp.diff(phi, y)]).subs(on_gamma)
     out.append(Derived("first-order", "∂φ = tᵀ/|(1, g')| on Γ, i.e. ∂Φ = P_T", str(sp.simplify(c1_sol)),
                        all(is_zero(e) for e in dphi - t / norm)))
@@ -49,10 +49,10 @@ def derive() -> list[Derived]:
     d2Phi_vv = phi_vv * sp.Matrix([1, gp])  # ∂Φ = (φ, g(φ)); (∂φ·v) = 0 on Γ kills the g'' term
     third_vv = sp.Matrix([sum(sp.diff(loss, p, q, r) * v[i] * v[j] for i, p in enumerate((x, y))
                               for j, q in enumerate((x, y))) for r in (x, y)]).subs(on_gamma)
-    predicted = -(t * (t.T * third_vv)) / (2 * lam)
+    predicted = -(t * (t.T * third_vv)) / (2 * lam1)
     out.append(Derived("d2Phi", "∂²Φ(θ)[v, v] = -(1/(2λ)) P_T ∇³L(θ)[v, v]", str(sp.simplify(d2Phi_vv[0])),
                        all(is_zero(e) for e in d2Phi_vv - predicted)))
-    grad_gamma_lam = t * sp.diff(lam, x) / norm  # derivative of λ along the unit-speed curve
+    grad_gamma_lam = t * sp.diff(lam1, x) / norm  # derivative of λ along the unit-speed curve
     out.append(Derived("hellmann-feynman", "P_T ∇³L[v, v] = ∇_Γ λ, so ∂²Φ[v, v] = -½ ∇_Γ log λ",
                        str(sp.simplify((t.T * third_vv)[0])),
                        all(is_zero(e) for e in t * (t.T * third_vv) - grad_gamma_lam)))

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
+import srflow.theory as th
 
 from ..session import VerifyConfig
 
 
 def gdwd_ladder(config: VerifyConfig) -> dict:
     """The GD+WD runs of the ladder (``Session.ladder_runs``), τ_end/ηλ steps each, ``records`` Φ records."""
-    steps = [int(round(config.tau_end / x)) for x in config.ladder]
+    steps = [int(round(config.tau_end / eta_lambda)) for eta_lambda in config.ladder]
     return {"gdwd ladder": (sum(steps), len(steps) * (config.records + 1))}
 
 
@@ -24,6 +24,12 @@ def alp(config: VerifyConfig, name: str) -> dict:
                    len(config.alp_ladder) * (config.records + 1))}
 
 
+def entry_steps(config: VerifyConfig) -> int:
+    """Steps of the eos-entry run: 1.5× the phase-2 length (``theory.phase2_steps``) at ``entry_eta_lambda``, plus
+    500 steps for phase 1."""
+    return int(1.5 * th.phase2_steps(config.entry_eta_lambda, config.entry_norm_ratio)) + 500
+
+
 def entry(config: VerifyConfig) -> dict:
-    """The eos-entry run: 1.5× the phase-2 length at entry_wd_lr, plus 500 steps for phase 1."""
-    return {"entry": (int(1.5 * np.log(config.entry_norm_ratio) / (2 * config.entry_wd_lr)) + 500, 0)}
+    """The eos-entry run (``entry_steps``)."""
+    return {"entry": (entry_steps(config), 0)}

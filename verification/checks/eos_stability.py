@@ -13,7 +13,7 @@ from ..session import CheckResult, Session, guard, odd_stride, result
 from ..simulate import eos_start, simulate
 from ..verdicts import Status, resolving_power
 from ._record import Check, Series
-from ..extrapolation import extrapolate_to_zero
+from ..extrapolation import extrapolate_to_zero, richardson_spread
 
 #: the rungs of ηλ: the largest STABILITY_RUNGS of ``config.ladder`` (the rate's truncation is O(ηλ), so the
 #: deviation is extrapolated linearly to ηλ → 0 from them)
@@ -45,7 +45,7 @@ def breathing_envelope(clock_steps: np.ndarray, eta_lambda: float) -> tuple[np.n
     breathing period 2π/√(8ηλ), centred at steps t. In each window log δ_t² (δ_t² = s_{t+1} - s_t, the squared angular
     step, = 4A(1 + O(q))) is fitted by least squares with c₀ + c₁t + c₂t² + a cos ωt + b sin ωt (ω = √(8ηλ)); ε = √(a² + b²)."""
     y = np.log(np.diff(clock_steps))
-    omega = np.sqrt(8 * eta_lambda)
+    omega = th.breathing_frequency(eta_lambda)
     width = int(round(th.breathing_period(eta_lambda)))
     ts, es = [], []
     for start in range(0, len(y) - width + 1, width):
@@ -73,16 +73,6 @@ def longest_run(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def richardson_spread(x, d) -> float:
-    """The uncertainty of a linear extrapolation of ``d`` to x → 0 from the terms it neglects: the largest difference
-    between the two-point extrapolations (x_i d_j - x_j d_i)/(x_i - x_j) of consecutive rungs (0 with fewer than 3)."""
-    x, d = np.asarray(x, float), np.asarray(d, float)
-    if len(x) < 3:
-        return 0.0
-    two_point = (x[:-1] * d[1:] - x[1:] * d[:-1]) / (x[:-1] - x[1:])
-    return float(np.max(two_point) - np.min(two_point))
-
-
 def measured_slope(x: np.ndarray, y: np.ndarray, extra: np.ndarray | None = None) -> tuple[float, float]:
     """Least-squares slope of y on x (with an intercept and, when given, the column ``extra``) and its standard error
     from the residuals."""
@@ -98,7 +88,9 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
     """The breathing of GD+WD about its EoS equilibrium grows or decays as e^{∫κ dτ}, κ = ``rate_prediction``(model, θ)
     (default ``theory.eos_stability(model, θ).rate``, docs/theory.md §4d) along the flow ζ at the GD+WD clock.
 
-    On each rung ηλ (the largest STABILITY_RUNGS of the ladder) one run from the EoS start, τ ≤ EFOLDS/|κ(θ₀)|
+    On each rung ηλ (the largest STABILITY_RUNGS of the ladder whose linear window holds ≥ MIN_WINDOWS periods: a
+    rung where a growing breathing leaves it too soon is passed over for the next smaller ηλ, within
+    ``config.extend_steps`` extra steps) one run from the EoS start, τ ≤ EFOLDS/|κ(θ₀)|
     (within [TAU_MIN, TAU_MAX]); the envelope ε of the breathing (``breathing_envelope``) in one-period windows, while
     E_MIN < ε < E_MAX; the residual log ε - ∫κ dτ is fitted by a + bτ + κ₂∫ε²dτ (the finite amplitude changes the
     rate by κ₂ε²): b ± se is the linear rate measured minus predicted. The truncation of κ is O(ηλ), so b = b₀ + βηλ is extrapolated to ηλ → 0 (weighted least squares,
@@ -120,32 +112,42 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         f_tau = th.gdwd_tau(flow)[samples]
         kappa = np.array([predict(model, flow.theta[i]) for i in samples])
         integral = np.concatenate([[0.0], np.cumsum(0.5 * (kappa[1:] + kappa[:-1]) * np.diff(f_tau))])
-        xs = sorted((float(x) for x in cfg.ladder), reverse=True)[:STABILITY_RUNGS]
+        ladder = sorted((float(v) for v in cfg.ladder), reverse=True)
         # the part of κ carried by normal modes that do not follow the breathing at the largest rung (χ_j ≥ 1,
         # ``theory.eos_slaving``), along the flow like κ
-        unslaved = np.array([th.eos_slaving(model, flow.theta[i], max(xs)).unslaved for i in samples])
+        unslaved = np.array([th.eos_slaving(model, flow.theta[i], ladder[0]).unslaved for i in samples])
         unslaved_integral = np.concatenate([[0.0], np.cumsum(0.5 * (unslaved[1:] + unslaved[:-1]) * np.diff(f_tau))])
-        if len(xs) < STABILITY_RUNGS:
+        if len(ladder) < STABILITY_RUNGS:
             return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
-                          f"the ladder has {len(xs)} value(s) of ηλ: the extrapolation to ηλ → 0 and its uncertainty "
+                          f"the ladder has {len(ladder)} value(s) of ηλ: the extrapolation to ηλ → 0 and its uncertainty "
                           f"need {STABILITY_RUNGS}")
-        runs, rows = [], []
-        for x in xs:
-            tr = session.cached(("stability", x, tau_end), lambda x=x: _run(session, x, tau_end))
+        runs, rows, judged_ladder, skipped, steps = [], [], [], [], 0
+        for eta_lambda in ladder:
+            if len(rows) == STABILITY_RUNGS:
+                break
+            # a rung whose linear window is too short (a growing breathing starts at ε₀ ∝ √ηλ and leaves it soon) is
+            # passed over for the next smaller ηλ -- more periods per τ, a smaller start -- within the step budget
+            if len(rows) + len(ladder) - ladder.index(eta_lambda) < STABILITY_RUNGS:
+                break
+            if skipped and steps + tau_end / eta_lambda > cfg.extend_steps + sum(tau_end / r for r in ladder[:STABILITY_RUNGS]):
+                break
+            tr = session.cached(("stability", eta_lambda, tau_end), lambda e=eta_lambda: _run(session, e, tau_end))
+            steps += tau_end / eta_lambda
             runs.append(tr)
             # a run that diverged (a grown breathing can end EoS) is measured up to there: the linear regime precedes it
             if tr.clock_steps is None:
                 return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
                               "the run kept no per-step clock (compiled engine with a long record stride): "
                               "the breathing cannot be measured", runs=runs)
-            t, eps = breathing_envelope(tr.clock_steps, x)
-            tau = t * x
-            keep = longest_run((tau >= SKIP_PERIODS * th.breathing_period(x) * x) & (eps < E_MAX) & (eps > E_MIN))
+            t, eps = breathing_envelope(tr.clock_steps, eta_lambda)
+            tau = t * eta_lambda
+            keep = longest_run((tau >= SKIP_PERIODS * th.breathing_period(eta_lambda) * eta_lambda)
+                               & (eps < E_MAX) & (eps > E_MIN))
             if keep.sum() < MIN_WINDOWS:
-                return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
-                              f"at ηλ = {x:g} only {int(keep.sum())} breathing periods have {E_MIN:g} < ε < {E_MAX:g} "
-                              f"(need {MIN_WINDOWS}): ε from {eps[0]:.2g} to {eps[-1]:.2g} over τ ≤ {tau_end:.3g}",
-                              {"ladder": xs[:len(rows)]}, runs=runs)
+                skipped.append(f"at ηλ = {eta_lambda:g} only {int(keep.sum())} breathing periods have {E_MIN:g} < ε < {E_MAX:g} "
+                               f"(need {MIN_WINDOWS}): ε from {eps[0]:.2g} to {eps[-1]:.2g} over τ ≤ {tau_end:.3g}")
+                continue
+            judged_ladder.append(eta_lambda)
             pred_log = np.interp(tau[keep], f_tau, integral)
             # the finite amplitude: d log ε/dτ = κ + κ₂ε² + O(ε⁴), so the residual is fitted with ∫ε²dτ as well
             e2 = np.concatenate([[0.0], np.cumsum(0.5 * (eps[keep][1:] ** 2 + eps[keep][:-1] ** 2) * np.diff(tau[keep]))])
@@ -156,6 +158,10 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
             rows.append({"b": b, "se": se, "kbar": kbar, "kmean": kmean, "tau": (float(tau[keep][0]), float(tau[keep][-1])),
                          "eps": (float(eps[keep][0]), float(eps[keep][-1])), "windows": int(keep.sum()),
                          "unslaved": umean})
+        if len(rows) < STABILITY_RUNGS:
+            return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
+                          f"{len(rows)} rung(s) of the ladder have a linear window of ≥ {MIN_WINDOWS} breathing periods "
+                          f"(need {STABILITY_RUNGS}); {'; '.join(skipped)}", {"ladder": judged_ladder}, runs=runs)
         b = np.array([r["b"] for r in rows])
         se = np.array([r["se"] for r in rows])
         kbar = np.array([r["kbar"] for r in rows])
@@ -164,9 +170,9 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         def test(delta=0.0):
             """(b₀, se(b₀)) for the prediction κ(1 + δ): the residual slopes become b - δκ̄."""
             dev = b - delta * kbar
-            ex = extrapolate_to_zero(xs, dev, se, power=1.0)  # its χ² is not used: the per-rung s.e. of a
+            ex = extrapolate_to_zero(np.array(judged_ladder), dev, se, power=1.0)  # its χ² is not used: the per-rung s.e. of a
             # deterministic envelope is tiny, and the truncation's next terms are in richardson_spread
-            return ex.alpha, float(np.hypot(ex.se, richardson_spread(xs, dev)))
+            return ex.alpha, float(np.hypot(ex.se, richardson_spread(np.array(judged_ladder), dev)))
 
         def rejected(t) -> bool:
             return abs(t[0]) > tol.EOS_SEM_FACTOR * t[1]
@@ -175,7 +181,7 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         # κ's slaved term assumes every normal mode follows the breathing (docs/theory.md §4d, ``theory.eos_slaving``):
         # where the modes that do not (χ_j ≥ 1 at the largest rung) carry a part of κ this check resolves, the
         # prediction is outside its assumption on these rungs -- neither confirmed nor refuted by them
-        slaving = th.eos_slaving(model, session.theta0, max(xs))
+        slaving = th.eos_slaving(model, session.theta0, ladder[0])
         umean = np.array([r["unslaved"] for r in rows])
         if np.max(np.abs(umean)) > tol.EOS_SEM_FACTOR * se0:
             slow = slaving.chi >= 1
@@ -184,9 +190,9 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
             return result(session, name, Status.ASSUMPTION_VIOLATED, kappa0, float(kmean[-1] + b[-1]), None,
                           float("nan"),
                           f"assumption violated: normal modes not slaved to the breathing: {int(slow.sum())} mode(s) with "
-                          f"λ₁/λ_j up to {slaving.lam1 / slaving.lam[slow].min():.3g} relax at "
-                          f"r_j = -log|1 - 2λ_j/λ₁| ≥ {(np.sqrt(8 * max(xs)) / slaving.chi[slow]).min():.2g} per step, "
-                          f"slower than the breathing ω = √(8ηλ) = {np.sqrt(8 * max(xs)):.2g} at ηλ = {max(xs):g} "
+                          f"λ₁/λ_j up to {slaving.lam1 / slaving.lam_j[slow].min():.3g} relax at "
+                          f"r_j = -log|1 - 2λ_j/λ₁| ≥ {(np.sqrt(8 * ladder[0]) / slaving.chi[slow]).min():.2g} per step, "
+                          f"slower than the breathing ω = √(8ηλ) = {np.sqrt(8 * ladder[0]):.2g} at ηλ = {ladder[0]:g} "
                           f"(χ = ω/r up to {slaving.chi.max():.3g}), and carry {slaving.unslaved:+.4g} of κ(θ₀) = "
                           f"{kappa0:+.4g} and up to {umean[np.argmax(np.abs(umean))]:+.4g} of the predicted rate over "
                           f"the fitted windows -- more than the check resolves (3 s.e. = {tol.EOS_SEM_FACTOR * se0:.3g}); "
@@ -194,24 +200,27 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                           + ", ".join(f"{k:+.4g} / {k - u:+.4g} vs {k + bb:+.4g} ± {s:.2g}"
                                       for k, u, bb, s in zip(kmean, umean, b, se))
                           + " "
-                          + f"at ηλ = {', '.join(f'{x:g}' for x in xs)}; they follow for ηλ < "
-                          f"{(np.sqrt(8 * max(xs)) / slaving.chi[slow]).min() ** 2 / 8:.2g}",
-                          {"ladder": xs, "rate_measured": kmean + b, "rate_predicted": kmean, "rate_unslaved": umean,
+                          + f"at ηλ = {', '.join(f'{v:g}' for v in judged_ladder)}; they follow for ηλ < "
+                          f"{(np.sqrt(8 * ladder[0]) / slaving.chi[slow]).min() ** 2 / 8:.2g}",
+                          {"ladder": judged_ladder, "rate_measured": kmean + b, "rate_predicted": kmean, "rate_unslaved": umean,
                            "unslaved_share": slaving.unslaved, "chi_max": float(slaving.chi.max())}, runs)
         status = Status.FAIL if rejected((b0, se0)) else Status.PASS
         power = resolving_power(lambda d: rejected(test(d))) if status == Status.PASS else float("nan")
         stable = bool(np.all(kmean < 0))
         verdict = "stable (decays)" if stable else "unstable (grows)" if np.all(kmean > 0) else "changes sign"
+        seen = kmean + b
+        measured = "stable (decays)" if np.all(seen < 0) else "unstable (grows)" if np.all(seen > 0) else "changes sign"
         rungs = ", ".join(f"{k + bb:+.4f} ± {s:.4f} vs {k:+.4f}" for k, bb, s in zip(kmean, b, se))
-        message = (f"equilibrium predicted {verdict}: κ(θ₀) = {kappa0:+.4f}; breathing rate d log ε/dτ measured ± s.e. vs "
-                   f"predicted {rungs} at ηλ = {', '.join(f'{x:g}' for x in xs)} (τ ≤ {tau_end:.3g}); the deviation "
+        message = (f"equilibrium predicted {verdict}, measured {measured}: κ(θ₀) = {kappa0:+.4f}; breathing rate d log ε/dτ measured ± s.e. vs "
+                   f"predicted {rungs} at ηλ = {', '.join(f'{v:g}' for v in judged_ladder)} (τ ≤ {tau_end:.3g}); the deviation "
                    f"extrapolated to ηλ → 0 is {b0:+.4f} ± {se0:.4f} ({'within' if status == Status.PASS else 'beyond'} "
                    f"{tol.EOS_SEM_FACTOR:g} s.e.)")
         if status == Status.FAIL:
             message = "the breathing rate is off: " + message
-        details = {"ladder": xs, "rate_predicted": kmean, "rate_measured": kmean + b, "rate_deviation": np.abs(b),
+        details = {"ladder": judged_ladder, "rate_predicted": kmean, "rate_measured": kmean + b, "rate_deviation": np.abs(b),
                    "rate_standard_error": se, "deviation_at_zero": b0, "deviation_at_zero_se": se0,
-                   "kappa_theta0": kappa0, "tau_end": tau_end, "stable": stable, "windows": rows}
+                   "kappa_theta0": kappa0, "tau_end": tau_end, "stable": stable,
+                   "stability": verdict.split(" (")[0], "stability_measured": measured.split(" (")[0], "windows": rows}
         scaled = abs(b0) / (tol.EOS_SEM_FACTOR * se0) if se0 > 0 else float("inf")
         # κ + Δ shifts every residual slope by -Δ (the τ column): rejected once |b₀ - Δ| > 3 se(b₀); absolute, since κ
         # can be 0 (at the crossing a relative perturbation of κ is none)
@@ -231,8 +240,8 @@ def _run(session: Session, eta_lambda: float, tau_end: float):
 
 
 def _cost(config) -> dict:
-    xs = sorted(config.ladder, reverse=True)[:STABILITY_RUNGS]
-    return {"breathing": (int(sum(EFOLDS / x for x in xs)), 0)}  # |κ| ≈ 1: τ_end ≈ EFOLDS
+    ladder = sorted(config.ladder, reverse=True)[:STABILITY_RUNGS]
+    return {"breathing": (int(sum(EFOLDS / eta_lambda for eta_lambda in ladder)), 0)}  # |κ| ≈ 1: τ_end ≈ EFOLDS
 
 
 CHECK = Check(

@@ -34,26 +34,26 @@ def check_flow_tracking(session: Session, clock: Callable | None = None, name: s
 
         paths: dict = {}
 
-        def errors(x, factor=1.0, scale=1.0):
-            tr = session.gdwd_run(x)
+        def errors(eta_lambda, factor=1.0, scale=1.0):
+            tr = session.gdwd_run(eta_lambda)
             return path_and_clock(tr, flow, clk, (tr.lr, tr.wd), paths, factor, scale)
 
         orders = {"path": GDWD_ORDER, "clock": GDWD_ORDER}
-        xs, rows, verdicts = run_ladder(session, session.config.ladder, errors, orders,
-                                     cost=lambda x: session.config.tau_end / x)
-        runs = [session.gdwd_run(x) for x in xs]
+        ladder, rows, verdicts = run_ladder(session, session.config.ladder, errors, orders,
+                                            cost=lambda eta_lambda: session.config.tau_end / eta_lambda)
+        runs = [session.gdwd_run(eta_lambda) for eta_lambda in ladder]
         powers = {
-            "clock rate": resolving_power(rejected_by(xs, lambda d: [errors(x, scale=1 + d) for x in xs], orders)),
-            "flow coefficient": resolving_power(rejected_by(xs, lambda d: [errors(x, factor=1 + d) for x in xs], orders)),
+            "clock rate": resolving_power(rejected_by(ladder, lambda d: [errors(v, scale=1 + d) for v in ladder], orders)),
+            "flow coefficient": resolving_power(rejected_by(ladder, lambda d: [errors(v, factor=1 + d) for v in ladder],
+                                                            orders)),
         }
         combined = [phi_error(tr, flow, th.s_at_steps(flow, clk(flow, tr.lr, tr.wd), tr.steps)) for tr in runs]
-        res = ladder_result(session, name, xs, rows, verdicts, runs, powers,
+        res = ladder_result(session, name, ladder, rows, verdicts, runs, powers,
                             {"combined_errors": combined, "G_max": float(flow.G.max()),
-                             "sharpness_drop": float(1 - flow.sharpness[-1] / flow.sharpness[0]),
+                             "sharpness_drop": float(1 - flow.lam1[-1] / flow.lam1[0]),
                              "cluster_size_max": _cluster_size_max(flow)})
-        # through a cluster (docs/theory.md §4c): a join, a halt or a near tie on the path is outside the O(ηλ) claim
         # the runs must stay O(√ηλ) from Γ (docs/theory.md §6), and a join, a halt or a near tie is outside the claim
-        return with_caveat(res, neighbourhood_caveat(runs) or separation_caveat(session, xs)
+        return with_caveat(res, neighbourhood_caveat(runs) or separation_caveat(session, ladder)
                            or cluster_caveat(session, flow))
 
     return guard(session, name, run)

@@ -37,13 +37,13 @@ def check_scale_collapse(session: Session, rescale: Callable | None = None) -> C
 
     def run():
         cfg, m, c = session.config, session.model, session.config.collapse_factor
-        lw = cfg.ladder[0]
-        w0 = eos_start(m, session.theta0, cfg.lr, lw / cfg.lr)
+        eta_lambda = cfg.ladder[0]
+        w0 = eos_start(m, session.theta0, cfg.lr, eta_lambda / cfg.lr)
         every = max(1, cfg.collapse_steps // 100)
         xi = session.rng("collapse twin").standard_normal(m.dim)
         twin_w0 = w0 + tol.TWIN_RTOL * np.linalg.norm(w0) * xi / np.linalg.norm(xi)
         factor = (rescale or th.collapse_factor)(c)
-        a, b, twin = (simulate(m, w, lr, cfg.collapse_steps, wd=lw / lr, every=every, pairs=False, quiet=True)
+        a, b, twin = (simulate(m, w, lr, cfg.collapse_steps, wd=eta_lambda / lr, every=every, pairs=False, quiet=True)
                       for w, lr in ((w0, cfg.lr), (factor * w0, c * cfg.lr), (twin_w0, cfg.lr)))
         for tr in (a, b, twin):
             if tr.diverged:
@@ -58,7 +58,7 @@ def check_scale_collapse(session: Session, rescale: Callable | None = None) -> C
         accumulated = tol.TWIN_RTOL * twin_dev * np.cumsum(per_record)
         strays = accumulated > tol.COLLAPSE_RTOL / tol.CHAOS_MARGIN
         horizon = int(np.argmax(strays)) if strays.any() else len(a.steps)
-        setting = (f"(η, λ) = ({cfg.lr:g}, {lw / cfg.lr:g}) vs ({c * cfg.lr:g}, {lw / (c * cfg.lr):g}) over "
+        setting = (f"(η, λ) = ({cfg.lr:g}, {eta_lambda / cfg.lr:g}) vs ({c * cfg.lr:g}, {eta_lambda / (c * cfg.lr):g}) over "
                    f"{cfg.collapse_steps} steps")
         details = {"factor": c, "horizon_steps": int(a.steps[horizon - 1]) if horizon else 0,
                    "twin_max_deviation": float(np.max(rel_dev(a, twin)))}
