@@ -200,3 +200,31 @@ def test_scale_collapse_on_chaotic_runs_is_judged_before_round_off_takes_over(mo
     growth["rate"] = 2.0
     fast = check_scale_collapse(session)
     assert fast.status == "inconclusive" and "chaotic" in fast.message
+
+
+def test_scale_collapse_counts_the_round_off_of_every_step_amplified_by_slow_chaos(monkeypatch):
+    """Round-off enters both runs at every step: with a slow growth γ per step the rescaled run differs by
+    ≈ Σ_s 1e-15·e^{γ(t-s)} ≈ e^{γt}·1e-15/γ, 1/γ times the twin started 1e-15 away (seen on a zoo LN net: 1.1e-8 at
+    the twin's horizon). The horizon counts that sum: the check passes there, and a factor off by 0.3% still fails."""
+    import srflow.verification.checks.scale_collapse as checks_mod
+
+    real = checks_mod.simulate
+    gamma = np.log(2.0) / 20  # 1/γ ≈ 29 steps of round-off accumulate
+    calls = []
+
+    def slow_chaos(model, w0, lr, steps, **kw):
+        tr = real(model, w0, lr, steps, **kw)
+        calls.append(tr)
+        t = np.asarray(tr.steps, dtype=float)
+        if len(calls) % 3 == 2:  # the rescaled run: every step's round-off, amplified
+            tr.loss = tr.loss * (1 + 1e-15 * np.expm1(gamma * (t + 1)) / np.expm1(gamma))
+        elif len(calls) % 3 == 0:  # the twin: its start perturbation, amplified
+            tr.loss = tr.loss * (1 + 1e-15 * np.exp(gamma * t))
+        return tr
+
+    monkeypatch.setattr(checks_mod, "simulate", slow_chaos)
+    session = Session(make_model("sphere_circle"), dataclasses.replace(QUICK, collapse_steps=2000), 0)
+    res = check_scale_collapse(session)
+    assert res.status == "pass" and res.observed <= 1e-8 and "before chaos" in res.message, res.message
+    wrong = check_scale_collapse(session, rescale=lambda c: 1.003 * np.sqrt(c))
+    assert wrong.status == "fail" and wrong.observed > 1e-3, wrong.message

@@ -77,6 +77,44 @@ def breathing_rate(alpha: float, k: float, G: float, dG: float = 0.0) -> tuple[f
     return (8 + 9 * G + 2 * k - 6 * alpha**2) / (3 * (4 + G)), -dG / (4 + G) ** 2
 
 
+@dataclass(frozen=True)
+class Slaving:
+    """The normal modes in κ's slaved term at θ and ηλ (``eos_slaving``): eigenvalues ``lam_j`` (λ_j), ``share``
+    (Δκ_j, each mode's part of κ), ``chi`` (χ_j = ω/r_j), and ``unslaved`` = Σ Δκ_j over the modes with χ_j ≥ 1."""
+
+    lam_j: np.ndarray
+    share: np.ndarray
+    chi: np.ndarray
+    lam1: float
+    unslaved: float
+
+
+def eos_slaving(model, theta, eta_lambda: float) -> Slaving:
+    """Whether the normal modes are slaved to the flip at ηλ = ``eta_lambda`` (docs/theory.md §4d).
+
+    κ's quartic k holds the normal modes at y_j = -∇³L[v₁,v₁,u_j]φ²/(2λ_j), their response to the flip amplitude φ²
+    *at every instant*; mode j's part of κ is
+
+    .. math:: Δκ_j = -\\frac{2\\,(∇^3L[v_1, v_1, u_j])^2}{(4 + G)\\,λ_j λ_1}.
+
+    At η_eff λ₁ = 2 a GD step multiplies a displacement along u_j by 1 - 2λ_j/λ₁, so the mode relaxes at
+    r_j = -log|1 - 2λ_j/λ₁| per step, while φ² breathes at ω = √(8ηλ) per step. A first-order relaxation driven at
+    ω follows with the in-phase gain r_j²/(r_j² + ω²) = 1 - χ_j² + O(χ_j⁴), χ_j = ω/r_j: for χ_j < 1 the shortfall
+    is an O(ηλ) correction (χ_j² = 8ηλ/r_j²) that a linear extrapolation in ηλ removes; for χ_j ≥ 1 the series
+    does not converge and the mode does not follow the breathing: its Δκ_j is not in the measured rate at this ηλ.
+    ``unslaved`` is the part of κ those modes carry (0 when every mode follows)."""
+    mp = manifold_point(model, theta)
+    lam1, v1, G = mp.lam1, mp.v1, mp.G
+    vals, vecs = np.linalg.eigh(model.hess(mp.theta))
+    normal = (vals > RANK_RTOL * lam1) & (np.arange(len(vals)) < len(vals) - 1)
+    t11 = model.third(mp.theta, v1, v1)
+    lam_j = vals[normal]
+    share = -2 * (vecs[:, normal].T @ t11) ** 2 / ((4 + G) * lam_j * lam1)
+    rate = -np.log(np.abs(1 - 2 * lam_j / lam1))
+    chi = np.sqrt(8 * eta_lambda) / rate
+    return Slaving(lam_j, share, chi, float(lam1), float(np.sum(share[chi >= 1])))
+
+
 def eos_stability(model, theta, eta_lambda: float | None = None) -> EosStability:
     """The growth rate κ = d log ε/dτ of the EoS breathing above θ ∈ Γ and whether the equilibrium is stable
     (κ < 0); formula and derivation in the module docstring (docs/theory.md §4d)."""

@@ -89,6 +89,48 @@ def cluster_caveat(session, flow) -> str:
     return ("assumption violated (cluster theory, docs/theory.md §4c): " + "; ".join(notes)) if notes else ""
 
 
+def neighbourhood_caveat(runs: list[Trajectory]) -> str:
+    """"" while the GD+WD runs stay in the neighbourhood of Γ the analysis is local to, else why not (docs/theory.md
+    §6): at EoS the unit iterate sits ≈ a from Γ, a² = 2ηλ/(4 + G) (§4), so the mean squared distance ⟨‖w̄_t - Φ(w̄_t)‖²⟩
+    over a run falls ∝ ηλ, by the ratio of the rungs (≥ 30 over the ladder's ≥ 1.5 decades). Where it does not fall
+    at all (its fitted exponent over the rungs is not > 0 by two standard errors, ``session.falls``) the runs are not
+    in that neighbourhood whatever ηλ, and the O(ηλ) claims of the GD+WD checks are outside their premise."""
+    from .session import falls
+    from .verdicts import fit_exponent
+
+    runs = [tr for tr in runs if tr.offset_sq is not None and len(tr.offset_sq)]
+    if len(runs) < 3:
+        return ""
+    ladder = np.array([tr.eta_lambda for tr in runs])
+    means = np.array([float(np.mean(tr.offset_sq)) for tr in runs])
+    p, se = fit_exponent(ladder, means)
+    if falls(p, se):
+        return ""
+    rungs = ", ".join(f"{x:g}: {m:.2e}" for x, m in zip(ladder, means))
+    return ("assumption violated: the runs leave the O(√ηλ) neighbourhood of Γ the analysis is local to (docs/theory.md "
+            f"§6): the mean squared distance ⟨‖w̄_t − Φ(w̄_t)‖²⟩ should fall ∝ ηλ (≈ 2ηλ/(4 + G)) but does not fall "
+            f"(∝ ηλ^{p:.2f} ± {se:.2f}: {rungs})")
+
+
+def separation_caveat(session, xs) -> str:
+    """"" while the rungs the verdict reads (the three smallest ηλ) separate the time scales the O(ηλ) expansion rests
+    on, else why not (docs/theory.md §6): at η_eff λ₁ = 2 the slowest normal mode (eigenvalue μ) relaxes by 2μ/λ₁ per
+    step while the flow moves O(ηλ) per step, so the expansion parameter is ηλ·κ/2 (κ = λ₁/μ at θ₀,
+    ``theory.normal_conditioning``); where it is ≥ 1 on a judged rung the ladder has not reached the regime the
+    claim is about."""
+    kappa, _ = th.normal_conditioning(session.model, session.theta0)
+    if not (kappa > 0 and np.isfinite(kappa)):
+        return ""
+    judged = sorted(float(x) for x in xs)[:3]
+    bad = [x for x in judged if x * kappa / 2 >= 1]
+    if not bad:
+        return ""
+    return (f"assumption violated: time scales not separated on the judged rungs (docs/theory.md §6): the slowest "
+            f"normal mode relaxes by 2μ/λ₁ = {2 / kappa:.2g} per step (λ₁/μ = {kappa:.3g}), not faster than the flow "
+            f"moves (ηλ per step) at ηλ = {', '.join(f'{x:g}' for x in bad)} (ηλ·λ₁/(2μ) = "
+            f"{', '.join(f'{x * kappa / 2:.2g}' for x in bad)}); the O(ηλ) claim needs ηλ < {2 / kappa:.2g}")
+
+
 def with_caveat(res, caveat: str):
     """``res`` as assumption-violated with ``caveat`` first, its measured verdict kept in the message and details."""
     from .verdicts import Status

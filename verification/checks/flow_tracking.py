@@ -8,7 +8,7 @@ import srflow.theory as th
 
 from ..ladder import GDWD_ORDER, ladder_result, rejected_by, run_ladder
 from ..session import CheckResult, Session, guard
-from ..tracking import cluster_caveat, gdwd_horizon, path_and_clock, phi_error, with_caveat
+from ..tracking import neighbourhood_caveat, separation_caveat, cluster_caveat, gdwd_horizon, path_and_clock, phi_error, with_caveat
 from ..verdicts import resolving_power
 from . import _costs
 from ._record import Check, Series
@@ -52,8 +52,9 @@ def check_flow_tracking(session: Session, clock: Callable | None = None, name: s
                             {"combined_errors": combined, "G_max": float(flow.G.max()),
                              "sharpness_drop": float(1 - flow.lam1[-1] / flow.lam1[0]),
                              "cluster_size_max": _cluster_size_max(flow)})
-        # through a cluster (docs/theory.md §4c): a join, a halt or a near tie on the path is outside the O(ηλ) claim
-        return with_caveat(res, cluster_caveat(session, flow))
+        # the runs must stay O(√ηλ) from Γ (docs/theory.md §6), and a join, a halt or a near tie is outside the claim
+        return with_caveat(res, neighbourhood_caveat(runs) or separation_caveat(session, ladder)
+                           or cluster_caveat(session, flow))
 
     return guard(session, name, run)
 

@@ -7,7 +7,7 @@ import srflow.theory as th
 from .. import tolerances as tol
 from ..ladder import GDWD_ORDER
 from ..session import CheckResult, Session, guard, result
-from ..tracking import clock_error, cluster_caveat, gdwd_horizon, with_caveat
+from ..tracking import neighbourhood_caveat, separation_caveat, clock_error, cluster_caveat, gdwd_horizon, with_caveat
 from ..verdicts import Status, judge
 from . import _costs
 from ._record import Check, Series
@@ -49,7 +49,9 @@ def check_naive_flow_rejected(session: Session) -> CheckResult:
                      tol.NAIVE_RATIO, tol.NAIVE_RATIO / ratio, msg,
                      {"ladder": ladder, "naive_errors": naive, "flow_errors": right, "naive_verdict": v.to_details(),
                       "G_max": float(flow.G.max())}, runs)
-        return with_caveat(res, cluster_caveat(session, flow))  # a join, halt or near tie (docs/theory.md §4c)
+        # outside the runs' neighbourhood of Γ, or at a join, halt or near tie, the control tests nothing (docs §6, §4c)
+        return with_caveat(res, neighbourhood_caveat(runs) or separation_caveat(session, ladder)
+                           or cluster_caveat(session, flow))
 
     return guard(session, name, run)
 
