@@ -561,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", metavar="FILE.py:FACTORY",
                    help="your own model: path/to/file.py:factory or package.module:factory (repeatable)")
     p.add_argument("--checks", nargs="+", metavar="CHECK", help="checks to run (default: all; see `srflow list`)")
-    p.add_argument("--quick", action="store_true", help="short ladders and horizons (about a minute)")
+    p.add_argument("--quick", action="store_true", help="shorter ladders and horizons (QUICK in verification.session)")
     p.add_argument("--deep", action="store_true", help="GD+WD ladder down to ηλ = 1e-7, compiled (JAX twins of the "
                    "registered models; needs the jax extra)")
     p.add_argument("--seed", type=int, help="seed of models, start points and kicks (default 0)")
