@@ -349,3 +349,22 @@ def test_time_scale_separation_is_the_breathing_period_against_the_crossing_inte
     assert 2 * np.pi * np.sqrt(x_max / 8) == pytest.approx(dtau)      # at ηλ_max the two times agree
     with pytest.raises(ValueError, match="s_gap"):
         theory.time_scale_separation(0.0, 1.0, 1e-3)
+
+
+
+def test_a_double_branch_below_a_simple_top_does_not_stop_the_flow():
+    """`jax:mf` from the start `srflow verify --deep` drew (seed 0, tests/data/theta0-jax-mf-deep.npy): top
+    eigenvalues 0.5662, 0.4869, 0.4869 -- a double eigenvalue below a simple top, by the model's symmetry. The join
+    event follows the branch below as one eigenspace; before, it picked a vector of the pair's arbitrary basis,
+    fired at s = 0 ("the cluster flow cannot continue from s = 0") and made every flow check assumption-violated."""
+    from pathlib import Path
+
+    pytest.importorskip("jax")
+    from srflow.verification.verify import build_model
+
+    m = build_model("jax:mf", 0)
+    theta0 = np.load(Path(__file__).parent / "data" / "theta0-jax-mf-deep.npy")
+    vals = np.linalg.eigvalsh(m.hess(theta0))[::-1]
+    assert abs(vals[1] - vals[2]) < 1e-9 * vals[0] and vals[0] - vals[1] > 0.1 * vals[0]
+    r = sharpness_reduction_flow(m, theta0, 0.9, n_out=50)   # the horizon of the failing run
+    assert r.s[-1] == pytest.approx(0.9) and not r.events

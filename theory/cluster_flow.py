@@ -261,16 +261,31 @@ def _join_event(model, x0: np.ndarray, k: int):
     the solver to find), so the branch below the cluster is followed by continuity of its eigenvector: among the
     top k + 1 eigenvectors the one closest to the previous call's, and the gap is the lowest of the other k
     eigenvalues minus its eigenvalue -- negative once it has crossed into the cluster. At an avoided crossing the
-    eigenvector turns continuously with the lower branch and the gap stays positive (no join)."""
+    eigenvector turns continuously with the lower branch and the gap stays positive (no join). A branch below the
+    cluster that is itself multiple (tied within CLUSTER_RTOL, e.g. by a symmetry of the model) is one eigenspace:
+    the overlap is taken with that eigenspace as a whole and the followed vector is projected onto it (an
+    eigenvector inside it is arbitrary); the cluster's own eigenvalues stay separate, so the join still fires at
+    JOIN_RTOL."""
     vals, vecs = np.linalg.eigh(model.hess(newton_polish(model, x0, iters=1)))
     state = {"ref": vecs[:, -(k + 1)]}
 
     def join(s, x):
         v, u = np.linalg.eigh(model.hess(newton_polish(model, x, iters=1)))
-        v, u = v[::-1][:k + 1], u[:, ::-1][:, :k + 1]
-        j = int(np.argmax(np.abs(u.T @ state["ref"])))
-        state["ref"] = u[:, j] * np.sign(u[:, j] @ state["ref"])
-        return float(np.min(np.delete(v, j)) - v[j] - JOIN_RTOL * v[0])
+        v, u = v[::-1], u[:, ::-1]
+        m = k + 1  # the top k + 1, and the eigenvalues tied with the (k+1)-th
+        while m < len(v) and v[k] - v[m] <= CLUSTER_RTOL * v[0]:
+            m += 1
+        v, u = v[:m], u[:, :m]
+        group = np.minimum(np.arange(m), k)  # the cluster's k one by one; the branch below and those tied with it
+        c = u.T @ state["ref"]
+        weight = np.bincount(group, weights=c**2)
+        g = int(np.argmax(weight))
+        members = np.nonzero(group == g)[0]
+        ref = u[:, members] @ c[members]
+        state["ref"] = ref / np.linalg.norm(ref)
+        j = int(members[0])  # the followed branch's eigenvalue; the others among the top k + 1 are the rest
+        others = np.delete(v[:k + 1], j) if j <= k else v[:k]
+        return float(np.min(others) - v[j] - JOIN_RTOL * v[0])
 
     join.terminal, join.direction = True, -1
     return join
