@@ -283,9 +283,8 @@ def _join_event(model, x0: np.ndarray, k: int):
         members = np.nonzero(group == g)[0]
         ref = u[:, members] @ c[members]
         state["ref"] = ref / np.linalg.norm(ref)
-        j = int(members[0])  # the followed branch's eigenvalue; the others among the top k + 1 are the rest
-        others = np.delete(v[:k + 1], j) if j <= k else v[:k]
-        return float(np.min(others) - v[j] - JOIN_RTOL * v[0])
+        j = int(members[0])  # ≤ k: the followed branch's eigenvalue; the others among the top k + 1 are the rest
+        return float(np.min(np.delete(v[:k + 1], j)) - v[j] - JOIN_RTOL * v[0])
 
     join.terminal, join.direction = True, -1
     return join
