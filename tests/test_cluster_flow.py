@@ -342,6 +342,29 @@ def test_a_gap_on_the_matrix_free_flow_names_the_cluster_theorys_time_scales(mon
     assert res.status == "assumption-violated" and "cluster flow (docs/theory.md §4c)" in res.message
 
 
+def test_eos_stability_beyond_the_dense_spectrum_is_the_gap_verdict_or_no_power(monkeypatch):
+    """Above theory.STABILITY_MAX_DIM κ is not computed (it needs the Hessian's spectrum): eos-stability gives the
+    flow's own verdict where the gap closes within its shortest horizon (cross_halt treated matrix-free: the crossing
+    at s = 0.6004 < 2τ_min), and `inconclusive` with the reason where it does not (sphere_circle) -- never an error
+    (bn_mlp gave "ValueError: a dense Hessian needs D ≤ 2048" before)."""
+    import sys
+
+    from srflow.verification.checks.eos_stability import check_eos_stability
+
+    stability = sys.modules["srflow.theory.stability"]
+    monkeypatch.setattr(stability, "STABILITY_MAX_DIM", 2)
+    monkeypatch.setattr(theory, "STABILITY_MAX_DIM", 2)
+    monkeypatch.setattr(stability, "eos_stability", lambda *a, **k: pytest.fail("κ computed above the limit"))
+    monkeypatch.setattr(sys.modules["srflow.theory.sharpness"], "DENSE_MAX_DIM", 0)
+    config = VerifyConfig(lr=0.1, ladder=(1e-3, 3e-4, 1e-4), tau_end=1.0, records=5, extend_steps=0)
+    res = check_eos_stability(Session(cross_halt(), config, 0))
+    assert res.status == "assumption-violated" and "spectral gap" in res.message, res.message
+    monkeypatch.setattr(sys.modules["srflow.theory.sharpness"], "DENSE_MAX_DIM", 400)
+    res = check_eos_stability(Session(make_model("sphere_circle"), config, 0))
+    assert res.status == "inconclusive" and "needs the whole spectrum" in res.message
+    assert "D ≤ 2 (this model has D = 3)" in res.message, res.message
+
+
 def test_time_scale_separation_is_the_breathing_period_against_the_crossing_interval():
     dtau, tau_b, x_max = theory.time_scale_separation(0.0011, 46.7, [1e-3, 1e-5])
     assert dtau == pytest.approx(0.0011 * 50.7 / 8)

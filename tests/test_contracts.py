@@ -332,6 +332,9 @@ def test_a_really_full_disk_keeps_every_finished_result(tmp_path, monkeypatch, c
 # -- a second Ctrl-C ---------------------------------------------------------------------------------------------
 SECOND_CTRL_C = textwrap.dedent('''
     import os, signal, sys, time
+    # Ctrl-C is KeyboardInterrupt here even where the parent (an xdist worker) ignores SIGINT; set in the child
+    # rather than by a preexec_fn, which would fork a process that has JAX loaded (JAX warns of a deadlock)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import srflow.verification.runner as runner
     from srflow.cli import main
 
@@ -370,8 +373,7 @@ def test_a_second_ctrl_c_leaves_the_report_interrupted_with_not_run(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = subprocess.run([sys.executable, str(script), "verify", "--quick", "--quiet", "--workers", "2", "--models",
                           "sphere_circle", "--checks", "identities", "no-wd-clock", "--out", str(out)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 130, run.stderr
     rep = _report(out)
     assert rep["state"] == "interrupted" and not rep["complete"], rep["state"]

@@ -38,6 +38,18 @@ import numpy as np
 from .eos import FD_REL_STEP, fourth_along, grad_G_along_flow
 from .manifold import RANK_RTOL, manifold_point
 
+#: κ and the slaving need the whole spectrum of ∇²L(θ) (``numpy.linalg.eigh`` of the D×D Hessian, at every flow
+#: sample); above this D (the JAX models' dense-Hessian limit) they are not computed -- a matrix-free κ (the
+#: slaved sum Σ_j (∇³L[v₁,v₁,u_j])²/λ_j as one solve on the normal space, the slowest normal modes by Lanczos)
+#: is not implemented
+STABILITY_MAX_DIM = 2048
+
+
+def stability_computable(model) -> bool:
+    """Whether κ(θ) (``eos_stability``) and the slaving (``eos_slaving``) can be computed for ``model``:
+    D ≤ STABILITY_MAX_DIM."""
+    return model.dim <= STABILITY_MAX_DIM
+
 
 @dataclass(frozen=True)
 class EosStability:

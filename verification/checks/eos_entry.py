@@ -62,10 +62,14 @@ def check_eos_entry(session: Session, entry_step: Callable | None = None) -> Che
             if not (ph["on-gamma"] is None or ph["eos"] is None or ph["on-gamma"] == ph["eos"]):
                 break
         else:
+            def at(step):
+                return "never" if step is None else f"step {step}"
+            estimate = ("λ₁/μ not computed above DENSE_MAX_DIM, so phase 1 is not estimated" if not np.isfinite(kappa)
+                        else f"phase 1 estimated at {phase1:.3g} steps, λ₁/μ = {kappa:.3g}")
             return result(session, name, Status.INCONCLUSIVE, None, ph["eos"], None, float("nan"),
-                          f"phases not separated in {steps} steps at ηλ = {eta_lambda:g} (on Γ at {ph['on-gamma']}, "
-                          f"EoS at {ph['eos']}; phase 1 estimated at {phase1:.3g} steps, λ₁/μ = {kappa:.3g}): GD did "
-                          "not reach Γ before the norm decayed, so the entry step cannot be tested on this start",
+                          f"phases not separated in {steps} steps at ηλ = {eta_lambda:g} (on Γ: {at(ph['on-gamma'])}, "
+                          f"EoS: {at(ph['eos'])}; {estimate}): GD did not reach Γ before the norm decayed, so the "
+                          "entry step cannot be tested on this start",
                           {"phases": ph, **saved_eta_lambda}, [tr])
         i = int(np.searchsorted(tr.steps, ph["on-gamma"]))
         lam1_bar = tr.lam1[i] * tr.norm_sq[i]  # λ₁ is degree -2: λ₁(w̄) = ‖w‖² λ₁(w) on Γ

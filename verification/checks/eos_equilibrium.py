@@ -186,7 +186,8 @@ def breathing_on_horizon(session: Session, flow, dense: list) -> dict:
     tau = th.gdwd_tau(flow)
     inside = np.nonzero(tau <= session.config.tau_end)[0]
     idx = np.unique(np.linspace(0, inside[-1] if len(inside) else 0, STABILITY_SAMPLES).astype(int))
-    kappa = np.array([th.eos_stability(session.model, flow.theta[i]).rate for i in idx])
+    computable = th.stability_computable(session.model)  # κ needs the Hessian's spectrum (D ≤ STABILITY_MAX_DIM)
+    kappa = np.array([th.eos_stability(session.model, flow.theta[i]).rate if computable else np.nan for i in idx])
     growth = np.concatenate([[0.0], np.cumsum(0.5 * (kappa[1:] + kappa[:-1]) * np.diff(tau[idx]))])  # ∫₀^τ κ dτ
     details = {"stability_rate_predicted": kappa, "stability_s": flow.s[idx],
                "breathing_growth_predicted": float(np.exp(growth.max()))}
@@ -210,9 +211,12 @@ def breathing_on_horizon(session: Session, flow, dense: list) -> dict:
         measured = (f"ε from {eps[0]:.2g} to {eps[-1]:.2g} (×{eps[-1] / eps[0]:.3g}) over τ = {tau_e[0]:.3g} … "
                     f"{tau_e[-1]:.3g} at ηλ = {x:g}, rate {rate}")
         details["breathing_envelope_max"] = float(max(e.max() for _, _, e in envelopes))
-    worst = int(np.argmax(kappa))
-    predicted = (f"κ = {kappa[worst]:+.4f} per unit τ at s = {flow.s[idx[worst]]:.3g} (docs/theory.md §4d), "
-                 f"growth e^(max ∫κdτ) = ×{details['breathing_growth_predicted']:.3g} over τ ≤ {session.config.tau_end:g}")
+    if computable:
+        worst = int(np.argmax(kappa))
+        predicted = (f"κ = {kappa[worst]:+.4f} per unit τ at s = {flow.s[idx[worst]]:.3g} (docs/theory.md §4d), growth "
+                     f"e^(max ∫κdτ) = ×{details['breathing_growth_predicted']:.3g} over τ ≤ {session.config.tau_end:g}")
+    else:
+        predicted = f"κ not computed (D = {session.model.dim:,} > {th.STABILITY_MAX_DIM}: it needs the Hessian's spectrum)"
     over = [(x, t, e) for x, t, e in envelopes if e.max() >= E_MAX]
     if over:
         x, t, e = over[0]
