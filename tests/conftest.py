@@ -1,12 +1,19 @@
 """Hypothesis profiles: ``dev`` (fast, random) and ``ci`` (derandomized), chosen by SRFLOW_HYPOTHESIS_PROFILE,
 defaulting to ``ci`` when the CI environment variable is set.
 
-Parallel runs (``pytest -n 2``): pytest-xdist with ``--dist loadfile`` (pyproject.toml) runs each module in one
+One BLAS thread per process (below). Parallel runs (``pytest -n 2``): pytest-xdist with ``--dist loadfile`` (pyproject.toml) runs each module in one
 worker, so its module-scoped fixtures are computed once; tests write only below their own ``tmp_path``."""
 
 import os
 
-from hypothesis import HealthCheck, settings
+# One BLAS thread per test process (and in the processes the tests start, which inherit the environment): two
+# xdist workers on two cores with OpenBLAS's threads each oversubscribe them, and the matrices are small (eigh of
+# 200×200 3.3 ms on one thread, 26 ms on two under load; verification/runner.py BLAS_THREADS, which srflow verify's
+# jobs use). Set before numpy is imported, so it holds for numpy's and scipy's OpenBLAS alike.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile("dev", max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", max_examples=10, derandomize=True, database=None, deadline=None,

@@ -95,3 +95,26 @@ def test_workers_are_spawned_not_forked_once_jax_is_loaded(recwarn):
     run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=120)
     assert run.stdout.strip() == "True", run.stderr
+
+
+def test_a_verify_job_runs_with_one_blas_thread(monkeypatch):
+    """run_job (in this process or on a worker) limits BLAS to runner.BLAS_THREADS = 1 whatever the caller set: two
+    workers on two cores with OpenBLAS's threads each would oversubscribe them."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import srflow.verification.verify as verify
+    from srflow.verification.runner import BLAS_THREADS
+
+    seen, real = [], verify.build_model
+
+    def build(spec, seed):
+        seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        return real(spec, seed)
+
+    monkeypatch.setattr(verify, "build_model", build)
+    with threadpool_limits(limits=2, user_api="blas"):
+        outside = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+        results = []
+        verify.run_job("sphere_circle", 0, ("identities",), verify.VerifyConfig(), 0, True, results.append)
+    assert BLAS_THREADS == 1 and outside == {2} and seen == [{1}]
+    assert [r.status for r in results] == ["pass"]

@@ -39,6 +39,21 @@ import traceback
 import uuid
 from typing import Any, Callable
 
+from threadpoolctl import threadpool_limits
+
+#: BLAS threads of a job or sweep cell (in this process or on a worker): the dense matrices are at most a few hundred
+#: wide (theory.DENSE_MAX_DIM), where OpenBLAS's threads only add synchronization, and two workers on two cores with
+#: two threads each oversubscribe them (measured 2026-12-05 on the 2-core machine under load: eigh of a 200×200 matrix
+#: 3.3 ms on one thread, 26 ms on two; of 36×36 0.12 ms and 0.87 ms). The JAX models' work is XLA's, not BLAS's.
+#: (figures/_common.py limits its computations the same way.)
+BLAS_THREADS = 1
+
+
+def one_blas_thread():
+    """A context in which BLAS uses BLAS_THREADS threads (``threadpoolctl``)."""
+    return threadpool_limits(limits=BLAS_THREADS, user_api="blas")
+
+
 #: exit status of a second Ctrl-C during cleanup (as a shell reports SIGINT)
 EXIT_INTERRUPTED = 130
 #: prctl option: signal sent to this process when its parent dies (linux/prctl.h)
@@ -99,6 +114,11 @@ class _DeathLog(logging.Handler):
             self.deaths[pid] = how
 
 
+def _drop_heartbeat_failures(record: logging.LogRecord) -> bool:
+    """Logging filter: False for distributed's "Failed to communicate with scheduler during heartbeat" record."""
+    return "during heartbeat" not in record.getMessage()
+
+
 def _die_with_parent_plugin(parent_pid: int):
     """A ``WorkerPlugin`` (imported lazily, as distributed is) for ``_DieWithParent``."""
     from distributed.diagnostics.plugin import WorkerPlugin
@@ -125,6 +145,10 @@ class _DieWithParent:
 
             OutputLock.close_inherited()  # a forked worker must not hold the output folder's lock
             die_with_parent(self.parent_pid)
+            # a worker whose scheduler (in the parent) is going away after Ctrl-C may log "Failed to communicate
+            # with scheduler during heartbeat" with a traceback just before it dies with the parent: noise on the
+            # user's terminal, not an error of the run (a task's own errors come back through the client)
+            logging.getLogger("distributed.worker").addFilter(_drop_heartbeat_failures)
 
 
 class Cluster:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import tolerances as _tol
+from .runner import one_blas_thread
 from .sweep_spec import SweepSpec, cell_name
 
 #: per-record series of a tracking cell, in the dataset on (model, seed, eta_lambda, record)
@@ -35,11 +36,18 @@ def compute_flow(model: str, seed: int, config):
     """The canonical flow from θ₀ of (model, seed) to the horizon of the flow-tracking check."""
     from .tracking import gdwd_horizon
 
-    session = _session(model, seed, config)
-    return session.flow(gdwd_horizon(session))
+    with one_blas_thread():
+        session = _session(model, seed, config)
+        return session.flow(gdwd_horizon(session))
 
 
 def run_tracking_cell(cell: dict, config, flow) -> dict:
+    """``_tracking_cell`` with one BLAS thread (``runner.one_blas_thread``, as a verify job)."""
+    with one_blas_thread():
+        return _tracking_cell(cell, config, flow)
+
+
+def _tracking_cell(cell: dict, config, flow) -> dict:
     """One tracking cell: the GD+WD run at ηλ (``Session.gdwd_run``) against ``flow``.
 
     * ``path_error``, ``clock_error``, ``tracking_error``: ``tracking.path_error``, ``tracking.clock_error`` with the

@@ -35,6 +35,7 @@ from srflow.toy_models.zoo import SPEC_PREFIX, is_zoo_spec, parse_spec, zoo_mode
 from .checks import CHECKS, groups, ladder_checks
 from .identities import check_identities
 from .outdir import OutputWriteFailed
+from .runner import one_blas_thread
 from .session import CheckResult, Session, VerifyConfig, result
 from .verdicts import NOT_FAILING, Status  # noqa: F401 -- NOT_FAILING re-exported (the CLI)
 
@@ -396,6 +397,11 @@ def run_job(spec: str, index: int, checks: tuple[str, ...], config: VerifyConfig
     ``label``: the model's name in the report (default: its ``name``). Every random draw depends on (seed, spec)
     only (``Session.rng``), not on ``index`` or on which checks run. ``theta0``: the start point on Γ (``srflow
     verify --theta0``, validated by ``theta0_problems``; default: the session's own)."""
+    with one_blas_thread():
+        _run_job(spec, index, checks, config, seed, quiet, emit, skip, short_ladder, on_start, label, theta0)
+
+
+def _run_job(spec, index, checks, config, seed, quiet, emit, skip, short_ladder, on_start, label, theta0) -> None:
     model = build_model(spec, seed)
     session = Session(model, config, seed, quiet=quiet, spec=spec, theta0=theta0)
     if label is not None:
