@@ -117,6 +117,10 @@ def main(out: Path) -> None:
           f"exponents {', '.join(f'{q:.2f}' for q in wrong.local)})")
     res = CHECKS["flow-tracking"].run(session)
     print(f"   {headline(res).replace('**', '')}")
+    for part, what in (("path", "Φ(w̄_t) against ζ at the run's own clock s_t"), ("clock", "|s_t − s(t)|")):
+        v = res.details[part]
+        print(f"   flow-tracking, {part} ({what}): {v['errors'][-1]:.2e} at ηλ = {v['ladder'][-1]:g}, ∝ "
+              f"ηλ^{v['order']:.2f} ± {v['order_se']:.2f}: {v['status']}")
     print(f"   flow-tracking: {res.status}; δ* of the clock rate {res.resolving_power['clock rate']:.2g}, of the flow "
           f"coefficient {res.resolving_power['flow coefficient']:.2g} (a clock or coefficient off by more is "
           f"rejected by these runs)")
