@@ -143,14 +143,15 @@ def draw(flow, runs, along, matched, naive, verdict):
     fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.8))
     colors = plt.cm.viridis(np.linspace(0, 0.85, len(runs)))
     ax = axes[0]
-    x = runs[-1].eta_lambda
-    ax.plot(th.gdwd_steps(flow, LR, x / LR) * x, flow.lam1, "k-", lw=1.2, label="flow, GD+WD clock")
-    ax.plot(th.naive_gdwd_steps(flow, LR, x / LR) * x, flow.lam1, "k--", lw=1.0, label="flow, naive clock s = 2τ")
+    eta_lambda = runs[-1].eta_lambda  # τ(s) of either clock is the same at every ηλ
+    tau_gdwd = th.gdwd_steps(flow, LR, eta_lambda / LR) * eta_lambda
+    tau_naive = th.naive_gdwd_steps(flow, LR, eta_lambda / LR) * eta_lambda
+    ax.plot(tau_gdwd, flow.lam1, "k-", lw=1.2, label="flow, GD+WD clock")
+    ax.plot(tau_naive, flow.lam1, "k--", lw=1.0, label="flow, naive clock s = 2τ")
     for i, (tr, c) in enumerate(zip(runs, colors)):  # concentric rings: the runs lie on top of each other
         ax.plot(tr.tau, tr.phi_lam1, "o", ms=11 - 2.5 * i, mfc="none" if i < len(runs) - 1 else c, mec=c, mew=1.3,
                 label=f"GD+WD, ηλ = {tr.eta_lambda:g}")
-    shown = th.naive_gdwd_steps(flow, LR, x / LR) * x <= TAU_END
-    low, high = flow.lam1[shown].min(), flow.lam1[0]
+    low, high = flow.lam1[tau_naive <= TAU_END].min(), flow.lam1[0]
     ax.set(xlim=(0, TAU_END), ylim=(low - 0.05 * (high - low), high + 0.05 * (high - low)), xlabel="τ = ηλt",
            ylabel="λ₁ of Φ(w̄_t) (rings), of ζ (lines)", title="GD+WD follows the flow")
     ax.legend(fontsize=7, frameon=False)
@@ -161,10 +162,11 @@ def draw(flow, runs, along, matched, naive, verdict):
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=7, frameon=False)
     ax = axes[2]
-    xs = np.array([tr.eta_lambda for tr in runs])
-    ax.loglog(xs, matched, "o-", color="C0", label="matched clock (GD+WD)")
-    ax.loglog(xs, naive, "s--", color="C3", label="naive clock s = 2ηλt")
-    ax.loglog(xs, verdict.constant * xs ** GDWD_ORDER.p, ":", color="gray", lw=2, label="the theory's order, ∝ ηλ")
+    ladder = np.array([tr.eta_lambda for tr in runs])
+    ax.loglog(ladder, matched, "o-", color="C0", label="matched clock (GD+WD)")
+    ax.loglog(ladder, naive, "s--", color="C3", label="naive clock s = 2ηλt")
+    ax.loglog(ladder, verdict.constant * ladder ** GDWD_ORDER.p, ":", color="gray", lw=2,
+              label="the theory's order, ∝ ηλ")
     ax.set(xlabel="ηλ", ylabel="max_t ‖Φ(w̄_t) − ζ(s(t))‖",
            title=f"∝ ηλ^{verdict.order:.2f} (theory: {GDWD_ORDER.p:g}): {verdict.status}")
     ax.legend(fontsize=7, frameon=False, loc="center right")
