@@ -208,7 +208,7 @@ def test_the_o_eta_lambda_term_of_the_threshold_is_resolved(session, monkeypatch
 def test_resolving_power_is_reported(base):
     """δ* of the clock ≤ 1e-3 already in quick mode on sphere_circle (4 rungs down to ηλ = 3e-5); the flow
     coefficient's ≤ 1e-2 there (its path error is 80x below the bound C·ηλ, which then decides; the default
-    run's fifth rung brings it below 1e-3, see README). Each δ* is a perturbation the check really rejects."""
+    run's fifth rung brings it below 1e-3, see docs/results.md). Each δ* is a perturbation the check really rejects."""
     res = checks.check_flow_tracking(base)
     assert res.status == "pass"
     assert 0 < res.resolving_power["clock rate"] <= 1e-3

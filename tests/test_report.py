@@ -81,8 +81,10 @@ def test_each_result_starts_with_one_sentence(tmp_path):
 def test_verdict_rule_is_the_one_implemented(tmp_path):
     """The rule report.md states holds for ``verdicts.judge``: the tolerances are the module's; no constant is
     bounded (a large K passes); an error falling faster than p passes; three settled local exponents below
-    p − margin fail; a fall at the order followed by two flat intervals fails; a constant still growing (the
-    shortfall below p grows past CONSTANT_TOL) is inconclusive; two rungs are inconclusive."""
+    p − margin fail; two settled at the order followed by a flat interval fail, one at the order followed by two
+    flat intervals is inconclusive; local exponents falling rung after rung fail when all three are below the
+    order and are inconclusive when the first is at it; a constant still growing (the shortfall below p grows
+    past CONSTANT_TOL) is inconclusive; two rungs are inconclusive."""
     text = verdict_rule({"extend_factor": 2.0, "extend_steps": 400_000})
     assert f"agree within {tol.SETTLE_TOL:g}" in text and f"at least p − {tol.ORDER_MARGIN:g}" in text
     assert "falls faster than x^p passes" in text and "No constant of e ≤ C·x^p is assumed" in text
@@ -95,6 +97,14 @@ def test_verdict_rule_is_the_one_implemented(tmp_path):
     assert judge(x, 1e-3 * np.ones(4) + 1e-9 * x, order).status == "fail"  # a floor: local exponents 0
     assert judge(np.append(x, 1e-5), np.array([1e-1, 1e-2, 1e-3, 1e-3 * 10**-0.1, 1e-3 * 10**-0.15]),
                  order).status == "fail"  # fell at order 1, then flat
+    assert "fell at the theory's order and then flattened" in text and "fall rung after rung" in text
+
+    def with_local(q):  # errors on the rungs x whose local exponents are q
+        return x[0] * np.cumprod([1.0] + [10.0 ** -qi for qi in q])
+
+    assert judge(x, with_local([1.0, 0.1, 0.05]), order).status == "inconclusive"  # fell once, then flat
+    assert judge(x, with_local([1.2, 0.9, 0.5]), order).status == "inconclusive"  # falls away from the order
+    assert judge(x, with_local([0.7, 0.5, 0.3]), order).status == "fail"  # falls away below it
     growing = x[0] * np.cumprod([1.0, 10**-1.0, 10**-0.85, 10**-0.83])
     assert judge(x, growing, order).status == "inconclusive"  # shortfalls 0, 0.15, 0.17: K still growing
     assert judge(x[:2], 0.5 * x[:2], order).status == "inconclusive"

@@ -4,6 +4,7 @@ docs/examples, and (slow) a real ``dask scheduler`` with two ``dask worker`` pro
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -367,6 +368,66 @@ def test_examples_run(script, tmp_path):
         assert len(slopes) == 6  # 2 seeds × path, clock, tracking: each falls at the theory's order 1
         for line in slopes:
             assert 0.9 < float(line.split("∝ ηλ^")[1].split(" ")[0]) < 1.1, line
+
+
+def test_worked_example(tmp_path):
+    """docs/examples/worked_example.py on sphere_circle from the θ₀ ``srflow verify`` saved: the error at the
+    matched clock falls on every rung of the --quick ladder, ∝ ηλ (fitted order within 0.1 of the theory's 1),
+    verdicts.judge and the flow-tracking check both pass and agree on the errors, the naive clock is ≥ 10× off at
+    the smallest ηλ and fails by the same rule, and the θ₀ file and both figures are written; docs/examples/README.md
+    quotes every line of steps 2-4 to its printed precision; asked again for θ₀, the script reuses the saved file
+    (the same point, no second ``srflow verify``)."""
+    import importlib.util
+
+    from srflow.verification.verify import build_model
+
+    out = tmp_path / "out"
+    script = ROOT / "docs" / "examples" / "worked_example.py"
+    run = subprocess.run([sys.executable, str(script), str(out)], cwd=tmp_path, env=_env(), capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.strip().splitlines()
+    order, verdict, check, ratio = lines[-1].split(" · ")
+    assert 0.9 < float(order.split("ηλ^")[1]) < 1.1, lines[-1]
+    assert verdict == "verdict pass" and check == "flow-tracking pass", lines[-1]
+    assert float(ratio.rsplit(": ", 1)[1].rstrip("x")) >= 10, lines[-1]
+    assert "the check's combined error is the error of step 3: True" in run.stdout
+    assert "the naive clock's error, judged by the same rule: fail" in run.stdout
+    rows = [line.split() for line in lines if line.startswith("   ") and line.split()[0][0].isdigit()]
+    assert [float(r[0]) for r in rows] == [1e-3, 3e-4, 1e-4, 3e-5]
+    errors = [float(r[2]) for r in rows]
+    assert all(a > b for a, b in zip(errors, errors[1:])), errors
+    for png in (out / "worked_example.png", out / "check" / "sphere_circle-flow-tracking.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    # docs/examples/README.md quotes this output: every line of steps 2-4, numbers to their printed precision
+    number = re.compile(r"[-−]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+    quoted = [q.strip() for q in (ROOT / "docs" / "examples" / "README.md").read_text().splitlines()]
+
+    def unit(text):  # one unit in the last printed digit: 0.001 for 0.371, 1e-8 for 3.715e-05, 1 for 333
+        mantissa, _, exponent = text.partition("e")
+        decimals = len(mantissa.partition(".")[2])
+        return 10.0 ** (int(exponent or 0) - decimals)
+
+    def agrees(line, doc):  # the same words, and each number within 2 units of its last printed digit
+        if number.sub("#", line) != number.sub("#", doc):
+            return False
+        return all(abs(float(a.replace("−", "-")) - float(b.replace("−", "-"))) <= 2 * unit(b)
+                   for a, b in zip(number.findall(line), number.findall(doc)))
+
+    steps = [line.strip() for line in lines[lines.index(next(x for x in lines if x.startswith("2. "))):]
+             if not line.startswith("5. ") and "figures:" not in line and " · " not in line]
+    assert len(steps) == 14, steps
+    for line in steps:
+        assert any(agrees(line, doc) for doc in quoted), f"docs/examples/README.md does not quote: {line}"
+    saved = out / "verify" / "theta0-sphere_circle.npy"
+    assert "(saved by srflow verify)" in run.stdout and str(saved) in run.stdout
+    spec = importlib.util.spec_from_file_location("worked_example", script)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    report = (out / "verify" / "report.json").stat().st_mtime_ns
+    theta0, path, how = example.start_point(out, build_model("sphere_circle", 0))
+    assert how == "reused" and path == saved and np.array_equal(theta0, np.load(saved))
+    assert (out / "verify" / "report.json").stat().st_mtime_ns == report
 
 
 def test_every_variable_is_defined_in_help(resumed, tmp_path, capsys):
