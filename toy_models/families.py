@@ -12,7 +12,6 @@ from typing import Callable
 import numpy as np
 from scipy.linalg import expm
 from scipy.optimize import brentq
-from scipy.stats import ortho_group
 
 from .validate import as_rng, positive_int, positive_real
 from .generic import SmoothFunction
@@ -37,6 +36,8 @@ class ManifoldModel(NormalizedModel):
 
 
 def _orthogonal(rng: np.random.Generator, k: int) -> np.ndarray:
+    from scipy.stats import ortho_group  # lazily: scipy.stats costs ~0.4 s of every srflow process's start
+
     return np.eye(1) if k == 1 else ortho_group.rvs(k, random_state=rng)
 
 

@@ -12,7 +12,6 @@ from itertools import combinations_with_replacement
 from typing import Callable
 
 import numpy as np
-import sympy as sp
 from scipy.optimize import brentq
 
 from .validate import as_rng, as_vector
@@ -37,6 +36,8 @@ class SympyModel:
     _t: Callable = field(init=False, repr=False)
 
     def __post_init__(self):
+        import sympy as sp  # lazily: sympy costs ~0.45 s of every srflow process's start otherwise
+
         syms = tuple(self.symbols)
         if not syms:
             raise ValueError("symbols: expected at least one symbol")
@@ -90,13 +91,16 @@ class SympyModel:
         return w / np.linalg.norm(w)
 
 
-def rayleigh_model(rng=0, spectrum=(1, 2, 4), level=sp.Rational(5, 2)) -> SympyModel:
-    """L(w) = ½ (wᵀ A w / wᵀ w - μ)²,  A = diag(``spectrum``), μ = ``level`` -- built with sympy.
+def rayleigh_model(rng=0, spectrum=(1, 2, 4), level=None) -> SympyModel:
+    """L(w) = ½ (wᵀ A w / wᵀ w - μ)²,  A = diag(``spectrum``), μ = ``level`` (default 5/2) -- built with sympy.
 
     Γ = {x on the sphere : xᵀ A x = μ}, a curved submanifold of dimension D - 2 (for
     min A < μ < max A); at θ ∈ Γ, ∇²L = ∇R ∇Rᵀ has rank 1 = D - 1 - dim Γ.
     """
+    import sympy as sp
+
     as_rng(rng)
+    level = sp.Rational(5, 2) if level is None else level
     spectrum = [sp.nsimplify(s) for s in spectrum]
     if len(spectrum) < 3:
         raise ValueError(f"spectrum: expected at least 3 eigenvalues, got {len(spectrum)}")
