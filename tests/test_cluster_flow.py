@@ -391,3 +391,21 @@ def test_a_double_branch_below_a_simple_top_does_not_stop_the_flow():
     assert abs(vals[1] - vals[2]) < 1e-9 * vals[0] and vals[0] - vals[1] > 0.1 * vals[0]
     r = sharpness_reduction_flow(m, theta0, 0.9, n_out=50)   # the horizon of the failing run
     assert r.s[-1] == pytest.approx(0.9) and not r.events
+
+
+def test_branches_crossing_below_a_simple_top_do_not_stop_the_flow():
+    """`mf` (seed 0) from tests/data/theta0-mf-crossing-below.npy: λ₁ = 0.536 stays simple, while below it the simple
+    λ₂ (0.3508 at s = 0) falls through the double λ₃ = λ₄ (0.3473, by the model's symmetry) near s = 0.95. Followed
+    as "the branch just below the top", the join event lost that branch at the crossing, jumped, and the flow
+    stopped ("an event fires where the segment starts": eos-stability on this start was assumption-violated); the
+    gap is now the top's eigenvalue minus the highest of the others, which such a crossing does not change."""
+    from pathlib import Path
+
+    m = make_model("mf")
+    theta0 = np.load(Path(__file__).parent / "data" / "theta0-mf-crossing-below.npy")
+    before = np.linalg.eigvalsh(m.hess(theta0))[::-1][:4]
+    assert before[1] - before[2] > 1e-3 and abs(before[2] - before[3]) < 1e-9          # simple λ₂ above the pair
+    r = sharpness_reduction_flow(m, theta0, 1.0, n_out=11)
+    after = np.linalg.eigvalsh(m.hess(r.theta[-1]))[::-1][:4]
+    assert abs(after[1] - after[2]) < 1e-9 and after[2] - after[3] > 1e-3              # the pair above the simple
+    assert r.s[-1] == pytest.approx(1.0) and not r.events and after[0] - after[1] > 0.2  # λ₁ simple throughout

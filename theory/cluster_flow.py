@@ -255,19 +255,20 @@ def _eigenvalues(model, x) -> np.ndarray:
 
 
 def _join_event(model, x0: np.ndarray, k: int):
-    """The signed gap between the cluster (k) and the branch below it, minus JOIN_RTOL·λ₁, for ``solve_ivp``.
+    """The signed gap between the cluster (k) and the branches below it, minus JOIN_RTOL·λ₁, for ``solve_ivp``.
 
     Sorted eigenvalues only touch at a crossing (λ_k - λ_{k+1} = |difference of the branches|, no sign change for
-    the solver to find), so the branch below the cluster is followed by continuity of its eigenvector: among the
-    top k + 1 eigenvectors the one closest to the previous call's, and the gap is the lowest of the other k
-    eigenvalues minus its eigenvalue -- negative once it has crossed into the cluster. At an avoided crossing the
-    eigenvector turns continuously with the lower branch and the gap stays positive (no join). A branch below the
-    cluster that is itself multiple (tied within CLUSTER_RTOL, e.g. by a symmetry of the model) is one eigenspace:
-    the overlap is taken with that eigenspace as a whole and the followed vector is projected onto it (an
-    eigenvector inside it is arbitrary); the cluster's own eigenvalues stay separate, so the join still fires at
-    JOIN_RTOL."""
+    the solver to find), so the cluster is followed by continuity of its eigenspace: among the top eigenvectors
+    (the top k + 1 and those tied with the (k+1)-th within CLUSTER_RTOL) the k with the largest overlap with the
+    previous call's cluster, and the gap is the cluster's lowest eigenvalue minus the highest of the others --
+    negative once a branch has crossed into the cluster. At an avoided crossing the eigenvectors turn continuously
+    and the gap stays positive (no join). Branches below the cluster may cross one another (e.g. a simple λ₂ meeting
+    a double λ₃ = λ₄ of a symmetric model): the highest of them is the gap's other end whichever it is, so such a
+    crossing changes nothing (following the branch just below instead lost it there: the event function jumped and
+    the flow stopped with "an event fires where the segment starts"). A multiple eigenvalue below the cluster is
+    no problem either: only its value enters."""
     vals, vecs = np.linalg.eigh(model.hess(newton_polish(model, x0, iters=1)))
-    state = {"ref": vecs[:, -(k + 1)]}
+    state = {"cluster": vecs[:, -k:]}
 
     def join(s, x):
         v, u = np.linalg.eigh(model.hess(newton_polish(model, x, iters=1)))
@@ -276,15 +277,11 @@ def _join_event(model, x0: np.ndarray, k: int):
         while m < len(v) and v[k] - v[m] <= CLUSTER_RTOL * v[0]:
             m += 1
         v, u = v[:m], u[:, :m]
-        group = np.minimum(np.arange(m), k)  # the cluster's k one by one; the branch below and those tied with it
-        c = u.T @ state["ref"]
-        weight = np.bincount(group, weights=c**2)
-        g = int(np.argmax(weight))
-        members = np.nonzero(group == g)[0]
-        ref = u[:, members] @ c[members]
-        state["ref"] = ref / np.linalg.norm(ref)
-        j = int(members[0])  # ≤ k: the followed branch's eigenvalue; the others among the top k + 1 are the rest
-        return float(np.min(np.delete(v[:k + 1], j)) - v[j] - JOIN_RTOL * v[0])
+        overlap = np.sum((state["cluster"].T @ u) ** 2, axis=0)  # each eigenvector's weight in the followed cluster
+        members = np.sort(np.argsort(overlap, kind="stable")[-k:])
+        state["cluster"] = u[:, members]
+        others = np.delete(np.arange(m), members)
+        return float(np.min(v[members]) - np.max(v[others]) - JOIN_RTOL * v[0])
 
     join.terminal, join.direction = True, -1
     return join
