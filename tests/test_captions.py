@@ -256,3 +256,36 @@ def test_fig7_caption_follows_the_data():
     assert "ηλ = 0.01: +0.050 ± 0.000" in higher and "flatter completions generalize worse" in higher
     apart = f7.caption(_fig7_data(-0.15))
     assert "the 95% intervals separate at ηλ = 0.01, 0.003" in apart
+
+
+# -- fig9: λ₁ vs the curvature along the oscillation, stated either way ----------------------------------------------
+def _eos_data(levels, rq_levels):
+    """fig9 arrays: run k's λ₁ rises to levels[k] × its threshold and stays there, its curvature along the
+    oscillation RQ to rq_levels[k] × the threshold."""
+    d = {"lrs": np.array([0.05, 0.1, 0.2]), "eta_lambda": 2e-3, "dim": 100, "ratio": 4.0}
+    for k, (lr, level, rq) in enumerate(zip(d["lrs"], levels, rq_levels)):
+        thr = 2 * (1 - 2e-3) / lr
+        steps = np.arange(0, 1001, 9)
+        d[f"steps_{k}"], d[f"threshold_{k}"] = steps, thr
+        d[f"sharp_{k}"], d[f"rq_{k}"] = (thr * np.minimum(x, 0.25 + steps / 300) for x in (level, rq))
+        d[f"loss_{k}"], d[f"train_err_{k}"] = np.full(len(steps), 1e-3), 0.0
+    return d
+
+
+def test_fig9_caption_states_where_the_curvature_along_the_oscillation_sits():
+    """λ₁ at 1.5× the threshold and RQ at it: the caption says RQ sits at the threshold for every η, λ₁ above it, and
+    RQ is closer; RQ at 1.5× and λ₁ at the threshold (data going the other way): RQ sits above, and is not closer
+    for any η; RQ at 0.9 for one η only: that η is named below it; the tail means and ranges are printed."""
+    from srflow.figures import fig9_bn_eos
+
+    ours = fig9_bn_eos.caption(_eos_data([1.5, 1.5, 1.5], rq_levels=[1.0, 1.0, 1.0]))
+    assert "RQ sits at the threshold (within 5%) for every η" in ours
+    assert "λ₁ sits above the threshold (by more than 5%) for every η" in ours
+    assert "closer to the threshold than λ₁ for every η" in ours
+    assert "η = 0.05: 1.500 and 1.000 (RQ range 1.00-1.00; λ₁ first at" in ours
+    other = fig9_bn_eos.caption(_eos_data([1.0, 1.0, 1.0], rq_levels=[1.5, 1.5, 1.5]))
+    assert "RQ sits above the threshold (by more than 5%) for every η" in other
+    assert "λ₁ sits at the threshold (within 5%) for every η" in other
+    assert "is not closer to the threshold than λ₁ for any η" in other
+    mixed = fig9_bn_eos.caption(_eos_data([1.5, 1.5, 1.5], rq_levels=[1.0, 0.9, 1.0]))
+    assert "RQ sits at the threshold (within 5%) for η = 0.05, 0.2, below it (by more than 5%) for η = 0.1" in mixed
