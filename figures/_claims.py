@@ -226,13 +226,13 @@ def paired_difference(a, b, a_name: str, b_name: str, unit: str = "", scale: flo
 
     st = paired_stats(a, b)
     m, h = scale * st["mean"], scale * st["half"]
+    if st["n"] < 2:
+        return Claim(None, f"{a_name} minus {b_name}: {m:+.{digits}f}{unit} on the one seed (no interval, no test)", st)
     nums = (f"{a_name} minus {b_name}, paired by seed: {m:+.{digits}f} ± {h:.{digits}f}{unit} (mean ± 95% CI, "
             f"{st['n']} seeds), lower on {st['lower']} and higher on {st['higher']} of them; paired t p = "
             f"{st['t_p']:.2g}, Wilcoxon signed-rank p = {st['wilcoxon_p']:.2g}")
-    if st["n"] < 2:
-        return Claim(None, f"{nums}: one seed, no interval", st)
-    if m + h < 0:
+    if st["mean"] + st["half"] < 0:
         return Claim(True, f"{nums}: {a_name} is lower (the interval excludes 0)", st)
-    if m - h > 0:
+    if st["mean"] - st["half"] > 0:
         return Claim(False, f"{nums}: {a_name} is higher (the interval excludes 0)", st)
     return Claim(None, f"{nums}: no significant difference (the interval contains 0)", st)
