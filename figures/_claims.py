@@ -16,7 +16,11 @@ The rules are the verdicts' (``verification.tolerances``), so a figure and ``srf
   the prediction is below its largest relative distance from the alternative;
 * **tracks** (a moving prediction): the slope of log(observed) against log(predicted) is 1 within ORDER_MARGIN and
   the mean log-offset is at most ORDER_MARGIN times the prediction's log-movement; where that slope's standard error exceeds ORDER_MARGIN (the prediction
-  moves too little against the scatter), nothing can be said either way (``holds`` is None).
+  moves too little against the scatter), nothing can be said either way (``holds`` is None);
+* **level**: a ratio to a reference is 1 within a band the caller states (else above or below it);
+* **paired difference** (over seeds): a is lower than b when the 95% confidence interval of the mean paired
+  difference lies below 0, higher when above, and nothing can be said when it contains 0; the paired t and
+  Wilcoxon signed-rank p-values are stated beside it.
 """
 
 from __future__ import annotations
