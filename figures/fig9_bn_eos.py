@@ -80,16 +80,15 @@ def plot(d, fig):
     top = max(1.6, 1.1 * max(float(np.max(np.r_[_ratio(d, k), _rq_ratio(d, k)])) for k in range(len(d["lrs"]))))
     for k, lr in enumerate(d["lrs"]):
         ls = ("-", "--", ":")[k % 3]
-        line, = ax1.semilogy(d[f"steps_{k}"], d[f"sharp_{k}"], lw=0.6, label=f"λ₁, η = {lr:g}")
+        line, = ax1.semilogy(d[f"steps_{k}"], d[f"sharp_{k}"], lw=0.6, label=f"η = {lr:g}")
         c = line.get_color()
-        ax1.axhline(float(d[f"threshold_{k}"]), color=c, ls="--", lw=0.9,
-                    label=f"2(1-ηλ)/η = {float(d[f'threshold_{k}']):.3g}")
+        ax1.axhline(float(d[f"threshold_{k}"]), color=c, ls="--", lw=0.9)
         ax2.plot(pair_mean(d[f"steps_{k}"]) * eta_lambda, _ratio(d, k), ls=ls, lw=0.9, color=c, label=f"η = {lr:g}")
         ax3.plot(d[f"steps_{k}"] * eta_lambda, _rq_ratio(d, k), ls=ls, lw=0.9, color=c, label=f"η = {lr:g}")
     ax1.set_xlabel("step t")
     ax1.set_ylabel("λ₁(∇²L(w_t))")
-    ax1.set_title(f"BN MLP (D = {int(d['dim'])}), ηλ = {eta_lambda:g}")
-    ax1.legend(ncol=2, fontsize=6, loc="lower right")
+    ax1.set_title(f"BN MLP (D = {int(d['dim'])}), ηλ = {eta_lambda:g}; dashed: 2(1-ηλ)/η", fontsize=7)
+    ax1.legend(fontsize=6, loc="lower right")
     for ax, title, ylabel in ((ax2, "λ₁ at the iterate", "ηλ₁ / (2(1-ηλ)), record-pair mean"),
                               (ax3, "curvature along the oscillation", "η·RQ(H̄_t, d_t) / (2(1-ηλ))")):
         ax.axhline(1.0, color="k", lw=0.6)
@@ -123,6 +122,12 @@ def entry_step(d, k) -> float:
     return float(d[f"steps_{k}"][int(np.argmax(above))]) if above.any() else float("nan")
 
 
+def rq_entry_step(d, k) -> float:
+    """The first recorded step with RQ within EDGE_RTOL of the threshold (nan if never)."""
+    inside = np.abs(_rq_ratio(d, k) - 1) <= EDGE_RTOL
+    return float(d[f"steps_{k}"][int(np.argmax(inside))]) if inside.any() else float("nan")
+
+
 def _together(claims, lrs, what) -> str:
     """One sentence for a claim made per η (``_claims.level``): at, above or below the threshold, for which η."""
     sides = {}
@@ -146,7 +151,8 @@ def caption(d) -> str:
     rq_claims = [_claims.level(m, EDGE_RTOL, "RQ") for m, _, _ in rqs]
     closer = [abs(m - 1) < abs(t - 1) for (m, _, _), t in zip(rqs, tails)]
     parts = [f"η = {lr:g}: {tails[k]:.3f} and {rqs[k][0]:.3f} (RQ range {rqs[k][1]:.2f}-{rqs[k][2]:.2f}; λ₁ first at "
-             f"the threshold at step {entry_step(d, k):.0f}; final training loss {float(d[f'loss_{k}'][-1]):.1e}, training "
+             f"the threshold at step {entry_step(d, k):.0f}, RQ first within {EDGE_RTOL:.0%} of it at step "
+             f"{rq_entry_step(d, k):.0f}; final training loss {float(d[f'loss_{k}'][-1]):.1e}, training "
              f"error {100 * float(d[f'train_err_{k}']):.1f}%)" for k, lr in enumerate(lrs)]
     where = ("about" if all(c.holds for c in lam_claims) else "above" if all(t > 1 for t in tails) else
              "below" if all(t < 1 for t in tails) else "on both sides of")
@@ -159,6 +165,7 @@ def caption(d) -> str:
         compare = ("the curvature along the oscillation is closer to the threshold than λ₁ only for η = "
                    + ", ".join(f"{lr:g}" for lr, c in zip(lrs, closer) if c))
     flip = 1 + float(d["eta_lambda"]) / (2 * (1 - float(d["eta_lambda"])))
+    before = max(float(np.max(_rq_ratio(d, k)[d[f"steps_{k}"] < entry_step(d, k)], initial=0.0)) for k in range(n))
     return (f"Edge of stability on the BN MLP (D = {int(d['dim'])}, scikit-learn digits, full-batch GD+WD at "
             f"ηλ = {float(d['eta_lambda']):g}, {n} values of η, each from its own random start at {float(d['ratio']):g}× "
             "the edge-of-stability norm of its direction). (a) λ₁(∇²L(w_t)) by Lanczos on HVPs, with the "
@@ -167,7 +174,10 @@ def caption(d) -> str:
             "stride, opposite phases of the period-2 flip), against τ = ηλt. (c) The curvature along the oscillation "
             "over the threshold: RQ(H̄_t, d_t) = ((1-ηλ) - d_t·d_{t+1}/|d_t|²)/η, the Rayleigh quotient of the "
             "Hessian averaged on the segment w_t → w_{t+1} along the step d_t = w_{t+1} - w_t (an exact identity of "
-            f"GD+WD; mean of t and t+1; an exact flip w_(t+2) = w_t reads {flip:.3f}); grey band: ±{EDGE_RTOL:.0%}. "
+            f"GD+WD; mean of t and t+1; an exact flip w_(t+2) = w_t reads {flip:.3f}); before λ₁ first reaches the threshold "
+            f"RQ is at most {before:.2f} of it"
+            + (" (the steps run along low-curvature directions until the period-2 flip dominates them)" if before < 0.5
+               else "") + f"; grey band: ±{EDGE_RTOL:.0%}. "
             "Over the last quarter of each run, λ₁/threshold and RQ/threshold: " + "; ".join(parts)
             + f". Spread of λ₁/threshold between the η: {spread:.3f}. "
             + _together(lam_claims, lrs, "λ₁") + "; " + _together(rq_claims, lrs, "RQ") + "; "

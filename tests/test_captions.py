@@ -283,6 +283,12 @@ def test_fig9_caption_states_where_the_curvature_along_the_oscillation_sits():
     assert "λ₁ sits above the threshold (by more than 5%) for every η" in ours
     assert "closer to the threshold than λ₁ for every η" in ours
     assert "η = 0.05: 1.500 and 1.000 (RQ range 1.00-1.00; λ₁ first at" in ours
+    # λ₁ and RQ ramp together as 0.25 + t/300: λ₁ reaches the threshold at step 225, RQ at the record before (216) is 0.97
+    assert "before λ₁ first reaches the threshold RQ is at most 0.97 of it; grey band" in ours
+    low = _eos_data([1.5, 1.5, 1.5], rq_levels=[1.0, 1.0, 1.0])
+    for k in range(3):
+        low[f"rq_{k}"] = np.where(low[f"steps_{k}"] < 300, 0.01 * low[f"threshold_{k}"], low[f"rq_{k}"])
+    assert "RQ is at most 0.01 of it (the steps run along low-curvature directions" in fig9_bn_eos.caption(low)
     other = fig9_bn_eos.caption(_eos_data([1.0, 1.0, 1.0], rq_levels=[1.5, 1.5, 1.5]))
     assert "RQ sits above the threshold (by more than 5%) for every η" in other
     assert "λ₁ sits at the threshold (within 5%) for every η" in other
