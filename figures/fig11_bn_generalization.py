@@ -127,7 +127,7 @@ def plot(d, fig):
     for i, label in enumerate(d["labels"]):
         if d["normalized"][i]:
             ax3.plot(final(d, "sph", i), end[i], "o", ms=3, mfc="none", color=COLORS[i % len(COLORS)],
-                     label=str(label))
+                     label=short(str(label)).replace("\n", " "))
     ax3.set_xscale("log")
     ax3.set_xlabel("spherical sharpness λ₁(∇²L(w̄))")
     ax3.set_ylabel("final test error (%)")

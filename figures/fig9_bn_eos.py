@@ -86,8 +86,8 @@ def plot(d, fig):
         ax2.plot(pair_mean(d[f"steps_{k}"]) * eta_lambda, _ratio(d, k), ls=ls, lw=0.9, color=c, label=f"η = {lr:g}")
         ax3.plot(d[f"steps_{k}"] * eta_lambda, _rq_ratio(d, k), ls=ls, lw=0.9, color=c, label=f"η = {lr:g}")
     ax1.set_xlabel("step t")
-    ax1.set_ylabel("λ₁(∇²L(w_t))")
-    ax1.set_title(f"BN MLP (D = {int(d['dim'])}), ηλ = {eta_lambda:g}; dashed: 2(1-ηλ)/η", fontsize=7)
+    ax1.set_ylabel("λ₁(∇²L(w_t)); dashed: 2(1-ηλ)/η")
+    ax1.set_title(f"BN MLP, D = {int(d['dim'])}, ηλ = {eta_lambda:g}")
     ax1.legend(fontsize=6, loc="lower right")
     for ax, title, ylabel in ((ax2, "λ₁ at the iterate", "ηλ₁ / (2(1-ηλ)), record-pair mean"),
                               (ax3, "curvature along the oscillation", "η·RQ(H̄_t, d_t) / (2(1-ηλ))")):
