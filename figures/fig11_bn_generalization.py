@@ -34,13 +34,14 @@ WD_LRS = (2e-3, 5e-4)
 RATIO = 4.0
 #: network sizes (quick, full): quick is a smaller network on fewer images, so that ``--quick`` stays fast
 SIZES = {True: {"widths": (32, 32), "n_train": 64}, False: {}}
-#: random starts of the full figure (the quick one: 2, enough for the caption's statistics to run)
+#: random starts of the full figure (the quick one has 1: its caption says there is no interval; a second seed
+#: cost the quick run 10 s more, and the statistics are tested on synthetic arrays, tests/test_captions.py)
 SEEDS = 10
 
 
 def _settings(quick: bool):
     """(seeds, steps, record stride)."""
-    return (2, 1200, 61) if quick else (SEEDS, 3000, 151)
+    return (1, 1200, 61) if quick else (SEEDS, 3000, 151)
 
 
 def conditions() -> list[tuple[str, bool, float]]:
