@@ -188,7 +188,8 @@ def caption(d) -> str:
             "every condition of a seed starts from the same direction. (a) Test error over training, mean over seeds. "
             "(b) Final test error of each seed (joined across conditions) and the mean ± 95% CI (WD: GD+WD at the ηλ "
             "below it). (c) Final test error "
-            "against the final spherical sharpness of each BN run. At the end (mean ± 95% CI over seeds): "
+            "against the final spherical sharpness of each BN run. At the end"
+            + (" (mean ± 95% CI over seeds): " if seeds > 1 else ": ")
             + "; ".join(rows) + f"; {fit}. " + "; ".join(str(c) for c in claims(d))
             + " (between the two networks the pairing is by seed number only: their starts are independent draws). "
             + "; ".join(flat) + ".")
