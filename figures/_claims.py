@@ -16,7 +16,11 @@ The rules are the verdicts' (``verification.tolerances``), so a figure and ``srf
   the prediction is below its largest relative distance from the alternative;
 * **tracks** (a moving prediction): the slope of log(observed) against log(predicted) is 1 within ORDER_MARGIN and
   the mean log-offset is at most ORDER_MARGIN times the prediction's log-movement; where that slope's standard error exceeds ORDER_MARGIN (the prediction
-  moves too little against the scatter), nothing can be said either way (``holds`` is None).
+  moves too little against the scatter), nothing can be said either way (``holds`` is None);
+* **level**: a ratio to a reference is 1 within a band the caller states (else above or below it);
+* **paired difference** (over seeds): a is lower than b when the 95% confidence interval of the mean paired
+  difference lies below 0, higher when above, and nothing can be said when it contains 0; the paired t and
+  Wilcoxon signed-rank p-values are stated beside it.
 """
 
 from __future__ import annotations
@@ -203,3 +207,36 @@ def trend(t, y, what: str, per: str = "step") -> Claim:
     slope = float(np.polyfit(t, ly, 1)[0]) if len(t) > 1 else 0.0
     word = "rises" if slope > 0 else "falls" if slope < 0 else "stays"
     return Claim(slope > 0, f"{what} {word} (least-squares slope of its log {slope:+.2g} per {per})", {"slope": slope})
+
+
+def level(ratio: float, rtol: float, what: str, ref: str = "the threshold") -> Claim:
+    """Does ``what`` sit at ``ref``: is the measured ratio to it 1 within ``rtol`` (the caller states where that
+    band comes from)? Otherwise it sits above or below, by how much."""
+    dev = float(ratio) - 1.0
+    values = {"ratio": float(ratio), "rtol": rtol}
+    if abs(dev) <= rtol:
+        return Claim(True, f"{what} sits at {ref} ({float(ratio):.3f} of it, within {rtol:.0%})", values)
+    return Claim(False, f"{what} sits {'above' if dev > 0 else 'below'} {ref} ({float(ratio):.3f} of it, "
+                 f"{abs(dev):.0%} {'above' if dev > 0 else 'below'}, beyond {rtol:.0%})", values)
+
+
+def paired_difference(a, b, a_name: str, b_name: str, unit: str = "", scale: float = 1.0, digits: int = 1) -> Claim:
+    """Is ``a`` lower than ``b`` on the same seeds (paired)? The mean of a - b with its 95% Student-t confidence
+    interval, the number of seeds where a < b, and two tests of a zero median/mean difference (paired t and
+    Wilcoxon signed-rank, ``_common.paired_stats``). ``holds`` True when the interval lies below 0, False when it
+    lies above 0, None when it contains 0 (the data cannot tell). ``scale`` multiplies the differences for the text
+    (e.g. 100 for percentage points)."""
+    from ._common import paired_stats
+
+    st = paired_stats(a, b)
+    m, h = scale * st["mean"], scale * st["half"]
+    if st["n"] < 2:
+        return Claim(None, f"{a_name} minus {b_name}: {m:+.{digits}f}{unit} on the one seed (no interval, no test)", st)
+    nums = (f"{a_name} minus {b_name}, paired by seed: {m:+.{digits}f} ± {h:.{digits}f}{unit} (mean ± 95% CI, "
+            f"{st['n']} seeds), lower on {st['lower']} and higher on {st['higher']} of them; paired t p = "
+            f"{st['t_p']:.2g}, Wilcoxon signed-rank p = {st['wilcoxon_p']:.2g}")
+    if st["mean"] + st["half"] < 0:
+        return Claim(True, f"{nums}: {a_name} is lower (the interval excludes 0)", st)
+    if st["mean"] - st["half"] > 0:
+        return Claim(False, f"{nums}: {a_name} is higher (the interval excludes 0)", st)
+    return Claim(None, f"{nums}: no significant difference (the interval contains 0)", st)

@@ -222,3 +222,43 @@ def lam1(model, w) -> float:
     from srflow.theory import sharpness
 
     return sharpness(model, w, v0=np.random.default_rng(12).standard_normal(model.dim))
+
+
+# -- statistics over seeds (fig7, fig11) ---------------------------------------------------------------------------
+def mean_ci(x, level: float = 0.95) -> tuple[float, float]:
+    """Mean of ``x`` and the half-width of its Student-t confidence interval at ``level``:
+    t_{(1+level)/2, n-1}·s/√n (s the sample standard deviation; half-width nan for one value)."""
+    from scipy.stats import t
+
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < 2:
+        return float(np.mean(x)), float("nan")
+    return float(np.mean(x)), float(t.ppf(0.5 + level / 2, len(x) - 1) * np.std(x, ddof=1) / np.sqrt(len(x)))
+
+
+def paired_stats(a, b) -> dict:
+    """The paired comparison of ``a`` and ``b`` (the same seeds, in the same order): n, the mean difference
+    a - b and its 95% CI half-width (``mean_ci``), the seeds with a < b and a > b, the two-sided p-values of the
+    paired t-test (``scipy.stats.ttest_rel``) and of the Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, exact
+    for small n without ties, scipy's normal approximation otherwise; zero differences dropped). Degenerate cases: the
+    same difference on every seed (to round-off) gives t p = 0 (if nonzero) or 1; all zero give Wilcoxon p = 1."""
+    from scipy.stats import ttest_rel, wilcoxon
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"a, b: expected two vectors of the same length (one value per seed), got {a.shape}, {b.shape}")
+    diff = a - b
+    mean, half = mean_ci(diff)
+    n = len(diff)
+    with warnings.catch_warnings():  # scipy's notes on switching to the normal approximation (zeros, ties)
+        warnings.simplefilter("ignore", (RuntimeWarning, UserWarning))
+        if n < 2:
+            t_p = w_p = float("nan")
+        elif np.ptp(diff) <= 1e-12 * np.max(np.abs(diff)):  # one difference on every seed (to round-off)
+            t_p = 1.0 if not np.any(diff) else 0.0
+            w_p = 1.0 if not np.any(diff) else float(wilcoxon(diff).pvalue)
+        else:
+            t_p = float(ttest_rel(a, b).pvalue)
+            w_p = 1.0 if not np.any(diff) else float(wilcoxon(diff).pvalue)
+    return {"n": n, "mean": mean, "half": half, "lower": int(np.sum(diff < 0)), "higher": int(np.sum(diff > 0)),
+            "t_p": t_p, "wilcoxon_p": w_p}

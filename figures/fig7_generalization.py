@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._common import mean_ci
+
 NAME = "fig7_generalization"
 SIZE = (7.0, 2.8)
 TASK = {"size": 20, "rank": 3, "target_rank": 2, "observed": 0.5}
@@ -75,13 +77,6 @@ def _labels(d) -> list[str]:
     return ["GD, no WD" if eta_lambda == 0 else f"GD+WD\nηλ = {eta_lambda:g}" for eta_lambda in d["eta_lambdas"]]
 
 
-def _ci(x) -> tuple[float, float]:
-    """Mean and the half-width of its 95% Student-t confidence interval."""
-    from scipy.stats import t
-
-    return float(np.mean(x)), float(t.ppf(0.975, len(x) - 1) * np.std(x, ddof=1) / np.sqrt(len(x)))
-
-
 def _spearman(d):
     """Spearman rank correlation of spherical sharpness and held-out error over the trained runs."""
     from scipy.stats import spearmanr
@@ -97,7 +92,7 @@ def plot(d, fig):
     jitter = np.linspace(-0.15, 0.15, d["err"].shape[1])
     for row, label in enumerate(labels):
         ok = _trained(d)[row]
-        mean, half = _ci(d["err"][row][ok])
+        mean, half = mean_ci(d["err"][row][ok])
         ax1.plot((row + jitter)[ok], d["err"][row][ok], "o", ms=2.5, mfc="none", color=colors[row])
         ax1.errorbar(row + 0.3, mean, yerr=half, fmt="s", ms=3.5, capsize=2, color=colors[row])
     ax1.axhline(0.1, color="k", ls=":", lw=0.7)
@@ -118,7 +113,7 @@ def plot(d, fig):
 def caption(d) -> str:
     labels = [lab.replace("\n", " ") for lab in _labels(d)]
     ok = _trained(d)
-    stats = [_ci(row[keep]) for row, keep in zip(d["err"], ok)]
+    stats = [mean_ci(row[keep]) for row, keep in zip(d["err"], ok)]
     cols = "; ".join(f"{lab}: {m:.3f} ± {h:.3f}" for lab, (m, h) in zip(labels, stats))
     nowd, with_wd = stats[0], stats[1:]
     ladder = d["eta_lambdas"][1:]
@@ -136,7 +131,7 @@ def caption(d) -> str:
     paired = []  # the same seed with and without WD: the seed-to-seed spread cancels
     for j, eta_lambda in enumerate(ladder, start=1):
         both = ok[0] & ok[j]
-        m, h = _ci(d["err"][j][both] - d["err"][0][both])
+        m, h = mean_ci(d["err"][j][both] - d["err"][0][both])
         paired.append(f"ηλ = {eta_lambda:g}: {m:+.3f} ± {h:.3f} ({int(both.sum())} seeds)")
     verdict += ". Paired by seed, held-out error with WD minus without: " + "; ".join(paired)
     rho, p = _spearman(d)

@@ -256,3 +256,96 @@ def test_fig7_caption_follows_the_data():
     assert "ηλ = 0.01: +0.050 ± 0.000" in higher and "flatter completions generalize worse" in higher
     apart = f7.caption(_fig7_data(-0.15))
     assert "the 95% intervals separate at ηλ = 0.01, 0.003" in apart
+
+
+# -- fig9: λ₁ vs the curvature along the oscillation, stated either way ----------------------------------------------
+def _eos_data(levels, rq_levels):
+    """fig9 arrays: run k's λ₁ rises to levels[k] × its threshold and stays there, its curvature along the
+    oscillation RQ to rq_levels[k] × the threshold."""
+    d = {"lrs": np.array([0.05, 0.1, 0.2]), "eta_lambda": 2e-3, "dim": 100, "ratio": 4.0}
+    for k, (lr, level, rq) in enumerate(zip(d["lrs"], levels, rq_levels)):
+        thr = 2 * (1 - 2e-3) / lr
+        steps = np.arange(0, 1001, 9)
+        d[f"steps_{k}"], d[f"threshold_{k}"] = steps, thr
+        d[f"sharp_{k}"], d[f"rq_{k}"] = (thr * np.minimum(x, 0.25 + steps / 300) for x in (level, rq))
+        d[f"loss_{k}"], d[f"train_err_{k}"] = np.full(len(steps), 1e-3), 0.0
+    return d
+
+
+def test_fig9_caption_states_where_the_curvature_along_the_oscillation_sits():
+    """λ₁ at 1.5× the threshold and RQ at it: the caption says RQ sits at the threshold for every η, λ₁ above it, and
+    RQ is closer; RQ at 1.5× and λ₁ at the threshold (data going the other way): RQ sits above, and is not closer
+    for any η; RQ at 0.9 for one η only: that η is named below it; the tail means and ranges are printed."""
+    from srflow.figures import fig9_bn_eos
+
+    ours = fig9_bn_eos.caption(_eos_data([1.5, 1.5, 1.5], rq_levels=[1.0, 1.0, 1.0]))
+    assert "RQ sits at the threshold (within 5%) for every η" in ours
+    assert "λ₁ sits above the threshold (by more than 5%) for every η" in ours
+    assert "closer to the threshold than λ₁ for every η" in ours
+    assert "η = 0.05: 1.500 and 1.000 (RQ range 1.00-1.00; λ₁ first at" in ours
+    # λ₁ and RQ ramp together as 0.25 + t/300: λ₁ reaches the threshold at step 225, RQ at the record before (216) is 0.97
+    assert "before λ₁ first reaches the threshold RQ is at most 0.97 of it; grey band" in ours
+    low = _eos_data([1.5, 1.5, 1.5], rq_levels=[1.0, 1.0, 1.0])
+    for k in range(3):
+        low[f"rq_{k}"] = np.where(low[f"steps_{k}"] < 300, 0.01 * low[f"threshold_{k}"], low[f"rq_{k}"])
+    assert "RQ is at most 0.01 of it (the steps run along low-curvature directions" in fig9_bn_eos.caption(low)
+    other = fig9_bn_eos.caption(_eos_data([1.0, 1.0, 1.0], rq_levels=[1.5, 1.5, 1.5]))
+    assert "RQ sits above the threshold (by more than 5%) for every η" in other
+    assert "λ₁ sits at the threshold (within 5%) for every η" in other
+    assert "is not closer to the threshold than λ₁ for any η" in other
+    mixed = fig9_bn_eos.caption(_eos_data([1.5, 1.5, 1.5], rq_levels=[1.0, 0.9, 1.0]))
+    assert "RQ sits at the threshold (within 5%) for η = 0.05, 0.2, below it (by more than 5%) for η = 0.1" in mixed
+
+
+# -- fig11: paired by seed, with intervals and tests, stated either way -------------------------------------------
+def _fig11_data(wd_shift, spread, seeds=10):
+    """fig11 arrays: BN GD ends at 20% test error + a seed effect (±5 points, shared by every condition of a seed),
+    BN GD+WD (both ηλ) at 20% + ``wd_shift`` + the seed effect + a per-seed ±``spread`` that alternates in sign;
+    the networks without normalization at 25% + the seed effect; all at 0% training error."""
+    from srflow.figures import fig11_bn_generalization as f11
+
+    rows = f11.conditions()
+    n, rec = len(rows), 5
+    seed_effect = np.linspace(-0.05, 0.05, seeds)
+    jitter = spread * np.where(np.arange(seeds) % 2, 1.0, -1.0) * np.linspace(0.5, 1.5, seeds)
+    test = np.full((n, seeds, rec), 0.3)
+    test[0, :, -1] = 0.20 + seed_effect
+    test[1, :, -1] = test[2, :, -1] = 0.20 + wd_shift + seed_effect + jitter
+    test[3:, :, -1] = 0.25 + seed_effect
+    sph = np.full((n, seeds, rec), 1000.0)
+    sph[1:3] = 100.0
+    return {"dim": 100, "n_train": 64, "n_test": 500, "lr": 0.1, "ratio": 4.0, "labels": np.array([r[0] for r in rows]),
+            "eta_lambdas": np.array([r[2] for r in rows]), "normalized": np.array([r[1] for r in rows]),
+            "steps": np.arange(rec) * 11, "test": test, "train": np.zeros((n, seeds, rec)),
+            "loss": np.full((n, seeds, rec), 1e-3), "sharp": sph / 10, "sph": sph, "lr_used": np.full((n, seeds, rec), 0.1)}
+
+
+def test_fig11_caption_states_paired_differences_with_intervals_and_tests():
+    """WD 3 points lower with a ±1-point per-seed jitter on top of a ±5-point seed effect: the paired difference is
+    −3.0 ± its interval, lower on 10 of 10 seeds, both tests significant, 'is lower'; 3 points higher: 'is higher';
+    no shift with ±3-point jitter: 'no significant difference'. The interval and p-values are recomputed here
+    (scipy directly) from the per-seed differences."""
+    from scipy.stats import t, ttest_rel, wilcoxon
+
+    from srflow.figures import fig11_bn_generalization as f11
+
+    label = f11.conditions()[1][0]
+    d = _fig11_data(-0.03, 0.01)
+    diff = 100 * (d["test"][1, :, -1] - d["test"][0, :, -1])
+    half = t.ppf(0.975, 9) * diff.std(ddof=1) / np.sqrt(10)
+    lower = f11.caption(d)
+    assert f"{label} minus BN, GD, paired by seed: {diff.mean():+.1f} ± {half:.1f} points (mean ± 95% CI, 10 seeds)" \
+        in lower
+    assert "lower on 10 and higher on 0 of them" in lower
+    p_t, p_w = ttest_rel(d["test"][1, :, -1], d["test"][0, :, -1]).pvalue, wilcoxon(diff).pvalue
+    assert f"paired t p = {p_t:.2g}, Wilcoxon signed-rank p = {p_w:.2g}: {label} is lower" in lower
+    assert "every run ends at 0% training error" in lower
+    higher = f11.caption(_fig11_data(+0.03, 0.01))
+    assert f"{label} is higher (the interval excludes 0)" in higher and "lower on 0 and higher on 10" in higher
+    none = f11.caption(_fig11_data(0.0, 0.03))
+    start = none.index(f"{label} minus BN, GD")
+    verdict = none[start:none.index("(the interval", start)]  # this comparison's sentence up to its verdict
+    assert verdict.endswith(": no significant difference ")
+    d = _fig11_data(-0.03, 0.01)
+    d["train"][2, 3, -1] = 0.02
+    assert "not every run ends at 0% training error (largest 2.0%)" in f11.caption(d)

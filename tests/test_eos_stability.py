@@ -118,6 +118,9 @@ def test_eos_equilibrium_passes_a_stable_equilibrium_and_reports_no_instability(
     assert r.status == Status.PASS, r.message
     assert "unstable" not in r.message
     assert np.all(r.details["stability_rate_predicted"] < 0) and r.details["breathing_envelope_max"] < E_MAX
+    # the curvature along the oscillation, information only (one value per rung, from one breathing period after
+    # the run's end); its formula is tested to round-off in tests/test_oscillation_curvature.py
+    assert np.all(np.isfinite(r.details["oscillation_curvature_c"])) and len(r.details["oscillation_curvature_c"]) == 2
 
 
 def test_an_unstable_equilibrium_whose_breathing_stays_linear_is_judged_and_reported():

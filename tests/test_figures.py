@@ -144,28 +144,33 @@ def test_quick_output_goes_to_its_own_folder_by_default(fake, tmp_path, monkeypa
 from srflow.figures import fig9_bn_eos, fig10_bn_sharpness, fig11_bn_generalization  # noqa: E402
 
 
-def _eos_data(levels):
-    """fig9 arrays: run k's λ₁ rises to levels[k] × its threshold and stays there (odd number of records)."""
+def _eos_data(levels, rq_levels=None):
+    """fig9 arrays: run k's λ₁ rises to levels[k] × its threshold and stays there (odd number of records); its
+    curvature along the oscillation RQ likewise to rq_levels[k] (default: levels)."""
+    rq_levels = levels if rq_levels is None else rq_levels
     d = {"lrs": np.array([0.05, 0.1, 0.2][:len(levels)]), "eta_lambda": 2e-3, "dim": 100, "ratio": 4.0}
-    for k, (lr, level) in enumerate(zip(d["lrs"], levels)):
+    for k, (lr, level, rq) in enumerate(zip(d["lrs"], levels, rq_levels)):
         thr = 2 * (1 - 2e-3) / lr
         steps = np.arange(0, 1001, 9)
         d[f"steps_{k}"], d[f"threshold_{k}"] = steps, thr
         d[f"sharp_{k}"] = thr * np.minimum(level, 0.25 + steps / 300)
+        d[f"rq_{k}"] = thr * np.minimum(rq, 0.25 + steps / 300)
         d[f"loss_{k}"], d[f"train_err_{k}"] = np.full(len(steps), 1e-3), 0.0
     return d
 
 
 def test_fig9_caption_follows_the_data():
-    """At the threshold: the caption reports λ₁/threshold = 1.000 for each η and says all runs sit at the edge;
-    one run at 1.5× the threshold: it reports 1.500 and says not every run does; all above (below): 'above'
-    ('below')."""
+    """At the threshold: the caption reports λ₁/threshold = 1.000 for each η and says λ₁ sits at it for every η;
+    one run at 1.5× the threshold: it reports 1.500, says which η sit at it and which above; all above (below):
+    'above' ('below'). (The curvature along the oscillation: tests/test_captions.py.)"""
     at = fig9_bn_eos.caption(_eos_data([1.0, 1.0, 1.0]))
-    assert "η = 0.05: 1.000" in at and "all runs sit at the edge of stability" in at and "then stays about the" in at
+    assert "η = 0.05: 1.000" in at and "λ₁ sits at the threshold (within 5%) for every η" in at
+    assert "then stays about the" in at
     assert "then stays above the" in fig9_bn_eos.caption(_eos_data([1.2, 1.5, 1.1]))
     assert "then stays below the" in fig9_bn_eos.caption(_eos_data([0.8, 0.9, 0.7]))
     off = fig9_bn_eos.caption(_eos_data([1.0, 1.5, 1.0]))
-    assert "η = 0.1: 1.500" in off and "not every run sits within 5%" in off and "Spread between the η: 0.500" in off
+    assert "η = 0.1: 1.500" in off and "Spread of λ₁/threshold between the η: 0.500" in off
+    assert "λ₁ sits at the threshold (within 5%) for η = 0.05, 0.2, above it (by more than 5%) for η = 0.1" in off
 
 
 def _sharp_data(factor):
@@ -214,16 +219,16 @@ def _gen_data(wd_test, seeds=2):
 
 
 def test_fig11_caption_follows_the_data():
-    """The comparison with GD without WD is stated either way: WD at 15% vs 20% is 'lower' by 5 points, at 25% it
-    is 'higher'; the best BN condition is compared with the networks without normalization (25%)."""
+    """The comparison with GD without WD is stated either way: WD at 15% vs 20% on every seed is lower by 5 points,
+    at 25% higher; one seed gives no interval and no test. (Noisy seeds and the tests: tests/test_captions.py.)"""
     label = fig11_bn_generalization.conditions()[1][0]
     lower = fig11_bn_generalization.caption(_gen_data(0.15))
-    assert f"{label} ends with lower test error than BN, GD (-5.0 points" in lower and "is flatter" in lower
-    assert "the best BN condition (15.0%) is below the best network without normalization (25.0%)" in lower
+    assert f"{label} minus BN, GD, paired by seed: -5.0 ± 0.0 points" in lower
+    assert f"{label} is lower (the interval excludes 0)" in lower
+    assert f"{label} ends flatter (spherical sharpness) than BN, GD on 2 of 2 seeds" in lower
     higher = fig11_bn_generalization.caption(_gen_data(0.25))
-    assert f"{label} ends with higher test error than BN, GD (+5.0 points" in higher
-    assert "the best BN condition (20.0%) is below" in higher
-    assert "carry no error bar" in fig11_bn_generalization.caption(_gen_data(0.15, seeds=1))
+    assert f"{label} minus BN, GD, paired by seed: +5.0 ± 0.0 points" in higher and f"{label} is higher" in higher
+    assert "on the one seed (no interval, no test)" in fig11_bn_generalization.caption(_gen_data(0.15, seeds=1))
 
 
 def test_real_network_captions_agree_with_their_quick_arrays(quick_run):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from srflow.toy_models.validate import positive_real, real
+from srflow.toy_models.validate import positive_real, real, real_array
 
 from . import backend
 from .manifold import manifold_point, newton_polish
@@ -72,3 +72,32 @@ def eos_sharpness(model, theta, lr: float, wd: float, coefficient: float | None 
     check_hyperparameters(lr, wd)
     c = eos_sharpness_coefficient(model, theta) if coefficient is None else real(coefficient, "coefficient")
     return (2.0 + c * lr * wd) / lr
+
+
+def oscillation_curvature(d_t, d_next, lr: float, wd: float) -> float:
+    """The curvature along the oscillation: the Rayleigh quotient RQ(H̄_t, d_t) = d_tᵀH̄_t d_t/|d_t|² of the Hessian
+    averaged on the segment of one step, H̄_t = ∫₀¹ ∇²L(w_t + σd_t) dσ, from two consecutive steps of GD+WD
+    (w_{t+1} = (1 - ηλ)w_t - η∇L(w_t), ``verification.simulate``) alone:
+
+    .. math:: \\mathrm{RQ}(\\bar H_t, d_t) = \\frac{(1 - ηλ) - d_t·d_{t+1}/|d_t|^2}{η},
+              \\qquad d_t = w_{t+1} - w_t,\\ d_{t+1} = w_{t+2} - w_{t+1}.
+
+    Exact, with no expansion: subtracting two updates gives d_{t+1} = (1 - ηλ)d_t - η(∇L(w_{t+1}) - ∇L(w_t)), and
+    ∇L(w_{t+1}) - ∇L(w_t) = H̄_t d_t (the fundamental theorem of calculus along the segment); the dot product with
+    d_t/|d_t|² gives the formula (docs/theory.md §4b step 1, in v = w/√η, where the 1/η is absorbed).
+
+    Read against the edge-of-stability threshold 2(1 - ηλ)/η (``eos_threshold``), as λ₁(∇²L(w_t)) is:
+    η·RQ/(2(1 - ηλ)) = 1 is "at the threshold". An exact flip w_{t+2} = w_t (d_{t+1} = -d_t) gives η·RQ = 2 - ηλ,
+    i.e. η·RQ/(2(1 - ηλ)) = 1 + ηλ/(2(1 - ηλ)) (1.001 at ηλ = 2e-3); at the EoS equilibrium the slow growth α of
+    the flip and the centre's drift move it by further O(ηλ) terms (η·RQ = 2 - ηλ + α - ηλG/4, docs/theory.md §4b
+    step 2). Unlike λ₁ at an end point of the flip, RQ averages the curvature over the segment the iterate
+    actually crosses, so it has no ±a∇³L[v₁,v₁,v₁] term alternating between the two phases."""
+    check_hyperparameters(lr, wd)
+    d_t, d_next = real_array(d_t, "d_t", ndim=1), real_array(d_next, "d_next", ndim=1)
+    if d_t.shape != d_next.shape:
+        raise ValueError(f"d_next: expected the shape of d_t {d_t.shape}, got {d_next.shape}")
+    dd = float(d_t @ d_t)
+    if not dd > 0:
+        raise ValueError("d_t: expected a nonzero step w_{t+1} - w_t (the quotient along a zero step is undefined)")
+    return float(((1.0 - lr * wd) - float(d_t @ d_next) / dd) / lr)
+

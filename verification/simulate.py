@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from srflow.theory import (alp_flip_step, check_hyperparameters, equilibrium_norm_sq, manifold_point,
-                           oscillation_amplitude_sq, sharpness)
+                           oscillation_amplitude_sq, oscillation_curvature, sharpness)
 from srflow.theory.cluster_flow import cluster_point
 from srflow.theory.manifold import AssumptionViolated
 from srflow.theory.sharpness import is_dense
@@ -37,7 +37,7 @@ from srflow.theory.gamma import Diverged, finite
 
 from .trajectory import ALGORITHMS, MAX_OFFSET_SQ, Progress, Trajectory, record_phi
 
-__all__ = ["simulate", "eos_start", "two_cycle_start", "Trajectory", "ALGORITHMS", "MAX_OFFSET_SQ", "record_phi"]
+__all__ = ["simulate", "oscillation_curvatures", "eos_start", "two_cycle_start", "Trajectory", "ALGORITHMS", "MAX_OFFSET_SQ", "record_phi"]
 
 def _step(model, algorithm: str, w: np.ndarray, g: np.ndarray, lr: float, wd: float) -> np.ndarray:
     """One update from w with g = ∇L(w)."""
@@ -48,6 +48,21 @@ def _step(model, algorithm: str, w: np.ndarray, g: np.ndarray, lr: float, wd: fl
     else:
         new = w - lr * g / (2.0 * np.sqrt(model.loss(w)))
     return new / np.linalg.norm(new) if algorithm.endswith("sphere") else new
+
+
+def oscillation_curvatures(model, w, lr: float, wd: float, count: int = 2) -> np.ndarray:
+    """The curvature along the oscillation RQ(H̄_t, d_t) (``theory.oscillation_curvature``) at t = 0, …, count - 1
+    of GD+WD (``_step``) from w_0 = ``w``: count + 1 steps, one gradient each. With count = 2 the mean covers both
+    phases of the period-2 flip."""
+    check_hyperparameters(lr, wd)
+    count = int(count)
+    if count < 1:
+        raise ValueError(f"count: expected a positive number of steps, got {count!r}")
+    ws = [as_vector(w, "w", model.dim).copy()]
+    for _ in range(count + 1):
+        ws.append(_step(model, "gdwd", ws[-1], model.grad(ws[-1]), lr, wd))
+    d = np.diff(np.array(ws), axis=0)
+    return np.array([oscillation_curvature(d[i], d[i + 1], lr, wd) for i in range(count)])
 
 
 def _record(model, w: np.ndarray, new: np.ndarray, g: np.ndarray, pairs: bool) -> dict:

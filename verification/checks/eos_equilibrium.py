@@ -152,7 +152,9 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
             message = "a prediction is off: " + message
         if breathing["message"]:
             message += "; " + breathing["message"]
-        details = {**breathing["details"], "ladder": ladder, "observed": obs, "predicted": pred, "c_observed": c_obs, "c_predicted": c_pred,
+        rq = np.array([oscillation_curvature_mean(session.model, d) for d in dense])
+        details = {**breathing["details"], "oscillation_curvature_over_threshold": rq / th.eos_lr_sharpness(ladder),
+                   "oscillation_curvature_c": (rq - 2) / ladder, "ladder": ladder, "observed": obs, "predicted": pred, "c_observed": c_obs, "c_predicted": c_pred,
                    "c_standard_error": c_se, "c_deviation_at_zero": c0, "c_deviation_at_zero_se": se0,
                    "breathing_periods": periods, "judged": judged,
                    "sharpness_deviation": np.abs(obs - pred), "sharpness_standard_error": sem,
@@ -161,6 +163,20 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
         return result(session, name, status, pred[-1], obs[-1], "order", worst, message, details, runs, powers)
 
     return guard(session, name, run)
+
+
+def oscillation_curvature_mean(model, tr) -> float:
+    """η⟨RQ(H̄_t, d_t)⟩, the curvature along the oscillation (``theory.oscillation_curvature``, docs/theory.md §4b
+    step 1) averaged over the steps of one whole breathing period (an even count) from the run's last iterate
+    (``simulate.oscillation_curvatures``); nan when the run kept no last iterate. Information in the check's
+    details (``oscillation_curvature_c`` = (η⟨RQ⟩ - 2)/ηλ, ``oscillation_curvature_over_threshold`` =
+    η⟨RQ⟩/(2(1 - ηλ))), not a criterion of the verdict."""
+    from ..simulate import oscillation_curvatures
+
+    if tr.w_last is None:
+        return float("nan")
+    count = 2 * int(np.ceil(th.breathing_period(tr.eta_lambda) / 2))
+    return float(tr.lr * np.mean(oscillation_curvatures(model, tr.w_last, tr.lr, tr.wd, count=count)))
 
 
 #: flow samples within the runs' horizon at which the stability of the equilibrium is evaluated
