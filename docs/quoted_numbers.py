@@ -16,6 +16,8 @@ Groups (``GROUPS``):
   at the default models' start points θ₀ (``session.start_point``, seed 0);
 * ``verify-quick`` -- ``srflow verify --quick`` on the default models, seed 0 (about 1–2 min on 2 cores);
 * ``verify-default`` -- ``srflow verify`` on the default models, seed 0 (4–8 min on 2 cores);
+* ``verify-deep`` -- ``srflow verify --deep`` (JAX twins, ηλ down to 1e-7; 3–6 min on 2 cores);
+* ``stability-table`` -- ``eos-stability`` on the default models and the ``breathing`` family (docs/theory.md §4d);
 * ``recorded`` -- expensive runs (``--deep``, the zoo, the networks): not recomputed; each value with the command
   that produced it and the date it was measured (``RECORDED``).
 """
@@ -176,6 +178,50 @@ def verify_default() -> dict:
     return out
 
 
+def verify_deep() -> dict:
+    """``srflow verify --deep`` (JAX twins of the default models, seed 0, ladder to ηλ = 1e-7; needs the jax extra)."""
+    rep = _verify(["--deep"])
+    out, ch = {}, _checks(rep)
+    for m in MODELS:
+        c = ch[m, "eos-equilibrium"]
+        d = c["details"]
+        if "c_predicted" in d:
+            judged = [i for i, j in enumerate(d["judged"]) if j]
+            out[f"deep.c.{m}"] = d["c_observed"][judged[-1]]
+            out[f"deep.c_predicted.{m}"] = d["c_predicted"][judged[-1]]
+            out[f"deep.c_agreement.{m}"] = max(abs(d["c_observed"][i] - d["c_predicted"][i]) for i in judged)
+        f = ch[m, "flow-tracking"]["details"]
+        if "path_errors" in f:
+            out[f"deep.path_error_1e-7.{m}"] = _at(f["ladder"], f["path_errors"], 1e-7)
+    for status in ("pass", "fail", "assumption-violated", "inconclusive"):
+        out[f"deep.count.{status}"] = sum(c["status"] == status for c in rep["checks"])
+    return out
+
+
+def stability_table() -> dict:
+    """docs/theory.md §4d's table: ``eos-stability`` on ``Session(make_model(NAME), VerifyConfig(ladder=(1e-3, 3e-4,
+    1e-4)), seed=0)`` (the start ``srflow verify`` draws) for the default models and the ``breathing`` family."""
+    from srflow.toy_models import make_model
+    from srflow.verification.checks.eos_stability import check_eos_stability
+    from srflow.verification.session import Session, VerifyConfig
+
+    rows = {m: make_model(m) for m in MODELS}
+    rows.update({f"breathing_b{b:g}": make_model("breathing", quartic=b) for b in (-0.1, 0.05, 0.1, 0.2)})
+    out = {}
+    for row, model in rows.items():
+        r = check_eos_stability(Session(model, VerifyConfig(ladder=(1e-3, 3e-4, 1e-4)), seed=0))
+        d, rp = r.details, r.resolving_power
+        out[f"stab.{row}.kappa_theta0"] = d["kappa_theta0"]
+        for x, meas, pred in zip(d["ladder"], d["rate_measured"], d["rate_predicted"]):
+            out[f"stab.{row}.rate.{x:g}"], out[f"stab.{row}.rate_pred.{x:g}"] = meas, pred
+        if "deviation_at_zero" in d:
+            out[f"stab.{row}.b0"], out[f"stab.{row}.b0_se"] = d["deviation_at_zero"], d["deviation_at_zero_se"]
+        if "breathing rate κ (relative)" in rp:
+            out[f"stab.{row}.delta_pct"] = 100 * rp["breathing rate κ (relative)"]
+        out[f"stab.{row}.passed"] = float(r.status == "pass")
+    return out
+
+
 #: expensive numbers, not recomputed here: key -> (value as quoted, the command that produced it, the date measured,
 #: a note). Rerun the command and update the value and date by hand.
 RECORDED = {
@@ -183,6 +229,9 @@ RECORDED = {
                                  "from the JAX twin's former start θ₀ (before session.start_point): stale"),
     "deep.c_predicted.sphere_circle.old": (-4.137, "srflow verify --deep", "2026-12-04",
                                            "from the JAX twin's former start θ₀: stale"),
+    "deep.c_agreement.sphere_circle.old": (1.322e-3, "srflow verify --deep", "2026-12-05",
+                                           "the largest |c measured − c predicted| on the judged rungs (eos-equilibrium "
+                                           "FAIL), from the JAX twin's former start θ₀ (c = −4.137): stale"),
 }
 
 
@@ -190,6 +239,9 @@ GROUPS = {
     "closed-form": (closed_form, "seconds", "PYTHONPATH=. python3 docs/quoted_numbers.py --only closed-form"),
     "verify-quick": (verify_quick, "1-2 min", "srflow verify --quick --seed 0 (default models)"),
     "verify-default": (verify_default, "4-8 min", "srflow verify --seed 0 (default models)"),
+    "verify-deep": (verify_deep, "3-6 min", "srflow verify --deep --seed 0 (default models; jax extra)"),
+    "stability-table": (stability_table, "minutes", "eos-stability, VerifyConfig(ladder=(1e-3, 3e-4, 1e-4)), seed 0 "
+                        "(docs/quoted_numbers.py: stability_table)"),
 }
 
 

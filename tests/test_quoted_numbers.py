@@ -96,12 +96,12 @@ def test_every_group_says_how_it_was_made():
 def test_the_comparison_fails_on_a_wrong_number():
     """Must fail: a quoted number off by more than half its last digit, of the wrong sign, an unknown key, a marker
     after no number; and the precision follows the digits quoted."""
-    numbers = {"c": {"value": -1.0949}, "d": {"value": 2.05e-6}, "n": {"value": 22_400.0}, "p": {"value": 0.0244}}
-    assert not disagreements("c = −1.09<!-- n:c --> and 2.1e-6 <!-- n:d --> or 22,000× <!-- n:n -->, 0.024%<!-- n:p -->",
+    numbers = {"c": {"value": -1.0949}, "d": {"value": 2.06e-6}, "n": {"value": 22_400.0}, "p": {"value": 0.0244}}
+    assert not disagreements("c = −1.09<!-- n:c --> and 2.1e-6 <!-- n:d --> or 22,000<!-- n:n -->×, 0.024%<!-- n:p -->",
                              numbers)
     assert disagreements("c = −1.10<!-- n:c -->", numbers)
     assert disagreements("c = +1.09<!-- n:c -->", numbers)
-    assert disagreements("c = −1.095<!-- n:c -->", numbers)  # more digits quoted: 1.0949 ≠ 1.095
+    assert disagreements("c = −1.096<!-- n:c -->", numbers)  # more digits quoted, more precision: −1.0949 is not −1.096
     assert disagreements("2.0e-6<!-- n:d -->", numbers) and not disagreements("2e-6<!-- n:d -->", numbers)
     assert disagreements("23,000<!-- n:n -->", numbers)
     assert disagreements("1.09<!-- n:nokey -->", numbers)
