@@ -25,7 +25,7 @@ def texts() -> list[Path]:
 
 def quoted(literal: str) -> tuple[float, float]:
     """The value of a quoted number and half a unit of its last digit: '−1.09' -> (-1.09, 0.005),
-    '1.2e-6' -> (1.2e-6, 5e-8), '22,000' -> (22000, 500), '70' -> (70, 0.5)."""
+    '1.2e-6' -> (1.2e-6, 5e-8), '22,000' -> (22000, 500), '70' -> (70, 5), '3531' -> (3531, 0.5)."""
     text = literal.replace("−", "-").replace(",", "")
     mantissa, _, exp = text.lower().partition("e")
     scale = 10.0 ** int(exp) if exp else 1.0
@@ -106,7 +106,7 @@ def test_the_comparison_fails_on_a_wrong_number():
     assert disagreements("23,000<!-- n:n -->", numbers)
     assert disagreements("1.09<!-- n:nokey -->", numbers)
     assert disagreements("the value <!-- n:c -->", numbers)
-    assert quoted("−1.09") == (-1.09, pytest.approx(0.005)) and quoted("70") == (70.0, 0.5)
+    assert quoted("−1.09") == (-1.09, pytest.approx(0.005)) and quoted("70") == (70.0, 5.0) and quoted("3531")[1] == 0.5
     assert quoted("22,000") == (22000.0, 500.0) and quoted("1.2e-6")[1] == pytest.approx(5e-8)
 
 
