@@ -271,13 +271,21 @@ def run(groups, path: Path = JSON) -> dict:
         data["groups"][name] = {"command": command, "cost": cost, "date": datetime.date.today().isoformat(),
                                 "seconds": round(time.perf_counter() - start, 1), "revision": _revision()}
         print(f"{name}: {len(values)} numbers in {time.perf_counter() - start:.0f} s", flush=True)
+        _write(data, path)  # after each group: an interrupted run keeps the groups it finished
+    _write(data, path)
+    return data
+
+
+def _write(data: dict, path: Path) -> None:
     data["numbers"] = {k: v for k, v in data["numbers"].items() if v.get("group") != "recorded"}
     for k, (v, command, date, note) in RECORDED.items():
         data["numbers"][k] = {"value": float(v), "group": "recorded", "command": command, "date": date, "note": note}
     data["groups"]["recorded"] = {"command": "see each number", "cost": "expensive: not recomputed"}
     data["numbers"] = dict(sorted(data["numbers"].items()))
-    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    return data
+    data["groups"] = dict(sorted(data["groups"].items()))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 def main(argv=None) -> int:

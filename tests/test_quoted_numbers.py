@@ -93,6 +93,15 @@ def test_every_group_says_how_it_was_made():
             assert group["date"] and group["revision"], key
 
 
+def test_one_start_in_the_report_and_in_the_theory():
+    """κ(θ₀) of sphere_circle as srflow verify's report gives it (--quick and default runs) equals κ at
+    ``session.start_point`` computed by the closed-form group: the runs and the theory start from one θ₀."""
+    numbers = load_numbers()
+    ref = numbers["kappa_theta0.sphere_circle"]["value"]
+    for key in ("quick.kappa_theta0.sphere_circle", "default.kappa_theta0.sphere_circle"):
+        assert numbers[key]["value"] == pytest.approx(ref, rel=1e-9), key
+
+
 def test_the_comparison_fails_on_a_wrong_number():
     """Must fail: a quoted number off by more than half its last digit, of the wrong sign, an unknown key, a marker
     after no number; and the precision follows the digits quoted."""
