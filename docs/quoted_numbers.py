@@ -40,13 +40,26 @@ MODELS = ("sphere_circle", "mf", "bn_linear")
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
+#: ``--keep DIR``: each verify run's report.json is copied to DIR/<mode>.json; ``--reuse DIR``: read from there
+#: instead of running (to change what is extracted without rerunning)
+KEEP: Path | None = None
+REUSE: Path | None = None
+
+
 def _verify(extra: list[str]) -> dict:
     """``srflow verify EXTRA --seed 0`` on the default models into a temporary folder; its report.json."""
+    name = "-".join(e.lstrip("-") for e in extra) or "default"
+    if REUSE is not None:
+        return json.loads((REUSE / f"{name}.json").read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         cmd = [sys.executable, "-m", "srflow", "verify", *extra, "--seed", "0", "--quiet", "--yes", "--out", str(out)]
         subprocess.run(cmd, cwd=ROOT, check=False, stdout=subprocess.DEVNULL)
-        return json.loads((out / "report.json").read_text(encoding="utf-8"))
+        text = (out / "report.json").read_text(encoding="utf-8")
+    if KEEP is not None:
+        KEEP.mkdir(parents=True, exist_ok=True)
+        (KEEP / f"{name}.json").write_text(text, encoding="utf-8")
+    return json.loads(text)
 
 
 def _checks(report: dict) -> dict:
@@ -165,8 +178,14 @@ def verify_default() -> dict:
     _range(out, "default.nowd.delta_rest_pct", [100 * c["resolving_power"]["rest point"] for c in nws])
     out["default.ngd.order.min"] = min(ch[m, "normalized-gd"]["details"][k]["order"] for m in MODELS
                                        for k in ("path", "clock"))
-    _range(out, "default.sqrt.order", [ch[m, "sqrt-loss-gd"]["details"][k]["order"] for m in MODELS
-                                       for k in ("path", "clock")])
+    for m in MODELS:
+        for k in ("path", "clock"):
+            out[f"default.sqrt.order.{m}.{k}"] = ch[m, "sqrt-loss-gd"]["details"][k]["order"]
+    # the models whose cycle is asymmetric (∇³L[v₁,v₁,v₁] ≠ 0): there the error is O(η); on a symmetric one O(η²)
+    asym = [m for m in MODELS if ch[m, "sqrt-loss-gd"]["details"].get("T111_over_lam1", 0) != 0]
+    _range(out, "default.sqrt.order_asymmetric", [out[f"default.sqrt.order.{m}.{k}"] for m in asym
+                                                  for k in ("path", "clock")])
+    _range(out, "default.delta_c_pct", [out[f"default.delta_c_pct.{m}"] for m in MODELS])
     sq = ch["bn_linear", "sqrt-loss-gd"]["details"]
     out["default.sqrt.split.bn_linear"], out["default.sqrt.split_predicted.bn_linear"] = (
         sq["split_measured"], sq["split_predicted"])
@@ -201,16 +220,33 @@ def verify_deep() -> dict:
 def stability_table() -> dict:
     """docs/theory.md §4d's table: ``eos-stability`` on ``Session(make_model(NAME), VerifyConfig(ladder=(1e-3, 3e-4,
     1e-4)), seed=0)`` (the start ``srflow verify`` draws) for the default models and the ``breathing`` family."""
-    from srflow.theory import eos_stability
     from srflow.toy_models import make_model
-    from srflow.verification.checks.eos_stability import check_eos_stability
-    from srflow.verification.session import Session, VerifyConfig
 
     rows = {m: make_model(m) for m in MODELS}
     rows.update({f"breathing_b{b:g}": make_model("breathing", quartic=b) for b in (-0.1, 0.05, 0.1, 0.2)})
+    return _stability_rows(rows)
+
+
+def stability_stable_start() -> dict:
+    """docs/theory.md §4d's table, the row of sphere_circle's stable start (tests/starts.py: the circle point at
+    angle φ = -2.998602700491764, κ(θ₀) = -1.68; the mutation suite's and tests/test_eos_stability.py's start)."""
+    import numpy as np
+
+    from srflow.toy_models import make_model
+
+    phi = -2.998602700491764
+    return _stability_rows({"sphere_circle_stable": make_model("sphere_circle")},
+                           {"sphere_circle_stable": np.array([np.cos(phi), np.sin(phi), 0.0])})
+
+
+def _stability_rows(rows: dict, starts: dict | None = None) -> dict:
+    from srflow.theory import eos_stability
+    from srflow.verification.checks.eos_stability import check_eos_stability
+    from srflow.verification.session import Session, VerifyConfig
+
     out = {}
     for row, model in rows.items():
-        session = Session(model, VerifyConfig(ladder=(1e-3, 3e-4, 1e-4)), seed=0)
+        session = Session(model, VerifyConfig(ladder=(1e-3, 3e-4, 1e-4)), seed=0, theta0=(starts or {}).get(row))
         r = check_eos_stability(session)
         print(f"stability-table: {row}: {r.status}: {r.message}", flush=True)
         d, rp = r.details, r.resolving_power
@@ -244,6 +280,8 @@ GROUPS = {
     "verify-quick": (verify_quick, "1-2 min", "srflow verify --quick --seed 0 (default models)"),
     "verify-default": (verify_default, "4-8 min", "srflow verify --seed 0 (default models)"),
     "verify-deep": (verify_deep, "3-6 min", "srflow verify --deep --seed 0 (default models; jax extra)"),
+    "stability-stable-start": (stability_stable_start, "1-2 min", "eos-stability from sphere_circle's stable start "
+                               "(docs/quoted_numbers.py: stability_stable_start)"),
     "stability-table": (stability_table, "minutes", "eos-stability, VerifyConfig(ladder=(1e-3, 3e-4, 1e-4)), seed 0 "
                         "(docs/quoted_numbers.py: stability_table)"),
 }
@@ -297,7 +335,11 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="+", choices=list(GROUPS), help="recompute these groups only")
     p.add_argument("--list", action="store_true", help="list the groups")
     p.add_argument("--out", type=Path, default=JSON)
+    p.add_argument("--keep", type=Path, metavar="DIR", help="keep each srflow verify report as DIR/<mode>.json")
+    p.add_argument("--reuse", type=Path, metavar="DIR", help="read the srflow verify reports from DIR (--keep)")
     args = p.parse_args(argv)
+    global KEEP, REUSE
+    KEEP, REUSE = args.keep, args.reuse
     if args.list:
         for name, (_, cost, command) in GROUPS.items():
             print(f"{name:<16} {cost:<10} {command}")
