@@ -309,7 +309,9 @@ def run(groups, path: Path = JSON) -> dict:
         start = time.perf_counter()
         values = fn()
         data["numbers"] = {k: v for k, v in data["numbers"].items() if v.get("group") != name}
-        data["numbers"].update({k: {"value": float(v), "group": name} for k, v in values.items()})
+        # a non-finite value (a δ* where κ ≈ 0) is not a quotable number: left out
+        data["numbers"].update({k: {"value": float(v), "group": name} for k, v in values.items()
+                                if math.isfinite(float(v))})
         data["groups"][name] = {"command": command, "cost": cost, "date": datetime.date.today().isoformat(),
                                 "seconds": round(time.perf_counter() - start, 1), "revision": _revision()}
         print(f"{name}: {len(values)} numbers in {time.perf_counter() - start:.0f} s", flush=True)
