@@ -91,6 +91,13 @@ def test_draw_key():
     assert draw_key(Anonymous()).endswith("(dim=3)")
 
 
+def test_start_point_rejects_a_bad_seed():
+    with pytest.raises(ValueError, match="seed"):
+        start_point(make_model("mf"), -1)
+    with pytest.raises(ValueError, match="seed"):
+        start_point(make_model("mf"), 0.5)
+
+
 def test_every_draw_of_the_twin_is_the_numpy_models():
     """Not only θ₀: the other draws of a session (eos-entry's start, the identities' points) are the twin's too."""
     a = Session(make_model("mf", rng=2), QUICK, 2, spec="mf")

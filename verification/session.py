@@ -187,6 +187,8 @@ def start_point(model, seed: int, spec: str | None = None) -> np.ndarray:
     "theta0")``. Every path draws θ₀ here (``Session.theta0``: ``srflow verify`` on the numpy model, ``--deep`` on
     its JAX twin, ``srflow sweep``'s cells, the API), so one (model, seed) has one θ₀ -- equal to float64 round-off
     between a model and its JAX twin (the twin normalizes the minimizer's point once more)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
     rng = draw_rng(seed, draw_key(model, spec), "theta0")
     if hasattr(model, "minimizer"):
         return np.asarray(model.minimizer(rng), dtype=np.float64)
