@@ -321,7 +321,8 @@ def run(groups, path: Path = JSON) -> dict:
 
 
 def _write(data: dict, path: Path) -> None:
-    data["numbers"] = {k: v for k, v in data["numbers"].items() if v.get("group") != "recorded"}
+    data["numbers"] = {k: v for k, v in data["numbers"].items()
+                       if v.get("group") != "recorded" and math.isfinite(v["value"])}
     for k, (v, command, date, note) in RECORDED.items():
         data["numbers"][k] = {"value": float(v), "group": "recorded", "command": command, "date": date, "note": note}
     data["groups"]["recorded"] = {"command": "see each number", "cost": "expensive: not recomputed"}
