@@ -20,8 +20,8 @@ def compute(quick: bool, seed: int) -> dict:
     from srflow.verification.session import FULL, QUICK, Session
 
     out = {}
-    for k, name in enumerate(MODELS):
-        session = Session(make_model(name, rng=0), QUICK if quick else FULL, np.random.default_rng([seed, 0]))
+    for k, name in enumerate(MODELS):  # the model and start θ₀ of `srflow verify --models NAME --seed SEED`
+        session = Session(make_model(name, rng=seed), QUICK if quick else FULL, seed, spec=name)
         out[f"flow_{k}"], _, _ = tracking_errors(session, gdwd_steps)
         out[f"naive_{k}"], _, _ = tracking_errors(session, naive_gdwd_steps)
         out["ladder"] = np.array(session.config.ladder)

@@ -65,7 +65,7 @@ def test_slaved_shares_add_up_to_the_slaved_term_of_kappa():
     """Σ_j Δκ_j = 2/(3(4 + G))·(-3Σ_j (∇³L[v₁,v₁,u_j])²/(λ_jλ₁)), the slaved part of κ's quartic k."""
     m = make_model("bn_linear")
     theta = Session(m, QUICK, 0).theta0
-    sl = th.eos_slaving(m, theta, 1e-3)
+    sl = th.eos_slaving(m, theta, 1e-4)
     c = th.stability_coefficients(m, theta)
     mp = th.manifold_point(m, theta)
     vals, vecs = np.linalg.eigh(m.hess(mp.theta))
@@ -73,7 +73,8 @@ def test_slaved_shares_add_up_to_the_slaved_term_of_kappa():
     t = vecs[:, normal].T @ m.third(mp.theta, mp.v1, mp.v1)
     slaved_k = -3 * np.sum(t**2 / vals[normal]) / mp.lam1
     assert np.isclose(sl.share.sum(), 2 * slaved_k / (3 * (4 + c["G"])), rtol=1e-12)
-    # bn_linear: every normal mode relaxes faster than the breathing at ηλ = 1e-3 (λ₁/λ_j ≤ 15)
+    # bn_linear at its seed-0 start: every normal mode relaxes faster than the breathing at ηλ = 1e-4 (λ₁/λ_j ≤ 24;
+    # at 1e-3 the slowest one has χ = 1.02)
     assert sl.chi.max() < 1 and sl.unslaved == 0.0
 
 

@@ -154,13 +154,55 @@ def stable_hash(text: str) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest()[:16], 16)
 
 
+#: the prefix of a registered model's JAX twin in a spec (``srflow verify --deep``, ``verify.build_model``)
+TWIN_PREFIX = "jax:"
+
+
+def draw_key(model, spec: str | None = None) -> str:
+    """The model part of every random draw's seed (``draw_rng``): what makes one (model, seed) one θ₀ on every path.
+
+    * a registered name ``NAME`` and its JAX twin ``jax:NAME`` (``srflow verify --deep``) -> ``NAME``: the twin has
+      the same data and Γ (``toy_models.make_jax_model``), so it gets the same θ₀ and the same draws;
+    * no spec (a ``Session`` built from the API): the model's name when it is a registered name (``make_model`` and
+      ``make_jax_model`` builds, at any sizes), else ``"<name>(dim=<D>)"``;
+    * any other spec (``zoo:NAME``, a user's ``FILE.py:FACTORY``) -> the spec itself."""
+    from srflow.toy_models.registry import REGISTRY
+
+    if spec:
+        rest = spec[len(TWIN_PREFIX):] if spec.startswith(TWIN_PREFIX) else None
+        return rest if rest in REGISTRY else spec
+    name = model_name(model)
+    return name if name in REGISTRY else f"{name}(dim={model.dim})"
+
+
+def draw_rng(seed: int, key: str, purpose: str) -> np.random.Generator:
+    """``default_rng([seed, hash(key), hash(purpose)])``: the generator of every random draw of a session
+    (``key`` from ``draw_key``; ``purpose`` says what it is for, e.g. "theta0", "eos-entry")."""
+    return np.random.default_rng([int(seed), stable_hash(key), stable_hash(purpose)])
+
+
+def start_point(model, seed: int, spec: str | None = None) -> np.ndarray:
+    """THE start point θ₀ ∈ Γ of (model, seed): ``model.minimizer(rng)`` when the model has one, else Φ of a standard
+    normal draw (descend to Γ, ``theory.project_to_manifold``), with ``rng = draw_rng(seed, draw_key(model, spec),
+    "theta0")``. Every path draws θ₀ here (``Session.theta0``: ``srflow verify`` on the numpy model, ``--deep`` on
+    its JAX twin, ``srflow sweep``'s cells, the API), so one (model, seed) has one θ₀ -- equal to float64 round-off
+    between a model and its JAX twin (the twin normalizes the minimizer's point once more)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    rng = draw_rng(seed, draw_key(model, spec), "theta0")
+    if hasattr(model, "minimizer"):
+        return np.asarray(model.minimizer(rng), dtype=np.float64)
+    return project_to_manifold(model, rng.standard_normal(model.dim)).theta
+
+
 class Session:
     """One model under verification: its start point on Γ, its flows and the runs shared between checks (cached).
 
-    Every random draw comes from ``rng(purpose)`` = default_rng([seed, hash(spec), hash(purpose)]): it depends on
-    the seed, the model's spec and what it is for -- not on which checks run, in which order, or on the other
-    models of the run. ``spec`` defaults to the model's name and dimension. ``theta0``: a start point on Γ to use
-    instead of the one drawn (``srflow verify --theta0``; validated by the caller, see ``theta0_problems``)."""
+    Every random draw comes from ``rng(purpose)`` = ``draw_rng(seed, draw_key(model, spec), purpose)``: it depends
+    on the seed, the model's spec and what it is for -- not on which checks run, in which order, on the other
+    models of the run, or on whether the model is the numpy one or its JAX twin (``draw_key``). ``spec`` (shown in
+    the report) defaults to the model's name and dimension. ``theta0``: a start point on Γ to use instead of
+    ``start_point``'s (``srflow verify --theta0``; validated by the caller, see ``theta0_problems``)."""
 
     def __init__(self, model, config: VerifyConfig, seed=0, quiet: bool = True, spec: str | None = None,
                  theta0: np.ndarray | None = None):
@@ -171,6 +213,7 @@ class Session:
         self.model, self.config, self.seed, self.quiet = model, config, int(seed), quiet
         self.name = model_name(model)
         self.spec = spec or f"{self.name}(dim={model.dim})"
+        self.spec_given, self.draw_key = spec, draw_key(model, spec)
         self._cache: dict = {}
         if theta0 is not None:
             theta0 = np.array(theta0, dtype=np.float64)
@@ -178,7 +221,7 @@ class Session:
             self._cache["theta0"] = theta0
 
     def rng(self, purpose: str) -> np.random.Generator:
-        return np.random.default_rng([self.seed, stable_hash(self.spec), stable_hash(purpose)])
+        return draw_rng(self.seed, self.draw_key, purpose)
 
     def cached(self, key, make: Callable):
         if key not in self._cache:
@@ -187,13 +230,8 @@ class Session:
 
     @property
     def theta0(self) -> np.ndarray:
-        """A point of Γ: ``model.minimizer`` when it exists, else Φ of a random start (descend to Γ)."""
-        def make():
-            rng = self.rng("theta0")
-            if hasattr(self.model, "minimizer"):
-                return self.model.minimizer(rng)
-            return project_to_manifold(self.model, rng.standard_normal(self.model.dim)).theta
-        return self.cached("theta0", make)
+        """The start point on Γ: ``start_point(model, seed, spec)`` (or the one given to the constructor)."""
+        return self.cached("theta0", lambda: start_point(self.model, self.seed, self.spec_given))
 
     def model_info(self) -> dict:
         """What identifies the run's model and start: spec, seed, a hash of θ₀, L(θ₀), λ₁(θ₀), G(θ₀)."""

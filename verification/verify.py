@@ -6,8 +6,9 @@ with their parent, Ctrl-C stops them, a crash comes back with its traceback; or 
 and each finished check is handed back at once, so the report on disk always holds every check
 that has completed (Ctrl-C loses only the checks in flight).
 Determinism: a registered model is built with ``rng=seed``; every random draw of a session comes from
-``np.random.default_rng([seed, hash(model spec), hash(purpose)])`` (``Session.rng``), so results depend on
-neither scheduling, nor the order of the models, nor which checks run.
+``np.random.default_rng([seed, hash(model spec), hash(purpose)])`` (``Session.rng``, ``session.draw_rng``), so results
+depend on neither scheduling, nor the order of the models, nor which checks run; θ₀ is ``session.start_point``, and
+``jax:NAME`` (``--deep``) draws as ``NAME`` (``session.draw_key``): the JAX twin starts from the numpy model's θ₀.
 
 Before any work the CLI validates the input domain (``ladder_problems``, ``check_lr``, ``probe_model``) and
 estimates the cost (``estimate_cost``, ``budget_verdict``), so that a meaningless or impossible run is refused
