@@ -394,7 +394,7 @@ def test_a_double_branch_below_a_simple_top_does_not_stop_the_flow():
 
 
 def test_branches_crossing_below_a_simple_top_do_not_stop_the_flow():
-    """`mf` (seed 0) from tests/data/theta0-mf-crossing-below.npy: λ₁ = 0.536 stays simple, while below it the simple
+    """`mf` from tests/data/theta0-mf-crossing-below.npy (a point of Γ a session drew before one θ₀ per seed): λ₁ = 0.536 stays simple, while below it the simple
     λ₂ (0.3508 at s = 0) falls through the double λ₃ = λ₄ (0.3473, by the model's symmetry) near s = 0.95. Followed
     as "the branch just below the top", the join event lost that branch at the crossing, jumped, and the flow
     stopped ("an event fires where the segment starts": eos-stability on this start was assumption-violated); the
