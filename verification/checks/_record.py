@@ -31,7 +31,9 @@ class Check:
     * ``name``: as on the command line (``--checks``) and in reports; ``summary``: one sentence a reader can repeat.
     * ``run(session) -> CheckResult``: the check itself (calling a ``Check`` calls ``run``).
     * ``group``: checks of one group share a session (its start point, flows and runs) and run in one job, in
-      ``position`` order: "gdwd" (the GD+WD ladder), "related" (the other algorithms).
+      ``position`` order: "gdwd" (the GD+WD ladder), "related" (the other algorithms, and eos-entry, whose runs are
+      its own: with two workers the two jobs of a model then take about as long, e.g. on bn_mlp each pays for the
+      flow once, and eos-entry's ≈ 110 s goes beside identities and scale-collapse instead of after them).
     * ``ladder``: the verdict rests on the fitted exponent over the GD+WD ladder of ηλ (a short ladder makes it
       inconclusive).
     * ``cost(config) -> {run key: (steps, records)}``: the simulations it needs; checks sharing runs name them

@@ -103,5 +103,5 @@ def entry_eta_lambda(cfg, kappa: float, rho: float) -> tuple[float, float]:
 
 
 CHECK = Check(
-    name="eos-entry", position=30, group="gdwd", run=check_eos_entry, cost=_costs.entry,
+    name="eos-entry", position=30, group="related", run=check_eos_entry, cost=_costs.entry,
     summary="From a random start above the EoS norm, the edge of stability begins at the predicted step.")
