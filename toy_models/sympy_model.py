@@ -8,6 +8,7 @@ at construction; evaluation is numeric.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 from itertools import combinations_with_replacement
 from typing import Callable
 
@@ -91,8 +92,8 @@ class SympyModel:
         return w / np.linalg.norm(w)
 
 
-def rayleigh_model(rng=0, spectrum=(1, 2, 4), level=None) -> SympyModel:
-    """L(w) = ½ (wᵀ A w / wᵀ w - μ)²,  A = diag(``spectrum``), μ = ``level`` (default 5/2) -- built with sympy.
+def rayleigh_model(rng=0, spectrum=(1, 2, 4), level=Fraction(5, 2)) -> SympyModel:
+    """L(w) = ½ (wᵀ A w / wᵀ w - μ)²,  A = diag(``spectrum``), μ = ``level`` -- built with sympy.
 
     Γ = {x on the sphere : xᵀ A x = μ}, a curved submanifold of dimension D - 2 (for
     min A < μ < max A); at θ ∈ Γ, ∇²L = ∇R ∇Rᵀ has rank 1 = D - 1 - dim Γ.
@@ -100,7 +101,8 @@ def rayleigh_model(rng=0, spectrum=(1, 2, 4), level=None) -> SympyModel:
     import sympy as sp
 
     as_rng(rng)
-    level = sp.Rational(5, 2) if level is None else level
+    if isinstance(level, Fraction):  # exact, as sympy's Rational (the default is a Fraction so that sympy loads lazily)
+        level = sp.Rational(level.numerator, level.denominator)
     spectrum = [sp.nsimplify(s) for s in spectrum]
     if len(spectrum) < 3:
         raise ValueError(f"spectrum: expected at least 3 eigenvalues, got {len(spectrum)}")
