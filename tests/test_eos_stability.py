@@ -89,6 +89,27 @@ def test_a_wrong_rate_fails(circle_session, delta):
     assert abs(r.details["deviation_at_zero"]) > 3 * r.details["deviation_at_zero_se"]
 
 
+def test_a_rate_wrong_through_theory_is_judged_on_the_same_runs(circle_session, monkeypatch):
+    """κ × 0.99 handed in through ``theory.eos_stability`` itself, on a copy of a session that already ran the check
+    (the mutation studies): the horizon τ_end = EFOLDS/|κ(θ₀)| (1.78 here, inside [TAU_MIN, TAU_MAX], so a wrong κ
+    would move it) is the session's, the runs are the unmutated check's (no new run), and the check fails because the
+    measured rate says so."""
+    import dataclasses
+
+    base = check_eos_stability(circle_session)
+    assert base.status == Status.PASS and 1.0 < base.details["tau_end"] < 8.0
+    s = Session(circle_session.model, circle_session.config, circle_session.seed)
+    s._cache = dict(circle_session._cache)
+    runs_before = {k for k in s._cache if isinstance(k, tuple) and k[0] == "stability"}
+    real = th.eos_stability
+    monkeypatch.setattr(th, "eos_stability", lambda *a, **k: dataclasses.replace(real(*a, **k), rate=0.99 * real(*a, **k).rate))
+    r = check_eos_stability(s)
+    assert r.details.get("tau_end", base.details["tau_end"]) == base.details["tau_end"]
+    assert {k for k in s._cache if isinstance(k, tuple) and k[0] == "stability"} == runs_before
+    assert r.status == Status.FAIL and r.message.startswith("the breathing rate is off"), r.message
+    assert abs(r.details["deviation_at_zero"]) > 3 * r.details["deviation_at_zero_se"]
+
+
 #: breathing's horizon τ ≤ 1 at ηλ = 1e-3, 3e-4: both runs span ≥ 10 breathing periods (14 and 26), and at κ = +1.044
 #: the breathing grows by e^1.04 = ×2.8 over it (a few seconds of CPU: 3 Φ records per run)
 BREATHING_CFG = VerifyConfig(ladder=(1e-3, 3e-4), tau_end=1.0, records=3)

@@ -5,7 +5,10 @@ session ``srflow verify --quick --models zoo:NAME --seed S`` builds, so every ro
 name and seed -- and then, for each prediction a check tests, the same check again with that prediction × (1 ± 1%)
 handed in through the public ``theory`` function it calls (``MUTATIONS``; the tests/test_mutations.py mechanism).
 The runs do not depend on the predictions: the mutated checks reuse the session's runs, and the runs the ALP,
-no-WD, entry and stability checks keep to themselves are memoized (``memoized_runs``).
+no-WD, entry and stability checks keep to themselves are memoized (``memoized_runs``); so are the values of the
+theory's costly pure functions of a point of Γ that the checks evaluate along the flow (``memoized_theory``: κ, the
+slaving of the normal modes, c), which a mutated prediction wraps and rescales. As in ``srflow verify``, the checks
+of one group (``checks.groups``) share one session and run in their order, each group in a session of its own.
 
 A row records the unmutated verdict and, for each mutation, the mutated verdict and whether it failed *by
 measurement* (the check computed its errors: details and a finite scaled error, not a crashed or diverged run).
@@ -151,6 +154,58 @@ def memoized_runs():
             module.simulate = real
 
 
+#: the theory's pure functions of (model, θ ∈ Γ, ...) that the checks evaluate at many flow samples, unmutated and
+#: again inside each mutated check: seconds per model each on the zoo (eos-stability evaluates κ and the slaving at
+#: all 401 samples of its flow)
+MEMOIZED_THEORY = ("eos_stability", "eos_slaving", "eos_sharpness_coefficient")
+
+
+def _theory_key(args, kwargs):
+    """A memo key for a call with ``args`` and ``kwargs``: arrays by shape, dtype and bytes, plain values as they are,
+    anything else (the model) by identity."""
+    def one(a):
+        if isinstance(a, np.ndarray):
+            return (a.shape, a.dtype.str, a.tobytes())
+        if isinstance(a, (numbers.Number, str, bool, type(None))):
+            return a
+        return ("id", id(a))  # the model: the study keeps it alive for the memo's lifetime
+    return tuple(one(a) for a in args), tuple((k, one(v)) for k, v in sorted(kwargs.items()))
+
+
+@contextmanager
+def memoized_theory(names=MEMOIZED_THEORY):
+    """``srflow.theory.<name>`` (and the same function where it is defined) served from a memo keyed by its arguments
+    (the model by identity, arrays by their bytes) inside the block. Only for deterministic functions whose results the
+    callers do not modify; a mutation (``mutated``) entered inside the block wraps the memoized function, so the
+    mutated prediction is the memoized value rescaled -- the value the unmemoized function would have rescaled."""
+    import functools
+    import sys
+
+    saved = []
+    for name in names:
+        original = getattr(theory, name)
+        memo: dict = {}
+
+        @functools.wraps(original)
+        def memoized(*args, _fn=original, _memo=memo, **kwargs):
+            key = _theory_key(args, kwargs)
+            if key not in _memo:
+                _memo[key] = _fn(*args, **kwargs)
+            return _memo[key]
+
+        home = sys.modules.get(original.__module__)
+        owners = [theory] + ([home] if home is not None and home is not theory and getattr(home, name, None) is original
+                             else [])
+        for owner in owners:
+            saved.append((owner, name, original))
+            setattr(owner, name, memoized)
+    try:
+        yield
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+
+
 def _fails_by_measurement(res) -> bool:
     return res.status == "fail" and bool(res.details) and bool(np.isfinite(res.scaled_error))
 
@@ -170,15 +225,28 @@ def study_model(name: str, seed: int, checks_to_run, config: VerifyConfig = QUIC
     from .checks import CHECKS
 
     model = zoo_model(name)
-    session = Session(model, config, seed, quiet=True, spec=f"zoo:{name}")
+    # one session per group of checks, in running order, as ``srflow verify`` runs them (verify.run_job): a check
+    # sees the flows and runs its group's earlier checks left in the session, and only those
+    order = list(CHECKS)
+    checks_to_run = sorted(checks_to_run, key=order.index)
+    sessions: dict = {}
+
+    def session_of(check):
+        group = CHECKS[check].group
+        if group not in sessions:
+            sessions[group] = Session(model, config, seed, quiet=True, spec=f"zoo:{name}")
+        return sessions[group]
+
     rows = []
-    with memoized_runs():
+    with memoized_runs(), memoized_theory():
         cond = {}
         try:
-            cond = {k: float(v) for k, v in conditioning(model, session.theta0).items()} if model.dim <= 400 else {}
+            theta0 = session_of(checks_to_run[0]).theta0 if checks_to_run else None
+            cond = {k: float(v) for k, v in conditioning(model, theta0).items()} if model.dim <= 400 else {}
         except Exception as exc:  # noqa: BLE001 -- conditioning is context, not a verdict
             cond = {"error": f"{type(exc).__name__}: {exc}"}
         for check in checks_to_run:
+            session = session_of(check)
             start = time.perf_counter()
             try:
                 res = CHECKS[check](session)
