@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import srflow.theory as theory
 import srflow.theory.flows as theory_flows
@@ -238,7 +239,10 @@ def study_model(name: str, seed: int, checks_to_run, config: VerifyConfig = QUIC
         return sessions[group]
 
     rows = []
-    with memoized_runs(), memoized_theory():
+    # one BLAS thread: the matrices are at most a few dozen wide, where OpenBLAS's threads only add synchronization
+    # (on a shared 2-core machine eigh of a 36×36 Hessian took 12.8 ms on two threads, 0.11 ms on one; κ at one
+    # point of the D = 36 zoo model 0.37 s against 0.005 s), as figures/_common.py does
+    with threadpool_limits(limits=1, user_api="blas"), memoized_runs(), memoized_theory():
         cond = {}
         try:
             theta0 = session_of(checks_to_run[0]).theta0 if checks_to_run else None
