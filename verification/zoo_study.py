@@ -251,20 +251,21 @@ def study_model(name: str, seed: int, checks_to_run, config: VerifyConfig = QUIC
             cond = {"error": f"{type(exc).__name__}: {exc}"}
         for check in checks_to_run:
             session = session_of(check)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             try:
                 res = CHECKS[check](session)
                 status, message, power = str(res.status), res.message, res.resolving_power
             except Exception as exc:  # noqa: BLE001 -- an internal error is a row, not a crash of the study
                 status, message, power, res = "error", f"{type(exc).__name__}: {exc}", {}, None
             row = {"model": name, "seed": seed, "check": check, "status": status, "message": _short(message, 1200),
-                   "seconds": round(time.perf_counter() - start, 2), "conditioning": cond,
+                   "seconds": round(time.perf_counter() - start, 2), "cpu_seconds": round(time.process_time() - cpu, 2),
+                   "conditioning": cond,
                    "resolving_power": {k: (float(v) if isinstance(v, (int, float)) else None) for k, v in power.items()},
                    "mutations": []}
             if mutate and status == "pass":
                 for label, attr, builder in [m for m in MUTATIONS.get(check, []) if m[0] not in skip]:
                     for factor in (1 + mutation, 1 - mutation):
-                        t0 = time.perf_counter()
+                        t0, c0 = time.perf_counter(), time.process_time()
                         s = Session(model, config, seed, quiet=True, spec=f"zoo:{name}")
                         s._cache = {k: v for k, v in session._cache.items()
                                     if not (attr == "flows.CANONICAL_COEF" and k in ("flows", "flow_failed"))}
@@ -276,7 +277,8 @@ def study_model(name: str, seed: int, checks_to_run, config: VerifyConfig = QUIC
                             mstatus, mmsg, by_meas = "error", f"{type(exc).__name__}: {exc}", False
                         row["mutations"].append({"prediction": label, "factor": factor, "status": mstatus,
                                                  "fails_by_measurement": by_meas, "message": _short(mmsg),
-                                                 "seconds": round(time.perf_counter() - t0, 2)})
+                                                 "seconds": round(time.perf_counter() - t0, 2),
+                                                 "cpu_seconds": round(time.process_time() - c0, 2)})
             rows.append(row)
             if emit is not None:
                 emit(row)
