@@ -141,6 +141,24 @@ def test_eos_equilibrium_passes_a_stable_equilibrium_and_reports_no_instability(
     assert np.all(r.details["stability_rate_predicted"] < 0) and r.details["breathing_envelope_max"] < E_MAX
 
 
+def test_eos_equilibrium_is_assumption_violated_where_the_judged_rungs_do_not_separate_the_time_scales(monkeypatch):
+    """The premise of §6 on the rungs eos-equilibrium judges: with λ₁/μ = 1e5 (the zoo's bnnet has 7.9e4: its slowest
+    normal mode relaxes over λ₁/(2μ) ≈ 4e4 steps, the runs at ηλ = 3e-5 last 8333) ηλ·λ₁/(2μ) ≥ 1 on both judged
+    rungs, and the verdict is assumption-violated with the parameter, the measured verdict kept; with the model's own
+    λ₁/μ the same runs pass."""
+    import srflow.verification.tracking as tracking
+
+    s = Session(make_model("breathing", quartic=-0.3), BREATHING_CFG, seed=0)
+    assert check_eos_equilibrium(s).status == Status.PASS
+    monkeypatch.setattr(tracking.th, "normal_conditioning", lambda model, theta: (1e5, 1.0))
+    again = Session(s.model, BREATHING_CFG, seed=0)
+    again._cache = dict(s._cache)
+    r = check_eos_equilibrium(again)
+    assert r.status == Status.ASSUMPTION_VIOLATED, r.message
+    assert r.message.startswith("assumption violated: time scales not separated on the judged rungs"), r.message
+    assert "Measured anyway: pass" in r.message and r.details["measured_status"] == "pass"
+
+
 def test_an_unstable_equilibrium_whose_breathing_stays_linear_is_judged_and_reported():
     """breathing(quartic=0.4) on a horizon τ ≤ 0.3 at ηλ ≤ 1e-4: the breathing grows (×1.37 predicted) but stays
     linear, so the equilibrium's predictions are judged -- they hold on a fixed horizon whatever the sign of κ
