@@ -82,6 +82,21 @@ def test_memoized_theory_serves_repeated_calls_and_a_mutation_rescales_the_memoi
     assert th.eos_stability is original and stability.eos_stability is original
 
 
+def test_summarize_counts_the_mutations_where_the_check_resolves_one_percent():
+    """A mutation counts in the second rate only where the unmutated row's δ* of that prediction is ≤ 1%: the no-WD
+    rest point with δ* = 0.4% (rejected) and 4.8% (passed) gives 1 of 2 overall and 1 of 1 among the resolved; a
+    prediction without a δ* (the no-WD clock) has no second count."""
+    def row(delta, status):
+        return {"model": f"m{delta}", "check": "no-wd-clock", "status": "pass", "resolving_power": {"rest point": delta},
+                "mutations": [{"prediction": "no-WD rest point", "factor": 0.99, "status": status,
+                               "fails_by_measurement": status == "fail"},
+                              {"prediction": "no-WD clock", "factor": 0.99, "status": "fail", "fails_by_measurement": True}]}
+    s = summarize([row(0.004, "fail"), row(0.048, "pass")])
+    assert s["mutations"][("no-wd-clock", "no-WD rest point", "-1%")] == (2, 1)
+    assert s["resolved"][("no-wd-clock", "no-WD rest point", "-1%")] == (1, 1)
+    assert ("no-wd-clock", "no-WD clock", "-1%") not in s["resolved"]
+
+
 # -- the slaving assumption of the breathing rate κ (docs/theory.md §4d) -------------------------------------------
 def test_slaved_shares_add_up_to_the_slaved_term_of_kappa():
     """Σ_j Δκ_j = 2/(3(4 + G))·(-3Σ_j (∇³L[v₁,v₁,u_j])²/(λ_jλ₁)), the slaved part of κ's quartic k."""
