@@ -92,6 +92,27 @@ def test_a_wrong_rate_fails(circle_session, delta):
     assert abs(r.details["deviation_at_zero"]) > 3 * r.details["deviation_at_zero_se"]
 
 
+def test_a_rate_wrong_through_theory_is_judged_on_the_same_runs(circle_session, monkeypatch):
+    """κ × 0.99 handed in through ``theory.eos_stability`` itself, on a copy of a session that already ran the check
+    (the mutation studies): the horizon τ_end = EFOLDS/|κ(θ₀)| (1.78 here, inside [TAU_MIN, TAU_MAX], so a wrong κ
+    would move it) is the session's, the runs are the unmutated check's (no new run), and the check fails because the
+    measured rate says so."""
+    import dataclasses
+
+    base = check_eos_stability(circle_session)
+    assert base.status == Status.PASS and 1.0 < base.details["tau_end"] < 8.0
+    s = Session(circle_session.model, circle_session.config, circle_session.seed)
+    s._cache = dict(circle_session._cache)
+    runs_before = {k for k in s._cache if isinstance(k, tuple) and k[0] == "stability"}
+    real = th.eos_stability
+    monkeypatch.setattr(th, "eos_stability", lambda *a, **k: dataclasses.replace(real(*a, **k), rate=0.99 * real(*a, **k).rate))
+    r = check_eos_stability(s)
+    assert r.details.get("tau_end", base.details["tau_end"]) == base.details["tau_end"]
+    assert {k for k in s._cache if isinstance(k, tuple) and k[0] == "stability"} == runs_before
+    assert r.status == Status.FAIL and r.message.startswith("the breathing rate is off"), r.message
+    assert abs(r.details["deviation_at_zero"]) > 3 * r.details["deviation_at_zero_se"]
+
+
 #: breathing's horizon τ ≤ 1 at ηλ = 1e-3, 3e-4: both runs span ≥ 10 breathing periods (14 and 26), and at κ = +1.044
 #: the breathing grows by e^1.04 = ×2.8 over it (a few seconds of CPU: 3 Φ records per run)
 BREATHING_CFG = VerifyConfig(ladder=(1e-3, 3e-4), tau_end=1.0, records=3)
@@ -124,6 +145,24 @@ def test_eos_equilibrium_passes_a_stable_equilibrium_and_reports_no_instability(
     # the curvature along the oscillation, information only (one value per rung, from one breathing period after
     # the run's end); its formula is tested to round-off in tests/test_oscillation_curvature.py
     assert np.all(np.isfinite(r.details["oscillation_curvature_c"])) and len(r.details["oscillation_curvature_c"]) == 2
+
+
+def test_eos_equilibrium_is_assumption_violated_where_the_judged_rungs_do_not_separate_the_time_scales(monkeypatch):
+    """The premise of §6 on the rungs eos-equilibrium judges: with λ₁/μ = 1e5 (the zoo's bnnet has 7.9e4: its slowest
+    normal mode relaxes over λ₁/(2μ) ≈ 4e4 steps, the runs at ηλ = 3e-5 last 8333) ηλ·λ₁/(2μ) ≥ 1 on both judged
+    rungs, and the verdict is assumption-violated with the parameter, the measured verdict kept; with the model's own
+    λ₁/μ the same runs pass."""
+    import srflow.verification.tracking as tracking
+
+    s = Session(make_model("breathing", quartic=-0.3), BREATHING_CFG, seed=0)
+    assert check_eos_equilibrium(s).status == Status.PASS
+    monkeypatch.setattr(tracking.th, "normal_conditioning", lambda model, theta: (1e5, 1.0))
+    again = Session(s.model, BREATHING_CFG, seed=0)
+    again._cache = dict(s._cache)
+    r = check_eos_equilibrium(again)
+    assert r.status == Status.ASSUMPTION_VIOLATED, r.message
+    assert r.message.startswith("assumption violated: time scales not separated on the judged rungs"), r.message
+    assert "Measured anyway: pass" in r.message and r.details["measured_status"] == "pass"
 
 
 def test_an_unstable_equilibrium_whose_breathing_stays_linear_is_judged_and_reported():

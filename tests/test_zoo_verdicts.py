@@ -60,6 +60,43 @@ def test_drawn_zoo_models_pass_the_cheap_checks_and_reject_1_percent_mutations(c
     assert sum(r["status"] == "pass" for r in rows) >= len(specs) * 2, [(r["check"], r["message"]) for r in rows]
 
 
+def test_memoized_theory_serves_repeated_calls_and_a_mutation_rescales_the_memoized_value():
+    """Inside ``memoized_theory`` a repeated call of ``theory.eos_stability`` (and its home module's name) returns the
+    first call's value without computing it again; a mutation entered inside the block rescales that value, as it would
+    the unmemoized one; on leaving, the original functions are back."""
+    import srflow.theory.stability as stability
+    from srflow.verification.zoo_study import memoized_theory, mutated
+
+    m = make_model("sphere_circle")
+    theta = Session(m, QUICK, 0).theta0
+    original, want = th.eos_stability, th.eos_stability(m, theta).rate
+    with memoized_theory(("eos_stability",)):
+        assert th.eos_stability is stability.eos_stability is not original
+        first = th.eos_stability(m, theta)
+        assert first.rate == want and th.eos_stability(m, theta.copy()) is first  # keyed by the bytes of θ
+        assert th.eos_stability(m, theta, eta_lambda=1e-3).rate_per_step == pytest.approx(want * 1e-3, rel=1e-15)
+        with mutated("eos_stability", MUTATIONS["eos-stability"][0][2], 1.01):
+            assert th.eos_stability(m, theta).rate == 1.01 * want
+            assert stability.eos_stability(m, theta).rate == 1.01 * want
+        assert th.eos_stability(m, theta) is first
+    assert th.eos_stability is original and stability.eos_stability is original
+
+
+def test_summarize_counts_the_mutations_where_the_check_resolves_one_percent():
+    """A mutation counts in the second rate only where the unmutated row's δ* of that prediction is ≤ 1%: the no-WD
+    rest point with δ* = 0.4% (rejected) and 4.8% (passed) gives 1 of 2 overall and 1 of 1 among the resolved; a
+    prediction without a δ* (the no-WD clock) has no second count."""
+    def row(delta, status):
+        return {"model": f"m{delta}", "check": "no-wd-clock", "status": "pass", "resolving_power": {"rest point": delta},
+                "mutations": [{"prediction": "no-WD rest point", "factor": 0.99, "status": status,
+                               "fails_by_measurement": status == "fail"},
+                              {"prediction": "no-WD clock", "factor": 0.99, "status": "fail", "fails_by_measurement": True}]}
+    s = summarize([row(0.004, "fail"), row(0.048, "pass")])
+    assert s["mutations"][("no-wd-clock", "no-WD rest point", "-1%")] == (2, 1)
+    assert s["resolved"][("no-wd-clock", "no-WD rest point", "-1%")] == (1, 1)
+    assert ("no-wd-clock", "no-WD clock", "-1%") not in s["resolved"]
+
+
 # -- the slaving assumption of the breathing rate κ (docs/theory.md §4d) -------------------------------------------
 def test_slaved_shares_add_up_to_the_slaved_term_of_kappa():
     """Σ_j Δκ_j = 2/(3(4 + G))·(-3Σ_j (∇³L[v₁,v₁,u_j])²/(λ_jλ₁)), the slaved part of κ's quartic k."""

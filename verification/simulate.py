@@ -110,14 +110,17 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
     clock_steps = np.empty(steps + 1)
     bar = Progress(steps, label or f"{algorithm} lr={lr:g} wd={wd:g}", quiet)
     start = time.perf_counter()
+    u = w / np.linalg.norm(w)  # w̄_t, carried over from the previous step's w̄_{t+1} (the same numbers)
     for t in range(steps + 1):
         try:
-            g = finite(model.grad(w), "∇L(w_t)", f"at ‖w_t‖ = {np.linalg.norm(w):.4g}")
+            g = np.asarray(model.grad(w), dtype=np.float64)
+            if not np.isfinite(g).all():  # the message (a norm and a format) only when it is needed
+                g = finite(g, "∇L(w_t)", f"at ‖w_t‖ = {np.linalg.norm(w):.4g}")
             new = _step(model, algorithm, w, g, lr, wd)
         except (ValueError, FloatingPointError, Diverged) as exc:
             diverged = f"diverged at step {t}: {exc}"
             break
-        if not np.all(np.isfinite(new)) or not np.isfinite(new @ new):
+        if not np.isfinite(new).all() or not np.isfinite(new @ new):
             diverged = f"diverged at step {t + 1}: ‖w‖² = {float(np.nan_to_num(new @ new, nan=np.inf)):.3g} (non-finite)"
             break
         if t % every == 0 or t == steps:
@@ -135,9 +138,9 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
         clock_steps[t] = clock
         if t == steps:
             break
-        u, v = w / np.linalg.norm(w), new / np.linalg.norm(new)
+        v = new / np.linalg.norm(new)
         clock += float((v - u) @ (v - u))
-        w = new
+        w, u = new, v
         bar.update(t + 1)
     arr = {k: np.array(v) for k, v in rec.items()}
     return Trajectory(algorithm, lr, wd, arr["steps"], arr["loss"], arr["norm_sq"], arr["lam1"],

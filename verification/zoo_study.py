@@ -5,7 +5,10 @@ session ``srflow verify --quick --models zoo:NAME --seed S`` builds, so every ro
 name and seed -- and then, for each prediction a check tests, the same check again with that prediction × (1 ± 1%)
 handed in through the public ``theory`` function it calls (``MUTATIONS``; the tests/test_mutations.py mechanism).
 The runs do not depend on the predictions: the mutated checks reuse the session's runs, and the runs the ALP,
-no-WD, entry and stability checks keep to themselves are memoized (``memoized_runs``).
+no-WD, entry and stability checks keep to themselves are memoized (``memoized_runs``); so are the values of the
+theory's costly pure functions of a point of Γ that the checks evaluate along the flow (``memoized_theory``: κ, the
+slaving of the normal modes, c), which a mutated prediction wraps and rescales. As in ``srflow verify``, the checks
+of one group (``checks.groups``) share one session and run in their order, each group in a session of its own.
 
 A row records the unmutated verdict and, for each mutation, the mutated verdict and whether it failed *by
 measurement* (the check computed its errors: details and a finite scaled error, not a crashed or diverged run).
@@ -26,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import srflow.theory as theory
 import srflow.theory.flows as theory_flows
@@ -151,6 +155,58 @@ def memoized_runs():
             module.simulate = real
 
 
+#: the theory's pure functions of (model, θ ∈ Γ, ...) that the checks evaluate at many flow samples, unmutated and
+#: again inside each mutated check: seconds per model each on the zoo (eos-stability evaluates κ and the slaving at
+#: all 401 samples of its flow)
+MEMOIZED_THEORY = ("eos_stability", "eos_slaving", "eos_sharpness_coefficient")
+
+
+def _theory_key(args, kwargs):
+    """A memo key for a call with ``args`` and ``kwargs``: arrays by shape, dtype and bytes, plain values as they are,
+    anything else (the model) by identity."""
+    def one(a):
+        if isinstance(a, np.ndarray):
+            return (a.shape, a.dtype.str, a.tobytes())
+        if isinstance(a, (numbers.Number, str, bool, type(None))):
+            return a
+        return ("id", id(a))  # the model: the study keeps it alive for the memo's lifetime
+    return tuple(one(a) for a in args), tuple((k, one(v)) for k, v in sorted(kwargs.items()))
+
+
+@contextmanager
+def memoized_theory(names=MEMOIZED_THEORY):
+    """``srflow.theory.<name>`` (and the same function where it is defined) served from a memo keyed by its arguments
+    (the model by identity, arrays by their bytes) inside the block. Only for deterministic functions whose results the
+    callers do not modify; a mutation (``mutated``) entered inside the block wraps the memoized function, so the
+    mutated prediction is the memoized value rescaled -- the value the unmemoized function would have rescaled."""
+    import functools
+    import sys
+
+    saved = []
+    for name in names:
+        original = getattr(theory, name)
+        memo: dict = {}
+
+        @functools.wraps(original)
+        def memoized(*args, _fn=original, _memo=memo, **kwargs):
+            key = _theory_key(args, kwargs)
+            if key not in _memo:
+                _memo[key] = _fn(*args, **kwargs)
+            return _memo[key]
+
+        home = sys.modules.get(original.__module__)
+        owners = [theory] + ([home] if home is not None and home is not theory and getattr(home, name, None) is original
+                             else [])
+        for owner in owners:
+            saved.append((owner, name, original))
+            setattr(owner, name, memoized)
+    try:
+        yield
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+
+
 def _fails_by_measurement(res) -> bool:
     return res.status == "fail" and bool(res.details) and bool(np.isfinite(res.scaled_error))
 
@@ -170,29 +226,46 @@ def study_model(name: str, seed: int, checks_to_run, config: VerifyConfig = QUIC
     from .checks import CHECKS
 
     model = zoo_model(name)
-    session = Session(model, config, seed, quiet=True, spec=f"zoo:{name}")
+    # one session per group of checks, in running order, as ``srflow verify`` runs them (verify.run_job): a check
+    # sees the flows and runs its group's earlier checks left in the session, and only those
+    order = list(CHECKS)
+    checks_to_run = sorted(checks_to_run, key=order.index)
+    sessions: dict = {}
+
+    def session_of(check):
+        group = CHECKS[check].group
+        if group not in sessions:
+            sessions[group] = Session(model, config, seed, quiet=True, spec=f"zoo:{name}")
+        return sessions[group]
+
     rows = []
-    with memoized_runs():
+    # one BLAS thread: the matrices are at most a few dozen wide, where OpenBLAS's threads only add synchronization
+    # (on a shared 2-core machine eigh of a 36×36 Hessian took 12.8 ms on two threads, 0.11 ms on one; κ at one
+    # point of the D = 36 zoo model 0.37 s against 0.005 s), as figures/_common.py does
+    with threadpool_limits(limits=1, user_api="blas"), memoized_runs(), memoized_theory():
         cond = {}
         try:
-            cond = {k: float(v) for k, v in conditioning(model, session.theta0).items()} if model.dim <= 400 else {}
+            theta0 = session_of(checks_to_run[0]).theta0 if checks_to_run else None
+            cond = {k: float(v) for k, v in conditioning(model, theta0).items()} if model.dim <= 400 else {}
         except Exception as exc:  # noqa: BLE001 -- conditioning is context, not a verdict
             cond = {"error": f"{type(exc).__name__}: {exc}"}
         for check in checks_to_run:
-            start = time.perf_counter()
+            session = session_of(check)
+            start, cpu = time.perf_counter(), time.process_time()
             try:
                 res = CHECKS[check](session)
                 status, message, power = str(res.status), res.message, res.resolving_power
             except Exception as exc:  # noqa: BLE001 -- an internal error is a row, not a crash of the study
                 status, message, power, res = "error", f"{type(exc).__name__}: {exc}", {}, None
             row = {"model": name, "seed": seed, "check": check, "status": status, "message": _short(message, 1200),
-                   "seconds": round(time.perf_counter() - start, 2), "conditioning": cond,
+                   "seconds": round(time.perf_counter() - start, 2), "cpu_seconds": round(time.process_time() - cpu, 2),
+                   "conditioning": cond,
                    "resolving_power": {k: (float(v) if isinstance(v, (int, float)) else None) for k, v in power.items()},
                    "mutations": []}
             if mutate and status == "pass":
                 for label, attr, builder in [m for m in MUTATIONS.get(check, []) if m[0] not in skip]:
                     for factor in (1 + mutation, 1 - mutation):
-                        t0 = time.perf_counter()
+                        t0, c0 = time.perf_counter(), time.process_time()
                         s = Session(model, config, seed, quiet=True, spec=f"zoo:{name}")
                         s._cache = {k: v for k, v in session._cache.items()
                                     if not (attr == "flows.CANONICAL_COEF" and k in ("flows", "flow_failed"))}
@@ -204,7 +277,8 @@ def study_model(name: str, seed: int, checks_to_run, config: VerifyConfig = QUIC
                             mstatus, mmsg, by_meas = "error", f"{type(exc).__name__}: {exc}", False
                         row["mutations"].append({"prediction": label, "factor": factor, "status": mstatus,
                                                  "fails_by_measurement": by_meas, "message": _short(mmsg),
-                                                 "seconds": round(time.perf_counter() - t0, 2)})
+                                                 "seconds": round(time.perf_counter() - t0, 2),
+                                                 "cpu_seconds": round(time.process_time() - c0, 2)})
             rows.append(row)
             if emit is not None:
                 emit(row)
@@ -253,11 +327,24 @@ def run_study(n: int, seed: int, checks_to_run, out, config: VerifyConfig = QUIC
     return done_rows(out)
 
 
+#: (check, prediction) -> the key of the check's resolving power δ* for that prediction (``CheckResult.resolving_power``)
+#: where the check reports one: a model on which the check passes but resolves the prediction only to δ* > 1% has no
+#: power against a 1% error by its own account (``summarize``'s second count)
+POWER_KEYS = {("flow-tracking", "GD+WD clock"): "clock rate",
+              ("eos-equilibrium", "EoS sharpness 2 + c·ηλ"): "threshold, leading term",
+              ("eos-equilibrium", "equilibrium norm"): "equilibrium norm",
+              ("eos-stability", "breathing rate κ"): "breathing rate κ (relative)",
+              ("no-wd-clock", "no-WD rest point"): "rest point",
+              ("normalized-gd", "normalized-GD clock"): "clock rate",
+              ("sqrt-loss-gd", "sqrt-GD clock"): "clock rate"}
+
+
 def summarize(rows) -> dict:
     """Confusion counts per check (pass, fail, inconclusive, assumption-violated, error) and, per (check, prediction,
     sign), the number of models with power (unmutated pass) and of those where the mutation failed by measurement."""
     verdicts: dict = {}
     mutation: dict = {}
+    resolved: dict = {}
     for r in rows:
         verdicts.setdefault(r["check"], {}).setdefault(r["status"], 0)
         verdicts[r["check"]][r["status"]] += 1
@@ -265,7 +352,13 @@ def summarize(rows) -> dict:
             key = (r["check"], m["prediction"], f"{m['factor'] - 1:+.0%}")
             power, failed = mutation.get(key, (0, 0))
             mutation[key] = (power + 1, failed + int(m["fails_by_measurement"]))
-    return {"verdicts": verdicts, "mutations": mutation}
+            name = POWER_KEYS.get((r["check"], m["prediction"]))
+            if name is not None:
+                delta = r.get("resolving_power", {}).get(name)
+                n, f = resolved.get(key, (0, 0))
+                ok = delta is not None and np.isfinite(delta) and delta <= abs(m["factor"] - 1)
+                resolved[key] = (n + int(ok), f + int(ok and m["fails_by_measurement"]))
+    return {"verdicts": verdicts, "mutations": mutation, "resolved": resolved}
 
 
 def confusion(rows) -> dict:
@@ -295,10 +388,12 @@ def tables(rows) -> str:
     lines += ["", "| prediction | " + " | ".join(statuses) + " |", "| --- |" + " --- |" * len(statuses)]
     lines += [f"| {label} | " + " | ".join(str(conf[key].get(k, 0)) for k in statuses) + " |"
               for key, label in (("right", "right (the theory's)"), ("wrong", "wrong (±1%, where the check has power)"))]
-    lines += ["", "| check | prediction | mutation | models with power | failed by measurement | rate |",
-              "| --- | --- | --- | --- | --- | --- |"]
-    for (check, pred, sign), (power, failed) in s["mutations"].items():
-        lines.append(f"| {check} | {pred} | {sign} | {power} | {failed} | {failed / power:.0%} |")
+    lines += ["", "| check | prediction | mutation | models with power | failed by measurement | rate | of them δ* ≤ 1% | "
+              "failed | rate |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for key, (power, failed) in s["mutations"].items():
+        n, f = s["resolved"].get(key, (None, None))
+        tail = "– | – | –" if n is None else f"{n} | {f} | " + (f"{f / n:.0%}" if n else "–")
+        lines.append(f"| {' | '.join(key)} | {power} | {failed} | {failed / power:.0%} | {tail} |")
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ import srflow.theory as th
 from .. import tolerances as tol
 from ..ladder import first_monitor
 from ..session import CheckResult, Session, guard, result
-from ..tracking import gdwd_horizon
+from ..tracking import gdwd_horizon, neighbourhood_caveat, separation_caveat, with_caveat
 from ..extrapolation import Extrapolation, extrapolate_series_to_zero, extrapolate_to_zero, whole_period_mean
 from ..verdicts import Status, resolving_power
 from . import _costs
@@ -160,7 +160,12 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
                    "sharpness_deviation": np.abs(obs - pred), "sharpness_standard_error": sem,
                    "norm_deviation": np.abs(norm_mean - 1), "norm_standard_error": norm_se,
                    "norm_deviation_at_zero": n0, "norm_deviation_at_zero_se": nse0, "amplitude_ratio": 1 + a_dev}
-        return result(session, name, status, pred[-1], obs[-1], "order", worst, message, details, runs, powers)
+        res = result(session, name, status, pred[-1], obs[-1], "order", worst, message, details, runs, powers)
+        # the premises of the O(ηλ) expansion, as for the GD+WD tracking checks (docs/theory.md §6): the runs stay in
+        # Γ's O(√ηλ) neighbourhood, and on the judged rungs the slowest normal mode relaxes faster than the
+        # equilibrium moves (ηλ·λ₁/(2μ) < 1) -- else the measured verdict is kept in the message, and the verdict
+        # is assumption-violated
+        return with_caveat(res, neighbourhood_caveat(runs) or separation_caveat(session, judged_ladder))
 
     return guard(session, name, run)
 

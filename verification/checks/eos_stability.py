@@ -122,8 +122,10 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                           f"{th.STABILITY_MAX_DIM} (this model has D = {model.dim:,}); a matrix-free κ is not implemented")
         kappa0 = float(predict(model, session.theta0))
         # the horizon from the theory's κ, not from the prediction under test: a perturbed prediction is judged on
-        # the same runs
-        tau_end = float(np.clip(EFOLDS / max(abs(default_rate(model, session.theta0)), 1e-12), TAU_MIN, TAU_MAX))
+        # the same runs -- also one handed in through ``theory.eos_stability`` itself on a session that already ran
+        # this check (the mutation studies), so the horizon is kept in the session with the runs it sized
+        tau_end = session.cached("stability_tau_end", lambda: float(np.clip(
+            EFOLDS / max(abs(default_rate(model, session.theta0)), 1e-12), TAU_MIN, TAU_MAX)))
         flow = session.flow(2 * tau_end + 0.05)  # s ≤ 2τ along GD+WD (2τ = s + log(λ₁(ζ(0))/λ₁(ζ(s))), λ₁ falls)
         samples = np.unique(np.linspace(0, len(flow.s) - 1, FLOW_SAMPLES).astype(int))
         f_tau = th.gdwd_tau(flow)[samples]
