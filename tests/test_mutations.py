@@ -23,8 +23,14 @@ from srflow.verification.verdicts import Order, judge
 
 @pytest.fixture(scope="module")
 def shared_runs():
-    """The ALP and no-WD runs, which those checks keep to themselves, shared too (tests/run_memo.py)."""
-    with pytest.MonkeyPatch.context() as mp:
+    """The ALP and no-WD runs, which those checks keep to themselves, shared too (tests/run_memo.py); and theory's
+    κ, slaving and c memoized by their arguments (``zoo_study.memoized_theory``, as the zoo study's mutated re-checks
+    do): a mutation of one of them wraps the memoized function, so it is the memoized value rescaled -- what the
+    unmemoized function would have rescaled (the flow-coefficient mutations change the flow's points, so the memo's
+    keys, and reach none of the three)."""
+    from srflow.verification.zoo_study import memoized_theory
+
+    with pytest.MonkeyPatch.context() as mp, memoized_theory():
         yield memoize_simulate(mp, [_alp, no_wd_clock])
 
 
