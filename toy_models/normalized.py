@@ -56,14 +56,20 @@ class InnerFunction(Protocol):
 class Blocks:
     """Per-block algebra at one point z: the normalized point n, radii r, and n', n'', n''' contractions."""
 
-    def __init__(self, z: np.ndarray, offsets: np.ndarray, block_of: np.ndarray):
+    def __init__(self, z: np.ndarray, offsets: np.ndarray, block_of: np.ndarray, radius: np.ndarray | None = None):
         self.offsets, self.block_of = offsets, block_of
-        radius = np.sqrt(np.add.reduceat(z * z, offsets))
-        self.r = radius[block_of]
+        #: one block (most models): the blockwise sums are plain sums, and r a scalar -- the same numbers, without
+        #: the reduceat/gather per contraction that dominated a gradient's cost at small D
+        self.single = len(offsets) == 1
+        if radius is None:
+            radius = np.sqrt(np.add.reduceat(z * z, offsets))
+        self.r = radius[0] if self.single else radius[block_of]
         self.n = z / self.r
 
     def dot(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Blockwise inner products, broadcast back to full length."""
+        """Blockwise inner products, broadcast back to full length (a scalar for one block)."""
+        if self.single:  # reduceat, not reduce: reduce sums pairwise, and the bits would change
+            return np.add.reduceat(a * b, self.offsets)[0]
         return np.add.reduceat(a * b, self.offsets)[self.block_of]
 
     def proj(self, a: np.ndarray) -> np.ndarray:
@@ -101,15 +107,19 @@ class Blocks:
 
     def jacobian(self) -> np.ndarray:
         """n' as a dense block-diagonal matrix."""
-        same = self.block_of[:, None] == self.block_of[None, :]
         p = np.eye(len(self.n)) - np.outer(self.n, self.n)
+        if self.single:
+            return p / self.r
+        same = self.block_of[:, None] == self.block_of[None, :]
         return np.where(same, p, 0.0) / self.r[:, None]
 
     def d2_adjoint_matrix(self, g: np.ndarray) -> np.ndarray:
         """The matrix of (a, b) -> gᵀ n''[a, b]: -[P g nᵀ + n (P g)ᵀ + (n·g) P] / r² per block."""
-        same = self.block_of[:, None] == self.block_of[None, :]
         n, pg, ng = self.n, self.proj(g), self.dot(self.n, g)
         p = np.eye(len(n)) - np.outer(n, n)
+        if self.single:
+            return -(np.outer(pg, n) + np.outer(n, pg) + ng * p) / self.r**2
+        same = self.block_of[:, None] == self.block_of[None, :]
         m = np.outer(pg, n) + np.outer(n, pg) + ng[:, None] * p
         return -np.where(same, m, 0.0) / self.r[:, None] ** 2
 
@@ -177,6 +187,8 @@ class NormalizedModel:
         z = self._lift(w)
         with np.errstate(over="ignore", under="ignore"):
             radius = np.sqrt(np.add.reduceat(z * z, self._offsets))
+        if np.isfinite(radius).all() and radius.all():
+            return Blocks(z, self._offsets, self._block_of, radius)
         if not np.all(np.isfinite(radius)):
             b = int(np.flatnonzero(~np.isfinite(radius))[0])
             raise ValueError(
