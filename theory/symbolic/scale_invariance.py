@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ._common import Derived, is_zero, report
+from ._common import Derived, is_zero, report, shown
 
 
 def derive() -> list[Derived]:
@@ -27,14 +27,14 @@ def derive() -> list[Derived]:
     scale = {w[0]: c * w[0], w[1]: c * w[1]}
     out = []
     euler = sum(g * x for g, x in zip(grad, w))
-    out.append(Derived("euler", "⟨∇L(w), w⟩ = 0", str(sp.simplify(euler)), is_zero(euler)))
+    out.append(Derived("euler", "⟨∇L(w), w⟩ = 0", shown(euler), is_zero(euler)))
     radial = [sum(hess[i][j] * w[j] for j in range(2)) + grad[i] for i in range(2)]
-    out.append(Derived("hess-radial", "∇²L(w) w + ∇L(w) = 0", str([sp.simplify(e) for e in radial]),
+    out.append(Derived("hess-radial", "∇²L(w) w + ∇L(w) = 0", str([shown(e) for e in radial]),
                        all(is_zero(e) for e in radial)))
     third_r = [sum(third[i][j][k] * w[k] for k in range(2)) + 2 * hess[i][j] for i in range(2) for j in range(2)]
     out.append(Derived("third-radial", "Σ_k ∇³L_ijk w_k + 2∇²L_ij = 0", "0 (all 4 entries)" if all(
         is_zero(e) for e in third_r) else str(third_r), all(is_zero(e) for e in third_r)))
-    out.append(Derived("invariance", "L(cw) - L(w) = 0", str(sp.simplify(loss.subs(scale, simultaneous=True) - loss)),
+    out.append(Derived("invariance", "L(cw) - L(w) = 0", shown(loss.subs(scale, simultaneous=True) - loss),
                        is_zero(loss.subs(scale, simultaneous=True) - loss)))
     for k, (name, tensor) in enumerate([("grad", grad), ("hess", sum(hess, [])),
                                         ("third", [t for row in third for col in row for t in col])], start=1):
