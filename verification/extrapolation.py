@@ -63,12 +63,22 @@ def extrapolate_series_to_zero(x, d, se, powers=(0.5, 1.0)) -> Extrapolation:
     coefficient may vanish) extrapolated to x → 0: α from ``extrapolate_to_zero`` with the first power, its standard
     error enlarged by the model's uncertainty -- the difference from the extrapolation with the second power (which
     term dominates the recorded rungs is not known) and the spread of the two-point extrapolations of consecutive
-    rungs (``richardson_spread``: the terms beyond the fitted one) -- added in quadrature. χ² is the first fit's."""
+    rungs (``richardson_spread``: the terms beyond the fitted one) -- added in quadrature. χ² is that of the whole
+    series α + Σβ_k x^p_k fitted at once where the rungs outnumber its coefficients (else the first fit's): the misfit
+    test asks whether the deviations have the form the theory allows, and where β₁ = 0 (a symmetric cycle) the first
+    fit alone misfits a clean γx (measured on sphere_circle's --deep ladder: χ² = 243 on 5 degrees of freedom for
+    α + β√x, 0.04 on 4 for α + β√x + γx)."""
+    x, d, se = (np.asarray(v, float) for v in (x, d, se))
     first = extrapolate_to_zero(x, d, se, power=powers[0])
     model = richardson_spread(x, d, powers[0])
     for p in powers[1:]:
         model = np.hypot(model, first.alpha - extrapolate_to_zero(x, d, se, power=p).alpha)
-    return first._replace(se=float(np.hypot(first.se, model)))
+    chi2, dof = first.chi2, first.dof
+    if len(x) > 1 + len(powers) and np.all(np.isfinite(se) & (se > 0)):
+        a = np.vstack([np.ones_like(x)] + [x ** p for p in powers]).T / se[:, None]
+        coef = np.linalg.lstsq(a, d / se, rcond=None)[0]
+        chi2, dof = float(np.sum((a @ coef - d / se) ** 2)), len(x) - 1 - len(powers)
+    return first._replace(se=float(np.hypot(first.se, model)), chi2=chi2, dof=dof)
 
 
 def richardson_spread(x, d, power: float = 1.0) -> float:
@@ -109,6 +119,11 @@ def whole_period_mean(samples, steps, eta_lambda: float) -> PeriodMean:
     n = int(np.floor((t[-1] - t[0]) / period))
     if n < 1:
         return PeriodMean(float(np.mean(y)), float("inf"), 0)
+    # integrate y - y₀, not y: a cumulative sum of ~10⁶ values ≈ 2 loses ~√N ulps of 2N, and a block's mean is a
+    # difference of two such sums. Measured: at ηλ = 1e-7 (3·10⁶ steps) the mean of η⟨λ₁⟩ was off by 2e-6 in c,
+    # twenty standard errors of that rung (the --deep eos-equilibrium FAIL on sphere_circle, docs/results.md)
+    ref = float(y[0])
+    y = y - ref
     edges = t[0] + period * np.arange(n + 1)
     # ∫ of the linear interpolant: cumulative trapezoid at the records, plus the partial interval to each edge
     cum = np.concatenate([[0.0], np.cumsum(0.5 * (y[1:] + y[:-1]) * np.diff(t))])
@@ -117,4 +132,4 @@ def whole_period_mean(samples, steps, eta_lambda: float) -> PeriodMean:
     at_edge = cum[k] + 0.5 * (y[k] + y_edge) * (edges - t[k])
     blocks = np.diff(at_edge) / period
     se = float(np.std(blocks, ddof=1) / np.sqrt(n)) if n >= 3 else float("inf")
-    return PeriodMean(float((at_edge[-1] - at_edge[0]) / (n * period)), se, n)
+    return PeriodMean(ref + float((at_edge[-1] - at_edge[0]) / (n * period)), se, n)
