@@ -265,6 +265,11 @@ def _stability_rows(rows: dict, starts: dict | None = None) -> dict:
 #: expensive numbers, not recomputed here: key -> (value as quoted, the command that produced it, the date measured,
 #: a note). Rerun the command and update the value and date by hand.
 RECORDED = {
+    "deep.old.chi2_sqrt": (243.0, "srflow verify --deep --models sphere_circle --checks eos-equilibrium --theta0 FILE",
+                           "2026-12-05", "χ² of α + β√ηλ on the former start's judged rungs (the old misfit test)"),
+    "deep.old.chi2_series": (0.04, "the same run", "2026-12-05", "χ² of α + β√ηλ + γηλ (the misfit test now)"),
+    "deep.old.alpha_linear": (5.3e-7, "the same run", "2026-12-05",
+                              "α of the weighted fit α + γηλ on the judged rungs (pulled by the deepest rung)"),
     "deep.c.sphere_circle.old": (-4.138, "srflow verify --deep", "2026-12-04",
                                  "from the JAX twin's former start θ₀ (before session.start_point): stale"),
     "deep.c_predicted.sphere_circle.old": (-4.137, "srflow verify --deep", "2026-12-04",

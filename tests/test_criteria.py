@@ -136,3 +136,39 @@ def test_a_wrong_leading_term_is_rejected_by_the_misfit():
     test = extrapolate_to_zero(X, 0.02 / X, se)
     assert abs(test.alpha) < 4 * test.se and test.chi2 > 1e6 and test.rejects(3.0)
     assert not extrapolate_to_zero(X, 0.01 * np.array([1.0, -1.0, 0.5]), se).rejects(3.0)
+
+
+def test_a_symmetric_cycle_deviation_gamma_x_is_not_a_misfit_but_an_offset_is():
+    """β = 0 (a symmetric cycle): d = γ·ηλ exactly, with standard errors falling to 1e-7 on the deepest rung (the
+    --deep ladder of sphere_circle's former start). The series fit α + β√ηλ + γηλ does not reject it (the misfit test
+    of α + β√ηλ alone did: χ² = 243 on 5); an offset α of 5 standard errors, or a wrong leading term d ∝ 1/ηλ, does."""
+    x = np.array([1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7, 1e-7])
+    se = np.array([7e-5, 6e-5, 5e-5, 2.5e-5, 2e-6, 2.6e-6, 1e-7])
+    d = 13.0 * x
+    assert extrapolate_to_zero(x, d, se, power=0.5).chi2 > 100  # the √ fit alone misfits
+    ex = extrapolate_series_to_zero(x, d, se)
+    assert not ex.rejects(tol.EOS_SEM_FACTOR) and ex.dof == 4
+    assert extrapolate_series_to_zero(x, d + 5 * ex.se, se).rejects(tol.EOS_SEM_FACTOR)
+    # the threshold's leading term off by 1e-6 (its δ* on that run was 1e-7): c off by 1e-6/ηλ
+    assert extrapolate_series_to_zero(x, d + 1e-6 / x, se).rejects(tol.EOS_SEM_FACTOR)
+
+
+def test_whole_period_means_keep_their_digits_over_millions_of_steps():
+    """The mean of η⟨λ₁⟩ ≈ 2 over 3·10⁶ steps at ηλ = 1e-7, to 1e-9 in c = (mean - 2)/ηλ (against math.fsum of the
+    same whole periods' trapezoid): a plain cumulative sum lost 2e-6 in c."""
+    import math
+
+    from srflow.verification.extrapolation import whole_period_mean
+    import srflow.theory as th
+
+    x, n = 1e-7, 3_000_000
+    t = np.arange(n, dtype=float)
+    period = th.breathing_period(x)
+    y = 2 - 4.1367 * x + 3e-6 * np.sin(2 * np.pi * t / period) + 1e-9 * np.random.default_rng(0).standard_normal(n)
+    m = whole_period_mean(y, t, x)
+    whole = int(np.floor((t[-1] - t[0]) / period))
+    end = whole * period
+    k = int(np.floor(end))
+    y_end = np.interp(end, t, y)
+    exact = (math.fsum(0.5 * (y[1:k + 1] + y[:k])) + 0.5 * (y[k] + y_end) * (end - k)) / end
+    assert abs((m.mean - exact) / x) < 1e-8 and abs((m.mean - 2) / x + 4.1367) < 1e-5
