@@ -215,8 +215,8 @@ def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_
     return newton_steps(model, unit(as_vector(x, "x", model.dim), "w"), sharpness(model, x), iters)
 
 
-def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6) -> Projection:
-    """``project_matrix_free``."""
+def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6, method: str = "lsoda") -> Projection:
+    """``project_matrix_free`` (one method: ``method``, which chooses the dense integrator, is not used)."""
     return project_matrix_free(model, w, grad_rtol, max_time)
 
 
