@@ -96,7 +96,7 @@ def phi_second_order(model, theta: np.ndarray, delta: np.ndarray, rank: int) -> 
     Δ = Σ a_i u_i + Δ_K:
 
     * ∂Φ(θ) = P_K;
-    * (λ_i + λ_j) ∂²Φ[u_i, u_j] = -P_K ∇³L[u_i, u_j] (normal-normal, as for a cluster, docs/theory.md §4.1), and
+    * (λ_i + λ_j) ∂²Φ[u_i, u_j] = -P_K ∇³L[u_i, u_j] (normal-normal, as for a cluster, docs/theory.md §4c.1), and
       λ_j ∂²Φ[t, u_j] = -P_K ∇³L[t, u_j] for t ∈ ker ∇²L (the same two differentiations of ∂Φ∇L = 0, with
       ∇²L t = 0); ∂²Φ[Δ_K, Δ_K] (the curvature of Γ) is left out: it is O(|Δ|⁴) when Δ_K = O(|Δ|²)
       (``rank_newton``'s foot point).
