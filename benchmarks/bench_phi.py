@@ -14,7 +14,8 @@ Starts: ``far``, a standard normal draw (how ``verification.session`` finds θ�
 and ``near``, θ + 0.01·ξ/√D at a point θ of Γ (a GD iterate near Γ, what flow-tracking projects every record).
 ``tight``: the same flow by BDF at rtol 1e-13, atol 1e-16 until ‖∇L‖ ≤ 1e-11·λ₁, then Newton: ``err`` is
 |θ - tight|. Times are medians over ``--repeats`` rounds, the methods interleaved within each round (the machine is
-shared; ``uptime`` is printed before and after). Calls are counted by a wrapper around the model.
+shared; the load is printed before and after), wall clock (``s``) and CPU time of this process (``cpu``: less
+sensitive to the load). Calls are counted by a wrapper around the model.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from srflow.toy_models.registry import make_model
 from srflow.toy_models.validate import unit
 from srflow.toy_models.zoo import conditioning, zoo_model
 
-MODELS = ["sphere_circle", "mf", "bn_linear", "zoo:bn-np-min-d3-h3-n9-s1734431760",
+MODELS = ["sphere_circle", "mf", "mf_D80", "bn_linear", "zoo:bn-np-min-d3-h3-n9-s1734431760",
           "zoo:curved-np-min-h0.54-k3-lc3.5-lg2.11-lr0.33-m2-s1564997911", "zoo:rq_sum-np-min-D7-k2-lc3.5-la1-s8817"]
 METHODS = dense.PHI_METHODS
 
@@ -66,6 +67,9 @@ class Counted:
 
 
 def build(name: str):
+    """A registry model, ``zoo:<spec>``, or ``mf_D80`` (mf of 20×20, rank 2: D = 80, issue 20's middle size)."""
+    if name == "mf_D80":
+        return make_model("mf", m=20, n=20, rank=2)
     return zoo_model(name[4:]) if name.startswith("zoo:") else make_model(name)
 
 
@@ -96,32 +100,34 @@ def main(argv=None) -> None:
     print(f"# bench_phi: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     header = (f"{'model':44s} {'D':>3s} {'λ₁/μ':>8s} {'start':5s} | "
-              + " | ".join(f"{m:>6s}: s  grad hess 3rd  |Δθ|bdf  err" for m in METHODS))
+              + " | ".join(f"{m:>6s}: s    cpu  grad hess 3rd |Δθ|bdf  err" for m in METHODS))
     print(header)
-    totals = {m: np.zeros(4) for m in METHODS}
+    totals = {m: np.zeros(5) for m in METHODS}
     for name in args.models:
         model = build(name)
         for label, w in starts(model).items():
             ref_tight = tight(model, w)
             times = {m: [] for m in METHODS}
+            cpu = {m: [] for m in METHODS}
             out = {}
             for _ in range(args.repeats):
                 for m in METHODS:
                     counted = Counted(model)
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     theta = project_to_manifold(counted, w, method=m).theta
                     times[m].append(time.perf_counter() - t0)
+                    cpu[m].append(time.process_time() - c0)
                     out[m] = (theta, counted.calls)
             kappa = conditioning(model, out["bdf"][0])["lam1_over_mu"]
             cells = []
             for m in METHODS:
                 theta, calls = out[m]
-                sec = float(np.median(times[m]))
-                totals[m] += [sec, calls["grad"], calls["hess"], calls["third"]]
-                cells.append(f"{sec:8.3f} {calls['grad']:5d} {calls['hess']:4d} {calls['third']:3d} "
+                sec, csec = float(np.median(times[m])), float(np.median(cpu[m]))
+                totals[m] += [sec, csec, calls["grad"], calls["hess"], calls["third"]]
+                cells.append(f"{sec:6.3f} {csec:6.3f} {calls['grad']:5d} {calls['hess']:4d} {calls['third']:3d} "
                              f"{np.linalg.norm(theta - out['bdf'][0]):8.1e} {np.linalg.norm(theta - ref_tight):7.1e}")
             print(f"{name:44.44s} {model.dim:3d} {kappa:8.3g} {label:5s} | " + " | ".join(cells), flush=True)
-    print("total".ljust(66) + " | " + " | ".join(f"{t[0]:8.3f} {int(t[1]):5d} {int(t[2]):4d} {int(t[3]):3d}"
+    print("total".ljust(66) + " | " + " | ".join(f"{t[0]:6.3f} {t[1]:6.3f} {int(t[2]):5d} {int(t[3]):4d} {int(t[4]):3d}"
                                                  + " " * 17 for t in totals.values()))
     print(f"# load after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 
