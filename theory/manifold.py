@@ -51,8 +51,8 @@ def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6
 
     ``method`` (dense models; ``theory.dense.PHI_METHODS``): "lsoda" (the default: LSODA, Adams steps while the
     flow is not stiff, BDF with the exact Jacobian once it is), "bdf" (the reference: scipy's BDF throughout, the
-    method before issue 20; on the 12 projections of benchmarks/bench_phi.py it took 1.25-10.6x the time of
-    "lsoda", 3.1x in all, and its error against a tight flow was 0.8-65x that of "lsoda") or "expand" (``theory.dense.project_expand``: LSODA stopped near Γ, then Φ's
+    method before issue 20; on the 14 projections of benchmarks/bench_phi.py, D = 3-80, it took 1.0-11x the CPU
+    time of "lsoda", 2.0x in all, and its error against a tight flow was 0.6-65x that of "lsoda") or "expand" (``theory.dense.project_expand``: LSODA stopped near Γ, then Φ's
     second-order expansion ∂Φ = P_T, (λ_i + λ_j)∂²Φ[u_i, u_j] = -P_T∇³L[u_i, u_j] of docs/theory.md §2).
     Above ``theory.sharpness.DENSE_MAX_DIM`` the same limit is computed matrix-free whatever ``method``
     (``theory.matrix_free.project_matrix_free``: DOP853 then RKC flow, Newton steps by CG on HVPs).
