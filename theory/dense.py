@@ -81,8 +81,8 @@ def rank_newton(model, x: np.ndarray, rank: int, max_iters: int = 8) -> np.ndarr
     O(|x - θ|²): the foot point the expansion of ``phi_second_order`` needs."""
     for _ in range(max_iters):
         vals, vecs = np.linalg.eigh(model.hess(x))
-        top, lam = vecs[:, -rank:], vals[-rank:]
-        step = top @ ((top.T @ model.grad(x)) / lam)
+        top, top_vals = vecs[:, -rank:], vals[-rank:]
+        step = top @ ((top.T @ model.grad(x)) / top_vals)
         x = unit(x - step, "w")
         if np.linalg.norm(step) <= 1e-15:
             break
@@ -107,11 +107,11 @@ def phi_second_order(model, theta: np.ndarray, delta: np.ndarray, rank: int) -> 
     if not (vals[-rank] > RANK_RTOL * vals[-1] and np.all(np.abs(vals[:-rank]) <= RANK_RTOL * vals[-1])):
         raise AssumptionViolated(f"theta: ∇²L(θ) does not have rank {rank} (eigenvalues {vals[-rank - 1]:.3g}, "
                                  f"{vals[-rank]:.3g} around it; λ₁ = {vals[-1]:.3g}): θ is not on Γ")
-    normal, kernel, lam = vecs[:, -rank:], vecs[:, :-rank], vals[-rank:]
+    normal, kernel, lam_n = vecs[:, -rank:], vecs[:, :-rank], vals[-rank:]
     a = normal.T @ delta
     first = kernel @ (kernel.T @ delta)
-    b = normal @ (a / lam)
-    M = 0.5 * (normal @ (np.outer(a, a) / (lam[:, None] + lam[None, :])) @ normal.T)
+    b = normal @ (a / lam_n)
+    M = 0.5 * (normal @ (np.outer(a, a) / (lam_n[:, None] + lam_n[None, :])) @ normal.T)
     M += 0.5 * (np.outer(first, b) + np.outer(b, first))
     sigma, Z = np.linalg.eigh(M)
     keep = np.abs(sigma) > 1e-12 * np.abs(sigma).max() if sigma.size and np.abs(sigma).max() > 0 else sigma != sigma
