@@ -10,7 +10,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import solve_ivp
+from scipy.integrate import ode, solve_ivp
 
 #: eigenvalues with |λ| ≤ RANK_RTOL·λ₁ count as zero when deciding the kernel (rank condition)
 RANK_RTOL = 1e-6
@@ -124,3 +124,45 @@ def flow_to_small_gradient(model, x0: np.ndarray, target: float, max_time: float
     if sol.status == -1:
         raise AssumptionViolated(f"w: gradient flow failed: {sol.message}")
     return sol.y[:, -1], float(sol.t[-1])
+
+
+def flow_steps(model, x0: np.ndarray, max_time: float, first: float):
+    """Gradient flow ẋ = -∇L(x) from ``x0`` by LSODA (ODEPACK through ``scipy.integrate.ode``: Adams steps while the
+    flow is not stiff, BDF with the Jacobian -∇²L once it is; rtol 1e-10, atol 1e-13) as a generator of
+    (t, x(t), ∇L(x(t))) at the flow times t = ``first``·2^k, then ``max_time``: the caller decides when to stop
+    (``theory.dense``). One integration throughout (LSODA interpolates to each t; no restart, no event location,
+    no Python between its steps). Non-finite states or gradients raise ``Diverged``."""
+    failure = []  # a Diverged raised inside LSODA's call of the field: Fortran does not pass it on
+
+    def grad(t, x):
+        def where():  # formatted only for the error
+            return f"at flow time {t:.4g} of the gradient flow towards Γ (‖x‖ = {np.linalg.norm(x):.4g})"
+        if not np.isfinite(x).all():
+            finite(x, "diverged: the state x", where(), "the flow's steps overflow float64 (‖∇L‖ too large)")
+        g = np.asarray(model.grad(x), dtype=np.float64)
+        if not np.isfinite(g).all():
+            finite(g, "diverged: ∇L(x)", where())
+        return g
+
+    def field(t, x):
+        try:
+            return -grad(t, x)
+        except Diverged as err:
+            failure.append(err)
+            return np.full_like(x, np.nan)
+
+    solver = ode(field, lambda t, x: -np.asarray(model.hess(x), dtype=np.float64))
+    solver.set_integrator("lsoda", rtol=1e-10, atol=1e-13, nsteps=10**7)
+    solver.set_initial_value(np.asarray(x0, dtype=np.float64), 0.0)
+    t = min(first, max_time)
+    while True:
+        x = np.array(solver.integrate(t))  # ode reuses its state array
+        if failure:
+            raise failure[0]
+        if not solver.successful():
+            raise AssumptionViolated(f"w: gradient flow failed: LSODA returned {solver.get_return_code()} at flow "
+                                     f"time {solver.t:.4g}")
+        yield t, x, grad(t, x)
+        if t >= max_time:
+            return
+        t = min(2 * t, max_time)

@@ -2,7 +2,7 @@
 
 * Φ(x) = lim_{t→∞} x(t), ẋ = -∇L(x), from x(0) = w/‖w‖. For a scale-invariant L the flow keeps ‖x‖
   (⟨∇L, x⟩ = 0), so Φ lands on the unit sphere. ``project_to_manifold`` integrates the flow with a
-  stiff solver (BDF, Jacobian -∇²L) until ‖∇L‖ is small, then finishes with Newton steps
+  stiff solver (LSODA, or BDF as the reference; Jacobian -∇²L) until ‖∇L‖ is small, then finishes with Newton steps
   x ← x - (∇²L)⁺ ∇L (pseudo-inverse on the eigenvalues above the rank tolerance), whose difference from
   the exact limit is of the order of the squared residual.
 * T_θΓ = ker ∇²L(θ) ∩ θ^⊥, with eigenvalues |λ| ≤ rank_rtol·λ₁ counted as zero.
@@ -22,7 +22,7 @@ from scipy.integrate import solve_ivp
 from srflow.toy_models.validate import as_vector, positive_int, positive_real, unit
 
 from . import backend
-from .dense import tangent_space
+from .dense import PHI_METHODS, tangent_space
 from .gamma import (GAP_RTOL, ON_GAP, RANK_RTOL, AssumptionViolated, ManifoldPoint, Projection, check_on_gap,
                     flow_to_small_gradient)
 
@@ -40,20 +40,29 @@ def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_
     return backend.for_model(model).newton_polish(model, x, iters, rank_rtol)
 
 
-def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6) -> Projection:
+def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6, method: str = "lsoda") -> Projection:
     """Φ(w/‖w‖): the limit of gradient flow, returned at unit norm.
 
-    The flow ẋ = -∇L(x) runs (BDF) until ‖∇L(x)‖ ≤ grad_rtol·λ₁(∇²L(x)) or ``max_time``, then
-    ``newton_polish`` removes the remaining offset. The point is then within ~grad_rtol·λ₁/μ of Γ
-    (μ = the smallest positive eigenvalue), and Newton's nearest-point answer differs from the flow's
-    limit by the square of that; with λ₁/μ ≈ 160 (deep_linear_wn) grad_rtol = 1e-7 left 3e-6, 1e-9
+    The flow ẋ = -∇L(x) runs (a stiff solver with the Jacobian -∇²L, rtol 1e-10, atol 1e-13) until ‖∇L(x)‖ ≤
+    grad_rtol·λ₁(∇²L(x)) or ``max_time``, then ``newton_polish`` removes the remaining offset. The point is then
+    within ~grad_rtol·λ₁/μ of Γ (μ = the smallest positive eigenvalue), and Newton's nearest-point answer differs
+    from the flow's limit by the square of that; with λ₁/μ ≈ 160 (deep_linear_wn) grad_rtol = 1e-7 left 3e-6, 1e-9
     reaches the 2e-10 agreement floor of the DOP853 reference (tests/test_theory_manifold.py).
-    Above ``theory.sharpness.DENSE_MAX_DIM`` the same limit is computed matrix-free
+
+    ``method`` (dense models; ``theory.dense.PHI_METHODS``): "lsoda" (the default: LSODA, Adams steps while the
+    flow is not stiff, BDF with the exact Jacobian once it is), "bdf" (the reference: scipy's BDF throughout, the
+    method before issue 20; on the 14 projections of benchmarks/bench_phi.py, D = 3-80, it took 1.0-11x the CPU
+    time of "lsoda", 2.0x in all, and its error against a tight flow was 0.6-65x that of "lsoda") or "expand" (``theory.dense.project_expand``: LSODA stopped near Γ, then Φ's
+    second-order expansion ∂Φ = P_T, (λ_i + λ_j)∂²Φ[u_i, u_j] = -P_T∇³L[u_i, u_j] of docs/theory.md §2).
+    Above ``theory.sharpness.DENSE_MAX_DIM`` the same limit is computed matrix-free whatever ``method``
     (``theory.matrix_free.project_matrix_free``: DOP853 then RKC flow, Newton steps by CG on HVPs).
     """
     positive_real(grad_rtol, "grad_rtol")
     positive_real(max_time, "max_time", "a flow time > 0 (the limit is of the forward flow)")
-    return backend.for_model(model).project_to_manifold(model, as_vector(w, "w", model.dim), grad_rtol, max_time)
+    if method not in PHI_METHODS:
+        raise ValueError(f"method: expected one of {', '.join(map(repr, PHI_METHODS))}, got {method!r}")
+    return backend.for_model(model).project_to_manifold(model, as_vector(w, "w", model.dim), grad_rtol, max_time,
+                                                        method)
 
 
 def gradient_flow_limit(model, w, time: float, rtol: float = 1e-11) -> np.ndarray:

@@ -7,7 +7,7 @@ the backend functions of ``theory.backend.BACKEND_FUNCTIONS`` (``newton_polish``
 * A⁺b, the pseudo-inverse of the Hessian on the sphere's tangent space, A = P∇²L(x)P, P = I - x̂x̂ᵀ,
   truncated at RANK_RTOL·λ₁ like the dense one, by conjugate gradients (``pinv_hvp``).
 * Φ(w̄) (``project_matrix_free``): gradient flow ẋ = -∇L(x) with gradient calls only, until
-  ‖∇L‖ ≤ grad_rtol·λ₁, then Newton steps x ← (x - H⁺∇L)/‖·‖; the same limit as the dense BDF path
+  ‖∇L‖ ≤ grad_rtol·λ₁, then Newton steps x ← (x - H⁺∇L)/‖·‖; the same limit as the dense path
   (``theory.manifold.project_to_manifold``), which is its reference in the tests. The flow is stiff: its rates
   run from λ₁ down to μ, the smallest positive eigenvalue, and it must last ~ log(1/grad_rtol)/μ. So it runs in
   two legs: DOP853 (eighth order, accurate) for t ≤ FAST_TIME/λ₁, while the displacement along the sharp
@@ -215,8 +215,8 @@ def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_
     return newton_steps(model, unit(as_vector(x, "x", model.dim), "w"), sharpness(model, x), iters)
 
 
-def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6) -> Projection:
-    """``project_matrix_free``."""
+def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6, method: str = "lsoda") -> Projection:
+    """``project_matrix_free`` (one method: ``method``, which chooses the dense integrator, is not used)."""
     return project_matrix_free(model, w, grad_rtol, max_time)
 
 

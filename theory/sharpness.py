@@ -16,9 +16,9 @@ from srflow.toy_models.validate import as_vector, positive_int, positive_real, r
 
 from .gamma import finite
 
-#: The one switch between dense and matrix-free theory: up to this D, ``eigh`` of ``model.hess`` and the BDF
+#: The one switch between dense and matrix-free theory: up to this D, ``eigh`` of ``model.hess`` and the stiff
 #: flow with its Jacobian; above it only ``grad``/``hvp``/``third`` (Lanczos, ``theory.matrix_free``), so no
-#: D×D matrix is built (a 400² Hessian is 1.3 MB and one ``eigh`` ~10 ms; the BDF Jacobian is re-factorized).
+#: D×D matrix is built (a 400² Hessian is 1.3 MB and one ``eigh`` ~10 ms; the stiff solver's Jacobian is re-factorized).
 DENSE_MAX_DIM = 400
 
 
