@@ -208,10 +208,34 @@ def simple_flow(model, theta0, s_end: float, n_out: int = 201, rtol: float = 1e-
     return _simple(model, theta0, s_end, n_out, rtol, atol, coef, on_gap)
 
 
+def failure_reach(s_max: float) -> float:
+    """How far ahead of its evaluations a DOP853 integration from s = 0 may have looked: s_max/c₁, s_max the largest
+    flow time at which it evaluated the field and c₁ its first stage node (``scipy.integrate`` DOP853, C[1] ≈ 0.0526).
+
+    Every step attempt [t, t + h] (t ≥ 0, accepted or rejected, the first one from the initial step selection
+    included) starts with an evaluation at t + c₁h ≤ s_max, so t + h ≤ s_max/c₁; the end s_end enters the steps
+    only by clipping an attempt (or the initial step) to it, which needs s_end ≤ t + h. So an integration that
+    failed with s_max/c₁ < s_end took exactly the steps that the same integration to any s_end' > s_max/c₁ takes,
+    and fails there at the same flow time (``verification.session.Session.flow`` reuses such failures)."""
+    from scipy.integrate._ivp.dop853_coefficients import C
+
+    return float(s_max) / float(C[1])
+
+
 def _simple(model, theta0, s_end, n_out, rtol, atol, coef, on_gap) -> FlowResult:
     s_grid = np.linspace(0.0, s_end, n_out)
-    sol = solve_ivp(lambda s, x: _field(model, s, x, coef, on_gap), (0.0, s_end), theta0, t_eval=s_grid,
-                    dense_output=True, rtol=rtol, atol=atol, method="DOP853")
+    s_max = [0.0]
+
+    def field(s, x):
+        s_max[0] = max(s_max[0], float(s))
+        return _field(model, s, x, coef, on_gap)
+
+    try:
+        sol = solve_ivp(field, (0.0, s_end), theta0, t_eval=s_grid, dense_output=True, rtol=rtol, atol=atol,
+                        method="DOP853")
+    except AssumptionViolated as exc:
+        exc.reach = failure_reach(s_max[0])
+        raise
     if sol.status != 0:
         raise AssumptionViolated(f"flow stopped at s = {sol.t[-1]:.4g}: {sol.message}")
     thetas, lams, gs, drift = [], [], [], 0.0

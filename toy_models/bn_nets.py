@@ -56,6 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, lsqr
 
+from .cache import cache_dir  # noqa: F401 -- where the minimizers are cached (re-exported)
 from .validate import as_rng, positive_int
 from .digits import load_digits_split
 from .jax_models import JaxModel
@@ -223,18 +224,6 @@ PRE_STEPS, PRE_LR = {"bn_mlp": 3000, "bn_cnn": 1000}, 0.02
 GN_STEPS, GN_TOL = 30, 1e-14
 #: ... with a backtracking line search: the step is halved up to this many times until ‖r‖ decreases
 GN_HALVINGS = 12
-
-
-def cache_dir():
-    """Where minimizers are cached on disk: $SRFLOW_CACHE_DIR, else ~/.cache/srflow; None disables the cache
-    (SRFLOW_CACHE_DIR set to the empty string)."""
-    import os
-    from pathlib import Path
-
-    env = os.environ.get("SRFLOW_CACHE_DIR")
-    if env is not None:
-        return Path(env) if env else None
-    return Path.home() / ".cache" / "srflow"
 
 
 @functools.cache
