@@ -208,33 +208,37 @@ def simple_flow(model, theta0, s_end: float, n_out: int = 201, rtol: float = 1e-
     return _simple(model, theta0, s_end, n_out, rtol, atol, coef, on_gap)
 
 
-def failure_reach(s_max: float) -> float:
-    """How far ahead of its evaluations a DOP853 integration from s = 0 may have looked: s_max/c₁, s_max the largest
-    flow time at which it evaluated the field and c₁ its first stage node (``scipy.integrate`` DOP853, C[1] ≈ 0.0526).
+def failure_reach(evaluated) -> float:
+    """How far ahead a DOP853 integration from s = 0 (``scipy.integrate``) may have looked, from the flow times
+    ``evaluated`` at which it evaluated the field, in order: max(s₁, max(s₂, s₃, ...)/c₁), s₁ the initial step
+    selection's probe and c₁ ≈ 0.0526 the first stage node of the method.
 
-    Every step attempt [t, t + h] (t ≥ 0, accepted or rejected, the first one from the initial step selection
-    included) starts with an evaluation at t + c₁h ≤ s_max, so t + h ≤ s_max/c₁; the end s_end enters the steps
-    only by clipping an attempt (or the initial step) to it, which needs s_end ≤ t + h. So an integration that
-    failed with s_max/c₁ < s_end took exactly the steps that the same integration to any s_end' > s_max/c₁ takes,
-    and fails there at the same flow time (``verification.session.Session.flow`` reuses such failures)."""
+    The horizon s_end enters the steps only by clipping: the probe at h₀ (to min(h₀, s_end)), the first step
+    (to min(100h₀, h₁, s_end)) and each step attempt [t, t + h], accepted or rejected (to t + h ≤ s_end). Every
+    attempt starts with an evaluation at t + c₁h (t ≥ 0), so t + h ≤ (t + c₁h)/c₁ ≤ max(s₂, ...)/c₁. So an
+    integration that failed with reach < s_end clipped nothing, took exactly the steps that the same integration to
+    any s_end' > reach takes, and fails there at the same flow time (``verification.session.Session.flow`` reuses such
+    failures)."""
     from scipy.integrate._ivp.dop853_coefficients import C
 
-    return float(s_max) / float(C[1])
+    evaluated = [float(x) for x in evaluated]
+    probe = evaluated[1] if len(evaluated) > 1 else 0.0
+    return max(probe, max(evaluated[2:], default=0.0) / float(C[1]))
 
 
 def _simple(model, theta0, s_end, n_out, rtol, atol, coef, on_gap) -> FlowResult:
     s_grid = np.linspace(0.0, s_end, n_out)
-    s_max = [0.0]
+    evaluated = []
 
     def field(s, x):
-        s_max[0] = max(s_max[0], float(s))
+        evaluated.append(float(s))
         return _field(model, s, x, coef, on_gap)
 
     try:
         sol = solve_ivp(field, (0.0, s_end), theta0, t_eval=s_grid, dense_output=True, rtol=rtol, atol=atol,
                         method="DOP853")
     except AssumptionViolated as exc:
-        exc.reach = failure_reach(s_max[0])
+        exc.reach = failure_reach(evaluated)
         raise
     if sol.status != 0:
         raise AssumptionViolated(f"flow stopped at s = {sol.t[-1]:.4g}: {sol.message}")
