@@ -13,7 +13,7 @@ from srflow.theory import matrix_free
 from srflow.toy_models import bn_nets
 from srflow.toy_models.jax_lsqr import lsqr
 
-SMALL_MLP = dict(widths=(32,), n_train=20, n_test=300)  # D = 2048 > DENSE_MAX_DIM
+SMALL_MLP = dict(widths=(8,), n_train=12, n_test=40)  # D = 512 > DENSE_MAX_DIM: matrix-free; interpolates
 
 
 @jax.jit
@@ -57,12 +57,25 @@ def test_stopping_rules():
     assert itn == scipy_lsqr(a, b, atol=1e-3, btol=1e-3)[2]
 
 
-def test_network_solves_match_scipy():
+@pytest.fixture(scope="module")
+def mlp():
+    """(a fresh small MLP, a point of its Γ); the tests delete ``residual_lsqr`` from their own copy."""
+    m = bn_nets.bn_mlp(0, **SMALL_MLP)
+    return m, m.minimizer(np.random.default_rng(0))
+
+
+def _fresh(mlp):
+    """A shallow copy of the fixture's model (its compiled functions shared), which a test may change."""
+    m = object.__new__(type(mlp[0]))
+    m.__dict__ = dict(mlp[0].__dict__)
+    return m, mlp[1]
+
+
+def test_network_solves_match_scipy(mlp):
     """On the small BN MLP at a point of Γ: the compiled solve of J x = Jv (J = ∂r/∂w, linearized once) is scipy's
     LSQR on residual_jvp/residual_vjp to ≤ 1e-11 relative at tol 1e-14 (the error bound tol·κ(J) of both), and the
     tangent projection computed with it is tangent to Γ: J P_T v ≈ 0."""
-    m = bn_nets.bn_mlp(0, **SMALL_MLP)
-    theta = m.minimizer(np.random.default_rng(0))
+    m, theta = _fresh(mlp)
     v = np.random.default_rng(3).standard_normal(m.dim)
     jv = m.residual_jvp(theta, v)
     x = m.residual_lsqr(theta, jv, 1e-14, 1e-14, 20 * jv.size)
@@ -74,3 +87,22 @@ def test_network_solves_match_scipy():
     del m.residual_lsqr
     t_scipy = matrix_free.tangent_project(m, theta, v, lam1=float("nan"))
     assert np.linalg.norm(t - t_scipy) <= 1e-11 * np.linalg.norm(t)
+
+
+def test_flow_inputs_unchanged_by_the_compiled_solves(mlp):
+    """What the flow checks' verdicts on the networks rest on -- the flow's field -(1/4)∇_Γ log λ₁ at the Newton
+    retraction of a point near Γ, λ₁, the gap and G -- is the same with the compiled LSQR as with scipy's within the
+    flow's rtol 1e-9 (measured 4e-10 on the field: the size of the field's own call-to-call scatter, from the Lanczos
+    eigenvector at tol 1e-12 with ARPACK's start vector changing between calls; the solves differ by ≤ tol·κ(J))."""
+    from srflow.theory import flows, manifold
+
+    m, theta = _fresh(mlp)
+    x = theta + 1e-7 * np.random.default_rng(5).standard_normal(m.dim)  # off Γ, as the flow's states are
+    fast = flows._field(m, 0.0, x, -0.25, "ignore")
+    mp_fast = manifold.manifold_point(m, theta, on_gap="ignore")
+    del m.residual_lsqr
+    slow = flows._field(m, 0.0, x, -0.25, "ignore")
+    mp_slow = manifold.manifold_point(m, theta, on_gap="ignore")
+    assert np.linalg.norm(fast - slow) <= 1e-9 * np.linalg.norm(slow)
+    assert abs(mp_fast.lam1 - mp_slow.lam1) <= 1e-10 * mp_slow.lam1
+    assert abs(mp_fast.gap - mp_slow.gap) <= 1e-9 * mp_slow.lam1 and abs(mp_fast.G - mp_slow.G) <= 1e-9 * mp_slow.G
