@@ -32,8 +32,8 @@ def _failing_field(record, s_fail):
 
 @pytest.mark.parametrize("s_fail", [0.02, 0.05, 0.3])
 def test_failure_reach_bounds_the_steps(monkeypatch, s_fail):
-    """A flow that fails reports reach = max(probe, later evaluations/c₁) (c₁ DOP853's first node); to any horizon
-    beyond it the integration evaluates the field at the same flow times and fails at the same one -- what
+    """A flow that fails reports how far it may have looked ahead (the ends of its step attempts, the failed one's
+    bounded through its first stage node c₁); to any horizon beyond it the integration evaluates the field at the same flow times and fails at the same one -- what
     Session.flow relies on to reuse a failure (s_fail = 0.02 fails at the initial step selection's probe, 0.05 in
     the first step, 0.3 after several)."""
     m = make_model("sphere_circle")
@@ -44,7 +44,7 @@ def test_failure_reach_bounds_the_steps(monkeypatch, s_fail):
         with pytest.raises(th.AssumptionViolated) as info:
             flows.simple_flow(m, THETA_CIRCLE, horizon, n_out=5)
         c1 = 0.0526001519587677318785587544488  # DOP853's first stage node
-        assert info.value.reach == pytest.approx(max(record[1], max(record[2:], default=0) / c1), rel=1e-12)
+        assert max(record) <= info.value.reach <= max(record) / c1
         assert info.value.s == record[-1] > s_fail and info.value.kind == "gap"
         return record, info.value.reach, info.value.s
 
