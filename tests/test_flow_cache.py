@@ -161,6 +161,34 @@ def test_a_dead_holder_releases_the_lock(tmp_path):
     assert time.perf_counter() - start < 5
 
 
+def test_a_flow_round_trips_through_the_disk(tmp_path, monkeypatch):
+    """A flow that reaches its horizon (here a real one of sphere_circle standing in for the matrix-free integration)
+    is stored and read back by another sharing session: the same samples and dense solution, the session's model
+    attached; a shorter horizon is served by it, a longer one integrated. (The real matrix-free flow: the slow test
+    below.)"""
+    monkeypatch.setenv("SRFLOW_CACHE_DIR", str(tmp_path))
+    m = _big_mf()
+    t = _theta(m)
+    real = flows.sharpness_reduction_flow(make_model("sphere_circle"), THETA_CIRCLE, 0.05, n_out=11)
+    calls = []
+
+    def flow(model, theta0, s_end, n_out, rtol, atol):
+        calls.append(s_end)
+        if s_end > 0.05:
+            raise ZeroDivisionError("integrated")
+        return real
+    monkeypatch.setattr(session_mod, "sharpness_reduction_flow", flow)
+    a = Session(m, VerifyConfig(), 0, spec="mf-big", theta0=t, share_flows=True).flow(0.05)
+    b = Session(m, VerifyConfig(), 0, spec="mf-big", theta0=t, share_flows=True).flow(0.03)
+    assert calls == [0.05] and b is not a and b.model is m
+    for name in ("s", "theta", "lam1", "G"):
+        assert np.array_equal(getattr(a, name), getattr(b, name))
+    assert np.array_equal(a.sol(0.037), b.sol(0.037))
+    with pytest.raises(ZeroDivisionError):
+        Session(m, VerifyConfig(), 0, spec="mf-big", theta0=t, share_flows=True).flow(0.08)
+
+
+@pytest.mark.slow
 def test_a_real_flow_round_trips_through_the_disk(tmp_path, monkeypatch):
     """A matrix-free flow that reaches its horizon is stored and read back by another session: the same samples and
     dense output (``at``), its model attached; a shorter horizon is served by it, a longer one integrated."""
