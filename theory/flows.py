@@ -208,10 +208,64 @@ def simple_flow(model, theta0, s_end: float, n_out: int = 201, rtol: float = 1e-
     return _simple(model, theta0, s_end, n_out, rtol, atol, coef, on_gap)
 
 
+#: field evaluations per DOP853 step attempt (``scipy.integrate``): its 11 stages after the first, then f(t + h)
+DOP853_EVALS_PER_ATTEMPT = 12
+
+
+def failure_reach(evaluated, attempt: tuple[float, int] | None) -> float:
+    """How far ahead a DOP853 integration from s = 0 (``scipy.integrate``) may have looked before it failed, from the
+    flow times ``evaluated`` at which it evaluated the field, in order, and ``attempt`` = (t, i): the start t of the
+    step being attempted when it failed and the index in ``evaluated`` of that step's first evaluation (None: it
+    failed outside a step, in the initial step selection or a dense output).
+
+    The horizon s_end enters the steps only by clipping: the initial step selection's probe (to min(h₀, s_end)),
+    the first step (to min(100h₀, h₁, s_end)) and each step attempt [t, t + h], accepted or rejected (to t + h ≤
+    s_end). A complete attempt evaluates the field at its end t + h; the failed one, the k-th attempt of its step
+    (12 evaluations each), began with an evaluation at t + c₁h (c₁ ≈ 0.0526, the first stage node), so it ends at
+    t + (s_first - t)/c₁. The reach is the largest of these and of every evaluation; an integration that failed with
+    reach < s_end clipped nothing, took exactly the steps that the same integration to any s_end' > reach takes,
+    and fails there at the same flow time (``verification.session.Session.flow`` reuses such failures)."""
+    from scipy.integrate._ivp.dop853_coefficients import C
+
+    evaluated = [float(x) for x in evaluated]
+    reach = max(evaluated, default=0.0)
+    if attempt is not None:
+        t, i = attempt
+        k = (len(evaluated) - 1 - i) // DOP853_EVALS_PER_ATTEMPT  # complete attempts of this step before the failed one
+        first = evaluated[i + k * DOP853_EVALS_PER_ATTEMPT]
+        reach = max(reach, t + (first - t) / float(C[1]))
+    return reach
+
+
+def _recording_dop853(evaluated: list, state: dict):
+    """DOP853 that records (t, index of the next evaluation) in ``state["attempt"]`` while it takes a step (None
+    between steps), for ``failure_reach``."""
+    from scipy.integrate import DOP853
+
+    class RecordingDOP853(DOP853):
+        def _step_impl(self):
+            state["attempt"] = (float(self.t), len(evaluated))
+            out = super()._step_impl()
+            state["attempt"] = None
+            return out
+
+    return RecordingDOP853
+
+
 def _simple(model, theta0, s_end, n_out, rtol, atol, coef, on_gap) -> FlowResult:
     s_grid = np.linspace(0.0, s_end, n_out)
-    sol = solve_ivp(lambda s, x: _field(model, s, x, coef, on_gap), (0.0, s_end), theta0, t_eval=s_grid,
-                    dense_output=True, rtol=rtol, atol=atol, method="DOP853")
+    evaluated, state = [], {"attempt": None}
+
+    def field(s, x):
+        evaluated.append(float(s))
+        return _field(model, s, x, coef, on_gap)
+
+    try:
+        sol = solve_ivp(field, (0.0, s_end), theta0, t_eval=s_grid, dense_output=True, rtol=rtol, atol=atol,
+                        method=_recording_dop853(evaluated, state))
+    except AssumptionViolated as exc:
+        exc.reach = failure_reach(evaluated, state["attempt"])
+        raise
     if sol.status != 0:
         raise AssumptionViolated(f"flow stopped at s = {sol.t[-1]:.4g}: {sol.message}")
     thetas, lams, gs, drift = [], [], [], 0.0

@@ -29,14 +29,16 @@ def check_on_gap(on_gap) -> None:
 class AssumptionViolated(ValueError):
     """A theory assumption fails at a point (no spectral gap, rank condition, off Γ); the message says
     which, where and by how much. ``kind`` names the assumption for callers that react to it ("gap": λ₁ is not
-    simple), ``s`` the flow time where it failed (None when not on a flow)."""
+    simple), ``s`` the flow time where it failed (None when not on a flow), ``reach`` a flow time up to which the
+    failed integration may have looked ahead (``theory.flows.simple_flow``: the same flow to any horizon beyond it
+    takes the same steps, so it fails at the same ``s``; None when not known)."""
 
-    def __init__(self, message: str, kind: str | None = None, s: float | None = None):
+    def __init__(self, message: str, kind: str | None = None, s: float | None = None, reach: float | None = None):
         super().__init__(message)
-        self.kind, self.s = kind, s
+        self.kind, self.s, self.reach = kind, s, reach
 
-    def __reduce__(self):  # keeps kind and s through pickling (Dask workers)
-        return (type(self), (str(self), self.kind, self.s))
+    def __reduce__(self):  # keeps kind, s and reach through pickling (Dask workers)
+        return (type(self), (str(self), self.kind, self.s, self.reach))
 
 
 def gap_violated(gap: float, lam1: float, gap_rtol: float, on_gap: str) -> None:

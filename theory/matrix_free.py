@@ -93,12 +93,23 @@ def _jacobian(model, x: np.ndarray, m: int) -> LinearOperator:
                           rmatvec=lambda u: model.residual_vjp(x, np.ravel(u)))
 
 
+def residual_lstsq(model, x: np.ndarray, b: np.ndarray, tol: float) -> np.ndarray:
+    """The minimum-norm solution of J δ = b, J = ∂r/∂w at x, by LSQR at atol = btol = ``tol`` (at most 20·len(b)
+    iterations): the model's compiled ``residual_lsqr(x, b, atol, btol, iter_lim)`` when it has one (the networks,
+    ``toy_models.jax_lsqr``: the same iteration and stopping tests as scipy's, ~10× faster on the digits MLP), else
+    ``scipy.sparse.linalg.lsqr`` on ``residual_jvp``/``residual_vjp``."""
+    solve = getattr(model, "residual_lsqr", None)
+    if callable(solve):
+        return np.asarray(solve(x, b, tol, tol, 20 * b.size), dtype=np.float64)
+    return lsqr(_jacobian(model, x, b.size), b, atol=tol, btol=tol, iter_lim=20 * b.size)[0]
+
+
 def row_space_project(model, x: np.ndarray, v: np.ndarray) -> np.ndarray:
     """J⁺J v, the projection of v on the row space of J = ∂r/∂w at x, by LSQR on J δ = J v (minimum norm)."""
     jv = np.asarray(model.residual_jvp(x, v))
     if not np.any(jv):
         return np.zeros_like(v)
-    return lsqr(_jacobian(model, x, jv.size), jv, atol=LSQR_TOL, btol=LSQR_TOL, iter_lim=20 * jv.size)[0]
+    return residual_lstsq(model, x, jv, LSQR_TOL)
 
 
 #: a Newton step shorter than this (on a unit vector) ends ``newton_steps``: the next one would be ~ its square
@@ -119,8 +130,7 @@ def newton_steps(model, x: np.ndarray, lam1: float, iters: int = 3) -> np.ndarra
             r = np.asarray(model.residual_vector(x))
             if not np.any(r):
                 break
-            step = lsqr(_jacobian(model, x, r.size), r, atol=NEWTON_LSQR_TOL, btol=NEWTON_LSQR_TOL,
-                        iter_lim=20 * r.size)[0]
+            step = residual_lstsq(model, x, r, NEWTON_LSQR_TOL)
         else:
             step = pinv_hvp(model, x, model.grad(x), lam1)
         x = x - step
@@ -211,8 +221,10 @@ def second_order_sum(model, theta, lam1: float, v1: np.ndarray, t: np.ndarray) -
 
 # -- the backend functions (``theory.backend``), with the signatures of ``theory.dense`` --------------------------
 def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_RTOL) -> np.ndarray:
-    """``newton_steps`` from x/‖x‖ with λ₁ by Lanczos (the CG truncation is at RANK_RTOL·λ₁ whatever ``rank_rtol``)."""
-    return newton_steps(model, unit(as_vector(x, "x", model.dim), "w"), sharpness(model, x), iters)
+    """``newton_steps`` from x/‖x‖ with λ₁ by Lanczos (the CG truncation is at RANK_RTOL·λ₁ whatever ``rank_rtol``);
+    a model with a residual (``has_residual``: the Gauss-Newton step, which needs no λ₁) skips the Lanczos."""
+    x = as_vector(x, "x", model.dim)
+    return newton_steps(model, unit(x, "w"), float("nan") if has_residual(model) else sharpness(model, x), iters)
 
 
 def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6, method: str = "lsoda") -> Projection:

@@ -56,8 +56,10 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, lsqr
 
+from .cache import cache_dir  # noqa: F401 -- where the minimizers are cached (re-exported)
 from .validate import as_rng, positive_int
 from .digits import load_digits_split
+from .jax_lsqr import residual_lsqr
 from .jax_models import JaxModel
 
 N_CLASSES = 10
@@ -189,6 +191,12 @@ def _build(kind: str, rng, n_train: int, n_test: int, target_scale: float, norma
         model.residual_vector = lambda w: np.asarray(res(jnp.asarray(model._point(w))))
         model.residual_jvp = lambda w, v: np.asarray(jvp(jnp.asarray(model._point(w)), jnp.asarray(v)))
         model.residual_vjp = lambda w, u: np.asarray(vjp(jnp.asarray(model._point(w)), jnp.asarray(u)))
+        solve = residual_lsqr(lambda w: residual(model._unravel(w), **data))
+
+        def lsqr_solve(w, b, atol: float, btol: float, iter_lim: int) -> np.ndarray:
+            x, _ = solve(jnp.asarray(model._point(w)), jnp.asarray(b), atol, btol, iter_lim)
+            return np.asarray(x)
+        model.residual_lsqr = lsqr_solve
     return model
 
 
@@ -225,18 +233,6 @@ GN_STEPS, GN_TOL = 30, 1e-14
 GN_HALVINGS = 12
 
 
-def cache_dir():
-    """Where minimizers are cached on disk: $SRFLOW_CACHE_DIR, else ~/.cache/srflow; None disables the cache
-    (SRFLOW_CACHE_DIR set to the empty string)."""
-    import os
-    from pathlib import Path
-
-    env = os.environ.get("SRFLOW_CACHE_DIR")
-    if env is not None:
-        return Path(env) if env else None
-    return Path.home() / ".cache" / "srflow"
-
-
 @functools.cache
 def _solver(kind: str, spec_key):
     """(model, compiled GD run on the sphere) of one model (by its rebuild spec)."""
@@ -266,16 +262,20 @@ def _key(spec_args) -> tuple:
 def gauss_newton(model, w, tol: float) -> np.ndarray:
     """w ← (w - 2⁻ᵏJ⁺r(w))/‖·‖, k ≥ 0 the first halving that decreases ‖r‖, until ‖r‖ ≤ tol or none does.
 
-    J⁺r by LSQR on JVP/VJP: the minimum-norm solution of J δ = r, in the row space of J (the normal space of Γ
+    J⁺r by LSQR on JVP/VJP (compiled: ``model.residual_lsqr``): the minimum-norm solution of J δ = r, in the row space of J (the normal space of Γ
     at a zero-loss point)."""
     r = model.residual_vector(w)
     for _ in range(GN_STEPS):
         if np.linalg.norm(r) <= tol:
             break
-        op = LinearOperator((r.size, model.dim), dtype=np.float64, matvec=lambda v: model.residual_jvp(w, np.ravel(v)),
-                            rmatvec=lambda u: model.residual_vjp(w, np.ravel(u)))
         forcing = max(min(0.1, float(np.linalg.norm(r))), 1e-15)
-        step = lsqr(op, r, atol=0.0, btol=forcing, iter_lim=20 * r.size)[0]
+        if callable(getattr(model, "residual_lsqr", None)):  # the compiled LSQR (toy_models.jax_lsqr)
+            step = model.residual_lsqr(w, r, 0.0, forcing, 20 * r.size)
+        else:
+            op = LinearOperator((r.size, model.dim), dtype=np.float64,
+                                matvec=lambda v: model.residual_jvp(w, np.ravel(v)),
+                                rmatvec=lambda u: model.residual_vjp(w, np.ravel(u)))
+            step = lsqr(op, r, atol=0.0, btol=forcing, iter_lim=20 * r.size)[0]
         for _ in range(GN_HALVINGS):  # backtracking: far from Γ a full step can overshoot
             w_new = w - step
             w_new /= np.linalg.norm(w_new)

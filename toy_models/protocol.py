@@ -27,6 +27,9 @@ Optional members:
     L = ½‖r(w)‖² that is 0 on Γ: r, J v and Jᵀu (J = ∂r/∂w). Then ∇²L = JᵀJ on Γ, and the matrix-free theory
     (``theory.matrix_free``) gets the normal space of Γ and the Newton step onto Γ from J (the networks of
     ``toy_models.bn_nets`` have them).
+12. ``residual_lsqr(w, b, atol, btol, iter_lim) -> (D,)`` -- with item 11, optionally: the minimum-norm solution of
+    J x = b by LSQR with scipy's stopping tests, compiled (``toy_models.jax_lsqr``); ``theory.matrix_free`` uses it
+    instead of ``scipy.sparse.linalg.lsqr`` on ``residual_jvp``/``residual_vjp`` when present.
 
 All derivatives are exact (closed form or symbolic); finite differences are only used to check them.
 """

@@ -20,6 +20,9 @@ from srflow.theory import (AssumptionViolated, breathing_period, manifold_point,
                            sharpness_reduction_flow, time_scale_separation)
 from srflow.toy_models.protocol import model_name
 
+from srflow.theory.sharpness import is_dense
+
+from .flow_cache import failure_applies
 from .simulate import Trajectory, eos_start, simulate
 from .verdicts import Status, fit_exponent  # noqa: F401 -- fit_exponent re-exported (figures and tests use it)
 
@@ -195,6 +198,10 @@ def start_point(model, seed: int, spec: str | None = None) -> np.ndarray:
     return project_to_manifold(model, rng.standard_normal(model.dim)).theta
 
 
+#: samples and (rtol, atol) of the sessions' flows (``Session.flow``)
+FLOW_SAMPLES, FLOW_TOLERANCES = 401, (1e-9, 1e-12)
+
+
 class Session:
     """One model under verification: its start point on Γ, its flows and the runs shared between checks (cached).
 
@@ -202,10 +209,12 @@ class Session:
     on the seed, the model's spec and what it is for -- not on which checks run, in which order, on the other
     models of the run, or on whether the model is the numpy one or its JAX twin (``draw_key``). ``spec`` (shown in
     the report) defaults to the model's name and dimension. ``theta0``: a start point on Γ to use instead of
-    ``start_point``'s (``srflow verify --theta0``; validated by the caller, see ``theta0_problems``)."""
+    ``start_point``'s (``srflow verify --theta0``; validated by the caller, see ``theta0_problems``).
+    ``share_flows``: share the flows of a matrix-free model with the other sessions of the same model and start,
+    in this process and others, through the disk cache (``verification.flow_cache``; ``srflow verify``'s jobs)."""
 
     def __init__(self, model, config: VerifyConfig, seed=0, quiet: bool = True, spec: str | None = None,
-                 theta0: np.ndarray | None = None):
+                 theta0: np.ndarray | None = None, share_flows: bool = False):
         if isinstance(seed, np.random.Generator):
             seed = int(seed.integers(2**63))
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -215,6 +224,7 @@ class Session:
         self.spec = spec or f"{self.name}(dim={model.dim})"
         self.spec_given, self.draw_key = spec, draw_key(model, spec)
         self._cache: dict = {}
+        self.share_flows = bool(share_flows)
         if theta0 is not None:
             theta0 = np.array(theta0, dtype=np.float64)
             theta0.setflags(write=False)
@@ -255,21 +265,48 @@ class Session:
         """The canonical flow from θ₀ to flow time ``s_end`` -- sized by each check to the horizon it needs, so
         that a spectral gap closing beyond a check's reach does not change its verdict. A cached flow that
         reaches at least as far is reused; a flow that failed (``AssumptionViolated``: the gap closed) is not
-        integrated again to the same or a longer horizon (on a network one attempt costs minutes)."""
+        integrated again to a horizon where it fails in the same way (``flow_cache.failure_applies``: the same or
+        a longer horizon, or any horizon beyond what the failed integration looked ahead to); on a network one
+        attempt costs minutes. With ``share_flows`` (a matrix-free model) the flow, or its failure, is shared
+        with the other jobs of the run through the disk cache, under a lock (``verification.flow_cache``)."""
         flows = self._cache.setdefault("flows", [])
         for f in flows:
             if f.s[-1] >= s_end:
                 return f
         failed = self._cache.get("flow_failed")  # (s_end, exception): a flow that failed fails again further on
-        if failed is not None and s_end >= failed[0]:
+        if failed is not None and failure_applies(failed[0], failed[1].reach, s_end):
             raise AssumptionViolated(str(failed[1]))
+        if not self.share_flows or is_dense(self.model):
+            return self._integrate_flow(s_end, None)
+        from srflow.toy_models.cache import cache_dir
+
+        from .flow_cache import FlowStore, flow_key
+
+        store = FlowStore(cache_dir(), flow_key(self.draw_key, self.model, self.theta0, FLOW_SAMPLES, *FLOW_TOLERANCES))
+        with store.locked():
+            hit = store.lookup(s_end, self.model)
+            if isinstance(hit, AssumptionViolated):
+                exc = self._through_a_tie(hit)
+                self._cache["flow_failed"] = (s_end, exc)
+                raise exc
+            if hit is not None:
+                flows.append(hit)
+                return hit
+            return self._integrate_flow(s_end, store)
+
+    def _integrate_flow(self, s_end: float, store):
+        """``sharpness_reduction_flow`` from θ₀ to ``s_end``, cached in memory (and in ``store``, a FlowStore)."""
         try:
-            f = sharpness_reduction_flow(self.model, self.theta0, s_end, n_out=401)
+            f = sharpness_reduction_flow(self.model, self.theta0, s_end, FLOW_SAMPLES, *FLOW_TOLERANCES)
         except AssumptionViolated as exc:
+            if store is not None:
+                store.add(s_end, failure=exc)
             exc = self._through_a_tie(exc)
             self._cache["flow_failed"] = (s_end, exc)
             raise exc from None
-        flows.append(f)
+        if store is not None:
+            store.add(s_end, flow=f)
+        self._cache["flows"].append(f)
         return f
 
     def _through_a_tie(self, exc: AssumptionViolated) -> AssumptionViolated:
@@ -291,7 +328,7 @@ class Session:
         else:
             text += (f"the separation holds for ηλ ≤ {x_max:.2g}, where the cluster flow is needed and is computed "
                      "for dense models only (D ≤ theory.sharpness.DENSE_MAX_DIM)")
-        return AssumptionViolated(text, kind=exc.kind, s=exc.s)
+        return AssumptionViolated(text, kind=exc.kind, s=exc.s, reach=exc.reach)
 
     def gdwd_run(self, eta_lambda: float) -> Trajectory:
         """GD+WD from the EoS norm above θ₀, kicked by the predicted amplitude, at ηλ = ``eta_lambda``, to τ_end."""

@@ -404,7 +404,7 @@ def run_job(spec: str, index: int, checks: tuple[str, ...], config: VerifyConfig
 
 def _run_job(spec, index, checks, config, seed, quiet, emit, skip, short_ladder, on_start, label, theta0) -> None:
     model = build_model(spec, seed)
-    session = Session(model, config, seed, quiet=quiet, spec=spec, theta0=theta0)
+    session = Session(model, config, seed, quiet=quiet, spec=spec, theta0=theta0, share_flows=True)
     if label is not None:
         session.name = label
     broken = _not_scale_invariant(model, seed)
