@@ -190,6 +190,7 @@ def nowd_slaving(model, theta, eps: float) -> NowdSlaving:
     t11 = model.third(mp.theta, v1, v1)
     lam_j = vals[normal]
     share = (vecs[:, normal].T @ t11) ** 2 / (2 * lam_j * lam1)
-    rate = -np.log(np.abs(1 - 2 * lam_j / lam1))
+    with np.errstate(divide="ignore"):  # λ_j = λ₁/2 relaxes in one step: r_j = inf, χ_j = 0
+        rate = -np.log(np.abs(1 - 2 * lam_j / lam1))
     chi = 4 * np.log1p(eps) / rate
     return NowdSlaving(lam_j, share, chi, float(lam1), float(np.sum(share[chi >= 1])))

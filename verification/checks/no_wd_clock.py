@@ -50,9 +50,10 @@ def expansion_parameter(model, theta, eps: float) -> tuple[float, float, float, 
 
     * g = (β - Σ_{χ_j ≥ 1} Δβ_j)·u₀/c, the rest point's expansion parameter with the normal modes that follow the
       catapult (``theory.nowd_stabilization``, ``theory.nowd_slaving``): the rest fraction is x_f(g) = -1 + 2g/3 - …;
-    * U = |x_f(g_all) - x_f(g)|/2, g_all = β u₀/c: how far the modes that do not follow (χ_j ≥ 1) could move the
-      relative rest time (their effect were they slaved; ``theory.nowd_rest_fraction``): they act partly, in a way
-      that is not a power series in ε, until ε ≲ r_j/4 (inf where g_all ≤ -1);
+    * U = Σ_{χ_j ≥ 1} Δβ_j u₀/(3c(1 + χ_j)): the modes that do not follow (χ_j ≥ 1) act partly, with the gain
+      1/(1 + χ_j) of a relaxation at r_j driven at the catapult's rate 4u₀ (their slaved effect on the relative rest
+      time is -Δβ_j u₀/(3c)); for χ_j ≫ 1 this is ≈ Δβ_j r_j/(12c), independent of ε: an offset of e(ε) that the
+      extrapolation to ε → 0 cannot remove (it goes only where ε ≲ r_j/4, where the mode follows);
     * χ_max, the largest χ_j among the modes carrying β."""
     beta = th.nowd_stabilization(model, theta)
     sl = th.nowd_slaving(model, theta, eps)
@@ -61,26 +62,27 @@ def expansion_parameter(model, theta, eps: float) -> tuple[float, float, float, 
     unslaved = float(np.sum(sl.share[sl.chi >= 1]))
     carrying = sl.share > 0
     chi = float(np.max(sl.chi[carrying])) if carrying.any() else 0.0
-    g, g_all = (beta - unslaved) * u0 / c, beta * u0 / c
-    if unslaved == 0:
-        return g, 0.0, beta, chi
-    if min(g, g_all) <= -1:
-        return g, float("inf"), beta, chi
-    return g, abs(th.nowd_rest_fraction(g_all) - th.nowd_rest_fraction(g)) / 2, beta, chi
+    out = sl.chi >= 1
+    partial = float(np.sum(sl.share[out] / (1 + sl.chi[out])))
+    return (beta - unslaved) * u0 / c, abs(partial) * u0 / (3 * c), beta, chi
 
 
-def expansion_caveat(session, xs, se: float) -> tuple[str, dict]:
+def expansion_caveat(session, xs, se: float, precision) -> tuple[str, dict]:
     """"" while the rungs ``xs`` are in the regime of the O(ε) rest point, else why not (docs/theory.md §5): on every
-    rung |g| < NOWD_EXPANSION_MAX and the modes that do not follow the catapult could move the rest point by no more
-    than the check resolves (U ≤ NOWD_REST_SEM_FACTOR·``se``, se the extrapolation's standard error); and the values
-    (empty where β is not computable: D above STABILITY_MAX_DIM)."""
+    rung |g| < NOWD_EXPANSION_MAX, and the partly following modes' shifts U (``expansion_parameter``), carried through
+    the same extrapolation as the rest point's error (weights 1/``precision``²), move a by no more than the check
+    resolves (NOWD_REST_SEM_FACTOR·``se``, se the extrapolation's standard error); and the values (empty where β is not
+    computable: D above STABILITY_MAX_DIM)."""
     if not th.stability_computable(session.model):
         return "", {}
     rows = [expansion_parameter(session.model, session.theta0, x) for x in xs]
     g, U, beta, chi = (np.array(v) for v in zip(*rows))
     info = {"expansion_parameter": g, "unslaved_effect": U, "stabilization_beta": float(beta[0]), "slaving_chi_max": chi}
     big = [i for i in range(len(xs)) if not abs(g[i]) < tol.NOWD_EXPANSION_MAX]  # g ≤ -1: the catapult does not end
-    loose = [i for i in range(len(xs)) if not U[i] <= tol.NOWD_REST_SEM_FACTOR * se]
+    shift = (abs(extrapolate_polynomial(xs, U, precision, degree=REST_DEGREE).alpha) if len(xs) >= REST_DEGREE + 2
+             else float(np.max(U)))
+    info["unslaved_shift_at_zero"] = shift
+    loose = [i for i in range(len(xs)) if U[i] > 0] if not shift <= tol.NOWD_REST_SEM_FACTOR * se else []
     at = lambda idx, v: ", ".join(f"{v[i]:.3g} at ε = {xs[i]:g}" for i in idx)  # noqa: E731
     why = []
     if big:
@@ -88,7 +90,8 @@ def expansion_caveat(session, xs, se: float) -> tuple[str, dict]:
                    f"with g = {at(big, g)}; the expansion in ε needs |g| < {tol.NOWD_EXPANSION_MAX:g}")
     if loose:
         why.append(f"normal modes that do not follow the catapult (χ up to {max(chi[i] for i in loose):.3g}) carry a part "
-                   f"of β that could move the rest point by {at(loose, U)} (relative), more than the check resolves "
+                   f"of β and, following partly, shift the relative rest time by ≈ {at(loose, U)} (extrapolated to ε → 0 "
+                   f"as the error is: {shift:.2g}), more than the check resolves "
                    f"({tol.NOWD_REST_SEM_FACTOR:g} s.e. = {tol.NOWD_REST_SEM_FACTOR * se:.2g})")
     if not why:
         return "", info
@@ -166,7 +169,7 @@ def check_nowd_clock(session: Session, stop: Callable | None = None) -> CheckRes
             v.reason = (f"no power: the flow moves {min(moved):.2g} over the run at ε = {xs[int(np.argmin(moved))]:g} "
                         f"(G ≤ {float(flow.G.max()):.2g}), so an error O(ε) relative to that distance is below the "
                         f"precision of Φ ({tol.ERROR_FLOOR:g}) -- tracking cannot be tested on this model")
-        caveat, premise = expansion_caveat(session, xs, rest[1])
+        caveat, premise = expansion_caveat(session, xs, rest[1], tol.ERROR_FLOOR / s_pred)
         res = ladder_result(session, name, xs, rows, verdicts, runs, powers,
                             {"s_final": s_obs, "s_final_predicted": s_pred, "s_stop_at_threshold": s_half,
                              "distance_moved": moved, "rest_signed_errors": signed, "rest_deviation_at_zero": rest[0],
