@@ -89,6 +89,12 @@ NOWD_REST_SEM_FACTOR = 3.0
 #: 0.797 of the leading order, its linear term says 0.667; at g = 3, 0.653 vs 0: the run then rests near the threshold
 #: stop, not at the reflection the O(ε) claim is about)
 NOWD_EXPANSION_MAX = 1.0
+#: ... and the normal modes that do not follow the catapult on a rung (χ_j = 4u₀/r_j ≥ 1, ``theory.nowd_slaving``)
+#: carry a part of β whose effect on the relative rest time, were they slaved (Δβ_j u₀/(3(1 + G/4))), is at most this
+#: -- a third of the smallest mutation the check is to reject (0.3%, issue 18): following partly, they move it by a
+#: non-power-series amount that the extrapolation in ε cannot remove, so a rung where they could move it by more is not
+#: judged (the ladder is continued downwards within ``extend_steps`` until four rungs are)
+NOWD_REST_RESOLUTION = 1e-3
 #: eos-equilibrium: ⟨‖w̄ - Φ‖²⟩ vs (ηλ/2)·4/(4+G) at the smallest ηλ: window averages of a² "breathe" with the
 #: slow norm-amplitude oscillation; 10% relative.
 AMPLITUDE_RTOL = 0.1

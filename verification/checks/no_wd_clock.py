@@ -45,15 +45,14 @@ def rest_rejected(test: tuple[float, float]) -> bool:
     return bool(np.isfinite(se)) and not abs(a) <= tol.NOWD_REST_SEM_FACTOR * se
 
 
-def expansion_parameter(model, theta, eps: float) -> tuple[float, float, float, float]:
+def rung_regime(model, theta, eps: float) -> tuple[float, float, float, float]:
     """(g, U, β, χ_max) at θ₀ for the run from η_eff λ₁ = 2(1 + ε) (docs/theory.md §5), u₀ = log(1 + ε), c = 1 + G/4:
 
     * g = (β - Σ_{χ_j ≥ 1} Δβ_j)·u₀/c, the rest point's expansion parameter with the normal modes that follow the
       catapult (``theory.nowd_stabilization``, ``theory.nowd_slaving``): the rest fraction is x_f(g) = -1 + 2g/3 - …;
-    * U = Σ_{χ_j ≥ 1} Δβ_j u₀/(3c(1 + χ_j)): the modes that do not follow (χ_j ≥ 1) act partly, with the gain
-      1/(1 + χ_j) of a relaxation at r_j driven at the catapult's rate 4u₀ (their slaved effect on the relative rest
-      time is -Δβ_j u₀/(3c)); for χ_j ≫ 1 this is ≈ Δβ_j r_j/(12c), independent of ε: an offset of e(ε) that the
-      extrapolation to ε → 0 cannot remove (it goes only where ε ≲ r_j/4, where the mode follows);
+    * U = Σ_{χ_j ≥ 1} Δβ_j u₀/(3c): the effect on the relative rest time of the modes that do not follow (χ_j ≥ 1)
+      were they slaved (-g_j/3), a bound on what they do following partly -- which is not a power series in ε (for
+      χ_j ≫ 1 it tends to an ε-independent offset) until ε ≲ r_j/4, where the mode follows;
     * χ_max, the largest χ_j among the modes carrying β."""
     beta = th.nowd_stabilization(model, theta)
     sl = th.nowd_slaving(model, theta, eps)
@@ -62,41 +61,33 @@ def expansion_parameter(model, theta, eps: float) -> tuple[float, float, float, 
     unslaved = float(np.sum(sl.share[sl.chi >= 1]))
     carrying = sl.share > 0
     chi = float(np.max(sl.chi[carrying])) if carrying.any() else 0.0
-    out = sl.chi >= 1
-    partial = float(np.sum(sl.share[out] / (1 + sl.chi[out])))
-    return (beta - unslaved) * u0 / c, abs(partial) * u0 / (3 * c), beta, chi
+    return (beta - unslaved) * u0 / c, unslaved * u0 / (3 * c), beta, chi
 
 
-def expansion_caveat(session, xs, se: float, precision) -> tuple[str, dict]:
-    """"" while the rungs ``xs`` are in the regime of the O(ε) rest point, else why not (docs/theory.md §5): on every
-    rung |g| < NOWD_EXPANSION_MAX, and the partly following modes' shifts U (``expansion_parameter``), carried through
-    the same extrapolation as the rest point's error (weights 1/``precision``²), move a by no more than the check
-    resolves (NOWD_REST_SEM_FACTOR·``se``, se the extrapolation's standard error); and the values (empty where β is not
-    computable: D above STABILITY_MAX_DIM)."""
-    if not th.stability_computable(session.model):
-        return "", {}
-    rows = [expansion_parameter(session.model, session.theta0, x) for x in xs]
-    g, U, beta, chi = (np.array(v) for v in zip(*rows))
-    info = {"expansion_parameter": g, "unslaved_effect": U, "stabilization_beta": float(beta[0]), "slaving_chi_max": chi}
-    big = [i for i in range(len(xs)) if not abs(g[i]) < tol.NOWD_EXPANSION_MAX]  # g ≤ -1: the catapult does not end
-    shift = (abs(extrapolate_polynomial(xs, U, precision, degree=REST_DEGREE).alpha) if len(xs) >= REST_DEGREE + 2
-             else float(np.max(U)))
-    info["unslaved_shift_at_zero"] = shift
-    loose = [i for i in range(len(xs)) if U[i] > 0] if not shift <= tol.NOWD_REST_SEM_FACTOR * se else []
-    at = lambda idx, v: ", ".join(f"{v[i]:.3g} at ε = {xs[i]:g}" for i in idx)  # noqa: E731
+def in_regime(row) -> bool:
+    """A rung is in the regime of the O(ε) rest point: |g| < NOWD_EXPANSION_MAX and U ≤ NOWD_REST_RESOLUTION."""
+    g, U, *_ = row
+    return abs(g) < tol.NOWD_EXPANSION_MAX and U <= tol.NOWD_REST_RESOLUTION
+
+
+def regime_caveat(xs, rows, judged) -> str:
+    """Why fewer than REST_DEGREE + 2 rungs are in the regime of the O(ε) rest point (docs/theory.md §5)."""
+    out = [i for i in range(len(xs)) if not in_regime(rows[i])]
+    big = [i for i in out if not abs(rows[i][0]) < tol.NOWD_EXPANSION_MAX]
+    loose = [i for i in out if rows[i][1] > tol.NOWD_REST_RESOLUTION]
+    at = lambda idx, k: ", ".join(f"{rows[i][k]:.3g} at ε = {xs[i]:g}" for i in idx)  # noqa: E731
     why = []
     if big:
-        why.append(f"its flip is neutral at η_eff λ₁ = 2 + 4βA (β = {beta[0]:.4g}), so the run rests at u_f = x_f(g)·u₀ "
-                   f"with g = {at(big, g)}; the expansion in ε needs |g| < {tol.NOWD_EXPANSION_MAX:g}")
+        why.append(f"its flip is neutral at η_eff λ₁ = 2 + 4βA (β = {rows[0][2]:.4g}), so the run rests at "
+                   f"u_f = x_f(g)·u₀ with g = {at(big, 0)}, and the expansion in ε needs |g| < {tol.NOWD_EXPANSION_MAX:g}")
     if loose:
-        why.append(f"normal modes that do not follow the catapult (χ up to {max(chi[i] for i in loose):.3g}) carry a part "
-                   f"of β and, following partly, shift the relative rest time by ≈ {at(loose, U)} (extrapolated to ε → 0 "
-                   f"as the error is: {shift:.2g}), more than the check resolves "
-                   f"({tol.NOWD_REST_SEM_FACTOR:g} s.e. = {tol.NOWD_REST_SEM_FACTOR * se:.2g})")
-    if not why:
-        return "", info
-    return ("assumption violated: the no-WD runs are not in the regime of the O(ε) rest point (docs/theory.md §5): "
-            + "; ".join(why)), info
+        why.append(f"normal modes that do not follow the catapult (χ = 4u₀/r_j up to {max(rows[i][3] for i in loose):.3g}) "
+                   f"carry a part of β worth {at(loose, 1)} of the rest time (slaved), above the "
+                   f"{tol.NOWD_REST_RESOLUTION:g} the check resolves; following partly they move it by a non-power-series "
+                   f"amount until they are slaved")
+    return (f"assumption violated: {len(judged)} of the rungs ε = {', '.join(f'{x:g}' for x in xs)} are in the regime of "
+            f"the O(ε) rest point (docs/theory.md §5; {REST_DEGREE + 2} needed, within the step budget): "
+            + "; ".join(why))
 
 
 def check_nowd_clock(session: Session, stop: Callable | None = None) -> CheckResult:
@@ -148,18 +139,34 @@ def check_nowd_clock(session: Session, stop: Callable | None = None) -> CheckRes
         xs, rows, verdicts = run_ladder(session, cfg.nowd_ladder, errors, {"tracking": NOWD_ORDER},
                                         cost=lambda e: 300 / e)
         runs = [simulate_eps(e)[0] for e in xs]
+        # the rest point is judged on the rungs in the regime of its O(ε) expansion (``in_regime``), the ladder
+        # continued downwards (within the step budget) until REST_DEGREE + 2 of them are
+        computable = th.stability_computable(m)
+        rest_xs = list(xs)
+        regime = [rung_regime(m, session.theta0, x) for x in rest_xs] if computable else []
+        spent = sum(300 / x for x in xs if x < min(cfg.nowd_ladder))
+        while computable and sum(map(in_regime, regime)) < REST_DEGREE + 2:
+            x_new = rest_xs[-1] / cfg.extend_factor
+            if spent + 300 / x_new > cfg.extend_steps:
+                break
+            spent += 300 / x_new
+            rest_xs.append(x_new)
+            regime.append(rung_regime(m, session.theta0, x_new))
+        judged = [x for x, r in zip(rest_xs, regime) if in_regime(r)] if computable else list(rest_xs)
         s_obs, s_pred, s_half = (np.array(v) for v in zip(*[(simulate_eps(e)[1][-1], simulate_eps(e)[3],
-                                                              simulate_eps(e)[4]) for e in xs]))
-        rest = rest_extrapolation(xs, s_obs, s_pred)
+                                                              simulate_eps(e)[4]) for e in rest_xs]))
+        sel = np.isin(rest_xs, judged)
+        rest = rest_extrapolation(np.array(rest_xs)[sel], s_obs[sel], s_pred[sel])
         rest_ok = not rest_rejected(rest)
         signed = s_obs / s_pred - 1
-        # the order of |e| is reported (not judged): on most models e crosses no zero and falls ∝ ε
-        info = judge(xs, np.abs(signed), NOWD_REST_ORDER)
+        # the order of |e| is reported (not judged)
+        info = judge(rest_xs, np.abs(signed), NOWD_REST_ORDER)
         rest_reason = (f"signed relative error {', '.join(f'{e:+.3g}' for e in signed)} at ε = "
-                       f"{', '.join(f'{x:g}' for x in xs)}; extrapolated to ε → 0 (fit a + bε + cε²): a = "
-                       f"{rest[0]:+.2g} ± {rest[1]:.2g} ({'within' if rest_ok else 'beyond'} "
-                       f"{tol.NOWD_REST_SEM_FACTOR:g} s.e.)")
-        powers = {"rest point": resolving_power(lambda d: rest_rejected(rest_extrapolation(xs, s_obs, s_pred, d)))}
+                       f"{', '.join(f'{x:g}' for x in rest_xs)}; extrapolated to ε → 0 (fit a + bε + cε² on ε = "
+                       f"{', '.join(f'{x:g}' for x in judged)}): a = {rest[0]:+.2g} ± {rest[1]:.2g} "
+                       f"({'within' if rest_ok else 'beyond'} {tol.NOWD_REST_SEM_FACTOR:g} s.e.)")
+        powers = {"rest point": resolving_power(lambda d: rest_rejected(
+            rest_extrapolation(np.array(rest_xs)[sel], s_obs[sel], s_pred[sel], d)))}
         # no power where the flow hardly moves: the tracking error, O(ε) relative to the distance moved, must be
         # resolvable above the precision of Φ at the smallest ε (λ₁ constant along Γ: the distance is ≈ 0)
         moved = [float(np.linalg.norm(flow.at(simulate_eps(e)[1][-1])[0] - flow.theta[0])) for e in xs]
@@ -169,7 +176,10 @@ def check_nowd_clock(session: Session, stop: Callable | None = None) -> CheckRes
             v.reason = (f"no power: the flow moves {min(moved):.2g} over the run at ε = {xs[int(np.argmin(moved))]:g} "
                         f"(G ≤ {float(flow.G.max()):.2g}), so an error O(ε) relative to that distance is below the "
                         f"precision of Φ ({tol.ERROR_FLOOR:g}) -- tracking cannot be tested on this model")
-        caveat, premise = expansion_caveat(session, xs, rest[1], tol.ERROR_FLOOR / s_pred)
+        caveat = regime_caveat(rest_xs, regime, judged) if len(judged) < REST_DEGREE + 2 and computable else ""
+        premise = ({"rest_ladder": rest_xs, "rest_judged": judged, "expansion_parameter": [r[0] for r in regime],
+                    "unslaved_effect": [r[1] for r in regime], "slaving_chi_max": [r[3] for r in regime],
+                    "stabilization_beta": regime[0][2]} if computable else {"rest_ladder": rest_xs, "rest_judged": judged})
         res = ladder_result(session, name, xs, rows, verdicts, runs, powers,
                             {"s_final": s_obs, "s_final_predicted": s_pred, "s_stop_at_threshold": s_half,
                              "distance_moved": moved, "rest_signed_errors": signed, "rest_deviation_at_zero": rest[0],
@@ -181,7 +191,7 @@ def check_nowd_clock(session: Session, stop: Callable | None = None) -> CheckRes
                 if res.status == Status.PASS:
                     res.status = Status.INCONCLUSIVE
                     res.resolving_power = {k: float("nan") for k in res.resolving_power}
-                rest_reason = (f"{len(xs)} rungs: the signed error's extrapolation a + bε + cε² needs "
+                rest_reason = (f"{len(judged)} rungs: the signed error's extrapolation a + bε + cε² needs "
                                f"{REST_DEGREE + 2} to estimate its truncation")
             elif not rest_ok:
                 res.status = Status.FAIL
