@@ -36,8 +36,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .eos import FD_REL_STEP, fourth_along, grad_G_along_flow
-from srflow.toy_models.validate import positive_real
-
 from .manifold import RANK_RTOL, manifold_point
 
 #: κ and the slaving need the whole spectrum of ∇²L(θ) (``numpy.linalg.eigh`` of the D×D Hessian, at every flow
@@ -197,63 +195,3 @@ def nowd_slaving(model, theta, eps: float) -> NowdSlaving:
     chi = 4 * np.log1p(eps) / rate
     return NowdSlaving(lam_j, share, chi, float(lam1), float(np.sum(share[chi >= 1])))
 
-
-@dataclass(frozen=True)
-class NowdCatapult:
-    """GD without WD from η_eff λ₁ = 2(1 + ε) with a flip of squared amplitude ``kick``² in the reduced model of
-    ``nowd_catapult``: ``rest_fraction`` x_f = u_f/u₀, ``steps_to_rest`` (the steps after which the flow time still
-    to come is below ``rtol`` of the total; inf if not reached within ``max_steps``), ``flow_time`` s_∞ of the reduced
-    model, and the coefficients it used."""
-
-    rest_fraction: float
-    steps_to_rest: float
-    flow_time: float
-    beta: float
-    beta_rest: float
-    lam_j: np.ndarray
-    share: np.ndarray
-
-
-def nowd_catapult(model, theta, eps: float, kick: float, max_steps: int = 10**7, rtol: float = 1e-9) -> NowdCatapult:
-    """Where GD without WD comes to rest, with the flip's amplitude-dependence and the normal modes' own dynamics
-    (docs/theory.md §5): per step, with A the flip's squared angular amplitude, u = log(η_eff λ₁(θ)/2) and y_j the
-    normal coordinates (eigenpairs (λ_j, u_j) of ∇²L(θ), C_j = ∇³L[v₁,v₁,u_j]),
-
-    .. math:: A' = A\\,e^{4(u - β_0 A + Σ_j C_j y_j/λ_1)},\\quad u' = u - 4(1 + G/4)A,\\quad
-              y_j' = (1 - 2λ_j/λ_1)\\,y_j - (C_j/λ_1)A,
-
-    β₀ = β - Σ_j Δβ_j the part of β (``nowd_stabilization``) not carried by the normal modes; a mode at rest at
-    y_j = -C_jA/(2λ_j) (slaved) adds -4Δβ_j A to the exponent, so with every mode slaved this is dA/dt = 4(u - βA)A
-    and x_f = ``nowd_rest_fraction``(βu₀/(1 + G/4)); a slow mode (2λ_j/λ₁ ≪ 4u₀) follows A only partly. Started at
-    A = ``kick``², u₀ = log(1 + ε), y = 0; coefficients frozen at θ (the run moves θ by O(ε)). Its errors are
-    relative O(ε) with model-dependent constants (the discreteness of log(2e^u - 1) against 2u, the change of G
-    along the path, the next terms of the normal forms), which the check extrapolates away."""
-    eps = positive_real(eps, "eps", "ε > 0")
-    kick = positive_real(kick, "kick", "a kick > 0")
-    mp = manifold_point(model, theta)
-    lam1, v1, G = mp.lam1, mp.v1, mp.G
-    vals, vecs = np.linalg.eigh(model.hess(mp.theta))
-    normal = (vals > RANK_RTOL * lam1) & (np.arange(len(vals)) < len(vals) - 1)
-    t11 = model.third(mp.theta, v1, v1)
-    lam_j, C = vals[normal], vecs[:, normal].T @ t11
-    share = C**2 / (2 * lam_j * lam1)
-    beta = nowd_stabilization(model, theta)
-    beta0 = beta - float(np.sum(share))
-    c = 1 + G / 4
-    decay, force, couple = 1 - 2 * lam_j / lam1, C / lam1, C / lam1
-    u0 = float(np.log1p(eps))
-    A, u, y, s = kick**2, u0, np.zeros_like(lam_j), 0.0
-    peaked, steps = False, float("inf")
-    for t in range(int(max_steps)):
-        v = u - beta0 * A + float(couple @ y)
-        s_step = 4 * A
-        A, u, y = A * np.exp(4 * v), u - c * s_step, decay * y - force * A
-        s += s_step
-        peaked = peaked or v < 0
-        # past the peak A decays at least as e^{4v} per step: the flow time still to come is ≤ A/(1 - e^{4v})·4
-        if peaked and v < 0 and 4 * A / (1 - np.exp(4 * v)) <= rtol * s:
-            steps = t + 1
-            break
-    remaining = 4 * A / (1 - np.exp(4 * v)) if v < 0 else float("inf")
-    u_f = u - c * remaining if np.isfinite(remaining) else float("nan")
-    return NowdCatapult(float(u_f / u0), float(steps), float(s + remaining), beta, beta0, lam_j, share)
