@@ -50,15 +50,20 @@ def test_a_wrong_rest_point_fails_by_its_extrapolated_signed_error(base, monkeyp
 
 def test_a_self_stabilized_catapult_is_assumption_violated():
     """`breathing` with a strongly coupled, fast normal mode (t = 3, μ = 0.5: slaved, β = 38): at ε = 0.1 and 0.05 the
-    expansion parameter g = βu₀/(1 + G/4) is 2.9 and 1.5, the run rests far before the reflection (-35%, -25%)."""
+    expansion parameter g = βu₀/(1 + G/4) is 2.9 and 1.5 and the run rests far before the reflection (-35%, -25%).
+    Without a step budget to continue the ladder (extend_steps = 0) only ε = 0.025, 0.0125 are in the regime of the
+    O(ε) claim: assumption violated, with the numbers (with the budget the check goes down to ε = 0.003125)."""
+    import dataclasses
+
     m = make_model("breathing", coupling=3.0, normal=0.5)
-    session = Session(m, QUICK, 0, quiet=True)
+    session = Session(m, dataclasses.replace(QUICK, extend_steps=0), 0, quiet=True)
     beta = theory.nowd_stabilization(m, session.theta0)
     # k = -4 + 24b - 12t²/μ, α = 6c (c = 0.05): β = (3α² - k + 8)/6, independent of the check's code path
     assert beta == pytest.approx((3 * 0.3**2 + 4 + 12 * 9 / 0.5 + 8) / 6, rel=1e-6)
     res = CHECKS["no-wd-clock"](session)
     assert res.status == "assumption-violated", res.message
-    assert "not in the regime of the O(ε) rest point" in res.message and "g = 2.9 at ε = 0.1" in res.message
+    assert "2 of the rungs ε = 0.1, 0.05, 0.025, 0.0125 are in the regime of the O(ε) rest point" in res.message
+    assert "g = 2.9 at ε = 0.1, 1.48 at ε = 0.05" in res.message
     assert res.details["expansion_parameter"][0] > 1 > res.details["expansion_parameter"][-1]
 
 
@@ -83,3 +88,12 @@ def test_the_stabilized_rest_point_reduces_to_nowd_final_at_beta_zero():
     # β > 0 rests earlier, by the relative -g/3 at small g
     g = 3.0 * np.log1p(0.01) / (1 + flow.G[0] / 4)
     assert theory.nowd_final(flow, 0.1, n0, stabilization=3.0) == pytest.approx(s0 * (1 - g / 3), rel=0.05 * g)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mf", "bn_linear"])
+def test_the_other_defaults_pass_no_wd_clock(name):
+    """mf (one normal mode with χ = 1.1 at ε = 0.1: the ladder is continued to ε = 0.00625) and bn_linear, quick, seed 0
+    (about a minute each; sphere_circle is the mutation fixture above)."""
+    res = CHECKS["no-wd-clock"](Session(make_model(name), QUICK, 0, quiet=True))
+    assert res.status == "pass", res.message

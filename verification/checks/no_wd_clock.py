@@ -34,7 +34,7 @@ def rest_extrapolation(xs, s_obs, s_pred, d: float = 0.0) -> tuple[float, float]
     pred = s_pred * (1 + d)
     e = s_obs / pred - 1
     if len(xs) < REST_DEGREE + 2:
-        return float(e[-1]), float("inf")
+        return (float(e[-1]) if len(e) else float("nan")), float("inf")
     fit = extrapolate_polynomial(xs, e, tol.ERROR_FLOOR / pred, degree=REST_DEGREE)
     return fit.alpha, fit.se
 
