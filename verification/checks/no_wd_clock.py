@@ -24,18 +24,25 @@ from ._record import Check, Series
 REST_DEGREE = 2
 
 
+def rest_degree(n: int) -> int:
+    """The degree of the polynomial in ε fitted to the rest point's signed error on n rungs: the highest (at most
+    REST_DEGREE) whose truncation the rungs can still estimate (one more rung than coefficients); -1 below 3 rungs."""
+    return min(REST_DEGREE, n - 2) if n >= 3 else -1
+
+
 def rest_extrapolation(xs, s_obs, s_pred, d: float = 0.0) -> tuple[float, float]:
     """(a, se(a)): the signed relative rest-point error e(ε) = s_∞/(s_pred(1 + d)) - 1 on the rungs ``xs``, fitted by
-    a + bε + cε² (weights from the precision ERROR_FLOOR/s_pred; ``extrapolation.extrapolate_polynomial``) and
-    extrapolated to ε → 0; se(a) is the fit's standard error inflated by its residual scatter, with the spread of the
-    three-point extrapolations of consecutive rungs (the O(ε³) terms) added in quadrature. inf with fewer than
-    REST_DEGREE + 2 rungs (no estimate of the truncation)."""
+    a + bε + cε² (a + bε on three rungs: ``rest_degree``; weights from the precision ERROR_FLOOR/s_pred;
+    ``extrapolation.extrapolate_polynomial``) and extrapolated to ε → 0; se(a) is the fit's standard error inflated by
+    its residual scatter, with the spread of the (degree + 1)-point extrapolations of consecutive rungs (the next
+    terms) added in quadrature. se = inf with fewer than 3 rungs (no estimate of the truncation)."""
     xs, s_obs, s_pred = (np.asarray(v, float) for v in (xs, s_obs, s_pred))
     pred = s_pred * (1 + d)
     e = s_obs / pred - 1
-    if len(xs) < REST_DEGREE + 2:
+    degree = rest_degree(len(xs))
+    if degree < 1:
         return (float(e[-1]) if len(e) else float("nan")), float("inf")
-    fit = extrapolate_polynomial(xs, e, tol.ERROR_FLOOR / pred, degree=REST_DEGREE)
+    fit = extrapolate_polynomial(xs, e, tol.ERROR_FLOOR / pred, degree=degree)
     return fit.alpha, fit.se
 
 
@@ -45,7 +52,7 @@ def rest_rejected(test: tuple[float, float]) -> bool:
     return bool(np.isfinite(se)) and not abs(a) <= tol.NOWD_REST_SEM_FACTOR * se
 
 
-def rung_regime(model, theta, eps: float) -> tuple[float, float, float, float]:
+def rung_regime(model, theta, eps: float, beta: float | None = None) -> tuple[float, float, float, float]:
     """(g, U, β, χ_max) at θ₀ for the run from η_eff λ₁ = 2(1 + ε) (docs/theory.md §5), u₀ = log(1 + ε), c = 1 + G/4:
 
     * g = (β - Σ_{χ_j ≥ 1} Δβ_j)·u₀/c, the rest point's expansion parameter with the normal modes that follow the
@@ -53,8 +60,10 @@ def rung_regime(model, theta, eps: float) -> tuple[float, float, float, float]:
     * U = Σ_{χ_j ≥ 1} Δβ_j u₀/(3c): the effect on the relative rest time of the modes that do not follow (χ_j ≥ 1)
       were they slaved (-g_j/3), a bound on what they do following partly -- which is not a power series in ε (for
       χ_j ≫ 1 it tends to an ε-independent offset) until ε ≲ r_j/4, where the mode follows;
-    * χ_max, the largest χ_j among the modes carrying β."""
-    beta = th.nowd_stabilization(model, theta)
+    * χ_max, the largest χ_j among the modes carrying β.
+
+    ``beta``: β when already computed (``theory.nowd_stabilization(model, theta)``)."""
+    beta = th.nowd_stabilization(model, theta) if beta is None else beta
     sl = th.nowd_slaving(model, theta, eps)
     c = 1 + th.manifold_point(model, theta).G / 4
     u0 = float(np.log1p(eps))
@@ -71,7 +80,7 @@ def in_regime(row) -> bool:
 
 
 def regime_caveat(xs, rows, judged) -> str:
-    """Why fewer than REST_DEGREE + 2 rungs are in the regime of the O(ε) rest point (docs/theory.md §5)."""
+    """Why fewer than 3 rungs are in the regime of the O(ε) rest point (docs/theory.md §5)."""
     out = [i for i in range(len(xs)) if not in_regime(rows[i])]
     big = [i for i in out if not abs(rows[i][0]) < tol.NOWD_EXPANSION_MAX]
     loose = [i for i in out if rows[i][1] > tol.NOWD_REST_RESOLUTION]
@@ -86,7 +95,7 @@ def regime_caveat(xs, rows, judged) -> str:
                    f"{tol.NOWD_REST_RESOLUTION:g} the check resolves; following partly they move it by a non-power-series "
                    f"amount until they are slaved")
     return (f"assumption violated: {len(judged)} of the rungs ε = {', '.join(f'{x:g}' for x in xs)} are in the regime of "
-            f"the O(ε) rest point (docs/theory.md §5; {REST_DEGREE + 2} needed, within the step budget): "
+            f"the O(ε) rest point (docs/theory.md §5; 3 needed, within the step budget): "
             + "; ".join(why))
 
 
@@ -140,18 +149,19 @@ def check_nowd_clock(session: Session, stop: Callable | None = None) -> CheckRes
                                         cost=lambda e: 300 / e)
         runs = [simulate_eps(e)[0] for e in xs]
         # the rest point is judged on the rungs in the regime of its O(ε) expansion (``in_regime``), the ladder
-        # continued downwards (within the step budget) until REST_DEGREE + 2 of them are
+        # continued downwards (within the step budget) until 3 of them are
         computable = th.stability_computable(m)
         rest_xs = list(xs)
-        regime = [rung_regime(m, session.theta0, x) for x in rest_xs] if computable else []
+        beta = th.nowd_stabilization(m, session.theta0) if computable else float("nan")
+        regime = [rung_regime(m, session.theta0, x, beta) for x in rest_xs] if computable else []
         spent = sum(300 / x for x in xs if x < min(cfg.nowd_ladder))
-        while computable and sum(map(in_regime, regime)) < REST_DEGREE + 2:
+        while computable and sum(map(in_regime, regime)) < 3:
             x_new = rest_xs[-1] / cfg.extend_factor
             if spent + 300 / x_new > cfg.extend_steps:
                 break
             spent += 300 / x_new
             rest_xs.append(x_new)
-            regime.append(rung_regime(m, session.theta0, x_new))
+            regime.append(rung_regime(m, session.theta0, x_new, beta))
         judged = [x for x, r in zip(rest_xs, regime) if in_regime(r)] if computable else list(rest_xs)
         s_obs, s_pred, s_half = (np.array(v) for v in zip(*[(simulate_eps(e)[1][-1], simulate_eps(e)[3],
                                                               simulate_eps(e)[4]) for e in rest_xs]))
@@ -162,7 +172,7 @@ def check_nowd_clock(session: Session, stop: Callable | None = None) -> CheckRes
         # the order of |e| is reported (not judged)
         info = judge(rest_xs, np.abs(signed), NOWD_REST_ORDER)
         rest_reason = (f"signed relative error {', '.join(f'{e:+.3g}' for e in signed)} at ε = "
-                       f"{', '.join(f'{x:g}' for x in rest_xs)}; extrapolated to ε → 0 (fit a + bε + cε² on ε = "
+                       f"{', '.join(f'{x:g}' for x in rest_xs)}; extrapolated to ε → 0 (fit a + bε{' + cε²' if rest_degree(len(judged)) == 2 else ''} on ε = "
                        f"{', '.join(f'{x:g}' for x in judged)}): a = {rest[0]:+.2g} ± {rest[1]:.2g} "
                        f"({'within' if rest_ok else 'beyond'} {tol.NOWD_REST_SEM_FACTOR:g} s.e.)")
         powers = {"rest point": resolving_power(lambda d: rest_rejected(
@@ -176,7 +186,7 @@ def check_nowd_clock(session: Session, stop: Callable | None = None) -> CheckRes
             v.reason = (f"no power: the flow moves {min(moved):.2g} over the run at ε = {xs[int(np.argmin(moved))]:g} "
                         f"(G ≤ {float(flow.G.max()):.2g}), so an error O(ε) relative to that distance is below the "
                         f"precision of Φ ({tol.ERROR_FLOOR:g}) -- tracking cannot be tested on this model")
-        caveat = regime_caveat(rest_xs, regime, judged) if len(judged) < REST_DEGREE + 2 and computable else ""
+        caveat = regime_caveat(rest_xs, regime, judged) if len(judged) < 3 and computable else ""
         premise = ({"rest_ladder": rest_xs, "rest_judged": judged, "expansion_parameter": [r[0] for r in regime],
                     "unslaved_effect": [r[1] for r in regime], "slaving_chi_max": [r[3] for r in regime],
                     "stabilization_beta": regime[0][2]} if computable else {"rest_ladder": rest_xs, "rest_judged": judged})
@@ -192,7 +202,7 @@ def check_nowd_clock(session: Session, stop: Callable | None = None) -> CheckRes
                     res.status = Status.INCONCLUSIVE
                     res.resolving_power = {k: float("nan") for k in res.resolving_power}
                 rest_reason = (f"{len(judged)} rungs: the signed error's extrapolation a + bε + cε² needs "
-                               f"{REST_DEGREE + 2} to estimate its truncation")
+                               f"{3} to estimate its truncation")
             elif not rest_ok:
                 res.status = Status.FAIL
                 res.resolving_power = {k: float("nan") for k in res.resolving_power}
