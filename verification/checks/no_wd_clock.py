@@ -25,9 +25,11 @@ REST_DEGREE = 2
 
 
 def rest_degree(n: int) -> int:
-    """The degree of the polynomial in ε fitted to the rest point's signed error on n rungs: the highest (at most
-    REST_DEGREE) whose truncation the rungs can still estimate (one more rung than coefficients); -1 below 3 rungs."""
-    return min(REST_DEGREE, n - 2) if n >= 3 else -1
+    """The degree of the polynomial in ε fitted to the rest point's signed error on n rungs: REST_DEGREE, whose
+    truncation needs one more rung than coefficients; -1 with fewer. (a + bε on three rungs was tried: on mf its two
+    two-point extrapolations, +4.8e-5 and +5.4e-5, agree by chance and made se 6e-6, a false fail; the quadratic fit on
+    four rungs gives +4.9e-5 ± 2.4e-5.)"""
+    return REST_DEGREE if n >= REST_DEGREE + 2 else -1
 
 
 def rest_extrapolation(xs, s_obs, s_pred, d: float = 0.0) -> tuple[float, float]:
@@ -95,7 +97,7 @@ def regime_caveat(xs, rows, judged) -> str:
                    f"{tol.NOWD_REST_RESOLUTION:g} the check resolves; following partly they move it by a non-power-series "
                    f"amount until they are slaved")
     return (f"assumption violated: {len(judged)} of the rungs ε = {', '.join(f'{x:g}' for x in xs)} are in the regime of "
-            f"the O(ε) rest point (docs/theory.md §5; 3 needed, within the step budget): "
+            f"the O(ε) rest point (docs/theory.md §5; {REST_DEGREE + 2} needed, within the step budget): "
             + "; ".join(why))
 
 
@@ -149,13 +151,13 @@ def check_nowd_clock(session: Session, stop: Callable | None = None) -> CheckRes
                                         cost=lambda e: 300 / e)
         runs = [simulate_eps(e)[0] for e in xs]
         # the rest point is judged on the rungs in the regime of its O(ε) expansion (``in_regime``), the ladder
-        # continued downwards (within the step budget) until 3 of them are
+        # continued downwards (within the step budget) until REST_DEGREE + 2 of them are
         computable = th.stability_computable(m)
         rest_xs = list(xs)
         beta = th.nowd_stabilization(m, session.theta0) if computable else float("nan")
         regime = [rung_regime(m, session.theta0, x, beta) for x in rest_xs] if computable else []
         spent = sum(300 / x for x in xs if x < min(cfg.nowd_ladder))
-        while computable and sum(map(in_regime, regime)) < 3:
+        while computable and sum(map(in_regime, regime)) < REST_DEGREE + 2:
             x_new = rest_xs[-1] / cfg.extend_factor
             if spent + 300 / x_new > cfg.extend_steps:
                 break
@@ -186,7 +188,7 @@ def check_nowd_clock(session: Session, stop: Callable | None = None) -> CheckRes
             v.reason = (f"no power: the flow moves {min(moved):.2g} over the run at ε = {xs[int(np.argmin(moved))]:g} "
                         f"(G ≤ {float(flow.G.max()):.2g}), so an error O(ε) relative to that distance is below the "
                         f"precision of Φ ({tol.ERROR_FLOOR:g}) -- tracking cannot be tested on this model")
-        caveat = regime_caveat(rest_xs, regime, judged) if len(judged) < 3 and computable else ""
+        caveat = regime_caveat(rest_xs, regime, judged) if len(judged) < REST_DEGREE + 2 and computable else ""
         premise = ({"rest_ladder": rest_xs, "rest_judged": judged, "expansion_parameter": [r[0] for r in regime],
                     "unslaved_effect": [r[1] for r in regime], "slaving_chi_max": [r[3] for r in regime],
                     "stabilization_beta": regime[0][2]} if computable else {"rest_ladder": rest_xs, "rest_judged": judged})
