@@ -20,9 +20,10 @@ are named after the math: ``lr`` (η), ``wd`` (λ), ``eta_lambda`` (ηλ where i
 
 from .cluster_flow import ClusterAudit, ClusterPoint, cluster_audit, cluster_point
 from .eos import eos_sharpness, eos_sharpness_coefficient, oscillation_curvature
-from .stability import (STABILITY_MAX_DIM, EosStability, Slaving, breathing_rate, eos_slaving, eos_stability,
-                        stability_coefficients, stability_computable)
+from .stability import (STABILITY_MAX_DIM, EosStability, NowdSlaving, Slaving, breathing_rate, eos_slaving, eos_stability,
+                        nowd_slaving, nowd_stabilization, stability_coefficients, stability_computable)
 from .flows import (CANONICAL_COEF, FlowResult, gdwd_steps, gdwd_tau, naive_gdwd_steps, normalized_gd_steps, nowd_final,
+                    nowd_rest_fraction,
                     nowd_flow_time, nowd_norm_sq, nowd_stop, s_at_steps, sharpness_reduction_flow, simple_flow,
                     sqrt_gd_steps)
 from .manifold import (AssumptionViolated, ManifoldPoint, Projection, gradient_flow_limit, manifold_point,
@@ -42,7 +43,7 @@ __all__ = [
     "project_to_manifold", "Projection", "gradient_flow_limit", "tangent_space", "manifold_point", "ManifoldPoint",
     "riemannian_grad_log_sharpness", "AssumptionViolated", "normal_conditioning",
     "sharpness_reduction_flow", "FlowResult", "gdwd_steps", "gdwd_tau", "naive_gdwd_steps", "nowd_norm_sq",
-    "nowd_flow_time", "nowd_stop", "nowd_final", "normalized_gd_steps", "sqrt_gd_steps", "s_at_steps",
+    "nowd_flow_time", "nowd_stop", "nowd_final", "nowd_rest_fraction", "nowd_stabilization", "nowd_slaving", "NowdSlaving", "normalized_gd_steps", "sqrt_gd_steps", "s_at_steps",
     "eos_threshold", "equilibrium_norm_sq", "oscillation_amplitude_sq", "norm_decay_rate", "phase2_duration", "eos_entry_step",
     "nowd_start_norm_sq", "alp_flip_step", "breathing_period", "collapse_factor", "eos_sharpness", "eos_sharpness_coefficient", "oscillation_curvature",
     "sqrt_cycle_split", "eos_lr_sharpness", "eta_eff_sharpness", "breathing_frequency", "phase2_steps", "time_scale_separation", "simple_flow", "cluster_point", "ClusterPoint", "cluster_audit", "ClusterAudit",

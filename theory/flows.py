@@ -348,7 +348,30 @@ def nowd_stop(result: FlowResult, lr: float, norm0_sq: float) -> float:
     return _root_between(result, lambda s: np.log(lr * result.sharpness_at(s) / (2 * _norm0_sq(norm0_sq))) - s, i)
 
 
-def nowd_final(result: FlowResult, lr: float, norm0_sq: float) -> float:
+def nowd_rest_fraction(g: float) -> float:
+    """x_f(g) = u_f/u₀ ∈ [-1, 0): where GD without WD comes to rest, as a fraction of its starting excess u₀, when
+    the flip's neutral point moves with its squared amplitude A as u_c = βA (docs/theory.md §5), g = βu₀/(1 + G/4).
+
+    From dA/dt = 4(u - βA)A and du/dt = -4(1 + G/4)A: dA/du = -(u - βA)/(1 + G/4), so A e^{-bu} =
+    ∫_u^{u₀} u' e^{-bu'} du'/(1 + G/4) (b = β/(1 + G/4)), and A is back at 0 where ∫_{x_f}^1 x e^{-gx} dx = 0, i.e.
+    (1 - z)e^z = (1 + g)e^{-g} with z = -g x_f: z = 1 + W(-(1 + g)e^{-1-g}) (Lambert W; the branch W₀ for g > 0, W₋₁
+    for g < 0: the other root is z = -g).
+    Series: x_f = -1 + 2g/3 - 4g²/9 + 44g³/135 - …; g = 0 is ``nowd_final``'s -1; g → ∞: x_f → -1/g (the run
+    rests just past the threshold, u_f = -(1 + G/4)/β). g < 0 (a flip that steepens with amplitude) is allowed
+    down to the branch point of the formula (g > -1: beyond, A does not return to 0 in this model)."""
+    g = real(g, "g", "a finite g > -1")
+    if not g > -1:
+        raise ValueError(f"g: expected a finite g > -1 (βu₀/(1 + G/4)), got {g!r}")
+    if abs(g) < 1e-3:  # the closed form loses digits to cancellation near g = 0: its series
+        return float(-1 + 2 * g / 3 - 4 * g**2 / 9 + 44 * g**3 / 135 - 104 * g**4 / 405)
+    from scipy.special import lambertw
+
+    # the other root of (1 - z)e^z = (1 + g)e^{-g} than z = -g: branch 0 for g > 0, branch -1 for -1 < g < 0
+    z = 1 + float(np.real(lambertw(-(1 + g) * np.exp(-1 - g), 0 if g > 0 else -1)))
+    return float(-z / g)
+
+
+def nowd_final(result: FlowResult, lr: float, norm0_sq: float, stabilization: float = 0.0) -> float:
     """The flow time at which GD without WD, started with a tiny oscillation, actually comes to rest.
 
     With u = log(η λ₁(ζ(s))/(2‖w‖²)) (> 0 above the edge of stability) and A the squared angular amplitude
@@ -358,16 +381,23 @@ def nowd_final(result: FlowResult, lr: float, norm0_sq: float) -> float:
     i.e. u_f = -u₀ to leading order in u₀ (exactly when G is constant). The run overshoots the edge of
     stability and comes to rest where η λ₁(ζ(s))/(2‖w_t₀‖² e^s) = 1/r₀, r₀ its value at s = 0: about twice
     ``nowd_stop``'s flow time (docs/theory.md §5). Returns 0 when r₀ ≤ 1, ``inf`` beyond the flow's horizon.
-    """
+
+    ``stabilization`` β (``theory.nowd_stabilization``): the flip of amplitude √A is neutral at u = βA rather than
+    0 (its 2-cycle needs η_eff λ₁ = 2 + 4βA), so dA/dt = 4(u - βA)A and the run rests at u_f = x_f(g)·u₀,
+    g = βu₀/(1 + G(ζ(0))/4) (``nowd_rest_fraction``): the same leading order as u₀ → 0 (a relative change -g/3 of
+    the flow time), all orders in g. β = 0 (the default) is the formula above."""
     check_hyperparameters(lr)
     _flow_result(result)
+    stabilization = real(stabilization, "stabilization", "a finite β (theory.nowd_stabilization)")
     u = np.log(lr * result.lam1 / (2 * nowd_norm_sq(result, norm0_sq)))
     if u[0] <= 0:
         return 0.0
-    if u[-1] > -u[0]:
+    g = stabilization * u[0] / (1 + result.G[0] / 4)
+    u_f = nowd_rest_fraction(g) * u[0] if g > -1 else -float("inf")
+    if not np.isfinite(u_f) or u[-1] > u_f:
         return float("inf")
-    i = int(np.argmax(u <= -u[0]))
-    return _root_between(result, lambda s: np.log(lr * result.sharpness_at(s) / (2 * _norm0_sq(norm0_sq))) - s + u[0], i)
+    i = int(np.argmax(u <= u_f))
+    return _root_between(result, lambda s: np.log(lr * result.sharpness_at(s) / (2 * _norm0_sq(norm0_sq))) - s - u_f, i)
 
 
 def _root_between(result: FlowResult, fn, i: int) -> float:

@@ -140,3 +140,58 @@ def eos_stability(model, theta, eta_lambda: float | None = None) -> EosStability
             raise ValueError(f"eta_lambda: expected ηλ in (0, 1), got {eta_lambda!r}")
         per_step = rate * eta_lambda
     return EosStability(rate, rate < 0, c["alpha"], c["k"], c["G"], c["dG"], c["lam1"], frozen, drift, per_step)
+
+
+def nowd_stabilization(model, theta) -> float:
+    """β at θ ∈ Γ: the 2-cycle of the flip with angular amplitude ε (squared amplitude A = ε²) is neutral at
+    η_eff λ₁ = h_c = 2 + 2βA + O(A²), with
+
+    .. math:: β = \\frac{3α^2 - k + 8}{6}
+
+    (α, k of ``stability_coefficients``: the cubic term, and the quartic on the great circle with the normal modes
+    slaved). Derivation: the exact sphere step φ' = φ - arctan(h g(φ)), g = φ + αφ²/2 + kφ³/6, has the 2-cycle
+    φ = -αε²/2 ± ε at h = 2 + (3α² - k + 8)ε²/3 (theory/symbolic/nowd_rest.py). So GD without WD grows its flip at
+    d log A/dt = 4(u - βA), u = log(η_eff λ₁/2) (docs/theory.md §5; ``nowd_final``'s ``stabilization``). On
+    L = ½S sin²φ (α = 0, k = -4) β = 2: the exact flip needs η_eff λ₁ = 2/cos 2φ."""
+    c = stability_coefficients(model, theta)
+    return float((3 * c["alpha"] ** 2 - c["k"] + 8) / 6)
+
+
+@dataclass(frozen=True)
+class NowdSlaving:
+    """The normal modes in β's slaved term at θ for GD without WD started at η_eff λ₁ = 2(1 + ε)
+    (``nowd_slaving``): eigenvalues ``lam_j``, each mode's part ``share`` of β (Δβ_j), ``chi`` (χ_j = 4 log(1 + ε)/r_j),
+    and ``unslaved`` = Σ Δβ_j over the modes with χ_j ≥ 1."""
+
+    lam_j: np.ndarray
+    share: np.ndarray
+    chi: np.ndarray
+    lam1: float
+    unslaved: float
+
+
+def nowd_slaving(model, theta, eps: float) -> NowdSlaving:
+    """Whether the normal modes follow the no-WD catapult started at η_eff λ₁ = 2(1 + ε) (docs/theory.md §5).
+
+    β (``nowd_stabilization``) holds each normal mode at y_j = -∇³L[v₁,v₁,u_j]A/(2λ_j) at every instant; mode j's
+    part of β is
+
+    .. math:: Δβ_j = \\frac{(∇^3L[v_1, v_1, u_j])^2}{2 λ_j λ_1}.
+
+    A GD step near η_eff λ₁ = 2 relaxes a displacement along u_j at r_j = -log|1 - 2λ_j/λ₁| per step, while A
+    changes at a rate |d log A/dt| = 4|u - βA| ≤ 4u₀ per step (u₀ = log(1 + ε)). A first-order relaxation following
+    a drive that grows at rate σ lags by the factor r_j/(r_j + σ) = 1 - χ_j + O(χ_j²), χ_j = σ/r_j: for χ_j < 1 an
+    O(ε) correction to that mode's part (an O(ε²) term of the rest point), for χ_j ≥ 1 the series does not converge
+    and the mode does not follow: its Δβ_j is not what the run sees."""
+    mp = manifold_point(model, theta)
+    lam1, v1 = mp.lam1, mp.v1
+    vals, vecs = np.linalg.eigh(model.hess(mp.theta))
+    normal = (vals > RANK_RTOL * lam1) & (np.arange(len(vals)) < len(vals) - 1)
+    t11 = model.third(mp.theta, v1, v1)
+    lam_j = vals[normal]
+    share = (vecs[:, normal].T @ t11) ** 2 / (2 * lam_j * lam1)
+    with np.errstate(divide="ignore"):  # λ_j = λ₁/2 relaxes in one step: r_j = inf, χ_j = 0
+        rate = -np.log(np.abs(1 - 2 * lam_j / lam1))
+    chi = 4 * np.log1p(eps) / rate
+    return NowdSlaving(lam_j, share, chi, float(lam1), float(np.sum(share[chi >= 1])))
+

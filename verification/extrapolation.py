@@ -93,6 +93,41 @@ def richardson_spread(x, d, power: float = 1.0) -> float:
     return float(np.max(two_point) - np.min(two_point))
 
 
+def lagrange_spread(x, d, degree: int = 1) -> float:
+    """The uncertainty of an extrapolation of ``d`` = α + β₁x + … + β_k x^k (k = ``degree``) to x → 0 from the terms it
+    neglects: the largest difference between the (k+1)-point polynomial extrapolations to x = 0 of consecutive rungs
+    (degree 1 is ``richardson_spread`` with power 1; 0 with fewer than k + 2 rungs)."""
+    x, d = np.asarray(x, float), np.asarray(d, float)
+    n = degree + 1
+    if len(x) < n + 1:
+        return 0.0
+    values = []
+    for i in range(len(x) - n + 1):
+        xs, ds = x[i:i + n], d[i:i + n]
+        weights = [np.prod([xs[j] / (xs[j] - xs[m]) for j in range(n) if j != m]) for m in range(n)]
+        values.append(float(np.dot(weights, ds)))
+    return float(np.max(values) - np.min(values))
+
+
+def extrapolate_polynomial(x, d, se, degree: int = 2) -> Extrapolation:
+    """``d`` ± ``se`` measured at x, a smooth function α + β₁x + … + β_k x^k + O(x^{k+1}) (k = ``degree``; where the
+    x-series of the truncation is generic, no coefficient vanishing), extrapolated to x → 0: weighted least squares,
+    se(α) inflated by the residual scatter when there are more rungs than coefficients, and the spread of the
+    (k+1)-point extrapolations of consecutive rungs (``lagrange_spread``: the terms beyond x^k) added in quadrature.
+    χ² is the fit's. Needs at least k + 1 rungs."""
+    x, d, se = (np.asarray(v, float) for v in (x, d, se))
+    if len(x) < degree + 1 or not np.all(np.isfinite(se) & (se > 0)):
+        return Extrapolation(float(np.mean(d)), float("inf"), 0.0, 0)
+    a = np.vstack([x ** j for j in range(degree + 1)]).T / se[:, None]
+    cov = np.linalg.inv(a.T @ a)
+    coef = cov @ a.T @ (d / se)
+    dof = len(x) - degree - 1
+    chi2 = float(np.sum((a @ coef - d / se) ** 2))
+    spread = max(1.0, np.sqrt(chi2 / dof)) if dof > 0 else 1.0
+    err = float(np.sqrt(cov[0, 0]) * spread)
+    return Extrapolation(float(coef[0]), float(np.hypot(err, lagrange_spread(x, d, degree))), chi2, dof)
+
+
 class PeriodMean(NamedTuple):
     """The mean of a recorded series over whole breathing periods, its standard error and the number of periods."""
 

@@ -75,6 +75,26 @@ EOS_MIN_PERIODS = 10.0
 #: of means over blocks of one breathing period), must be within this many standard errors of 0: 3 s.e. is a
 #: 0.3% two-sided false-alarm rate for a normal estimate.
 EOS_SEM_FACTOR = 3.0
+#: no-wd-clock: the rest point's signed relative error e(ε) = s_∞/s_pred - 1 = a + bε + cε² + … (the O(ε) and O(ε²)
+#: terms are model-dependent and not derived, docs/theory.md §5), fitted by least squares on the rungs and extrapolated
+#: to ε → 0 (``extrapolation.extrapolate_polynomial``, degree 2): a must be 0 within this many standard errors -- the
+#: fit's residual scatter with the spread of the three-point extrapolations (the O(ε³) terms) added, as for c.
+NOWD_REST_SEM_FACTOR = 3.0
+#: (The weights: s_∞ and s_pred are flow times known to ERROR_FLOOR, so e(ε) is known to ERROR_FLOOR/s_pred; the
+#: truncation, through the residual scatter and the spread, dominates in practice.)
+#: no-wd-clock's premise (docs/theory.md §5): the expansion parameter of the rest point in ε is g = β_eff·u₀/(1 + G/4)
+#: (u₀ = log(1 + ε); β_eff the flip's amplitude-dependence ``theory.nowd_stabilization``, each normal mode's part
+#: weighted by the gain 1/(1 + χ_j) with which it follows the catapult, ``theory.nowd_slaving``): the rest fraction
+#: x_f(g) = -1 + 2g/3 - 4g²/9 + … is linear in ε only while |g| is below this (at g = 1 the flow time to rest is
+#: 0.797 of the leading order, its linear term says 0.667; at g = 3, 0.653 vs 0: the run then rests near the threshold
+#: stop, not at the reflection the O(ε) claim is about)
+NOWD_EXPANSION_MAX = 1.0
+#: ... and the normal modes that do not follow the catapult on a rung (χ_j = 4u₀/r_j ≥ 1, ``theory.nowd_slaving``)
+#: carry a part of β whose effect on the relative rest time, were they slaved (Δβ_j u₀/(3(1 + G/4))), is at most this
+#: -- a third of the smallest mutation the check is to reject (0.3%, issue 18): following partly, they move it by a
+#: non-power-series amount that the extrapolation in ε cannot remove, so a rung where they could move it by more is not
+#: judged (the ladder is continued downwards within ``extend_steps`` until four rungs are)
+NOWD_REST_RESOLUTION = 1e-3
 #: eos-equilibrium: ⟨‖w̄ - Φ‖²⟩ vs (ηλ/2)·4/(4+G) at the smallest ηλ: window averages of a² "breathe" with the
 #: slow norm-amplitude oscillation; 10% relative.
 AMPLITUDE_RTOL = 0.1
