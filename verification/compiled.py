@@ -11,8 +11,8 @@ compilation serves every record stride, step count and rung; the dense clock (s_
 buffer of fixed length CLOCK_BUF per chunk.
 
 λ₁ is the largest algebraic eigenvalue of ∇²L by Lanczos on HVPs (``lanczos_adaptive``), warm-started from the
-previous record's top eigenvector (for λ₁ at the midpoint and at w_{t+1}, each from its own previous vector):
-the Krylov basis grows one HVP at a time and stops as soon as the Ritz pair's residual ‖∇²L y - θy‖ ≤
+last two records' top eigenvectors extrapolated, 2v - v_prev (``warm_start``; for λ₁ at the midpoint and at
+w_{t+1}, each from its own previous vectors): the Krylov basis grows one HVP at a time and stops as soon as the Ritz pair's residual ‖∇²L y - θy‖ ≤
 WARM_RTOL·|θ|, which bounds |θ - λ₁| ≤ ‖r‖²/(λ₁ - λ₂) ≤ LAM_RTOL·λ₁ while λ₁ has the gap the theory assumes; a
 stale vector (large residual) runs on into a full restarted Lanczos. The start of each record is the warm
 vector plus GUARD_EPS of a fresh random direction, so that a new branch overtaking the tracked one is found (see
