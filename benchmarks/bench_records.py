@@ -125,7 +125,8 @@ def main(argv=None) -> None:
     parser.add_argument("--phi-sizes", type=int, nargs="*", default=[16, 80, 500],
                         help="sizes at which 'Φ every 100' is run (one Φ takes seconds at D = 500, ~25 s at 4000)")
     parser.add_argument("--before", action="store_true",
-                        help="also time λ₁ every 10 with the records of before 2026-12-05 (compiled.PREVIOUS_METHOD)")
+                        help="also time λ₁ every 10 with the records of before 2026-12-05 "
+                             "(compiled.PREVIOUS_METHOD)")
     parser.add_argument("--batch", type=int, default=16, help="runs of the batched rows (0: none); D ≤ 500 only")
     args = parser.parse_args(argv)
     load = os.getloadavg()

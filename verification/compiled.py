@@ -12,11 +12,11 @@ buffer of fixed length CLOCK_BUF per chunk.
 
 λ₁ is the largest algebraic eigenvalue of ∇²L by Lanczos on HVPs (``lanczos_adaptive``), warm-started from the
 last two records' top eigenvectors extrapolated, 2v - v_prev (``warm_start``; for λ₁ at the midpoint and at
-w_{t+1}, each from its own previous vectors): the Krylov basis grows one HVP at a time and stops as soon as the Ritz pair's residual ‖∇²L y - θy‖ ≤
-WARM_RTOL·|θ|, which bounds |θ - λ₁| ≤ ‖r‖²/(λ₁ - λ₂) ≤ LAM_RTOL·λ₁ while λ₁ has the gap the theory assumes; a
-stale vector (large residual) runs on into a full restarted Lanczos. The start of each record is the warm
-vector plus GUARD_EPS of a fresh random direction, so that a new branch overtaking the tracked one is found (see
-``warm_top`` and GUARD_EPS). No D×D matrix, no ARPACK: the first record starts cold from a fixed random vector.
+w_{t+1}, each from its own previous vectors): the Krylov basis grows one HVP at a time and stops as soon as
+the Ritz pair's residual ‖∇²L y - θy‖ ≤ WARM_RTOL·|θ|, which bounds |θ - λ₁| ≤ ‖r‖²/(λ₁ - λ₂) ≤ LAM_RTOL·λ₁
+while λ₁ has the gap the theory assumes; a stale vector (large residual) runs on into a full restarted Lanczos.
+The start of each record is the warm vector plus GUARD_EPS of a fresh random direction, so that a new branch
+overtaking the tracked one is found (see ``warm_top`` and GUARD_EPS). No D×D matrix, no ARPACK: the first record starts cold from a fixed random vector.
 Φ(w̄_t) (with ``track_phi``) is computed by ``theory`` at the record points, as in the numpy path.
 
 ``simulate_batch`` advances B runs of one model (different starts, or different (η, λ), equal step counts)
@@ -64,8 +64,8 @@ WARM_RTOL = math.sqrt(LAM_RTOL * GAP_RTOL)
 #: an exact eigenvector of a branch that another one overtakes (a true crossing): no Krylov space of it ever
 #: sees the new top. With the random part, the start has a component ≈ GUARD_EPS/√D along the new top
 #: eigenvector v₁, and the Ritz pair of the old branch keeps a residual ≈ (GUARD_EPS/√D)(λ₁ - θ), so Lanczos
-#: cannot stop on it once λ₁ - θ > WARM_RTOL·√D/GUARD_EPS·θ (= 1e-2·√D·θ): a record misses a new branch by at
-#: most that (tests/test_compiled.py: a true crossing).
+#: cannot stop on it once λ₁ - θ > WARM_RTOL·√D/GUARD_EPS·θ (≈ 3.2e-3·√D·θ): a record misses a new branch by
+#: at most that (tests/test_compiled.py: a true crossing).
 #: GUARD_EPS = √10·1e-5 keeps that bound at 3.2e-3·√D·θ, as it was with LAM_RTOL = 1e-12 and GUARD_EPS = 1e-5.
 #: Measured on mf (λ₁ every 10 steps at the EoS, extrapolated starts, steady state): 5.0 HVPs per record with
 #: 1e-5, 5.3-5.4 with √10·1e-5 at D = 80 and 500 (6.0 from the last record's vector, LAM_RTOL = 1e-12).
