@@ -16,7 +16,8 @@ w_{t+1}, each from its own previous vectors): the Krylov basis grows one HVP at 
 the Ritz pair's residual ‖∇²L y - θy‖ ≤ WARM_RTOL·|θ|, which bounds |θ - λ₁| ≤ ‖r‖²/(λ₁ - λ₂) ≤ LAM_RTOL·λ₁
 while λ₁ has the gap the theory assumes; a stale vector (large residual) runs on into a full restarted Lanczos.
 The start of each record is the warm vector plus GUARD_EPS of a fresh random direction, so that a new branch
-overtaking the tracked one is found (see ``warm_top`` and GUARD_EPS). No D×D matrix, no ARPACK: the first record starts cold from a fixed random vector.
+overtaking the tracked one is found (see ``warm_top`` and GUARD_EPS). No D×D matrix, no ARPACK: the first record
+starts cold from a fixed random vector.
 Φ(w̄_t) (with ``track_phi``) is computed by ``theory`` at the record points, as in the numpy path.
 
 ``simulate_batch`` advances B runs of one model (different starts, or different (η, λ), equal step counts)
