@@ -3,7 +3,7 @@ against a hand-written JAX loop of the same update, side by side in one process,
 factorization (``mf``) at D = 16, 80, 500, 4000. Printed, not asserted.
 
 Run from the repository root: python -m benchmarks.bench_records [--sizes 16 80 500 4000] [--repeats 5]
-[--seconds 0.3] [--phi-sizes 16 80 500] [--batch 16]
+[--seconds 0.3] [--phi-sizes 16 80 500] [--batch 16] [--before]
 
 Modes (GD+WD, η = 0.1, ηλ = 1e-3, from the EoS norm above a point of Γ; ``simulate(..., pairs=False,
 dense_clock=False)`` on the JAX twin):
@@ -11,6 +11,8 @@ dense_clock=False)`` on the JAX twin):
 * ``hand``: w ← (1 - ηλ)w - η∇L(w) in one jit-compiled ``lax.scan`` (no records);
 * ``plain``: srflow with records only at the first and the last step (λ₁ at both: per-run costs);
 * ``λ₁ every 10``: a record (λ₁ by warm-started Lanczos) every 10 steps;
+* ``λ₁ every 10 (before)`` (with ``--before``): the same with the λ₁ records of before 2026-12-05
+  (``compiled.PREVIOUS_METHOD``: Lanczos from the last record's vector, LAM_RTOL = 1e-12), timed in the same rounds;
 * ``Φ every 100``: also Φ(w̄_t) by ``theory.project_to_manifold`` at every record, every 100 steps;
 * ``batched``: B runs from kicked copies of w₀ by ``simulate_batch`` (one vmapped run) against the hand loop
   under ``vmap``.
@@ -35,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from srflow.verification import compiled
 from srflow.verification.compiled import simulate_batch
 from srflow.verification.simulate import simulate
 
@@ -47,7 +50,7 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def cells_for(dim: int, seconds: float, phi: bool, batch: int) -> tuple[dict, int, dict]:
+def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = False) -> tuple[dict, int, dict]:
     """The timed cells of one D: name -> zero-argument callable; N; notes."""
     ref, jm, theta = models(dim)
     w0 = start(ref if ref is not None else jm, theta)
@@ -58,9 +61,16 @@ def cells_for(dim: int, seconds: float, phi: bool, batch: int) -> tuple[dict, in
     per = _timed(lambda: loop(w0j, probe).block_until_ready()) / probe
     n = int(max(100, min(10**6, round(seconds / per / 100) * 100)))
 
-    def sim(steps, every, track_phi=False):
+    def sim(steps, every, track_phi=False, method=None):
         def run():
-            tr = simulate(jm, w0, LR, steps, wd=WD, every=every, pairs=False, track_phi=track_phi, dense_clock=False)
+            saved = compiled.WARM_START, compiled.WARM_RTOL, compiled.GUARD_EPS
+            if method is not None:
+                compiled.WARM_START, compiled.WARM_RTOL, compiled.GUARD_EPS = method
+            try:
+                tr = simulate(jm, w0, LR, steps, wd=WD, every=every, pairs=False, track_phi=track_phi,
+                              dense_clock=False)
+            finally:
+                compiled.WARM_START, compiled.WARM_RTOL, compiled.GUARD_EPS = saved
             assert not tr.diverged, tr.diverged
         return run
 
@@ -72,6 +82,9 @@ def cells_for(dim: int, seconds: float, phi: bool, batch: int) -> tuple[dict, in
         ("λ₁ every 10", 1): sim(n, 10),
         ("λ₁ every 10", 2): sim(2 * n, 10),
     }
+    if before:
+        cells[("λ₁ every 10 (before)", 1)] = sim(n, 10, method=compiled.PREVIOUS_METHOD)
+        cells[("λ₁ every 10 (before)", 2)] = sim(2 * n, 10, method=compiled.PREVIOUS_METHOD)
     notes = {}
     if phi:  # Φ is host-side (scipy): 200 and 400 steps, i.e. 3 and 5 projections, against plain runs of as many
         cells[("plain (Φ steps)", 1)] = sim(200, 200)
@@ -111,6 +124,9 @@ def main(argv=None) -> None:
     parser.add_argument("--seconds", type=float, default=0.3, help="about how long one hand run of N steps lasts")
     parser.add_argument("--phi-sizes", type=int, nargs="*", default=[16, 80, 500],
                         help="sizes at which 'Φ every 100' is run (one Φ takes seconds at D = 500, ~25 s at 4000)")
+    parser.add_argument("--before", action="store_true",
+                        help="also time λ₁ every 10 with the records of before 2026-12-05 "
+                             "(compiled.PREVIOUS_METHOD)")
     parser.add_argument("--batch", type=int, default=16, help="runs of the batched rows (0: none); D ≤ 500 only")
     args = parser.parse_args(argv)
     load = os.getloadavg()
@@ -118,7 +134,8 @@ def main(argv=None) -> None:
           f"{load[2]:.1f}; jax {jax.__version__}; medians of {args.repeats} interleaved rounds", flush=True)
     rows = []
     for dim in args.sizes:
-        cells, n, notes = cells_for(dim, args.seconds, dim in args.phi_sizes, args.batch if dim <= 500 else 0)
+        cells, n, notes = cells_for(dim, args.seconds, dim in args.phi_sizes, args.batch if dim <= 500 else 0,
+                                    args.before)
         med = measure(cells, args.repeats)
         rows.append((dim, n, med, notes))
         print(f"measured D={dim} (N = {n})", file=sys.stderr, flush=True)
@@ -128,7 +145,7 @@ def main(argv=None) -> None:
 
 def print_rows(rows, header: bool) -> None:
     if header:
-        print(f"{'D':>5} {'mode':<16} {'steps':>7} {'whole s':>9} {'per step µs':>12} {'whole/hand':>11} "
+        print(f"{'D':>5} {'mode':<21} {'steps':>7} {'whole s':>9} {'per step µs':>12} {'whole/hand':>11} "
               f"{'vs plain (whole)':>17} {'vs plain (step)':>16}")
     for dim, n, med, notes in rows:
         def step_us(mode, steps):
@@ -137,6 +154,7 @@ def print_rows(rows, header: bool) -> None:
         hand_rate = n / med[("hand", 1)]
         plain_step = step_us("plain", n)
         for mode, steps, base in (("hand", n, None), ("plain", n, "plain"), ("λ₁ every 10", n, "plain"),
+                                  ("λ₁ every 10 (before)", n, "plain"),
                                   ("plain (Φ steps)", 200, None), ("Φ every 100", 200, "plain (Φ steps)")):
             if (mode, 1) not in med:
                 continue
@@ -145,12 +163,12 @@ def print_rows(rows, header: bool) -> None:
             vs_whole = f"{whole / med[(base, 1)]:.2f}×" if base and base != mode else "-"
             vs_step = (f"{per / (plain_step if base == 'plain' else step_us(base, steps)):.2f}×"
                        if base and base != mode else "-")
-            print(f"{dim:>5} {mode:<16} {steps:>7} {whole:>9.3f} {per:>12.2f} {vs_hand:>11} {vs_whole:>17} {vs_step:>16}")
+            print(f"{dim:>5} {mode:<21} {steps:>7} {whole:>9.3f} {per:>12.2f} {vs_hand:>11} {vs_whole:>17} {vs_step:>16}")
         if ("batched", 1) in med:
             b, nb = notes["batch"]
             ratio = med[("hand vmap", 1)] / med[("batched", 1)]
             step_ratio = ((med[("hand vmap", 2)] - med[("hand vmap", 1)]) / (med[("batched", 2)] - med[("batched", 1)]))
-            print(f"{dim:>5} {'batched B=' + str(b):<16} {nb:>7} {med[('batched', 1)]:>9.3f} "
+            print(f"{dim:>5} {'batched B=' + str(b):<21} {nb:>7} {med[('batched', 1)]:>9.3f} "
                   f"{1e6 * (med[('batched', 2)] - med[('batched', 1)]) / nb:>12.2f} "
                   f"{'-':>11} {'hand vmap/batched':>17} {f'{ratio:.2f} (step {step_ratio:.2f})':>16}")
         for k, v in notes.items():

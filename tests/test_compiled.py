@@ -184,31 +184,33 @@ def test_kept_iterates_are_the_numpy_loops_iterates():
 
 # -- λ₁ by warm-started Lanczos (verification.compiled.warm_top / lanczos_adaptive) -------------------------------
 
-def _tracker(k):
-    """warm_top on an explicit symmetric matrix, compiled once per (k, guard)."""
-    from srflow.verification.compiled import warm_top
-
-    from srflow.verification.compiled import guard_directions
+def _tracker(k, extrapolate=True):
+    """warm_top on an explicit symmetric matrix as the compiled chunk runs it (the history of the last two
+    vectors, ``next_history``), compiled once per (k, guard, extrapolate)."""
+    from srflow.verification.compiled import guard_directions, next_history, warm_top
 
     @functools.partial(jax.jit, static_argnums=4)
-    def track(a, v, m, t, guard):
+    def track(a, hist, m, t, guard):
         xi = guard_directions(t, a.shape[0])[0]
-        return warm_top(lambda u: a @ u, v, m, xi, k, probe=t % 4 == 0, guard_eps=None if guard else 0.0)
+        theta, y, m1, hvps = warm_top(lambda u: a @ u, hist[0], m, xi, k, probe=t % 4 == 0,
+                                      guard_eps=None if guard else 0.0, v_prev=hist[1] if extrapolate else None)
+        return theta, next_history(y, hist[0], hvps, k), m1, hvps
     return track
 
 
-def _run_tracker(mats, guard=True, k=12):
+def _run_tracker(mats, guard=True, k=12, extrapolate=True):
     """The records of warm_top along a path of matrices: θ_t and the HVPs each took, from a fixed cold start."""
-    track = _tracker(min(k, mats[0].shape[0]))
-    v, m = jnp.asarray(np.random.default_rng(5).standard_normal(mats[0].shape[0])), jnp.int32(1)
+    track = _tracker(min(k, mats[0].shape[0]), extrapolate)
+    v = np.random.default_rng(5).standard_normal(mats[0].shape[0])
+    hist, m = jnp.asarray(np.stack([v, v]) / np.linalg.norm(v)), jnp.int32(1)
     out = []
     for t, a in enumerate(mats):
-        theta, v, m, hvps = track(jnp.asarray(a), v, m, t, guard)
+        theta, hist, m, hvps = track(jnp.asarray(a), hist, m, t, guard)
         out.append((float(theta), int(hvps)))
     return np.array(out)
 
 
-def _rotating_path(dim, records, seed):
+def _rotating_path(dim, records, seed, speed=0.01):
     """A(t) = Q(t) diag(λ(t)) Q(t)ᵀ, Q(t) = exp(tS)Q₀ rotating slowly, λ(t) drifting, with negative eigenvalues of
     larger magnitude than λ₁ (so the largest algebraic eigenvalue is not the largest |λ|), gap ≈ 0.3λ₁."""
     from scipy.linalg import expm
@@ -216,7 +218,7 @@ def _rotating_path(dim, records, seed):
     rng = np.random.default_rng(seed)
     q0, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
     s = rng.standard_normal((dim, dim))
-    s = 0.01 * (s - s.T)
+    s = speed * (s - s.T)
     spectrum = np.concatenate([[1.0, 0.7], rng.uniform(-0.3, 0.5, dim - 3), [-2.0]])
     drift = rng.uniform(-0.02, 0.02, dim)
     mats = []
@@ -227,18 +229,62 @@ def _rotating_path(dim, records, seed):
 
 
 @pytest.mark.parametrize("dim", [16, 80])
-def test_warm_records_equal_dense_eigvalsh(dim):
+@pytest.mark.parametrize("extrapolate", [True, False])
+def test_warm_records_equal_dense_eigvalsh(dim, extrapolate):
     """Along a slowly rotating path with a negative eigenvalue larger in magnitude than λ₁, every warm-started
-    record equals the largest algebraic eigenvalue of the dense eigvalsh within LAM_RTOL (the residual stop
-    WARM_RTOL bounds |θ - λ₁| ≤ ‖r‖²/gap), and the warm records take fewer HVPs than the cold first one."""
+    record (from the extrapolated vector 2v - v_prev, and from v alone) equals the largest algebraic eigenvalue of
+    the dense eigvalsh within LAM_RTOL (the residual stop WARM_RTOL bounds |θ - λ₁| ≤ ‖r‖²/gap), and the warm
+    records take fewer HVPs than the cold first one."""
     from srflow.verification.compiled import LAM_RTOL
 
     mats = _rotating_path(dim, 25, seed=dim)
-    rec = _run_tracker(mats)
+    rec = _run_tracker(mats, extrapolate=extrapolate)
     exact = np.array([np.linalg.eigvalsh(a)[-1] for a in mats])
     scaled = np.abs(rec[:, 0] - exact) / (LAM_RTOL * np.abs(exact))
     assert np.all(np.isfinite(rec[:, 0])) and scaled.max() <= 1.0, f"scaled errors {scaled.max():.3g}"
     assert np.mean(rec[1:, 1]) < rec[0, 1], rec[:, 1]
+
+
+def test_extrapolated_starts_take_fewer_hvps():
+    """On a slowly rotating path (one record turns the eigenvectors by ≈ 0.006) the extrapolated start 2v - v_prev
+    is O(Δ²) from the new eigenvector where v is O(Δ): after the first records its Lanczos stops earlier than from
+    v alone (the point of ``warm_start``), and both records equal the dense eigvalsh within LAM_RTOL."""
+    from srflow.verification.compiled import LAM_RTOL
+
+    mats = _rotating_path(16, 40, seed=16, speed=1e-3)
+    exact = np.array([np.linalg.eigvalsh(a)[-1] for a in mats])
+    new, old = _run_tracker(mats), _run_tracker(mats, extrapolate=False)
+    for rec in (new, old):
+        assert np.all(np.abs(rec[:, 0] - exact) <= LAM_RTOL * exact), rec[:, 0] - exact
+    assert new[10:, 1].mean() < old[10:, 1].mean() - 0.5, (new[:, 1], old[:, 1])
+
+
+def test_no_extrapolation_after_a_restart_or_a_branch_change():
+    """``next_history`` keeps v as the vector to extrapolate from only when y continues it (one cycle, y·v ≥ 1/2);
+    after a restart or a branch change the history is (y, y), so ``warm_start`` starts from y itself."""
+    from srflow.verification.compiled import next_history, warm_start
+
+    y, v = jnp.array([1.0, 0.0, 0.0]), jnp.array([0.8, 0.6, 0.0])
+    np.testing.assert_array_equal(next_history(y, v, 4, 12), np.stack([y, v]))
+    for hvps, other in ((13, v), (4, jnp.array([0.0, 1.0, 0.0]))):
+        hist = next_history(y, other, hvps, 12)
+        np.testing.assert_array_equal(hist, np.stack([y, y]))
+        np.testing.assert_array_equal(warm_start(*hist), y)
+    np.testing.assert_allclose(warm_start(y, v), 2 * y - v)
+
+
+def test_compiled_records_equal_the_numpy_loop_on_a_zoo_model():
+    """A registered model outside the defaults, λ₁ records every 7 steps (odd: the phases of w_t and w_{t+1}
+    swap between records) and every 10, with the midpoint and w_{t+1}: the extrapolated records equal the numpy
+    loop's dense eigvalsh to EXACT_VS_EXACT_RTOL (= LAM_RTOL)."""
+    from srflow.verification.compiled import LAM_RTOL
+
+    assert LAM_RTOL <= EXACT_VS_EXACT_RTOL
+    ref, jm = twins("deep_linear_wn")
+    w0 = gdwd_start(ref)
+    for every in (7, 10):
+        assert_same_run(simulate(ref, w0, 0.1, 210, wd=0.01, every=every),
+                        simulate(jm, w0, 0.1, 210, wd=0.01, every=every))
 
 
 def _crossing_path(dim, records):
@@ -271,8 +317,9 @@ def test_without_the_guard_a_branch_change_is_missed():
     random guard direction never leaves that branch: after the crossing its records stay at 1 while λ₁ reaches
     1.7 -- the comparison of the test above would fail."""
     mats, branch = _crossing_path(16, 30)
-    rec = _run_tracker(mats, guard=False)
-    assert np.max(np.maximum(1.0, branch) - rec[:, 0]) >= 0.6
+    for extrapolate in (True, False):
+        rec = _run_tracker(mats, guard=False, extrapolate=extrapolate)
+        assert np.max(np.maximum(1.0, branch) - rec[:, 0]) >= 0.6
 
 
 def test_a_stale_eigenvector_triggers_the_full_lanczos():
