@@ -9,7 +9,7 @@ import numpy as np
 import srflow.theory as th
 
 from .. import tolerances as tol
-from ..extrapolation import Extrapolation, extrapolate_series_to_zero
+from ..extrapolation import Extrapolation, extrapolate_to_zero, richardson_spread
 from ..ladder import ladder_result, run_ladder
 from ..session import CheckResult, Session, falls, guard, odd_stride, result
 from ..simulate import Trajectory, simulate, two_cycle_start
@@ -166,10 +166,14 @@ class RateTest:
 
 
 def rate_extrapolation(xs, runs, d, order: Order) -> RateTest:
-    """``RateTest`` of the deviations ``d`` at rungs ``xs``: d = α + βx^p (+ x^2p), each rung weighted by its
-    precision (``tolerances.ALP_FLOW_RTOL`` + N·ε for its N steps)."""
+    """``RateTest`` of the deviations ``d`` at rungs ``xs``: d = α + βx^p by weighted least squares
+    (``extrapolation.extrapolate_to_zero``; each rung weighted by its precision, ``tolerances.ALP_FLOW_RTOL`` + N·ε
+    for its N steps; se(α) inflated by the residual scatter), se(α) enlarged in quadrature by the spread of the
+    two-point extrapolations of consecutive rungs (``richardson_spread``: the neglected orders x^2p, …, and a leading
+    coefficient that vanishes)."""
     se = [tol.ALP_FLOW_RTOL + float(tr.steps[-1]) * np.finfo(float).eps for tr in runs]
-    fit = extrapolate_series_to_zero(xs, d, se, powers=(order.p, 2 * order.p))
+    fit = extrapolate_to_zero(xs, d, se, power=order.p)
+    fit = fit._replace(se=float(np.hypot(fit.se, richardson_spread(xs, d, order.p))))
     return RateTest(xs, d, fit, order)
 
 
@@ -226,7 +230,7 @@ def premise_caveat(session, flow, xs, runs, algorithm: str, model) -> str:
     slowest normal mode relaxes by 2μ/λ₁ per step at the 2-cycle while the flow advances its time s by δ² per step,
     so the expansion parameter is δ²κ/4 (κ = λ₁/μ; §6's ηλκ/2 at G = 0, where δ² = 8ηλ/(4 + G)); (3) GD on √L: the
     run is on the 2-cycle along v₁: the largest relative deviation of a step's flow time from δ² falls with η
-    (≤ 2|T|δ/(3λ₁) there), by its fitted exponent over the rungs (``session.falls``)."""
+    (≤ 2|T|δ/(3λ₁) there), by its fitted exponent over the judged rungs (``session.falls``)."""
     reach = max(float(tr.clock[-1]) for tr in runs)
     for e in getattr(flow, "events", ()):
         if e["s"] <= reach:
@@ -245,12 +249,15 @@ def premise_caveat(session, flow, xs, runs, algorithm: str, model) -> str:
                     f"advances δ² per step: δ²λ₁/(4μ) = {', '.join(f'{par[x]:.2g}' for x in bad)} ≥ 1 at η = "
                     f"{', '.join(f'{x:g}' for x in bad)}")
     if algorithm.startswith("sqrt"):
-        devs = np.array([step_deviation(tr, model) for tr in runs])
+        # on the judged rungs (the three smallest η): on larger ones the split may not have left ½ yet
+        order_ = np.argsort(xs)[:3]
+        x3 = np.asarray(xs, float)[order_]
+        devs = np.array([step_deviation(runs[i], model) for i in order_])
         ok = np.isfinite(devs) & (devs > 0)
         if ok.sum() >= 3:
-            p, se = fit_exponent(np.asarray(xs)[ok], devs[ok])
+            p, se = fit_exponent(x3[ok], devs[ok])
             if not falls(p, se):
-                rungs = ", ".join(f"{x:g}: {d:.2g}" for x, d in zip(np.asarray(xs)[ok], devs[ok]))
+                rungs = ", ".join(f"{x:g}: {d:.2g}" for x, d in zip(x3[ok], devs[ok]))
                 return ("assumption violated: GD on √L is not on the 2-cycle along v₁ that the √L flow is derived on "
                         "(docs/theory.md §5b): the largest relative deviation of a step's flow time from δ² = η²λ₁/2 "
                         f"should fall ∝ η (≤ 2|T|δ/(3λ₁) on that cycle) but does not (∝ η^{p:.2f} ± {se:.2f}: {rungs}): "
