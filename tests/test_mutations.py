@@ -161,6 +161,25 @@ def test_a_mutated_prediction_fails_its_check(session, monkeypatch, label, attr,
     assert_fails_by_measurement(res)
     if attr == "eos_sharpness_coefficient":  # the reason: c's deviation extrapolated to ηλ → 0 is beyond 3 s.e.
         assert abs(res.details["c_deviation_at_zero"]) > 3 * res.details["c_deviation_at_zero_se"], res.message
+    if attr in ("normalized_gd_steps", "sqrt_gd_steps"):  # the reason: the clock's verdict, by its measured errors
+        _assert_alp_clock_fails(res)
+
+
+def _assert_alp_clock_fails(res):
+    """An ALP clock × (1 + α) fails by the clock's own verdict: its magnitude ladder, or its signed rate deviation
+    extrapolated to η → 0 beyond 3 s.e. of 0 (docs/theory.md §5b)."""
+    assert res.details["clock"]["status"] == "fail", res.message
+    alpha, se = res.details["rate_at_zero"], res.details["rate_at_zero_se"]
+    assert abs(alpha) > 3 * se or "settles at order" in res.message or "floor" in res.message, res.message
+
+
+@pytest.mark.parametrize("check, attr", [("normalized-gd", "normalized_gd_steps"), ("sqrt-loss-gd", "sqrt_gd_steps")])
+def test_an_alp_clock_one_percent_slow_fails_by_its_rate(session, monkeypatch, check, attr):
+    """× 0.99 (the other three factors are in CASES): on the memoized runs a re-judgement, seconds."""
+    mutate(monkeypatch, attr, scaled(getattr(theory, attr), 0.99))
+    res = checks.CHECKS[check](session)
+    assert_fails_by_measurement(res)
+    _assert_alp_clock_fails(res)
 
 
 SLOW = pytest.mark.slow
