@@ -44,6 +44,8 @@ def test_the_split_transient_turns_only_a_ladder_inside_it_into_not_yet_asymptot
     assert "not yet asymptotic" in msg and "0.00125" in msg
     assert _alp.split_transient([1e-4, 5e-5, 2.5e-5], lam1, cubic, 0.78, 0.05) == ""
     assert _alp.split_transient(X, lam1, 0.0, 0.78, 0.05) == ""  # no cubic term: the split does not drift
+    # T at round-off (the zoo's bnc-np-nomin-n6-obs0.74…: T/λ₁ = -4.4e-16) is no cubic term either
+    assert _alp.split_transient(X, 3.54, -4.4e-16 * 3.54, 0.501, 0.05) == ""
 
 
 def test_a_tie_within_the_runs_reach_is_an_assumption_violation(monkeypatch):

@@ -210,7 +210,8 @@ def split_transient(xs, lam1: float, cubic: float, split: float, tau_end: float)
     relative error of Φ's step accumulates over N ∝ 1/η² steps to an error ∝ T·τ² independent of η (a flat error
     that is not a floor). The drift to the measured plateau |⟨C⟩ − ½| (``split``, on the smallest rung: a lower bound
     while C still drifts there) lasts τ_C = 6|⟨C⟩ − ½|·η·√(2λ₁)/|T|."""
-    if not (abs(cubic) > 0 and np.isfinite(split)):
+    # T at round-off (|T| ≤ IDENTITY_RTOL·λ₁, e.g. a loss even along v₁): no drift, the split stays where it starts
+    if not (abs(cubic) > tol.IDENTITY_RTOL * lam1 and np.isfinite(split)):
         return ""
     judged = sorted(float(x) for x in xs)[:3]
     tau_c = {x: 6 * abs(split - 0.5) * x * np.sqrt(2 * lam1) / abs(cubic) for x in judged}
