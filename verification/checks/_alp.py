@@ -100,7 +100,8 @@ def alp_check(session: Session, name: str, algorithm: str, clock: Callable | Non
         if split is not None:  # reported, not judged: docs/theory.md §5b derives it for a special case only
             res.message += (f"; cycle split ⟨C⟩ = {split['split_measured']:.4f} (the special-case formula of docs/theory.md "
                             f"§5b gives {split['split_predicted']:.4f}; not part of the verdict)")
-        caveat = premise_caveat(session, flow, xs, runs, algorithm, m)
+        # (3) compares rungs in one regime: inside the split's transient the step deviations are not yet comparable
+        caveat = premise_caveat(session, flow, xs, runs, algorithm, m, cycle=not transient)
         return with_caveat(res, caveat)
 
     return guard(session, name, run)
@@ -224,14 +225,16 @@ def split_transient(xs, lam1: float, cubic: float, split: float, tau_end: float)
             f"(τ ≤ {tau_end:g}) or more; during that drift the error does not depend on η")
 
 
-def premise_caveat(session, flow, xs, runs, algorithm: str, model) -> str:
+def premise_caveat(session, flow, xs, runs, algorithm: str, model, cycle: bool = True) -> str:
     """"" when the runs meet the premises of the ALP flows (docs/theory.md §5, §6), else the first violated one:
     (1) a simple top eigenvalue within the runs' reach (a join or halt of the cluster flow at flow time s ≤ the
     largest s_T: the ALP flows through a tie are not derived); (2) time scales separated on the judged rungs: the
     slowest normal mode relaxes by 2μ/λ₁ per step at the 2-cycle while the flow advances its time s by δ² per step,
     so the expansion parameter is δ²κ/4 (κ = λ₁/μ; §6's ηλκ/2 at G = 0, where δ² = 8ηλ/(4 + G)); (3) GD on √L: the
     run is on the 2-cycle along v₁: the largest relative deviation of a step's flow time from δ² falls with η
-    (≤ 2|T|δ/(3λ₁) there), by its fitted exponent over the judged rungs (``session.falls``)."""
+    (≤ 2|T|δ/(3λ₁) there), by its fitted exponent over the judged rungs (``session.falls``); only with ``cycle``
+    (the caller skips it where the judged rungs are inside the split's transient, ``split_transient``: the largest
+    deviation then rises where a rung reaches the plateau, whose sawtooth excites the normal mode briefly)."""
     reach = max(float(tr.clock[-1]) for tr in runs)
     for e in getattr(flow, "events", ()):
         if e["s"] <= reach:
@@ -249,7 +252,7 @@ def premise_caveat(session, flow, xs, runs, algorithm: str, model) -> str:
                     f"normal mode relaxes by 2μ/λ₁ = {2 / kappa:.2g} per step (λ₁/μ = {kappa:.3g}) while the flow time "
                     f"advances δ² per step: δ²λ₁/(4μ) = {', '.join(f'{par[x]:.2g}' for x in bad)} ≥ 1 at η = "
                     f"{', '.join(f'{x:g}' for x in bad)}")
-    if algorithm.startswith("sqrt"):
+    if algorithm.startswith("sqrt") and cycle:
         # on the judged rungs (the three smallest η): on larger ones the split may not have left ½ yet
         order_ = np.argsort(xs)[:3]
         x3 = np.asarray(xs, float)[order_]
