@@ -84,3 +84,12 @@ def test_a_sqrt_run_off_the_v1_cycle_is_an_assumption_violation(monkeypatch):
     devs.update(zip(xs, [0.08, 0.02, 0.01, 0.005]))  # ∝ η: on the cycle
     assert _alp.premise_caveat(SimpleNamespace(theta0=None), SimpleNamespace(events=()), xs, runs, "sqrt-sphere",
                                None) == ""
+
+
+def test_a_rate_deviation_whose_differences_are_not_yet_at_the_order_is_not_judged():
+    """The zoo's lnnet-jax-nomin-d3-h3-n4-s881856848: d = -0.486 … -0.034 bends (differences 0.133, 0.129, 0.069:
+    local exponents 0.04, 0.90) -- a straight-line extrapolation (α = +0.030 ± 0.009) is no verdict there."""
+    xs = [0.02, 0.01, 0.005, 0.0025, 0.00125, 0.000625]
+    d = [-4.859e-01, -4.422e-01, -3.645e-01, -2.312e-01, -1.026e-01, -3.393e-02]
+    test = _alp.rate_extrapolation(xs, _runs(xs), d, SQRT_ORDER)
+    assert not test.settled and not test.rejects and "not judged" in test.reason()

@@ -161,14 +161,32 @@ class RateTest:
         self.xs, self.d, self.fit, self.order = list(xs), list(d), fit, order
 
     @property
+    def settled(self) -> bool:
+        """Whether the rungs are asymptotic for d: the differences of consecutive rungs, d_i − d_{i+1} = β(x_i^p −
+        x_{i+1}^p) + …, do not depend on α (a clock × (1 + α) leaves them × (1 + α)); on the four smallest rungs their
+        two local exponents must agree within SETTLE_TOL at ≥ p − ORDER_MARGIN (the ladder verdict's asymptotic rule)."""
+        idx = np.argsort(np.asarray(self.xs, float))[:4][::-1]
+        if len(idx) < 4:
+            return False
+        x, d = np.asarray(self.xs, float)[idx], np.asarray(self.d, float)[idx]
+        diff = np.abs(np.diff(d))
+        if not np.all(diff > 0):
+            return False
+        q = np.log(diff[:-1] / diff[1:]) / np.log(x[:-2] / x[1:-1])
+        return bool(abs(q[-1] - q[-2]) <= tol.SETTLE_TOL and min(q) >= self.order.p - self.order.margin)
+
+    @property
     def rejects(self) -> bool:
-        return bool(np.isfinite(self.fit.se) and abs(self.fit.alpha) > tol.ALP_EXTRAPOLATION_SIGMAS * self.fit.se)
+        return bool(self.settled and np.isfinite(self.fit.se)
+                    and abs(self.fit.alpha) > tol.ALP_EXTRAPOLATION_SIGMAS * self.fit.se)
 
     def reason(self) -> str:
         rungs = ", ".join(f"{x:g}: {d:+.3e}" for x, d in zip(self.xs, self.d))
         return (f"the signed rate deviation t_pred(s_T)/T − 1 = α + β{self.order.param}^{self.order.p:g} extrapolates to "
                 f"α = {self.fit.alpha:+.3e} ± {self.fit.se:.1e} at {self.order.param} → 0 "
-                f"({'beyond' if self.rejects else 'within'} {tol.ALP_EXTRAPOLATION_SIGMAS:g} s.e. of 0) [{rungs}]")
+                + (f"({'beyond' if self.rejects else 'within'} {tol.ALP_EXTRAPOLATION_SIGMAS:g} s.e. of 0)" if self.settled
+                   else "(not judged: the differences of d between rungs are not yet ∝ " f"{self.order.param}^{self.order.p:g})")
+                + f" [{rungs}]")
 
     def details(self) -> dict:
         return {"rate_deviation": self.d, "rate_at_zero": self.fit.alpha, "rate_at_zero_se": self.fit.se}
