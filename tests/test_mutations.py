@@ -359,7 +359,7 @@ def test_an_alp_check_on_unseparated_time_scales_is_assumption_violated(session,
 @pytest.mark.slow
 def test_sqrt_gd_through_a_tie_is_assumption_violated():
     """The zoo's bnc-np-nomin-n6-obs0.74-r2-t1-s484099781: λ₂ joins λ₁ at s = 0.0808 and the √L runs reach s = 0.082
-    (a FAIL, path error 7.84e-4 flat, before the premise was checked); ~45 s."""
+    (a FAIL, path error 7.84e-4 flat, before the premise was checked); 16 s."""
     from srflow.toy_models.zoo import zoo_model
 
     name = "bnc-np-nomin-n6-obs0.74-r2-t1-s484099781"
