@@ -161,6 +161,25 @@ def test_a_mutated_prediction_fails_its_check(session, monkeypatch, label, attr,
     assert_fails_by_measurement(res)
     if attr == "eos_sharpness_coefficient":  # the reason: c's deviation extrapolated to ηλ → 0 is beyond 3 s.e.
         assert abs(res.details["c_deviation_at_zero"]) > 3 * res.details["c_deviation_at_zero_se"], res.message
+    if attr in ("normalized_gd_steps", "sqrt_gd_steps"):  # the reason: the clock's verdict, by its measured errors
+        _assert_alp_clock_fails(res)
+
+
+def _assert_alp_clock_fails(res):
+    """An ALP clock × (1 + α) fails by the clock's own verdict: its magnitude ladder, or its signed rate deviation
+    extrapolated to η → 0 beyond 3 s.e. of 0 (docs/theory.md §5b)."""
+    assert res.details["clock"]["status"] == "fail", res.message
+    alpha, se = res.details["rate_at_zero"], res.details["rate_at_zero_se"]
+    assert abs(alpha) > 3 * se or "settles at order" in res.message or "floor" in res.message, res.message
+
+
+@pytest.mark.parametrize("check, attr", [("normalized-gd", "normalized_gd_steps"), ("sqrt-loss-gd", "sqrt_gd_steps")])
+def test_an_alp_clock_one_percent_slow_fails_by_its_rate(session, monkeypatch, check, attr):
+    """× 0.99 (the other three factors are in CASES): on the memoized runs a re-judgement, seconds."""
+    mutate(monkeypatch, attr, scaled(getattr(theory, attr), 0.99))
+    res = checks.CHECKS[check](session)
+    assert_fails_by_measurement(res)
+    _assert_alp_clock_fails(res)
 
 
 SLOW = pytest.mark.slow
@@ -322,3 +341,27 @@ def test_c_wrong_by_three_percent_fails_on_each_default_model(monkeypatch, name)
         res = checks.CHECKS["eos-equilibrium"](mutated)
         assert_fails_by_measurement(res)
         assert abs(res.details["c_deviation_at_zero"]) > 3 * res.details["c_deviation_at_zero_se"], res.message
+
+
+@pytest.mark.parametrize("check", ["normalized-gd", "sqrt-loss-gd"])
+def test_an_alp_check_on_unseparated_time_scales_is_assumption_violated(session, monkeypatch, check):
+    """The public check on runs whose model had λ₁/μ = 1e5 (κ handed in through ``theory.normal_conditioning``, as
+    the zoo's lnnet-jax-min-d3-h3-n4-s914065686 has 6.3e4): δ²λ₁/(4μ) ≥ 1 on a judged rung, assumption-violated
+    with the measured verdict kept (docs/theory.md §5b, §6)."""
+    from srflow.verification.checks import _alp
+
+    monkeypatch.setattr(_alp.th, "normal_conditioning", lambda *a, **k: (1e5, 1.0))
+    res = checks.CHECKS[check](session)
+    assert res.status == "assumption-violated" and "time scales not separated" in res.message, res.message
+    assert res.details["measured_status"] == "pass", res.message
+
+
+@pytest.mark.slow
+def test_sqrt_gd_through_a_tie_is_assumption_violated():
+    """The zoo's bnc-np-nomin-n6-obs0.74-r2-t1-s484099781: λ₂ joins λ₁ at s = 0.0808 and the √L runs reach s = 0.082
+    (a FAIL, path error 7.84e-4 flat, before the premise was checked); 16 s."""
+    from srflow.toy_models.zoo import zoo_model
+
+    name = "bnc-np-nomin-n6-obs0.74-r2-t1-s484099781"
+    res = checks.CHECKS["sqrt-loss-gd"](Session(zoo_model(name), QUICK, 0, spec=f"zoo:{name}"))
+    assert res.status == "assumption-violated" and "meets a branch at s = 0.0808" in res.message, res.message

@@ -1,0 +1,95 @@
+"""The ALP checks' clock judged by its signed rate deviation extrapolated to η → 0, and their premises
+(docs/theory.md §5b, §6): synthetic ladders for the rules, the public check on sphere_circle for the mechanism."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from srflow.verification import tolerances as tol
+from srflow.verification.checks import _alp
+from srflow.verification.ladder import NGD_ORDER, SQRT_ORDER
+from srflow.verification.verdicts import LadderVerdict, Status
+
+X = [0.02, 0.01, 0.005, 0.0025]
+
+
+def _runs(xs, tau_end=0.05):
+    return [SimpleNamespace(steps=np.array([0, int(round(tau_end / x**2))])) for x in xs]
+
+
+@pytest.mark.parametrize("order, k", [(SQRT_ORDER, -0.9), (SQRT_ORDER, 2.5), (NGD_ORDER, -0.75)])
+def test_a_right_clock_whose_deviation_vanishes_at_the_order_is_not_rejected(order, k):
+    d = [k * x**order.p + 3 * k * x ** (2 * order.p) for x in X]
+    assert not _alp.rate_extrapolation(X, _runs(X), d, order).rejects
+
+
+@pytest.mark.parametrize("alpha", [0.01, -0.01, 0.003, -0.003])
+@pytest.mark.parametrize("k", [-0.9, 0.3])
+def test_a_clock_wrong_by_a_fixed_amount_is_rejected_even_where_its_error_crosses_zero(alpha, k):
+    """A clock × (1 + α) shifts d by α(1 + d): with K = -0.9 and α = +1% the magnitude |d| crosses zero at
+    η ≈ 0.011, inside the ladder (the cancellation that let sqrt-GD's clock × 1.01 pass on 3 of 9 zoo models)."""
+    d = [(1 + alpha) * (1 + k * x) - 1 for x in X]
+    test = _alp.rate_extrapolation(X, _runs(X), d, SQRT_ORDER)
+    assert test.rejects and abs(test.fit.alpha - alpha) < 3 * test.fit.se, (test.fit, test.reason())
+    v = _alp.judge_rate(LadderVerdict(Status.PASS, "asymptotic", np.array(X), np.abs(d)), test)
+    assert v.status == Status.FAIL and "beyond 3 s.e." in v.reason
+
+
+def test_the_split_transient_turns_only_a_ladder_inside_it_into_not_yet_asymptotic():
+    """τ_C = 6|⟨C⟩ − ½|η√(2λ₁)/|T|: the zoo's mfc-np-nomin-c1.5… (λ₁ = 0.650, T/λ₁ = 0.073, ⟨C⟩ ≈ 0.78 on the
+    smallest rung) drifts over τ_C = 0.064 at η = 0.00125 -- longer than the run (τ ≤ 0.05)."""
+    lam1, cubic = 0.650, 0.073 * 0.650
+    msg = _alp.split_transient([0.005, 0.0025, 0.00125], lam1, cubic, 0.78, 0.05)
+    assert "not yet asymptotic" in msg and "0.00125" in msg
+    assert _alp.split_transient([1e-4, 5e-5, 2.5e-5], lam1, cubic, 0.78, 0.05) == ""
+    assert _alp.split_transient(X, lam1, 0.0, 0.78, 0.05) == ""  # no cubic term: the split does not drift
+    # T at round-off (the zoo's bnc-np-nomin-n6-obs0.74…: T/λ₁ = -4.4e-16) is no cubic term either
+    assert _alp.split_transient(X, 3.54, -4.4e-16 * 3.54, 0.501, 0.05) == ""
+
+
+def test_a_tie_within_the_runs_reach_is_an_assumption_violation(monkeypatch):
+    flow = SimpleNamespace(events=({"s": 0.0808, "kind": "join", "k": 2},))
+    runs = [SimpleNamespace(clock=np.array([0.0, 0.0886]))]
+    msg = _alp.premise_caveat(None, flow, [0.01], runs, "sqrt-sphere", None)
+    assert msg.startswith("assumption violated") and "s = 0.0808" in msg
+    far = SimpleNamespace(events=({"s": 0.2, "kind": "join", "k": 2},))
+    monkeypatch.setattr(_alp.th, "normal_conditioning", lambda *a: (2.0, 1.0))
+    monkeypatch.setattr(_alp.th, "manifold_point", lambda *a: SimpleNamespace(lam1=1.0))
+    assert _alp.premise_caveat(SimpleNamespace(theta0=None), far, [0.01], runs, "ngd-sphere", None) == ""
+
+
+def test_unseparated_time_scales_are_an_assumption_violation(monkeypatch):
+    """δ²λ₁/(4μ) ≥ 1 on a judged rung: the zoo's lnnet-jax-min-d3-h3-n4-s914065686 (λ₁/μ = 6.3e4), normalized GD
+    at η = 0.01: 1.6."""
+    monkeypatch.setattr(_alp.th, "normal_conditioning", lambda *a: (6.3e4, 1.0))
+    monkeypatch.setattr(_alp.th, "manifold_point", lambda *a: SimpleNamespace(lam1=1.0))
+    runs = [SimpleNamespace(clock=np.array([0.0, 0.05]))]
+    msg = _alp.premise_caveat(SimpleNamespace(theta0=None), SimpleNamespace(events=()), [0.02, 0.01, 0.005, 0.0025],
+                              runs, "ngd-sphere", None)
+    assert "time scales not separated" in msg and "η = 0.01" in msg and "1.6" in msg
+
+
+def test_a_sqrt_run_off_the_v1_cycle_is_an_assumption_violation(monkeypatch):
+    """The largest relative deviation of a step's flow time from δ² does not fall with η (the zoo's
+    bn-np-min-d2-h4-n4-s1292556552: 0.24, 0.47, 0.63, 0.70 at η = 0.01 … 0.000625)."""
+    monkeypatch.setattr(_alp.th, "normal_conditioning", lambda *a: (3.3, 1.0))
+    monkeypatch.setattr(_alp.th, "manifold_point", lambda *a: SimpleNamespace(lam1=3.79))
+    xs = [0.01, 0.0025, 0.00125, 0.000625]
+    devs = dict(zip(xs, [0.24, 0.47, 0.63, 0.70]))
+    monkeypatch.setattr(_alp, "step_deviation", lambda tr, model: devs[tr.lr])
+    runs = [SimpleNamespace(lr=x, clock=np.array([0.0, 0.067])) for x in xs]
+    msg = _alp.premise_caveat(SimpleNamespace(theta0=None), SimpleNamespace(events=()), xs, runs, "sqrt-sphere", None)
+    assert "not on the 2-cycle along v₁" in msg
+    devs.update(zip(xs, [0.08, 0.02, 0.01, 0.005]))  # ∝ η: on the cycle
+    assert _alp.premise_caveat(SimpleNamespace(theta0=None), SimpleNamespace(events=()), xs, runs, "sqrt-sphere",
+                               None) == ""
+
+
+def test_a_rate_deviation_whose_differences_are_not_yet_at_the_order_is_not_judged():
+    """The zoo's lnnet-jax-nomin-d3-h3-n4-s881856848: d = -0.486 … -0.034 bends (differences 0.133, 0.129, 0.069:
+    local exponents 0.04, 0.90) -- a straight-line extrapolation (α = +0.030 ± 0.009) is no verdict there."""
+    xs = [0.02, 0.01, 0.005, 0.0025, 0.00125, 0.000625]
+    d = [-4.859e-01, -4.422e-01, -3.645e-01, -2.312e-01, -1.026e-01, -3.393e-02]
+    test = _alp.rate_extrapolation(xs, _runs(xs), d, SQRT_ORDER)
+    assert not test.settled and not test.rejects and "not judged" in test.reason()
