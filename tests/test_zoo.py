@@ -26,6 +26,12 @@ def _failures(model, seed: int = 0) -> list:
     return [(r.identity, r.scaled_error, r.message) for r in rows if r.status != "pass"]
 
 
+def _implementation_failures(model) -> list:
+    """``_failures`` but a rank row that names a model more ill-conditioned than srflow's rank tolerance resolves
+    (λ₁/μ > 1/RANK_RTOL at the minimizer: a property of the drawn model, said by the row, not a wrong derivative)."""
+    return [f for f in _failures(model) if not (f[0] == "minimizer-rank" and "than srflow resolves" in f[2])]
+
+
 @settings(FAST, max_examples=30)
 @given(zoo_specs(backends=("np",)))
 def test_numpy_zoo_models_pass_protocol_and_identities(spec):
@@ -33,7 +39,17 @@ def test_numpy_zoo_models_pass_protocol_and_identities(spec):
     check_model(model)
     assert model.name == spec.name and parse_spec(model.name) == spec
     assert hasattr(model, "minimizer") == spec.minimizer
-    assert _failures(model) == []
+    assert _implementation_failures(model) == []
+
+
+def test_a_model_beyond_the_rank_tolerance_is_named_as_such():
+    """Drawn by hypothesis (2026-12-05): a numpy BN model whose minimizer has μ = 6.9e-8 = 6.5e-7·λ₁, a real
+    eigenvalue far above round-off but below RANK_RTOL·λ₁: the rank row says so instead of a bare rank mismatch."""
+    from srflow.toy_models.zoo import ZooSpec
+
+    model = zoo_model(ZooSpec(family="bn", backend="np", minimizer=True, params=(("d", 2), ("h", 2), ("n", 3)), seed=3))
+    (row,) = _failures(model)
+    assert row[0] == "minimizer-rank" and "6.5e-07·λ₁" in row[2] and "than srflow resolves" in row[2]
 
 
 @settings(FAST, max_examples=2)
@@ -43,14 +59,14 @@ def test_jax_zoo_models_pass_protocol_and_identities(spec):
     check_model(model)
     assert hasattr(model, "jax_loss") and model.name == spec.name
     assert hasattr(model, "minimizer") == spec.minimizer
-    assert _failures(model) == []
+    assert _implementation_failures(model) == []
 
 
 @pytest.mark.slow
 @settings(max_examples=12, deadline=None)
 @given(zoo_specs(backends=("jax",)))
 def test_every_jax_zoo_family_passes_identities(spec):
-    assert _failures(zoo_model(spec)) == []
+    assert _implementation_failures(zoo_model(spec)) == []
 
 
 @pytest.mark.parametrize("family", ["rq_sum", "curved"])

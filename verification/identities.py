@@ -328,6 +328,14 @@ def check_minimizer(model, theta: np.ndarray) -> list[IdentityResult]:
     if gamma is not None and eig is not None:
         rank = int(np.sum(np.abs(eig) > tol.RANK_RTOL * lam1))
         expected = model.dim - 1 - gamma
+        unresolved = ""
+        if 0 < expected <= len(eig) and rank < expected:
+            mu = float(np.sort(np.abs(eig))[-expected])
+            if mu > 1e3 * np.finfo(float).eps * model.dim * lam1:  # far above round-off: a real, tiny eigenvalue
+                unresolved = (f"; the smallest normal eigenvalue {mu:.3g} = {mu / lam1:.2g}·λ₁ is not zero but below "
+                              f"srflow's rank tolerance RANK_RTOL·λ₁ ({tol.RANK_RTOL:g}·λ₁): the model is more "
+                              "ill-conditioned than srflow resolves Γ's tangent space for")
         row("minimizer-rank", f"rank ∇²L(θ) = D - 1 - dim Γ = {expected}", abs(rank - expected), 1.0, 0.5,
-            f"rank {rank}, expected {expected} (dim Γ = {gamma}); eigenvalues {np.array2string(eig, precision=3)}")
+            f"rank {rank}, expected {expected} (dim Γ = {gamma}); eigenvalues {np.array2string(eig, precision=3)}"
+            + unresolved)
     return rows
