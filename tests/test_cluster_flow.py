@@ -409,3 +409,42 @@ def test_branches_crossing_below_a_simple_top_do_not_stop_the_flow():
     after = np.linalg.eigvalsh(m.hess(r.theta[-1]))[::-1][:4]
     assert abs(after[1] - after[2]) < 1e-9 and after[2] - after[3] > 1e-3              # the pair above the simple
     assert r.s[-1] == pytest.approx(1.0) and not r.events and after[0] - after[1] > 0.2  # λ₁ simple throughout
+
+
+def test_a_terminal_event_on_a_step_boundary_ends_the_segment_there():
+    """A terminal event whose root brentq puts on the end of the previous solver step (zoo model
+    bnc-np-nomin-n6-obs0.71-r3-t2-s579362555: a join at s = 1.4154) made solve_ivp with t_eval raise "`ts` must be
+    strictly increasing", reported as a tie the flow cannot pass. ``integrate_segment`` stops at the root, with the
+    grid points before it read from the dense output."""
+    from scipy.integrate import solve_ivp
+
+    from srflow.theory.cluster_flow import integrate_segment
+
+    def f(s, x):
+        return -x * (1 + s)
+
+    grid = np.linspace(0.0, 2.0, 11)
+    ref = solve_ivp(f, (0.0, 2.0), [1.0], t_eval=grid, dense_output=True, rtol=1e-9, atol=1e-12, method="DOP853")
+    steps = ref.sol.ts
+    for boundary in steps[1:-1]:
+        c = np.nextafter(boundary, np.inf)  # > 0 at the step's end: the event is found in the next step, at its start
+
+        def event(s, x, c=c):
+            return c - s
+        event.terminal, event.direction = True, -1
+        with pytest.raises(ValueError, match="strictly increasing"):  # the scipy behaviour this guards against
+            solve_ivp(f, (0.0, 2.0), [1.0], t_eval=grid, dense_output=True, rtol=1e-9, atol=1e-12, method="DOP853",
+                      events=[event])
+        sol = integrate_segment(f, 0.0, 2.0, np.array([1.0]), grid, 1e-9, 1e-12, [event])
+        assert sol.status == 1 and abs(sol.sol.ts[-1] - boundary) <= 4 * np.spacing(boundary)
+        assert np.array_equal(sol.t, np.concatenate([grid[grid <= sol.sol.ts[-1]]]))
+        # the steps before the event are those without it: the same samples, to the last digit
+        assert np.array_equal(sol.y, ref.y[:, :len(sol.t)])
+        assert np.array_equal(sol.sol(boundary), ref.sol(boundary))
+    # an event at the start: a piece of zero length whose one sample is the start
+    def at_start(s, x):
+        return 0.5 - s
+    at_start.terminal, at_start.direction = True, -1
+    sol = integrate_segment(f, 0.5, 2.0, np.array([0.3]), grid, 1e-9, 1e-12, [at_start])
+    assert sol.status == 1 and np.array_equal(sol.t, [0.5]) and np.array_equal(sol.y, [[0.3]])
+    assert np.array_equal(sol.sol.ts, [0.5, 0.5])
