@@ -448,3 +448,58 @@ def test_a_terminal_event_on_a_step_boundary_ends_the_segment_there():
     sol = integrate_segment(f, 0.5, 2.0, np.array([0.3]), grid, 1e-9, 1e-12, [at_start])
     assert sol.status == 1 and np.array_equal(sol.t, [0.5]) and np.array_equal(sol.y, [[0.3]])
     assert np.array_equal(sol.sol.ts, [0.5, 0.5])
+
+
+@pytest.mark.slow
+def test_an_rk_stage_off_gamma_is_retracted_until_the_rank_condition_is_the_theorys():
+    """Zoo model wn-jax-min-c0.72-l2-n5-w2-s936610763: after a join and a leave at s = 0.3817 a trial stage of the
+    solver landed 0.055 off the last point (loss 6.7e-8); one Newton step left a tangent eigenvalue at 2e-6·λ₁ and the
+    flow stopped with "rank condition fails ... dimension 0" (eos-stability assumption-violated). Retracted fully, the
+    flow runs on, on Γ: every sample has a kernel of dimension dim Γ + 1 (radial)."""
+    from srflow.toy_models.zoo import zoo_model
+
+    name = "wn-jax-min-c0.72-l2-n5-w2-s936610763"
+    m = zoo_model(name)
+    theta0 = Session(m, VerifyConfig(ladder=(1e-3, 1e-4)), 0, spec=f"zoo:{name}").theta0
+    f = sharpness_reduction_flow(m, theta0, 0.42, n_out=8)
+    assert f.s[-1] == 0.42 and any(e["kind"] == "join" and 0.38 < e["s"] < 0.383 for e in f.events)
+    assert f.drift < 1e-8
+    for th in f.theta:
+        vals = np.linalg.eigvalsh(m.hess(th))
+        assert int(np.sum(np.abs(vals) <= 1e-6 * vals[-1])) == m.manifold_dim + 1
+
+
+def test_the_field_off_gamma_is_the_field_at_the_full_retraction_where_one_newton_step_fails_the_rank_condition():
+    """The fast equivalent of the test above: points of that model's sphere 0.02-0.08 off θ₀ (a solver stage's
+    distance there), where one Newton step leaves the rank condition failing; the field there is the field at the
+    POLISH_ITERS-step retraction, on Γ."""
+    from srflow.theory import cluster_flow as cf
+    from srflow.theory.manifold import newton_polish, tangent_space
+    from srflow.toy_models.zoo import zoo_model
+
+    name = "wn-jax-min-c0.72-l2-n5-w2-s936610763"
+    m = zoo_model(name)
+    theta0 = Session(m, VerifyConfig(ladder=(1e-3, 1e-4)), 0, spec=f"zoo:{name}").theta0
+    rng = np.random.default_rng(0)
+    tried = 0
+    for _ in range(24):
+        d = rng.standard_normal(m.dim)
+        x = theta0 + rng.uniform(0.02, 0.08) * d / np.linalg.norm(d)
+        x /= np.linalg.norm(x)
+        try:
+            tangent_space(m, newton_polish(m, x, iters=1))
+            continue
+        except AssumptionViolated:
+            pass
+        full = newton_polish(m, x, iters=cf.POLISH_ITERS)
+        try:
+            tangent_space(m, full)
+        except AssumptionViolated:  # not retracted within POLISH_ITERS steps: the field says so
+            with pytest.raises(AssumptionViolated, match="rank condition"):
+                cf._field(m, 0.0, x, -0.25, 1)
+            continue
+        ref = -0.25 * theory.manifold_point(m, full, on_gap="ignore").grad_log
+        assert np.array_equal(cf._field(m, 0.0, x, -0.25, 1), ref)
+        assert m.loss(full) < 1e-6 * m.loss(x)
+        tried += 1
+    assert tried >= 3
