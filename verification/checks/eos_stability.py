@@ -133,7 +133,23 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         flow = session.flow(2 * tau_end + 0.05)  # s ≤ 2τ along GD+WD (2τ = s + log(λ₁(ζ(0))/λ₁(ζ(s))), λ₁ falls)
         samples = np.unique(np.linspace(0, len(flow.s) - 1, FLOW_SAMPLES).astype(int))
         f_tau = th.gdwd_tau(flow)[samples]
-        kappa = np.array([predict(model, flow.theta[i]) for i in samples])
+        # κ is the one-flip-mode rate: where the flow reaches a tie of λ₁ (a join of the cluster flow, the gap below
+        # GAP_RTOL·λ₁) its premise ends; the breathing is judged before it (the samples up to the last κ) and the
+        # message says where
+        kappa, tie = [], None
+        for j, i in enumerate(samples):
+            try:
+                kappa.append(float(predict(model, flow.theta[i])))
+            except th.AssumptionViolated as exc:
+                if exc.kind != "gap" or j < 2:
+                    raise
+                tie = (float(flow.s[i]), float(f_tau[j]), str(exc))
+                break
+        samples, f_tau, kappa = samples[:len(kappa)], f_tau[:len(kappa)], np.array(kappa)
+        tau_limit = float(f_tau[-1]) if tie else np.inf
+        tie_note = ("" if tie is None else
+                    f"; judged for τ ≤ {tau_limit:.3g}, before the flow's tie at s = {tie[0]:.4g} (τ = {tie[1]:.3g}: "
+                    f"{tie[2].replace('assumption violated: ', '')})")
         integral = integral_of(f_tau, kappa)
         ladder = sorted((float(v) for v in cfg.ladder), reverse=True)
         # the part of κ carried by normal modes that do not follow the breathing (χ_j ≥ 1, ``theory.eos_slaving``) at
@@ -174,7 +190,7 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                 t, eps = breathing_envelope(tr.clock_steps, eta_lambda)
                 tau = t * eta_lambda
                 keep = longest_run((tau >= SKIP_PERIODS * th.breathing_period(eta_lambda) * eta_lambda)
-                                   & (eps < E_MAX) & (eps > E_MIN))
+                                   & (eps < E_MAX) & (eps > E_MIN) & (tau <= tau_limit))
                 if keep.sum() < MIN_WINDOWS:
                     skipped.append(f"at ηλ = {eta_lambda:g} only {int(keep.sum())} breathing periods have {E_MIN:g} < ε "
                                    f"< {E_MAX:g} (need {MIN_WINDOWS}): ε from {eps[0]:.2g} to {eps[-1]:.2g} over "
@@ -193,6 +209,13 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                              "tau": (float(tau[keep][0]), float(tau[keep][-1])),
                              "eps": (float(eps[keep][0]), float(eps[keep][-1])), "windows": int(keep.sum()),
                              "unslaved": umean})
+            if len(rows) < STABILITY_RUNGS and tie is not None:
+                return result(session, name, Status.ASSUMPTION_VIOLATED, kappa0, None, None, float("nan"),
+                              f"assumption violated: the top eigenvalue ties at flow time s = {tie[0]:.4g} (τ = "
+                              f"{tie[1]:.3g}; {tie[2].replace('assumption violated: ', '')}), where the one-flip-mode κ "
+                              f"ends, and before it {len(rows)} rung(s) have a linear window of ≥ {MIN_WINDOWS} "
+                              f"breathing periods (need {STABILITY_RUNGS}); {'; '.join(skipped)}",
+                              {"ladder": judged_ladder}, runs=runs)
             if len(rows) < STABILITY_RUNGS:
                 return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
                               f"{len(rows)} rung(s) of the ladder have a linear window of ≥ {MIN_WINDOWS} breathing "
@@ -220,7 +243,7 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         if np.max(np.abs([r["unslaved"] for r in rows])) > tol.EOS_SEM_FACTOR * se_first:
             ratio = ladder[-1] / ladder[-2]
             below = [ladder[-1] * ratio ** j for j in range(1, 40)]
-            grid_tau = f_tau[f_tau <= tau_end]
+            grid_tau = f_tau[f_tau <= min(tau_end, tau_limit)]
             candidates = [r for r in ladder + below if r < judged_ladder[0]]
             chosen = None
             for i, r in enumerate(candidates):
@@ -280,7 +303,7 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                                       for k, u, bb, s in zip(kmean, umean, b, se))
                           + " "
                           + f"at ηλ = {', '.join(f'{v:g}' for v in judged_ladder)}; they follow for ηλ < "
-                          f"{(np.sqrt(8 * top) / slaving.chi[slow]).min() ** 2 / 8:.2g}" + extension,
+                          f"{(np.sqrt(8 * top) / slaving.chi[slow]).min() ** 2 / 8:.2g}" + extension + tie_note,
                           {"ladder": judged_ladder, "rate_measured": kmean + b, "rate_predicted": kmean, "rate_unslaved": umean,
                            "unslaved_share": slaving.unslaved, "chi_max": float(slaving.chi.max())}, runs)
         status = Status.FAIL if rejected((b0, se0)) else Status.PASS
@@ -293,7 +316,7 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         message = (f"equilibrium predicted {verdict}, measured {measured}: κ(θ₀) = {kappa0:+.4f}; breathing rate d log ε/dτ measured ± s.e. vs "
                    f"predicted {rungs} at ηλ = {', '.join(f'{v:g}' for v in judged_ladder)} (τ ≤ {tau_end:.3g}); the deviation "
                    f"extrapolated to ηλ → 0 is {b0:+.4f} ± {se0:.4f} ({'within' if status == Status.PASS else 'beyond'} "
-                   f"{tol.EOS_SEM_FACTOR:g} s.e.)" + extension)
+                   f"{tol.EOS_SEM_FACTOR:g} s.e.)" + extension + tie_note)
         if status == Status.FAIL:
             message = "the breathing rate is off: " + message
         details = {"ladder": judged_ladder, "rate_predicted": kmean, "rate_measured": kmean + b, "rate_deviation": np.abs(b),
