@@ -338,7 +338,8 @@ def integrate_segment(fun, s_cur: float, s_end: float, x_cur: np.ndarray, grid: 
     return sol
 
 
-def cluster_flow(model, theta0: np.ndarray, s_end: float, n_out: int, rtol: float, atol: float, coef: float):
+def cluster_flow(model, theta0: np.ndarray, s_end: float, n_out: int, rtol: float, atol: float, coef: float,
+                 stop_at_join: bool = False):
     """dζ/ds = coef·g*(ζ) from θ₀ (on Γ, polished) to ``s_end``, in segments of constant cluster size between
     join/leave events. Returns (s, x, k, events, pieces): the samples (the ``n_out`` grid points plus both
     limits at each event), the cluster size at each sample, the events [{"s", "kind", "k", "values", "G"}] and
@@ -390,6 +391,8 @@ def cluster_flow(model, theta0: np.ndarray, s_end: float, n_out: int, rtol: floa
         v = _eigenvalues(model, x_e)
         k = kk + 1 if kind == "join" else kk - 1
         events.append({"s": s_e, "kind": kind, "k": k, "values": v[:max(k, kk) + 1], "G": float("nan")})
+        if stop_at_join and kind == "join":  # the caller needs the flow only while λ₁ is simple
+            break
         s_cur, x_cur = s_e, x_e
         if s_cur >= s_end:
             break

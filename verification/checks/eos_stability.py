@@ -130,7 +130,8 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         # this check (the mutation studies), so the horizon is kept in the session with the runs it sized
         tau_end = session.cached("stability_tau_end", lambda: float(np.clip(
             EFOLDS / max(abs(default_rate(model, session.theta0)), 1e-12), TAU_MIN, TAU_MAX)))
-        flow = session.flow(2 * tau_end + 0.05)  # s ≤ 2τ along GD+WD (2τ = s + log(λ₁(ζ(0))/λ₁(ζ(s))), λ₁ falls)
+        # s ≤ 2τ along GD+WD (2τ = s + log(λ₁(ζ(0))/λ₁(ζ(s))), λ₁ falls); κ needs λ₁ simple: to the first tie
+        flow = session.flow_to_tie(2 * tau_end + 0.05)
         samples = np.unique(np.linspace(0, len(flow.s) - 1, FLOW_SAMPLES).astype(int))
         f_tau = th.gdwd_tau(flow)[samples]
         # κ is the one-flip-mode rate: where the flow reaches a tie of λ₁ (a join of the cluster flow, the gap below
@@ -145,6 +146,10 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                     raise
                 tie = (float(flow.s[i]), float(f_tau[j]), str(exc))
                 break
+        if tie is None and flow.events and flow.events[-1]["kind"] == "join" and flow.s[-1] < 2 * tau_end + 0.05:
+            # the flow ended at a join whose every sample still had a gap above GAP_RTOL·λ₁
+            tie = (float(flow.s[-1]), float(f_tau[-1]), f"λ₁ joined by the branch below it (cluster flow, gap ≤ "
+                   f"{th.cluster_flow.JOIN_RTOL:g}·λ₁)")
         samples, f_tau, kappa = samples[:len(kappa)], f_tau[:len(kappa)], np.array(kappa)
         tau_limit = float(f_tau[-1]) if tie else np.inf
         tie_note = ("" if tie is None else
@@ -307,6 +312,21 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                           {"ladder": judged_ladder, "rate_measured": kmean + b, "rate_predicted": kmean, "rate_unslaved": umean,
                            "unslaved_share": slaving.unslaved, "chi_max": float(slaving.chi.max())}, runs)
         status = Status.FAIL if rejected((b0, se0)) else Status.PASS
+        if status == Status.PASS and not rejected(test(-1.0)):
+            # κ ≡ 0 (a neutral equilibrium, the prediction × 0) would pass the same runs too: they cannot tell growth
+            # from decay, so a pass would say nothing (zoo model bnc-np-nomin-n5-obs0.9-r2-t1-s865987421, judged
+            # before its tie at τ = 0.64: deviation -0.49 ± 3.42 against κ = +0.42)
+            n0, s0 = test(-1.0)
+            return result(session, name, Status.INCONCLUSIVE, float(kmean[-1]), float(kmean[-1] + b[-1]), None,
+                          float("nan"),
+                          f"no power: the runs do not tell the predicted rate from 0 (a neutral equilibrium): the "
+                          f"deviation extrapolated to ηλ → 0 is {b0:+.4f} ± {se0:.4f} for κ and {n0:+.4f} ± {s0:.4f} "
+                          f"for 0 (both within {tol.EOS_SEM_FACTOR:g} s.e.); predicted rate over the windows vs "
+                          f"measured ± s.e.: " + ", ".join(f"{k:+.4g} vs {k + bb:+.4g} ± {s:.2g}"
+                                                          for k, bb, s in zip(kmean, b, se))
+                          + f" at ηλ = {', '.join(f'{v:g}' for v in judged_ladder)}" + extension + tie_note,
+                          {"ladder": judged_ladder, "rate_measured": kmean + b, "rate_predicted": kmean,
+                           "deviation_at_zero": b0, "deviation_at_zero_se": se0}, runs)
         power = resolving_power(lambda d: rejected(test(d))) if status == Status.PASS else float("nan")
         stable = bool(np.all(kmean < 0))
         verdict = "stable (decays)" if stable else "unstable (grows)" if np.all(kmean > 0) else "changes sign"
@@ -337,7 +357,11 @@ def _run(session: Session, eta_lambda: float, tau_end: float):
     cfg = session.config
     wd, steps = eta_lambda / cfg.lr, int(round(tau_end / eta_lambda))
     w0 = eos_start(session.model, session.theta0, cfg.lr, wd)
-    return simulate(session.model, w0, cfg.lr, steps, wd=wd, every=odd_stride(steps, 50), pairs=False,
+    every = odd_stride(steps, 50)
+    if hasattr(session.model, "jax_loss"):  # the compiled engine keeps the per-step clock for strides up to this
+        from ..compiled import DENSE_CLOCK_MAX
+        every = min(every, (DENSE_CLOCK_MAX - 1) | 1)
+    return simulate(session.model, w0, cfg.lr, steps, wd=wd, every=every, pairs=False,
                     quiet=session.quiet, label=f"{session.name} GD+WD ηλ={eta_lambda:g} (breathing)")
 
 
