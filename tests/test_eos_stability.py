@@ -234,3 +234,17 @@ def test_a_tie_on_the_flow_ends_the_judged_windows_there_not_the_check(circle_se
     assert max(w["tau"][1] for w in r.details["windows"]) <= 1.2
     r = check_eos_stability(circle_session, _tie_beyond(0.1))
     assert r.status == Status.ASSUMPTION_VIOLATED and "top eigenvalue ties at flow time" in r.message, r.message
+
+
+@pytest.mark.slow
+def test_a_run_that_cannot_tell_kappa_from_zero_is_inconclusive_and_the_flow_stops_at_its_tie():
+    """Zoo model 9 (κ(θ₀) = +0.42, τ_end = 7.15): its cluster flow past the join at s = 0.437 ran > 15 min; the check
+    integrates to the join only (96 s under load), judges the windows before it, and their deviation (-0.49 ± 3.42)
+    leaves κ ≡ 0 within 3 s.e. as well: inconclusive, no power, with where the tie is."""
+    from srflow.toy_models.zoo import zoo_model
+    from srflow.verification.session import QUICK
+
+    name = "bnc-np-nomin-n5-obs0.9-r2-t1-s865987421"
+    r = check_eos_stability(Session(zoo_model(name), QUICK, 0, spec=f"zoo:{name}"))
+    assert r.status == Status.INCONCLUSIVE, r.message
+    assert r.message.startswith("no power") and "before the flow's tie at s = 0.4367" in r.message
