@@ -409,3 +409,97 @@ def test_branches_crossing_below_a_simple_top_do_not_stop_the_flow():
     after = np.linalg.eigvalsh(m.hess(r.theta[-1]))[::-1][:4]
     assert abs(after[1] - after[2]) < 1e-9 and after[2] - after[3] > 1e-3              # the pair above the simple
     assert r.s[-1] == pytest.approx(1.0) and not r.events and after[0] - after[1] > 0.2  # λ₁ simple throughout
+
+
+def test_a_terminal_event_on_a_step_boundary_ends_the_segment_there():
+    """A terminal event whose root brentq puts on the end of the previous solver step (zoo model
+    bnc-np-nomin-n6-obs0.71-r3-t2-s579362555: a join at s = 1.4154) made solve_ivp with t_eval raise "`ts` must be
+    strictly increasing", reported as a tie the flow cannot pass. ``integrate_segment`` stops at the root, with the
+    grid points before it read from the dense output."""
+    from scipy.integrate import solve_ivp
+
+    from srflow.theory.cluster_flow import integrate_segment
+
+    def f(s, x):
+        return -x * (1 + s)
+
+    grid = np.linspace(0.0, 2.0, 11)
+    ref = solve_ivp(f, (0.0, 2.0), [1.0], t_eval=grid, dense_output=True, rtol=1e-9, atol=1e-12, method="DOP853")
+    steps = ref.sol.ts
+    for boundary in steps[1:-1]:
+        c = np.nextafter(boundary, np.inf)  # > 0 at the step's end: the event is found in the next step, at its start
+
+        def event(s, x, c=c):
+            return c - s
+        event.terminal, event.direction = True, -1
+        with pytest.raises(ValueError, match="strictly increasing"):  # the scipy behaviour this guards against
+            solve_ivp(f, (0.0, 2.0), [1.0], t_eval=grid, dense_output=True, rtol=1e-9, atol=1e-12, method="DOP853",
+                      events=[event])
+        sol = integrate_segment(f, 0.0, 2.0, np.array([1.0]), grid, 1e-9, 1e-12, [event])
+        assert sol.status == 1 and abs(sol.sol.ts[-1] - boundary) <= 4 * np.spacing(boundary)
+        assert np.array_equal(sol.t, np.concatenate([grid[grid <= sol.sol.ts[-1]]]))
+        # the steps before the event are those without it: the same samples, to the last digit
+        assert np.array_equal(sol.y, ref.y[:, :len(sol.t)])
+        assert np.array_equal(sol.sol(boundary), ref.sol(boundary))
+    # an event at the start: a piece of zero length whose one sample is the start
+    def at_start(s, x):
+        return 0.5 - s
+    at_start.terminal, at_start.direction = True, -1
+    sol = integrate_segment(f, 0.5, 2.0, np.array([0.3]), grid, 1e-9, 1e-12, [at_start])
+    assert sol.status == 1 and np.array_equal(sol.t, [0.5]) and np.array_equal(sol.y, [[0.3]])
+    assert np.array_equal(sol.sol.ts, [0.5, 0.5])
+
+
+@pytest.mark.slow
+def test_an_rk_stage_off_gamma_is_retracted_until_the_rank_condition_is_the_theorys():
+    """Zoo model wn-jax-min-c0.72-l2-n5-w2-s936610763: after a join and a leave at s = 0.3817 a trial stage of the
+    solver landed 0.055 off the last point (loss 6.7e-8); one Newton step left a tangent eigenvalue at 2e-6·λ₁ and the
+    flow stopped with "rank condition fails ... dimension 0" (eos-stability assumption-violated). Retracted fully, the
+    flow runs on, on Γ: every sample has a kernel of dimension dim Γ + 1 (radial)."""
+    from srflow.toy_models.zoo import zoo_model
+
+    name = "wn-jax-min-c0.72-l2-n5-w2-s936610763"
+    m = zoo_model(name)
+    theta0 = Session(m, VerifyConfig(ladder=(1e-3, 1e-4)), 0, spec=f"zoo:{name}").theta0
+    f = sharpness_reduction_flow(m, theta0, 0.42, n_out=8)
+    assert f.s[-1] == 0.42 and any(e["kind"] == "join" and 0.38 < e["s"] < 0.383 for e in f.events)
+    assert f.drift < 1e-8
+    for th in f.theta:
+        vals = np.linalg.eigvalsh(m.hess(th))
+        assert int(np.sum(np.abs(vals) <= 1e-6 * vals[-1])) == m.manifold_dim + 1
+
+
+def test_the_field_off_gamma_is_the_field_at_the_full_retraction_where_one_newton_step_fails_the_rank_condition():
+    """The fast equivalent of the test above: points of that model's sphere 0.02-0.08 off θ₀ (a solver stage's
+    distance there), where one Newton step leaves the rank condition failing; the field there is the field at the
+    POLISH_ITERS-step retraction, on Γ."""
+    from srflow.theory import cluster_flow as cf
+    from srflow.theory.manifold import newton_polish, tangent_space
+    from srflow.toy_models.zoo import zoo_model
+
+    name = "wn-jax-min-c0.72-l2-n5-w2-s936610763"
+    m = zoo_model(name)
+    theta0 = Session(m, VerifyConfig(ladder=(1e-3, 1e-4)), 0, spec=f"zoo:{name}").theta0
+    rng = np.random.default_rng(0)
+    tried = 0
+    for _ in range(24):
+        d = rng.standard_normal(m.dim)
+        x = theta0 + rng.uniform(0.02, 0.08) * d / np.linalg.norm(d)
+        x /= np.linalg.norm(x)
+        try:
+            tangent_space(m, newton_polish(m, x, iters=1))
+            continue
+        except AssumptionViolated:
+            pass
+        full = newton_polish(m, x, iters=cf.POLISH_ITERS)
+        try:
+            tangent_space(m, full)
+        except AssumptionViolated:  # not retracted within POLISH_ITERS steps: the field says so
+            with pytest.raises(AssumptionViolated, match="rank condition"):
+                cf._field(m, 0.0, x, -0.25, 1)
+            continue
+        ref = -0.25 * theory.manifold_point(m, full, on_gap="ignore").grad_log
+        assert np.array_equal(cf._field(m, 0.0, x, -0.25, 1), ref)
+        assert m.loss(full) < 1e-6 * m.loss(x)
+        tried += 1
+    assert tried >= 3

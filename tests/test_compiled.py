@@ -135,6 +135,18 @@ def test_divergence_is_reported_at_the_step_of_the_numpy_loop():
     assert list(a.steps) == list(b.steps) and np.allclose(a.norm_sq, b.norm_sq, rtol=1e-13, atol=0)
 
 
+
+def test_a_diverged_run_keeps_its_per_step_clock_up_to_the_failure_as_the_numpy_loop_does():
+    """eos-stability measures a breathing that grew until the run diverged up to the divergence: the compiled run
+    keeps the per-step clock before the failed step (it was None), equal to the numpy loop's."""
+    model = from_jax(_nan_below, 3, name="nan_below")
+    w0 = np.array([1.0, 0.2, 0.1])
+    a = simulate(model, w0, 0.1, 100, wd=0.01, every=7, engine="numpy", pairs=False)
+    b = simulate(model, w0, 0.1, 100, wd=0.01, every=7, pairs=False)
+    assert a.diverged and b.diverged and b.clock_steps is not None
+    assert len(b.clock_steps) == len(a.clock_steps)
+    assert np.allclose(b.clock_steps, a.clock_steps, rtol=1e-12, atol=0)
+
 @pytest.mark.parametrize("spectrum, k", [((-5.0, 1.0, 2.0), 3), ((-9.0, -1.0, 0.5, 3.0, 3.5, 4.0) * 4, 5),
                                          ((-3.0, -2.0, -1.0), 8)])
 def test_lanczos_finds_the_largest_algebraic_eigenvalue(spectrum, k):

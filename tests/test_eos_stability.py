@@ -208,3 +208,43 @@ def test_default_models_pass_and_reject_one_percent(name):
         r = check_eos_stability(s, lambda m, t, d=delta: th.eos_stability(m, t).rate * (1 + d))
         if s.cached("power", lambda: check_eos_stability(s).resolving_power["breathing rate κ (relative)"]) < 0.01:
             assert r.status == Status.FAIL and r.message.startswith("the breathing rate is off")
+
+
+def _tie_beyond(tau_tie):
+    """κ of theory, raising the spectral-gap AssumptionViolated once the circle's flow is past τ = ``tau_tie`` (a
+    stand-in for a tie of λ₁ along the flow: what theory.eos_stability raises there)."""
+    def rate(m, theta):
+        flow = _tie_beyond.flow
+        i = int(np.argmin(np.linalg.norm(flow.theta - theta, axis=1)))
+        if th.gdwd_tau(flow)[i] > tau_tie:
+            raise th.AssumptionViolated("assumption violated: spectral gap λ₁ - λ₂ = 1e-09 (λ₁ = 1) at θ; ∇λ₁ is "
+                                        "undefined", kind="gap")
+        return th.eos_stability(m, theta).rate
+    return rate
+
+
+def test_a_tie_on_the_flow_ends_the_judged_windows_there_not_the_check(circle_session):
+    """A tie of λ₁ at τ = 1.2 of the horizon 1.78: the breathing is judged on the windows before it (pass, saying
+    where it stopped); a tie at τ = 0.1, before any rung has its windows, is assumption-violated naming the tie."""
+    check_eos_stability(circle_session)
+    _tie_beyond.flow = circle_session.flow(2 * circle_session._cache["stability_tau_end"] + 0.05)
+    r = check_eos_stability(circle_session, _tie_beyond(1.2))
+    assert r.status == Status.PASS, r.message
+    assert "before the flow's tie" in r.message
+    assert max(w["tau"][1] for w in r.details["windows"]) <= 1.2
+    r = check_eos_stability(circle_session, _tie_beyond(0.1))
+    assert r.status == Status.ASSUMPTION_VIOLATED and "top eigenvalue ties at flow time" in r.message, r.message
+
+
+@pytest.mark.slow
+def test_a_run_that_cannot_tell_kappa_from_zero_is_inconclusive_and_the_flow_stops_at_its_tie():
+    """Zoo model 9 (κ(θ₀) = +0.42, τ_end = 7.15): its cluster flow past the join at s = 0.437 ran > 15 min; the check
+    integrates to the join only (96 s under load), judges the windows before it, and their deviation (-0.49 ± 3.42)
+    leaves κ ≡ 0 within 3 s.e. as well: inconclusive, no power, with where the tie is."""
+    from srflow.toy_models.zoo import zoo_model
+    from srflow.verification.session import QUICK
+
+    name = "bnc-np-nomin-n5-obs0.9-r2-t1-s865987421"
+    r = check_eos_stability(Session(zoo_model(name), QUICK, 0, spec=f"zoo:{name}"))
+    assert r.status == Status.INCONCLUSIVE, r.message
+    assert r.message.startswith("no power") and "before the flow's tie at s = 0.4367" in r.message

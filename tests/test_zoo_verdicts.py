@@ -142,6 +142,40 @@ def test_eos_stability_says_assumption_violated_where_the_normal_modes_are_not_s
     assert "not slaved" in res.message and res.details["chi_max"] > 1
 
 
+
+def test_chi_scales_like_the_square_root_of_eta_lambda_and_the_shares_do_not_depend_on_it():
+    """eos-stability finds the rungs below its ladder where slow modes follow the breathing from the slaving at the
+    largest rung, χ_j(ηλ) = χ_j(ηλ₀)·√(ηλ/ηλ₀) with unchanged shares Δκ_j: on the zoo curved model whose one slow mode
+    (χ = 3.58 at ηλ = 1e-3, Δκ = -4.34 of κ = -3.12) follows for ηλ < 7.8e-5."""
+    name = "curved-np-min-h0.54-k3-lc1.88-lg2.11-lr0.33-m2-s1564997911"
+    m = zoo_model(name)
+    theta = Session(m, QUICK, 0, spec=f"zoo:{name}").theta0
+    top = th.eos_slaving(m, theta, 1e-3)
+    assert 3 < top.chi.max() < 4 and top.unslaved < -4
+    for eta_lambda in (3e-5, 9e-6):
+        low = th.eos_slaving(m, theta, eta_lambda)
+        assert np.allclose(low.chi, top.chi * np.sqrt(eta_lambda / 1e-3), rtol=1e-12)
+        assert np.array_equal(low.share, top.share) and low.unslaved == 0.0
+
+
+@pytest.mark.slow
+def test_eos_stability_judges_slow_modes_on_the_rungs_below_the_ladder_where_they_follow(monkeypatch):
+    """The zoo curved model's slow mode carries -4.34 of κ(θ₀) = -3.12 unslaved at ηλ = 1e-3 (χ = 3.58): the check
+    judges it at ηλ = 3e-5, 9e-6, 2.7e-6 (4.6e5 steps, 124 s under load) and passes (measured -1.69, -2.42, -2.71 vs
+    predicted -2.84, -2.85, -2.85; extrapolated deviation +0.023 ± 0.105); with no budget for those rungs it stays
+    assumption-violated and says what they would cost."""
+    from srflow.verification.checks import CHECKS
+    from srflow.verification.checks import eos_stability as mod
+
+    name = "curved-np-min-h0.54-k3-lc1.88-lg2.11-lr0.33-m2-s1564997911"
+    session = Session(zoo_model(name), QUICK, 0, spec=f"zoo:{name}")
+    res = CHECKS["eos-stability"](session)
+    assert res.status == "pass", res.message
+    assert res.details["ladder"][0] < 7.8e-5 and "below the ladder" in res.message
+    monkeypatch.setattr(mod, "SLAVING_STEPS", 0)
+    res = CHECKS["eos-stability"](Session(zoo_model(name), QUICK, 0, spec=f"zoo:{name}"))
+    assert res.status == "assumption-violated" and "not slaved" in res.message and "SLAVING_STEPS" in res.message
+
 # -- the 30-model study (slow) -------------------------------------------------------------------------------------
 #: the checks of the 30-model study: those whose cost fits the slow suite (docs/zoo_baseline.md gives the others)
 STUDY_CHECKS = ("identities", "scale-collapse", "eos-entry", "flow-tracking", "naive-flow-rejected")

@@ -287,17 +287,59 @@ def _join_event(model, x0: np.ndarray, k: int):
     return join
 
 
+#: Newton iterations of the retraction when one leaves the rank condition failing (``_field``)
+POLISH_ITERS = 8
+
+
 def _field(model, s, x, coef, k):
-    th = newton_polish(model, x, iters=1)
-    try:
+    """coef·g* at the Newton retraction of x onto Γ: one Newton step (the simple flow's field, theory.flows), and
+    POLISH_ITERS where the rank condition fails after one. An RK stage of a long trial step can land off Γ
+    (zoo model wn-jax-min-c0.72-l2-n5-w2-s936610763 at s = 0.3936: a stage 0.055 from the last accepted point, loss
+    6.7e-8, ‖∇L‖ = 5.6e-4·λ₁; after one step 1.5e-5·λ₁ and a tangent eigenvalue at 2e-6·λ₁ > RANK_RTOL·λ₁, so the
+    kernel looked 0-dimensional; after the full retraction 6.6e-8·λ₁ and the kernel has dim Γ = 3): the rank
+    condition at the retracted point is the theory's, a one-step retraction's residual is not."""
+    def at(th):
         if k == 1:  # the simple flow's own field (theory.flows): the same numbers when λ₁ stays simple
             return coef * manifold_point(model, th, on_gap="ignore").grad_log
         return coef * cluster_point(model, th, k).grad_log
+
+    try:
+        try:
+            return at(newton_polish(model, x, iters=1))
+        except AssumptionViolated as exc:
+            if exc.kind == "gap":
+                raise
+            return at(newton_polish(model, x, iters=POLISH_ITERS))
     except AssumptionViolated as exc:
-        raise AssumptionViolated(f"{exc} (flow time s = {s:.4g})") from None
+        raise AssumptionViolated(f"{exc} (flow time s = {s:.4g})", kind=exc.kind, s=s) from None
 
 
-def cluster_flow(model, theta0: np.ndarray, s_end: float, n_out: int, rtol: float, atol: float, coef: float):
+def integrate_segment(fun, s_cur: float, s_end: float, x_cur: np.ndarray, grid: np.ndarray, rtol: float,
+                      atol: float, events):
+    """``solve_ivp`` (DOP853, dense output, terminal ``events``) of dx/ds = fun(s, x) from (s_cur, x_cur) towards
+    s_end; ``t``/``y`` are the points of ``grid`` in [s_cur, s_stop] (s_cur first), read from the dense output, and
+    ``sol.ts[-1]`` is s_stop (the terminal event's root, or s_end).
+
+    Not solve_ivp's t_eval: with t_eval and dense output, a terminal event whose root brentq locates on the previous
+    step's end (to 4 ulp) repeats that time among the dense output's breakpoints and scipy raises "`ts` must be
+    strictly increasing or decreasing" (zoo model bnc-np-nomin-n6-obs0.71-r3-t2-s579362555: a join at s = 1.4154, the
+    flow reported assumption-violated); without t_eval it drops the repeated step. The grid is read from the same
+    interpolant of the same step that t_eval would use (to the last digit: tests/test_cluster_flow.py). An event
+    at s_cur leaves a piece of zero length (breakpoints s_cur, s_cur) whose one sample is the start."""
+    sol = solve_ivp(fun, (s_cur, s_end), x_cur, dense_output=True, rtol=rtol, atol=atol, method="DOP853",
+                    events=events or None)
+    if sol.status == -1:
+        return sol
+    s_stop = float(sol.sol.ts[-1]) if sol.status == 1 else s_end
+    t_eval = grid[(grid >= s_cur) & (grid <= s_stop)]
+    if not len(t_eval) or t_eval[0] > s_cur:
+        t_eval = np.concatenate([[s_cur], t_eval])
+    sol.t, sol.y = t_eval, sol.sol(t_eval)
+    return sol
+
+
+def cluster_flow(model, theta0: np.ndarray, s_end: float, n_out: int, rtol: float, atol: float, coef: float,
+                 stop_at_join: bool = False):
     """dζ/ds = coef·g*(ζ) from θ₀ (on Γ, polished) to ``s_end``, in segments of constant cluster size between
     join/leave events. Returns (s, x, k, events, pieces): the samples (the ``n_out`` grid points plus both
     limits at each event), the cluster size at each sample, the events [{"s", "kind", "k", "values", "G"}] and
@@ -321,22 +363,20 @@ def cluster_flow(model, theta0: np.ndarray, s_end: float, n_out: int, rtol: floa
                 return (v[0] - v[kk - 1]) - LEAVE_RTOL * v[0]
             leave.terminal, leave.direction = True, 1
             evs.append(leave)
-        t_eval = grid[(grid >= s_cur) & (grid <= s_end)]
-        if not len(t_eval) or t_eval[0] > s_cur:
-            t_eval = np.concatenate([[s_cur], t_eval])
         try:
-            sol = solve_ivp(lambda s, x: _field(model, s, x, coef, kk), (s_cur, s_end), x_cur, t_eval=t_eval,
-                            dense_output=True, rtol=rtol, atol=atol, method="DOP853", events=evs or None)
-        except ValueError as exc:  # an event at the very start of a segment leaves a piece of zero length
+            sol = integrate_segment(lambda s, x: _field(model, s, x, coef, kk), s_cur, s_end, x_cur, grid, rtol,
+                                    atol, evs)
+        except AssumptionViolated:
+            raise
+        except ValueError as exc:  # scipy's own errors, with where the flow stood
             raise AssumptionViolated(f"the cluster flow cannot continue from s = {s_cur:.4g} with {kk} tied "
-                                     f"eigenvalue(s): an event fires where the segment starts ({exc}); the tie "
-                                     "structure changes faster than the flow resolves") from None
+                                     f"eigenvalue(s): {exc}") from None
         if sol.status == -1:
             raise AssumptionViolated(f"flow stopped at s = {sol.t[-1] if len(sol.t) else s_cur:.4g}: {sol.message}")
+        s_stop = float(sol.sol.ts[-1]) if sol.status == 1 else s_end
         out_s.extend(sol.t)  # a segment's first sample is the right limit at its event
         out_x.extend(sol.y.T)
         out_k.extend([kk] * len(sol.t))
-        s_stop = float(sol.sol.ts[-1]) if sol.status == 1 else s_end
         pieces.append((s_cur, s_stop, sol.sol))
         if sol.status != 1:
             break
@@ -351,6 +391,8 @@ def cluster_flow(model, theta0: np.ndarray, s_end: float, n_out: int, rtol: floa
         v = _eigenvalues(model, x_e)
         k = kk + 1 if kind == "join" else kk - 1
         events.append({"s": s_e, "kind": kind, "k": k, "values": v[:max(k, kk) + 1], "G": float("nan")})
+        if stop_at_join and kind == "join":  # the caller needs the flow only while λ₁ is simple
+            break
         s_cur, x_cur = s_e, x_e
         if s_cur >= s_end:
             break

@@ -417,6 +417,8 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
         clock_steps = None
         if dense and fails[i] < 0:  # each chunk's steps t₀ … t₁ - 1, and the last record's own value
             clock_steps = np.concatenate([b[i, :n] for b, n in clocks] + [np.array([rec[7][-1]])])
+        elif dense:  # a run that failed at step t: its clock before it, as the numpy engine keeps (clock_steps[:t])
+            clock_steps = np.concatenate([b[i, :n] for b, n in clocks])[:int(fails[i])]
         elif every == 1 and fails[i] < 0:
             clock_steps = rec[7]
         out.append(_trajectory(model, algorithm, float(lrs[i]), float(wds[i]), rec, int(fails[i]), track_phi,
