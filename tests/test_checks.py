@@ -155,7 +155,7 @@ def test_a_failed_flow_is_not_integrated_again_to_the_same_or_a_longer_horizon(m
 
     calls = []
 
-    def failing_flow(model, theta0, s_end, n_out=401):
+    def failing_flow(model, theta0, s_end, *sizes_and_tolerances):
         calls.append(s_end)
         raise AssumptionViolated(f"assumption violated: spectral gap closed (flow time s = {0.8 * s_end:.3g})")
 

@@ -95,6 +95,11 @@ def test_key_names_what_the_flow_depends_on(monkeypatch):
     assert key not in others and len(others) == 6
 
 
+#: the forked children here use numpy models and never touch JAX, which the parent process (an xdist worker) may have
+#: loaded: JAX's fork warning does not apply to them (the monkeypatched flow needs fork, not spawn)
+_FORK_WITH_JAX_LOADED = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
+
+
 def _session_flow(args):
     """In a forked process: a sharing Session's flow to ``s_end``; returns (error text, seconds waited)."""
     cache, s_end, marker = args
@@ -120,6 +125,7 @@ def _slow_failing_flow(marker):
     return flow
 
 
+@_FORK_WITH_JAX_LOADED
 def test_two_processes_share_one_failed_flow(tmp_path, monkeypatch):
     """Two processes ask for the flow at once, to horizons beyond the failure's reach: one integrates it, the other
     waits on the lock and reads its failure -- the same text -- instead of integrating it again."""
@@ -140,6 +146,7 @@ def test_two_processes_share_one_failed_flow(tmp_path, monkeypatch):
     assert len(marker.read_text().split()) == 2
 
 
+@_FORK_WITH_JAX_LOADED
 def test_a_dead_holder_releases_the_lock(tmp_path):
     """A process killed while it holds the lock releases it (flock), and leaves no record: the next one proceeds."""
     store = FlowStore(tmp_path, "k")

@@ -229,8 +229,8 @@ def step_deviation(tr: Trajectory, model) -> float:
     ds = np.diff(tr.clock_steps)
     t = np.arange(len(ds), dtype=float)
     ok = np.isfinite(tr.phi_lam1)
-    lam = np.interp(t, tr.steps[ok].astype(float), tr.phi_lam1[ok])
-    return float(np.max(np.abs(ds / (tr.lr**2 * lam / 2) - 1)))
+    lam1 = np.interp(t, tr.steps[ok].astype(float), tr.phi_lam1[ok])
+    return float(np.max(np.abs(ds / (tr.lr**2 * lam1 / 2) - 1)))
 
 
 def split_transient(xs, lam1: float, cubic: float, split: float, tau_end: float) -> str:
