@@ -487,10 +487,27 @@ def _registered(spec: ZooSpec, ref, registry_name: str, sizes: dict):
 
 
 def _mf(spec: ZooSpec):
+    """``matrix_factorization`` of the spec's sizes; for completion (obs < 1) the draw (seed [spec seed, 3, attempt]; the
+    first attempt is [spec seed, 3]) is repeated, up to 20 times, until the Hessian at a minimizer has the rank the
+    family declares (D - 1 - manifold_dim, eigenvalues above RANK_RTOL·λ₁): a mask that leaves the completion
+    non-unique makes Γ larger than declared (drawn by hypothesis, 2026-12-05: mfc m = 3, n = 4, r = 2, obs 0.75,
+    seed 1 had one more zero eigenvalue), and the model would contradict its own manifold_dim."""
     p = spec.p
     sizes = dict(m=p["m"], n=p["n"], rank=p["r"], scale=float(p["c"]), observed=float(p.get("obs", 1.0)))
-    ref = matrix_factorization(np.random.default_rng([spec.seed, 3]), **sizes)
+    for attempt in range(20):
+        ref = matrix_factorization(np.random.default_rng([spec.seed, 3] + ([attempt] if attempt else [])), **sizes)
+        if sizes["observed"] >= 1.0 or _declared_rank_holds(ref):
+            break
     return _registered(spec, ref, "mf", sizes)
+
+
+def _declared_rank_holds(ref) -> bool:
+    """rank ∇²L(θ) = D - 1 - manifold_dim at ``ref``'s minimizer (seeded draw), eigenvalues above RANK_RTOL·λ₁."""
+    from srflow.theory.gamma import RANK_RTOL
+
+    theta = ref.minimizer(np.random.default_rng(0))
+    eig = np.linalg.eigvalsh(ref.hess(theta))
+    return int(np.sum(np.abs(eig) > RANK_RTOL * eig[-1])) == ref.dim - 1 - ref.manifold_dim
 
 
 def _bn(spec: ZooSpec):
