@@ -97,11 +97,9 @@ class ManifoldPoint:
         return float(self.grad_log @ self.grad_log)
 
 
-def flow_to_small_gradient(model, x0: np.ndarray, target: float, max_time: float, method: str, jac=None):
-    """Gradient flow ẋ = -∇L(x) from ``x0`` (``method``: "BDF" with the Hessian as ``jac``, or "DOP853" without
-    a matrix) until ‖∇L(x)‖ ≤ ``target`` or ``max_time``; returns (x, the flow time used)."""
-    start = {}
-
+def _guarded_grad(model, start: dict):
+    """(t, x) -> ∇L(x) as float64, raising ``Diverged`` (with the flow time, ‖x‖ and ``start["g"]``, the starting
+    ‖∇L‖, once set) where x or ∇L(x) is not finite: the field of the gradient flows towards Γ."""
     def grad(t, x):
         def where():  # formatted only for the error (a norm and a format per call cost ~10% of a projection)
             return (f"at flow time {t:.4g} of the gradient flow towards Γ (‖x‖ = {np.linalg.norm(x):.4g}"
@@ -113,6 +111,14 @@ def flow_to_small_gradient(model, x0: np.ndarray, target: float, max_time: float
         if not np.isfinite(g).all():
             finite(g, "diverged: ∇L(x)", where())
         return g
+    return grad
+
+
+def flow_to_small_gradient(model, x0: np.ndarray, target: float, max_time: float, method: str, jac=None):
+    """Gradient flow ẋ = -∇L(x) from ``x0`` (``method``: "BDF" with the Hessian as ``jac``, or "DOP853" without
+    a matrix) until ‖∇L(x)‖ ≤ ``target`` or ``max_time``; returns (x, the flow time used)."""
+    start = {}
+    grad = _guarded_grad(model, start)
 
     def small_gradient(t, x):
         return np.linalg.norm(grad(t, x)) - target
@@ -135,16 +141,7 @@ def flow_steps(model, x0: np.ndarray, max_time: float, first: float):
     (``theory.dense``). One integration throughout (LSODA interpolates to each t; no restart, no event location,
     no Python between its steps). Non-finite states or gradients raise ``Diverged``."""
     failure = []  # a Diverged raised inside LSODA's call of the field: Fortran does not pass it on
-
-    def grad(t, x):
-        def where():  # formatted only for the error
-            return f"at flow time {t:.4g} of the gradient flow towards Γ (‖x‖ = {np.linalg.norm(x):.4g})"
-        if not np.isfinite(x).all():
-            finite(x, "diverged: the state x", where(), "the flow's steps overflow float64 (‖∇L‖ too large)")
-        g = np.asarray(model.grad(x), dtype=np.float64)
-        if not np.isfinite(g).all():
-            finite(g, "diverged: ∇L(x)", where())
-        return g
+    grad = _guarded_grad(model, {})
 
     def field(t, x):
         try:
