@@ -143,13 +143,12 @@ class MultilinearLeastSquares:
         mats = self._mats(self._unflatten(x))
         rows, cols = self.target.shape
         pos = list(self._positions())
-        eye = lambda k: np.eye(k)  # noqa: E731
         jac = []
         for j, pj in enumerate(pos):
             post = _chain(mats[pj + 1:])
             pre = _chain(mats[:pj])
-            post = eye(rows) if post is None else post
-            pre = eye(cols) if pre is None else pre
+            post = np.eye(rows) if post is None else post
+            pre = np.eye(cols) if pre is None else pre
             jac.append(np.einsum("ra,bc->rcab", post, pre).reshape(rows * cols, -1))
         jac = self.scale * np.concatenate(jac, axis=1)
         h = jac.T @ (self.weights.reshape(-1, 1) * jac)
@@ -162,7 +161,7 @@ class MultilinearLeastSquares:
                 agc = g if a is None else a.T @ g
                 agc = agc if c is None else agc @ c.T
                 b = _chain(mats[pi + 1:pj])
-                b = eye(self.shapes[i][0]) if b is None else b
+                b = np.eye(self.shapes[i][0]) if b is None else b
                 block = np.einsum("ad,bg->abgd", agc, b).reshape(self._sizes[j], self._sizes[i])
                 h[starts[j]:starts[j + 1], starts[i]:starts[i + 1]] += block
                 h[starts[i]:starts[i + 1], starts[j]:starts[j + 1]] += block.T
