@@ -86,6 +86,24 @@ def test_a_sqrt_run_off_the_v1_cycle_is_an_assumption_violation(monkeypatch):
                                None) == ""
 
 
+def test_two_rungs_with_a_step_clock_still_judge_the_v1_cycle(monkeypatch):
+    """The smallest judged rung kept no per-step clock (NaN): the two others decide. The zoo's
+    rq_sum-jax-min-D7-k2-la1.33-lc1.58-s134910830: 0.21 → 0.34 at η = 0.0025, 0.00125 (not falling: off the cycle);
+    halving with η (∝ η) is on it."""
+    monkeypatch.setattr(_alp.th, "normal_conditioning", lambda *a: (10.1, 1.0))
+    monkeypatch.setattr(_alp.th, "manifold_point", lambda *a: SimpleNamespace(lam1=1.0))
+    xs = [0.005, 0.0025, 0.00125, 0.000625]
+    devs = dict(zip(xs, [0.16, 0.21, 0.34, float("nan")]))
+    monkeypatch.setattr(_alp, "step_deviation", lambda tr, model: devs[tr.lr])
+    runs = [SimpleNamespace(lr=x, clock=np.array([0.0, 0.05])) for x in xs]
+    args = (SimpleNamespace(theta0=None), SimpleNamespace(events=()), xs, runs, "sqrt-sphere", None)
+    assert "not on the 2-cycle along v₁" in _alp.premise_caveat(*args)
+    devs.update(zip(xs, [0.04, 0.02, 0.01, float("nan")]))
+    assert _alp.premise_caveat(*args) == ""
+    devs.update(zip(xs, [0.04, 0.02, float("nan"), float("nan")]))  # one rung: not judged
+    assert _alp.premise_caveat(*args) == ""
+
+
 def test_a_rate_deviation_whose_differences_are_not_yet_at_the_order_is_not_judged():
     """The zoo's lnnet-jax-nomin-d3-h3-n4-s881856848: d = -0.486 … -0.034 bends (differences 0.133, 0.129, 0.069:
     local exponents 0.04, 0.90) -- a straight-line extrapolation (α = +0.030 ± 0.009) is no verdict there."""
