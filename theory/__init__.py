@@ -21,7 +21,8 @@ are named after the math: ``lr`` (η), ``wd`` (λ), ``eta_lambda`` (ηλ where i
 from .cluster_flow import ClusterAudit, ClusterPoint, cluster_audit, cluster_point
 from .eos import eos_sharpness, eos_sharpness_coefficient, oscillation_curvature
 from .stability import (STABILITY_MAX_DIM, EosStability, NowdSlaving, Slaving, breathing_rate, eos_slaving, eos_stability,
-                        nowd_slaving, nowd_stabilization, stability_coefficients, stability_computable)
+                        nowd_slaving, nowd_stabilization, SlavedOffset, slaved_offset, stability_coefficients,
+                        stability_computable)
 from .flows import (CANONICAL_COEF, FlowResult, gdwd_steps, gdwd_tau, naive_gdwd_steps, normalized_gd_steps, nowd_final,
                     nowd_rest_fraction,
                     nowd_flow_time, nowd_norm_sq, nowd_stop, s_at_steps, sharpness_reduction_flow, simple_flow,
@@ -48,5 +49,5 @@ __all__ = [
     "nowd_start_norm_sq", "alp_flip_step", "breathing_period", "collapse_factor", "eos_sharpness", "eos_sharpness_coefficient", "oscillation_curvature",
     "sqrt_cycle_split", "eos_lr_sharpness", "eta_eff_sharpness", "breathing_frequency", "phase2_steps", "time_scale_separation", "simple_flow", "cluster_point", "ClusterPoint", "cluster_audit", "ClusterAudit",
     "eos_stability", "EosStability", "breathing_rate", "stability_coefficients", "eos_slaving", "Slaving",
-    "stability_computable", "STABILITY_MAX_DIM",
+    "stability_computable", "STABILITY_MAX_DIM", "slaved_offset", "SlavedOffset",
 ]

@@ -122,7 +122,7 @@ def _field(model, s: float, x: np.ndarray, coef: float, on_gap: str) -> np.ndarr
 
 def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol: float = 1e-9,
                              atol: float = 1e-12, coef: float | None = None, on_gap: str = "raise",
-                             stop_at_join: bool = False) -> FlowResult:
+                             stop_at_join: bool = False, max_evals: int | None = None) -> FlowResult:
     """Integrate dζ/ds = coef·g*(ζ) (default coef: the canonical ``CANONICAL_COEF`` = -¼) from θ₀ ∈ Γ to
     s = ``s_end``; g* = ∇_Γ log λ₁ while λ₁ is simple, and through a cluster of tied top eigenvalues the
     minimum-norm element of the generalized gradient of log λ₁ on Γ (docs/theory.md §4c,
@@ -134,7 +134,8 @@ def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol
     cluster theory's own assumptions (the rank condition; events that accumulate). Above
     ``theory.sharpness.DENSE_MAX_DIM`` the matrix-free flow is the simple one: a top eigenvalue without a gap raises
     (``on_gap`` = "raise") or warns ("warn"); ``on_gap`` has no effect on the dense cluster flow; ``stop_at_join`` ends it
-    at its first join (for callers that need λ₁ simple, such as eos-stability's κ). When λ₁ stays
+    at its first join (for callers that need λ₁ simple, such as eos-stability's κ), and ``max_evals`` (dense only) where
+    its field has been evaluated that many times (an event of kind "budget": a cost bound). When λ₁ stays
     simple the result is the simple flow's (``simple_flow``), to the last digit.
 
     >>> import numpy as np; from srflow.toy_models import make_model
@@ -148,7 +149,8 @@ def sharpness_reduction_flow(model, theta0, s_end: float, n_out: int = 201, rtol
         return _simple(model, theta0, s_end, n_out, rtol, atol, coef, on_gap)
     from .cluster_flow import cluster_flow, cluster_point, near_ties
 
-    s, xs, ks, events, pieces = cluster_flow(model, theta0, s_end, n_out, rtol, atol, coef, stop_at_join)
+    s, xs, ks, events, pieces = cluster_flow(model, theta0, s_end, n_out, rtol, atol, coef, stop_at_join,
+                                                 max_evals)
     thetas, lams, gs, loaded, edge, drift = [], [], [], [], [], 0.0
     for i, (x, k) in enumerate(zip(xs, ks)):
         th = newton_polish(model, x)

@@ -127,6 +127,47 @@ def eos_slaving(model, theta, eta_lambda: float) -> Slaving:
     return Slaving(lam_j, share, chi, float(lam1), float(np.sum(share[chi >= 1])))
 
 
+@dataclass(frozen=True)
+class SlavedOffset:
+    """The normal modes' slaved displacement in the squared distance from Γ at θ and ηλ (``slaved_offset``):
+    ``following`` = S over the modes that follow the flip (χ_j < 1), ``lagging`` = S over those that do not."""
+
+    following: float
+    lagging: float
+
+
+def slaved_offset(model, theta, eta_lambda: float) -> SlavedOffset:
+    """S = Σ_j (∇³L[v₁,v₁,u_j]/(2λ_j))² over the normal modes (λ_j > 0, j ≠ 1) at θ ∈ Γ (unit norm), split by
+    whether mode j follows the flip at ηλ = ``eta_lambda`` (a number, or an array: then arrays of its shape) (χ_j = √(8ηλ)/r_j < 1, r_j = -log|1 - 2λ_j/λ₁|, as in
+    ``eos_slaving``). The slaved displacement of the normal modes adds to the squared distance from Γ
+    (docs/theory.md §4 item 3):
+
+    .. math:: ‖\bar w - Φ(\bar w)‖^2 = φ^2 + \sum_j y_j^2 + O(φ^3), \qquad
+              y_j = -\frac{∇^3L[v_1,v_1,u_j]\,φ^2}{2λ_j},
+
+    so that ⟨‖w̄ - Φ(w̄)‖²⟩ = a²(1 + a²S) + O(a³) terms that alternate with the flip's phase, a² =
+    ``oscillation_amplitude_sq`` (y_j: the static response of mode j to the flip, as in κ's quartic k). A mode that
+    follows the breathing at ω = √(8ηλ) per step also follows its slower mean: a²·``following`` is its share. A slow
+    mode (χ_j ≥ 1) reaches y_j only after ~1/r_j steps from the EoS start and lags behind a y_j that moves with θ:
+    on a finite run it carries between 0 and a²·``lagging`` -- no power series in ηλ."""
+    mp = manifold_point(model, theta)
+    vals, vecs = np.linalg.eigh(model.hess(mp.theta))
+    normal = (vals > RANK_RTOL * mp.lam1) & (np.arange(len(vals)) < len(vals) - 1)
+    t11 = model.third(mp.theta, mp.v1, mp.v1)
+    lam_j = vals[normal]
+    part = ((vecs[:, normal].T @ t11) / (2 * lam_j)) ** 2
+    with np.errstate(divide="ignore"):  # λ_j = λ₁/2 relaxes in one step
+        rate = -np.log(np.abs(1 - 2 * lam_j / mp.lam1))
+    x = np.asarray(eta_lambda, dtype=float)
+    if not (np.all(np.isfinite(x)) and np.all((x > 0) & (x < 1))):
+        raise ValueError(f"eta_lambda: expected ηλ in (0, 1), got {eta_lambda!r}")
+    lagging = np.sqrt(8 * x)[..., None] >= rate  # χ_j ≥ 1, for each ηλ
+    following, lag = np.sum(np.where(lagging, 0.0, part), axis=-1), np.sum(np.where(lagging, part, 0.0), axis=-1)
+    if x.ndim == 0:
+        return SlavedOffset(float(following), float(lag))
+    return SlavedOffset(following, lag)
+
+
 def eos_stability(model, theta, eta_lambda: float | None = None) -> EosStability:
     """The growth rate κ = d log ε/dτ of the EoS breathing above θ ∈ Γ and whether the equilibrium is stable
     (κ < 0); formula and derivation in the module docstring (docs/theory.md §4d)."""

@@ -309,21 +309,23 @@ class Session:
         self._cache["flows"].append(f)
         return f
 
-    def flow_to_tie(self, s_end: float):
+    def flow_to_tie(self, s_end: float, max_evals: int | None = None):
         """The canonical flow from θ₀ to ``s_end`` or to its first tie of λ₁ (a join of the dense cluster flow),
         whichever comes first: for a check whose prediction needs λ₁ simple, which need not integrate the cluster
         flow past the tie (on zoo model bnc-np-nomin-n5-obs0.9-r2-t1-s865987421 a join at s = 0.437 and then a
-        k = 2 segment at ≈ 0.01 of s per 4 s, towards s = 14.3: more than 15 min). A flow of ``flow`` that reaches
-        ``s_end`` is reused."""
+        k = 2 segment at ≈ 0.01 of s per 4 s, towards s = 14.3: more than 15 min). With ``max_evals`` (dense models)
+        it also ends where its field has been evaluated that many times (an event of kind "budget"). A flow of
+        ``flow`` that reaches ``s_end`` is reused."""
         for f in self._cache.get("flows", []):
             if f.s[-1] >= s_end:
                 return f
-        key = ("flow_to_tie", float(s_end))
+        key = ("flow_to_tie", float(s_end), max_evals)
         if key not in self._cache:
             failed = self._cache.get("flow_failed")
             if failed is not None and s_end >= failed[0]:
                 raise AssumptionViolated(str(failed[1]))
-            self._cache[key] = sharpness_reduction_flow(self.model, self.theta0, s_end, n_out=401, stop_at_join=True)
+            self._cache[key] = sharpness_reduction_flow(self.model, self.theta0, s_end, n_out=401, stop_at_join=True,
+                                                        max_evals=max_evals)
         return self._cache[key]
 
     def _through_a_tie(self, exc: AssumptionViolated) -> AssumptionViolated:

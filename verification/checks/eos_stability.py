@@ -38,6 +38,12 @@ FLOW_SAMPLES = 81
 #: follow the breathing on the ladder's rungs (χ_j ∝ √ηλ; ``theory.eos_slaving``): a cost bound, ≈ 5 min at the
 #: 0.3 ms per step of a D = 6 numpy zoo model; beyond it the verdict stays assumption-violated, saying the cost
 SLAVING_STEPS = 1_000_000
+#: budget of evaluations of the flow's field (``Session.flow_to_tie``): a cost bound, not a criterion. Where the
+#: integration ends at it, the breathing is judged before that flow time, as before a tie, and with too few rungs there
+#: the verdict is inconclusive, saying so (zoo model bnc-np-nomin-n6-obs0.81-r2-t1-s1597298480: the smallest normal
+#: eigenvalue halves every ≈ 0.32 of s, λ₁/μ = 13 at s = 0.66 and 48 at s = 1.31, and the steps shrink with it: the
+#: flow to s = 12.85 did not end in 15 min). ≈ 1–2 min at the ≈ 5 ms per evaluation of a D = 36 numpy zoo model
+FLOW_EVALS = 20_000
 
 
 def integral_of(tau: np.ndarray, values: np.ndarray):
@@ -131,7 +137,7 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         tau_end = session.cached("stability_tau_end", lambda: float(np.clip(
             EFOLDS / max(abs(default_rate(model, session.theta0)), 1e-12), TAU_MIN, TAU_MAX)))
         # s ≤ 2τ along GD+WD (2τ = s + log(λ₁(ζ(0))/λ₁(ζ(s))), λ₁ falls); κ needs λ₁ simple: to the first tie
-        flow = session.flow_to_tie(2 * tau_end + 0.05)
+        flow = session.flow_to_tie(2 * tau_end + 0.05, max_evals=FLOW_EVALS)
         samples = np.unique(np.linspace(0, len(flow.s) - 1, FLOW_SAMPLES).astype(int))
         f_tau = th.gdwd_tau(flow)[samples]
         # κ is the one-flip-mode rate: where the flow reaches a tie of λ₁ (a join of the cluster flow, the gap below
@@ -150,12 +156,27 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
             # the flow ended at a join whose every sample still had a gap above GAP_RTOL·λ₁
             tie = (float(flow.s[-1]), float(f_tau[-1]), f"λ₁ joined by the branch below it (cluster flow, gap ≤ "
                    f"{th.cluster_flow.JOIN_RTOL:g}·λ₁)")
+        budget = None  # (s, τ, message): where the flow's integration ended at its FLOW_EVALS budget
+        if tie is None and flow.events and flow.events[-1]["kind"] == "budget":
+            k0, k1 = (th.normal_conditioning(model, flow.theta[i])[0] for i in (0, -1))
+            budget = (float(flow.s[-1]), float(f_tau[-1]),
+                      f"the flow's integration ended at its budget of FLOW_EVALS = {FLOW_EVALS:,} field evaluations at "
+                      f"s = {flow.s[-1]:.4g} (τ = {f_tau[-1]:.3g}) of {2 * tau_end + 0.05:.4g}, its steps shrinking as "
+                      f"λ₁/μ grows ({k0:.3g} at s = 0, {k1:.3g} at s = {flow.s[-1]:.3g}: the slowest normal mode "
+                      f"stiffens the flow)")
         samples, f_tau, kappa = samples[:len(kappa)], f_tau[:len(kappa)], np.array(kappa)
-        tau_limit = float(f_tau[-1]) if tie else np.inf
+        tau_limit = float(f_tau[-1]) if tie or budget else np.inf
         tie_note = ("" if tie is None else
                     f"; judged for τ ≤ {tau_limit:.3g}, before the flow's tie at s = {tie[0]:.4g} (τ = {tie[1]:.3g}: "
                     f"{tie[2].replace('assumption violated: ', '')})")
+        if budget is not None:
+            tie_note = f"; judged for τ ≤ {tau_limit:.3g}: {budget[2]}"
         integral = integral_of(f_tau, kappa)
+        # the theory's own κ (not the prediction under test: a wrong one must not move the windows it is judged on),
+        # kept in the session with the runs, as the horizon is
+        kappa_theory = session.cached(("stability_kappa_theory", tau_end, len(kappa)), lambda: kappa if rate_prediction is None
+                                      else np.array([default_rate(model, flow.theta[i]) for i in samples]))
+        theory_integral = integral_of(f_tau, kappa_theory)
         ladder = sorted((float(v) for v in cfg.ladder), reverse=True)
         # the part of κ carried by normal modes that do not follow the breathing (χ_j ≥ 1, ``theory.eos_slaving``) at
         # a rung ηλ, along the flow like κ: χ_j ∝ √ηλ, so the slaving at the largest rung gives it at every rung
@@ -194,8 +215,18 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                                   "the breathing cannot be measured", runs=runs)
                 t, eps = breathing_envelope(tr.clock_steps, eta_lambda)
                 tau = t * eta_lambda
-                keep = longest_run((tau >= SKIP_PERIODS * th.breathing_period(eta_lambda) * eta_lambda)
-                                   & (eps < E_MAX) & (eps > E_MIN) & (tau <= tau_limit))
+                linear = ((tau >= SKIP_PERIODS * th.breathing_period(eta_lambda) * eta_lambda)
+                          & (eps < E_MAX) & (eps > E_MIN) & (tau <= tau_limit))
+                # the window ends where the breathing the theory predicts from its entry into the linear range,
+                # ε(τ₀)·e^{∫κdτ}, has decayed to the floor E_MIN: beyond it the envelope measures the floor, or a
+                # later re-excitation, not the breathing the rate is about (zoo model lnnet-jax-min-d3-h3-n4-
+                # s629679259, κ ≈ -44: ε falls from 0.26 to 1.5e-6 by τ = 0.26 at ηλ = 1e-4, then a re-excited
+                # stretch rises to 9e-4 at τ = 0.52 and decays again; the longest linear stretch was that one, and
+                # its rate, +18 against -44, a false FAIL)
+                if linear.any():
+                    i0 = int(np.argmax(linear))
+                    linear &= np.log(eps[i0]) + theory_integral(tau) - theory_integral(tau[i0]) >= np.log(E_MIN)
+                keep = longest_run(linear)
                 if keep.sum() < MIN_WINDOWS:
                     skipped.append(f"at ηλ = {eta_lambda:g} only {int(keep.sum())} breathing periods have {E_MIN:g} < ε "
                                    f"< {E_MAX:g} (need {MIN_WINDOWS}): ε from {eps[0]:.2g} to {eps[-1]:.2g} over "
@@ -214,6 +245,11 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                              "tau": (float(tau[keep][0]), float(tau[keep][-1])),
                              "eps": (float(eps[keep][0]), float(eps[keep][-1])), "windows": int(keep.sum()),
                              "unslaved": umean})
+            if len(rows) < STABILITY_RUNGS and budget is not None:
+                return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
+                              f"the flow is not computed beyond τ = {tau_limit:.3g}: {budget[2]}; before it "
+                              f"{len(rows)} rung(s) have a linear window of ≥ {MIN_WINDOWS} breathing periods (need "
+                              f"{STABILITY_RUNGS}); {'; '.join(skipped)}", {"ladder": judged_ladder}, runs=runs)
             if len(rows) < STABILITY_RUNGS and tie is not None:
                 return result(session, name, Status.ASSUMPTION_VIOLATED, kappa0, None, None, float("nan"),
                               f"assumption violated: the top eigenvalue ties at flow time s = {tie[0]:.4g} (τ = "
@@ -236,7 +272,9 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
             return ex.alpha, float(np.hypot(ex.se, richardson_spread(np.array(judged_ladder), dev)))
 
         runs = []
-        out = judge(ladder, runs)
+        # a rung passed over (too few linear periods) is replaced by the next smaller ηλ, continuing the ladder's
+        # ratio below it within config.extend_steps (``judge``)
+        out = judge(ladder + [ladder[-1] * (ladder[-1] / ladder[-2]) ** j for j in range(1, 6)], runs)
         if not isinstance(out, tuple):
             return out
         rows, judged_ladder = out
