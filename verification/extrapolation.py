@@ -168,3 +168,27 @@ def whole_period_mean(samples, steps, eta_lambda: float) -> PeriodMean:
     blocks = np.diff(at_edge) / period
     se = float(np.std(blocks, ddof=1) / np.sqrt(n)) if n >= 3 else float("inf")
     return PeriodMean(ref + float((at_edge[-1] - at_edge[0]) / (n * period)), se, n)
+
+
+def breathing_fit_mean(samples, steps, eta_lambda: float) -> PeriodMean:
+    """The level m of ``samples`` recorded at ``steps`` (a few per run, at any phase of the breathing) by least squares
+    of y = m + p·cos ωt + q·sin ωt, ω = √(8ηλ) the breathing's frequency (``theory.breathing_frequency``), and its
+    standard error from the residuals (dof = n - 3): the breathing moves each record by a sinusoid of the known
+    frequency (docs/theory.md §4b), which std/√n would count as noise. ``periods`` is the number of whole breathing
+    periods spanned. With fewer than 5 records, or cos ωt and sin ωt nearly collinear with the constant (records
+    whose stride is close to a multiple of the period: the fit's covariance says so), the plain mean and std/√n."""
+    y, t = np.asarray(samples, float), np.asarray(steps, float)
+    n = len(y)
+    periods = int(np.floor((t[-1] - t[0]) / th.breathing_period(eta_lambda))) if n else 0
+    plain = PeriodMean(float(np.mean(y)), float(np.std(y, ddof=1) / np.sqrt(n)) if n >= 2 else float("inf"), periods)
+    if n < 5:
+        return plain
+    omega = th.breathing_frequency(eta_lambda)
+    a = np.column_stack([np.ones(n), np.cos(omega * t), np.sin(omega * t)])
+    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+    resid = y - a @ coef
+    cov = np.linalg.pinv(a.T @ a)
+    se = float(np.sqrt(cov[0, 0] * (resid @ resid) / (n - 3)))
+    if not np.isfinite(se) or cov[0, 0] * n > 10:  # the constant poorly separated from the sinusoid
+        return plain
+    return PeriodMean(float(coef[0]), se, periods)

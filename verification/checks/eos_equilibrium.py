@@ -13,7 +13,8 @@ from .. import tolerances as tol
 from ..ladder import first_monitor
 from ..session import CheckResult, Session, guard, result
 from ..tracking import gdwd_horizon, neighbourhood_caveat, separation_caveat, with_caveat
-from ..extrapolation import Extrapolation, extrapolate_series_to_zero, extrapolate_to_zero, whole_period_mean
+from ..extrapolation import (Extrapolation, breathing_fit_mean, extrapolate_series_to_zero, extrapolate_to_zero,
+                             whole_period_mean)
 from ..verdicts import Status, resolving_power
 from . import _costs
 from ._record import Check, Series
@@ -206,8 +207,9 @@ AMPLITUDE_SAMPLES = 9
 
 def amplitude_rungs(session: Session, flow, runs: list) -> dict:
     """The squared distance from Γ against its prediction (docs/theory.md §4 item 3) on each of ``runs`` (the judged
-    rungs): ``ratio`` ± ``se``, the mean over the records after the start (whose kick sets the amplitude) of
-    ‖w̄_t - Φ(w̄_t)‖²/(a²(1 + a²S_f)) and its standard error (std/√n), a² = ``theory.oscillation_amplitude_sq`` at the G
+    rungs): ``ratio`` ± ``se``, the level over the records after the start (whose kick sets the amplitude) of
+    ‖w̄_t - Φ(w̄_t)‖²/(a²(1 + a²S_f)) and its standard error, with the breathing's sinusoid fitted out
+    (``extrapolation.breathing_fit_mean``), a² = ``theory.oscillation_amplitude_sq`` at the G
     of Φ(w̄_t) and S_f the slaved displacement of the normal modes that follow the flip (``theory.slaved_offset``, at
     AMPLITUDE_SAMPLES flow points within the horizon, interpolated at the record's clock); ``excess``, the largest share
     a²S_l of the modes that do not (χ_j ≥ 1); ``usable``, the rungs where it is at most AMPLITUDE_RESOLUTION.
@@ -236,9 +238,10 @@ def amplitude_rungs(session: Session, flow, runs: list) -> dict:
                            for p in np.asarray(tr.phi)[later]])
             follow = np.interp(np.asarray(tr.clock)[later], s_idx, [o.following[k] for o in offsets])
             r = np.asarray(tr.offset_sq)[later] / (a2 * (1 + a2 * follow))
-            r = r[np.isfinite(r)]
-            if len(r) >= 3:
-                ratio[k], se[k] = float(np.mean(r)), float(np.std(r, ddof=1) / np.sqrt(len(r)))
+            ok = np.isfinite(r)
+            if ok.sum() >= 3:
+                fit = breathing_fit_mean(r[ok], np.asarray(tr.steps)[later][ok], tr.eta_lambda)
+                ratio[k], se[k] = fit.mean, fit.se
             excess[k] = float(np.max(a2) * max(o.lagging[k] for o in offsets))
     usable = np.isfinite(ratio) & np.isfinite(se) & (se > 0) & (excess <= tol.AMPLITUDE_RESOLUTION)
     rungs = ", ".join(f"{r:.4f} ± {e:.2g}" for r, e in zip(ratio, se))
