@@ -6,7 +6,7 @@ import pytest
 
 from srflow.verification import tolerances as tol
 import srflow.theory as th
-from srflow.verification.extrapolation import (extrapolate_series_to_zero, extrapolate_to_zero, richardson_spread,
+from srflow.verification.extrapolation import (breathing_fit_mean, extrapolate_series_to_zero, extrapolate_to_zero, richardson_spread,
                                                   whole_period_mean)
 
 X = np.array([1e-4, 3e-5, 1e-5])
@@ -172,3 +172,20 @@ def test_whole_period_means_keep_their_digits_over_millions_of_steps():
     y_end = np.interp(end, t, y)
     exact = (math.fsum(0.5 * (y[1:k + 1] + y[:k])) + 0.5 * (y[k] + y_end) * (end - k)) / end
     assert abs((m.mean - exact) / x) < 1e-8 and abs((m.mean - 2) / x + 4.1367) < 1e-5
+
+
+@pytest.mark.parametrize("phase", [0.0, 1.3])
+def test_the_breathing_fit_finds_the_level_under_the_breathing_and_the_flip(phase):
+    """Records of a level 1 + 2e-4 moved by the breathing (1% at ω = √(8ηλ), any phase) and the flip's two phases
+    (±0.3%), 17 records at an odd stride that aliases the period: the fitted level is the level to its standard error,
+    which is far below std/√n (the breathing and the flip are not noise); a level off by 0.1% is 3 s.e. away."""
+    x = 1e-4
+    steps = np.arange(0, 17 * 501, 501)
+    omega = th.breathing_frequency(x)
+    rng = np.random.default_rng(0)
+    y = 1 + 2e-4 + 0.01 * np.cos(omega * steps + phase) + 0.003 * (-1.0) ** steps + 1e-5 * rng.standard_normal(len(steps))
+    fit = breathing_fit_mean(y, steps, x)
+    assert abs(fit.mean - (1 + 2e-4)) <= 3 * fit.se
+    assert fit.se < 1e-4 < np.std(y, ddof=1) / np.sqrt(len(y)) / 10
+    assert abs(fit.mean - (1 + 2e-4) * 1.001) > 3 * fit.se
+    assert breathing_fit_mean(y[:4], steps[:4], x).se == pytest.approx(np.std(y[:4], ddof=1) / 2)  # too few: plain

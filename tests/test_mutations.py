@@ -101,6 +101,8 @@ CASES = [
     *_cases("EoS sharpness", "eos_sharpness", lambda f: scaled(theory.eos_sharpness, f), "eos-equilibrium"),
     *_cases("EoS threshold (entry)", "eos_threshold", lambda f: scaled(theory.eos_threshold, f), "eos-entry"),
     *_cases("equilibrium norm", "equilibrium_norm_sq", lambda f: scaled(theory.equilibrium_norm_sq, f), "eos-equilibrium"),
+    *_cases("oscillation amplitude a²", "oscillation_amplitude_sq", lambda f: scaled(theory.oscillation_amplitude_sq, f),
+            "eos-equilibrium"),
     *_cases("phase-2 duration", "phase2_duration", lambda f: scaled(theory.phase2_duration, f), "eos-entry"),
     *_cases("EoS entry step", "eos_entry_step", lambda f: scaled(theory.eos_entry_step, f), "eos-entry"),
     *_cases("no-WD rest point", "nowd_final", lambda f: scaled(theory.nowd_final, f), "no-wd-clock"),
@@ -161,6 +163,11 @@ def test_a_mutated_prediction_fails_its_check(session, monkeypatch, label, attr,
     assert_fails_by_measurement(res)
     if attr == "eos_sharpness_coefficient":  # the reason: c's deviation extrapolated to ηλ → 0 is beyond 3 s.e.
         assert abs(res.details["c_deviation_at_zero"]) > 3 * res.details["c_deviation_at_zero_se"], res.message
+    if attr == "oscillation_amplitude_sq":  # the reason: the amplitude's deviation extrapolated to ηλ → 0 (judged)
+        assert res.details["amplitude_judged"].sum() >= 2, res.message
+        assert abs(res.details["amplitude_deviation_at_zero"]) > 3 * res.details["amplitude_deviation_at_zero_se"], \
+            res.message
+        assert "beyond 3 s.e.)" in res.message.split("Φ(w̄)‖²⟩")[1], res.message
     if attr in ("normalized_gd_steps", "sqrt_gd_steps"):  # the reason: the clock's verdict, by its measured errors
         _assert_alp_clock_fails(res)
 

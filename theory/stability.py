@@ -142,8 +142,8 @@ def slaved_offset(model, theta, eta_lambda: float) -> SlavedOffset:
     ``eos_slaving``). The slaved displacement of the normal modes adds to the squared distance from Γ
     (docs/theory.md §4 item 3):
 
-    .. math:: ‖\bar w - Φ(\bar w)‖^2 = φ^2 + \sum_j y_j^2 + O(φ^3), \qquad
-              y_j = -\frac{∇^3L[v_1,v_1,u_j]\,φ^2}{2λ_j},
+    .. math:: ‖\\bar w - Φ(\\bar w)‖^2 = φ^2 + \\sum_j y_j^2 + O(φ^3), \\qquad
+              y_j = -\\frac{∇^3L[v_1,v_1,u_j]\\,φ^2}{2λ_j},
 
     so that ⟨‖w̄ - Φ(w̄)‖²⟩ = a²(1 + a²S) + O(a³) terms that alternate with the flip's phase, a² =
     ``oscillation_amplitude_sq`` (y_j: the static response of mode j to the flip, as in κ's quartic k). A mode that

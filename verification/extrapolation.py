@@ -172,9 +172,10 @@ def whole_period_mean(samples, steps, eta_lambda: float) -> PeriodMean:
 
 def breathing_fit_mean(samples, steps, eta_lambda: float) -> PeriodMean:
     """The level m of ``samples`` recorded at ``steps`` (a few per run, at any phase of the breathing) by least squares
-    of y = m + p·cos ωt + q·sin ωt, ω = √(8ηλ) the breathing's frequency (``theory.breathing_frequency``), and its
-    standard error from the residuals (dof = n - 3): the breathing moves each record by a sinusoid of the known
-    frequency (docs/theory.md §4b), which std/√n would count as noise. ``periods`` is the number of whole breathing
+    of y = m + p·cos ωt + q·sin ωt + r·(-1)^t, ω = √(8ηλ) the breathing's frequency (``theory.breathing_frequency``),
+    and its standard error from the residuals: the breathing moves each record by a sinusoid of the known frequency
+    (docs/theory.md §4b), and the flip's asymmetry (its centre -αa²/2 off Γ) alternates it between the two phases,
+    both of which std/√n would count as noise (the (-1)^t column where each phase has ≥ 2 of ≥ 6 records). ``periods`` is the number of whole breathing
     periods spanned. With fewer than 5 records, or cos ωt and sin ωt nearly collinear with the constant (records
     whose stride is close to a multiple of the period: the fit's covariance says so), the plain mean and std/√n."""
     y, t = np.asarray(samples, float), np.asarray(steps, float)
@@ -184,11 +185,15 @@ def breathing_fit_mean(samples, steps, eta_lambda: float) -> PeriodMean:
     if n < 5:
         return plain
     omega = th.breathing_frequency(eta_lambda)
-    a = np.column_stack([np.ones(n), np.cos(omega * t), np.sin(omega * t)])
+    cols = [np.ones(n), np.cos(omega * t), np.sin(omega * t)]
+    parity = (-1.0) ** np.round(t)
+    if min(np.sum(parity > 0), np.sum(parity < 0)) >= 2 and n >= 6:
+        cols.append(parity)  # the flip's two phases (records at an odd stride alternate them)
+    a = np.column_stack(cols)
     coef, *_ = np.linalg.lstsq(a, y, rcond=None)
     resid = y - a @ coef
     cov = np.linalg.pinv(a.T @ a)
-    se = float(np.sqrt(cov[0, 0] * (resid @ resid) / (n - 3)))
+    se = float(np.sqrt(cov[0, 0] * (resid @ resid) / (n - len(cols))))
     if not np.isfinite(se) or cov[0, 0] * n > 10:  # the constant poorly separated from the sinusoid
         return plain
     return PeriodMean(float(coef[0]), se, periods)

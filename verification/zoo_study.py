@@ -59,7 +59,8 @@ def _scaled_rate(fn, factor):
 MUTATIONS: dict[str, list[tuple[str, str, object]]] = {
     "flow-tracking": [("GD+WD clock", "gdwd_steps", _scaled), ("flow coefficient -1/4", "flows.CANONICAL_COEF", None)],
     "eos-equilibrium": [("EoS sharpness 2 + c·ηλ", "eos_sharpness", _scaled),
-                        ("equilibrium norm", "equilibrium_norm_sq", _scaled)],
+                        ("equilibrium norm", "equilibrium_norm_sq", _scaled),
+                        ("oscillation amplitude a²", "oscillation_amplitude_sq", _scaled)],
     "eos-stability": [("breathing rate κ", "eos_stability", _scaled_rate)],
     "eos-entry": [("phase-2 duration", "phase2_duration", _scaled), ("EoS threshold", "eos_threshold", _scaled)],
     "no-wd-clock": [("no-WD clock", "nowd_flow_time", _scaled), ("no-WD rest point", "nowd_final", _scaled)],

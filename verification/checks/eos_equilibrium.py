@@ -42,8 +42,8 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
       deviation averaged over whole breathing periods: a leading-order claim whose O(ηλ) term is not derived, so the
       deviation is extrapolated to ηλ → 0 (fit α + βηλ) and α must be 0 within EOS_SEM_FACTOR standard errors;
     * ``amplitude``: ⟨‖w̄_t - Φ(w̄_t)‖²⟩/a² on each judged rung (a² = ``theory.oscillation_amplitude_sq`` at the G of
-      Φ(w̄_t), ``amplitude_rungs``), minus 1, extrapolated to ηλ → 0 as c is (α + β√ηλ with the model's
-      uncertainty), must be 0 within EOS_SEM_FACTOR standard errors -- on the rungs where the slaved normal modes'
+      Φ(w̄_t) and the slaved normal modes' a²S, ``amplitude_rungs``), minus 1, extrapolated to ηλ → 0 (α + βηλ, with
+      the model's uncertainty), must be 0 within EOS_SEM_FACTOR standard errors -- on the rungs where the slaved normal modes'
       displacement, a relative a²S that slow modes carry only in part (docs/theory.md §4 item 3), is below
       AMPLITUDE_RESOLUTION; with fewer than two such rungs the amplitude is not judged and the message says so.
 
@@ -125,10 +125,12 @@ def check_eos_equilibrium(session: Session, sharpness_prediction: Callable | Non
 
         def amplitude_test(d=0.0):
             """(r₀, se(r₀)): the mean ratio ⟨‖w̄ - Φ(w̄)‖²/a²⟩ - 1 of the prediction a² × (1 + d) on the rungs where
-            the slaved normal modes' share is below the resolution, extrapolated to ηλ → 0 as c is (its truncation
-            is O(ηλ): the centre's offset and the slaved modes, a²S; an O(√ηλ) term is allowed for)."""
+            the slaved normal modes' share is below the resolution, extrapolated to ηλ → 0: its truncation is a
+            series in ηλ (the flip's centre -αa²/2 adds α²a²/4, the breathing O(ε²) = O(ηλ); the terms odd in the flip
+            alternate with its phase and are fitted out), so α + βηλ, with the difference from α + γ(ηλ)² and the
+            spread of the two-point extrapolations as the model's uncertainty (``extrapolate_series_to_zero``)."""
             dev = amp["ratio"][amp["usable"]] / (1 + d) - 1
-            return extrapolate_series_to_zero(amp_x, dev, amp["se"][amp["usable"]] / (1 + d), powers=(0.5, 1.0))
+            return extrapolate_series_to_zero(amp_x, dev, amp["se"][amp["usable"]] / (1 + d), powers=(1.0, 2.0))
 
         n_test, c_test = norm_test(), sharpness_test()
         (n0, nse0, *_), (c0, se0, *_) = n_test, c_test

@@ -93,6 +93,24 @@ def longest_run(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def linear_window(tau: np.ndarray, eps: np.ndarray, eta_lambda: float, tau_limit: float, theory_integral) -> np.ndarray:
+    """The one-period windows (at ``tau``, envelope ``eps``, ``breathing_envelope``) on which a rung's rate is fitted:
+    after the first SKIP_PERIODS periods, before ``tau_limit``, with E_MIN < ε < E_MAX (the linear regime above the
+    floor), and up to where the breathing the theory predicts from its entry into that range, ε(τ₀)·e^{∫κdτ}
+    (``theory_integral`` = τ ↦ ∫κdτ of the theory's κ), has decayed to the floor E_MIN: beyond it the envelope
+    measures the floor, or a later re-excitation, not the breathing the rate is about (zoo model lnnet-jax-min-d3-h3-
+    n4-s629679259, κ ≈ -44: at ηλ = 1e-4 ε falls from 0.26 to 1.5e-6 by τ = 0.26, then a re-excited stretch rises to
+    9e-4 at τ = 0.52 and decays again; the longest linear stretch was that one, its rate +18 against -44: a false
+    FAIL). The longest block of consecutive windows left (``longest_run``): a decaying run enters the range, a growing
+    one leaves it. The theory's κ, not the prediction under test: a wrong prediction must not move its windows."""
+    linear = ((tau >= SKIP_PERIODS * th.breathing_period(eta_lambda) * eta_lambda)
+              & (eps < E_MAX) & (eps > E_MIN) & (tau <= tau_limit))
+    if linear.any():
+        i0 = int(np.argmax(linear))
+        linear &= np.log(eps[i0]) + theory_integral(tau) - theory_integral(tau[i0]) >= np.log(E_MIN)
+    return longest_run(linear)
+
+
 def measured_slope(x: np.ndarray, y: np.ndarray, extra: np.ndarray | None = None) -> tuple[float, float]:
     """Least-squares slope of y on x (with an intercept and, when given, the column ``extra``) and its standard error
     from the residuals."""
@@ -202,10 +220,18 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                 # is passed over for the next smaller ηλ -- more periods per τ, a smaller start -- within the budget
                 if len(rows) + len(rungs) - rungs.index(eta_lambda) < STABILITY_RUNGS:
                     break
-                if skipped and steps + tau_end / eta_lambda > cfg.extend_steps + sum(tau_end / r for r in rungs[:STABILITY_RUNGS]):
+                period = th.breathing_period(eta_lambda) * eta_lambda
+                if (SKIP_PERIODS + MIN_WINDOWS) * period > min(tau_end, tau_limit):
+                    # not simulated: the judged horizon (before a tie or the flow's budget) holds too few periods
+                    skipped.append(f"at ηλ = {eta_lambda:g} τ ≤ {min(tau_end, tau_limit):.3g} holds fewer than "
+                                   f"{SKIP_PERIODS + MIN_WINDOWS} breathing periods")
+                    continue
+                # the run to the judged horizon (a period past a tie: the last window's samples)
+                run_tau = tau_end if tau_limit >= tau_end else min(tau_end, tau_limit + period)
+                if skipped and steps + run_tau / eta_lambda > cfg.extend_steps + sum(tau_end / r for r in rungs[:STABILITY_RUNGS]):
                     break
-                tr = session.cached(("stability", eta_lambda, tau_end), lambda e=eta_lambda: _run(session, e, tau_end))
-                steps += tau_end / eta_lambda
+                tr = session.cached(("stability", eta_lambda, run_tau), lambda e=eta_lambda: _run(session, e, run_tau))
+                steps += run_tau / eta_lambda
                 runs.append(tr)
                 # a run that diverged (a grown breathing can end EoS) is measured up to there: the linear regime
                 # precedes it
@@ -215,18 +241,7 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                                   "the breathing cannot be measured", runs=runs)
                 t, eps = breathing_envelope(tr.clock_steps, eta_lambda)
                 tau = t * eta_lambda
-                linear = ((tau >= SKIP_PERIODS * th.breathing_period(eta_lambda) * eta_lambda)
-                          & (eps < E_MAX) & (eps > E_MIN) & (tau <= tau_limit))
-                # the window ends where the breathing the theory predicts from its entry into the linear range,
-                # ε(τ₀)·e^{∫κdτ}, has decayed to the floor E_MIN: beyond it the envelope measures the floor, or a
-                # later re-excitation, not the breathing the rate is about (zoo model lnnet-jax-min-d3-h3-n4-
-                # s629679259, κ ≈ -44: ε falls from 0.26 to 1.5e-6 by τ = 0.26 at ηλ = 1e-4, then a re-excited
-                # stretch rises to 9e-4 at τ = 0.52 and decays again; the longest linear stretch was that one, and
-                # its rate, +18 against -44, a false FAIL)
-                if linear.any():
-                    i0 = int(np.argmax(linear))
-                    linear &= np.log(eps[i0]) + theory_integral(tau) - theory_integral(tau[i0]) >= np.log(E_MIN)
-                keep = longest_run(linear)
+                keep = linear_window(tau, eps, eta_lambda, tau_limit, theory_integral)
                 if keep.sum() < MIN_WINDOWS:
                     skipped.append(f"at ηλ = {eta_lambda:g} only {int(keep.sum())} breathing periods have {E_MIN:g} < ε "
                                    f"< {E_MAX:g} (need {MIN_WINDOWS}): ε from {eps[0]:.2g} to {eps[-1]:.2g} over "
