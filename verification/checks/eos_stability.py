@@ -284,11 +284,12 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                 return result(session, name, Status.ASSUMPTION_VIOLATED, kappa0, None, None, float("nan"),
                               f"assumption violated: normal modes not slaved to the breathing: modes with χ = √(8ηλ)/r_j ≥ 1 "
                               f"on every rung tried (down to ηλ = {min(tried):.3g}) carry {share.unslaved:+.4g} of "
-                              f"κ(θ₀) = {kappa_theory[0]:+.4g}, most of it; they follow for ηλ < "
-                              f"{(np.sqrt(8 * min(tried)) / share.chi.max()) ** 2 / 8:.2g}; {len(rows)} rung(s) have a "
+                              f"κ(θ₀) = {kappa_theory[0]:+.4g}, most of it"
+                              + (f"; they follow for ηλ < {(np.sqrt(8 * min(tried)) / share.chi.max()) ** 2 / 8:.2g}"
+                                 if len(share.chi) else "") + f"; {len(rows)} rung(s) have a "
                               f"linear window of ≥ {MIN_WINDOWS} breathing periods (need {STABILITY_RUNGS}); "
                               f"{'; '.join(skipped)}", {"ladder": judged_ladder, "unslaved_share": share.unslaved,
-                                                        "chi_max": float(share.chi.max())}, runs=runs)
+                                                        "chi_max": float(np.max(share.chi, initial=0.0))}, runs=runs)
             if len(rows) < STABILITY_RUNGS:
                 return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
                               f"{len(rows)} rung(s) of the ladder have a linear window of ≥ {MIN_WINDOWS} breathing "
