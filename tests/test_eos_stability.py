@@ -241,7 +241,7 @@ def test_a_tie_on_the_flow_ends_the_judged_windows_there_not_the_check(circle_se
     s._cache = dict(circle_session._cache)
     r = check_eos_stability(s, _tie_beyond(0.1))
     assert r.status == Status.ASSUMPTION_VIOLATED and "top eigenvalue ties at flow time" in r.message, r.message
-    assert "holds fewer than 10 breathing periods" in r.message, r.message
+    assert "holds fewer than 9 breathing periods" in r.message, r.message
 
 
 @pytest.mark.slow

@@ -221,10 +221,11 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                 if len(rows) + len(rungs) - rungs.index(eta_lambda) < STABILITY_RUNGS:
                     break
                 period = th.breathing_period(eta_lambda) * eta_lambda
-                if (SKIP_PERIODS + MIN_WINDOWS) * period > min(tau_end, tau_limit):
-                    # not simulated: the judged horizon (before a tie or the flow's budget) holds too few periods
+                if (SKIP_PERIODS + MIN_WINDOWS - 1) * period > min(tau_end, tau_limit):
+                    # not simulated: the judged horizon (before a tie or the flow's budget) cannot hold the centres of
+                    # MIN_WINDOWS one-period windows after the first SKIP_PERIODS periods (centres at (k + ½) periods)
                     skipped.append(f"at ηλ = {eta_lambda:g} τ ≤ {min(tau_end, tau_limit):.3g} holds fewer than "
-                                   f"{SKIP_PERIODS + MIN_WINDOWS} breathing periods")
+                                   f"{SKIP_PERIODS + MIN_WINDOWS - 1} breathing periods")
                     continue
                 # the run to the judged horizon (a period past a tie: the last window's samples)
                 run_tau = tau_end if tau_limit >= tau_end else min(tau_end, tau_limit + period)
