@@ -376,7 +376,7 @@ def test_a_flow_that_stiffens_without_end_gets_a_verdict():
 def test_too_few_rungs_where_unslaved_modes_carry_most_of_kappa_is_not_slaved(circle_session, monkeypatch):
     """No rung with its windows (E_MIN raised to 0.099, no budget below the ladder): inconclusive, saying so; the same
     runs where the modes that do not follow the breathing carry most of κ(θ₀) (``eos_slaving`` made to say so; the
-    zoo's lnnet-jax-nomin-d3-h3-n4-s881856848 has -2.39e5 of -2.40e5, slow test below): assumption-violated, not
+    zoo's lnnet-jax-nomin-d3-h3-n4-s881856848 has -2.39e5 of -2.40e5: tests/test_zoo_verdicts.py, slow): assumption-violated, not
     slaved, with the share."""
     import dataclasses
 
@@ -395,12 +395,3 @@ def test_too_few_rungs_where_unslaved_modes_carry_most_of_kappa_is_not_slaved(ci
     assert r.status == Status.ASSUMPTION_VIOLATED, r.message
     assert r.message.startswith("assumption violated: normal modes not slaved") and "-1 of κ(θ₀) = -1.683" in r.message
 
-
-@pytest.mark.slow
-def test_a_zoo_model_whose_kappa_is_carried_by_unslaved_modes_is_not_slaved():
-    from srflow.toy_models.zoo import zoo_model
-    from srflow.verification.session import QUICK
-
-    name = "lnnet-jax-nomin-d3-h3-n4-s881856848"
-    r = check_eos_stability(Session(zoo_model(name), QUICK, 0, spec=f"zoo:{name}"))
-    assert r.status == Status.ASSUMPTION_VIOLATED and "normal modes not slaved" in r.message, r.message
