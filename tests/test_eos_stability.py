@@ -363,14 +363,15 @@ def test_the_flow_budget_ends_the_flow_and_the_check_is_inconclusive_saying_so(c
 @pytest.mark.slow
 def test_a_flow_that_stiffens_without_end_gets_a_verdict():
     """Zoo model 27: its smallest normal eigenvalue halves every ≈ 0.32 of s, and the flow to s = 12.85 did not end in
-    15 min; with the budget the check ends (≈ 50 s) with a verdict and its reason."""
+    15 min; with the budget the check ends (46 s) with a verdict and its reason (inconclusive, no power, judged before
+    the tie of λ₁ at s = 0.514 that κ meets)."""
     from srflow.toy_models.zoo import zoo_model
     from srflow.verification.session import QUICK
 
     name = "bnc-np-nomin-n6-obs0.81-r2-t1-s1597298480"
     r = check_eos_stability(Session(zoo_model(name), QUICK, 0, spec=f"zoo:{name}"))
     assert r.status in (Status.INCONCLUSIVE, Status.ASSUMPTION_VIOLATED), r.message
-    assert "top eigenvalue ties" in r.message or "budget" in r.message, r.message
+    assert "flow's tie" in r.message or "top eigenvalue ties" in r.message or "budget" in r.message, r.message
 
 
 def test_too_few_rungs_where_unslaved_modes_carry_most_of_kappa_is_not_slaved(circle_session, monkeypatch):
