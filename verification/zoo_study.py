@@ -334,6 +334,7 @@ def run_study(n: int, seed: int, checks_to_run, out, config: VerifyConfig = QUIC
 POWER_KEYS = {("flow-tracking", "GD+WD clock"): "clock rate",
               ("eos-equilibrium", "EoS sharpness 2 + c·ηλ"): "threshold, leading term",
               ("eos-equilibrium", "equilibrium norm"): "equilibrium norm",
+              ("eos-equilibrium", "oscillation amplitude a²"): "amplitude",
               ("eos-stability", "breathing rate κ"): "breathing rate κ (relative)",
               ("no-wd-clock", "no-WD rest point"): "rest point",
               ("normalized-gd", "normalized-GD clock"): "clock rate",
