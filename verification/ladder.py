@@ -29,9 +29,11 @@ def first_monitor(runs: list[Trajectory]) -> str:
 
 
 def run_ladder(session: Session, ladder, measure: Callable[[float], dict], orders: dict[str, Order],
-               cost: Callable[[float], float]) -> tuple[list, list, dict[str, LadderVerdict]]:
+               cost: Callable[[float], float], budget: int | None = None) -> tuple[list, list, dict[str, LadderVerdict]]:
     """Errors ``measure(x)`` (named) on every rung, judged per name; while a verdict is not yet asymptotic, rungs
-    x_min/extend_factor are added as long as their ``cost`` (steps) fits in ``config.extend_steps``."""
+    x_min/extend_factor are added as long as their ``cost`` (steps) fits in ``budget`` (default
+    ``config.extend_steps``)."""
+    budget = session.config.extend_steps if budget is None else budget
     xs = sorted((float(x) for x in ladder), reverse=True)
     rows = [measure(x) for x in xs]
     spent = 0.0
@@ -40,11 +42,11 @@ def run_ladder(session: Session, ladder, measure: Callable[[float], dict], order
         if not any(v.extendable for v in verdicts.values()):
             break
         x_new = xs[-1] / session.config.extend_factor
-        if spent + cost(x_new) > session.config.extend_steps:
+        if spent + cost(x_new) > budget:
             for v in verdicts.values():
                 if v.extendable:
                     v.reason += (f"; the next rung ({v.ladder[-1] / session.config.extend_factor:g}) would exceed the "
-                                 f"budget of {session.config.extend_steps:,} extra steps")
+                                 f"budget of {budget:,} extra steps")
             break
         spent += cost(x_new)
         xs.append(x_new)
