@@ -142,3 +142,17 @@ def test_a_ladder_inside_the_split_transient_is_not_judged_by_its_rate():
         assert not test.settled and not test.rejects and "not judged: " + why in test.reason()
     v = _alp.judge_rate(LadderVerdict(Status.INCONCLUSIVE, "not yet asymptotic", np.array(xs), np.abs(d)), test)
     assert v.status == Status.INCONCLUSIVE
+
+
+@pytest.mark.parametrize("budget, smallest", [(None, 0.000625), (700_000, 0.0003125), (2_750_000, 0.00015625)])
+def test_the_ladder_adds_the_rungs_its_budget_pays_for(budget, smallest):
+    """``run_ladder``'s ``budget`` (the ALP checks pass ``alp_extend_steps`` on a JAX model): rungs η/2 at τ_end/η²
+    steps each, 32k + 128k + 512k + 2048k below the quick ladder, while the errors stay undecided."""
+    from srflow.verification.ladder import run_ladder
+
+    session = SimpleNamespace(config=SimpleNamespace(extend_steps=400_000, extend_factor=2.0))
+    undecided = lambda x: {"e": 1.0 + 0.5 * (round(np.log2(0.02 / x)) % 2)}  # noqa: E731 -- never settles
+    xs, rows, verdicts = run_ladder(session, X, undecided, {"e": SQRT_ORDER}, cost=lambda x: 0.05 / x**2,
+                                    budget=budget)
+    assert min(xs) == pytest.approx(smallest) and verdicts["e"].status == Status.INCONCLUSIVE
+    assert f"budget of {budget or 400_000:,} extra steps" in verdicts["e"].reason

@@ -51,19 +51,35 @@ def alp_check(session: Session, name: str, algorithm: str, clock: Callable | Non
         def errors(lr, factor=1.0, scale=1.0):
             return path_and_clock(simulate_lr(lr), flow, clk, (lr,), paths, factor, scale)
 
+        t111 = float(m.third(mp.theta, mp.v1, mp.v1) @ mp.v1) / mp.lam1
+        splits: dict = {}
+
+        def split_of(lr):
+            if lr not in splits:
+                splits[lr] = _split_check(m, simulate_lr(lr))
+            return splits[lr]
+
+        def transient_of(ladder):
+            # GD on √L: why the judged rungs are inside the split's transient ("" if not), from the split measured on
+            # the smallest rung; the ladder is extended while they are (the magnitude is not asymptotic there, and a
+            # clock's signed rate is not judged), within the budget
+            if not algorithm.startswith("sqrt"):
+                return ""
+            return split_transient(ladder, mp.lam1, t111 * mp.lam1, split_of(min(ladder))["split_measured"],
+                                   cfg.alp_tau_end)
+
         orders = {"path": order, "clock": order}
         xs, rows, verdicts = run_ladder(session, cfg.alp_ladder, errors, orders,
                                      cost=lambda lr: cfg.alp_tau_end / lr**2,
-                                     budget=cfg.alp_extend_steps if hasattr(m, "jax_loss") else cfg.extend_steps)
+                                     budget=cfg.alp_extend_steps if hasattr(m, "jax_loss") else cfg.extend_steps,
+                                     pre_asymptotic=transient_of)
         runs = [simulate_lr(x) for x in xs]
 
         def rates(factor=1.0, scale=1.0):
             return [rate_deviation(simulate_lr(x), flow, clk, x, factor, scale) for x in xs]
 
-        t111 = float(m.third(mp.theta, mp.v1, mp.v1) @ mp.v1) / mp.lam1
-        split = _split_check(m, runs[-1]) if algorithm.startswith("sqrt") else None
-        transient = (split_transient(xs, mp.lam1, t111 * mp.lam1, split["split_measured"], cfg.alp_tau_end)
-                     if split is not None else "")
+        split = split_of(xs[-1]) if algorithm.startswith("sqrt") else None
+        transient = transient_of(xs)
 
         def untransient(vs):
             # a magnitude ladder inside the split's transient is not asymptotic: its error there does not depend on
