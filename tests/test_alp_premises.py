@@ -144,10 +144,11 @@ def test_a_ladder_inside_the_split_transient_is_not_judged_by_its_rate():
     assert v.status == Status.INCONCLUSIVE
 
 
-@pytest.mark.parametrize("budget, smallest", [(None, 0.000625), (700_000, 0.0003125), (2_750_000, 0.00015625)])
+@pytest.mark.parametrize("budget, smallest", [(None, 0.000625), (700_000, 0.0003125), (2_750_000, 0.00015625),
+                                              (11_000_000, 7.8125e-05)])
 def test_the_ladder_adds_the_rungs_its_budget_pays_for(budget, smallest):
     """``run_ladder``'s ``budget`` (the ALP checks pass ``alp_extend_steps`` on a JAX model): rungs η/2 at τ_end/η²
-    steps each, 32k + 128k + 512k + 2048k below the quick ladder, while the errors stay undecided."""
+    steps each, 32k + 128k + 512k + 2048k + 8192k below the quick ladder, while the errors stay undecided."""
     from srflow.verification.ladder import run_ladder
 
     session = SimpleNamespace(config=SimpleNamespace(extend_steps=400_000, extend_factor=2.0))

@@ -45,8 +45,8 @@ class VerifyConfig:
       simulator runs (a JAX model: ``verification.compiled``, ≈ 1e5 sphere steps/s against ≈ 5e3 in the numpy loop,
       which keeps ``extend_steps``). GD on √L leaves its pre-asymptotic regimes only at small η: the split's drift
       lasts τ_C ∝ η and on larger η the split saws instead of holding its plateau (docs/theory.md §5b), so with
-      ``--quick`` (τ ≤ 0.05) the ladder needs rungs down to η = 0.00015625: 0.00125, 0.000625, 0.0003125,
-      0.00015625 cost 32k + 128k + 512k + 2048k steps.
+      ``--quick`` (τ ≤ 0.05) the ladder needs rungs down to η = 7.8125e-5 on the zoo: 0.00125, 0.000625, 0.0003125,
+      0.00015625, 7.8125e-5 cost 32k + 128k + 512k + 2048k + 8192k steps (the last ≈ 90 s compiled).
     """
 
     lr: float = 0.1
@@ -63,7 +63,7 @@ class VerifyConfig:
     alp_tau_end: float = 0.1
     extend_steps: int = 400_000
     extend_factor: float = 2.0
-    alp_extend_steps: int = 2_750_000
+    alp_extend_steps: int = 11_000_000
 
 
 #: VerifyConfig fields saved under another name in report.json and sweep.json (the files predate the field's name;
