@@ -83,7 +83,7 @@ def alp_check(session: Session, name: str, algorithm: str, clock: Callable | Non
 
         def untransient(vs):
             # a magnitude ladder inside the split's transient is not asymptotic: its error there does not depend on
-            # η (docs/theory.md §5b), so a flat error is not a floor; the signed rate is still judged below
+            # η (docs/theory.md §5b), so a flat error is not a floor; nor is the signed rate judged there (below)
             for k in ("path", "clock"):
                 if transient and vs[k].status == Status.FAIL:
                     vs[k].status = Status.INCONCLUSIVE
