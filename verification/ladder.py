@@ -29,22 +29,27 @@ def first_monitor(runs: list[Trajectory]) -> str:
 
 
 def run_ladder(session: Session, ladder, measure: Callable[[float], dict], orders: dict[str, Order],
-               cost: Callable[[float], float]) -> tuple[list, list, dict[str, LadderVerdict]]:
-    """Errors ``measure(x)`` (named) on every rung, judged per name; while a verdict is not yet asymptotic, rungs
-    x_min/extend_factor are added as long as their ``cost`` (steps) fits in ``config.extend_steps``."""
+               cost: Callable[[float], float], budget: int | None = None,
+               pre_asymptotic: Callable[[list], str] | None = None) -> tuple[list, list, dict[str, LadderVerdict]]:
+    """Errors ``measure(x)`` (named) on every rung, judged per name; while a verdict is not yet asymptotic, or
+    ``pre_asymptotic(xs)`` says why the rungs are not (a check's own premise, e.g. the √L split's transient, which
+    makes a FAIL of the magnitude rules inconclusive), rungs x_min/extend_factor are added as long as their ``cost``
+    (steps) fits in ``budget`` (default ``config.extend_steps``)."""
+    budget = session.config.extend_steps if budget is None else budget
     xs = sorted((float(x) for x in ladder), reverse=True)
     rows = [measure(x) for x in xs]
     spent = 0.0
     while True:
         verdicts = {k: judge(xs, [r[k] for r in rows], o) for k, o in orders.items()}
-        if not any(v.extendable for v in verdicts.values()):
+        why = pre_asymptotic(xs) if pre_asymptotic is not None else ""
+        if not why and not any(v.extendable for v in verdicts.values()):
             break
         x_new = xs[-1] / session.config.extend_factor
-        if spent + cost(x_new) > session.config.extend_steps:
+        if spent + cost(x_new) > budget:
             for v in verdicts.values():
-                if v.extendable:
+                if v.extendable or why:
                     v.reason += (f"; the next rung ({v.ladder[-1] / session.config.extend_factor:g}) would exceed the "
-                                 f"budget of {session.config.extend_steps:,} extra steps")
+                                 f"budget of {budget:,} extra steps")
             break
         spent += cost(x_new)
         xs.append(x_new)

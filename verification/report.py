@@ -254,7 +254,7 @@ def verdict_rule(config: dict | None = None) -> str:
     """How a convergence check's ladder becomes a verdict, as ``verdicts.judge`` implements it, with the
     tolerances of ``tolerances.py`` and the extension budget of ``config``."""
     cfg = config or {}
-    factor, budget = cfg.get("extend_factor", 2.0), cfg.get("extend_steps")
+    factor, budget, alp_budget = cfg.get("extend_factor", 2.0), cfg.get("extend_steps"), cfg.get("alp_extend_steps")
     st, om, rt, fl, ct = tol.SETTLE_TOL, tol.ORDER_MARGIN, tol.RISING_TOL, tol.ERROR_FLOOR, tol.CONSTANT_TOL
     return (
         "**How a verdict is reached** (verification/verdicts.py, docs/theory.md §7). A convergence check measures "
@@ -276,7 +276,9 @@ def verdict_rule(config: dict | None = None) -> str:
         f"flattened over the last two rung intervals, or whose local exponents fall rung after rung from ≥ p − {om:g}: "
         "a floor, or a plateau before a second fall, which more rungs decide): the check then adds rungs "
         f"x/{factor:g} below its ladder"
-        + (f" within a budget of {budget:,} extra steps" if budget else "") + ", and says why if the budget ends first."
+        + (f" within a budget of {budget:,} extra steps" if budget else "")
+        + (f" ({alp_budget:,} for the ALP checks on a JAX model, which runs compiled)" if budget and alp_budget else "")
+        + ", and says why if the budget ends first."
         "\n\n"
         "Checks that compare one number with a tolerance (identities, eos-entry, scale-collapse) pass when "
         "|observed − predicted| ≤ tolerance; eos-equilibrium extrapolates the deviation of c (η⟨λ₁⟩ = 2 + c·ηλ) and "

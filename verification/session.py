@@ -41,6 +41,12 @@ class VerifyConfig:
     * ``alp_ladder``: the values of η for normalized GD and GD on √L; ``alp_tau_end``: horizon in τ = η²t.
     * ``extend_steps``: budget of simulated steps per check for rungs added below a ladder whose local exponents
       have not settled (verification/verdicts.py); ``extend_factor``: each added rung is the smallest one over it.
+    * ``alp_extend_steps``: that budget for the ALP ladders (normalized-gd, sqrt-loss-gd) on a model the compiled
+      simulator runs (a JAX model: ``verification.compiled``, ≈ 1e5 sphere steps/s against ≈ 5e3 in the numpy loop,
+      which keeps ``extend_steps``). GD on √L leaves its pre-asymptotic regimes only at small η: the split's drift
+      lasts τ_C ∝ η and on larger η the split saws instead of holding its plateau (docs/theory.md §5b), so with
+      ``--quick`` (τ ≤ 0.05) the ladder needs rungs down to η = 7.8125e-5 on the zoo: 0.00125, 0.000625, 0.0003125,
+      0.00015625, 7.8125e-5 cost 32k + 128k + 512k + 2048k + 8192k steps (the last ≈ 90 s compiled).
     """
 
     lr: float = 0.1
@@ -57,6 +63,7 @@ class VerifyConfig:
     alp_tau_end: float = 0.1
     extend_steps: int = 400_000
     extend_factor: float = 2.0
+    alp_extend_steps: int = 11_000_000
 
 
 #: VerifyConfig fields saved under another name in report.json and sweep.json (the files predate the field's name;

@@ -140,11 +140,12 @@ EOS_COEF_MAX = 10.0
 #: The clock's signed rate deviation d(η) = t_pred(s_T)/T − 1 (the steps the clock predicts for the flow time a run
 #: covered, relative to the steps it took) is O(η^p) for the right clock, and α + O(η^p) for a clock wrong by the
 #: relative amount α (a mutation × (1 + α) shifts d by exactly α·(1 + d)). It is extrapolated to η → 0
-#: on the three smallest rungs (``extrapolation.extrapolate_to_zero`` with power p, se enlarged by the spread of the
-#: two-point extrapolations of consecutive rungs: the next orders) and the clock
+#: on the four smallest rungs as α + βη^p + γη^{2p} (``extrapolation.extrapolate_polynomial`` in η^p, se inflated
+#: by the fit's residual and enlarged by the spread of the three-point extrapolations of consecutive rungs: the
+#: next orders; ``checks._alp.rate_extrapolation``) and the clock
 #: fails when |α| exceeds this many standard errors (the same 3 s.e. as eos-equilibrium's c). The standard error
-#: carries the fit's residual scatter and the spread of the two-point extrapolations (the neglected orders), so
-#: it scales with how far from asymptotic the rungs are; ALP_RATE_SE_FLOOR is only the weight of a rung.
+#: carries the fit's residual and the spread of the three-point extrapolations (the neglected orders), so
+#: it scales with how far from asymptotic the rungs are; ALP_FLOW_RTOL is only the weight of a rung.
 ALP_EXTRAPOLATION_SIGMAS = 3.0
 #: ... each rung's d weighted by its precision: the flow's ODE tolerance (rtol 1e-9, ``theory.flows``) in t_pred,
 #: plus the rounding accumulated in s_T over N steps (N·2.2e-16 relative, worst case).
