@@ -72,11 +72,14 @@ class FlowResult:
         return None
 
     def at(self, s) -> np.ndarray:
-        """ζ(s) for s within [0, s_end] (dense output, re-projected on Γ), shape (len(s), D)."""
+        """ζ(s) for s within [0, s_end] (dense output, re-projected on Γ by one Newton step), shape (len(s), D).
+        λ₁, which sets only the Newton step's truncation threshold, is ``sharpness_at(s)`` from the samples (the
+        matrix-free step then runs no Lanczos; measured on a D = 4000 mf, half the cost of ``at``)."""
         s = np.atleast_1d(real_array(s, "s"))
         if np.any(s < self.s[0] - 1e-12) or np.any(s > self.s[-1] + 1e-12):
             raise ValueError(f"s: expected values in [{self.s[0]:g}, {self.s[-1]:g}], got [{s.min():g}, {s.max():g}]")
-        return np.array([newton_polish(self.model, self.sol(si), iters=1) for si in s])
+        lam1 = self.sharpness_at(np.clip(s, self.s[0], self.s[-1]))
+        return np.array([newton_polish(self.model, self.sol(si), iters=1, lam1=float(li)) for si, li in zip(s, lam1)])
 
     def sharpness_at(self, s) -> np.ndarray:
         """λ₁(ζ(s)) between the samples: the cubic Hermite interpolant of log λ₁ with its exact slope
