@@ -287,14 +287,6 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
 
     measured = jax.custom_batching.sequential_vmap(measured)
 
-    def settle(fresh, fail, w, lr, wd):
-        """The step a run that failed in a slot's loop is reported at: it stays at its last finite w_k (k = ``fail``),
-        and, as in the numpy loop, k when L or ∇L is already non-finite there, k + 1 when only w_{k+1} is
-        (``_failed_at``); one gradient, only for a run that has just failed (``sequential_vmap``: per run)."""
-        return lax.cond(fresh, lambda: _failed_at(fail, *update(w, lr, wd)[1:]), lambda: fail)
-
-    settle = jax.custom_batching.sequential_vmap(settle)
-
     def run_one(w, clock, t, fail, vs, ms, lr, wd, ns, active, every, xis):
         """One run's chunk (``run`` maps it over a batch)."""
         t0 = t
@@ -306,6 +298,9 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             probe = (t // every) % PROBE_EVERY == PROBE_EVERY - 1
             new, loss, g = update(w, lr, wd)
             nn = new @ new
+            # a failure in the last slot's loop (fail = -2 - k, ``body``) is settled here, where L and ∇L are computed
+            # at the run's last finite iterate w_k anyway: k when they are not finite there, k + 1 when only w_{k+1} is
+            fail = jnp.where(fail <= -2, _failed_at(-2 - fail, loss, g), fail)
             ok = (fail < 0) & jnp.isfinite(nn)  # isfinite(‖w_{t+1}‖²): every entry of w_{t+1} finite
             lams, vs1, ms1, hvps = measured(ok, w, new, vs, ms, xis[i % GUARD_BLOCK], probe, odd)
             vs, ms = jnp.where(ok, vs1, vs), jnp.where(ok, ms1, ms)
@@ -320,21 +315,21 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             clock1 = clock + jnp.where(go, _unit_step_sq(w, new), 0.0)
 
             def body(_, carry):
+                """One step while finite: the clock with ‖w_k‖² = xx carried (w̄_k = w_k/√xx); a run whose w_{k+1} is
+                not finite stays at w_k with fail = -2 - k, settled at the next record (no L or finiteness test of ∇L
+                per step)."""
                 x, xx, s, step, f, b = carry
                 if dense:
                     b = b.at[step - t0].set(s, mode="drop")
                 nx = update(x, lr, wd)[0]
                 nn = nx @ nx
-                good = (f < 0) & jnp.isfinite(nn)
+                good = (f == -1) & jnp.isfinite(nn)
                 d = nx / jnp.sqrt(nn) - x / jnp.sqrt(xx)
                 return (jnp.where(good, nx, x), jnp.where(good, nn, xx), s + jnp.where(good, d @ d, 0.0), step + 1,
-                        jnp.where((f < 0) & ~good, step, f), b)
+                        jnp.where((f == -1) & ~good, -2 - step, f), b)
 
-            w, _, clock, t, fail_new, buf = lax.fori_loop(1, jnp.maximum(n, 1), body,
-                                                          (w1, xx1, clock1, t + jnp.minimum(n, 1), fail, buf))
-            # a run that failed in the loop stays at its last finite w_k (k = fail_new): the step is reported as
-            # in the numpy loop (``_failed_at``: k when L or ∇L is already non-finite at w_k, else k + 1)
-            fail = settle((fail < 0) & (fail_new >= 0), fail_new, w, lr, wd)
+            w, _, clock, t, fail, buf = lax.fori_loop(1, jnp.maximum(n, 1), body,
+                                                      (w1, xx1, clock1, t + jnp.minimum(n, 1), fail, buf))
             return (w, clock, t, fail, vs, ms, buf), rec
 
         def idle(carry):
@@ -438,8 +433,13 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
         bar.update(int(ts[lo + n_used - 1]))
         if not chunks[-1][8][:, n_used - 1].any():  # every run has failed
             break
-    fails = np.asarray(state[3]).reshape(batch)
+    fails = np.asarray(state[3]).reshape(batch).copy()
     w_end = np.asarray(state[0]).reshape(batch, model.dim)
+    for i in np.nonzero(fails <= -2)[0]:  # a failure after the last record (the plan ends with one: not expected)
+        k = -2 - int(fails[i])
+        with np.errstate(all="ignore"):
+            loss, g = model.jax_loss(w_end[i]), jax.grad(model.jax_loss)(w_end[i])
+        fails[i] = int(_failed_at(k, loss, g))
     seconds = time.perf_counter() - start
     cols = [np.concatenate([c[i] for c in chunks], axis=1) for i in range(len(chunks[0]))]
     out = []
