@@ -116,3 +116,24 @@ def test_compiled_cg_is_scipys_cg(name, monkeypatch):
         assert np.all(np.isfinite(fast))
         assert np.linalg.norm(fast - ref) <= 1e-10 * np.linalg.norm(ref)
         assert np.linalg.norm(wrong - ref) > 1e-10 * np.linalg.norm(ref)
+
+
+def test_the_matrix_free_flow_is_the_dense_flow(monkeypatch):
+    """Above DENSE_MAX_DIM the flow's Newton retractions take λ₁ from the last field evaluation, the sample before and
+    (``FlowResult.at``) the samples, for their truncation threshold only: the matrix-free flow of the JAX twin of mf
+    (D = 16, DENSE_MAX_DIM set to 4) equals the dense flow of the numpy model to 1e-7 along the way and at points
+    between samples, with no Hessian built; a flow with a coefficient 1% off is told apart."""
+    pytest.importorskip("jax")
+    from srflow.theory import sharpness_reduction_flow
+    from srflow.toy_models.jax_losses import make_jax_model
+
+    m, mp = model("mf"), point("mf")
+    dense = sharpness_reduction_flow(m, mp.theta, 0.2, n_out=5)
+    wrong = sharpness_reduction_flow(m, mp.theta, 0.2, n_out=5, coef=-0.25 * 1.01)
+    monkeypatch.setattr(switch, "DENSE_MAX_DIM", 4)
+    free = sharpness_reduction_flow(NoDense(make_jax_model("mf", rng=11)), mp.theta, 0.2, n_out=5)
+    assert np.max(np.linalg.norm(free.theta - dense.theta, axis=1)) <= 1e-7
+    assert np.max(np.abs(free.lam1 / dense.lam1 - 1)) <= 1e-7
+    s = np.array([0.03, 0.11, 0.17])
+    assert np.max(np.linalg.norm(free.at(s) - dense.at(s), axis=1)) <= 1e-7
+    assert np.max(np.linalg.norm(wrong.theta - dense.theta, axis=1)) > 1e-5
