@@ -21,10 +21,13 @@ starts cold from a fixed random vector.
 Φ(w̄_t) (with ``track_phi``) is computed by ``theory`` at the record points, as in the numpy path.
 
 ``simulate_batch`` advances B runs of one model (different starts, or different (η, λ), equal step counts)
-as one array with ``vmap``; ``simulate`` on a JAX model is the batch of one.
+as one array with ``vmap`` (the steps); a batch's λ₁ records are taken one run after the other
+(``jax.custom_batching.sequential_vmap``), so that each Lanczos stops at its own count with unbatched HVPs;
+``simulate`` on a JAX model is the batch of one.
 
 A non-finite iterate freezes that run at its last finite point; its records end at the last record before
-it, and ``diverged`` names the step, as in the numpy loop.
+it, and ``diverged`` names the step, as in the numpy loop (a failure between records is settled at the next record,
+from L and ∇L at the last finite point).
 """
 
 from __future__ import annotations
