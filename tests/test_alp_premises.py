@@ -157,3 +157,26 @@ def test_the_ladder_adds_the_rungs_its_budget_pays_for(budget, smallest):
                                     budget=budget)
     assert min(xs) == pytest.approx(smallest) and verdicts["e"].status == Status.INCONCLUSIVE
     assert f"budget of {budget or 400_000:,} extra steps" in verdicts["e"].reason
+
+
+def test_the_cycle_split_is_reported_without_its_special_case_formula_above_the_dense_size(monkeypatch):
+    """Above DENSE_MAX_DIM the split's special-case C* (it needs the whole spectrum of ∇²L) is NaN with a note saying
+    why, the measured split is still reported, and no dense Hessian is asked for (a D = 4000 mf raised here)."""
+    import sys
+
+    from srflow.toy_models import make_model
+
+    sharpness = sys.modules["srflow.theory.sharpness"]  # the module (srflow.theory.sharpness is also a function)
+
+    base = make_model("sphere_circle")
+
+    def no_hessian(w):
+        raise AssertionError("a dense Hessian was asked for")
+
+    model = SimpleNamespace(dim=base.dim, hess=no_hessian)
+    monkeypatch.setattr(sharpness, "DENSE_MAX_DIM", 2)
+    x = np.array([0.3, 0.1, 0.3, 0.1, 0.3, 0.1])  # |x₊| = 0.3, |x₋| = 0.1: C = 0.75
+    tr = SimpleNamespace(offset_sq=x**2, steps=np.arange(6) * 3, phi=None, tau=None)
+    out = _alp._split_check(model, tr)
+    assert out["split_measured"] == pytest.approx(0.75, rel=1e-12)
+    assert np.isnan(out["split_predicted"]) and "whole spectrum" in out["split_predicted_note"]

@@ -136,6 +136,26 @@ def test_divergence_is_reported_at_the_step_of_the_numpy_loop():
 
 
 
+def test_a_run_that_diverges_between_records_of_a_batch_is_reported_at_the_numpy_loops_step():
+    """A failure inside a slot's step loop (stride 7, so between records) is settled after the loop: in a batch of
+    two runs that fail at different steps, each reports the numpy loop's step and keeps its records before it, as its
+    single compiled run does (the failure of one run does not touch the other)."""
+    model = from_jax(_nan_below, 3, name="nan_below")
+    w0s = np.array([[1.0, 0.2, 0.1], [0.2, 1.0, 0.05]])
+    batch = simulate_batch(model, w0s, 0.1, 100, wd=0.01, every=7, pairs=False)
+    step = lambda msg: int(msg.split("diverged at step ")[1].split(":")[0])  # noqa: E731
+    steps = []
+    for w0, b in zip(w0s, batch):
+        ref = simulate(model, w0, 0.1, 100, wd=0.01, every=7, engine="numpy", pairs=False)
+        single = simulate_compiled(model, w0, 0.1, 100, wd=0.01, every=7, pairs=False)
+        assert ref.diverged and b.diverged and step(ref.diverged) == step(b.diverged) == step(single.diverged)
+        assert step(ref.diverged) % 7 != 0  # between two records
+        assert list(ref.steps) == list(b.steps) and np.allclose(ref.norm_sq, b.norm_sq, rtol=1e-13, atol=0)
+        assert np.array_equal(b.norm_sq, single.norm_sq) and np.allclose(b.lam1, single.lam1, rtol=1e-12)
+        steps.append(step(b.diverged))
+    assert steps[0] != steps[1]
+
+
 def test_a_diverged_run_keeps_its_per_step_clock_up_to_the_failure_as_the_numpy_loop_does():
     """eos-stability measures a breathing that grew until the run diverged up to the divergence: the compiled run
     keeps the per-step clock before the failed step (it was None), equal to the numpy loop's."""

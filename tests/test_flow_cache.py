@@ -22,11 +22,11 @@ REAL_FIELD = flows._field
 
 def _failing_field(record, s_fail):
     """A field that records where it is evaluated and fails (a closed gap) from flow time ``s_fail`` on."""
-    def field(model, s, x, coef, on_gap):
+    def field(model, s, x, coef, on_gap, memo=None):
         record.append(float(s))
         if s > s_fail:
             raise th.AssumptionViolated(f"gap closed (flow time s = {s:.4g})", kind="gap", s=float(s))
-        return REAL_FIELD(model, s, x, coef, on_gap)
+        return REAL_FIELD(model, s, x, coef, on_gap, memo)
     return field
 
 

@@ -220,3 +220,26 @@ def test_deep_runs_the_jax_twins_down_to_1e_7():
     model = build_model("jax:mf", 0)
     assert isinstance(model, jax_models.JaxModel) and model.name == "mf"
     assert np.allclose(model.grad(np.ones(16)), make_model("mf", rng=0).grad(np.ones(16)), rtol=1e-12, atol=1e-15)
+
+
+def test_low_rank_mf_loss_equals_the_closed_forms(monkeypatch):
+    """The factored mf loss (``factorization_low_rank``, used for fully observed targets of ≥ LOW_RANK_MIN_ENTRIES
+    entries) equals the numpy closed forms to round-off (L, ∇L, ∇²L v, ∇³L[u, v, ·]), is ≥ 0 and at round-off on Γ
+    (no cancellation), and a partly observed target keeps the direct form."""
+    from srflow.toy_models import jax_losses
+
+    monkeypatch.setattr(jax_losses, "LOW_RANK_MIN_ENTRIES", 0)
+    ref = make_model("mf", rng=5, m=6, n=9, rank=3)
+    jm = make_jax_model("mf", rng=5, sizes={"m": 6, "n": 9, "rank": 3})
+    assert jm.loss_fn.func is jax_losses.factorization_low_rank
+    rng = np.random.default_rng(4)
+    for _ in range(2):
+        w, u, v = rng.standard_normal((3, ref.dim))
+        errors = {"loss": scaled(jm.loss(w), ref.loss(w)), "grad": scaled(jm.grad(w), ref.grad(w)),
+                  "hvp": scaled(jm.hvp(w, v), ref.hvp(w, v)), "third": scaled(jm.third(w, u, v), ref.third(w, u, v))}
+        assert max(errors.values()) <= 1.0, errors
+    theta = jm.minimizer(np.random.default_rng(0))
+    assert 0.0 <= jm.loss(theta) <= 1e-28
+    assert np.linalg.norm(jm.grad(theta)) <= 1e-14
+    partial_obs = make_jax_model("mf_completion", rng=5, sizes={"m": 6, "n": 9, "rank": 2})
+    assert partial_obs.loss_fn.func is jax_losses.factorization

@@ -90,3 +90,50 @@ def test_the_size_switch_decides_in_one_place(monkeypatch):
     with pytest.raises(AssertionError, match="hess called"):
         monkeypatch.setattr(switch, "DENSE_MAX_DIM", 400)
         sharpness(guarded, w)
+
+
+@pytest.mark.parametrize("name", ["mf", "bn_linear"])
+def test_compiled_cg_is_scipys_cg(name, monkeypatch):
+    """On a JAX twin, ``pinv_hvp``'s compiled CG (toy_models.jax_cg) is scipy's CG iteration on model.hvp: at θ ∈ Γ
+    and 1e-3 off it the two agree to 1e-10 relative (the same recurrences; round-off in the HVPs' summation order,
+    amplified by at most κ² of A² + ε²), and both equal the dense pseudo-inverse at θ (the test above); a wrong
+    operator (∇²L scaled by 1 + 1e-6) is told apart."""
+    pytest.importorskip("jax")
+    from srflow.theory import matrix_free
+    from srflow.toy_models.jax_losses import make_jax_model
+
+    jm, mp = make_jax_model(name, rng=11), point(name)
+    rng = np.random.default_rng(3)
+    b = rng.standard_normal(jm.dim)
+    for x in (mp.theta, mp.theta + 1e-3 * rng.standard_normal(jm.dim) / np.sqrt(jm.dim)):
+        assert matrix_free.compiled_pinv(jm) is not None
+        fast = pinv_hvp(jm, x, b, mp.lam1)
+        monkeypatch.setattr(matrix_free, "COMPILED_CG", False)
+        ref = pinv_hvp(jm, x, b, mp.lam1)
+        wrong = matrix_free.pinv_hvp(type("W", (), {"dim": jm.dim, "hvp": lambda self, w, v: (1 + 1e-6) * jm.hvp(w, v)})(),
+                                     x, b, mp.lam1)
+        monkeypatch.setattr(matrix_free, "COMPILED_CG", True)
+        assert np.all(np.isfinite(fast))
+        assert np.linalg.norm(fast - ref) <= 1e-10 * np.linalg.norm(ref)
+        assert np.linalg.norm(wrong - ref) > 1e-10 * np.linalg.norm(ref)
+
+
+def test_the_matrix_free_flow_is_the_dense_flow(monkeypatch):
+    """Above DENSE_MAX_DIM the flow's Newton retractions take λ₁ from the last field evaluation, the sample before and
+    (``FlowResult.at``) the samples, for their truncation threshold only: the matrix-free flow of the JAX twin of mf
+    (D = 16, DENSE_MAX_DIM set to 4) equals the dense flow of the numpy model to 1e-7 along the way and at points
+    between samples, with no Hessian built; a flow with a coefficient 1% off is told apart."""
+    pytest.importorskip("jax")
+    from srflow.theory import sharpness_reduction_flow
+    from srflow.toy_models.jax_losses import make_jax_model
+
+    m, mp = model("mf"), point("mf")
+    dense = sharpness_reduction_flow(m, mp.theta, 0.2, n_out=5)
+    wrong = sharpness_reduction_flow(m, mp.theta, 0.2, n_out=5, coef=-0.25 * 1.01)
+    monkeypatch.setattr(switch, "DENSE_MAX_DIM", 4)
+    free = sharpness_reduction_flow(NoDense(make_jax_model("mf", rng=11)), mp.theta, 0.2, n_out=5)
+    assert np.max(np.linalg.norm(free.theta - dense.theta, axis=1)) <= 1e-7
+    assert np.max(np.abs(free.lam1 / dense.lam1 - 1)) <= 1e-7
+    s = np.array([0.03, 0.11, 0.17])
+    assert np.max(np.linalg.norm(free.at(s) - dense.at(s), axis=1)) <= 1e-7
+    assert np.max(np.linalg.norm(wrong.theta - dense.theta, axis=1)) > 1e-5

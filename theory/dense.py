@@ -17,8 +17,10 @@ from .gamma import (RANK_RTOL, GAP_RTOL, AssumptionViolated, ManifoldPoint, Proj
                     flow_to_small_gradient, gap_violated)
 
 
-def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_RTOL) -> np.ndarray:
-    """Newton steps x ← x - (∇²L)⁺∇L (eigenvalues ≤ rank_rtol·λ₁ dropped), renormalized to the unit sphere."""
+def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_RTOL,
+                  lam1: float | None = None) -> np.ndarray:
+    """Newton steps x ← x - (∇²L)⁺∇L (eigenvalues ≤ rank_rtol·λ₁ dropped), renormalized to the unit sphere
+    (``lam1`` is not used: the eigendecomposition gives λ₁)."""
     for _ in range(iters):
         vals, vecs = np.linalg.eigh(model.hess(x))
         keep = vals > rank_rtol * vals[-1]

@@ -72,11 +72,14 @@ class FlowResult:
         return None
 
     def at(self, s) -> np.ndarray:
-        """ζ(s) for s within [0, s_end] (dense output, re-projected on Γ), shape (len(s), D)."""
+        """ζ(s) for s within [0, s_end] (dense output, re-projected on Γ by one Newton step), shape (len(s), D).
+        λ₁, which sets only the Newton step's truncation threshold, is ``sharpness_at(s)`` from the samples (the
+        matrix-free step then runs no Lanczos; measured on a D = 4000 mf, half the cost of ``at``)."""
         s = np.atleast_1d(real_array(s, "s"))
         if np.any(s < self.s[0] - 1e-12) or np.any(s > self.s[-1] + 1e-12):
             raise ValueError(f"s: expected values in [{self.s[0]:g}, {self.s[-1]:g}], got [{s.min():g}, {s.max():g}]")
-        return np.array([newton_polish(self.model, self.sol(si), iters=1) for si in s])
+        lam1 = self.sharpness_at(np.clip(s, self.s[0], self.s[-1]))
+        return np.array([newton_polish(self.model, self.sol(si), iters=1, lam1=float(li)) for si, li in zip(s, lam1)])
 
     def sharpness_at(self, s) -> np.ndarray:
         """λ₁(ζ(s)) between the samples: the cubic Hermite interpolant of log λ₁ with its exact slope
@@ -113,9 +116,16 @@ class FlowResult:
         return xr.Dataset(data, coords={"s": self.s}, attrs={"drift": self.drift})
 
 
-def _field(model, s: float, x: np.ndarray, coef: float, on_gap: str) -> np.ndarray:  # the simple flow's field
+def _field(model, s: float, x: np.ndarray, coef: float, on_gap: str, memo: dict | None = None) -> np.ndarray:
+    """The simple flow's field coef·∇_Γ log λ₁ at the Newton retraction of x. ``memo`` (the integration's): λ₁ of the
+    last evaluation, passed to ``newton_polish`` as its truncation threshold's λ₁ (the matrix-free step then runs
+    no Lanczos of its own; the evaluations of one integration are close: λ₁ changes by O(step))."""
     try:
-        return coef * manifold_point(model, newton_polish(model, x, iters=1), on_gap=on_gap).grad_log
+        lam1 = None if memo is None else memo.get("lam1")
+        mp = manifold_point(model, newton_polish(model, x, iters=1, lam1=lam1), on_gap=on_gap)
+        if memo is not None:
+            memo["lam1"] = mp.lam1
+        return coef * mp.grad_log
     except AssumptionViolated as exc:
         raise AssumptionViolated(f"{exc} (flow time s = {s:.4g})", kind=exc.kind, s=s) from None
 
@@ -258,11 +268,11 @@ def _recording_dop853(evaluated: list, state: dict):
 
 def _simple(model, theta0, s_end, n_out, rtol, atol, coef, on_gap) -> FlowResult:
     s_grid = np.linspace(0.0, s_end, n_out)
-    evaluated, state = [], {"attempt": None}
+    evaluated, state, memo = [], {"attempt": None}, {}
 
     def field(s, x):
         evaluated.append(float(s))
-        return _field(model, s, x, coef, on_gap)
+        return _field(model, s, x, coef, on_gap, memo if not is_dense(model) else None)
 
     try:
         sol = solve_ivp(field, (0.0, s_end), theta0, t_eval=s_grid, dense_output=True, rtol=rtol, atol=atol,
@@ -273,8 +283,8 @@ def _simple(model, theta0, s_end, n_out, rtol, atol, coef, on_gap) -> FlowResult
     if sol.status != 0:
         raise AssumptionViolated(f"flow stopped at s = {sol.t[-1]:.4g}: {sol.message}")
     thetas, lams, gs, drift = [], [], [], 0.0
-    for x in sol.y.T:
-        th = newton_polish(model, x)
+    for x in sol.y.T:  # λ₁ of the sample before sets the Newton truncation (matrix-free: no Lanczos for it)
+        th = newton_polish(model, x, lam1=lams[-1] if lams and not is_dense(model) else None)
         drift = max(drift, float(np.linalg.norm(th - x)))
         mp = manifold_point(model, th, on_gap=on_gap)
         thetas.append(th)

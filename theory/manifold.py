@@ -31,13 +31,18 @@ __all__ = ["newton_polish", "project_to_manifold", "gradient_flow_limit", "tange
            "GAP_RTOL", "ON_GAP", "check_on_gap", "flow_to_small_gradient", "normal_conditioning"]
 
 
-def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_RTOL) -> np.ndarray:
+def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_RTOL,
+                  lam1: float | None = None) -> np.ndarray:
     """Newton steps towards the critical set: x ← x - (∇²L)⁺∇L, renormalized to the unit sphere (eigenvalues
-    ≤ rank_rtol·λ₁ dropped; matrix-free above DENSE_MAX_DIM: ``theory.matrix_free.newton_steps``)."""
+    ≤ rank_rtol·λ₁ dropped; matrix-free above DENSE_MAX_DIM: ``theory.matrix_free.newton_steps``). ``lam1``: λ₁ near
+    x when the caller knows it (it sets only the truncation threshold rank_rtol·λ₁): the matrix-free path then runs
+    no Lanczos for it; the dense path ignores it (its eigendecomposition gives λ₁)."""
     x = as_vector(x, "x", model.dim)
     iters = positive_int(iters, "iters", 0)
     positive_real(rank_rtol, "rank_rtol")
-    return backend.for_model(model).newton_polish(model, x, iters, rank_rtol)
+    if lam1 is not None:
+        positive_real(lam1, "lam1", "λ₁ > 0 near x (finite)")
+    return backend.for_model(model).newton_polish(model, x, iters, rank_rtol, lam1)
 
 
 def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6, method: str = "lsoda") -> Projection:

@@ -38,6 +38,8 @@ the backend functions of ``theory.backend.BACKEND_FUNCTIONS`` (``newton_polish``
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, cg, lsqr
 
@@ -52,6 +54,27 @@ from .sharpness import sharpness, top_eigenpairs
 CG_RTOL = 1e-12
 
 
+#: the compiled solvers of ``compiled_pinv``, one per JAX model (dropped with the model)
+_PINV_SOLVERS = weakref.WeakKeyDictionary()
+#: whether ``pinv_hvp`` runs its CG compiled on JAX models (False: scipy's ``cg`` on ``model.hvp``, the reference)
+COMPILED_CG = True
+
+
+def compiled_pinv(model):
+    """``toy_models.jax_cg.projected_pinv`` of the model's ∇L when it is a JAX model (``jax_loss``) and COMPILED_CG,
+    else None; made once per model."""
+    if not COMPILED_CG or not callable(getattr(model, "jax_loss", None)):
+        return None
+    solve = _PINV_SOLVERS.get(model)
+    if solve is None:
+        import jax
+
+        from srflow.toy_models.jax_cg import projected_pinv
+
+        solve = _PINV_SOLVERS[model] = projected_pinv(jax.grad(model.jax_loss))
+    return solve
+
+
 def pinv_hvp(model, x: np.ndarray, b: np.ndarray, lam1: float, rtol: float = CG_RTOL) -> np.ndarray:
     """A⁺b for A = P∇²L(x)P, P = I - x̂x̂ᵀ, eigenvalues |μ| ≤ RANK_RTOL·λ₁ counted as zero (``lam1`` = λ₁).
 
@@ -59,9 +82,20 @@ def pinv_hvp(model, x: np.ndarray, b: np.ndarray, lam1: float, rtol: float = CG_
     are O(distance), which a Newton step must not invert. CG on (A² + ε²) y = A b, ε = RANK_RTOL·λ₁, from
     y = 0 gives y_i = μ_i b_i/(μ_i² + ε²) per eigencomponent: b_i/μ_i up to (ε/μ_i)² for the kept ones, ≤
     b_i/(2ε)·(μ_i/ε) → 0 for the dropped ones -- the dense truncation of ``theory.manifold.newton_polish``.
+    On a JAX model (``jax_loss``) the same CG iteration runs compiled (``compiled_pinv``, ``toy_models.jax_cg``).
     """
     u = x / np.linalg.norm(x)
     eps2 = (RANK_RTOL * lam1) ** 2
+    solve = compiled_pinv(model)
+    if solve is not None:
+        y, ab, _, _ = solve(np.asarray(x, dtype=np.float64), np.asarray(b, dtype=np.float64), eps2, rtol,
+                            20 * model.dim)
+        y, ab = np.asarray(y), np.asarray(ab)
+        if not np.any(ab):
+            return np.zeros_like(b)
+        if not np.all(np.isfinite(y)):
+            raise AssumptionViolated("CG for H⁺∇L failed (a non-finite iterate)")
+        return y
 
     def apply(v):
         v = v - (u @ v) * u
@@ -220,11 +254,17 @@ def second_order_sum(model, theta, lam1: float, v1: np.ndarray, t: np.ndarray) -
 
 
 # -- the backend functions (``theory.backend``), with the signatures of ``theory.dense`` --------------------------
-def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_RTOL) -> np.ndarray:
-    """``newton_steps`` from x/‖x‖ with λ₁ by Lanczos (the CG truncation is at RANK_RTOL·λ₁ whatever ``rank_rtol``);
-    a model with a residual (``has_residual``: the Gauss-Newton step, which needs no λ₁) skips the Lanczos."""
+def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_RTOL,
+                  lam1: float | None = None) -> np.ndarray:
+    """``newton_steps`` from x/‖x‖ with λ₁ by Lanczos, or ``lam1`` when given (λ₁ sets only the CG truncation at
+    RANK_RTOL·λ₁, whatever ``rank_rtol``); a model with a residual (``has_residual``: the Gauss-Newton step, which
+    needs no λ₁) skips the Lanczos."""
     x = as_vector(x, "x", model.dim)
-    return newton_steps(model, unit(x, "w"), float("nan") if has_residual(model) else sharpness(model, x), iters)
+    if has_residual(model):
+        lam1 = float("nan")
+    elif lam1 is None:
+        lam1 = sharpness(model, x)
+    return newton_steps(model, unit(x, "w"), lam1, iters)
 
 
 def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6, method: str = "lsoda") -> Projection:

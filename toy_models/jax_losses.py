@@ -34,6 +34,29 @@ def factorization(w, m, n, rank, scale, target, weights):
     return 0.5 * jnp.sum(weights * (pred - target) ** 2)
 
 
+def factorization_low_rank(w, m, n, rank, scale, left, sing, right, weight):
+    r"""``factorization`` for a full observation (every ω = ``weight``) of a rank-k target Y = P S Qᵀ (``left`` P: m×k,
+    ``sing`` S: k, ``right`` Q: n×k, orthonormal columns), in O((m + n)·r·k) instead of O(mn).
+
+    With Ū = U/‖U‖_F = Pα + U_⊥ (α = PᵀŪ, U_⊥ ⊥ P) and V̄ = Qβ + V_⊥ (β = QᵀV̄), c Ū V̄ᵀ - Y splits into four blocks
+    that are orthogonal in the Frobenius product (columns in P or P^⊥, rows in Q or Q^⊥):
+
+    .. math:: \|cŪV̄ᵀ - Y\|_F^2 = \|cαβᵀ - S\|_F^2 + c^2\|V_⊥αᵀ\|_F^2 + c^2\|U_⊥βᵀ\|_F^2
+              + c^2 \mathrm{tr}(U_⊥ᵀU_⊥ V_⊥ᵀV_⊥),
+
+    each term a sum of squares (the last a trace of a product of two PSD matrices), so the loss stays ≥ 0 and
+    small near Γ without cancellation (expanding ‖cŪV̄ᵀ‖² - 2c⟨ŪV̄ᵀ, Y⟩ + ‖Y‖² instead left L(θ) = -3e-22 on Γ
+    at m = n = 1000). The same function as ``factorization`` to round-off (tests/test_jax_models.py)."""
+    u, v = w[: m * rank].reshape(m, rank), w[m * rank:].reshape(n, rank)
+    ub, vb = u / jnp.linalg.norm(u), v / jnp.linalg.norm(v)
+    alpha, beta = left.T @ ub, right.T @ vb  # k×r
+    u_perp, v_perp = ub - left @ alpha, vb - right @ beta
+    core = scale * alpha @ beta.T - jnp.diag(sing)
+    total = (jnp.sum(core ** 2) + scale ** 2 * (jnp.sum((v_perp @ alpha.T) ** 2) + jnp.sum((u_perp @ beta.T) ** 2)
+                                                + jnp.sum((u_perp.T @ u_perp) * (v_perp.T @ v_perp))))
+    return 0.5 * weight * total
+
+
 def _symmetric(w, n, rank, scale, target, weights):
     """½ Σ ω (c U Uᵀ/‖U‖_F² - Y)², w = vec U."""
     u = w.reshape(n, rank)
@@ -74,11 +97,26 @@ def _breathing(w, quartic, growth, cubic, normal, coupling):
     return jnp.exp(growth * jnp.arctan2(x[1], x[0])) * p
 
 
+#: ``mf_loss`` writes the loss of a fully observed target with at least this many entries m·n in the factored
+#: form ``factorization_low_rank``: the direct form's residual matrix then dominates every call (m = n = 1000, D = 4000:
+#: an HVP took 162 ms, 0.63 ms factored, measured 2026-12-05 on 2 busy cores). Smaller sizes keep the direct form.
+LOW_RANK_MIN_ENTRIES = 100_000
+
+
 def mf_loss(ref, **sizes):
+    """``factorization`` with ``ref``'s data; ``factorization_low_rank`` for a fully observed target of at least
+    LOW_RANK_MIN_ENTRIES entries whose SVD truncated at its rank reproduces it to 1e-13 (relative)."""
     inner = ref.inner
     (rank, n), (m, _) = inner.shapes
-    return partial(factorization, m=m, n=n, rank=rank, scale=float(inner.scale), target=np.array(inner.target),
-                   weights=np.array(inner.weights))
+    target, weights = np.array(inner.target), np.array(inner.weights)
+    if m * n >= LOW_RANK_MIN_ENTRIES and np.ptp(weights) == 0:
+        left, sing, right_t = np.linalg.svd(target, full_matrices=False)
+        k = int(np.sum(sing > 1e-13 * sing[0]))
+        left, sing, right = left[:, :k], sing[:k], right_t[:k].T
+        if np.linalg.norm(target - (left * sing) @ right.T) <= 1e-13 * np.linalg.norm(target):
+            return partial(factorization_low_rank, m=m, n=n, rank=rank, scale=float(inner.scale), left=left,
+                           sing=sing, right=right, weight=float(weights.flat[0]))
+    return partial(factorization, m=m, n=n, rank=rank, scale=float(inner.scale), target=target, weights=weights)
 
 
 def sym_mf_loss(ref, **sizes):

@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 
 import srflow.theory as th
+from srflow.theory.sharpness import DENSE_MAX_DIM
 
 from .. import tolerances as tol
 from ..extrapolation import Extrapolation, extrapolate_polynomial, extrapolate_to_zero, richardson_spread
@@ -125,8 +126,10 @@ def alp_check(session: Session, name: str, algorithm: str, clock: Callable | Non
         res = ladder_result(session, name, xs, rows, verdicts, runs, powers, extra)
         res.message += f"; ∇³L[v₁,v₁,v₁]/λ₁ = {t111:.2g} at θ₀"
         if split is not None:  # reported, not judged: docs/theory.md §5b derives it for a special case only
+            special = (split["split_predicted_note"] if "split_predicted_note" in split
+                       else f"gives {split['split_predicted']:.4f}")
             res.message += (f"; cycle split ⟨C⟩ = {split['split_measured']:.4f} (the special-case formula of docs/theory.md "
-                            f"§5b gives {split['split_predicted']:.4f}; not part of the verdict)")
+                            f"§5b {special}; not part of the verdict)")
         # (3) compares rungs in one regime: inside the split's transient the step deviations are not yet comparable
         caveat = premise_caveat(session, flow, xs, runs, algorithm, m, cycle=not transient)
         return with_caveat(res, caveat)
@@ -139,11 +142,19 @@ def _split_check(model, tr: Trajectory) -> dict:
     (odd stride: they alternate phases), and ``theory.sqrt_cycle_split`` at each record's τ and Φ, averaged over
     the second half of the run: the measured and special-case means, their difference and the largest deviation of
     one record. Information only: the formula of docs/theory.md §5b holds for one normal mode (on five random models
-    it was off by 0.03-0.38), so it does not enter the verdict."""
+    it was off by 0.03-0.38), so it does not enter the verdict. Its C* needs the whole spectrum of ∇²L(Φ): above
+    ``theory.sharpness.DENSE_MAX_DIM`` (matrix-free theory) the special-case values are NaN and ``split_predicted_note``
+    says why; the measured split is still reported."""
     x = np.sqrt(tr.offset_sq)
     # pairs of consecutive records an odd number of steps apart (the last record may break the odd stride)
     pair = np.nonzero(np.diff(tr.steps) % 2 == 1)[0]
     measured = np.maximum(x[pair], x[pair + 1]) / (x[pair] + x[pair + 1])
+    if not th.is_dense(model):
+        half = len(measured) // 2
+        return {"split_measured": float(np.mean(measured[half:])), "split_predicted": float("nan"),
+                "split_error": float("nan"), "split_max_deviation": float("nan"),
+                "split_predicted_note": (f"not computed: C* needs the whole spectrum of ∇²L(Φ), D = {model.dim} > "
+                                         f"DENSE_MAX_DIM = {DENSE_MAX_DIM} (matrix-free theory)")}
     predicted = []
     for theta, tau in zip(tr.phi[pair + 1], tr.tau[pair + 1]):
         mp = th.manifold_point(model, theta)
