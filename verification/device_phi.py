@@ -7,9 +7,13 @@ For each record w (traceable, ``_phi_one``):
 1. x₀ = w/‖w‖ and λ₁(∇²L(x₀)) by Lanczos on HVPs (``compiled.lanczos_top``): the flow's time scale, and a
    record with λ₁ ≤ 0 is "not near a minimizer", as on the host.
 2. The gradient flow ẋ = -∇L(x) from x₀ by the Dormand-Prince 5(4) pair with step control (``_flow``:
-   FSAL, PI-free elementary controller 0.9·err^(-1/5), at FLOW_RTOL/FLOW_ATOL) until ‖∇L(x)‖ ≤ GRAD_RTOL·λ₁ or
-   MAX_FLOW_STEPS steps. Its limit carries Φ's second-order drift along Γ (−(δ²/4)∇_Γ log λ₁ for a displacement
-   δv₁, see theory.matrix_free), so the flow is integrated, not skipped by a Newton step from x₀.
+   FSAL, step factor 0.9·err^(-1/5), at FLOW_RTOL/FLOW_ATOL, the host's LSODA tolerances) until ‖∇L(x)‖ ≤
+   GRAD_RTOL·λ₁ or MAX_FLOW_STEPS steps. Its limit carries Φ's second-order drift along Γ (−(δ²/4)∇_Γ log λ₁ for a
+   displacement δv₁, see theory.matrix_free), so the flow is integrated, not skipped by a Newton step from x₀.
+   Most steps are the stiff tail (the slowest normal mode, rate μ, decaying over ~ log(1/GRAD_RTOL)/μ at steps
+   ≈ 3.3/λ₁). Tried and not kept: handing the tail to RKC (``theory.rkc``'s scheme, once the Dormand-Prince step
+   reached 2.5/λ₁) at the same tolerances took more gradients, 9412 vs 6414 (mf, D = 16, 9 records) and 6857 vs
+   5868 (D = 500), with the same error against the host: at rtol 1e-10 its second order limits its steps.
 3. Newton steps x ← (x − A⁺∇L)/‖·‖, A = P∇²L(x)P on the sphere's tangent space (P = I − x̂x̂ᵀ), by conjugate
    gradients on HVPs (``_newton``): from ‖∇L‖ ≤ GRAD_RTOL·λ₁ the point is ≈ GRAD_RTOL·λ₁/μ from Γ (μ the
    smallest positive eigenvalue), and Newton's nearest point differs from the flow's limit by O(the square of
@@ -90,15 +94,19 @@ _E = np.array([35 / 384 - 5179 / 57600, 0.0, 500 / 1113 - 7571 / 16695, 125 / 19
                -2187 / 6784 + 92097 / 339200, 11 / 84 - 187 / 2100, -1 / 40])
 
 
-def _flow(f, x0, f0, h0, target, h_switch=jnp.inf):
+def _flow(f, x0, f0, h0, target, rtol=None, atol=None, max_steps=None):
     """ẋ = f(x) from x₀ (f₀ = f(x₀)) by Dormand-Prince 5(4) with step control (factor 0.9·err^(-1/5) in [0.2, 5])
     until ‖f(x)‖ ≤ target or MAX_FLOW_STEPS tried steps: (x, f(x), accepted steps, tried steps). The stages are a
-    ``fori_loop`` (one copy of f in the compiled code); a non-finite trial step is rejected with h/10."""
+    ``fori_loop`` (one copy of f in the compiled code); a non-finite trial step is rejected with h/10. ``rtol``,
+    ``atol``, ``max_steps``: FLOW_RTOL, FLOW_ATOL, MAX_FLOW_STEPS unless given."""
     a_mat, e_vec = jnp.asarray(_A), jnp.asarray(_E)
+    rtol = FLOW_RTOL if rtol is None else rtol
+    atol = FLOW_ATOL if atol is None else atol
+    max_steps = MAX_FLOW_STEPS if max_steps is None else max_steps
 
     def cond(st):
         x, fx, h, acc, tries = st
-        return (jnp.linalg.norm(fx) > target) & (tries < MAX_FLOW_STEPS) & (h < h_switch)
+        return (jnp.linalg.norm(fx) > target) & (tries < max_steps)
 
     def body(st):
         x, fx, h, acc, tries = st
@@ -108,7 +116,7 @@ def _flow(f, x0, f0, h0, target, h_switch=jnp.inf):
 
         ks = lax.fori_loop(1, 7, stage, jnp.zeros((7,) + x.shape).at[0].set(fx))
         x_new, f_new = x + h * (a_mat[6] @ ks), ks[6]
-        scale = FLOW_ATOL + FLOW_RTOL * jnp.maximum(jnp.abs(x), jnp.abs(x_new))
+        scale = atol + rtol * jnp.maximum(jnp.abs(x), jnp.abs(x_new))
         err = jnp.sqrt(jnp.mean((h * (e_vec @ ks) / scale) ** 2))
         finite = jnp.all(jnp.isfinite(x_new)) & jnp.all(jnp.isfinite(f_new)) & jnp.isfinite(err)
         ok = finite & (err <= 1.0)
@@ -116,75 +124,8 @@ def _flow(f, x0, f0, h0, target, h_switch=jnp.inf):
         factor = jnp.where(ok, factor, jnp.minimum(factor, 1.0))
         return (jnp.where(ok, x_new, x), jnp.where(ok, f_new, fx), h * factor, acc + ok, tries + 1)
 
-    x, fx, h, acc, tries = lax.while_loop(cond, body, (x0, f0, h0, jnp.int32(0), jnp.int32(0)))
-    return x, fx, h, acc, tries
-
-
-#: the damping of RKC's Chebyshev polynomial and its spectral-radius margin, as in ``theory.rkc``
-RKC_DAMPING = 2.0 / 13.0
-RKC_RHO_MARGIN = 1.2
-RKC_MAX_STAGES = 250
-#: the Dormand-Prince leg hands over to RKC once its step reaches this many 1/λ₁ (its stability limit on the negative
-#: real axis is ≈ 3.3/λ₁: from there on its steps are set by stiffness, not accuracy); None: no RKC leg
-RKC_SWITCH = None
-
-
-def _rkc_step(f, x, fx, h, s):
-    """One step of the damped second-order Runge-Kutta-Chebyshev method with s (traced) stages, the scheme of
-    ``theory.rkc`` (its module docstring), the Chebyshev recurrences run alongside the stages."""
-    w0 = 1.0 + RKC_DAMPING / s**2
-
-    def cheb(j, st):  # T_j(w0), T_j', T_j'' from j - 1 and j - 2
-        t1, t2, d1, d2, dd1, dd2 = st
-        return (2 * w0 * t1 - t2, t1, 2 * t1 + 2 * w0 * d1 - d2, d1, 4 * d1 + 2 * w0 * dd1 - dd2, dd1)
-
-    one, zero = jnp.ones_like(w0), jnp.zeros_like(w0)
-    ts, _, ds, _, dds, _ = lax.fori_loop(2, s + 1, cheb, (w0, one, one, zero, zero, zero))
-    w1 = ds / dds
-    b2 = 1.0 / (4.0 * w0**2)  # T₂''/T₂'² = 4/(4w0)²
-    y1 = x + b2 * w1 * h * fx
-
-    def stage(j, st):
-        y_prev, y_prev2, t1, t2, d1, d2, dd1, dd2, b1, bb2 = st
-        tj, _, dj, _, ddj, _ = cheb(j, (t1, t2, d1, d2, dd1, dd2))
-        bj = ddj / dj**2
-        mu, nu = 2 * bj * w0 / b1, -bj / bb2
-        mut = 2 * bj * w1 / b1
-        gat = -(1 - b1 * t1) * mut
-        y = (1 - mu - nu) * x + mu * y_prev + nu * y_prev2 + mut * h * f(y_prev) + gat * h * fx
-        return y, y_prev, tj, t1, dj, d1, ddj, dd1, bj, b1
-
-    init = (y1, x, w0, one, one, zero, zero, zero, b2, b2)
-    return lax.fori_loop(2, s + 1, stage, init)[0]
-
-
-def _rkc_flow(f, x0, f0, h0, rho, target, tries0):
-    """ẋ = f(x) from x₀ by RKC (``_rkc_step``) with its error estimate (12(x_n − x_{n+1}) + 6h(f_n + f_{n+1}))/15 at
-    FLOW_RTOL/FLOW_ATOL and the step factor 0.8·err^(-1/3) in [0.1, 10], s = 1 + ⌈√(1 + 1.54hρ)⌉ stages for the
-    spectral radius ρ, until ‖f(x)‖ ≤ target or MAX_FLOW_STEPS tried steps in all: (x, f(x), tries, evaluations)."""
-    h_max = (RKC_MAX_STAGES**2 - 1) / (1.54 * rho)
-
-    def cond(st):
-        x, fx, h, tries, evals = st
-        return (jnp.linalg.norm(fx) > target) & (tries < MAX_FLOW_STEPS)
-
-    def body(st):
-        x, fx, h, tries, evals = st
-        h = jnp.minimum(h, h_max)
-        s = 1 + jnp.ceil(jnp.sqrt(1.0 + 1.54 * h * rho)).astype(jnp.int32)
-        x_new = _rkc_step(f, x, fx, h, s)
-        f_new = f(x_new)
-        est = (12 * (x - x_new) + 6 * h * (fx + f_new)) / 15
-        scale = FLOW_ATOL + FLOW_RTOL * jnp.maximum(jnp.abs(x), jnp.abs(x_new))
-        err = jnp.sqrt(jnp.mean((est / scale) ** 2))
-        finite = jnp.all(jnp.isfinite(x_new)) & jnp.all(jnp.isfinite(f_new)) & jnp.isfinite(err)
-        ok = finite & (err <= 1.0)
-        factor = jnp.where(finite, jnp.clip(0.8 * jnp.where(err > 0, err, 1e-10) ** (-1 / 3), 0.1, 10.0), 0.1)
-        factor = jnp.where(ok, factor, jnp.minimum(factor, 1.0))
-        return jnp.where(ok, x_new, x), jnp.where(ok, f_new, fx), h * factor, tries + 1, evals + s
-
-    x, fx, _, tries, evals = lax.while_loop(cond, body, (x0, f0, h0, tries0, jnp.int32(0)))
-    return x, fx, tries, evals
+    x, fx, _, acc, tries = lax.while_loop(cond, body, (x0, f0, h0, jnp.int32(0), jnp.int32(0)))
+    return x, fx, acc, tries
 
 
 def _newton(grad, x, lam1):
@@ -240,38 +181,52 @@ def _rank_count(hess, theta):
     return vals, jnp.sum(sv > 0.5), smallest
 
 
+def _cold(dim: int):
+    """The fixed random unit start of the Lanczos runs here (a function of D only)."""
+    v = np.random.default_rng([dim, 2]).standard_normal(dim)
+    return jnp.asarray(v / np.linalg.norm(v))
+
+
 @lru_cache(maxsize=32)
-def _compiled(model, dense: bool, given_lam0: bool, lanes: int):
-    """The jit-compiled pass of ``model`` over records: (ws (R, D), lam0s (R,)) -> dict of arrays (R, ...), ``lanes``
-    records at a time under ``vmap`` (``lax.map``; a lane that has finished its flow idles until the others have).
-    ``given_lam0``: λ₁(∇²L(w̄)) of each record is handed in (the run's record), else computed by Lanczos."""
-    grad = jax.grad(model.jax_loss)
-    dim = model.dim
+def _start_lam1(jax_loss, dim: int):
+    """ws (R, D) -> λ₁(∇²L(w/‖w‖)) of each row by Lanczos (residual 1e-6·λ₁): the flow's time scale and the sign
+    test, for records whose λ₁ is not handed in."""
+    grad = jax.grad(jax_loss)
+
+    def one(w):
+        return lanczos_top(jax.linearize(grad, w / jnp.linalg.norm(w))[1], _cold(dim), min(dim, KRYLOV_DIM), 1e-6)[0]
+
+    return jax.jit(jax.vmap(one))
+
+
+def _settings() -> tuple:
+    """The module's tolerances as a cache key: a change (tests, benchmarks) compiles anew, a change back reuses."""
+    return GRAD_RTOL, FLOW_RTOL, FLOW_ATOL, MAX_FLOW_STEPS
+
+
+@lru_cache(maxsize=32)
+def _compiled(jax_loss, dim: int, dense: bool, lanes: int, settings: tuple):
+    """The jit-compiled pass of the loss ``jax_loss`` on R^``dim`` over records: (ws (R, D), λ₁(w̄) (R,)) -> dict of
+    arrays (R, ...), ``lanes`` records at a time under ``vmap`` (``lax.map``; a lane whose flow has finished idles
+    until the others' have). Keyed by the loss, so models that share it (a restated dim Γ) share the compilation;
+    ``settings``: (GRAD_RTOL, FLOW_RTOL, FLOW_ATOL, MAX_FLOW_STEPS)."""
+    grad_rtol, rtol, atol, max_steps = settings
+    grad = jax.grad(jax_loss)
     k = min(dim, KRYLOV_DIM)
-    cold = np.random.default_rng([dim, 2]).standard_normal(dim)
-    cold = jnp.asarray(cold / np.linalg.norm(cold))
+    cold = _cold(dim)
 
     def one(args):
         w, lam0 = args
         x0 = w / jnp.linalg.norm(w)
         g0 = grad(x0)
-        if not given_lam0:
-            lam0, _, _ = lanczos_top(jax.linearize(grad, x0)[1], cold, k, rtol=1e-6)
         scale = jnp.where(lam0 > 0, lam0, 1.0)  # λ₁ ≤ 0: not near a minimizer, reported by the host; no flow
-        target = jnp.where(lam0 > 0, GRAD_RTOL * scale, jnp.inf)
-        f = lambda y: -grad(y)  # noqa: E731
-        if RKC_SWITCH is None:
-            x, fx, _, acc, tries = _flow(f, x0, -g0, 0.1 / scale, target)
-            evals = 6 * tries
-        else:
-            x, fx, h, acc, tries = _flow(f, x0, -g0, 0.1 / scale, target, RKC_SWITCH / scale)
-            x, fx, tries, rkc_evals = _rkc_flow(f, x, fx, h, RKC_RHO_MARGIN * scale, target, tries)
-            evals = 6 * acc + rkc_evals
+        target = jnp.where(lam0 > 0, grad_rtol * scale, jnp.inf)
+        x, fx, acc, tries = _flow(lambda y: -grad(y), x0, -g0, 0.1 / scale, target, rtol, atol, max_steps)
         reached = jnp.linalg.norm(fx) <= target
         theta, cg_iters = _newton(grad, x / jnp.linalg.norm(x), scale)
         g_theta, hvp = jax.linearize(grad, theta)
         out = {"theta": theta, "lam0": lam0, "reached": reached, "flow_steps": acc, "flow_tries": tries,
-               "cg_iters": cg_iters, "flow_evals": evals, "grad_norm": jnp.linalg.norm(g_theta)}
+               "cg_iters": cg_iters, "grad_norm": jnp.linalg.norm(g_theta)}
         if dense:
             hess = jax.vmap(hvp)(jnp.eye(dim))
             vals, kdim, smallest = _rank_count(0.5 * (hess + hess.T), theta)
@@ -300,9 +255,12 @@ def device_phi(model, ws, lam0=None) -> dict:
     ws = np.asarray(ws, dtype=np.float64).reshape(-1, model.dim)
     if len(ws) == 0:
         return {}
-    lam0s = np.full(len(ws), np.nan) if lam0 is None else np.asarray(lam0, dtype=np.float64).reshape(len(ws))
+    if lam0 is None:
+        lam0s = np.asarray(_start_lam1(model.jax_loss, model.dim)(ws), dtype=np.float64)
+    else:
+        lam0s = np.asarray(lam0, dtype=np.float64).reshape(len(ws))
     lanes = 1 << max(0, min(PHI_BUCKET, LANE_FLOATS // model.dim).bit_length() - 1)  # a power of 2 dividing PHI_BUCKET
-    fn = _compiled(model, is_dense(model), lam0 is not None, lanes)
+    fn = _compiled(model.jax_loss, model.dim, is_dense(model), lanes, _settings())
     block = max(PHI_BUCKET, (PHI_FLOATS // model.dim) // PHI_BUCKET * PHI_BUCKET)
     parts = []
     for lo in range(0, len(ws), block):
