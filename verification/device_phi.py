@@ -224,9 +224,12 @@ def _compiled(jax_loss, dim: int, dense: bool, lanes: int, settings: tuple):
         x, fx, acc, tries = _flow(lambda y: -grad(y), x0, -g0, 0.1 / scale, target, rtol, atol, max_steps)
         reached = jnp.linalg.norm(fx) <= target
         theta, cg_iters = _newton(grad, x / jnp.linalg.norm(x), scale)
+        return {"theta": theta, "lam0": lam0, "reached": reached, "flow_steps": acc, "flow_tries": tries,
+                "cg_iters": cg_iters}
+
+    def spectrum(theta):
         g_theta, hvp = jax.linearize(grad, theta)
-        out = {"theta": theta, "lam0": lam0, "reached": reached, "flow_steps": acc, "flow_tries": tries,
-               "cg_iters": cg_iters, "grad_norm": jnp.linalg.norm(g_theta)}
+        out = {"grad_norm": jnp.linalg.norm(g_theta)}
         if dense:
             hess = jax.vmap(hvp)(jnp.eye(dim))
             vals, kdim, smallest = _rank_count(0.5 * (hess + hess.T), theta)
@@ -243,7 +246,14 @@ def _compiled(jax_loss, dim: int, dense: bool, lanes: int, settings: tuple):
             out.update(lam1=lam1, lam2=lam2, kernel_dim=jnp.int32(-1), smallest=jnp.nan)
         return out
 
-    return jax.jit(lambda ws, lam0s: lax.map(one, (ws, lam0s), batch_size=lanes))
+    def run(ws, lam0s):
+        out = lax.map(one, (ws, lam0s), batch_size=lanes)
+        # the spectra at Φ of all records under one vmap (a batched eigh: one eigh per step of a lax.map measured
+        # 0.04 s per record at D = 80, against 0.012 s for the whole record batched)
+        out.update(jax.vmap(spectrum)(out["theta"]))
+        return out
+
+    return jax.jit(run)
 
 
 def device_phi(model, ws, lam0=None) -> dict:
