@@ -163,3 +163,20 @@ def test_device_phi_equals_the_host_projection_matrix_free():
     assert out["reached"].all() and scaled_mismatch(out["theta"], host) <= 1.0
     host_lam1 = np.array([sharpness(jm, t) for t in out["theta"]])
     assert np.max(np.abs(out["lam1"] - host_lam1) / host_lam1) <= MATRIX_FREE_RTOL
+
+
+def test_the_rkc_leg_equals_the_host_projection():
+    """The stiff fallback: with the Dormand-Prince leg cut to 20 steps the flow goes on by RKC (the tail of the
+    networks, λ₁/μ ~ 1e4), and Φ still equals the host's to DEVICE_PHI_ATOL (mf: λ₁/μ ≈ 50)."""
+    jm, ref, ws, lam0 = eos_iterates("mf")
+    saved = dp.DOPRI_MAX_STEPS
+    try:
+        dp.DOPRI_MAX_STEPS = 20
+        out = dp.device_phi(jm, ws, lam0)
+    finally:
+        dp.DOPRI_MAX_STEPS = saved
+    host = np.array([project_to_manifold(ref, w).theta for w in ws])
+    assert out["reached"].all() and np.all(out["flow_tries"] > 20)
+    scaled = scaled_mismatch(out["theta"], host)
+    print(f"RKC leg: scaled Φ mismatch {scaled:.3g}; tried steps {out['flow_tries']}")
+    assert scaled <= 1.0

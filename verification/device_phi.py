@@ -11,9 +11,11 @@ For each record w (traceable, ``_phi_one``):
    GRAD_RTOL·λ₁ or MAX_FLOW_STEPS steps. Its limit carries Φ's second-order drift along Γ (−(δ²/4)∇_Γ log λ₁ for a
    displacement δv₁, see theory.matrix_free), so the flow is integrated, not skipped by a Newton step from x₀.
    Most steps are the stiff tail (the slowest normal mode, rate μ, decaying over ~ log(1/GRAD_RTOL)/μ at steps
-   ≈ 3.3/λ₁). Tried and not kept: handing the tail to RKC (``theory.rkc``'s scheme, once the Dormand-Prince step
-   reached 2.5/λ₁) at the same tolerances took more gradients, 9412 vs 6414 (mf, D = 16, 9 records) and 6857 vs
-   5868 (D = 500), with the same error against the host: at rtol 1e-10 its second order limits its steps.
+   ≈ 3.3/λ₁). A flow that has not ended after DOPRI_MAX_STEPS steps goes on by RKC (``theory.rkc``'s scheme,
+   ``_rkc_flow``), whose s stages cover a step of ≈ 0.65s²/λ₁: the stiff tails of the networks (λ₁/μ ~ 1e4). On mf
+   (λ₁/μ = 22-49) handing the tail to RKC as soon as the Dormand-Prince step reached 2.5/λ₁ took more gradients,
+   9412 vs 6414 (D = 16, 9 records) and 6857 vs 5868 (D = 500), with the same error against the host: at rtol
+   1e-10 RKC's second order limits its steps there.
 3. Newton steps x ← (x − A⁺∇L)/‖·‖, A = P∇²L(x)P on the sphere's tangent space (P = I − x̂x̂ᵀ), by conjugate
    gradients on HVPs (``_newton``): from ‖∇L‖ ≤ GRAD_RTOL·λ₁ the point is ≈ GRAD_RTOL·λ₁/μ from Γ (μ the
    smallest positive eigenvalue), and Newton's nearest point differs from the flow's limit by O(the square of
@@ -59,7 +61,7 @@ GRAD_RTOL = 1e-9
 #: flow's relative error on z
 FLOW_RTOL = 1e-10
 FLOW_ATOL = 1e-13
-#: steps of the device flow before a record falls back to the host projection
+#: tried steps of the device flow (both legs) before a record falls back to the host projection
 MAX_FLOW_STEPS = 20000
 #: Newton steps at most, each by CG to the relative residual NEWTON_CG_RTOL in at most NEWTON_CG_ITERS iterations
 NEWTON_STEPS = 2
@@ -96,7 +98,7 @@ _E = np.array([35 / 384 - 5179 / 57600, 0.0, 500 / 1113 - 7571 / 16695, 125 / 19
 
 def _flow(f, x0, f0, h0, target, rtol=None, atol=None, max_steps=None):
     """ẋ = f(x) from x₀ (f₀ = f(x₀)) by Dormand-Prince 5(4) with step control (factor 0.9·err^(-1/5) in [0.2, 5])
-    until ‖f(x)‖ ≤ target or MAX_FLOW_STEPS tried steps: (x, f(x), accepted steps, tried steps). The stages are a
+    until ‖f(x)‖ ≤ target or MAX_FLOW_STEPS tried steps: (x, f(x), h, accepted steps, tried steps). The stages are a
     ``fori_loop`` (one copy of f in the compiled code); a non-finite trial step is rejected with h/10. ``rtol``,
     ``atol``, ``max_steps``: FLOW_RTOL, FLOW_ATOL, MAX_FLOW_STEPS unless given."""
     a_mat, e_vec = jnp.asarray(_A), jnp.asarray(_E)
@@ -124,8 +126,78 @@ def _flow(f, x0, f0, h0, target, rtol=None, atol=None, max_steps=None):
         factor = jnp.where(ok, factor, jnp.minimum(factor, 1.0))
         return (jnp.where(ok, x_new, x), jnp.where(ok, f_new, fx), h * factor, acc + ok, tries + 1)
 
-    x, fx, _, acc, tries = lax.while_loop(cond, body, (x0, f0, h0, jnp.int32(0), jnp.int32(0)))
-    return x, fx, acc, tries
+    x, fx, h, acc, tries = lax.while_loop(cond, body, (x0, f0, h0, jnp.int32(0), jnp.int32(0)))
+    return x, fx, h, acc, tries
+
+
+#: the damping of RKC's Chebyshev polynomial and its spectral-radius margin, as in ``theory.rkc``
+RKC_DAMPING = 2.0 / 13.0
+RKC_RHO_MARGIN = 1.2
+RKC_MAX_STAGES = 250
+#: the Dormand-Prince leg hands over to RKC after this many tried steps: a stiff tail (λ₁/μ ≳ 100, e.g. the networks,
+#: λ₁/μ ≈ 2.7e4 on the digits MLP) would take ~ λ₁/μ·log(1/GRAD_RTOL)/3.3 steps of it, RKC ~ their square root in
+#: stages (``theory.rkc``, as the host's matrix-free flow does). On mf (λ₁/μ = 22-49) the flow ends within 200 steps:
+#: there RKC took more gradients than Dormand-Prince (module docstring), so it is the stiff fallback only
+DOPRI_MAX_STEPS = 400
+
+
+def _rkc_step(f, x, fx, h, s):
+    """One step of the damped second-order Runge-Kutta-Chebyshev method with s (traced) stages, the scheme of
+    ``theory.rkc`` (its module docstring), the Chebyshev recurrences run alongside the stages."""
+    w0 = 1.0 + RKC_DAMPING / s**2
+
+    def cheb(j, st):  # T_j(w0), T_j', T_j'' from j - 1 and j - 2
+        t1, t2, d1, d2, dd1, dd2 = st
+        return (2 * w0 * t1 - t2, t1, 2 * t1 + 2 * w0 * d1 - d2, d1, 4 * d1 + 2 * w0 * dd1 - dd2, dd1)
+
+    one, zero = jnp.ones_like(w0), jnp.zeros_like(w0)
+    ts, _, ds, _, dds, _ = lax.fori_loop(2, s + 1, cheb, (w0, one, one, zero, zero, zero))
+    w1 = ds / dds
+    b2 = 1.0 / (4.0 * w0**2)  # T₂''/T₂'² = 4/(4w0)²
+    y1 = x + b2 * w1 * h * fx
+
+    def stage(j, st):
+        y_prev, y_prev2, t1, t2, d1, d2, dd1, dd2, b1, bb2 = st
+        tj, _, dj, _, ddj, _ = cheb(j, (t1, t2, d1, d2, dd1, dd2))
+        bj = ddj / dj**2
+        mu, nu = 2 * bj * w0 / b1, -bj / bb2
+        mut = 2 * bj * w1 / b1
+        gat = -(1 - b1 * t1) * mut
+        y = (1 - mu - nu) * x + mu * y_prev + nu * y_prev2 + mut * h * f(y_prev) + gat * h * fx
+        return y, y_prev, tj, t1, dj, d1, ddj, dd1, bj, b1
+
+    init = (y1, x, w0, one, one, zero, zero, zero, b2, b2)
+    return lax.fori_loop(2, s + 1, stage, init)[0]
+
+
+def _rkc_flow(f, x0, f0, h0, rho, target, tries0, rtol, atol, max_steps):
+    """ẋ = f(x) from x₀ by RKC (``_rkc_step``) with its error estimate (12(x_n − x_{n+1}) + 6h(f_n + f_{n+1}))/15 at
+    FLOW_RTOL/FLOW_ATOL and the step factor 0.8·err^(-1/3) in [0.1, 10], s = 1 + ⌈√(1 + 1.54hρ)⌉ stages for the
+    spectral radius ρ, until ‖f(x)‖ ≤ target or ``max_steps`` tried steps in all (``tries0`` before it): (x, f(x),
+    tries, evaluations)."""
+    h_max = (RKC_MAX_STAGES**2 - 1) / (1.54 * rho)
+
+    def cond(st):
+        x, fx, h, tries, evals = st
+        return (jnp.linalg.norm(fx) > target) & (tries < max_steps)
+
+    def body(st):
+        x, fx, h, tries, evals = st
+        h = jnp.minimum(h, h_max)
+        s = 1 + jnp.ceil(jnp.sqrt(1.0 + 1.54 * h * rho)).astype(jnp.int32)
+        x_new = _rkc_step(f, x, fx, h, s)
+        f_new = f(x_new)
+        est = (12 * (x - x_new) + 6 * h * (fx + f_new)) / 15
+        scale = atol + rtol * jnp.maximum(jnp.abs(x), jnp.abs(x_new))
+        err = jnp.sqrt(jnp.mean((est / scale) ** 2))
+        finite = jnp.all(jnp.isfinite(x_new)) & jnp.all(jnp.isfinite(f_new)) & jnp.isfinite(err)
+        ok = finite & (err <= 1.0)
+        factor = jnp.where(finite, jnp.clip(0.8 * jnp.where(err > 0, err, 1e-10) ** (-1 / 3), 0.1, 10.0), 0.1)
+        factor = jnp.where(ok, factor, jnp.minimum(factor, 1.0))
+        return jnp.where(ok, x_new, x), jnp.where(ok, f_new, fx), h * factor, tries + 1, evals + s
+
+    x, fx, _, tries, evals = lax.while_loop(cond, body, (x0, f0, h0, tries0, jnp.int32(0)))
+    return x, fx, tries, evals
 
 
 def _newton(grad, x, lam1):
@@ -201,7 +273,7 @@ def _start_lam1(jax_loss, dim: int):
 
 def _settings() -> tuple:
     """The module's tolerances as a cache key: a change (tests, benchmarks) compiles anew, a change back reuses."""
-    return GRAD_RTOL, FLOW_RTOL, FLOW_ATOL, MAX_FLOW_STEPS
+    return GRAD_RTOL, FLOW_RTOL, FLOW_ATOL, MAX_FLOW_STEPS, DOPRI_MAX_STEPS
 
 
 @lru_cache(maxsize=32)
@@ -209,8 +281,8 @@ def _compiled(jax_loss, dim: int, dense: bool, lanes: int, settings: tuple):
     """The jit-compiled pass of the loss ``jax_loss`` on R^``dim`` over records: (ws (R, D), λ₁(w̄) (R,)) -> dict of
     arrays (R, ...), ``lanes`` records at a time under ``vmap`` (``lax.map``; a lane whose flow has finished idles
     until the others' have). Keyed by the loss, so models that share it (a restated dim Γ) share the compilation;
-    ``settings``: (GRAD_RTOL, FLOW_RTOL, FLOW_ATOL, MAX_FLOW_STEPS)."""
-    grad_rtol, rtol, atol, max_steps = settings
+    ``settings``: (GRAD_RTOL, FLOW_RTOL, FLOW_ATOL, MAX_FLOW_STEPS, DOPRI_MAX_STEPS)."""
+    grad_rtol, rtol, atol, max_steps, _ = settings
     grad = jax.grad(jax_loss)
     k = min(dim, KRYLOV_DIM)
     cold = _cold(dim)
@@ -221,7 +293,9 @@ def _compiled(jax_loss, dim: int, dense: bool, lanes: int, settings: tuple):
         g0 = grad(x0)
         scale = jnp.where(lam0 > 0, lam0, 1.0)  # λ₁ ≤ 0: not near a minimizer, reported by the host; no flow
         target = jnp.where(lam0 > 0, grad_rtol * scale, jnp.inf)
-        x, fx, acc, tries = _flow(lambda y: -grad(y), x0, -g0, 0.1 / scale, target, rtol, atol, max_steps)
+        f = lambda y: -grad(y)  # noqa: E731
+        x, fx, h, acc, tries = _flow(f, x0, -g0, 0.1 / scale, target, rtol, atol, min(max_steps, DOPRI_MAX_STEPS))
+        x, fx, tries, _ = _rkc_flow(f, x, fx, h, RKC_RHO_MARGIN * scale, target, tries, rtol, atol, max_steps)
         reached = jnp.linalg.norm(fx) <= target
         theta, cg_iters = _newton(grad, x / jnp.linalg.norm(x), scale)
         return {"theta": theta, "lam0": lam0, "reached": reached, "flow_steps": acc, "flow_tries": tries,
