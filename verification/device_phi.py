@@ -2,10 +2,10 @@
 one compiled, ``vmap``-ped pass over the run's stacked record iterates (``record_phis``). The host
 ``theory.project_to_manifold`` stays the exact reference (tests/test_device_phi.py compares them).
 
-For each record w (traceable, ``_phi_one``):
+For each record w (traceable, ``_compiled``):
 
-1. x₀ = w/‖w‖ and λ₁(∇²L(x₀)) by Lanczos on HVPs (``compiled.lanczos_top``): the flow's time scale, and a
-   record with λ₁ ≤ 0 is "not near a minimizer", as on the host.
+1. x₀ = w/‖w‖ and λ₁(∇²L(x₀)): from the run's λ₁ record (λ₁(w_t)·‖w_t‖², degree -2), else by Lanczos on HVPs
+   (``_start_lam1``): the flow's time scale, and a record with λ₁ ≤ 0 is "not near a minimizer", as on the host.
 2. The gradient flow ẋ = -∇L(x) from x₀ by the Dormand-Prince 5(4) pair with step control (``_flow``:
    FSAL, step factor 0.9·err^(-1/5), at FLOW_RTOL/FLOW_ATOL, the host's LSODA tolerances) until ‖∇L(x)‖ ≤
    GRAD_RTOL·λ₁ or MAX_FLOW_STEPS steps. Its limit carries Φ's second-order drift along Γ (−(δ²/4)∇_Γ log λ₁ for a
@@ -22,8 +22,14 @@ For each record w (traceable, ``_phi_one``):
    that), as in the host's method (theory.manifold), whose stop and tolerances these are.
 4. At θ = Φ(w̄): D ≤ DENSE_MAX_DIM: ∇²L(θ) on the device and ``eigh`` (λ₁ exact, as the host's ``eigvalsh``)
    and the rank condition of ``theory.dense.tangent_space`` (dim ker ∇²L ∩ θ^⊥ from the same rank tolerance and
-   SVD rule), so every record is checked; above it, λ₁ and λ₂ by Lanczos (λ₂ on v₁^⊥), for the gap test of the
-   host's matrix-free branch.
+   SVD rule), so every record is checked on the device; above it, λ₁ and λ₂ by Lanczos (λ₂ on v₁^⊥), for the gap
+   test of the host's matrix-free branch at every record. These run for all records under one ``vmap`` after the
+   flows (which go LANE_FLOATS // D records at a time).
+
+No warm start across records: the flows from w̄_t and w̄_{t+Δ} share nothing a step could reuse, and the records
+are independent lanes of one pass. The cost (mf, λ₁/μ = 22-49): 100-180 Dormand-Prince steps per record (≈ 6
+gradients each), most of them the stiff tail; and one compilation per loss (≈ 10 s for mf under load: the flow,
+the RKC leg, the Newton CG and the spectrum each hold a copy of the gradient).
 
 The host (``record_phis``) turns the arrays into the records and the monitor's messages of ``record_phi``
 (rank condition, spectral gap, far from Γ, failed projection); a record whose flow did not reach its target in
