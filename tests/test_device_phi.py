@@ -180,3 +180,33 @@ def test_the_rkc_leg_equals_the_host_projection():
     scaled = scaled_mismatch(out["theta"], host)
     print(f"RKC leg: scaled Φ mismatch {scaled:.3g}; tried steps {out['flow_tries']}")
     assert scaled <= 1.0
+
+
+def test_a_model_with_a_residual_keeps_the_host_projection(monkeypatch):
+    """The networks (a least-squares residual, ``theory.matrix_free.has_residual``) keep the host projection:
+    ``record_phis`` never calls the device pass for them and appends ``record_phi``'s records."""
+    jm, ref, ws, lam0 = eos_iterates("sphere_circle")
+
+    class WithResidual:  # sphere_circle's JAX twin stating (unused) residual members
+        def __init__(self, model):
+            self._m = model
+
+        def __getattr__(self, name):
+            return getattr(self._m, name)
+
+        def residual_vector(self, w):
+            raise AssertionError("not called")
+
+        residual_jvp = residual_vjp = residual_vector
+
+    def no_device(*args, **kwargs):
+        raise AssertionError("the device pass was called")
+
+    monkeypatch.setattr(dp, "device_phi", no_device)
+    model_r = WithResidual(jm)
+    steps = np.arange(len(ws))
+    rec, monitor = {"phi": [], "phi_lam1": [], "offset": []}, []
+    dp.record_phis(model_r, steps, ws, rec, monitor, lam0)
+    host, host_monitor = _host_records(jm, steps, ws)
+    assert monitor == host_monitor
+    np.testing.assert_array_equal(np.array(rec["phi"]), np.array(host["phi"]))
