@@ -55,6 +55,7 @@ from srflow.theory.gamma import GAP_RTOL, RANK_RTOL
 from srflow.theory.matrix_free import has_residual
 from srflow.theory.sharpness import is_dense
 
+from . import compiled
 from .compiled import KRYLOV_DIM, LANCZOS_RTOL, lanczos_adaptive, lanczos_top
 from .trajectory import MAX_OFFSET_SQ, record_phi
 
@@ -415,6 +416,10 @@ def record_phis(model, steps, ws, rec: dict, monitor: list[str], lam0=None) -> N
         rec["phi"].append(theta)
         rec["phi_lam1"].append(lam1)
         rec["offset"].append(offset)
+
+
+#: the compiled engine's hook (``compiled.PHI_RECORDS``): set here, so that ``compiled`` does not import this module
+compiled.PHI_RECORDS = record_phis
 
 
 def _nan_record(rec: dict, dim: int) -> None:
