@@ -3,7 +3,7 @@ against a hand-written JAX loop of the same update, side by side in one process,
 factorization (``mf``) at D = 16, 80, 500, 4000. Printed, not asserted.
 
 Run from the repository root: python -m benchmarks.bench_records [--sizes 16 80 500 4000] [--repeats 5]
-[--seconds 0.3] [--phi-sizes 16 80 500] [--batch 16] [--before]
+[--seconds 0.3] [--phi-sizes 16 80 500] [--batch 16] [--before] [--phi-before]
 
 Modes (GD+WD, η = 0.1, ηλ = 1e-3, from the EoS norm above a point of Γ; ``simulate(..., pairs=False,
 dense_clock=False)`` on the JAX twin):
@@ -13,13 +13,17 @@ dense_clock=False)`` on the JAX twin):
 * ``λ₁ every 10``: a record (λ₁ by warm-started Lanczos) every 10 steps;
 * ``λ₁ every 10 (before)`` (with ``--before``): the same with the λ₁ records of before 2026-12-05
   (``compiled.PREVIOUS_METHOD``: Lanczos from the last record's vector, LAM_RTOL = 1e-12), timed in the same rounds;
-* ``Φ every 100``: also Φ(w̄_t) by ``theory.project_to_manifold`` at every record, every 100 steps;
+* ``Φ every 100``: also Φ(w̄_t) at every record, every 100 steps: on the device (``verification.device_phi``, one
+  compiled pass over the run's records);
+* ``Φ every 100 (before)`` (with ``--phi-before``): the same with Φ by the host ``theory.project_to_manifold`` at
+  each record (``device_phi.PHI_ON_DEVICE = False``, the method before 2026-12-05), timed in the same rounds;
 * ``batched``: B runs from kicked copies of w₀ by ``simulate_batch`` (one vmapped run) against the hand loop
   under ``vmap``.
 
 Every cell is compiled (run once) first; then the cells are timed in turn, ``--repeats`` rounds, and the table
-shows medians (the machine is shared: interleaving spreads a load burst over all cells). ``whole``: the median
-time of a run of N steps; ``per step``: the marginal cost (t(2N) - t(N))/N, which cancels per-run costs (the
+shows medians (the machine is shared: interleaving spreads a load burst over all cells), or minima with ``--stat
+min`` (the least disturbed round of each cell: at load 8 on 2 cores one device Φ pass at D = 80 took 0.011-0.95 s
+over 12 repeats). ``whole``: the median (min) time of a run of N steps; ``per step``: the marginal cost (t(2N) - t(N))/N, which cancels per-run costs (the
 first record's cold Lanczos, the host copies, building the Trajectory). N is set per D from a first timing of the
 hand loop so that one run lasts about ``--seconds``. The ratios are compared with these targets: whole run vs
 hand (≥ 0.8), λ₁ every 10 vs plain (≤ 1.25 at D ≥ 80, ≤ 2 at D = 16), Φ every 100 vs plain (≤ 2 at D ≥ 500,
@@ -37,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from srflow.verification import compiled
+from srflow.verification import compiled, device_phi
 from srflow.verification.compiled import simulate_batch
 from srflow.verification.simulate import simulate
 
@@ -50,7 +54,8 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = False) -> tuple[dict, int, dict]:
+def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = False,
+              phi_before: bool = False) -> tuple[dict, int, dict]:
     """The timed cells of one D: name -> zero-argument callable; N; notes."""
     ref, jm, theta = models(dim)
     w0 = start(ref if ref is not None else jm, theta)
@@ -61,16 +66,18 @@ def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = Fa
     per = _timed(lambda: loop(w0j, probe).block_until_ready()) / probe
     n = int(max(100, min(10**6, round(seconds / per / 100) * 100)))
 
-    def sim(steps, every, track_phi=False, method=None):
+    def sim(steps, every, track_phi=False, method=None, phi_on_device=True):
         def run():
             saved = compiled.WARM_START, compiled.WARM_RTOL, compiled.GUARD_EPS
             if method is not None:
                 compiled.WARM_START, compiled.WARM_RTOL, compiled.GUARD_EPS = method
+            device_phi.PHI_ON_DEVICE = phi_on_device
             try:
                 tr = simulate(jm, w0, LR, steps, wd=WD, every=every, pairs=False, track_phi=track_phi,
                               dense_clock=False)
             finally:
                 compiled.WARM_START, compiled.WARM_RTOL, compiled.GUARD_EPS = saved
+                device_phi.PHI_ON_DEVICE = True
             assert not tr.diverged, tr.diverged
         return run
 
@@ -86,11 +93,14 @@ def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = Fa
         cells[("λ₁ every 10 (before)", 1)] = sim(n, 10, method=compiled.PREVIOUS_METHOD)
         cells[("λ₁ every 10 (before)", 2)] = sim(2 * n, 10, method=compiled.PREVIOUS_METHOD)
     notes = {}
-    if phi:  # Φ is host-side (scipy): 200 and 400 steps, i.e. 3 and 5 projections, against plain runs of as many
+    if phi:  # 200 and 400 steps, i.e. 3 and 5 projections, against plain runs of as many
         cells[("plain (Φ steps)", 1)] = sim(200, 200)
         cells[("plain (Φ steps)", 2)] = sim(400, 400)
         cells[("Φ every 100", 1)] = sim(200, 100, track_phi=True)
         cells[("Φ every 100", 2)] = sim(400, 100, track_phi=True)
+        if phi_before:
+            cells[("Φ every 100 (before)", 1)] = sim(200, 100, track_phi=True, phi_on_device=False)
+            cells[("Φ every 100 (before)", 2)] = sim(400, 100, track_phi=True, phi_on_device=False)
     else:
         notes["Φ every 100"] = "not run at this D (--phi-sizes)"
     if batch:
@@ -107,14 +117,14 @@ def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = Fa
     return cells, n, notes
 
 
-def measure(cells: dict, repeats: int) -> dict:
+def measure(cells: dict, repeats: int, stat: str = "median") -> dict:
     for fn in cells.values():  # compile
         fn()
     times = {key: [] for key in cells}
     for _ in range(repeats):
         for key, fn in cells.items():
             times[key].append(_timed(fn))
-    return {key: float(np.median(v)) for key, v in times.items()}
+    return {key: float(np.median(v) if stat == "median" else np.min(v)) for key, v in times.items()}
 
 
 def main(argv=None) -> None:
@@ -127,16 +137,22 @@ def main(argv=None) -> None:
     parser.add_argument("--before", action="store_true",
                         help="also time λ₁ every 10 with the records of before 2026-12-05 "
                              "(compiled.PREVIOUS_METHOD)")
+    parser.add_argument("--phi-before", action="store_true",
+                        help="also time Φ every 100 with the host projection of before 2026-12-05 "
+                             "(device_phi.PHI_ON_DEVICE = False)")
+    parser.add_argument("--stat", choices=("median", "min"), default="median",
+                        help="the statistic of the rounds (min: the least disturbed round of each cell, on a busy "
+                             "machine)")
     parser.add_argument("--batch", type=int, default=16, help="runs of the batched rows (0: none); D ≤ 500 only")
     args = parser.parse_args(argv)
     load = os.getloadavg()
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} "
-          f"{load[2]:.1f}; jax {jax.__version__}; medians of {args.repeats} interleaved rounds", flush=True)
+          f"{load[2]:.1f}; jax {jax.__version__}; {args.stat} of {args.repeats} interleaved rounds", flush=True)
     rows = []
     for dim in args.sizes:
         cells, n, notes = cells_for(dim, args.seconds, dim in args.phi_sizes, args.batch if dim <= 500 else 0,
-                                    args.before)
-        med = measure(cells, args.repeats)
+                                    args.before, args.phi_before)
+        med = measure(cells, args.repeats, args.stat)
         rows.append((dim, n, med, notes))
         print(f"measured D={dim} (N = {n})", file=sys.stderr, flush=True)
         print_rows(rows[-1:], header=len(rows) == 1)
@@ -155,7 +171,8 @@ def print_rows(rows, header: bool) -> None:
         plain_step = step_us("plain", n)
         for mode, steps, base in (("hand", n, None), ("plain", n, "plain"), ("λ₁ every 10", n, "plain"),
                                   ("λ₁ every 10 (before)", n, "plain"),
-                                  ("plain (Φ steps)", 200, None), ("Φ every 100", 200, "plain (Φ steps)")):
+                                  ("plain (Φ steps)", 200, None), ("Φ every 100", 200, "plain (Φ steps)"),
+                                  ("Φ every 100 (before)", 200, "plain (Φ steps)")):
             if (mode, 1) not in med:
                 continue
             whole, per = med[(mode, 1)], step_us(mode, steps)

@@ -18,7 +18,8 @@ while λ₁ has the gap the theory assumes; a stale vector (large residual) runs
 The start of each record is the warm vector plus GUARD_EPS of a fresh random direction, so that a new branch
 overtaking the tracked one is found (see ``warm_top`` and GUARD_EPS). No D×D matrix, no ARPACK: the first record
 starts cold from a fixed random vector.
-Φ(w̄_t) (with ``track_phi``) is computed by ``theory`` at the record points, as in the numpy path.
+Φ(w̄_t) (with ``track_phi``) is computed on the device after the run, in one compiled pass over the stacked record
+iterates (``verification.device_phi``, through PHI_RECORDS; ``theory.project_to_manifold`` is its reference).
 
 ``simulate_batch`` advances B runs of one model (different starts, or different (η, λ), equal step counts)
 as one array with ``vmap`` (the steps); a batch's λ₁ records are taken one run after the other
@@ -47,6 +48,9 @@ from srflow.toy_models.validate import as_vector
 
 from .trajectory import ALGORITHMS, Progress, Trajectory, record_phi
 
+#: Φ of a run's records in one device pass, ``verification.device_phi.record_phis``, which sets it when imported
+#: (``verification.simulate`` imports it with this module); None: ``record_phi`` on the host at each record
+PHI_RECORDS = None
 #: Krylov dimension of one Lanczos cycle (min(D, this)); cycles restart from the Ritz vector
 KRYLOV_DIM = 12
 #: ``lanczos_top`` stops when ‖∇²L y - θy‖ ≤ LANCZOS_RTOL·|θ|; the Ritz value is then within
@@ -465,7 +469,9 @@ def _trajectory(model, algorithm, lr, wd, rec, fail, track_phi, seconds, clock_s
                 keep_iterates: bool) -> Trajectory:
     steps, loss, norm_sq, lam1, lam1_mid, lam1_next, gnorm, clock, _, _, ws = rec
     phi_rec, monitor = {"phi": [], "phi_lam1": [], "offset": []}, []
-    if track_phi:
+    if track_phi and PHI_RECORDS is not None:  # Φ on the device (λ₁(w̄_t) = λ₁(w_t)·‖w_t‖²: degree -2)
+        PHI_RECORDS(model, steps, ws, phi_rec, monitor, lam0=lam1 * norm_sq)
+    elif track_phi:
         for t, w in zip(steps, ws):
             record_phi(model, w, int(t), phi_rec, monitor)
     diverged = f"diverged at step {fail}: a non-finite loss, gradient or ‖w‖² (compiled run)" if fail >= 0 else ""

@@ -102,6 +102,7 @@ def simulate(model, w0, lr: float, steps: int, wd: float = 0.0, algorithm: str =
     if engine not in ("auto", "numpy", "jax"):
         raise ValueError(f"engine: expected 'auto', 'numpy' or 'jax', got {engine!r}")
     if engine == "jax" or (engine == "auto" and hasattr(model, "jax_loss")):
+        from . import device_phi  # noqa: F401 -- Φ on the device (it sets compiled.PHI_RECORDS)
         from .compiled import simulate_compiled
         return simulate_compiled(model, w, lr, steps, wd=wd, algorithm=algorithm, every=every, track_phi=track_phi,
                                  quiet=quiet, label=label, pairs=pairs, dense_clock=dense_clock)

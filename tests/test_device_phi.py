@@ -1,0 +1,212 @@
+"""Φ on the device (verification/device_phi.py) equals the host reference ``theory.project_to_manifold``.
+
+The tolerance is ``device_phi.DEVICE_PHI_ATOL`` = 1e-9: a tenth of ``tolerances.ERROR_FLOOR`` (1e-8, below which the
+checks' Φ errors are numerical noise, not data), and ~1000× below the smallest path error flow-tracking measures
+against the flow at O(ηλ) (1.2e-6 at ηλ = 1e-5, docs/results.md). Both sides integrate the same flow to its limit
+(rtol 1e-10) and finish with Newton steps, whose nearest point differs from the limit by the square of the
+distance left (≤ 1e-10); the host's own agreement with a tight DOP853 flow is 2e-10.
+"""
+
+import functools
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+
+from srflow.theory import project_to_manifold  # noqa: E402
+from srflow.theory.manifold import newton_polish  # noqa: E402
+from srflow.toy_models import from_jax, make_model  # noqa: E402
+from srflow.toy_models.jax_losses import make_jax_model  # noqa: E402
+from srflow.toy_models.zoo import zoo_model  # noqa: E402
+from srflow.verification import device_phi as dp  # noqa: E402
+from srflow.verification.simulate import eos_start  # noqa: E402
+from srflow.verification.tolerances import EXACT_VS_EXACT_RTOL  # noqa: E402
+from srflow.verification.trajectory import record_phi  # noqa: E402
+
+#: a zoo model outside the defaults (curved family: Γ a curved submanifold, dim Γ = 4 of D = 7)
+ZOO = "curved-jax-min-h0.32-k2-lc0.05-lg2.09-lr-0.9-m4-s1394609702"
+
+
+@functools.cache
+def model(name):
+    """The JAX model (twin of a registered model, rng 3, or the zoo model) and its numpy reference (or itself)."""
+    if name == ZOO:
+        jm = zoo_model(name)
+        return jm, jm
+    return make_jax_model(name, rng=3), make_model(name, rng=3)
+
+
+@functools.cache
+def eos_iterates(name):
+    """(JAX model, its reference, iterates w_t of GD+WD at the edge of stability (η = 0.1, ηλ = 1e-3) from a kicked EoS start at
+    steps 0, 150, 300 (numpy steps on the reference model: no compiled run), λ₁(∇²L(w̄_t)) of each)."""
+    jm, ref = model(name)
+    w = eos_start(ref, ref.minimizer(np.random.default_rng(0)), 0.1, 0.01)
+    ws = []
+    for t in range(301):
+        if t % 150 == 0:
+            ws.append(w.copy())
+        w = (1 - 1e-3) * w - 0.1 * np.asarray(ref.grad(w))
+    ws = np.array(ws)
+    lam0 = np.array([np.linalg.eigvalsh(ref.hess(x / np.linalg.norm(x)))[-1] for x in ws])
+    return jm, ref, ws, lam0
+
+
+def scaled_mismatch(device_theta, host_theta) -> float:
+    """max over records of ‖Φ_device − Φ_host‖ in units of DEVICE_PHI_ATOL (≤ 1: equal)."""
+    assert np.all(np.isfinite(device_theta)) and np.all(np.isfinite(host_theta))
+    return float(np.max(np.linalg.norm(device_theta - host_theta, axis=1))) / dp.DEVICE_PHI_ATOL
+
+
+@pytest.mark.parametrize("name", ["sphere_circle", "mf", "bn_linear", ZOO])
+def test_device_phi_equals_the_host_projection(name):
+    """At the iterates of a GD+WD run at EoS (‖w̄ − Φ(w̄)‖² up to ≈ ηλ/2), Φ on the device equals
+    ``theory.project_to_manifold`` to DEVICE_PHI_ATOL, its flow reached ‖∇L‖ ≤ GRAD_RTOL·λ₁ (no host fallback), and
+    its λ₁(∇²L(Φ)) equals the host's ``eigvalsh`` at that Φ to EXACT_VS_EXACT_RTOL·λ₁ (both an eigendecomposition;
+    between the two Φs λ₁ moves by ‖∇λ₁‖·‖ΔΦ‖ besides, 1.5e-10·λ₁ on bn_linear)."""
+    jm, ref, ws, lam0 = eos_iterates(name)
+    out = dp.device_phi(jm, ws, lam0)
+    host = np.array([project_to_manifold(ref, w).theta for w in ws])
+    assert out["reached"].all()
+    scaled = scaled_mismatch(out["theta"], host)
+    print(f"{name}: scaled Φ mismatch {scaled:.3g}; flow steps {out['flow_tries']}")
+    assert scaled <= 1.0
+    host_lam1 = np.array([np.linalg.eigvalsh(ref.hess(t))[-1] for t in out["theta"]])
+    assert np.max(np.abs(out["lam1"] - host_lam1) / host_lam1) <= EXACT_VS_EXACT_RTOL
+
+
+def test_a_wrong_phi_is_detected():
+    """Must fail: Φ computed without the flow — Newton's nearest point on Γ from w̄, which misses Φ's second-order
+    drift along Γ (−(δ²/4)∇_Γ log λ₁ for a displacement δv₁) — and the device flow at a loose tolerance
+    (FLOW_RTOL = 1e-5 instead of 1e-10) both differ from the host's Φ by more than DEVICE_PHI_ATOL."""
+    jm, ref, ws, lam0 = eos_iterates("mf")
+    host = np.array([project_to_manifold(ref, w).theta for w in ws])
+    nearest = np.array([newton_polish(ref, w, iters=8) for w in ws])
+    assert scaled_mismatch(nearest, host) > 1e3
+    saved = dp.FLOW_RTOL
+    try:
+        dp.FLOW_RTOL = 1e-5
+        loose = dp.device_phi(jm, ws, lam0)["theta"]
+    finally:
+        dp.FLOW_RTOL = saved
+    assert scaled_mismatch(loose, host) > 1.0
+
+
+def _host_records(model, steps, ws):
+    rec, monitor = {"phi": [], "phi_lam1": [], "offset": []}, []
+    for t, w in zip(steps, ws):
+        record_phi(model, w, int(t), rec, monitor)
+    return rec, monitor
+
+
+def test_records_and_monitor_messages_equal_record_phi():
+    """``record_phis`` appends what ``record_phi`` appends, record by record, monitor messages included: a model
+    whose stated dim Γ is wrong (the rank condition fails at every Φ: NaN records and the rank message) and points
+    far from Γ (‖w̄ − Φ‖² > MAX_OFFSET_SQ: the "far from Γ" message); λ₁ not given (computed on the device)."""
+    jm, ref = model("mf")
+    wrong = from_jax(jm.jax_loss, jm.dim, name="mf-wrong-dim", manifold_dim=ref.manifold_dim + 1)
+    theta = ref.minimizer(np.random.default_rng(0))
+    kick = np.random.default_rng(1).standard_normal(jm.dim)
+    far = theta + 0.4 * kick / np.linalg.norm(kick)
+    near = theta + 1e-2 * kick / np.linalg.norm(kick)
+    steps, ws = np.array([0, 10]), np.stack([far, near])
+    for m in (jm, wrong):
+        rec, monitor = {"phi": [], "phi_lam1": [], "offset": []}, []
+        dp.record_phis(m, steps, ws, rec, monitor)
+        host, host_monitor = _host_records(m, steps, ws)
+        print(m.name, monitor)
+        assert monitor == host_monitor and len(monitor) >= 1
+        for key in ("phi", "phi_lam1", "offset"):
+            a, b = np.array(rec[key], dtype=float), np.array(host[key], dtype=float)
+            assert np.array_equal(np.isnan(a), np.isnan(b)), key
+        if m is jm:
+            assert any("far from Γ" in msg for msg in monitor)
+            assert np.max(np.abs(np.array(rec["phi"]) - np.array(host["phi"]))) <= dp.DEVICE_PHI_ATOL
+        else:
+            assert all("rank condition fails" in msg for msg in monitor) and np.isnan(rec["phi_lam1"]).all()
+
+
+def test_a_record_the_device_cannot_finish_is_computed_by_the_host():
+    """With no flow steps allowed (MAX_FLOW_STEPS = 0) no device record reaches its target, and ``record_phis``
+    falls back to ``record_phi`` (the host reference): the same records."""
+    jm, ref, ws, lam0 = eos_iterates("sphere_circle")
+    steps = np.arange(len(ws))
+    saved = dp.MAX_FLOW_STEPS
+    try:
+        dp.MAX_FLOW_STEPS = 0
+        assert not dp.device_phi(jm, ws, lam0)["reached"].any()
+        rec, monitor = {"phi": [], "phi_lam1": [], "offset": []}, []
+        dp.record_phis(jm, steps, ws, rec, monitor, lam0)
+    finally:
+        dp.MAX_FLOW_STEPS = saved
+    host, host_monitor = _host_records(jm, steps, ws)
+    assert monitor == host_monitor
+    np.testing.assert_array_equal(np.array(rec["phi"]), np.array(host["phi"]))
+
+
+@pytest.mark.slow
+def test_device_phi_equals_the_host_projection_matrix_free():
+    """Above DENSE_MAX_DIM (mf with D = 404): the same equality, the host projection being the matrix-free one
+    (DOP853 then RKC, Newton by CG) and λ₁ by Lanczos on both sides (to MATRIX_FREE_RTOL)."""
+    from srflow.theory import sharpness
+    from srflow.verification.compiled import simulate_batch
+    from srflow.verification.tolerances import MATRIX_FREE_RTOL
+
+    jm = make_jax_model("mf", rng=3, sizes={"m": 101, "n": 101, "rank": 2})
+    assert jm.dim == 404
+    theta = jm.minimizer(np.random.default_rng(0))
+    tr = simulate_batch(jm, eos_start(jm, theta, 0.1, 0.01)[None], 0.1, 300, wd=0.01, every=150, pairs=False,
+                        keep_iterates=True)[0]
+    out = dp.device_phi(jm, tr.iterates, tr.lam1 * tr.norm_sq)
+    host = np.array([project_to_manifold(jm, w).theta for w in tr.iterates])
+    assert out["reached"].all() and scaled_mismatch(out["theta"], host) <= 1.0
+    host_lam1 = np.array([sharpness(jm, t) for t in out["theta"]])
+    assert np.max(np.abs(out["lam1"] - host_lam1) / host_lam1) <= MATRIX_FREE_RTOL
+
+
+def test_the_rkc_leg_equals_the_host_projection():
+    """The stiff fallback: with the Dormand-Prince leg cut to 20 steps the flow goes on by RKC (the tail of the
+    networks, λ₁/μ ~ 1e4), and Φ still equals the host's to DEVICE_PHI_ATOL (mf: λ₁/μ ≈ 50)."""
+    jm, ref, ws, lam0 = eos_iterates("mf")
+    saved = dp.DOPRI_MAX_STEPS
+    try:
+        dp.DOPRI_MAX_STEPS = 20
+        out = dp.device_phi(jm, ws, lam0)
+    finally:
+        dp.DOPRI_MAX_STEPS = saved
+    host = np.array([project_to_manifold(ref, w).theta for w in ws])
+    assert out["reached"].all() and np.all(out["flow_tries"] > 20)
+    scaled = scaled_mismatch(out["theta"], host)
+    print(f"RKC leg: scaled Φ mismatch {scaled:.3g}; tried steps {out['flow_tries']}")
+    assert scaled <= 1.0
+
+
+def test_a_model_with_a_residual_keeps_the_host_projection(monkeypatch):
+    """The networks (a least-squares residual, ``theory.matrix_free.has_residual``) keep the host projection:
+    ``record_phis`` never calls the device pass for them and appends ``record_phi``'s records."""
+    jm, ref, ws, lam0 = eos_iterates("sphere_circle")
+
+    class WithResidual:  # sphere_circle's JAX twin stating (unused) residual members
+        def __init__(self, model):
+            self._m = model
+
+        def __getattr__(self, name):
+            return getattr(self._m, name)
+
+        def residual_vector(self, w):
+            raise AssertionError("not called")
+
+        residual_jvp = residual_vjp = residual_vector
+
+    def no_device(*args, **kwargs):
+        raise AssertionError("the device pass was called")
+
+    monkeypatch.setattr(dp, "device_phi", no_device)
+    model_r = WithResidual(jm)
+    steps = np.arange(len(ws))
+    rec, monitor = {"phi": [], "phi_lam1": [], "offset": []}, []
+    dp.record_phis(model_r, steps, ws, rec, monitor, lam0)
+    host, host_monitor = _host_records(jm, steps, ws)
+    assert monitor == host_monitor
+    np.testing.assert_array_equal(np.array(rec["phi"]), np.array(host["phi"]))

@@ -1,0 +1,431 @@
+"""Φ(w̄_t) on the device: the records of ``verification.trajectory.record_phi`` for a compiled run, computed in
+one compiled, ``vmap``-ped pass over the run's stacked record iterates (``record_phis``). The host
+``theory.project_to_manifold`` stays the exact reference (tests/test_device_phi.py compares them).
+
+For each record w (traceable, ``_compiled``):
+
+1. x₀ = w/‖w‖ and λ₁(∇²L(x₀)): from the run's λ₁ record (λ₁(w_t)·‖w_t‖², degree -2), else by Lanczos on HVPs
+   (``_start_lam1``): the flow's time scale, and a record with λ₁ ≤ 0 is "not near a minimizer", as on the host.
+2. The gradient flow ẋ = -∇L(x) from x₀ by the Dormand-Prince 5(4) pair with step control (``_flow``:
+   FSAL, step factor 0.9·err^(-1/5), at FLOW_RTOL/FLOW_ATOL, the host's LSODA tolerances) until ‖∇L(x)‖ ≤
+   GRAD_RTOL·λ₁ or MAX_FLOW_STEPS steps. Its limit carries Φ's second-order drift along Γ (−(δ²/4)∇_Γ log λ₁ for a
+   displacement δv₁, see theory.matrix_free), so the flow is integrated, not skipped by a Newton step from x₀.
+   Most steps are the stiff tail (the slowest normal mode, rate μ, decaying over ~ log(1/GRAD_RTOL)/μ at steps
+   ≈ 3.3/λ₁). A flow that has not ended after DOPRI_MAX_STEPS steps goes on by RKC (``theory.rkc``'s scheme,
+   ``_rkc_flow``), whose s stages cover a step of ≈ 0.65s²/λ₁: the stiff tails of the networks (λ₁/μ ~ 1e4). On mf
+   (λ₁/μ = 22-49) handing the tail to RKC as soon as the Dormand-Prince step reached 2.5/λ₁ took more gradients,
+   9412 vs 6414 (D = 16, 9 records) and 6857 vs 5868 (D = 500), with the same error against the host: at rtol
+   1e-10 RKC's second order limits its steps there.
+3. Newton steps x ← (x − A⁺∇L)/‖·‖, A = P∇²L(x)P on the sphere's tangent space (P = I − x̂x̂ᵀ), by conjugate
+   gradients on HVPs (``_newton``): from ‖∇L‖ ≤ GRAD_RTOL·λ₁ the point is ≈ GRAD_RTOL·λ₁/μ from Γ (μ the
+   smallest positive eigenvalue), and Newton's nearest point differs from the flow's limit by O(the square of
+   that), as in the host's method (theory.manifold), whose stop and tolerances these are.
+4. At θ = Φ(w̄): D ≤ DENSE_MAX_DIM: ∇²L(θ) on the device and ``eigh`` (λ₁ exact, as the host's ``eigvalsh``)
+   and the rank condition of ``theory.dense.tangent_space`` (dim ker ∇²L ∩ θ^⊥ from the same rank tolerance and
+   SVD rule), so every record is checked on the device; above it, λ₁ and λ₂ by Lanczos (λ₂ on v₁^⊥), for the gap
+   test of the host's matrix-free branch at every record. These run for all records under one ``vmap`` after the
+   flows (which go LANE_FLOATS // D records at a time).
+
+No warm start across records: the flows from w̄_t and w̄_{t+Δ} share nothing a step could reuse, and the records
+are independent lanes of one pass. The cost (mf, λ₁/μ = 22-49): 100-180 Dormand-Prince steps per record (≈ 6
+gradients each), most of them the stiff tail; and one compilation per loss (≈ 10 s for mf under load: the flow,
+the RKC leg, the Newton CG and the spectrum each hold a copy of the gradient).
+
+The host (``record_phis``) turns the arrays into the records and the monitor's messages of ``record_phi``
+(rank condition, spectral gap, far from Γ, failed projection); a record whose flow did not reach its target in
+MAX_FLOW_STEPS, or which is not finite, is recomputed by ``record_phi`` itself (the host reference), so the
+records never silently differ.
+
+Tolerance (DEVICE_PHI_ATOL): ‖Φ_device − Φ_host‖ ≤ 1e-9, a tenth of ``tolerances.ERROR_FLOOR`` (1e-8, the noise
+floor below which the checks' Φ errors are not data); the host's own agreement with a tight DOP853 flow is 2e-10
+(theory.manifold.project_to_manifold). flow-tracking compares Φ(w̄_t) with the flow at O(ηλ): its smallest
+measured path error is 1.2e-6 (docs/results.md), > 1000× this.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from srflow.theory.gamma import GAP_RTOL, RANK_RTOL
+from srflow.theory.matrix_free import has_residual
+from srflow.theory.sharpness import is_dense
+
+from . import compiled
+from .compiled import KRYLOV_DIM, LANCZOS_RTOL, lanczos_adaptive, lanczos_top
+from .trajectory import MAX_OFFSET_SQ, record_phi
+
+#: the flow stops at ‖∇L(x)‖ ≤ GRAD_RTOL·λ₁(x₀), the host's stop (``theory.project_to_manifold``'s grad_rtol): x is
+#: then ≈ GRAD_RTOL·λ₁/μ from Γ and the Newton finish leaves O(the square of that). Measured (mf, rng 3, a start
+#: 0.4 from Γ, against a DOP853 flow at rtol 1e-12): 1.7e-13 with 1e-9, 2.5e-9 with 1e-8 (the flow at rtol 1e-11
+#: instead: 3.5e-10)
+GRAD_RTOL = 1e-9
+#: the flow's local error per step ≤ FLOW_ATOL + FLOW_RTOL·|x| (componentwise, RMS), the host's LSODA tolerances:
+#: the drift along Γ is the integral of ∇³L[z, z] over the decay of the normal displacement z, so its error is the
+#: flow's relative error on z
+FLOW_RTOL = 1e-10
+FLOW_ATOL = 1e-13
+#: tried steps of the device flow (both legs) before a record falls back to the host projection
+MAX_FLOW_STEPS = 20000
+#: Newton steps at most, each by CG to the relative residual NEWTON_CG_RTOL in at most NEWTON_CG_ITERS iterations
+NEWTON_STEPS = 2
+NEWTON_CG_RTOL = 1e-6
+NEWTON_CG_ITERS = 200
+#: False: ``record_phis`` calls the host ``record_phi`` at every record (the method before 2026-12-05; kept for
+#: benchmarks/bench_records.py, which times both in one process)
+PHI_ON_DEVICE = True
+#: the device Φ equals the host reference to this (see the module docstring)
+DEVICE_PHI_ATOL = 1e-9
+#: records per compiled call: a multiple of this many (padding repeats the last record), at most PHI_FLOATS floats
+PHI_BUCKET = 4
+PHI_FLOATS = 2**20
+#: records advanced together under ``vmap``: LANE_FLOATS // D of them (at least 1, at most PHI_BUCKET). At small D
+#: a gradient costs its dispatch, not its flops, and lanes share it; at large D lanes cost their flops, and a
+#: lane whose flow has finished would idle while the others go on
+LANE_FLOATS = 256
+#: the residual of λ₂'s Lanczos (the gap test λ₁ - λ₂ ≤ GAP_RTOL·λ₁ above DENSE_MAX_DIM): |θ₂ - λ₂| ≤ ‖r‖²/gap,
+#: far below GAP_RTOL·λ₁
+GAP_LANCZOS_RTOL = 1e-5
+
+# Dormand-Prince 5(4) (FSAL): row i of _A gives stage i from stages 0..i-1; row 6 is the fifth-order solution x_{n+1}
+# (whose stage is f(x_{n+1})); _E the weights of the error estimate (fifth minus embedded fourth order)
+_A = np.zeros((7, 7))
+_A[1, :1] = [1 / 5]
+_A[2, :2] = [3 / 40, 9 / 40]
+_A[3, :3] = [44 / 45, -56 / 15, 32 / 9]
+_A[4, :4] = [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729]
+_A[5, :5] = [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656]
+_A[6, :6] = [35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84]
+_E = np.array([35 / 384 - 5179 / 57600, 0.0, 500 / 1113 - 7571 / 16695, 125 / 192 - 393 / 640,
+               -2187 / 6784 + 92097 / 339200, 11 / 84 - 187 / 2100, -1 / 40])
+
+
+def _flow(f, x0, f0, h0, target, rtol=None, atol=None, max_steps=None):
+    """ẋ = f(x) from x₀ (f₀ = f(x₀)) by Dormand-Prince 5(4) with step control (factor 0.9·err^(-1/5) in [0.2, 5])
+    until ‖f(x)‖ ≤ target or MAX_FLOW_STEPS tried steps: (x, f(x), h, accepted steps, tried steps). The stages are a
+    ``fori_loop`` (one copy of f in the compiled code); a non-finite trial step is rejected with h/10. ``rtol``,
+    ``atol``, ``max_steps``: FLOW_RTOL, FLOW_ATOL, MAX_FLOW_STEPS unless given."""
+    a_mat, e_vec = jnp.asarray(_A), jnp.asarray(_E)
+    rtol = FLOW_RTOL if rtol is None else rtol
+    atol = FLOW_ATOL if atol is None else atol
+    max_steps = MAX_FLOW_STEPS if max_steps is None else max_steps
+
+    def cond(st):
+        x, fx, h, acc, tries = st
+        return (jnp.linalg.norm(fx) > target) & (tries < max_steps)
+
+    def body(st):
+        x, fx, h, acc, tries = st
+
+        def stage(i, ks):
+            return ks.at[i].set(f(x + h * (a_mat[i] @ ks)))
+
+        ks = lax.fori_loop(1, 7, stage, jnp.zeros((7,) + x.shape).at[0].set(fx))
+        x_new, f_new = x + h * (a_mat[6] @ ks), ks[6]
+        scale = atol + rtol * jnp.maximum(jnp.abs(x), jnp.abs(x_new))
+        err = jnp.sqrt(jnp.mean((h * (e_vec @ ks) / scale) ** 2))
+        finite = jnp.all(jnp.isfinite(x_new)) & jnp.all(jnp.isfinite(f_new)) & jnp.isfinite(err)
+        ok = finite & (err <= 1.0)
+        factor = jnp.where(finite, jnp.clip(0.9 * jnp.where(err > 0, err, 1e-10) ** -0.2, 0.2, 5.0), 0.1)
+        factor = jnp.where(ok, factor, jnp.minimum(factor, 1.0))
+        return (jnp.where(ok, x_new, x), jnp.where(ok, f_new, fx), h * factor, acc + ok, tries + 1)
+
+    x, fx, h, acc, tries = lax.while_loop(cond, body, (x0, f0, h0, jnp.int32(0), jnp.int32(0)))
+    return x, fx, h, acc, tries
+
+
+#: the damping of RKC's Chebyshev polynomial and its spectral-radius margin, as in ``theory.rkc``
+RKC_DAMPING = 2.0 / 13.0
+RKC_RHO_MARGIN = 1.2
+RKC_MAX_STAGES = 250
+#: the Dormand-Prince leg hands over to RKC after this many tried steps: a stiff tail (λ₁/μ ≳ 100, e.g. the networks,
+#: λ₁/μ ≈ 2.7e4 on the digits MLP) would take ~ λ₁/μ·log(1/GRAD_RTOL)/3.3 steps of it, RKC ~ their square root in
+#: stages (``theory.rkc``, as the host's matrix-free flow does). On mf (λ₁/μ = 22-49) the flow ends within 200 steps:
+#: there RKC took more gradients than Dormand-Prince (module docstring), so it is the stiff fallback only
+DOPRI_MAX_STEPS = 400
+
+
+def _rkc_step(f, x, fx, h, s):
+    """One step of the damped second-order Runge-Kutta-Chebyshev method with s (traced) stages, the scheme of
+    ``theory.rkc`` (its module docstring), the Chebyshev recurrences run alongside the stages."""
+    w0 = 1.0 + RKC_DAMPING / s**2
+
+    def cheb(j, st):  # T_j(w0), T_j', T_j'' from j - 1 and j - 2
+        t1, t2, d1, d2, dd1, dd2 = st
+        return (2 * w0 * t1 - t2, t1, 2 * t1 + 2 * w0 * d1 - d2, d1, 4 * d1 + 2 * w0 * dd1 - dd2, dd1)
+
+    one, zero = jnp.ones_like(w0), jnp.zeros_like(w0)
+    ts, _, ds, _, dds, _ = lax.fori_loop(2, s + 1, cheb, (w0, one, one, zero, zero, zero))
+    w1 = ds / dds
+    b2 = 1.0 / (4.0 * w0**2)  # T₂''/T₂'² = 4/(4w0)²
+    y1 = x + b2 * w1 * h * fx
+
+    def stage(j, st):
+        y_prev, y_prev2, t1, t2, d1, d2, dd1, dd2, b1, bb2 = st
+        tj, _, dj, _, ddj, _ = cheb(j, (t1, t2, d1, d2, dd1, dd2))
+        bj = ddj / dj**2
+        mu, nu = 2 * bj * w0 / b1, -bj / bb2
+        mut = 2 * bj * w1 / b1
+        gat = -(1 - b1 * t1) * mut
+        y = (1 - mu - nu) * x + mu * y_prev + nu * y_prev2 + mut * h * f(y_prev) + gat * h * fx
+        return y, y_prev, tj, t1, dj, d1, ddj, dd1, bj, b1
+
+    init = (y1, x, w0, one, one, zero, zero, zero, b2, b2)
+    return lax.fori_loop(2, s + 1, stage, init)[0]
+
+
+def _rkc_flow(f, x0, f0, h0, rho, target, tries0, rtol, atol, max_steps):
+    """ẋ = f(x) from x₀ by RKC (``_rkc_step``) with its error estimate (12(x_n − x_{n+1}) + 6h(f_n + f_{n+1}))/15 at
+    FLOW_RTOL/FLOW_ATOL and the step factor 0.8·err^(-1/3) in [0.1, 10], s = 1 + ⌈√(1 + 1.54hρ)⌉ stages for the
+    spectral radius ρ, until ‖f(x)‖ ≤ target or ``max_steps`` tried steps in all (``tries0`` before it): (x, f(x),
+    tries, evaluations)."""
+    h_max = (RKC_MAX_STAGES**2 - 1) / (1.54 * rho)
+
+    def cond(st):
+        x, fx, h, tries, evals = st
+        return (jnp.linalg.norm(fx) > target) & (tries < max_steps)
+
+    def body(st):
+        x, fx, h, tries, evals = st
+        h = jnp.minimum(h, h_max)
+        s = 1 + jnp.ceil(jnp.sqrt(1.0 + 1.54 * h * rho)).astype(jnp.int32)
+        x_new = _rkc_step(f, x, fx, h, s)
+        f_new = f(x_new)
+        est = (12 * (x - x_new) + 6 * h * (fx + f_new)) / 15
+        scale = atol + rtol * jnp.maximum(jnp.abs(x), jnp.abs(x_new))
+        err = jnp.sqrt(jnp.mean((est / scale) ** 2))
+        finite = jnp.all(jnp.isfinite(x_new)) & jnp.all(jnp.isfinite(f_new)) & jnp.isfinite(err)
+        ok = finite & (err <= 1.0)
+        factor = jnp.where(finite, jnp.clip(0.8 * jnp.where(err > 0, err, 1e-10) ** (-1 / 3), 0.1, 10.0), 0.1)
+        factor = jnp.where(ok, factor, jnp.minimum(factor, 1.0))
+        return jnp.where(ok, x_new, x), jnp.where(ok, f_new, fx), h * factor, tries + 1, evals + s
+
+    x, fx, _, tries, evals = lax.while_loop(cond, body, (x0, f0, h0, tries0, jnp.int32(0)))
+    return x, fx, tries, evals
+
+
+def _newton(grad, x, lam1):
+    """Up to NEWTON_STEPS steps x ← (x − A⁺∇L(x))/‖·‖, A = P∇²L(x)P (P = I − x̂x̂ᵀ), A⁺∇L by CG on HVPs from 0 to
+    the relative residual NEWTON_CG_RTOL; CG stops where a search direction p has pᵀAp ≤ RANK_RTOL·λ₁‖p‖² (the
+    kernel of ∇²L on Γ, which the host's pseudo-inverse drops too)."""
+    def one(x, _):
+        u = x / jnp.linalg.norm(x)
+        g, hvp = jax.linearize(grad, x)
+
+        def apply(v):
+            v = v - (u @ v) * u
+            hv = hvp(v)
+            return hv - (u @ hv) * u
+
+        b = g - (u @ g) * u
+        bb = b @ b
+
+        def cond(st):
+            y, r, p, rr, i, stop = st
+            return (i < NEWTON_CG_ITERS) & ~stop & (rr > (NEWTON_CG_RTOL ** 2) * bb)
+
+        def body(st):
+            y, r, p, rr, i, _ = st
+            ap = apply(p)
+            pap = p @ ap
+            flat = pap <= RANK_RTOL * lam1 * (p @ p)
+            alpha = jnp.where(flat, 0.0, rr / jnp.where(flat, 1.0, pap))
+            y, r = y + alpha * p, r - alpha * ap
+            rr_new = r @ r
+            p = r + (rr_new / jnp.where(rr > 0, rr, 1.0)) * p
+            return y, r, p, rr_new, i + 1, flat
+
+        y, _, _, _, iters, _ = lax.while_loop(cond, body, (jnp.zeros_like(x), b, b, bb, jnp.int32(0),
+                                                            jnp.array(False)))
+        x = x - y
+        return x / jnp.linalg.norm(x), iters
+
+    x, iters = lax.scan(one, x, None, length=NEWTON_STEPS)
+    return x, jnp.sum(iters)
+
+
+def _rank_count(hess, theta):
+    """dim(ker ∇²L ∩ θ^⊥) by the rule of ``theory.dense.tangent_space`` (|λ| ≤ RANK_RTOL·max(λ₁, 0) counted as zero,
+    the kernel projected off θ̂, its singular values > 1/2 counted), and the smallest |λ| not counted as zero."""
+    vals, vecs = jnp.linalg.eigh(hess)
+    zero = jnp.abs(vals) <= RANK_RTOL * jnp.maximum(vals[-1], 0.0)
+    kernel = vecs * zero[None, :]
+    u = theta / jnp.linalg.norm(theta)
+    kernel = kernel - jnp.outer(u, u @ kernel)
+    sv = jnp.linalg.svd(kernel, compute_uv=False)
+    smallest = jnp.min(jnp.where(zero, jnp.inf, jnp.abs(vals)))
+    return vals, jnp.sum(sv > 0.5), smallest
+
+
+def _cold(dim: int):
+    """The fixed random unit start of the Lanczos runs here (a function of D only)."""
+    v = np.random.default_rng([dim, 2]).standard_normal(dim)
+    return jnp.asarray(v / np.linalg.norm(v))
+
+
+@lru_cache(maxsize=32)
+def _start_lam1(jax_loss, dim: int):
+    """ws (R, D) -> λ₁(∇²L(w/‖w‖)) of each row by Lanczos (residual 1e-6·λ₁): the flow's time scale and the sign
+    test, for records whose λ₁ is not handed in."""
+    grad = jax.grad(jax_loss)
+
+    def one(w):
+        return lanczos_top(jax.linearize(grad, w / jnp.linalg.norm(w))[1], _cold(dim), min(dim, KRYLOV_DIM), 1e-6)[0]
+
+    return jax.jit(jax.vmap(one))
+
+
+def _settings() -> tuple:
+    """The module's tolerances as a cache key: a change (tests, benchmarks) compiles anew, a change back reuses."""
+    return GRAD_RTOL, FLOW_RTOL, FLOW_ATOL, MAX_FLOW_STEPS, DOPRI_MAX_STEPS
+
+
+@lru_cache(maxsize=32)
+def _compiled(jax_loss, dim: int, dense: bool, lanes: int, settings: tuple):
+    """The jit-compiled pass of the loss ``jax_loss`` on R^``dim`` over records: (ws (R, D), λ₁(w̄) (R,)) -> dict of
+    arrays (R, ...), ``lanes`` records at a time under ``vmap`` (``lax.map``; a lane whose flow has finished idles
+    until the others' have). Keyed by the loss, so models that share it (a restated dim Γ) share the compilation;
+    ``settings``: (GRAD_RTOL, FLOW_RTOL, FLOW_ATOL, MAX_FLOW_STEPS, DOPRI_MAX_STEPS)."""
+    grad_rtol, rtol, atol, max_steps, _ = settings
+    grad = jax.grad(jax_loss)
+    k = min(dim, KRYLOV_DIM)
+    cold = _cold(dim)
+
+    def one(args):
+        w, lam0 = args
+        x0 = w / jnp.linalg.norm(w)
+        g0 = grad(x0)
+        scale = jnp.where(lam0 > 0, lam0, 1.0)  # λ₁ ≤ 0: not near a minimizer, reported by the host; no flow
+        target = jnp.where(lam0 > 0, grad_rtol * scale, jnp.inf)
+        f = lambda y: -grad(y)  # noqa: E731
+        x, fx, h, acc, tries = _flow(f, x0, -g0, 0.1 / scale, target, rtol, atol, min(max_steps, DOPRI_MAX_STEPS))
+        x, fx, tries, _ = _rkc_flow(f, x, fx, h, RKC_RHO_MARGIN * scale, target, tries, rtol, atol, max_steps)
+        reached = jnp.linalg.norm(fx) <= target
+        theta, cg_iters = _newton(grad, x / jnp.linalg.norm(x), scale)
+        return {"theta": theta, "lam0": lam0, "reached": reached, "flow_steps": acc, "flow_tries": tries,
+                "cg_iters": cg_iters}
+
+    def spectrum(theta):
+        g_theta, hvp = jax.linearize(grad, theta)
+        out = {"grad_norm": jnp.linalg.norm(g_theta)}
+        if dense:
+            hess = jax.vmap(hvp)(jnp.eye(dim))
+            vals, kdim, smallest = _rank_count(0.5 * (hess + hess.T), theta)
+            out.update(lam1=vals[-1], lam2=vals[-2] if dim > 1 else -jnp.inf, kernel_dim=kdim, smallest=smallest)
+        else:
+            lam1, v1, _ = lanczos_top(hvp, cold, k, rtol=LANCZOS_RTOL)
+
+            def deflated(v):
+                v = v - (v1 @ v) * v1
+                hv = hvp(v)
+                return hv - (v1 @ hv) * v1
+
+            lam2, _, _, _ = lanczos_adaptive(deflated, cold - (v1 @ cold) * v1, k, rtol=GAP_LANCZOS_RTOL)
+            out.update(lam1=lam1, lam2=lam2, kernel_dim=jnp.int32(-1), smallest=jnp.nan)
+        return out
+
+    def run(ws, lam0s):
+        out = lax.map(one, (ws, lam0s), batch_size=lanes)
+        # the spectra at Φ of all records under one vmap (a batched eigh: one eigh per step of a lax.map measured
+        # 0.04 s per record at D = 80, against 0.012 s for the whole record batched)
+        out.update(jax.vmap(spectrum)(out["theta"]))
+        return out
+
+    return jax.jit(run)
+
+
+def device_phi(model, ws, lam0=None) -> dict:
+    """The device pass over the records ``ws`` (R, D) of a JAX model: a dict of numpy arrays, one row per record
+    (theta, lam0, reached, flow_steps, flow_tries, cg_iters, grad_norm, lam1, lam2, kernel_dim, smallest), see the
+    module docstring. ``lam0``: λ₁(∇²L(w̄)) of each record when known (the run's λ₁ record times ‖w‖²), else
+    computed. Records are padded to a multiple of PHI_BUCKET (one compilation for a range of counts) and passed in
+    blocks of at most PHI_FLOATS floats; LANE_FLOATS // D of them (≥ 1) share a ``vmap`` lane group."""
+    ws = np.asarray(ws, dtype=np.float64).reshape(-1, model.dim)
+    if len(ws) == 0:
+        return {}
+    if lam0 is None:
+        lam0s = np.asarray(_start_lam1(model.jax_loss, model.dim)(ws), dtype=np.float64)
+    else:
+        lam0s = np.asarray(lam0, dtype=np.float64).reshape(len(ws))
+    lanes = 1 << max(0, min(PHI_BUCKET, LANE_FLOATS // model.dim).bit_length() - 1)  # a power of 2 dividing PHI_BUCKET
+    fn = _compiled(model.jax_loss, model.dim, is_dense(model), lanes, _settings())
+    block = max(PHI_BUCKET, (PHI_FLOATS // model.dim) // PHI_BUCKET * PHI_BUCKET)
+    parts = []
+    for lo in range(0, len(ws), block):
+        chunk, lam_chunk = ws[lo:lo + block], lam0s[lo:lo + block]
+        n = len(chunk)
+        size = min(block, -(-n // PHI_BUCKET) * PHI_BUCKET)
+        pad = np.repeat(chunk[-1:], size - n, axis=0)
+        out = jax.device_get(fn(np.concatenate([chunk, pad]), np.concatenate([lam_chunk, np.repeat(lam_chunk[-1:],
+                                                                                                  size - n)])))
+        parts.append({key: np.asarray(v)[:n] for key, v in out.items()})
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def record_phis(model, steps, ws, rec: dict, monitor: list[str], lam0=None) -> None:
+    """``record_phi`` for every record (steps[i], ws[i]) of a run of a JAX model, Φ on the device (``device_phi``):
+    appends to ``rec`` ("phi", "phi_lam1", "offset") and ``monitor`` what ``record_phi`` appends, record by record
+    (the rank condition on dense models, the spectral gap above DENSE_MAX_DIM, far from Γ, a failed projection). A
+    record the device could not finish (flow not at its target in MAX_FLOW_STEPS, or non-finite) is computed by
+    ``record_phi`` (the host reference). A model with a least-squares residual (``theory.matrix_free.has_residual``:
+    the networks, λ₁/μ ~ 1e4) keeps the host projection at every record: its Newton steps are Gauss-Newton by LSQR
+    and its stiff tail RKC at rtol 1e-8, while the device flow (rtol 1e-10 in both legs) had not finished one record
+    of bn_mlp (D = 15360, from 0.02 off Γ) after 4 minutes, against ≈ 15 s on the host."""
+    if not PHI_ON_DEVICE or has_residual(model):
+        for t, w in zip(steps, ws):
+            record_phi(model, w, int(t), rec, monitor)
+        return
+    if len(ws) == 0:
+        return
+    out = device_phi(model, ws, lam0)
+    dense = is_dense(model)
+    expected = getattr(model, "manifold_dim", None)
+    for i, (t, w) in enumerate(zip(steps, ws)):
+        t = int(t)
+        theta = out["theta"][i]
+        fine = bool(out["reached"][i]) and np.all(np.isfinite(theta)) and np.isfinite(out["lam1"][i])
+        if out["lam0"][i] <= 0:  # as theory.dense._start_lam1 / project_matrix_free
+            msg = (f"w: ∇²L has no positive eigenvalue at w̄ (λ₁ = {out['lam0'][i]:.3g}); not near a minimizer")
+            monitor.append(f"{msg} (step {t})")
+            _nan_record(rec, model.dim)
+            continue
+        if not fine:
+            record_phi(model, w, t, rec, monitor)
+            continue
+        offset = float(np.sum((w / np.linalg.norm(w) - theta) ** 2))
+        lam1 = float(out["lam1"][i])
+        if dense:
+            if expected is not None and int(out["kernel_dim"][i]) != expected:
+                smallest = float(out["smallest"][i])
+                monitor.append(
+                    f"rank condition fails at θ: ker ∇²L ∩ θ^⊥ has dimension {int(out['kernel_dim'][i])}, expected "
+                    f"dim Γ = {expected} (rank tolerance {RANK_RTOL:g}·λ₁; smallest nonzero |λ| = "
+                    f"{smallest if np.isfinite(smallest) else 0:.3g}) (step {t})")
+                _nan_record(rec, model.dim)
+                continue
+        else:
+            gap = lam1 - float(out["lam2"][i]) if model.dim > 1 else np.inf
+            if gap <= GAP_RTOL * lam1:
+                monitor.append(f"assumption violated: spectral gap {gap:.2g} (λ₁ = {lam1:.3g}) at Φ(w̄) at step {t}")
+        if offset > MAX_OFFSET_SQ:
+            monitor.append(f"far from Γ: ‖w̄ - Φ(w̄)‖² = {offset:.2g} at step {t}")
+        rec["phi"].append(theta)
+        rec["phi_lam1"].append(lam1)
+        rec["offset"].append(offset)
+
+
+#: the compiled engine's hook (``compiled.PHI_RECORDS``): set here, so that ``compiled`` does not import this module
+compiled.PHI_RECORDS = record_phis
+
+
+def _nan_record(rec: dict, dim: int) -> None:
+    rec["phi"].append(np.full(dim, np.nan))
+    rec["phi_lam1"].append(np.nan)
+    rec["offset"].append(np.nan)
+
+
+__all__ = ["device_phi", "record_phis", "DEVICE_PHI_ATOL", "GRAD_RTOL", "FLOW_RTOL", "FLOW_ATOL"]
