@@ -107,3 +107,73 @@ def test_models_are_immutable():
         m.inner.target[0, 0] = 1.0
     with pytest.raises(AttributeError):
         m.name = "other"
+
+
+_A = np.diag([2.0, 1.0, 0.0, 0.0])
+
+
+def _f(x):
+    return 0.5 * x @ _A @ x
+
+
+def _g(x):
+    return _A @ x
+
+
+def _h(x):
+    return _A
+
+
+def _t(x, u, v):
+    return np.zeros(4)
+
+
+def _circle_parts():
+    """f(x) = ½xᵀAx, A = diag(2, 1, 0, 0): L(w) = f(w/‖w‖) is a Rayleigh quotient, Γ = {w₁ = w₂ = 0} on the unit
+    sphere (a great circle, dim 1), where ∇²L has the eigenvalues 2, 1 and two zeros. Module-level functions, so that
+    the model pickles (as Dask needs)."""
+    return _f, _g, _h, _t
+
+
+def _on_circle(rng):
+    phi = rng.uniform(0, 2 * np.pi)
+    return 3.0 * np.array([0.0, 0.0, np.cos(phi), np.sin(phi)])  # any norm: wrap renormalizes
+
+
+def test_wrap_takes_a_minimizer_and_manifold_dim():
+    """``wrap(..., minimizer=, manifold_dim=)`` gives protocol items 8-9: a unit point of Γ (∇L = 0 there, and the
+    Hessian's rank is D - 1 - dim Γ = 2), pickled with the model; without them the model has no ``minimizer``."""
+    import pickle
+
+    from srflow.toy_models import wrap
+
+    model = wrap(4, *_circle_parts(), name="circle", minimizer=_on_circle, manifold_dim=1)
+    check_model(model)
+    theta = model.minimizer(np.random.default_rng(0))
+    assert np.linalg.norm(theta) == pytest.approx(1.0, abs=1e-15) and model.manifold_dim == 1
+    assert np.linalg.norm(model.grad(theta)) < 1e-14
+    assert np.sum(np.linalg.eigvalsh(model.hess(theta)) > 1e-8) == 2
+    again = pickle.loads(pickle.dumps(model))
+    assert np.array_equal(again.minimizer(np.random.default_rng(0)), theta)
+    assert not hasattr(wrap(4, *_circle_parts()), "minimizer")
+    assert not hasattr(wrap(4, *_circle_parts(), manifold_dim=1), "minimizer")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"minimizer": 3}, r"minimizer: expected a callable"),
+    ({"manifold_dim": 3}, r"manifold_dim: expected dim Γ ≤ dim - 2 = 2"),
+    ({"manifold_dim": -1}, r"manifold_dim: expected an integer >= 0"),
+])
+def test_wrap_names_a_bad_minimizer_or_manifold_dim(kwargs, match):
+    from srflow.toy_models import wrap
+
+    with pytest.raises((TypeError, ValueError), match=match):
+        wrap(4, *_circle_parts(), **kwargs)
+
+
+def test_wrap_names_a_minimizer_that_returns_no_point():
+    from srflow.toy_models import wrap
+
+    model = wrap(4, *_circle_parts(), minimizer=lambda rng: np.zeros(3))
+    with pytest.raises(ValueError, match=r"minimizer: expected a finite nonzero vector of shape \(4,\)"):
+        model.minimizer(np.random.default_rng(0))

@@ -47,21 +47,13 @@ USER_MODEL = textwrap.dedent('''
         return wrap(4, f, grad, hess, third, name="user_circle")
 
 
-    class WithStart:
+    def _start(rng):
+        phi = rng.uniform(0.3, 1.0)
+        return np.array([np.cos(phi), np.sin(phi), 0.0, 0.0])
+
+    def with_start():
         """The same model with a minimizer(rng): θ = (cos φ, sin φ, 0, 0), φ in [0.3, 1], where G ≥ 1."""
-
-        name = "user_circle"
-
-        def __init__(self):
-            self._model = make()
-            self.dim = self._model.dim
-
-        def __getattr__(self, key):
-            return getattr(self._model, key)
-
-        def minimizer(self, rng):
-            phi = rng.uniform(0.3, 1.0)
-            return np.array([np.cos(phi), np.sin(phi), 0.0, 0.0])
+        return wrap(4, f, grad, hess, third, name="user_circle", minimizer=_start, manifold_dim=1)
 ''')
 
 
@@ -144,7 +136,7 @@ def test_user_model_from_a_file_passes_every_check(tmp_path):
     path = tmp_path / "my_model.py"
     path.write_text(USER_MODEL)
     out = tmp_path / "user_all"
-    code = main(["verify", "--quick", "--quiet", "--model", f"{path}:WithStart", "--out", str(out)])
+    code = main(["verify", "--quick", "--quiet", "--model", f"{path}:with_start", "--out", str(out)])
     rep = _report(out)
     assert code == 0, [(c["name"], c["message"]) for c in rep["checks"] if c["status"] != "pass"]
     assert len(rep["checks"]) == len(CHECKS) and all(c["status"] == "pass" for c in rep["checks"])

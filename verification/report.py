@@ -408,7 +408,11 @@ class Report:
             lines += [f"Interrupted: {len(self.not_run())} planned check(s) did not run (listed under *Not run*); "
                       f"`srflow verify --resume --out {self.out}` runs them.", ""]
         lines += [f"Note: {note}" for note in m["notes"]] + ([""] if m["notes"] else [])
-        lines += [verdict_rule(m.get("config")), "", "## Summary", ""]
+        lines += [verdict_rule(m.get("config")), "", "## Summary", "",
+                  "Each cell: the verdict and, in parentheses, the check's scaled error -- its measured deviation over "
+                  "what its criterion allows (at most 1 for a pass where the criterion is a bound; the check's message "
+                  "below says which deviation). For an inconclusive or assumption-violated verdict it is the value the "
+                  "check had computed when the ladder or the premise stopped it, not a verdict.", ""]
         results = self._ordered()
         models = list(dict.fromkeys(r.model for r in results))
         checks = [ch for ch in m["requested_checks"] if any(r.name == ch for r in results)]
