@@ -189,3 +189,21 @@ def test_the_breathing_fit_finds_the_level_under_the_breathing_and_the_flip(phas
     assert fit.se < 1e-4 < np.std(y, ddof=1) / np.sqrt(len(y)) / 10
     assert abs(fit.mean - (1 + 2e-4) * 1.001) > 3 * fit.se
     assert breathing_fit_mean(y[:4], steps[:4], x).se == pytest.approx(np.std(y[:4], ddof=1) / 2)  # too few: plain
+
+
+def test_records_that_alias_the_breathing_do_not_measure_its_level():
+    """`srflow verify --deep`'s ηλ = 3e-5 rung: 25 records at strides of 0.99 of the breathing period (there ≈ 395 steps against 405)
+    see the breathing at nearly one phase, so their plain mean is off by the breathing there (here 1 + 0.01·cos φ at
+    φ ≈ 0.3 … 1.8 rad: a level off by ≈ 0.5%) while std/√n is a tenth of that: the fit says the level is not measured
+    (infinite s.e.) instead of returning that mean with a wrong standard error."""
+    x = 3e-5
+    period = 2 * np.pi / th.breathing_frequency(x)
+    steps = np.round(np.arange(25) * 0.99 * period)
+    y = 1 + 0.01 * np.cos(th.breathing_frequency(x) * steps + 0.3)
+    plain = np.mean(y)
+    assert abs(plain - 1) > 3 * np.std(y, ddof=1) / np.sqrt(len(y))  # the plain mean would reject the right level
+    fit = breathing_fit_mean(y, steps, x)
+    assert fit.se == np.inf
+    spread = np.round(np.arange(25) * 0.3 * period)  # the same level sampled across the breathing is measured
+    good = breathing_fit_mean(1 + 0.01 * np.cos(th.breathing_frequency(x) * spread + 0.3), spread, x)
+    assert np.isfinite(good.se) and abs(good.mean - 1) <= 3 * good.se + 1e-12

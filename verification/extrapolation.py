@@ -176,8 +176,13 @@ def breathing_fit_mean(samples, steps, eta_lambda: float) -> PeriodMean:
     and its standard error from the residuals: the breathing moves each record by a sinusoid of the known frequency
     (docs/theory.md §4b), and the flip's asymmetry (its centre -αa²/2 off Γ) alternates it between the two phases,
     both of which std/√n would count as noise (the (-1)^t column where each phase has ≥ 2 of ≥ 6 records). ``periods`` is the number of whole breathing
-    periods spanned. With fewer than 5 records, or cos ωt and sin ωt nearly collinear with the constant (records
-    whose stride is close to a multiple of the period: the fit's covariance says so), the plain mean and std/√n."""
+    periods spanned. With fewer than 5 records, the plain mean and std/√n. Where cos ωt and
+    sin ωt are nearly collinear with the constant (records whose stride is close to a multiple of the period, so that
+    they see the breathing at nearly one phase: the fit's covariance says so, cov₀₀·n > 10), the records cannot tell
+    the level from the breathing -- their plain mean is off by the breathing at that phase and std/√n does not see it
+    (measured: `srflow verify --deep`'s ηλ = 3e-5 rung, strides of 376-401 steps against a period of 405,
+    ⟨‖w̄ - Φ‖²⟩/a² = 1.0068 ± 0.0007 on sphere_circle and 1.0088 ± 0.0007 on mf, where every other rung gives 1.0000
+    to its s.e.): the level is returned with an infinite standard error, i.e. not measured on that run."""
     y, t = np.asarray(samples, float), np.asarray(steps, float)
     n = len(y)
     periods = int(np.floor((t[-1] - t[0]) / th.breathing_period(eta_lambda))) if n else 0
@@ -194,6 +199,6 @@ def breathing_fit_mean(samples, steps, eta_lambda: float) -> PeriodMean:
     resid = y - a @ coef
     cov = np.linalg.pinv(a.T @ a)
     se = float(np.sqrt(cov[0, 0] * (resid @ resid) / (n - len(cols))))
-    if not np.isfinite(se) or cov[0, 0] * n > 10:  # the constant poorly separated from the sinusoid
-        return plain
+    if not np.isfinite(se) or cov[0, 0] * n > 10:  # the constant poorly separated from the sinusoid: not measured
+        return PeriodMean(plain.mean, float("inf"), periods)
     return PeriodMean(float(coef[0]), se, periods)
