@@ -296,11 +296,11 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL):
     **The second branch (the crossing guard).** A tracked vector can stay an exact eigenvector of a branch that
     another one overtakes (a true crossing, no coupling): its residual stays 0 and no Rayleigh quotient of it sees
     the new top. So a second vector g ⊥ y follows the top of the rest of the spectrum: at a guard record it takes
-    one step of a two-vector Lanczos of (I - yyᵀ)∇²L(I - yyᵀ) from g (two HVPs; the Ritz value θ_g ≤ λ₂ and
-    its residual ρ_g), a restarted Lanczos across records that converges to λ₂'s eigenvector as the records
-    go on. If θ_g > θ the tracked branch is no longer the top: a full Lanczos from g gives the new λ₁ and the
-    roles swap (g takes the old vector). The gap estimate G = θ - θ_g - ρ_g and its rate of closing c per record
-    (between the last two guard records) schedule the next guard record after
+    one step of a two-vector Lanczos of (I - uuᵀ)∇²L(I - uuᵀ) from g (two HVPs; the Ritz value θ_g and its
+    residual ρ_g), a restarted Lanczos across records that converges to λ₂'s eigenvector as the records go on.
+    If θ_g > θ the tracked branch is no longer the top: the full Lanczos starts from g instead of u, gives the new
+    λ₁, and the roles swap (g takes the old vector). The gap estimate G = θ - θ_g - ρ_g and the rate c per record at
+    which θ - θ_g fell between the last two guard records schedule the next guard record after
     clip(⌊G/(GUARD_SAFETY·c)⌋, 1, GUARD_MAX_WAIT) records (every record while G ≤ 0, e.g. before g has converged).
     What is guaranteed: every record is a Rayleigh quotient or Ritz value, so θ ≤ λ₁ (never above); when θ is on
     the top branch, |θ - λ₁| ≤ LAM_RTOL·λ₁ under the gap assumption (above); a branch already followed by g that
@@ -318,7 +318,31 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL):
     theta = u @ z
     r = z - theta * u
     rho = jnp.linalg.norm(r)
-    ok = has_hist & (rho <= rtol * jnp.abs(theta))
+
+    def guard(_):
+        """One two-vector Lanczos step of (I - uuᵀ)∇²L(I - uuᵀ) from g: (θ_g, g', ρ_g, HVPs)."""
+        gd = g - (g @ u) * u
+        gd = gd / jnp.maximum(jnp.linalg.norm(gd), 1e-300)
+        zg = matvec(gd)
+        zg = zg - (u @ zg) * u
+        a1 = gd @ zg
+        q = zg - a1 * gd
+        q = q - (q @ u) * u - (q @ gd) * gd
+        b1 = jnp.linalg.norm(q)
+        invariant = b1 <= 1e-12 * (jnp.abs(a1) + jnp.abs(theta))  # no second direction from g
+        q = jnp.where(invariant, 0.0, q / jnp.where(invariant, 1.0, b1))
+        z2 = matvec(q)
+        z2 = z2 - (u @ z2) * u
+        a2 = jnp.where(invariant, a1 - 1.0, q @ z2)
+        th_g, c1, c2 = _ritz2(a1, jnp.where(invariant, 0.0, b1), a2)
+        g1 = c1 * gd + c2 * q
+        rho_g = jnp.linalg.norm(c1 * zg + c2 * z2 - th_g * g1)
+        return th_g, g1 / jnp.linalg.norm(g1), rho_g, jnp.int32(2)
+
+    look = (wait <= 0) & has_hist  # (not at a cold start: u is not yet an eigenvector to deflate)
+    th_g, g1, rho_g, g_hvps = lax.cond(look, guard, lambda _: (-jnp.inf, g, jnp.inf, jnp.int32(0)), None)
+    crossed = look & (th_g > theta)  # a Rayleigh quotient of the rest above θ: the tracked branch is not the top
+    ok = has_hist & ~crossed & (rho <= rtol * jnp.abs(theta))
 
     def rayleigh(_):
         shift = theta - mu
@@ -326,61 +350,35 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL):
         return theta, y / jnp.linalg.norm(y), mu, jnp.int32(1), has_hist
 
     def full(_):
-        th, y, _, hvps = lanczos_adaptive(matvec, u, k, rtol, first_check=2)
+        """lanczos_adaptive from u, or from g' after a crossing (one call site: a vmapped cond runs both)."""
+        th, y, _, hvps = lanczos_adaptive(matvec, jnp.where(crossed, g1, u), k, rtol, first_check=2)
         y = jnp.where(y @ u < 0, -y, y)
         d = y / jnp.maximum(y @ u, 1e-300) - u
         rd = r @ d
         fit = theta - rho * rho / jnp.where(rd > 0, rd, 1.0)
-        new_mu = jnp.where(rd > 0, jnp.clip(fit, th - 3.0 * jnp.abs(th), th - 0.5 * jnp.abs(th)), mu)
+        new_mu = jnp.where((rd > 0) & ~crossed, jnp.clip(fit, th - 3.0 * jnp.abs(th), th - 0.5 * jnp.abs(th)), mu)
         same = has_hist & (hvps <= k) & (y @ y0 >= 0.5)  # one cycle, the same branch: keep extrapolating
         return th, y, new_mu, (hvps + 1).astype(jnp.int32), same
 
     theta, y, mu, hvps, keep = lax.cond(ok, rayleigh, full, None)
     y = jnp.where(y @ y0 < 0, -y, y)
-
-    def guard(_):
-        gd = g - (g @ y) * y
-        gd = gd / jnp.maximum(jnp.linalg.norm(gd), 1e-300)
-        zg = matvec(gd)
-        zg = zg - (y @ zg) * y
-        a1 = gd @ zg
-        q = zg - a1 * gd
-        q = q - (q @ y) * y - (q @ gd) * gd
-        b1 = jnp.linalg.norm(q)
-        invariant = b1 <= 1e-12 * (jnp.abs(a1) + jnp.abs(theta))  # (I - yyᵀ)∇²L has no second direction from g
-        q = jnp.where(invariant, 0.0, q / jnp.where(invariant, 1.0, b1))
-        z2 = matvec(q)
-        z2 = z2 - (y @ z2) * y
-        a2 = jnp.where(invariant, a1 - 1.0, q @ z2)
-        b1 = jnp.where(invariant, 0.0, b1)
-        th_g, c1, c2 = _ritz2(a1, b1, a2)
-        g1 = c1 * gd + c2 * q
-        rho_g = jnp.linalg.norm(c1 * zg + c2 * z2 - th_g * g1)
-        return th_g, g1 / jnp.linalg.norm(g1), rho_g, jnp.int32(2)
-
-    look = wait <= 0
-    th_g, g1, rho_g, g_hvps = lax.cond(look, guard, lambda _: (-jnp.inf, g, jnp.inf, jnp.int32(0)), None)
-    crossed = look & (th_g > theta)
-
-    def swap(_):
-        th, y2, _, n = lanczos_adaptive(matvec, g1, k, rtol, first_check=2)
-        return th, y2, y, n.astype(jnp.int32)
-
-    theta, y, g1, s_hvps = lax.cond(crossed, swap, lambda _: (theta, y, g1, jnp.int32(0)), None)
-    keep = keep & ~crossed
-    gap = theta - th_g - rho_g
-    rate = jnp.maximum(gap_prev - gap, 0.0) / jnp.maximum(since, 1.0)
+    g1 = jnp.where(crossed, u, g1)  # after a crossing the old branch is the second one
+    # the rate of closing from θ - θ_g (θ_g also rises while g converges: that only brings the next look closer),
+    # the distance from G = θ - θ_g - ρ_g (an unconverged g has a large ρ_g: looked at again at the next record)
+    spread = theta - th_g
+    gap = spread - rho_g
+    rate = jnp.maximum(gap_prev - spread, 0.0) / jnp.maximum(since, 1.0)
     steps = jnp.where(rate > 0, gap / jnp.where(rate > 0, GUARD_SAFETY * rate, 1.0), GUARD_MAX_WAIT)
     # a first positive gap (no rate yet): look again after 2 records to measure the rate
     next_wait = jnp.where(gap > 0, jnp.where(gap_prev > 0, jnp.clip(jnp.floor(steps), 1, GUARD_MAX_WAIT), 2.0), 1.0)
     wait1 = jnp.where(look, next_wait - 1, wait - 1)
-    gap1 = jnp.where(look, gap, gap_prev)
+    gap1 = jnp.where(look, spread, gap_prev)
     since1 = jnp.where(look, 1.0, since + 1)
     # the history: (y, y_n) when y continues y_n, else (y, y) (``warm_start`` then starts from y itself)
     vs1 = jnp.stack([y, jnp.where(keep, y0, y), g1])
     st1 = st.at[f["mu"]].set(mu).at[f["wait"]].set(wait1).at[f["gap"]].set(gap1).at[f["since"]].set(since1)
     st1 = st1.at[f["valid"]].set(1.0)
-    return theta, vs1, st1, hvps + g_hvps + s_hvps
+    return theta, vs1, st1, hvps + g_hvps
 
 
 @lru_cache(maxsize=64)
