@@ -10,14 +10,15 @@ the host once per chunk. The step counts n of the slots and which slots are in u
 compilation serves every record stride, step count and rung; the dense clock (s_t at every step) goes into a
 buffer of fixed length CLOCK_BUF per chunk.
 
-λ₁ is the largest algebraic eigenvalue of ∇²L by Lanczos on HVPs (``lanczos_adaptive``), warm-started from the
-last two records' top eigenvectors extrapolated, 2v - v_prev (``warm_start``; for λ₁ at the midpoint and at
-w_{t+1}, each from its own previous vectors): the Krylov basis grows one HVP at a time and stops as soon as
-the Ritz pair's residual ‖∇²L y - θy‖ ≤ WARM_RTOL·|θ|, which bounds |θ - λ₁| ≤ ‖r‖²/(λ₁ - λ₂) ≤ LAM_RTOL·λ₁
-while λ₁ has the gap the theory assumes; a stale vector (large residual) runs on into a full restarted Lanczos.
-The start of each record is the warm vector plus GUARD_EPS of a fresh random direction, so that a new branch
-overtaking the tracked one is found (see ``warm_top`` and GUARD_EPS). No D×D matrix, no ARPACK: the first record
-starts cold from a fixed random vector.
+λ₁ is the largest algebraic eigenvalue of ∇²L, tracked from record to record on HVPs (``track_top``; for λ₁ at
+the midpoint and at w_{t+1} each phase has its own tracker): a record is the Rayleigh quotient of the last two
+records' eigenvectors extrapolated, 2v - v_prev (``warm_start``), one HVP, accepted when its residual
+‖∇²L u - θu‖ ≤ WARM_RTOL·|θ|, which bounds 0 ≤ λ₁ - θ ≤ ‖r‖²/(λ₁ - λ₂) ≤ LAM_RTOL·λ₁ (Kato–Temple) while λ₁
+has the gap the theory assumes; otherwise a Lanczos (``lanczos_adaptive``) from the same start to the same
+residual. A second vector follows the top of the rest of the spectrum (two HVPs at the records its schedule
+picks), so that a branch overtaking the tracked one (a true crossing, which no Rayleigh quotient of the old
+eigenvector sees) is found. No D×D matrix, no ARPACK: the first record starts cold from a fixed random vector.
+(The method before, a guarded Lanczos at every record, is ``warm_top``, kept for ``PREVIOUS_METHOD``.)
 Φ(w̄_t) (with ``track_phi``) is computed by ``theory`` at the record points, as in the numpy path.
 
 ``simulate_batch`` advances B runs of one model (different starts, or different (η, λ), equal step counts)
