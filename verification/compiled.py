@@ -287,8 +287,8 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL):
     **Rayleigh record (one HVP).** The start u = 2y_n - y_{n-1} (``warm_start``, normalized; y_n itself without a
     history) and its Rayleigh quotient θ = uᵀ∇²L u with the residual r = ∇²L u - θu. For any unit u and any
     α ≥ λ₂ with α < θ, Kato–Temple gives 0 ≤ λ₁ - θ ≤ ‖r‖²/(θ - α); with λ₁ - λ₂ ≥ GAP_RTOL·λ₁ (the theory's
-    assumption, the bound of every λ₁ record since 2026-12-04) and ‖r‖ ≤ ``rtol``·|θ| = WARM_RTOL·|θ| this is
-    ≤ LAM_RTOL·λ₁. The record is θ when ‖r‖ ≤ rtol·|θ|, and the vector kept is the shifted power step
+    assumption; the same bound as the Lanczos stop of ``warm_top``) and ‖r‖ ≤ ``rtol``·|θ| = WARM_RTOL·|θ| (so θ
+    is within ‖r‖ of λ₁ and θ - λ₂ ≥ (GAP_RTOL - WARM_RTOL)·λ₁) this is ≤ LAM_RTOL·λ₁ to first order. The record is θ when ‖r‖ ≤ rtol·|θ|, and the vector kept is the shifted power step
     u + r/(θ - μ) = (∇²L - μ)u/(θ - μ), which damps an error along eigenvalue λᵢ by (λᵢ - μ)/(θ - μ): μ is the shift
     that reproduced the correction of the last full Lanczos (below), the centre of the spectrum the start's error
     lies in. (Extrapolating from the uncorrected u would add up the errors of the starts.)
