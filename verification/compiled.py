@@ -93,9 +93,11 @@ DENSE_CLOCK_MAX = 4096
 CLOCK_BUF = 2 * DENSE_CLOCK_MAX
 
 
-def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: int = MAX_CYCLES, first_check=1):
+def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: int = MAX_CYCLES, first_check=1,
+                     z0=None):
     """(θ, y, residual, hvps): the largest algebraic eigenpair of the symmetric operator ``matvec``
-    (traceable), and the number of ``matvec`` calls it took.
+    (traceable), and the number of ``matvec`` calls it took. ``z0``: the product A v0 when the caller has it (v0
+    then a unit vector): the first step uses it instead of a ``matvec`` call.
 
     Lanczos with full reorthogonalization from v0, one HVP per step: after j steps T_j = Q_jᵀ A Q_j is
     tridiagonal, its top Ritz pair (θ, s) gives y = Q_j s with the residual ‖A y - θy‖ = β_j|s_j| (no further
@@ -117,14 +119,14 @@ def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: in
         vals, vecs = jnp.linalg.eigh(t)
         return vals[-1], vecs[:, -1], b * jnp.abs(vecs[j, -1])
 
-    def cycle(v, first):
+    def cycle(v, first, first_cycle=False):
         def not_done(st):
             return (st[0] < k) & ~st[-1]
 
         def step(st):
             j, qb, alpha, beta, q, q_prev, b_prev, theta, s, res, _ = st
             qb = qb.at[j].set(q)
-            z = matvec(q)
+            z = matvec(q) if z0 is None else lax.cond(first_cycle & (j == 0), lambda: z0, lambda: matvec(q))
             a = q @ z
             z = z - a * q - b_prev * q_prev
             z = z - qb.T @ (qb @ z)
@@ -154,7 +156,9 @@ def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: in
         theta, y, res, j = cycle(y, 1)
         return i + 1, theta, y, res, n + j
 
-    theta, y, res, j = cycle(v0, first_check)
+    theta, y, res, j = cycle(v0, first_check, True)
+    if z0 is not None:
+        j = j - 1
     _, theta, y, res, hvps = lax.while_loop(again, body, (1, theta, y, res, j))
     return theta, y, res, hvps
 
@@ -311,7 +315,7 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL):
     GUARD_MAX_WAIT - 1 records after a crossing that comes faster)."""
     f = {name: i for i, name in enumerate(TRACK_FIELDS)}
     y0, y1, g = vs[0], vs[1], vs[2]
-    mu, wait, gap_prev, since, valid = (st[f[name]] for name in ("mu", "wait", "gap", "since", "valid"))
+    m, mu, wait, gap_prev, since, valid = (st[f[name]] for name in TRACK_FIELDS)
     has_hist = valid > 0
     u = jnp.where(has_hist, warm_start(y0, y1), y0)
     u = u / jnp.linalg.norm(u)
@@ -348,20 +352,26 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL):
     def rayleigh(_):
         shift = theta - mu
         y = u + r / jnp.where(shift > 0, shift, jnp.inf)
-        return theta, y / jnp.linalg.norm(y), mu, jnp.int32(1), has_hist
+        return theta, y / jnp.linalg.norm(y), mu, jnp.int32(1), has_hist, m
 
     def full(_):
         """lanczos_adaptive from u, or from g' after a crossing (one call site: a vmapped cond runs both)."""
-        th, y, _, hvps = lanczos_adaptive(matvec, jnp.where(crossed, g1, u), k, rtol, first_check=2)
+        # from u its first product is z (no second HVP); the residual first looked at after the count of the last
+        # full record less one (an eigendecomposition of T per step costs more than an HVP at small D)
+        th, y, _, hvps = lax.cond(
+            crossed, lambda: lanczos_adaptive(matvec, g1, k, rtol, first_check=2),
+            lambda: lanczos_adaptive(matvec, u, k, rtol, first_check=jnp.maximum(m - 1, 2), z0=z))
         y = jnp.where(y @ u < 0, -y, y)
         d = y / jnp.maximum(y @ u, 1e-300) - u
         rd = r @ d
         fit = theta - rho * rho / jnp.where(rd > 0, rd, 1.0)
         new_mu = jnp.where((rd > 0) & ~crossed, jnp.clip(fit, th - 3.0 * jnp.abs(th), th - 0.5 * jnp.abs(th)), mu)
-        same = has_hist & (hvps <= k) & (y @ y0 >= 0.5)  # one cycle, the same branch: keep extrapolating
-        return th, y, new_mu, (hvps + 1).astype(jnp.int32), same
+        steps = hvps + jnp.where(crossed, 0, 1)  # Lanczos steps (from u the first one is z: not a matvec call)
+        same = has_hist & (steps <= k) & (y @ y0 >= 0.5)  # one cycle, the same branch: keep extrapolating
+        count = jnp.where(steps <= k, steps, 1)  # m of the next full record (1 after a restart: look at every step)
+        return th, y, new_mu, (hvps + 1).astype(jnp.int32), same, count.astype(st.dtype)
 
-    theta, y, mu, hvps, keep = lax.cond(ok, rayleigh, full, None)
+    theta, y, mu, hvps, keep, m = lax.cond(ok, rayleigh, full, None)
     y = jnp.where(y @ y0 < 0, -y, y)
     g1 = jnp.where(crossed, u, g1)  # after a crossing the old branch is the second one
     # the rate of closing from θ - θ_g (θ_g also rises while g converges: that only brings the next look closer),
@@ -377,7 +387,7 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL):
     since1 = jnp.where(look, 1.0, since + 1)
     # the history: (y, y_n) when y continues y_n, else (y, y) (``warm_start`` then starts from y itself)
     vs1 = jnp.stack([y, jnp.where(keep, y0, y), g1])
-    st1 = st.at[f["mu"]].set(mu).at[f["wait"]].set(wait1).at[f["gap"]].set(gap1).at[f["since"]].set(since1)
+    st1 = st.at[f["m"]].set(m).at[f["mu"]].set(mu).at[f["wait"]].set(wait1).at[f["gap"]].set(gap1).at[f["since"]].set(since1)
     st1 = st1.at[f["valid"]].set(1.0)
     return theta, vs1, st1, hvps + g_hvps
 
