@@ -11,8 +11,9 @@ dense_clock=False)`` on the JAX twin):
 * ``hand``: w ← (1 - ηλ)w - η∇L(w) in one jit-compiled ``lax.scan`` (no records);
 * ``plain``: srflow with records only at the first and the last step (λ₁ at both: per-run costs);
 * ``λ₁ every 10``: a record (λ₁ by warm-started Lanczos) every 10 steps;
-* ``λ₁ every 10 (before)`` (with ``--before``): the same with the λ₁ records of before 2026-12-05
-  (``compiled.PREVIOUS_METHOD``: Lanczos from the last record's vector, LAM_RTOL = 1e-12), timed in the same rounds;
+* ``λ₁ every 10 (before)`` (with ``--before``): the same with the λ₁ records of before the tracker
+  (``compiled.PREVIOUS_METHOD``: a guarded Lanczos from the extrapolated start at every record), timed in the
+  same rounds;
 * ``Φ every 100``: also Φ(w̄_t) at every record, every 100 steps: on the device (``verification.device_phi``, one
   compiled pass over the run's records);
 * ``Φ every 100 (before)`` (with ``--phi-before``): the same with Φ by the host ``theory.project_to_manifold`` at
@@ -135,7 +136,7 @@ def main(argv=None) -> None:
     parser.add_argument("--phi-sizes", type=int, nargs="*", default=[16, 80, 500],
                         help="sizes at which 'Φ every 100' is run (one Φ takes seconds at D = 500, ~25 s at 4000)")
     parser.add_argument("--before", action="store_true",
-                        help="also time λ₁ every 10 with the records of before 2026-12-05 "
+                        help="also time λ₁ every 10 with the records of before the tracker "
                              "(compiled.PREVIOUS_METHOD)")
     parser.add_argument("--phi-before", action="store_true",
                         help="also time Φ every 100 with the host projection of before 2026-12-05 "

@@ -375,6 +375,155 @@ def test_a_stale_eigenvector_triggers_the_full_lanczos():
     assert abs(float(theta) - exact) <= LAM_RTOL * exact
 
 
+# -- λ₁ by the tracker (verification.compiled.track_top): one HVP per record, certified by its residual ----------
+
+def _tracked(k):
+    """track_top on an explicit symmetric matrix as the compiled chunk runs it, compiled once per k."""
+    from srflow.verification.compiled import track_top
+
+    @jax.jit
+    def track(a, vs, st):
+        return track_top(lambda u: a @ u, vs, st, k)
+    return track
+
+
+def _run_tracked(mats, look=True):
+    """θ_t and the HVPs of each record of track_top along a path of matrices, from ``initial_tracks``.
+    ``look=False``: the second-branch vector is never looked at (its wait is set beyond the path)."""
+    from srflow.verification.compiled import TRACK_FIELDS, initial_tracks
+
+    dim = mats[0].shape[0]
+    track = _tracked(min(12, dim))
+    vs, st = (jnp.asarray(x[0]) for x in initial_tracks(dim, 1))
+    if not look:
+        st = st.at[TRACK_FIELDS.index("wait")].set(10.0 * len(mats))
+    out = []
+    for a in mats:
+        theta, vs, st, hvps = track(jnp.asarray(a), vs, st)
+        out.append((float(theta), int(hvps)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("dim", [16, 80])
+def test_tracked_records_equal_dense_eigvalsh(dim):
+    """Along a slowly rotating path (one record turns the eigenvectors by ≈ 1e-4, as on mf at the EoS) with a
+    negative eigenvalue larger in magnitude than λ₁, every tracked record
+    equals the largest algebraic eigenvalue of the dense eigvalsh within LAM_RTOL and is never above it (a
+    Rayleigh quotient or Ritz value); after the first records most take one HVP (the Rayleigh record)."""
+    from srflow.verification.compiled import LAM_RTOL
+
+    mats = _rotating_path(dim, 40, seed=dim, speed=1e-5)
+    rec = _run_tracked(mats)
+    exact = np.array([np.linalg.eigvalsh(a)[-1] for a in mats])
+    scaled = (exact - rec[:, 0]) / (LAM_RTOL * np.abs(exact))
+    assert np.all(np.isfinite(rec[:, 0])) and scaled.max() <= 1.0, f"scaled errors {scaled.max():.3g}"
+    assert scaled.min() >= -1e-3, f"a record above λ₁: {scaled.min():.3g}·LAM_RTOL"
+    assert np.mean(rec[10:, 1] == 1) >= 0.6 and np.mean(rec[10:, 1]) < 2.0, rec[:, 1]
+
+
+def test_tracked_records_take_a_full_lanczos_where_the_residual_says_so():
+    """On the faster rotating path (a record turns the eigenvectors by ≈ 0.06) the extrapolated start's residual is
+    above WARM_RTOL: records run the full Lanczos (more than one HVP) and still equal the dense eigvalsh within
+    LAM_RTOL; accepting the start's Rayleigh quotient instead would be off by more than LAM_RTOL."""
+    from srflow.verification.compiled import LAM_RTOL
+
+    mats = _rotating_path(16, 25, seed=16, speed=0.01)
+    rec = _run_tracked(mats)
+    exact = np.array([np.linalg.eigvalsh(a)[-1] for a in mats])
+    assert np.all(np.abs(rec[:, 0] - exact) <= LAM_RTOL * exact), rec[:, 0] - exact
+    assert np.mean(rec[3:, 1] > 1) >= 0.5, rec[:, 1]
+    # the Rayleigh quotient of the extrapolated exact eigenvectors alone (what a one-HVP record would report)
+    vecs = [np.linalg.eigh(a)[1][:, -1] for a in mats]
+    vecs = [v * np.sign(v @ vecs[0]) for v in vecs]
+    starts = [2 * vecs[t - 1] - vecs[t - 2] for t in range(2, len(mats))]
+    quotients = np.array([u @ a @ u / (u @ u) for u, a in zip(starts, mats[2:])])
+    assert np.max((exact[2:] - quotients) / exact[2:]) > 10 * LAM_RTOL
+
+
+def test_tracked_records_follow_the_top_eigenvalue_across_a_branch_change():
+    """A true crossing (fixed eigenvectors, λ = 1 and a second branch rising by 0.05 per record from 0.5 to 1.7):
+    the second-branch vector follows the rising branch, its guard looks come more often as the gap closes, and
+    every record equals the largest eigenvalue of the dense eigvalsh within LAM_RTOL, before and after the
+    crossing (records are never above it)."""
+    from srflow.verification.compiled import LAM_RTOL
+
+    mats, branch = _crossing_path(16, 30)
+    rec = _run_tracked(mats)
+    exact = np.maximum(1.0, branch)
+    assert np.all(rec[:, 0] <= exact * (1 + 1e-14)), rec[:, 0] - exact
+    assert np.all(exact - rec[:, 0] <= LAM_RTOL * exact), exact - rec[:, 0]
+    assert (branch > 1).sum() >= 10
+
+
+def test_tracked_records_without_the_second_branch_miss_the_crossing():
+    """Companion (must fail): the same path with the second-branch vector never looked at: the Rayleigh records of
+    the old branch's eigenvector stay at 1 after the crossing while λ₁ rises (to 1.35, seven records later, when
+    the shifted power steps have grown the vector's round-off component along the new branch enough for the
+    residual to call a full Lanczos), so the comparison of the test above would fail."""
+    mats, branch = _crossing_path(16, 30)
+    rec = _run_tracked(mats, look=False)
+    assert np.max(np.maximum(1.0, branch) - rec[:, 0]) >= 0.25
+
+
+def _tie_path(records=45):
+    """Hessians of ``ties.cross_continue`` (a Haar-rotated basis, D = 5) at points of Γ along y₀ from 0.5 to
+    -0.6: branch 1 (e^{ρy₀}) is on top until the designed tie at y₀ = 2·offset/ρ = -0.2, then branch 2
+    (e^{ρy₀/2 + offset}); the branches do not couple (a true crossing)."""
+    from srflow.toy_models.ties import cross_continue
+
+    model = cross_continue(rng=3)
+    rot = model.linear
+    mats, top = [], []
+    for y0 in np.linspace(0.5, -0.6, records):
+        y = np.array([y0, 0.3, np.sqrt(1 - y0**2 - 0.09)])
+        theta = rot.T @ np.concatenate([y, np.zeros(2)])
+        mats.append(model.hess(theta))
+        top.append(max(np.exp(3.0 * y0), np.exp(1.5 * y0 - 0.3)))
+    return mats, np.array(top)
+
+
+def test_tracked_records_follow_a_designed_tie():
+    """On the designed crossing of ``toy_models.ties.cross_continue`` (Hessians along a path of Γ through the tie,
+    D = 5) every record equals the dense eigvalsh's largest eigenvalue within LAM_RTOL, on both sides of the tie
+    (the top branch changes at y₀ = -0.2, 18 records before the end); without the second-branch looks the
+    records stay on branch 1 after the tie (companion)."""
+    from srflow.verification.compiled import LAM_RTOL
+
+    mats, top = _tie_path()
+    exact = np.array([np.linalg.eigvalsh(a)[-1] for a in mats])
+    np.testing.assert_allclose(exact, top, rtol=1e-12)  # the Hessian's branches are the designed ones
+    rec = _run_tracked(mats)
+    assert np.all(np.abs(rec[:, 0] - exact) <= LAM_RTOL * exact), (rec[:, 0] - exact) / exact
+    blind = _run_tracked(mats, look=False)
+    assert np.max((exact - blind[:, 0]) / exact) > 0.2
+
+
+def test_tracked_engine_records_take_about_one_hvp():
+    """The compiled engine's λ₁ every 10 steps on mf (D = 16, GD+WD at the EoS): after the first ≈ 10⁴ steps (the
+    transient of the start's kick, whose records need the full Lanczos) the records take ≤ 1.3 HVPs on average (one per Rayleigh record, two more at each look at the second branch) and
+    equal the dense eigvalsh of the numpy twin within LAM_RTOL."""
+    from srflow.verification import compiled
+
+    from srflow.theory import equilibrium_norm_sq, sharpness
+
+    ref, jm = make_model("mf", rng=0, m=4, n=4, rank=2), make_jax_model("mf", rng=0, sizes={"m": 4, "n": 4, "rank": 2})
+    theta = ref.minimizer(np.random.default_rng(0))
+    kick = np.random.default_rng(1).standard_normal(ref.dim)  # the start of benchmarks/bench_records
+    w = theta + 1e-3 * kick / np.linalg.norm(kick)
+    w0 = np.sqrt(equilibrium_norm_sq(0.1, 0.01, sharpness(ref, theta))) * w / np.linalg.norm(w)
+    fn = compiled._chunk(jm, "gdwd", False, False, False, True, ("tracked", compiled.WARM_RTOL, compiled.GUARD_EPS))
+    vs, ms = compiled.initial_tracks(ref.dim, 1)
+    slots = compiled._slots(ref.dim, True)
+    ns = np.full(slots, 10, dtype=np.int64)
+    state = (w0, np.float64(0.0), np.int64(0), np.int64(-1), vs, ms)
+    for _ in range(3):  # three chunks: the records of the last, steps 2·10·slots … 3·10·slots
+        state, recs, _ = fn(*state, 0.1, 0.01, ns, np.ones(slots, bool), np.int64(10))
+    hvps, lam1, ws = (np.asarray(recs[i]) for i in (9, 3, 10))
+    assert np.mean(hvps) <= 1.3, np.bincount(hvps)
+    exact = np.array([np.linalg.eigvalsh(ref.hess(w))[-1] for w in ws[::16]])
+    assert np.all(np.abs(lam1[::16] - exact) <= compiled.LAM_RTOL * exact)
+
+
 def test_one_compilation_serves_every_stride_and_step_count(caplog):
     """Runs with different strides and step counts (the rungs of a ladder; several chunks when there are more
     records than RECORDS_PER_CALL) reuse the one compiled chunk: XLA compiles nothing after the first run."""

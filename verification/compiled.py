@@ -10,14 +10,15 @@ the host once per chunk. The step counts n of the slots and which slots are in u
 compilation serves every record stride, step count and rung; the dense clock (s_t at every step) goes into a
 buffer of fixed length CLOCK_BUF per chunk.
 
-λ₁ is the largest algebraic eigenvalue of ∇²L by Lanczos on HVPs (``lanczos_adaptive``), warm-started from the
-last two records' top eigenvectors extrapolated, 2v - v_prev (``warm_start``; for λ₁ at the midpoint and at
-w_{t+1}, each from its own previous vectors): the Krylov basis grows one HVP at a time and stops as soon as
-the Ritz pair's residual ‖∇²L y - θy‖ ≤ WARM_RTOL·|θ|, which bounds |θ - λ₁| ≤ ‖r‖²/(λ₁ - λ₂) ≤ LAM_RTOL·λ₁
-while λ₁ has the gap the theory assumes; a stale vector (large residual) runs on into a full restarted Lanczos.
-The start of each record is the warm vector plus GUARD_EPS of a fresh random direction, so that a new branch
-overtaking the tracked one is found (see ``warm_top`` and GUARD_EPS). No D×D matrix, no ARPACK: the first record
-starts cold from a fixed random vector.
+λ₁ is the largest algebraic eigenvalue of ∇²L, tracked from record to record on HVPs (``track_top``; for λ₁ at
+the midpoint and at w_{t+1} each phase has its own tracker): a record is the Rayleigh quotient of the last two
+records' eigenvectors extrapolated, 2v - v_prev (``warm_start``), one HVP, accepted when its residual
+‖∇²L u - θu‖ ≤ WARM_RTOL·|θ|, which bounds 0 ≤ λ₁ - θ ≤ ‖r‖²/(λ₁ - λ₂) ≤ LAM_RTOL·λ₁ (Kato–Temple) while λ₁
+has the gap the theory assumes; otherwise a Lanczos (``lanczos_adaptive``) from the same start to the same
+residual. A second vector follows the top of the rest of the spectrum (two HVPs at the records its schedule
+picks), so that a branch overtaking the tracked one (a true crossing, which no Rayleigh quotient of the old
+eigenvector sees) is found. No D×D matrix, no ARPACK: the first record starts cold from a fixed random vector.
+(The method before, a guarded Lanczos at every record, is ``warm_top``, kept for ``PREVIOUS_METHOD``.)
 Φ(w̄_t) (with ``track_phi``) is computed on the device after the run, in one compiled pass over the stacked record
 iterates (``verification.device_phi``, through PHI_RECORDS; ``theory.project_to_manifold`` is its reference).
 
@@ -78,12 +79,14 @@ WARM_RTOL = math.sqrt(LAM_RTOL * GAP_RTOL)
 #: Measured on mf (λ₁ every 10 steps at the EoS, extrapolated starts, steady state): 5.0 HVPs per record with
 #: 1e-5, 5.3-5.4 with √10·1e-5 at D = 80 and 500 (6.0 from the last record's vector, LAM_RTOL = 1e-12).
 GUARD_EPS = math.sqrt(10) * 1e-5
-#: how a record's Lanczos starts: "extrapolated" (``warm_start``: from the last two records' eigenvectors) or
-#: "previous" (the last record's eigenvector, the method before 2026-12-05; kept for benchmarks/bench_records)
-WARM_START = "extrapolated"
-#: the record method before 2026-12-05 (WARM_START, WARM_RTOL, GUARD_EPS), timed against the current one by
+#: how a record is taken: "tracked" (``track_top``: a Rayleigh quotient of the extrapolated start, one HVP, certified
+#: by its residual, a full Lanczos only when the residual says so, and a second-branch vector as crossing guard),
+#: "extrapolated" (``warm_top``: a guarded Lanczos from the last two records' eigenvectors at every record, the
+#: method before the tracker) or "previous" (from the last record's eigenvector, the method before that)
+WARM_START = "tracked"
+#: the record method before the tracker (WARM_START, WARM_RTOL, GUARD_EPS), timed against the current one by
 #: ``python -m benchmarks.bench_records --before``
-PREVIOUS_METHOD = ("previous", math.sqrt(1e-12 * GAP_RTOL), 1e-5)
+PREVIOUS_METHOD = ("extrapolated", WARM_RTOL, GUARD_EPS)
 #: at most this many Lanczos cycles per eigenvalue (a warm start needs 1)
 MAX_CYCLES = 60
 #: record slots per compiled call (a chunk), whose records are copied to the host together: a chunk's host round
@@ -97,9 +100,11 @@ DENSE_CLOCK_MAX = 4096
 CLOCK_BUF = 2 * DENSE_CLOCK_MAX
 
 
-def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: int = MAX_CYCLES, first_check=1):
+def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: int = MAX_CYCLES, first_check=1,
+                     z0=None):
     """(θ, y, residual, hvps): the largest algebraic eigenpair of the symmetric operator ``matvec``
-    (traceable), and the number of ``matvec`` calls it took.
+    (traceable), and the number of ``matvec`` calls it took. ``z0``: the product A v0 when the caller has it (v0
+    then a unit vector): the first step uses it instead of a ``matvec`` call.
 
     Lanczos with full reorthogonalization from v0, one HVP per step: after j steps T_j = Q_jᵀ A Q_j is
     tridiagonal, its top Ritz pair (θ, s) gives y = Q_j s with the residual ‖A y - θy‖ = β_j|s_j| (no further
@@ -121,14 +126,14 @@ def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: in
         vals, vecs = jnp.linalg.eigh(t)
         return vals[-1], vecs[:, -1], b * jnp.abs(vecs[j, -1])
 
-    def cycle(v, first):
+    def cycle(v, first, first_cycle=False):
         def not_done(st):
             return (st[0] < k) & ~st[-1]
 
         def step(st):
             j, qb, alpha, beta, q, q_prev, b_prev, theta, s, res, _ = st
             qb = qb.at[j].set(q)
-            z = matvec(q)
+            z = matvec(q) if z0 is None else lax.cond(first_cycle & (j == 0), lambda: z0, lambda: matvec(q))
             a = q @ z
             z = z - a * q - b_prev * q_prev
             z = z - qb.T @ (qb @ z)
@@ -158,7 +163,9 @@ def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: in
         theta, y, res, j = cycle(y, 1)
         return i + 1, theta, y, res, n + j
 
-    theta, y, res, j = cycle(v0, first_check)
+    theta, y, res, j = cycle(v0, first_check, True)
+    if z0 is not None:
+        j = j - 1
     _, theta, y, res, hvps = lax.while_loop(again, body, (1, theta, y, res, j))
     return theta, y, res, hvps
 
@@ -244,6 +251,154 @@ def warm_top(matvec, v, m, xi, k: int, probe=False, guard_eps: float | None = No
     return theta, y, jnp.where(hvps <= k, hvps, 1).astype(jnp.int32), hvps.astype(jnp.int32)
 
 
+#: the state of one phase's λ₁ tracker (``track_top``): rows of the vector part, and fields of the scalar part
+TRACK_ROWS = 3  # y_n (the last record's eigenvector), y_{n-1}, g (the second branch's vector)
+TRACK_FIELDS = ("m", "mu", "wait", "gap", "since", "valid")
+#: records between two looks at the second branch are at most this many (``track_top``: the guard's schedule)
+GUARD_MAX_WAIT = 16
+#: the guard's schedule assumes the gap λ₁ - λ₂ closes at most this many times as fast as it did between the last
+#: two looks (``track_top``)
+GUARD_SAFETY = 4.0
+
+
+def initial_tracks(dim: int, phases: int):
+    """(vectors (phases, TRACK_ROWS, D), scalars (phases, len(TRACK_FIELDS))): the λ₁ trackers of a run before
+    its first record: fixed random vectors (a function of D only; the first record runs a cold restarted Lanczos
+    from row 0, and the second-branch vector g starts from another one), ``m`` = 1 (the residual looked at every
+    step), ``valid`` = 0 (no history to extrapolate from), ``wait`` = 0 (the second branch is looked at first)."""
+    rng = np.random.default_rng([dim, 1])
+    cold, other = rng.standard_normal(dim), rng.standard_normal(dim)
+    cold /= np.linalg.norm(cold)
+    other -= (other @ cold) * cold
+    other = other / np.linalg.norm(other) if dim > 1 else cold
+    vs = np.tile(np.stack([cold, cold, other]), (phases, 1, 1))
+    ms = np.zeros((phases, len(TRACK_FIELDS)))
+    ms[:, TRACK_FIELDS.index("m")] = 1.0
+    return vs, ms
+
+
+def _ritz2(a1, b1, a2):
+    """The top eigenpair of the symmetric 2×2 [[a1, b1], [b1, a2]] in closed form: (θ, c1, c2), c1 ≥ 0."""
+    half = 0.5 * (a1 - a2)
+    root = jnp.sqrt(half * half + b1 * b1)
+    theta = 0.5 * (a1 + a2) + root
+    # (c1, c2) ∝ (b1, θ - a1) or (θ - a2, b1), whichever is better conditioned
+    x1, x2 = jnp.where(half >= 0, root + half, b1), jnp.where(half >= 0, b1, root - half)
+    norm = jnp.sqrt(x1 * x1 + x2 * x2)
+    ok = norm > 0
+    c1, c2 = jnp.where(ok, x1 / jnp.where(ok, norm, 1.0), 1.0), jnp.where(ok, x2 / jnp.where(ok, norm, 1.0), 0.0)
+    sign = jnp.where(c1 < 0, -1.0, 1.0)
+    return theta, sign * c1, sign * c2
+
+
+def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL):
+    """One λ₁ record by the tracker (traceable): (θ, vs', st', hvps) from the phase's state ``vs`` (rows: y_n,
+    y_{n-1}, g) and ``st`` (``TRACK_FIELDS``).
+
+    **Rayleigh record (one HVP).** The start u = 2y_n - y_{n-1} (``warm_start``, normalized; y_n itself without a
+    history) and its Rayleigh quotient θ = uᵀ∇²L u with the residual r = ∇²L u - θu. For any unit u and any
+    α ≥ λ₂ with α < θ, Kato–Temple gives 0 ≤ λ₁ - θ ≤ ‖r‖²/(θ - α); with λ₁ - λ₂ ≥ GAP_RTOL·λ₁ (the theory's
+    assumption; the same bound as the Lanczos stop of ``warm_top``) and ‖r‖ ≤ ``rtol``·|θ| = WARM_RTOL·|θ| (so θ
+    is within ‖r‖ of λ₁ and θ - λ₂ ≥ (GAP_RTOL - WARM_RTOL)·λ₁) this is ≤ LAM_RTOL·λ₁ to first order. The record is θ when ‖r‖ ≤ rtol·|θ|, and the vector kept is the shifted power step
+    u + r/(θ - μ) = (∇²L - μ)u/(θ - μ), which damps an error along eigenvalue λᵢ by (λᵢ - μ)/(θ - μ): μ is the shift
+    that reproduced the correction of the last full Lanczos (below), the centre of the spectrum the start's error
+    lies in. (Extrapolating from the uncorrected u would add up the errors of the starts.)
+    **Full record.** Otherwise (or without a history) ``lanczos_adaptive`` from u to the same residual, and μ is
+    refitted: μ = θ - ‖r‖²/(r·d), d = y/(y·u) - u the Lanczos correction of u (clamped to [min(0, θ/2) - |θ|, θ/2]).
+    **The second branch (the crossing guard).** A tracked vector can stay an exact eigenvector of a branch that
+    another one overtakes (a true crossing, no coupling): its residual stays 0 and no Rayleigh quotient of it sees
+    the new top. So a second vector g ⊥ y follows the top of the rest of the spectrum: at a guard record it takes
+    one step of a two-vector Lanczos of (I - uuᵀ)∇²L(I - uuᵀ) from g (two HVPs; the Ritz value θ_g and its
+    residual ρ_g), a restarted Lanczos across records that converges to λ₂'s eigenvector as the records go on.
+    If θ_g > θ the tracked branch is no longer the top: the full Lanczos starts from g instead of u, gives the new
+    λ₁, and the roles swap (g takes the old vector). The gap estimate G = θ - θ_g - ρ_g and the rate c per record at
+    which θ - θ_g fell between the last two guard records schedule the next guard record after
+    clip(⌊G/(GUARD_SAFETY·c)⌋, 1, GUARD_MAX_WAIT) records (every record while G ≤ 0, e.g. before g has converged).
+    What is guaranteed: every record is a Rayleigh quotient or Ritz value, so θ ≤ λ₁ (never above); when θ is on
+    the top branch, |θ - λ₁| ≤ LAM_RTOL·λ₁ under the gap assumption (above); a branch already followed by g that
+    overtakes λ₁ is found at the first guard record after it rises above θ. Not guaranteed: that g has converged
+    to λ₂'s branch (a branch rising from deep in the spectrum is found when g reaches it), and that the gap does
+    not close faster than GUARD_SAFETY times the rate measured before (a record may follow the old branch for up to
+    GUARD_MAX_WAIT - 1 records after a crossing that comes faster)."""
+    f = {name: i for i, name in enumerate(TRACK_FIELDS)}
+    y0, y1, g = vs[0], vs[1], vs[2]
+    m, mu, wait, gap_prev, since, valid = (st[f[name]] for name in TRACK_FIELDS)
+    has_hist = valid > 0
+    u = jnp.where(has_hist, warm_start(y0, y1), y0)
+    u = u / jnp.linalg.norm(u)
+    z = matvec(u)
+    theta = u @ z
+    r = z - theta * u
+    rho = jnp.linalg.norm(r)
+
+    def guard(_):
+        """One two-vector Lanczos step of (I - uuᵀ)∇²L(I - uuᵀ) from g: (θ_g, g', ρ_g, HVPs)."""
+        gd = g - (g @ u) * u
+        gd = gd / jnp.maximum(jnp.linalg.norm(gd), 1e-300)
+        zg = matvec(gd)
+        zg = zg - (u @ zg) * u
+        a1 = gd @ zg
+        q = zg - a1 * gd
+        q = q - (q @ u) * u - (q @ gd) * gd
+        b1 = jnp.linalg.norm(q)
+        invariant = b1 <= 1e-12 * (jnp.abs(a1) + jnp.abs(theta))  # no second direction from g
+        q = jnp.where(invariant, 0.0, q / jnp.where(invariant, 1.0, b1))
+        z2 = matvec(q)
+        z2 = z2 - (u @ z2) * u
+        a2 = jnp.where(invariant, a1 - 1.0, q @ z2)
+        th_g, c1, c2 = _ritz2(a1, jnp.where(invariant, 0.0, b1), a2)
+        g1 = c1 * gd + c2 * q
+        rho_g = jnp.linalg.norm(c1 * zg + c2 * z2 - th_g * g1)
+        return th_g, g1 / jnp.linalg.norm(g1), rho_g, jnp.int32(2)
+
+    look = (wait <= 0) & has_hist  # (not at a cold start: u is not yet an eigenvector to deflate)
+    th_g, g1, rho_g, g_hvps = lax.cond(look, guard, lambda _: (-jnp.inf, g, jnp.inf, jnp.int32(0)), None)
+    crossed = look & (th_g > theta)  # a Rayleigh quotient of the rest above θ: the tracked branch is not the top
+    ok = has_hist & ~crossed & (rho <= rtol * jnp.abs(theta))
+
+    def rayleigh(_):
+        shift = theta - mu
+        y = u + r / jnp.where(shift > 0, shift, jnp.inf)
+        return theta, y / jnp.linalg.norm(y), mu, jnp.int32(1), has_hist, m
+
+    def full(_):
+        """lanczos_adaptive from u, or from g' after a crossing (one call site: a vmapped cond runs both)."""
+        # from u its first product is z (no second HVP); the residual first looked at after the count of the last
+        # full record less one (an eigendecomposition of T per step costs more than an HVP at small D)
+        th, y, _, hvps = lax.cond(
+            crossed, lambda: lanczos_adaptive(matvec, g1, k, rtol, first_check=2),
+            lambda: lanczos_adaptive(matvec, u, k, rtol, first_check=jnp.maximum(m - 1, 2), z0=z))
+        y = jnp.where(y @ u < 0, -y, y)
+        d = y / jnp.maximum(y @ u, 1e-300) - u
+        rd = r @ d
+        fit = theta - rho * rho / jnp.where(rd > 0, rd, 1.0)
+        new_mu = jnp.where((rd > 0) & ~crossed, jnp.clip(fit, th - 3.0 * jnp.abs(th), th - 0.5 * jnp.abs(th)), mu)
+        steps = hvps + jnp.where(crossed, 0, 1)  # Lanczos steps (from u the first one is z: not a matvec call)
+        same = has_hist & (steps <= k) & (y @ y0 >= 0.5)  # one cycle, the same branch: keep extrapolating
+        count = jnp.where(steps <= k, steps, 1)  # m of the next full record (1 after a restart: look at every step)
+        return th, y, new_mu, (hvps + 1).astype(jnp.int32), same, count.astype(st.dtype)
+
+    theta, y, mu, hvps, keep, m = lax.cond(ok, rayleigh, full, None)
+    y = jnp.where(y @ y0 < 0, -y, y)
+    g1 = jnp.where(crossed, u, g1)  # after a crossing the old branch is the second one
+    # the rate of closing from θ - θ_g (θ_g also rises while g converges: that only brings the next look closer),
+    # the distance from G = θ - θ_g - ρ_g (an unconverged g has a large ρ_g: looked at again at the next record)
+    spread = theta - th_g
+    gap = spread - rho_g
+    rate = jnp.maximum(gap_prev - spread, 0.0) / jnp.maximum(since, 1.0)
+    steps = jnp.where(rate > 0, gap / jnp.where(rate > 0, GUARD_SAFETY * rate, 1.0), GUARD_MAX_WAIT)
+    # a first positive gap (no rate yet): look again after 2 records to measure the rate
+    next_wait = jnp.where(gap > 0, jnp.where(gap_prev > 0, jnp.clip(jnp.floor(steps), 1, GUARD_MAX_WAIT), 2.0), 1.0)
+    wait1 = jnp.where(look, next_wait - 1, wait - 1)
+    gap1 = jnp.where(look, spread, gap_prev)
+    since1 = jnp.where(look, 1.0, since + 1)
+    # the history: (y, y_n) when y continues y_n, else (y, y) (``warm_start`` then starts from y itself)
+    vs1 = jnp.stack([y, jnp.where(keep, y0, y), g1])
+    st1 = st.at[f["m"]].set(m).at[f["mu"]].set(mu).at[f["wait"]].set(wait1).at[f["gap"]].set(gap1).at[f["since"]].set(since1)
+    st1 = st1.at[f["valid"]].set(1.0)
+    return theta, vs1, st1, hvps + g_hvps
+
+
 @lru_cache(maxsize=64)
 def _slots(dim: int, keep_w: bool) -> int:
     """Record slots of a chunk: RECORDS_PER_CALL, fewer when w_t is kept (≤ ITERATE_FLOATS floats; at least 8)."""
@@ -265,12 +420,16 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
     size = CLOCK_BUF if dense else 1
     start, rtol, guard_eps = method
 
-    def top_pair(x, hist, m, xi, probe):
-        """λ₁ at x warm from hist = (the last record's vector, the one before it): (θ, the new history, m', hvps)."""
+    def top_pair(x, hist, st, xi, probe):
+        """λ₁ at x from the phase's tracker state (``initial_tracks``): (θ, hist', st', hvps)."""
         # ∇²L(x)u by the linearization of ∇L at x: its primal part (the forward pass) is computed once per record
-        theta, y, m1, hvps = warm_top(jax.linearize(grad, x)[1], hist[0], m, xi, k, probe, guard_eps,
-                                     v_prev=hist[1] if start == "extrapolated" else None, rtol=rtol)
-        return theta, next_history(y, hist[0], hvps, k), m1, hvps
+        matvec = jax.linearize(grad, x)[1]
+        if start == "tracked":
+            return track_top(matvec, hist, st, k, rtol)
+        m = st[0].astype(jnp.int32)  # the method before the tracker: warm_top at every record (TRACK_FIELDS "m")
+        theta, y, m1, hvps = warm_top(matvec, hist[0], m, xi, k, probe, guard_eps,
+                                      v_prev=hist[1] if start == "extrapolated" else None, rtol=rtol)
+        return theta, hist.at[:2].set(next_history(y, hist[0], hvps, k)), st.at[0].set(m1), hvps
 
     def measure(w, new, vs, ms, xi, probe, odd):
         """λ₁ at w_t (and the midpoint, w_{t+1}), each warm from the previous record's vector of the same phase
@@ -407,14 +566,12 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
         if algorithm != "gdwd" and b != 0:
             raise ValueError(f"wd: only 'gdwd' uses weight decay, got wd={b!r} with algorithm={algorithm!r}")
     start = time.perf_counter()
-    # the first Lanczos start: a fixed random vector (the first record runs a cold restarted Lanczos from it)
-    cold = np.random.default_rng([model.dim, 1]).standard_normal(model.dim)
-    vs = np.tile(cold / np.linalg.norm(cold), (3 if pairs else 1, 2, 1))  # (phase, [last, previous], D)
-    ms = np.ones(3 if pairs else 1, dtype=np.int32)  # the first record looks at the residual at every step
+    # the λ₁ trackers of the phases (w_t, midpoint, w_{t+1}): the first record runs a cold Lanczos
+    vs, ms = initial_tracks(model.dim, 3 if pairs else 1)
     single = batch == 1  # unbatched: compiles ~3× faster than the vmapped function
     state = ((ws[0], np.float64(0.0), np.int64(0), np.int64(-1), vs, ms) if single else
              (ws, np.zeros(batch), np.zeros(batch, dtype=np.int64), np.full(batch, -1, dtype=np.int64),
-              np.tile(vs, (batch, 1, 1, 1)), np.tile(ms, (batch, 1))))
+              np.tile(vs, (batch, 1, 1, 1)), np.tile(ms, (batch, 1, 1))))
     hyper = (lrs[0], wds[0]) if single else (lrs, wds)
     bar = Progress(steps, label or f"{algorithm} (compiled, batch {batch})", quiet)
     # ``dense_clock``: the clock at every step into a buffer of CLOCK_BUF steps per chunk (so a chunk holds fewer
