@@ -257,8 +257,12 @@ def amplitude_rungs(session: Session, flow, runs: list) -> dict:
                f"{th.STABILITY_MAX_DIM})")
         message += f": the amplitude is not judged: {why} (it needs two rungs judged)"
     elif not usable.all():
-        message += (f" (judged on ηλ = {', '.join(f'{x:g}' for x in x_all[usable])}, where the slow normal modes' "
-                    f"share a²S ≤ {tol.AMPLITUDE_RESOLUTION:g})")
+        message += (f" (judged on ηλ = {', '.join(f'{x:g}' for x in x_all[usable])}, where the level is measured and "
+                    f"the slow normal modes' share a²S ≤ {tol.AMPLITUDE_RESOLUTION:g})")
+    aliased = np.isfinite(ratio) & np.isinf(se)
+    if aliased.any():
+        message += (f"; at ηλ = {', '.join(f'{x:g}' for x in x_all[aliased])} the records' stride is close to a multiple "
+                    f"of the breathing period, so they do not measure the level (not judged there)")
     return {"ratio": ratio, "se": se, "excess": excess, "usable": usable, "message": message}
 
 
