@@ -59,7 +59,10 @@ def scaled_mismatch(device_theta, host_theta) -> float:
     return float(np.max(np.linalg.norm(device_theta - host_theta, axis=1))) / dp.DEVICE_PHI_ATOL
 
 
-@pytest.mark.parametrize("name", ["sphere_circle", "mf", "bn_linear", ZOO])
+# the default run keeps sphere_circle and a zoo model (a curved Γ the engine was not written for); mf and bn_linear
+# (several blocks, λ₁/μ up to 50) are the slow suite's
+@pytest.mark.parametrize("name", ["sphere_circle", pytest.param("mf", marks=pytest.mark.slow),
+                                  pytest.param("bn_linear", marks=pytest.mark.slow), ZOO])
 def test_device_phi_equals_the_host_projection(name):
     """At the iterates of a GD+WD run at EoS (‖w̄ − Φ(w̄)‖² up to ≈ ηλ/2), Φ on the device equals
     ``theory.project_to_manifold`` to DEVICE_PHI_ATOL, its flow reached ‖∇L‖ ≤ GRAD_RTOL·λ₁ (no host fallback), and

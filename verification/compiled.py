@@ -10,7 +10,9 @@ the host once per chunk. The step counts n of the slots and which slots are in u
 compilation serves every record stride, step count and rung; the dense clock (s_t at every step) goes into a
 buffer of fixed length CLOCK_BUF per chunk.
 
-λ₁ is the largest algebraic eigenvalue of ∇²L, tracked from record to record on HVPs (``track_top``; for λ₁ at
+λ₁ is the largest algebraic eigenvalue of ∇²L by a guarded Lanczos at every record, warm-started from the last two
+records' eigenvectors extrapolated (``warm_top``, the default, WARM_START). Opt-in (WARM_START = "tracked": cheaper
+records, a costlier compilation), λ₁ is tracked from record to record on HVPs (``track_top``; for λ₁ at
 the midpoint and at w_{t+1} each phase has its own tracker): a record is the Rayleigh quotient of the last two
 records' eigenvectors extrapolated, 2v - v_prev (``warm_start``), one HVP, accepted when its residual
 ‖∇²L u - θu‖ ≤ WARM_RTOL·|θ|, which bounds 0 ≤ λ₁ - θ ≤ ‖r‖²/(λ₁ - λ₂) ≤ LAM_RTOL·λ₁ (Kato–Temple) while λ₁
@@ -83,9 +85,16 @@ GUARD_EPS = math.sqrt(10) * 1e-5
 #: by its residual, a full Lanczos only when the residual says so, and a second-branch vector as crossing guard),
 #: "extrapolated" (``warm_top``: a guarded Lanczos from the last two records' eigenvectors at every record, the
 #: method before the tracker) or "previous" (from the last record's eigenvector, the method before that)
-WARM_START = "tracked"
-#: the record method before the tracker (WARM_START, WARM_RTOL, GUARD_EPS), timed against the current one by
+#: The default is "extrapolated": the tracker ("tracked", ``track_top``) takes ≈ 1.1 HVPs per record instead of ≈ 5
+#: but its compiled code costs ≈ 1.8 s more per chunk variant (mf, D = 16, first call of ``simulate_compiled``
+#: 3.97 s against 2.20 s, of a 3-run ``simulate_batch`` 4.72 s against 2.92 s, side by side on 2026-12-05), which
+#: took the default test run from 4:04 to 4:55 (every test compiles its chunks anew); it is opt-in until its
+#: compilation is cheaper: ``compiled.WARM_START = "tracked"`` (or the method tuple TRACKED_METHOD).
+WARM_START = "extrapolated"
+#: the tracker (WARM_START, WARM_RTOL, GUARD_EPS), timed against the default by
 #: ``python -m benchmarks.bench_records --before``
+TRACKED_METHOD = ("tracked", WARM_RTOL, GUARD_EPS)
+#: the default record method (WARM_START, WARM_RTOL, GUARD_EPS)
 PREVIOUS_METHOD = ("extrapolated", WARM_RTOL, GUARD_EPS)
 #: at most this many Lanczos cycles per eigenvalue (a warm start needs 1)
 MAX_CYCLES = 60
