@@ -42,19 +42,24 @@ def cg(matvec: Callable, b, rtol, maxiter):
     return out["y"], out["it"], out["done"]
 
 
+def projected_hessian(grad: Callable, x):
+    """(∇L(x), x̂, v ↦ P∇²L(x)Pv) with P = I - x̂x̂ᵀ, x̂ = x/‖x‖: ∇²L by linearizing ``grad`` once at x (inside jit)."""
+    u = x / jnp.linalg.norm(x)
+    g, hvp = jax.linearize(grad, x)
+
+    def apply(v):
+        v = v - (u @ v) * u
+        hv = hvp(v)
+        return hv - (u @ hv) * u
+    return g, u, apply
+
+
 def projected_pinv(grad: Callable) -> Callable:
     """A compiled ``solve(x, b, eps2, rtol, maxiter) -> (y, A b, iterations, converged)``: CG on (A² + eps2) y = A b,
     A = P∇²L(x)P (P = I - x̂x̂ᵀ), ∇²L by linearizing ``grad`` (∇L as a JAX function of the flat vector) once at x."""
     @jax.jit
     def solve(x, b, eps2, rtol, maxiter):
-        u = x / jnp.linalg.norm(x)
-        _, hvp = jax.linearize(grad, x)
-
-        def apply(v):
-            v = v - (u @ v) * u
-            hv = hvp(v)
-            return hv - (u @ hv) * u
-
+        _, _, apply = projected_hessian(grad, x)
         ab = apply(b)
         y, it, ok = cg(lambda v: apply(apply(v)) + eps2 * v, ab, rtol, maxiter)
         return y, ab, it, ok

@@ -54,6 +54,7 @@ from jax import lax
 from srflow.theory.gamma import GAP_RTOL, RANK_RTOL
 from srflow.theory.matrix_free import has_residual
 from srflow.theory.sharpness import is_dense
+from srflow.toy_models.jax_cg import projected_hessian
 
 from . import compiled
 from .compiled import KRYLOV_DIM, LANCZOS_RTOL, lanczos_adaptive, lanczos_top
@@ -213,14 +214,7 @@ def _newton(grad, x, lam1):
     the relative residual NEWTON_CG_RTOL; CG stops where a search direction p has pᵀAp ≤ RANK_RTOL·λ₁‖p‖² (the
     kernel of ∇²L on Γ, which the host's pseudo-inverse drops too)."""
     def one(x, _):
-        u = x / jnp.linalg.norm(x)
-        g, hvp = jax.linearize(grad, x)
-
-        def apply(v):
-            v = v - (u @ v) * u
-            hv = hvp(v)
-            return hv - (u @ hv) * u
-
+        g, u, apply = projected_hessian(grad, x)
         b = g - (u @ g) * u
         bb = b @ b
 
