@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -551,11 +552,22 @@ def split_names(values: list[str], option: str) -> list[str]:
     return names
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, reading a negative number in scientific notation (``--ladder 1e-3 -1e-4``) as a value
+    rather than an unknown option, so that the value check names ``--ladder`` and what it expects. argparse
+    recognises only ``-1`` and ``-0.5`` as negative numbers (its ``_negative_number_matcher``, an attribute every
+    Python from 3.8 to 3.13 reads in ``_parse_optional``); srflow has no option that looks like a number."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="srflow", description="Numerical verification of sharpness reduction "
+    parser = _Parser(prog="srflow", description="Numerical verification of sharpness reduction "
                                      "by normalization layers (Lyu, Li, Arora 2022).")
     parser.add_argument("--version", action="version", version=f"srflow {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("verify", help="run the theorem checks and write a report (report.md, report.json, figures)")
     p.add_argument("--models", nargs="+", metavar="NAME", help="registered models (default: sphere_circle mf bn_linear)")
     p.add_argument("--model", action="append", metavar="FILE.py:FACTORY",
