@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from itertools import combinations_with_replacement
+from itertools import combinations_with_replacement, permutations
 from typing import Callable
 
 import numpy as np
@@ -35,6 +35,8 @@ class SympyModel:
     _g: Callable = field(init=False, repr=False)
     _h: Callable = field(init=False, repr=False)
     _t: Callable = field(init=False, repr=False)
+    _h_index: np.ndarray = field(init=False, repr=False)
+    _t_index: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self):
         import sympy as sp  # lazily: sympy costs ~0.45 s of every srflow process's start otherwise
@@ -46,18 +48,22 @@ class SympyModel:
         if free:
             raise ValueError(f"expr: has symbols not listed in 'symbols': {sorted(map(str, free))}")
         object.__setattr__(self, "symbols", syms)
-        grad = [sp.diff(self.expr, s) for s in syms]
-        hess = [[sp.diff(gi, s) for s in syms] for gi in grad]
         d = len(syms)
-        flat = {}
-        for i, j, k in combinations_with_replacement(range(d), 3):
-            flat[(i, j, k)] = sp.diff(hess[i][j], syms[k])
-        third = [[[flat[tuple(sorted((i, j, k)))] for k in range(d)] for j in range(d)] for i in range(d)]
+        grad = [sp.diff(self.expr, s) for s in syms]
+        # Only the distinct entries of the symmetric ∇²L and ∇³L are differentiated and compiled (i ≤ j ≤ k):
+        # lambdify's common-subexpression pass over the full D³ list (each entry repeated up to 6 times) costs
+        # 3-4x as much as the derivatives themselves. ``_h_index``/``_t_index`` map every (i, j[, k]) to its entry.
+        pairs = list(combinations_with_replacement(range(d), 2))
+        hess = {(i, j): sp.diff(grad[i], syms[j]) for i, j in pairs}
+        triples = list(combinations_with_replacement(range(d), 3))
+        third = [sp.diff(hess[(i, j)], syms[k]) for i, j, k in triples]
         numeric = lambda e: sp.lambdify([syms], e, modules="numpy", cse=True)  # noqa: E731
         object.__setattr__(self, "_f", numeric(self.expr))
         object.__setattr__(self, "_g", numeric(grad))
-        object.__setattr__(self, "_h", numeric(hess))
+        object.__setattr__(self, "_h", numeric([hess[p] for p in pairs]))
         object.__setattr__(self, "_t", numeric(third))
+        object.__setattr__(self, "_h_index", _symmetric_index(pairs, d))
+        object.__setattr__(self, "_t_index", _symmetric_index(triples, d))
 
     @property
     def dim(self) -> int:
@@ -76,13 +82,13 @@ class SympyModel:
         return np.asarray(self._g(self._point(w)), dtype=np.float64).reshape(self.dim)
 
     def hess(self, w) -> np.ndarray:
-        return np.asarray(self._h(self._point(w)), dtype=np.float64).reshape(self.dim, self.dim)
+        return _entries(self._h(self._point(w)))[self._h_index]
 
     def hvp(self, w, v) -> np.ndarray:
         return self.hess(w) @ as_vector(v, "v", self.dim)
 
     def third(self, w, u, v) -> np.ndarray:
-        t = np.asarray(self._t(self._point(w)), dtype=np.float64).reshape((self.dim,) * 3)
+        t = _entries(self._t(self._point(w)))[self._t_index]
         return np.einsum("ijk,i,j->k", t, as_vector(u, "u", self.dim), as_vector(v, "v", self.dim))
 
     def minimizer(self, rng) -> np.ndarray:
@@ -90,6 +96,22 @@ class SympyModel:
             raise NotImplementedError(f"{self.name}: no construction of a minimizer is known")
         w = np.asarray(self.minimizer_fn(as_rng(rng)), dtype=np.float64)
         return w / np.linalg.norm(w)
+
+
+def _symmetric_index(entries, d: int) -> np.ndarray:
+    """The array of shape (d,) * order whose element at every permutation of a sorted index tuple
+    ``entries[n]`` is n: a symmetric tensor's full array from its distinct entries by one fancy index."""
+    order = len(entries[0])
+    index = np.empty((d,) * order, dtype=np.intp)
+    for n, entry in enumerate(entries):
+        for perm in set(permutations(entry)):
+            index[perm] = n
+    return index
+
+
+def _entries(values) -> np.ndarray:
+    """lambdify's list of scalars (some may be Python ints where an entry is a constant) as a float64 vector."""
+    return np.asarray(values, dtype=np.float64).reshape(-1)
 
 
 def rayleigh_model(rng=0, spectrum=(1, 2, 4), level=Fraction(5, 2)) -> SympyModel:
