@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sympy as sp
 
@@ -17,6 +18,7 @@ class Derived:
     verified: bool
 
 
+@lru_cache(maxsize=1024)  # a statement is shown and then verified: the same exact test, once
 def is_zero(expr) -> bool:
     """Exact zero test (no numerical sampling): the numerator over a common denominator expands to 0, or else
     ``sp.simplify`` gives 0. The first is cheap and suffices for every identity of these scripts; it is sound,

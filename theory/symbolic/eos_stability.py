@@ -68,7 +68,7 @@ def frozen_rate(order: int = ORDER):
     def g(p):
         return p + a * p**2 / 2 + k * p**3 / 6
 
-    def step(p, h):
+    def step(p, h, u=u):
         x = tr(h * g(p))
         decay = tr(series(inv1p, tr(-2 * u + u**2)) * series(inv1p, tr(x * x)) * series(exp_, tr(-h * G * p**2 / 2)))
         return tr(p - series(atan, x)), tr(h * decay), decay, x
@@ -88,8 +88,8 @@ def frozen_rate(order: int = ORDER):
             sol.update(found[0])
             sol = {kk: sp.simplify(v.subs(sol)) for kk, v in sol.items()}
 
-    def det(p, h):
-        _, hn, _, x = step(p, h)
+    def det(p, h, u):
+        _, hn, _, x = step(p, h, u)
         gg, gp = tr(g(p)), tr(1 + a * p + k * p**2 / 2)
         iv = series(inv1p, tr(x * x))
         invh = series([sp.Rational(1, 2) * sp.Rational(-1, 2) ** j for j in range(n + 1)], tr(h - 2))
@@ -98,7 +98,10 @@ def frozen_rate(order: int = ORDER):
         dhp = tr(hn * (-2 * h * h * gg * gp * iv - h * G * p))
         return tr(dpp * dhh - dph * dhp)
 
-    product = sp.expand(tr(tr(det(phi1, h1) * det(phi2, h2)).subs(sol)))
+    # the cycle's solution goes in before the Jacobians are expanded (the same series, in α, k, G alone: 4x faster)
+    on_cycle = [sp.expand(x.subs(sol)) for x in (phi1, h1, phi2, h2, u)]
+    phi1_c, h1_c, phi2_c, h2_c, u_c = on_cycle
+    product = sp.expand(tr(det(phi1_c, h1_c, u_c) * det(phi2_c, h2_c, u_c)))
     log_product = product.coeff(e, 2)  # log(1 + x) = x + O(ε⁴): the O(ε²) term of the product
     u2 = sp.expand(u.subs(sol)).coeff(e, 2)
     return sp.factor(log_product / 4 / u2), u2, sol, (a, k, G), product
