@@ -243,3 +243,25 @@ def test_low_rank_mf_loss_equals_the_closed_forms(monkeypatch):
     assert np.linalg.norm(jm.grad(theta)) <= 1e-14
     partial_obs = make_jax_model("mf_completion", rng=5, sizes={"m": 6, "n": 9, "rank": 2})
     assert partial_obs.loss_fn.func is jax_losses.factorization
+
+
+_COMPILE_ONE = ("import os, time, jax.numpy as jnp; from srflow.toy_models import from_jax; "
+                "m = from_jax(lambda w: (w[0] / jnp.linalg.norm(w)) ** 4, 3); m.hvp([1.0, 2.0, 3.0], [1.0, 0.0, 0.0]); "
+                "import jax; print(jax.config.jax_compilation_cache_dir or '')")
+
+
+@pytest.mark.parametrize("env, used", [({}, True), ({"SRFLOW_JAX_CACHE": "0"}, False)])
+def test_compiled_programs_are_kept_in_the_srflow_cache_unless_disabled(tmp_path, env, used):
+    """A JAX model's compiled programs go to cache_dir()/jax (JAX's persistent compilation cache), so a second
+    process loads them; with SRFLOW_JAX_CACHE=0 nothing is kept (must fail if the switch is ignored)."""
+    import os
+
+    run_env = {**os.environ, "SRFLOW_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(ROOT), **env}
+    run = subprocess.run([sys.executable, "-c", _COMPILE_ONE], capture_output=True, text=True, cwd=ROOT,
+                         env=run_env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    entries = list((tmp_path / "jax").glob("*")) if (tmp_path / "jax").exists() else []
+    if used:
+        assert run.stdout.strip() == str(tmp_path / "jax") and len(entries) >= 1, (run.stdout, entries)
+    else:
+        assert run.stdout.strip() == "" and entries == [], (run.stdout, entries)
