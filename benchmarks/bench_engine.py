@@ -16,21 +16,26 @@ with ``from_jax`` directly; a cell is '-' when not run, with the reason printed 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from functools import partial
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-from jax import lax
+# the compile column is a first compilation: JAX's persistent compilation cache (toy_models.jax_models) stays off
+# here unless SRFLOW_JAX_CACHE is set (to 1: the time of a rerun, which loads the compiled programs)
+os.environ.setdefault("SRFLOW_JAX_CACHE", "0")
 
-from srflow.theory import equilibrium_norm_sq, sharpness
-from srflow.toy_models import from_jax, make_model
-from srflow.toy_models.jax_losses import factorization
-from srflow.toy_models.jax_losses import make_jax_model
-from srflow.verification.compiled import simulate_batch
-from srflow.verification.simulate import simulate
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from jax import lax  # noqa: E402
+
+from srflow.theory import equilibrium_norm_sq, sharpness  # noqa: E402
+from srflow.toy_models import from_jax, make_model  # noqa: E402
+from srflow.toy_models.jax_losses import factorization  # noqa: E402
+from srflow.toy_models.jax_losses import make_jax_model  # noqa: E402
+from srflow.verification.compiled import simulate_batch  # noqa: E402
+from srflow.verification.simulate import simulate  # noqa: E402
 
 LR, WD = 0.1, 0.01
 
