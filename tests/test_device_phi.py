@@ -26,12 +26,16 @@ from srflow.verification.trajectory import record_phi  # noqa: E402
 
 #: a zoo model outside the defaults (curved family: Γ a curved submanifold, dim Γ = 4 of D = 7)
 ZOO = "curved-jax-min-h0.32-k2-lc0.05-lg2.09-lr-0.9-m4-s1394609702"
+#: more zoo models for the slow suite (``zoo.draw_spec(7, family, "jax", minimizer=True)``): batch norm (D = 12) and a
+#: sum of Rayleigh quotients (D = 9). (The wn model of the same draw, λ₁/μ = 3.2e4, is outside what either Φ
+#: resolves: the host's LSODA and BDF differ by 1.7e-8 there, see docs/results.md.)
+ZOO_SLOW = ("bn-jax-min-d4-h3-n10-s1926751965", "rq_sum-jax-min-D9-k2-la1.79-lc2.33-s1790251936")
 
 
 @functools.cache
 def model(name):
     """The JAX model (twin of a registered model, rng 3, or the zoo model) and its numpy reference (or itself)."""
-    if name == ZOO:
+    if name == ZOO or name in ZOO_SLOW:
         jm = zoo_model(name)
         return jm, jm
     return make_jax_model(name, rng=3), make_model(name, rng=3)
@@ -62,7 +66,8 @@ def scaled_mismatch(device_theta, host_theta) -> float:
 # the default run keeps sphere_circle and a zoo model (a curved Γ the engine was not written for); mf and bn_linear
 # (several blocks, λ₁/μ up to 50) are the slow suite's
 @pytest.mark.parametrize("name", ["sphere_circle", pytest.param("mf", marks=pytest.mark.slow),
-                                  pytest.param("bn_linear", marks=pytest.mark.slow), ZOO])
+                                  pytest.param("bn_linear", marks=pytest.mark.slow), ZOO]
+                         + [pytest.param(name, marks=pytest.mark.slow) for name in ZOO_SLOW])
 def test_device_phi_equals_the_host_projection(name):
     """At the iterates of a GD+WD run at EoS (‖w̄ − Φ(w̄)‖² up to ≈ ηλ/2), Φ on the device equals
     ``theory.project_to_manifold`` to DEVICE_PHI_ATOL, its flow reached ‖∇L‖ ≤ GRAD_RTOL·λ₁ (no host fallback), and

@@ -311,8 +311,8 @@ def _start_lam1(jax_loss, dim: int):
 #: the names of the module's settings, passed to the compiled pass as an array (``_settings``)
 SETTINGS = ("GRAD_RTOL", "FLOW_RTOL", "FLOW_ERR", "FLOW_ATOL_FACTOR", "RKC_RTOL_FACTOR", "MAX_FLOW_STEPS",
             "DOPRI_MAX_STEPS", "PI_BETA", "RKC_SWITCH", "WARM_SPECTRUM")
-#: the device pass's first settings (commit 12b5112; benchmarks/bench_records.py ``--phi-before`` times it side by side):
-#: both legs at the host's LSODA tolerances, step factor err^(-1/5) alone, RKC only after DOPRI_MAX_STEPS tries, λ₁
+#: the device pass's first settings (commit 12b5112; benchmarks/bench_records.py ``--phi-before`` times it side by
+#: side): both legs at the host's LSODA tolerances, step factor err^(-1/5) alone, RKC only after DOPRI_MAX_STEPS tries, λ₁
 #: at Φ from the fixed cold vector, padded records flowed like the others
 PREVIOUS = {"FLOW_RTOL": 1e-10, "FLOW_ERR": float("inf"), "FLOW_ATOL_FACTOR": 1e-3, "RKC_RTOL_FACTOR": 1.0,
             "PI_BETA": 0.0, "RKC_SWITCH": float("inf"), "WARM_SPECTRUM": False, "SKIP_PADDING": False}
