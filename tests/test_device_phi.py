@@ -274,7 +274,7 @@ def test_a_distance_underestimated_by_the_gradient_is_flowed_again():
 def test_padding_records_are_not_flowed():
     """Records padded up to a multiple of PHI_BUCKET (copies of the last) take no flow step and no CG iteration."""
     jm, ref, ws, lam0 = eos_iterates("sphere_circle")
-    fn = dp._compiled(jm.jax_loss, jm.dim, True, 1)
+    fn = dp._compiled(jm.jax_loss, jm.dim, True, dp._lanes(jm.dim))  # device_phi's compilation
     active = np.array([True, True, True, False])
     out = fn(np.concatenate([ws, ws[-1:]]), np.concatenate([lam0, lam0[-1:]]), active, dp._settings())
     tries, cg = np.asarray(out["flow_tries"]), np.asarray(out["cg_iters"])

@@ -415,6 +415,11 @@ def _compiled(jax_loss, dim: int, dense: bool, lanes: int):
     return jax.jit(run)
 
 
+def _lanes(dim: int) -> int:
+    """Records per ``vmap`` lane group: LANE_FLOATS // D, at least 1, as a power of 2 dividing PHI_BUCKET."""
+    return 1 << max(0, min(PHI_BUCKET, LANE_FLOATS // dim).bit_length() - 1)
+
+
 def device_phi(model, ws, lam0=None) -> dict:
     """The device pass over the records ``ws`` (R, D) of a JAX model: a dict of numpy arrays, one row per record
     (theta, lam0, reached, flow_steps, flow_tries, cg_iters, grad_norm, lam1, lam2, kernel_dim, smallest), see the
@@ -428,8 +433,7 @@ def device_phi(model, ws, lam0=None) -> dict:
         lam0s = np.asarray(_start_lam1(model.jax_loss, model.dim)(ws), dtype=np.float64)
     else:
         lam0s = np.asarray(lam0, dtype=np.float64).reshape(len(ws))
-    lanes = 1 << max(0, min(PHI_BUCKET, LANE_FLOATS // model.dim).bit_length() - 1)  # a power of 2 dividing PHI_BUCKET
-    fn = _compiled(model.jax_loss, model.dim, is_dense(model), lanes)
+    fn = _compiled(model.jax_loss, model.dim, is_dense(model), _lanes(model.dim))
     settings = _settings()
     block = max(PHI_BUCKET, (PHI_FLOATS // model.dim) // PHI_BUCKET * PHI_BUCKET)
     parts = []
