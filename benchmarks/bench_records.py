@@ -18,6 +18,9 @@ dense_clock=False)`` on the JAX twin):
   compiled pass over the run's records);
 * ``Φ every 100 (before)`` (with ``--phi-before``): the same with Φ by the host ``theory.project_to_manifold`` at
   each record (``device_phi.PHI_ON_DEVICE = False``, the method before 2026-12-05), timed in the same rounds;
+* ``Φ 100 (device, prev.)`` (with ``--phi-before``): the device pass with the settings of its first version
+  (``device_phi.PREVIOUS``: both legs of the flow at rtol 1e-10, no PI step control, RKC only after 400 steps,
+  padded records flowed), timed in the same rounds;
 * ``batched``: B runs from kicked copies of w₀ by ``simulate_batch`` (one vmapped run) against the hand loop
   under ``vmap``.
 
@@ -67,18 +70,23 @@ def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = Fa
     per = _timed(lambda: loop(w0j, probe).block_until_ready()) / probe
     n = int(max(100, min(10**6, round(seconds / per / 100) * 100)))
 
-    def sim(steps, every, track_phi=False, method=None, phi_on_device=True):
+    def sim(steps, every, track_phi=False, method=None, phi_on_device=True, phi_settings=None):
         def run():
             saved = compiled.WARM_START, compiled.WARM_RTOL, compiled.GUARD_EPS
+            saved_phi = {name: getattr(device_phi, name) for name in (phi_settings or {})}
             if method is not None:
                 compiled.WARM_START, compiled.WARM_RTOL, compiled.GUARD_EPS = method
             device_phi.PHI_ON_DEVICE = phi_on_device
+            for name, value in (phi_settings or {}).items():
+                setattr(device_phi, name, value)
             try:
                 tr = simulate(jm, w0, LR, steps, wd=WD, every=every, pairs=False, track_phi=track_phi,
                               dense_clock=False)
             finally:
                 compiled.WARM_START, compiled.WARM_RTOL, compiled.GUARD_EPS = saved
                 device_phi.PHI_ON_DEVICE = True
+                for name, value in saved_phi.items():
+                    setattr(device_phi, name, value)
             assert not tr.diverged, tr.diverged
         return run
 
@@ -102,6 +110,8 @@ def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = Fa
         if phi_before:
             cells[("Φ every 100 (before)", 1)] = sim(200, 100, track_phi=True, phi_on_device=False)
             cells[("Φ every 100 (before)", 2)] = sim(400, 100, track_phi=True, phi_on_device=False)
+            cells[("Φ 100 (device, prev.)", 1)] = sim(200, 100, track_phi=True, phi_settings=device_phi.PREVIOUS)
+            cells[("Φ 100 (device, prev.)", 2)] = sim(400, 100, track_phi=True, phi_settings=device_phi.PREVIOUS)
     else:
         notes["Φ every 100"] = "not run at this D (--phi-sizes)"
     if batch:
@@ -134,13 +144,15 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.3, help="about how long one hand run of N steps lasts")
     parser.add_argument("--phi-sizes", type=int, nargs="*", default=[16, 80, 500],
-                        help="sizes at which 'Φ every 100' is run (one Φ takes seconds at D = 500, ~25 s at 4000)")
+                        help="sizes at which 'Φ every 100' is run (a device Φ takes ≈ 0.03 s at D = 500, 0.08 s "
+                             "at 4000; the host Φ of --phi-before ≈ 1 s at 500)")
     parser.add_argument("--before", action="store_true",
                         help="also time λ₁ every 10 with the tracked records (compiled.TRACKED_METHOD, opt-in: "
                              "the default is the guarded Lanczos at every record)")
     parser.add_argument("--phi-before", action="store_true",
                         help="also time Φ every 100 with the host projection of before 2026-12-05 "
-                             "(device_phi.PHI_ON_DEVICE = False)")
+                             "(device_phi.PHI_ON_DEVICE = False) and with the device pass's first settings "
+                             "(device_phi.PREVIOUS)")
     parser.add_argument("--stat", choices=("median", "min"), default="median",
                         help="the statistic of the rounds (min: the least disturbed round of each cell, on a busy "
                              "machine)")
@@ -173,7 +185,8 @@ def print_rows(rows, header: bool) -> None:
         for mode, steps, base in (("hand", n, None), ("plain", n, "plain"), ("λ₁ every 10", n, "plain"),
                                   ("λ₁ every 10 (tracked)", n, "plain"),
                                   ("plain (Φ steps)", 200, None), ("Φ every 100", 200, "plain (Φ steps)"),
-                                  ("Φ every 100 (before)", 200, "plain (Φ steps)")):
+                                  ("Φ every 100 (before)", 200, "plain (Φ steps)"),
+                                  ("Φ 100 (device, prev.)", 200, "plain (Φ steps)")):
             if (mode, 1) not in med:
                 continue
             whole, per = med[(mode, 1)], step_us(mode, steps)

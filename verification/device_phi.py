@@ -6,16 +6,16 @@ For each record w (traceable, ``_compiled``):
 
 1. x₀ = w/‖w‖ and λ₁(∇²L(x₀)): from the run's λ₁ record (λ₁(w_t)·‖w_t‖², degree -2), else by Lanczos on HVPs
    (``_start_lam1``): the flow's time scale, and a record with λ₁ ≤ 0 is "not near a minimizer", as on the host.
-2. The gradient flow ẋ = -∇L(x) from x₀ by the Dormand-Prince 5(4) pair with step control (``_flow``:
-   FSAL, step factor 0.9·err^(-1/5), at FLOW_RTOL/FLOW_ATOL, the host's LSODA tolerances) until ‖∇L(x)‖ ≤
-   GRAD_RTOL·λ₁ or MAX_FLOW_STEPS steps. Its limit carries Φ's second-order drift along Γ (−(δ²/4)∇_Γ log λ₁ for a
-   displacement δv₁, see theory.matrix_free), so the flow is integrated, not skipped by a Newton step from x₀.
-   Most steps are the stiff tail (the slowest normal mode, rate μ, decaying over ~ log(1/GRAD_RTOL)/μ at steps
-   ≈ 3.3/λ₁). A flow that has not ended after DOPRI_MAX_STEPS steps goes on by RKC (``theory.rkc``'s scheme,
-   ``_rkc_flow``), whose s stages cover a step of ≈ 0.65s²/λ₁: the stiff tails of the networks (λ₁/μ ~ 1e4). On mf
-   (λ₁/μ = 22-49) handing the tail to RKC as soon as the Dormand-Prince step reached 2.5/λ₁ took more gradients,
-   9412 vs 6414 (D = 16, 9 records) and 6857 vs 5868 (D = 500), with the same error against the host: at rtol
-   1e-10 RKC's second order limits its steps there.
+2. The gradient flow ẋ = -∇L(x) from x₀ by the Dormand-Prince 5(4) pair with proportional-integral step control
+   (``_flow``: FSAL, factor 0.9·err^(-(1/5 - 0.75β))·err_prev^β, β = PI_BETA) until its step reaches RKC_SWITCH/λ₁
+   (hλ₁ = 2.5, near the end of its real stability interval, 3.3: from there on stability, not accuracy, sets its
+   steps), then by RKC (``theory.rkc``'s scheme, ``_rkc_flow``, s stages covering a step of ≈ 0.65s²/λ₁) for the stiff
+   tail (the slow normal modes, rate μ), until ‖∇L(x)‖ ≤ GRAD_RTOL·λ₁ or MAX_FLOW_STEPS tried steps. The flow's limit
+   carries Φ's second-order drift along Γ (−(δ²/4)∇_Γ log λ₁ for a displacement δv₁, see theory.matrix_free), so the
+   flow is integrated, not skipped by a Newton step from x₀. Tolerances per record: rtol = min(FLOW_RTOL,
+   FLOW_ERR/d²) (RKC_RTOL_FACTOR times that for RKC), d = ‖x₀ − Φ(x₀)‖: a local error along the normal space decays
+   with the flow, only its part along Γ stays, and the drift it perturbs is O(d²) (see FLOW_ERR for the measured
+   constants). d is estimated by ‖∇L(x₀)‖/λ₁, and a record whose realized d asks for a tighter rtol is flowed again.
 3. Newton steps x ← (x − A⁺∇L)/‖·‖, A = P∇²L(x)P on the sphere's tangent space (P = I − x̂x̂ᵀ), by conjugate
    gradients on HVPs (``_newton``): from ‖∇L‖ ≤ GRAD_RTOL·λ₁ the point is ≈ GRAD_RTOL·λ₁/μ from Γ (μ the
    smallest positive eigenvalue), and Newton's nearest point differs from the flow's limit by O(the square of
@@ -26,10 +26,12 @@ For each record w (traceable, ``_compiled``):
    test of the host's matrix-free branch at every record. These run for all records under one ``vmap`` after the
    flows (which go LANE_FLOATS // D records at a time).
 
-No warm start across records: the flows from w̄_t and w̄_{t+Δ} share nothing a step could reuse, and the records
-are independent lanes of one pass. The cost (mf, λ₁/μ = 22-49): 100-180 Dormand-Prince steps per record (≈ 6
-gradients each), most of them the stiff tail; and one compilation per loss (≈ 10 s for mf under load: the flow,
-the RKC leg, the Newton CG and the spectrum each hold a copy of the gradient).
+No warm start across records: the flows from w̄_t and w̄_{t+Δ} share nothing a step could reuse (Φ's expansion about
+the previous record's Φ is O(|Δ|³) with |Δ| ≈ ‖w̄ − Φ‖ ≈ 0.01 at EoS: 1.5e-7 measured on mf D = 500, far above
+DEVICE_PHI_ATOL), and the records are independent lanes of one pass. The cost (mf D = 500, the records of a run
+every 100 steps at EoS): 15-38 Dormand-Prince steps (6 gradients each) and 34-160 RKC stages per record, against
+46-118 Dormand-Prince steps at the first version's rtol 1e-10 (``PREVIOUS``); one compilation per loss (the flow,
+the RKC leg, the Newton CG and the spectrum each hold a copy of the gradient), whose settings are an argument.
 
 The host (``record_phis``) turns the arrays into the records and the monitor's messages of ``record_phi``
 (rank condition, spectral gap, far from Γ, failed projection); a record whose flow did not reach its target in
@@ -65,11 +67,32 @@ from .trajectory import MAX_OFFSET_SQ, record_phi
 #: 0.4 from Γ, against a DOP853 flow at rtol 1e-12): 1.7e-13 with 1e-9, 2.5e-9 with 1e-8 (the flow at rtol 1e-11
 #: instead: 3.5e-10)
 GRAD_RTOL = 1e-9
-#: the flow's local error per step ≤ FLOW_ATOL + FLOW_RTOL·|x| (componentwise, RMS), the host's LSODA tolerances:
-#: the drift along Γ is the integral of ∇³L[z, z] over the decay of the normal displacement z, so its error is the
-#: flow's relative error on z
-FLOW_RTOL = 1e-10
-FLOW_ATOL = 1e-13
+#: the flow's tolerances per record: local error per step ≤ atol + rtol·|x| (componentwise, RMS), atol = 1e-3·rtol,
+#: with rtol = min(FLOW_RTOL, FLOW_ERR/d²) for the Dormand-Prince leg (RKC_RTOL_FACTOR times that for the RKC leg),
+#: d = ‖x₀ - Φ(x₀)‖ the record's distance from Γ. Why d²: a local error along the normal space decays with the flow
+#: (rates λ_i > 0); what stays is its part along Γ, and the drift along Γ that the flow integrates is O(d²) (the
+#: second-order term of Φ, docs/theory.md §2), so Φ's error is ≈ C·rtol·d². The constant C is the model's, measured
+#: against the host Φ at EoS iterates (d ≈ 0.01-0.02): mf D = 500: 2.1-2.4 (rtol 1e-8 … 1e-6, errors ∝ rtol); mf
+#: D = 16: 6 (from 0.33 off Γ: 9); bn_linear: 120 at rtol 1e-7 and 230 at 1.3e-8 (its errors fall as rtol^0.7, not
+#: ∝ rtol). FLOW_ERR = 1e-12 keeps C·FLOW_ERR ≤ 2.3e-10 on all of them, a quarter of DEVICE_PHI_ATOL; the rule is not
+#: derived for a model with a larger C, which tests/test_device_phi.py's zoo model and the slow suite check. d is first
+#: estimated as ‖∇L(x₀)‖/λ₁ (exact for a displacement along v₁, the EoS's; low by up to λ₁/μ for one along the
+#: slowest normal mode); a record whose realized d (after the Newton finish) asks for a rtol below half the one used
+#: is flowed again at FLOW_ERR/d². FLOW_RTOL caps the rtol near Γ (1e-7, at which mf D = 500's records err by
+#: 0.8-2.4e-11; the host's LSODA runs at 1e-10, as did the first device pass, ``PREVIOUS``)
+FLOW_RTOL = 1e-7
+FLOW_ERR = 1e-12
+FLOW_ATOL_FACTOR = 1e-3
+#: the RKC leg's rtol over the Dormand-Prince leg's: the tail is the decay of the slow normal modes (the fast ones are
+#: gone), whose local errors decay too (mf D = 500: the same Φ, 0.8-2.4e-11, with 1 and 10)
+RKC_RTOL_FACTOR = 10.0
+#: the proportional-integral step control of Hairer's DOPRI5 (factor 0.9·err^(-(1/5 - 0.75β))·err_prev^β): without
+#: it (β = 0) a loose tolerance makes the step oscillate at the stability boundary (rtol 1e-7: 400 tried steps per
+#: record on mf D = 500, against 15-25 with β = 0.04)
+PI_BETA = 0.04
+#: the Dormand-Prince leg hands over to RKC once its step h reaches RKC_SWITCH/λ₁ (its real stability interval ends at
+#: hλ₁ ≈ 3.3: from there on its steps are set by stability, not accuracy, and the rest is the stiff tail)
+RKC_SWITCH = 2.5
 #: tried steps of the device flow (both legs) before a record falls back to the host projection
 MAX_FLOW_STEPS = 20000
 #: Newton steps at most, each by CG to the relative residual NEWTON_CG_RTOL in at most NEWTON_CG_ITERS iterations
@@ -84,6 +107,11 @@ DEVICE_PHI_ATOL = 1e-9
 #: records per compiled call: a multiple of this many (padding repeats the last record), at most PHI_FLOATS floats
 PHI_BUCKET = 4
 PHI_FLOATS = 2**20
+#: padding records (copies of the last) are not flowed (False: they are, as in the first version, ``PREVIOUS``)
+SKIP_PADDING = True
+#: λ₁ at Φ above DENSE_MAX_DIM by Lanczos from w̄ - Φ(w̄) (≈ a·v₁ at the edge of stability), else from a fixed cold
+#: vector
+WARM_SPECTRUM = True
 #: records advanced together under ``vmap``: LANE_FLOATS // D of them (at least 1, at most PHI_BUCKET). At small D
 #: a gradient costs its dispatch, not its flops, and lanes share it; at large D lanes cost their flops, and a
 #: lane whose flow has finished would idle while the others go on
@@ -105,22 +133,25 @@ _E = np.array([35 / 384 - 5179 / 57600, 0.0, 500 / 1113 - 7571 / 16695, 125 / 19
                -2187 / 6784 + 92097 / 339200, 11 / 84 - 187 / 2100, -1 / 40])
 
 
-def _flow(f, x0, f0, h0, target, rtol=None, atol=None, max_steps=None):
-    """ẋ = f(x) from x₀ (f₀ = f(x₀)) by Dormand-Prince 5(4) with step control (factor 0.9·err^(-1/5) in [0.2, 5])
-    until ‖f(x)‖ ≤ target or MAX_FLOW_STEPS tried steps: (x, f(x), h, accepted steps, tried steps). The stages are a
-    ``fori_loop`` (one copy of f in the compiled code); a non-finite trial step is rejected with h/10. ``rtol``,
-    ``atol``, ``max_steps``: FLOW_RTOL, FLOW_ATOL, MAX_FLOW_STEPS unless given."""
+def _flow(f, x0, f0, h0, target, rtol=None, atol=None, max_steps=None, h_switch=jnp.inf, beta=None):
+    """ẋ = f(x) from x₀ (f₀ = f(x₀)) by Dormand-Prince 5(4) with proportional-integral step control (factor
+    0.9·err^(-(1/5 - 0.75β))·err_prev^β in [0.2, 5] after an accepted step, 0.9·err^(-1/5) in [0.2, 1] after a rejected
+    one; err_prev ≥ 1e-4) until ‖f(x)‖ ≤ target, ``max_steps`` tried steps or a step h ≥ ``h_switch``: (x, f(x), h,
+    accepted steps, tried steps). The stages are a ``fori_loop`` (one copy of f in the compiled code); a non-finite
+    trial step is rejected with h/10. ``rtol``, ``atol``, ``max_steps``, ``beta``: FLOW_RTOL,
+    FLOW_ATOL_FACTOR·rtol, MAX_FLOW_STEPS, PI_BETA unless given."""
     a_mat, e_vec = jnp.asarray(_A), jnp.asarray(_E)
     rtol = FLOW_RTOL if rtol is None else rtol
-    atol = FLOW_ATOL if atol is None else atol
+    atol = FLOW_ATOL_FACTOR * rtol if atol is None else atol
     max_steps = MAX_FLOW_STEPS if max_steps is None else max_steps
+    beta = PI_BETA if beta is None else beta
 
     def cond(st):
-        x, fx, h, acc, tries = st
-        return (jnp.linalg.norm(fx) > target) & (tries < max_steps)
+        x, fx, h, acc, tries, _ = st
+        return (jnp.linalg.norm(fx) > target) & (tries < max_steps) & (h < h_switch)
 
     def body(st):
-        x, fx, h, acc, tries = st
+        x, fx, h, acc, tries, err_prev = st
 
         def stage(i, ks):
             return ks.at[i].set(f(x + h * (a_mat[i] @ ks)))
@@ -131,11 +162,14 @@ def _flow(f, x0, f0, h0, target, rtol=None, atol=None, max_steps=None):
         err = jnp.sqrt(jnp.mean((h * (e_vec @ ks) / scale) ** 2))
         finite = jnp.all(jnp.isfinite(x_new)) & jnp.all(jnp.isfinite(f_new)) & jnp.isfinite(err)
         ok = finite & (err <= 1.0)
-        factor = jnp.where(finite, jnp.clip(0.9 * jnp.where(err > 0, err, 1e-10) ** -0.2, 0.2, 5.0), 0.1)
-        factor = jnp.where(ok, factor, jnp.minimum(factor, 1.0))
-        return (jnp.where(ok, x_new, x), jnp.where(ok, f_new, fx), h * factor, acc + ok, tries + 1)
+        err = jnp.where(err > 0, err, 1e-10)
+        accepted = jnp.clip(0.9 * err ** -(0.2 - 0.75 * beta) * err_prev ** beta, 0.2, 5.0)
+        rejected = jnp.clip(0.9 * err ** -0.2, 0.2, 1.0)
+        factor = jnp.where(finite, jnp.where(ok, accepted, rejected), 0.1)
+        return (jnp.where(ok, x_new, x), jnp.where(ok, f_new, fx), h * factor, acc + ok, tries + 1,
+                jnp.where(ok, jnp.maximum(err, 1e-4), err_prev))
 
-    x, fx, h, acc, tries = lax.while_loop(cond, body, (x0, f0, h0, jnp.int32(0), jnp.int32(0)))
+    x, fx, h, acc, tries, _ = lax.while_loop(cond, body, (x0, f0, h0, jnp.int32(0), jnp.int32(0), jnp.float64(1e-4)))
     return x, fx, h, acc, tries
 
 
@@ -209,10 +243,11 @@ def _rkc_flow(f, x0, f0, h0, rho, target, tries0, rtol, atol, max_steps):
     return x, fx, tries, evals
 
 
-def _newton(grad, x, lam1):
+def _newton(grad, x, lam1, active=True):
     """Up to NEWTON_STEPS steps x ← (x − A⁺∇L(x))/‖·‖, A = P∇²L(x)P (P = I − x̂x̂ᵀ), A⁺∇L by CG on HVPs from 0 to
     the relative residual NEWTON_CG_RTOL; CG stops where a search direction p has pᵀAp ≤ RANK_RTOL·λ₁‖p‖² (the
-    kernel of ∇²L on Γ, which the host's pseudo-inverse drops too)."""
+    kernel of ∇²L on Γ, which the host's pseudo-inverse drops too). ``active`` False: no CG iteration (a padded
+    record, or one not near a minimizer)."""
     def one(x, _):
         g, u, apply = projected_hessian(grad, x)
         b = g - (u @ g) * u
@@ -220,7 +255,7 @@ def _newton(grad, x, lam1):
 
         def cond(st):
             y, r, p, rr, i, stop = st
-            return (i < NEWTON_CG_ITERS) & ~stop & (rr > (NEWTON_CG_RTOL ** 2) * bb)
+            return active & (i < NEWTON_CG_ITERS) & ~stop & (rr > (NEWTON_CG_RTOL ** 2) * bb)
 
         def body(st):
             y, r, p, rr, i, _ = st
@@ -273,37 +308,80 @@ def _start_lam1(jax_loss, dim: int):
     return jax.jit(jax.vmap(one))
 
 
-def _settings() -> tuple:
-    """The module's tolerances as a cache key: a change (tests, benchmarks) compiles anew, a change back reuses."""
-    return GRAD_RTOL, FLOW_RTOL, FLOW_ATOL, MAX_FLOW_STEPS, DOPRI_MAX_STEPS
+#: the names of the module's settings, passed to the compiled pass as an array (``_settings``)
+SETTINGS = ("GRAD_RTOL", "FLOW_RTOL", "FLOW_ERR", "FLOW_ATOL_FACTOR", "RKC_RTOL_FACTOR", "MAX_FLOW_STEPS",
+            "DOPRI_MAX_STEPS", "PI_BETA", "RKC_SWITCH", "WARM_SPECTRUM")
+#: the device pass's first settings (commit 12b5112; benchmarks/bench_records.py ``--phi-before`` times it side by
+#: side): both legs at the host's LSODA tolerances, step factor err^(-1/5) alone, RKC only after DOPRI_MAX_STEPS tries, λ₁
+#: at Φ from the fixed cold vector, padded records flowed like the others
+PREVIOUS = {"FLOW_RTOL": 1e-10, "FLOW_ERR": float("inf"), "FLOW_ATOL_FACTOR": 1e-3, "RKC_RTOL_FACTOR": 1.0,
+            "PI_BETA": 0.0, "RKC_SWITCH": float("inf"), "WARM_SPECTRUM": False, "SKIP_PADDING": False}
+
+
+def _settings() -> np.ndarray:
+    """The module's settings (SETTINGS) as an array, an argument of the compiled pass (a change, in tests and
+    benchmarks, does not compile anew)."""
+    return np.array([float(globals()[name]) for name in SETTINGS])
 
 
 @lru_cache(maxsize=32)
-def _compiled(jax_loss, dim: int, dense: bool, lanes: int, settings: tuple):
+def _compiled(jax_loss, dim: int, dense: bool, lanes: int):
     """The jit-compiled pass of the loss ``jax_loss`` on R^``dim`` over records: (ws (R, D), λ₁(w̄) (R,)) -> dict of
     arrays (R, ...), ``lanes`` records at a time under ``vmap`` (``lax.map``; a lane whose flow has finished idles
     until the others' have). Keyed by the loss, so models that share it (a restated dim Γ) share the compilation;
-    ``settings``: (GRAD_RTOL, FLOW_RTOL, FLOW_ATOL, MAX_FLOW_STEPS, DOPRI_MAX_STEPS)."""
-    grad_rtol, rtol, atol, max_steps, _ = settings
+    its last argument: the values of SETTINGS (``_settings``). A record with ``active`` False (padding) is not
+    flowed."""
     grad = jax.grad(jax_loss)
     k = min(dim, KRYLOV_DIM)
     cold = _cold(dim)
 
-    def one(args):
-        w, lam0 = args
+    def project(x0, g0, scale, target, flows, rtol, settings):
+        """The flow from x₀ at ``rtol`` (both legs) and the Newton finish."""
+        _, _, _, atol_factor, rkc_factor, max_steps, dopri_max, beta, switch, _ = settings
+        max_steps = max_steps.astype(jnp.int32)
+        f = lambda y: -grad(y)  # noqa: E731
+        x, fx, h, acc, tries = _flow(f, x0, -g0, 0.1 / scale, target, rtol, atol_factor * rtol,
+                                     jnp.minimum(max_steps, dopri_max.astype(jnp.int32)), switch / scale, beta)
+        dopri_tries = tries
+        x, fx, tries, evals = _rkc_flow(f, x, fx, h, RKC_RHO_MARGIN * scale, target, tries, rkc_factor * rtol,
+                                        atol_factor * rkc_factor * rtol, max_steps)
+        theta, cg_iters = _newton(grad, x / jnp.linalg.norm(x), scale, flows)
+        return theta, jnp.linalg.norm(fx) <= target, acc, tries, evals, cg_iters, dopri_tries
+
+    def one(args, settings):
+        w, lam0, active = args
+        grad_rtol, rtol_cap, flow_err = settings[0], settings[1], settings[2]
+
+        def rtol_for(d):
+            return jnp.minimum(rtol_cap, flow_err / jnp.maximum(d, 1e-30) ** 2)
+
         x0 = w / jnp.linalg.norm(w)
         g0 = grad(x0)
-        scale = jnp.where(lam0 > 0, lam0, 1.0)  # λ₁ ≤ 0: not near a minimizer, reported by the host; no flow
-        target = jnp.where(lam0 > 0, grad_rtol * scale, jnp.inf)
-        f = lambda y: -grad(y)  # noqa: E731
-        x, fx, h, acc, tries = _flow(f, x0, -g0, 0.1 / scale, target, rtol, atol, min(max_steps, DOPRI_MAX_STEPS))
-        x, fx, tries, _ = _rkc_flow(f, x, fx, h, RKC_RHO_MARGIN * scale, target, tries, rtol, atol, max_steps)
-        reached = jnp.linalg.norm(fx) <= target
-        theta, cg_iters = _newton(grad, x / jnp.linalg.norm(x), scale)
-        return {"theta": theta, "lam0": lam0, "reached": reached, "flow_steps": acc, "flow_tries": tries,
-                "cg_iters": cg_iters}
+        flows = (lam0 > 0) & active  # λ₁ ≤ 0: not near a minimizer, reported by the host; no flow
+        scale = jnp.where(lam0 > 0, lam0, 1.0)
+        target = jnp.where(flows, grad_rtol * scale, jnp.inf)
 
-    def spectrum(theta):
+        def again(st):  # the first pass, and a second one where the realized distance asks for a tighter rtol
+            passes, rtol, theta = st[:3]
+            return flows & ((passes == 0) | ((passes == 1) & (rtol_for(jnp.linalg.norm(x0 - theta)) < 0.5 * rtol)))
+
+        def body(st):
+            passes, rtol, theta, _, acc, tries, evals, cg, dopri = st
+            rtol = jnp.where(passes == 0, rtol, rtol_for(jnp.linalg.norm(x0 - theta)))
+            out = project(x0, g0, scale, target, flows, rtol, settings)
+            counts = [jnp.asarray(c, jnp.int32) for c in out[2:]]
+            return (passes + 1, rtol, out[0], out[1], acc + counts[0], tries + counts[1], evals + counts[2],
+                    cg + counts[3], dopri + counts[4])
+
+        zero = jnp.int32(0)
+        init = (zero, rtol_for(jnp.linalg.norm(g0) / scale), x0, ~flows, zero, zero, zero, zero, zero)
+        passes, rtol, theta, reached, acc, tries, evals, cg_iters, dopri = lax.while_loop(again, body, init)
+        # gradient evaluations of the flow: 6 per Dormand-Prince try (FSAL), s per RKC step of s stages
+        return {"theta": theta, "lam0": lam0, "reached": reached, "flow_steps": acc, "flow_tries": tries,
+                "rkc_evals": evals, "cg_iters": cg_iters, "passes": passes, "flow_rtol": rtol,
+                "flow_gradients": 6 * dopri + evals}
+
+    def spectrum(theta, w, warm_spectrum):
         g_theta, hvp = jax.linearize(grad, theta)
         out = {"grad_norm": jnp.linalg.norm(g_theta)}
         if dense:
@@ -311,25 +389,35 @@ def _compiled(jax_loss, dim: int, dense: bool, lanes: int, settings: tuple):
             vals, kdim, smallest = _rank_count(0.5 * (hess + hess.T), theta)
             out.update(lam1=vals[-1], lam2=vals[-2] if dim > 1 else -jnp.inf, kernel_dim=kdim, smallest=smallest)
         else:
-            lam1, v1, _ = lanczos_top(hvp, cold, k, rtol=LANCZOS_RTOL)
+            # w̄ - Φ(w̄) ≈ a·v₁ at EoS (docs/theory.md §3): Lanczos from it, off θ
+            d = w / jnp.linalg.norm(w) - theta
+            d = d - (theta @ d) * theta / (theta @ theta)
+            nd = jnp.linalg.norm(d)
+            start = jnp.where(warm_spectrum & (nd > 1e-8), d / jnp.where(nd > 0, nd, 1.0), cold)
+            lam1, v1, _, hvps = lanczos_adaptive(hvp, start, k, rtol=LANCZOS_RTOL)
 
             def deflated(v):
                 v = v - (v1 @ v) * v1
                 hv = hvp(v)
                 return hv - (v1 @ hv) * v1
 
-            lam2, _, _, _ = lanczos_adaptive(deflated, cold - (v1 @ cold) * v1, k, rtol=GAP_LANCZOS_RTOL)
-            out.update(lam1=lam1, lam2=lam2, kernel_dim=jnp.int32(-1), smallest=jnp.nan)
+            lam2, _, _, hvps2 = lanczos_adaptive(deflated, cold - (v1 @ cold) * v1, k, rtol=GAP_LANCZOS_RTOL)
+            out.update(lam1=lam1, lam2=lam2, kernel_dim=jnp.int32(-1), smallest=jnp.nan, spectrum_hvps=hvps + hvps2)
         return out
 
-    def run(ws, lam0s):
-        out = lax.map(one, (ws, lam0s), batch_size=lanes)
+    def run(ws, lam0s, active, settings):
+        out = lax.map(lambda args: one(args, settings), (ws, lam0s, active), batch_size=lanes)
         # the spectra at Φ of all records under one vmap (a batched eigh: one eigh per step of a lax.map measured
         # 0.04 s per record at D = 80, against 0.012 s for the whole record batched)
-        out.update(jax.vmap(spectrum)(out["theta"]))
+        out.update(jax.vmap(spectrum, in_axes=(0, 0, None))(out["theta"], ws, settings[-1] > 0.5))
         return out
 
     return jax.jit(run)
+
+
+def _lanes(dim: int) -> int:
+    """Records per ``vmap`` lane group: LANE_FLOATS // D, at least 1, as a power of 2 dividing PHI_BUCKET."""
+    return 1 << max(0, min(PHI_BUCKET, LANE_FLOATS // dim).bit_length() - 1)
 
 
 def device_phi(model, ws, lam0=None) -> dict:
@@ -345,8 +433,8 @@ def device_phi(model, ws, lam0=None) -> dict:
         lam0s = np.asarray(_start_lam1(model.jax_loss, model.dim)(ws), dtype=np.float64)
     else:
         lam0s = np.asarray(lam0, dtype=np.float64).reshape(len(ws))
-    lanes = 1 << max(0, min(PHI_BUCKET, LANE_FLOATS // model.dim).bit_length() - 1)  # a power of 2 dividing PHI_BUCKET
-    fn = _compiled(model.jax_loss, model.dim, is_dense(model), lanes, _settings())
+    fn = _compiled(model.jax_loss, model.dim, is_dense(model), _lanes(model.dim))
+    settings = _settings()
     block = max(PHI_BUCKET, (PHI_FLOATS // model.dim) // PHI_BUCKET * PHI_BUCKET)
     parts = []
     for lo in range(0, len(ws), block):
@@ -354,8 +442,9 @@ def device_phi(model, ws, lam0=None) -> dict:
         n = len(chunk)
         size = min(block, -(-n // PHI_BUCKET) * PHI_BUCKET)
         pad = np.repeat(chunk[-1:], size - n, axis=0)
-        out = jax.device_get(fn(np.concatenate([chunk, pad]), np.concatenate([lam_chunk, np.repeat(lam_chunk[-1:],
-                                                                                                  size - n)])))
+        active = np.arange(size) < n if SKIP_PADDING else np.ones(size, dtype=bool)
+        out = jax.device_get(fn(np.concatenate([chunk, pad]),
+                                np.concatenate([lam_chunk, np.repeat(lam_chunk[-1:], size - n)]), active, settings))
         parts.append({key: np.asarray(v)[:n] for key, v in out.items()})
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
@@ -422,4 +511,4 @@ def _nan_record(rec: dict, dim: int) -> None:
     rec["offset"].append(np.nan)
 
 
-__all__ = ["device_phi", "record_phis", "DEVICE_PHI_ATOL", "GRAD_RTOL", "FLOW_RTOL", "FLOW_ATOL"]
+__all__ = ["device_phi", "record_phis", "DEVICE_PHI_ATOL", "GRAD_RTOL", "FLOW_RTOL", "FLOW_ERR"]
