@@ -130,8 +130,13 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
     rung where a growing breathing leaves it too soon is passed over for the next smaller ηλ, within
     ``config.extend_steps`` extra steps) one run from the EoS start, τ ≤ EFOLDS/|κ(θ₀)|
     (within [TAU_MIN, TAU_MAX]); the envelope ε of the breathing (``breathing_envelope``) in one-period windows, while
-    E_MIN < ε < E_MAX; the residual log ε - ∫κ dτ is fitted by a + bτ + κ₂∫ε²dτ (the finite amplitude changes the
-    rate by κ₂ε²): b ± se is the linear rate measured minus predicted. The truncation of κ is O(ηλ), so b = b₀ + βηλ is extrapolated to ηλ → 0 (weighted least squares,
+    E_MIN < ε < E_MAX; the residual log ε - ∫κ(θ; ηλ) dτ is fitted by a + bτ + κ₂∫ε²dτ (the finite amplitude changes
+    the rate by κ₂ε²; the column only where ε² spans an e-fold, else it is degenerate with τ and κ₂ε̄² is an O(ηλ)
+    shift): b ± se is the linear rate measured minus predicted. κ(θ; ηλ) = κ(θ) + Σ_j (Re H_j(ω) - 1)Δκ_j: the normal
+    modes follow the breathing at ω = √(8ηλ) with their in-phase gain (``theory.response_gain``; → κ(θ) as ηλ → 0). A
+    rung's horizon ends where a second flip mode (λ_j > λ₁/2) stops settling within a breathing period (χ_j ≥ 1; a
+    near tie, ``near_tie_at``); where the rungs cannot tell the predicted rate from 0, smaller ones replace them
+    within ``config.extend_steps``. The truncation of κ is O(ηλ), so b = b₀ + βηλ is extrapolated to ηλ → 0 (weighted least squares,
     ``extrapolate_to_zero``); se(b₀) combines the fit's standard error with the spread of the two-point extrapolations
     of consecutive rungs (``richardson_spread``: the terms beyond O(ηλ) that a linear extrapolation neglects). Pass
     when |b₀| ≤ EOS_SEM_FACTOR·se(b₀), fail otherwise. δ*: the relative perturbation κ(1 + δ) that the same runs
