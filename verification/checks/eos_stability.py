@@ -417,19 +417,30 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         # where the runs cannot tell the predicted rate from 0 (a short horizon before a tie, |κ| small), the next
         # smaller rungs are judged: a rung's s.e. falls with ηλ (more breathing periods per unit τ, a smaller start
         # further from E_MAX) -- continuing the ladder's ratio, the largest rung dropped, within config.extend_steps
-        retry_steps, retried = 0.0, []
-        while powerless(null_test(rows, judged_ladder)):
-            nxt = judged_ladder[-1] * ladder[-1] / ladder[-2]
-            retry_steps += min(tau_end, tau_limit) / nxt
-            if retry_steps > cfg.extend_steps:
-                retried.append(f"ηλ = {nxt:.2g} would exceed the budget of config.extend_steps = {cfg.extend_steps:,} "
-                               f"steps")
-                break
-            out = judge(judged_ladder[1:] + [nxt], runs)
+        def choose():
+            """(the rungs judged, what was tried): decided once per session on the first prediction judged -- the
+            theory's, as the horizon is -- so that a wrong one handed in later is judged on the same runs"""
+            retry_steps, retried, rows_, lad_ = 0.0, [], rows, judged_ladder
+            while powerless(null_test(rows_, lad_)):
+                nxt = lad_[-1] * ladder[-1] / ladder[-2]
+                retry_steps += min(tau_end, tau_limit) / nxt
+                if retry_steps > cfg.extend_steps:
+                    retried.append(f"ηλ = {nxt:.2g} would exceed the budget of config.extend_steps = "
+                                   f"{cfg.extend_steps:,} steps")
+                    break
+                out = judge(lad_[1:] + [nxt], runs)
+                if not isinstance(out, tuple):
+                    retried.append(f"ηλ = {nxt:.2g} has no linear window of ≥ {MIN_WINDOWS} periods")
+                    break
+                retried.append(f"judged down to ηλ = {nxt:.2g}")
+                rows_, lad_ = out
+            return list(lad_), retried
+
+        chosen, retried = session.cached(("stability_rungs", tau_end, float(tau_limit), tuple(judged_ladder)), choose)
+        if chosen != judged_ladder:
+            out = judge(chosen, runs)
             if not isinstance(out, tuple):
-                retried.append(f"ηλ = {nxt:.2g} has no linear window of ≥ {MIN_WINDOWS} periods")
-                break
-            retried.append(f"judged down to ηλ = {nxt:.2g}")
+                return out
             rows, judged_ladder = out
         if retried:
             extension += f" (no power on the larger rungs: {'; '.join(retried)})"
