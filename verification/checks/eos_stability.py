@@ -221,8 +221,10 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
             alternating like the flip's) relaxes slower than the breathing at this ηλ (χ_j ≥ 1; as the gap closes,
             r_j = -log|1 - 2λ_j/λ₁| ≈ 2(λ₁ - λ_j)/λ₁ → 0), or (inf, None): κ is the rate of one flip mode whose
             companions settle within a breathing period; from there on the envelope of the clock mixes two flips
-            (zoo model bnc-np-nomin-n6-obs0.81-r2-t1-s1597298480: (λ₁ - λ₂)/λ₁ = 0.0015 from τ = 0.26, where the
-            rates measured were -5.1, -44, -10.8 against -0.43)"""
+            (zoo model bnc-np-nomin-n6-obs0.81-r2-t1-s1597298480: (λ₁ - λ₂)/λ₁ = 0.049 at τ = 0.196, 0.0016 at 0.236;
+            the envelopes decay at -0.39/τ up to τ ≈ 0.21 on every rung, then dip and jump to ε = 0.2-0.8). A
+            sufficient premise, not a necessary one: on bnc-np-nomin-n6-obs0.74-r2-t1-s484099781 the breathing
+            measured +0.3770 against +0.3770 where such a mode had χ_j ≥ 1 (docs/theory.md §4d)"""
             scale = np.sqrt(eta_lambda / ladder[0])
             for j, sl in enumerate(slavings):
                 flip = sl.lam_j > sl.lam1 / 2
