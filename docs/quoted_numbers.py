@@ -144,8 +144,8 @@ def verify_quick() -> dict:
         out[f"quick.stability.rate_se.{x:g}"] = se
     out["quick.stability.b0"], out["quick.stability.b0_se"] = sd["deviation_at_zero"], sd["deviation_at_zero_se"]
     out["quick.stability.tau_end"] = sd["tau_end"]
-    out["quick.stability.delta_pct"] = 100 * srp["breathing rate κ (relative)"]
-    out["quick.stability.delta_abs"] = srp["breathing rate κ (absolute)"]
+    out["quick.stability.delta_pct"] = 100 * float(srp["breathing rate κ (relative)"])  # "inf" in the JSON report
+    out["quick.stability.delta_abs"] = float(srp["breathing rate κ (absolute)"])
     return out
 
 

@@ -161,8 +161,9 @@ def test_chi_scales_like_the_square_root_of_eta_lambda_and_the_shares_do_not_dep
 @pytest.mark.slow
 def test_eos_stability_judges_slow_modes_on_the_rungs_below_the_ladder_where_they_follow(monkeypatch):
     """The zoo curved model's slow mode carries -4.34 of κ(θ₀) = -3.12 unslaved at ηλ = 1e-3 (χ = 3.58): the check
-    judges it at ηλ = 3e-5, 9e-6, 2.7e-6 (4.6e5 steps, 124 s under load) and passes (measured -1.69, -2.42, -2.71 vs
-    predicted -2.84, -2.85, -2.85; extrapolated deviation +0.023 ± 0.105); with no budget for those rungs it stays
+    judges it at ηλ = 3e-5, 9e-6, 2.7e-6 (4.6e5 steps, 124 s under load) and passes (measured -1.658, -2.410, -2.710 vs
+    predicted with the modes' gain Re H_j -1.682, -2.415, -2.711; extrapolated deviation +0.0006 ± 0.0040; without the
+    gain the prediction was -2.84, -2.85, -2.85 and the deviation +0.023 ± 0.105); with no budget for those rungs it stays
     assumption-violated and says what they would cost."""
     from srflow.verification.checks import CHECKS
     from srflow.verification.checks import eos_stability as mod

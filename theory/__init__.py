@@ -21,6 +21,7 @@ are named after the math: ``lr`` (η), ``wd`` (λ), ``eta_lambda`` (ηλ where i
 from .cluster_flow import ClusterAudit, ClusterPoint, cluster_audit, cluster_point
 from .eos import eos_sharpness, eos_sharpness_coefficient, oscillation_curvature
 from .stability import (STABILITY_MAX_DIM, EosStability, NowdSlaving, Slaving, breathing_rate, eos_slaving, eos_stability,
+                        response_gain,
                         nowd_slaving, nowd_stabilization, SlavedOffset, slaved_offset, stability_coefficients,
                         stability_computable)
 from .flows import (CANONICAL_COEF, FlowResult, gdwd_steps, gdwd_tau, naive_gdwd_steps, normalized_gd_steps, nowd_final,
@@ -48,6 +49,6 @@ __all__ = [
     "eos_threshold", "equilibrium_norm_sq", "oscillation_amplitude_sq", "norm_decay_rate", "phase2_duration", "eos_entry_step",
     "nowd_start_norm_sq", "alp_flip_step", "breathing_period", "collapse_factor", "eos_sharpness", "eos_sharpness_coefficient", "oscillation_curvature",
     "sqrt_cycle_split", "eos_lr_sharpness", "eta_eff_sharpness", "breathing_frequency", "phase2_steps", "time_scale_separation", "simple_flow", "cluster_point", "ClusterPoint", "cluster_audit", "ClusterAudit",
-    "eos_stability", "EosStability", "breathing_rate", "stability_coefficients", "eos_slaving", "Slaving",
+    "eos_stability", "EosStability", "breathing_rate", "stability_coefficients", "eos_slaving", "Slaving", "response_gain",
     "stability_computable", "STABILITY_MAX_DIM", "slaved_offset", "SlavedOffset",
 ]

@@ -89,16 +89,39 @@ def breathing_rate(alpha: float, k: float, G: float, dG: float = 0.0) -> tuple[f
     return (8 + 9 * G + 2 * k - 6 * alpha**2) / (3 * (4 + G)), -dG / (4 + G) ** 2
 
 
+def response_gain(lam_j, lam1: float, eta_lambda: float) -> np.ndarray:
+    """Re H_j(ω): the in-phase gain with which normal mode j follows the breathing at ηλ = ``eta_lambda``
+    (docs/theory.md §4d, "The slaved modes at finite ηλ"). At η_eff λ₁ = 2 a GD step moves the mode's displacement
+    as y_{t+1} = m_j y_t + (1 - m_j) y*_t, m_j = 1 - 2λ_j/λ₁, towards its slaved value y*_t ∝ φ_t²; driven at the
+    breathing frequency ω = √(8ηλ) per step it follows with H_j = (1 - m_j)/(e^{iω} - m_j), whose in-phase part
+
+    .. math:: \\mathrm{Re}\\,H_j = \\frac{(1 - m_j)(\\cos ω - m_j)}{1 - 2m_j\\cos ω + m_j^2}
+              = \\frac{1}{1 + χ_j^2} + O(ω^2), \\quad χ_j = ω/r_j,\\ r_j = -\\log|m_j|,
+
+    is the factor of the mode's part Δκ_j of κ (its quadrature part shifts the frequency, not the rate). → 1 as
+    ηλ → 0 (1 - ω²(1 + m_j)/(2(1 - m_j)²) + O(ω⁴): an O(ηλ) shortfall, χ_j² for a slow mode), → 0 for a mode much
+    slower than the breathing (χ_j ≫ 1)."""
+    m = 1 - 2 * np.asarray(lam_j, dtype=float) / lam1
+    cw = np.cos(np.sqrt(8 * eta_lambda))
+    return (1 - m) * (cw - m) / (1 - 2 * m * cw + m**2)
+
+
 @dataclass(frozen=True)
 class Slaving:
     """The normal modes in κ's slaved term at θ and ηλ (``eos_slaving``): eigenvalues ``lam_j`` (λ_j), ``share``
-    (Δκ_j, each mode's part of κ), ``chi`` (χ_j = ω/r_j), and ``unslaved`` = Σ Δκ_j over the modes with χ_j ≥ 1."""
+    (Δκ_j, each mode's part of κ), ``chi`` (χ_j = ω/r_j), and ``unslaved`` = Σ Δκ_j over the modes with χ_j ≥ 1.
+    ``finite_correction(ηλ)``: Σ_j (Re H_j(ω) - 1)Δκ_j, what the modes' finite response (``response_gain``) adds to
+    κ at that ηλ."""
 
     lam_j: np.ndarray
     share: np.ndarray
     chi: np.ndarray
     lam1: float
     unslaved: float
+
+    def finite_correction(self, eta_lambda: float) -> float:
+        """κ(θ; ηλ) - κ(θ) = Σ_j (Re H_j(ω) - 1)·Δκ_j (``response_gain``)."""
+        return float(np.sum((response_gain(self.lam_j, self.lam1, eta_lambda) - 1) * self.share))
 
 
 def eos_slaving(model, theta, eta_lambda: float) -> Slaving:

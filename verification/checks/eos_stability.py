@@ -130,8 +130,13 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
     rung where a growing breathing leaves it too soon is passed over for the next smaller ηλ, within
     ``config.extend_steps`` extra steps) one run from the EoS start, τ ≤ EFOLDS/|κ(θ₀)|
     (within [TAU_MIN, TAU_MAX]); the envelope ε of the breathing (``breathing_envelope``) in one-period windows, while
-    E_MIN < ε < E_MAX; the residual log ε - ∫κ dτ is fitted by a + bτ + κ₂∫ε²dτ (the finite amplitude changes the
-    rate by κ₂ε²): b ± se is the linear rate measured minus predicted. The truncation of κ is O(ηλ), so b = b₀ + βηλ is extrapolated to ηλ → 0 (weighted least squares,
+    E_MIN < ε < E_MAX; the residual log ε - ∫κ(θ; ηλ) dτ is fitted by a + bτ + κ₂∫ε²dτ (the finite amplitude changes
+    the rate by κ₂ε²; the column only where ε² spans an e-fold, else it is degenerate with τ and κ₂ε̄² is an O(ηλ)
+    shift): b ± se is the linear rate measured minus predicted. κ(θ; ηλ) = κ(θ) + Σ_j (Re H_j(ω) - 1)Δκ_j: the normal
+    modes follow the breathing at ω = √(8ηλ) with their in-phase gain (``theory.response_gain``; → κ(θ) as ηλ → 0). A
+    rung's horizon ends where a second flip mode (λ_j > λ₁/2) stops settling within a breathing period (χ_j ≥ 1; a
+    near tie, ``near_tie_at``); where the rungs cannot tell the predicted rate from 0, smaller ones replace them
+    within ``config.extend_steps``. The truncation of κ is O(ηλ), so b = b₀ + βηλ is extrapolated to ηλ → 0 (weighted least squares,
     ``extrapolate_to_zero``); se(b₀) combines the fit's standard error with the spread of the two-point extrapolations
     of consecutive rungs (``richardson_spread``: the terms beyond O(ηλ) that a linear extrapolation neglects). Pass
     when |b₀| ≤ EOS_SEM_FACTOR·se(b₀), fail otherwise. δ*: the relative perturbation κ(1 + δ) that the same runs
@@ -204,6 +209,31 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
             scale = np.sqrt(eta_lambda / ladder[0])
             return integral_of(f_tau, np.array([np.sum(sl.share[sl.chi * scale >= 1]) for sl in slavings]))
 
+        def finite_integral_at(eta_lambda):
+            """τ ↦ ∫(κ(θ; ηλ) - κ(θ))dτ: the normal modes follow the breathing at ω = √(8ηλ) with the in-phase gain
+            Re H_j(ω) (``theory.response_gain``), so their part of the rate at this ηλ is Re H_j·Δκ_j (→ Δκ_j as
+            ηλ → 0, a term of O(ηλ) only while χ_j ≪ 1: zoo model wn-jax-min-c1.47-l2-n3-w3-s1608207856 has a mode
+            with λ_j/λ₁ = 0.009, Δκ_j = -7.5, χ_j = 0.84 at ηλ = 3e-5)"""
+            return integral_of(f_tau, np.array([sl.finite_correction(eta_lambda) for sl in slavings]))
+
+        def near_tie_at(eta_lambda):
+            """(τ, slaving) at the first flow sample where a second flip mode (λ_j > λ₁/2, its displacement
+            alternating like the flip's) relaxes slower than the breathing at this ηλ (χ_j ≥ 1; as the gap closes,
+            r_j = -log|1 - 2λ_j/λ₁| ≈ 2(λ₁ - λ_j)/λ₁ → 0), or (inf, None): κ is the rate of one flip mode whose
+            companions settle within a breathing period; from there on the envelope of the clock mixes two flips
+            (zoo model bnc-np-nomin-n6-obs0.81-r2-t1-s1597298480: (λ₁ - λ₂)/λ₁ = 0.049 at τ = 0.196, 0.0016 at 0.236;
+            the envelopes decay at -0.39/τ up to τ ≈ 0.21 on every rung, then dip and jump to ε = 0.2-0.8). A
+            sufficient premise, not a necessary one: on bnc-np-nomin-n6-obs0.74-r2-t1-s484099781 the breathing
+            measured +0.3770 against +0.3770 where such a mode had χ_j ≥ 1 (docs/theory.md §4d)"""
+            scale = np.sqrt(eta_lambda / ladder[0])
+            for j, sl in enumerate(slavings):
+                flip = sl.lam_j > sl.lam1 / 2
+                if np.any(sl.chi[flip] * scale >= 1):
+                    # the premise holds up to the last sample where it was verified (the flow's samples are sparse
+                    # where it moves fast: on that model (λ₁ - λ₂)/λ₁ = 0.049 at τ = 0.196, 0.0016 at the next, 0.236)
+                    return float(f_tau[max(j - 1, 0)]), sl
+            return np.inf, None
+
         if len(ladder) < STABILITY_RUNGS:
             return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
                           f"the ladder has {len(ladder)} value(s) of ηλ: the extrapolation to ηλ → 0 and its uncertainty "
@@ -212,7 +242,7 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
         def judge(rungs, runs):
             """The rows of the first STABILITY_RUNGS rungs of ``rungs`` with a linear window (or an inconclusive
             result): the loop below, on ``rungs``."""
-            rows, judged_ladder, skipped, steps, tried = [], [], [], 0, []
+            rows, judged_ladder, skipped, steps, tried, near, floor_tau = [], [], [], 0, [], [], None
             for eta_lambda in rungs:
                 if len(rows) == STABILITY_RUNGS:
                     break
@@ -221,14 +251,26 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                 if len(rows) + len(rungs) - rungs.index(eta_lambda) < STABILITY_RUNGS:
                     break
                 period = th.breathing_period(eta_lambda) * eta_lambda
-                if (SKIP_PERIODS + MIN_WINDOWS - 1) * period > min(tau_end, tau_limit):
+                # the judged horizon at this rung: before a tie or the flow's budget, and before a second flip mode
+                # stops settling within a breathing period (``near_tie_at``; χ_j ∝ √ηλ, so it comes later at smaller ηλ)
+                tie_tau, tie_sl = near_tie_at(eta_lambda)
+                limit = min(tau_limit, tie_tau)
+                if tie_tau < min(tau_end, tau_limit):
+                    flip = tie_sl.lam_j > tie_sl.lam1 / 2
+                    near.append((eta_lambda, tie_tau, float(1 - tie_sl.lam_j[flip].max() / tie_sl.lam1)))
+                if (SKIP_PERIODS + MIN_WINDOWS - 1) * period > min(tau_end, limit):
                     # not simulated: the judged horizon (before a tie or the flow's budget) cannot hold the centres of
                     # MIN_WINDOWS one-period windows after the first SKIP_PERIODS periods (centres at (k + ½) periods)
-                    skipped.append(f"at ηλ = {eta_lambda:g} τ ≤ {min(tau_end, tau_limit):.3g} holds fewer than "
+                    skipped.append(f"at ηλ = {eta_lambda:g} τ ≤ {min(tau_end, limit):.3g} holds fewer than "
                                    f"{SKIP_PERIODS + MIN_WINDOWS - 1} breathing periods")
                     continue
                 # the run to the judged horizon (a period past a tie: the last window's samples)
-                run_tau = tau_end if tau_limit >= tau_end else min(tau_end, tau_limit + period)
+                run_tau = tau_end if limit >= tau_end else min(tau_end, limit + period)
+                if floor_tau is not None and eta_lambda < ladder[-1]:
+                    # below the ladder, a decaying breathing that reached the floor E_MIN at τ_f on a larger rung
+                    # reaches it no later here (its start ε₀ falls with ηλ, κ is per unit τ): the run stops a few
+                    # periods after τ_f (a cost bound; the windows are the same rule's)
+                    run_tau = min(run_tau, floor_tau + SKIP_PERIODS * period)
                 if skipped and steps + run_tau / eta_lambda > cfg.extend_steps + sum(tau_end / r for r in rungs[:STABILITY_RUNGS]):
                     break
                 tr = session.cached(("stability", eta_lambda, run_tau), lambda e=eta_lambda: _run(session, e, run_tau))
@@ -242,29 +284,40 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                                   "the breathing cannot be measured", runs=runs)
                 t, eps = breathing_envelope(tr.clock_steps, eta_lambda)
                 tau = t * eta_lambda
-                # the breathing the run shows decays at κ without the part of the modes that do not follow it at
-                # this ηλ (χ_j ≥ 1, docs/theory.md §4d): that is the theory's rate for placing the window
-                unslaved = unslaved_integral_at(eta_lambda)
-                keep = linear_window(tau, eps, eta_lambda, tau_limit, lambda t: theory_integral(t) - unslaved(t))
+                # the breathing the run shows decays at κ(θ; ηλ): the normal modes follow it with their gain at this ηλ
+                # (docs/theory.md §4d): that is the theory's rate for placing the window
+                finite = finite_integral_at(eta_lambda)
+                keep = linear_window(tau, eps, eta_lambda, limit, lambda t: theory_integral(t) + finite(t))
                 tried.append(eta_lambda)
+                below = np.flatnonzero((eps < E_MIN) & (np.cumsum(eps < E_MAX) > 0))
+                floor_tau = float(tau[below[0]]) if len(below) else None
                 if keep.sum() < MIN_WINDOWS:
                     skipped.append(f"at ηλ = {eta_lambda:g} only {int(keep.sum())} breathing periods have {E_MIN:g} < ε "
                                    f"< {E_MAX:g} (need {MIN_WINDOWS}): ε from {eps[0]:.2g} to {eps[-1]:.2g} over "
                                    f"τ ≤ {tau_end:.3g}")
                     continue
                 judged_ladder.append(eta_lambda)
-                pred_log = integral(tau[keep])
+                pred_kappa = integral(tau[keep])
+                pred_log = pred_kappa + finite(tau[keep])  # the predicted rate at this ηλ: κ + Σ_j (Re H_j - 1)Δκ_j
                 # the finite amplitude: d log ε/dτ = κ + κ₂ε² + O(ε⁴), so the residual is fitted with ∫ε²dτ as well
                 e2 = np.concatenate([[0.0], np.cumsum(0.5 * (eps[keep][1:] ** 2 + eps[keep][:-1] ** 2) * np.diff(tau[keep]))])
+                if np.ptp(np.log(eps[keep] ** 2)) < 1:
+                    # ε² changes by less than one e-fold over the window: ∫ε²dτ is then τ·ε̄² to within that change,
+                    # degenerate with the rate's column, and the fit would trade the slope for any slight curvature (zoo
+                    # model bnc-np-nomin-n6-obs0.81-r2-t1-s1597298480, ε = 0.0040 … 0.0037 at ηλ = 2.7e-6: slope -0.153
+                    # with the column, -0.396 without, against -0.387 predicted). κ₂ε̄² is then a constant shift of the
+                    # rung's rate, O(ε₀²) = O(ηλ) (ε₀ ∝ √ηλ), which the extrapolation to ηλ → 0 removes
+                    e2 = None
                 b, se = measured_slope(tau[keep], np.log(eps[keep]) - pred_log, e2)
-                kbar, _ = measured_slope(tau[keep], pred_log, e2)  # how κ(1 + δ) moves b: b - δ·kbar
+                kbar, _ = measured_slope(tau[keep], pred_kappa, e2)  # how κ(1 + δ) moves b: b - δ·kbar
                 kmean, _ = measured_slope(tau[keep], pred_log)  # the predicted rate over the fitted window
+                kfull, _ = measured_slope(tau[keep], pred_log, e2)  # how a predicted rate of 0 moves b: b + kfull
                 # its unslaved part at this rung
                 umean, _ = measured_slope(tau[keep], unslaved_integral_at(eta_lambda)(tau[keep]))
                 rows.append({"b": b, "se": se, "kbar": kbar, "kmean": kmean,
                              "tau": (float(tau[keep][0]), float(tau[keep][-1])),
                              "eps": (float(eps[keep][0]), float(eps[keep][-1])), "windows": int(keep.sum()),
-                             "unslaved": umean})
+                             "unslaved": umean, "kfull": kfull})
             if len(rows) < STABILITY_RUNGS and budget is not None:
                 return result(session, name, Status.INCONCLUSIVE, kappa0, None, None, float("nan"),
                               f"the flow is not computed beyond τ = {tau_limit:.3g}: {budget[2]}; before it "
@@ -277,6 +330,14 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                               f"ends, and before it {len(rows)} rung(s) have a linear window of ≥ {MIN_WINDOWS} "
                               f"breathing periods (need {STABILITY_RUNGS}); {'; '.join(skipped)}",
                               {"ladder": judged_ladder}, runs=runs)
+            if len(rows) < STABILITY_RUNGS and near:
+                return result(session, name, Status.ASSUMPTION_VIOLATED, kappa0, None, None, float("nan"),
+                              f"assumption violated: the top eigenvalue nearly ties: a second flip mode (λ_j > λ₁/2) "
+                              f"relaxes slower than the breathing (χ_j = √(8ηλ)/r_j ≥ 1, r_j = -log|1 - 2λ_j/λ₁|) from "
+                              + ", ".join(f"τ = {t:.3g} at ηλ = {e:g} (gap (λ₁ - λ_j)/λ₁ = {g:.2g})" for e, t, g in near)
+                              + f", where the one-flip-mode κ ends; before it {len(rows)} rung(s) have a linear window "
+                              f"of ≥ {MIN_WINDOWS} breathing periods (need {STABILITY_RUNGS}); {'; '.join(skipped)}",
+                              {"ladder": judged_ladder, "near_tie": near}, runs=runs)
             share = th.eos_slaving(model, session.theta0, min(tried)) if tried else None
             if len(rows) < STABILITY_RUNGS and share is not None and abs(share.unslaved) >= 0.5 * abs(kappa_theory[0]):
                 # the modes that do not follow the breathing on every rung tried carry most of κ(θ₀): the rate, and
@@ -296,8 +357,11 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                               f"{len(rows)} rung(s) of the ladder have a linear window of ≥ {MIN_WINDOWS} breathing "
                               f"periods (need {STABILITY_RUNGS}); {'; '.join(skipped)}", {"ladder": judged_ladder},
                               runs=runs)
+            notes.clear()
+            notes.extend(f"τ ≤ {t:.3g} at ηλ = {e:g}" for e, t, g in near if e in judged_ladder)
             return rows, judged_ladder
 
+        notes = []  # the rungs judged before a near tie (``near_tie_at``), for the messages
         def extrapolated(rows, judged_ladder):
             b = np.array([r["b"] for r in rows])
             se = np.array([r["se"] for r in rows])
@@ -340,6 +404,50 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                 rows, judged_ladder = out
                 extension = (f" (judged on the rungs below the ladder, ηλ = {', '.join(f'{v:.3g}' for v in chosen)}, "
                              f"where the slow normal modes follow the breathing)")
+
+        def null_test(rows, judged_ladder):
+            """((b₀, se(b₀)) of the prediction, b₀ for a predicted rate of 0 on every rung)"""
+            lad, b = np.array(judged_ladder), np.array([r["b"] for r in rows])
+            se, kfull = np.array([r["se"] for r in rows]), np.array([r["kfull"] for r in rows])
+            ex = extrapolate_to_zero(lad, b, se, power=1.0)
+            return ex.alpha, float(np.hypot(ex.se, richardson_spread(lad, b))), \
+                extrapolate_to_zero(lad, b + kfull, se, power=1.0).alpha
+
+        def powerless(t):
+            return abs(t[0]) <= tol.EOS_SEM_FACTOR * t[1] and abs(t[2]) <= tol.EOS_SEM_FACTOR * t[1]
+
+        # where the runs cannot tell the predicted rate from 0 (a short horizon before a tie, |κ| small), the next
+        # smaller rungs are judged: a rung's s.e. falls with ηλ (more breathing periods per unit τ, a smaller start
+        # further from E_MAX) -- continuing the ladder's ratio, the largest rung dropped, within config.extend_steps
+        def choose():
+            """(the rungs judged, what was tried): decided once per session on the first prediction judged -- the
+            theory's, as the horizon is -- so that a wrong one handed in later is judged on the same runs"""
+            retry_steps, retried, rows_, lad_ = 0.0, [], rows, judged_ladder
+            while powerless(null_test(rows_, lad_)):
+                nxt = lad_[-1] * ladder[-1] / ladder[-2]
+                retry_steps += min(tau_end, tau_limit) / nxt
+                if retry_steps > cfg.extend_steps:
+                    retried.append(f"ηλ = {nxt:.2g} would exceed the budget of config.extend_steps = "
+                                   f"{cfg.extend_steps:,} steps")
+                    break
+                out = judge(lad_[1:] + [nxt], runs)
+                if not isinstance(out, tuple):
+                    retried.append(f"ηλ = {nxt:.2g} has no linear window of ≥ {MIN_WINDOWS} periods")
+                    break
+                retried.append(f"judged down to ηλ = {nxt:.2g}")
+                rows_, lad_ = out
+            return list(lad_), retried
+
+        chosen, retried = session.cached(("stability_rungs", tau_end, float(tau_limit), tuple(judged_ladder)), choose)
+        if chosen != judged_ladder:
+            out = judge(chosen, runs)
+            if not isinstance(out, tuple):
+                return out
+            rows, judged_ladder = out
+        if retried:
+            extension += f" (no power on the larger rungs: {'; '.join(retried)})"
+        if notes:
+            extension += f" (before a second flip mode stops settling: {', '.join(notes)})"
         b = np.array([r["b"] for r in rows])
         se = np.array([r["se"] for r in rows])
         kbar = np.array([r["kbar"] for r in rows])
@@ -384,7 +492,7 @@ def check_eos_stability(session: Session, rate_prediction: Callable | None = Non
                           {"ladder": judged_ladder, "rate_measured": kmean + b, "rate_predicted": kmean, "rate_unslaved": umean,
                            "unslaved_share": slaving.unslaved, "chi_max": float(slaving.chi.max())}, runs)
         status = Status.FAIL if rejected((b0, se0)) else Status.PASS
-        n0, _ = test(-1.0)
+        n0 = null_test(rows, judged_ladder)[2]
         if status == Status.PASS and abs(n0) <= tol.EOS_SEM_FACTOR * se0:
             # κ ≡ 0 (a neutral equilibrium, the prediction × 0) leaves a deviation within this pass's own 3 s.e.: the
             # runs cannot tell growth from decay, so the pass would say nothing (zoo model
