@@ -256,3 +256,20 @@ def test_rungs_slower_than_the_slowest_normal_mode_are_outside_the_premise(monke
     msg = tracking.separation_caveat(SimpleNamespace(model=None, theta0=None), QUICK.ladder)
     assert msg.startswith("assumption violated: time scales not separated") and "0.0001, 0.0003" in msg
     assert "3e-05" not in msg.split("(ηλ·")[0]  # 3e-5·6.3e4/2 = 0.95 < 1
+
+
+def test_the_docs_quote_the_zoo_tables_of_the_stored_rows():
+    """docs/results.md and docs/theory.md §7 show the tables ``zoo_study.tables`` makes from docs/zoo_expensive.jsonl
+    (the rows of the five costlier checks on the 30 zoo models), block for block: rows merged without the tables
+    redone (or the reverse) fail here."""
+    from pathlib import Path
+
+    from srflow.verification.zoo_study import done_rows, tables
+
+    root = Path(__file__).resolve().parents[1]
+    blocks = tables(done_rows(str(root / "docs" / "zoo_expensive.jsonl"))).split("\n\n")
+    assert len(blocks) == 3 and all(b.startswith("| ") for b in blocks)
+    for doc in ("results.md", "theory.md"):
+        text = (root / "docs" / doc).read_text()
+        missing = [b.splitlines()[0] for b in blocks if b not in text]
+        assert not missing, f"docs/{doc} lacks the table(s) starting {missing}"
