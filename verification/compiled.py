@@ -507,19 +507,22 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
                                                       (w1, xx1, clock1, t + jnp.minimum(n, 1), fail, buf))
             return (w, clock, t, fail, vs, ms, buf), rec
 
-        def idle(carry):
-            """An unused slot: nothing computed (``active`` is shared by the batch, so this stays a branch)."""
-            w, clock, t, fail, vs, ms, buf = carry
-            nan = jnp.full((), jnp.nan)
-            return carry, (t, nan, nan, nan, nan, nan, nan, clock, jnp.array(False), jnp.int32(0),
-                           w if keep_w else jnp.zeros(0))
+        def slot(i, carry):
+            """Slot i: its record into row i of the record buffers, then its steps."""
+            state, rows = carry
+            state, rec = record(state, ns[i], i)
+            return state, tuple(r.at[i].set(x) for r, x in zip(rows, rec))
 
-        def slot(carry, x):
-            n, act, i = x
-            return lax.cond(act, lambda c: record(c, n, i), idle, carry)
-
-        (w, clock, t, fail, vs, ms, buf), recs = lax.scan(slot, (w, clock, t, fail, vs, ms, jnp.zeros(size)),
-                                                          (ns, active, jnp.arange(ns.shape[0])))
+        # the used slots only (``active`` is a prefix of the slots and shared by the batch, so the loop stays a loop
+        # under ``vmap``): a scan over every slot, the unused ones an idle ``lax.cond`` branch, cost ≈ 3 ms per
+        # chunk at D = 16, B = 16 (more than 300 steps of the batch). Rows past the used slots keep their fill
+        # (t = -1, NaN, ok False) and the host never reads them.
+        slots = ns.shape[0]
+        nan = jnp.full(slots, jnp.nan)
+        rows = (jnp.full(slots, -1, dtype=t.dtype), nan, nan, nan, nan, nan, nan, nan, jnp.zeros(slots, bool),
+                jnp.zeros(slots, jnp.int32), jnp.zeros((slots, dim) if keep_w else (slots, 0)))
+        (w, clock, t, fail, vs, ms, buf), recs = lax.fori_loop(
+            0, jnp.sum(active), slot, ((w, clock, t, fail, vs, ms, jnp.zeros(size)), rows))
         return (w, clock, t, fail, vs, ms), recs, buf
 
     def run(w, clock, t, fail, vs, ms, lr, wd, ns, active, every):
