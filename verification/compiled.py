@@ -498,9 +498,13 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
                     b = b.at[step - t0].set(s, mode="drop")
                 nx = update(x, lr, wd)[0]
                 nn = nx @ nx
-                good = (f == -1) & jnp.isfinite(nn)
                 d = nx / jnp.sqrt(nn) - x / jnp.sqrt(xx)
-                return (jnp.where(good, nx, x), jnp.where(good, nn, xx), s + jnp.where(good, d @ d, 0.0), step + 1,
+                dd = d @ d
+                # finite ‖w_{k+1}‖² (every entry finite) and a finite clock step (which fails only at w_{k+1} = 0, where
+                # L is not finite and the run has failed anyway): the select that overwrites w_k's buffer then follows
+                # every read of w_k; without dd in it XLA copied w_k at every step (the clock's read came after the select)
+                good = (f == -1) & jnp.isfinite(nn) & jnp.isfinite(dd)
+                return (jnp.where(good, nx, x), jnp.where(good, nn, xx), s + jnp.where(good, dd, 0.0), step + 1,
                         jnp.where((f == -1) & ~good, -2 - step, f), b)
 
             w, _, clock, t, fail, buf = lax.fori_loop(1, jnp.maximum(n, 1), body,
@@ -514,9 +518,8 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             return state, tuple(r.at[i].set(x) for r, x in zip(rows, rec))
 
         # the used slots only (``active`` is a prefix of the slots and shared by the batch, so the loop stays a loop
-        # under ``vmap``): a scan over every slot, the unused ones an idle ``lax.cond`` branch, cost ≈ 3 ms per
-        # chunk at D = 16, B = 16 (more than 300 steps of the batch). Rows past the used slots keep their fill
-        # (t = -1, NaN, ok False) and the host never reads them.
+        # under ``vmap``), where a scan ran every slot, the unused ones through an idle ``lax.cond`` branch. Rows past
+        # the used slots keep their fill (t = -1, NaN, ok False) and the host never reads them.
         slots = ns.shape[0]
         nan = jnp.full(slots, jnp.nan)
         rows = (jnp.full(slots, -1, dtype=t.dtype), nan, nan, nan, nan, nan, nan, nan, jnp.zeros(slots, bool),
