@@ -486,29 +486,34 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             if dense:
                 buf = buf.at[t - t0].set(clock, mode="drop")
             w1 = jnp.where(go, new, w)
-            xx1 = jnp.where(go, nn, w @ w)
+            inv1 = lax.rsqrt(jnp.where(go, nn, w @ w))  # 1/‖w_{t+1}‖ (1/‖w_t‖ when no step is taken)
             clock1 = clock + jnp.where(go, _unit_step_sq(w, new), 0.0)
 
-            def body(_, carry):
-                """One step while finite: the clock with ‖w_k‖² = xx carried (w̄_k = w_k/√xx); a run whose w_{k+1} is
-                not finite stays at w_k with fail = -2 - k, settled at the next record (no L or finiteness test of ∇L
-                per step)."""
-                x, xx, s, step, f, b = carry
+            def body(i, carry):
+                """Step i of the slot, from w_k, k = t + i, while finite: the clock with 1/‖w_k‖ carried (w̄_k = w_k/‖w_k‖);
+                a run whose w_{k+1} is not finite stays at w_k with fail = -2 - k, settled at the next record (no L or
+                finiteness test of ∇L per step). k comes from the loop index (no step counter carried: each carried
+                per-run scalar is one more small kernel per step, which at D = 16 is a few percent of it)."""
+                x, inv, s, f, b = carry
+                k = t + i
                 if dense:
-                    b = b.at[step - t0].set(s, mode="drop")
+                    b = b.at[k - t0].set(s, mode="drop")
                 nx = update(x, lr, wd)[0]
                 nn = nx @ nx
-                d = nx / jnp.sqrt(nn) - x / jnp.sqrt(xx)
+                inv_n = lax.rsqrt(nn)
+                d = nx * inv_n - x * inv
                 dd = d @ d
                 # finite ‖w_{k+1}‖² (every entry finite) and a finite clock step (which fails only at w_{k+1} = 0, where
-                # L is not finite and the run has failed anyway): the select that overwrites w_k's buffer then follows
-                # every read of w_k; without dd in it XLA copied w_k at every step (the clock's read came after the select)
+                # a scale-invariant L is not finite: the run has failed there anyway): the select that overwrites w_k's
+                # buffer then follows every read of w_k; without dd in it XLA copied w_k at every step (the clock's read
+                # came after the select)
                 good = (f == -1) & jnp.isfinite(nn) & jnp.isfinite(dd)
-                return (jnp.where(good, nx, x), jnp.where(good, nn, xx), s + jnp.where(good, dd, 0.0), step + 1,
-                        jnp.where((f == -1) & ~good, -2 - step, f), b)
+                return (jnp.where(good, nx, x), jnp.where(good, inv_n, inv), s + jnp.where(good, dd, 0.0),
+                        jnp.where((f == -1) & ~good, -2 - k, f), b)
 
-            w, _, clock, t, fail, buf = lax.fori_loop(1, jnp.maximum(n, 1), body,
-                                                      (w1, xx1, clock1, t + jnp.minimum(n, 1), fail, buf))
+            # the steps t + 1 … t + n - 1 (w_{t+1} is taken above); n = 0: none, t stays
+            w, _, clock, fail, buf = lax.fori_loop(1, jnp.maximum(n, 1), body, (w1, inv1, clock1, fail, buf))
+            t = t + n
             return (w, clock, t, fail, vs, ms, buf), rec
 
         def slot(i, carry):
