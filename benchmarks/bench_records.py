@@ -3,7 +3,8 @@ against a hand-written JAX loop of the same update, side by side in one process,
 factorization (``mf``) at D = 16, 80, 500, 4000. Printed, not asserted.
 
 Run from the repository root: python -m benchmarks.bench_records [--sizes 16 80 500 4000] [--repeats 5]
-[--seconds 0.3] [--phi-sizes 16 80 500] [--batch 16] [--before] [--phi-before]
+[--seconds 0.3] [--phi-sizes 16 80 500] [--batch 16] [--batch-big 4] [--before] [--phi-before]
+[--batch-before REV] [--clock wall|cpu] [--stat median|min] [--no-lam-rows]
 
 Modes (GD+WD, η = 0.1, ηλ = 1e-3, from the EoS norm above a point of Γ; ``simulate(..., pairs=False,
 dense_clock=False)`` on the JAX twin):
@@ -18,8 +19,12 @@ dense_clock=False)`` on the JAX twin):
   compiled pass over the run's records);
 * ``Φ every 100 (before)`` (with ``--phi-before``): the same with Φ by the host ``theory.project_to_manifold`` at
   each record (``device_phi.PHI_ON_DEVICE = False``, the method before 2026-12-05), timed in the same rounds;
-* ``batched``: B runs from kicked copies of w₀ by ``simulate_batch`` (one vmapped run) against the hand loop
-  under ``vmap``.
+* ``batched``: B runs from kicked copies of w₀ by ``simulate_batch`` (one vmapped run, records at each run's
+  first and last step) against the hand loop under ``vmap`` (``jit(vmap(loop))``), N/B steps per run; B =
+  ``--batch`` (16) below D = 4000 and ``--batch-big`` (4) from D = 4000 on (at B = 16 a run of D = 4000 has 100
+  steps, and its two λ₁ records, ≈ 20 HVPs, weigh as much as 45 of them);
+* ``batched (before)`` (with ``--batch-before REV``): the same with ``verification/compiled.py`` as it was at git
+  revision REV, imported beside today's (``compiled_at``), timed in the same rounds.
 
 Every cell is compiled (run once) first; then the cells are timed in turn, ``--repeats`` rounds, and the table
 shows medians (the machine is shared: interleaving spreads a load burst over all cells), or minima with ``--stat
@@ -28,7 +33,10 @@ over 12 repeats). ``whole``: the median (min) time of a run of N steps; ``per st
 first record's cold Lanczos, the host copies, building the Trajectory). N is set per D from a first timing of the
 hand loop so that one run lasts about ``--seconds``. The ratios are compared with these targets: whole run vs
 hand (≥ 0.8), λ₁ every 10 vs plain (≤ 1.25 at D ≥ 80, ≤ 2 at D = 16), Φ every 100 vs plain (≤ 2 at D ≥ 500,
-≤ 5 at D = 16), batched vs hand vmap (≥ 0.9).
+≤ 5 at D = 16), batched vs hand vmap (≥ 0.9). Each round starts one cell further on; ``paired`` (batched rows): the
+median over the rounds of the ratio within a round. ``--clock cpu`` times the process's CPU time instead of wall
+time: on a shared machine wall time charges a cell for the time it waited for a core (at load 7 on 2 cores the
+batched/hand ratios of two wall-time runs differed by up to 0.3; in CPU time, by ≤ 0.07).
 """
 
 from __future__ import annotations
