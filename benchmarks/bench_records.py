@@ -35,8 +35,8 @@ hand loop so that one run lasts about ``--seconds``. The ratios are compared wit
 hand (≥ 0.8), λ₁ every 10 vs plain (≤ 1.25 at D ≥ 80, ≤ 2 at D = 16), Φ every 100 vs plain (≤ 2 at D ≥ 500,
 ≤ 5 at D = 16), batched vs hand vmap (≥ 0.9). Each round starts one cell further on; ``paired`` (batched rows): the
 median over the rounds of the ratio within a round. ``--clock cpu`` times the process's CPU time instead of wall
-time: on a shared machine wall time charges a cell for the time it waited for a core (at load 7 on 2 cores the
-batched/hand ratios of two wall-time runs differed by up to 0.3; in CPU time, by ≤ 0.07).
+time: on a shared machine wall time charges a cell for the time it waited for a core (at load 4-8 on 2 cores one
+code's batched/hand ratio at D = 80 was 0.61 and 0.86 in two wall-time runs; two CPU-time runs differed by ≤ 0.06).
 """
 
 from __future__ import annotations

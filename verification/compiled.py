@@ -490,10 +490,10 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             clock1 = clock + jnp.where(go, _unit_step_sq(w, new), 0.0)
 
             def body(i, carry):
-                """Step i of the slot, from w_k, k = t + i, while finite: the clock with 1/‖w_k‖ carried (w̄_k = w_k/‖w_k‖);
-                a run whose w_{k+1} is not finite stays at w_k with fail = -2 - k, settled at the next record (no L or
-                finiteness test of ∇L per step). k comes from the loop index (no step counter carried: each carried
-                per-run scalar is one more small kernel per step, which at D = 16 is a few percent of it)."""
+                """Step i of the slot, from w_k, k = t + i, while finite: the clock with 1/‖w_k‖ carried
+                (w̄_k = w_k/‖w_k‖); a run whose w_{k+1} is not finite stays at w_k with fail = -2 - k, settled at the
+                next record (no L or finiteness test of ∇L per step). k comes from the loop index (no step counter
+                carried: each carried per-run scalar is one more small kernel per step under ``vmap``)."""
                 x, inv, s, f, b = carry
                 k = t + i
                 if dense:
@@ -503,10 +503,10 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
                 inv_n = lax.rsqrt(nn)
                 d = nx * inv_n - x * inv
                 dd = d @ d
-                # finite ‖w_{k+1}‖² (every entry finite) and a finite clock step (which fails only at w_{k+1} = 0, where
-                # a scale-invariant L is not finite: the run has failed there anyway): the select that overwrites w_k's
-                # buffer then follows every read of w_k; without dd in it XLA copied w_k at every step (the clock's read
-                # came after the select)
+                # finite ‖w_{k+1}‖² (every entry finite) and a finite clock step (which fails only at w_{k+1} = 0,
+                # where a scale-invariant L is not finite: the run has failed there anyway): the select that overwrites
+                # w_k's buffer then follows every read of w_k; without dd in it XLA copied w_k at every step (the
+                # clock's read came after the select)
                 good = (f == -1) & jnp.isfinite(nn) & jnp.isfinite(dd)
                 return (jnp.where(good, nx, x), jnp.where(good, inv_n, inv), s + jnp.where(good, dd, 0.0),
                         jnp.where((f == -1) & ~good, -2 - k, f), b)
