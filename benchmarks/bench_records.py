@@ -3,7 +3,8 @@ against a hand-written JAX loop of the same update, side by side in one process,
 factorization (``mf``) at D = 16, 80, 500, 4000. Printed, not asserted.
 
 Run from the repository root: python -m benchmarks.bench_records [--sizes 16 80 500 4000] [--repeats 5]
-[--seconds 0.3] [--phi-sizes 16 80 500] [--batch 16] [--before] [--phi-before]
+[--seconds 0.3] [--phi-sizes 16 80 500] [--batch 16] [--batch-big 4] [--before] [--phi-before]
+[--batch-before REV] [--clock wall|cpu] [--stat median|min] [--no-lam-rows]
 
 Modes (GD+WD, η = 0.1, ηλ = 1e-3, from the EoS norm above a point of Γ; ``simulate(..., pairs=False,
 dense_clock=False)`` on the JAX twin):
@@ -21,8 +22,12 @@ dense_clock=False)`` on the JAX twin):
 * ``Φ 100 (device, prev.)`` (with ``--phi-before``): the device pass with the settings of its first version
   (``device_phi.PREVIOUS``: both legs of the flow at rtol 1e-10, no PI step control, RKC only after 400 steps,
   padded records flowed), timed in the same rounds;
-* ``batched``: B runs from kicked copies of w₀ by ``simulate_batch`` (one vmapped run) against the hand loop
-  under ``vmap``.
+* ``batched``: B runs from kicked copies of w₀ by ``simulate_batch`` (one vmapped run, records at each run's
+  first and last step) against the hand loop under ``vmap`` (``jit(vmap(loop))``), N/B steps per run; B =
+  ``--batch`` (16) below D = 4000 and ``--batch-big`` (4) from D = 4000 on (at B = 16 a run of D = 4000 has 100
+  steps, and its two λ₁ records, ≈ 20 HVPs, weigh as much as 45 of them);
+* ``batched (before)`` (with ``--batch-before REV``): the same with ``verification/compiled.py`` as it was at git
+  revision REV, imported beside today's (``compiled_at``), timed in the same rounds.
 
 Every cell is compiled (run once) first; then the cells are timed in turn, ``--repeats`` rounds, and the table
 shows medians (the machine is shared: interleaving spreads a load burst over all cells), or minima with ``--stat
@@ -31,15 +36,21 @@ over 12 repeats). ``whole``: the median (min) time of a run of N steps; ``per st
 first record's cold Lanczos, the host copies, building the Trajectory). N is set per D from a first timing of the
 hand loop so that one run lasts about ``--seconds``. The ratios are compared with these targets: whole run vs
 hand (≥ 0.8), λ₁ every 10 vs plain (≤ 1.25 at D ≥ 80, ≤ 2 at D = 16), Φ every 100 vs plain (≤ 2 at D ≥ 500,
-≤ 5 at D = 16), batched vs hand vmap (≥ 0.9).
+≤ 5 at D = 16), batched vs hand vmap (≥ 0.9). Each round starts one cell further on; ``paired`` (batched rows): the
+median over the rounds of the ratio within a round. ``--clock cpu`` times the process's CPU time instead of wall
+time: on a shared machine wall time charges a cell for the time it waited for a core (at load 4-8 on 2 cores one
+code's batched/hand ratio at D = 80 was 0.61 and 0.86 in two wall-time runs; two CPU-time runs differed by ≤ 0.06).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -52,14 +63,35 @@ from srflow.verification.simulate import simulate
 from .bench_engine import LR, WD, hand_loop, models, start
 
 
+#: the clock of the timings: ``time.perf_counter`` (wall) or ``time.process_time`` (the CPU time of every thread of
+#: this process, set by ``--clock cpu``: on a shared machine it leaves out the time the process waited for a core,
+#: which wall time charges to whichever cell was running; the cells here run on one core at a time)
+CLOCK = time.perf_counter
+
+
 def _timed(fn) -> float:
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     fn()
-    return time.perf_counter() - t0
+    return CLOCK() - t0
+
+
+def compiled_at(rev: str):
+    """``verification/compiled.py`` as it was at the git revision ``rev``, imported beside the current one (as
+    ``srflow.verification._compiled_at_<rev>``, its relative imports resolved against today's package): the
+    "before" of a side-by-side table."""
+    root = Path(__file__).resolve().parent.parent
+    src = subprocess.run(["git", "show", f"{rev}:verification/compiled.py"], cwd=root, capture_output=True,
+                         text=True, check=True).stdout
+    name = f"srflow.verification._compiled_at_{rev.replace('~', '_').replace('^', '_')}"
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None))
+    module.__package__ = "srflow.verification"
+    sys.modules[name] = module
+    exec(compile(src, f"{rev}:verification/compiled.py", "exec"), module.__dict__)
+    return module
 
 
 def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = False,
-              phi_before: bool = False) -> tuple[dict, int, dict]:
+              phi_before: bool = False, batch_before=None, lam_rows: bool = True) -> tuple[dict, int, dict]:
     """The timed cells of one D: name -> zero-argument callable; N; notes."""
     ref, jm, theta = models(dim)
     w0 = start(ref if ref is not None else jm, theta)
@@ -67,7 +99,8 @@ def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = Fa
     w0j = jnp.asarray(w0)
     probe = 5000 if dim < 500 else 500 if dim < 4000 else 20
     loop(w0j, probe).block_until_ready()
-    per = _timed(lambda: loop(w0j, probe).block_until_ready()) / probe
+    # the least disturbed of three probes (one probe at a load burst set N at D = 4000 to 700 instead of ≈ 2900)
+    per = min(_timed(lambda: loop(w0j, probe).block_until_ready()) for _ in range(3)) / probe
     n = int(max(100, min(10**6, round(seconds / per / 100) * 100)))
 
     def sim(steps, every, track_phi=False, method=None, phi_on_device=True, phi_settings=None):
@@ -95,9 +128,10 @@ def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = Fa
         ("hand", 2): lambda: loop(w0j, 2 * n).block_until_ready(),
         ("plain", 1): sim(n, n),
         ("plain", 2): sim(2 * n, 2 * n),
-        ("λ₁ every 10", 1): sim(n, 10),
-        ("λ₁ every 10", 2): sim(2 * n, 10),
     }
+    if lam_rows:
+        cells[("λ₁ every 10", 1)] = sim(n, 10)
+        cells[("λ₁ every 10", 2)] = sim(2 * n, 10)
     if before:
         cells[("λ₁ every 10 (tracked)", 1)] = sim(n, 10, method=compiled.TRACKED_METHOD)
         cells[("λ₁ every 10 (tracked)", 2)] = sim(2 * n, 10, method=compiled.TRACKED_METHOD)
@@ -117,25 +151,39 @@ def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = Fa
     if batch:
         rng = np.random.default_rng(2)
         w0s = w0 * (1 + 1e-3 * rng.standard_normal((batch, dim)))
-        vloop = jax.vmap(loop, in_axes=(0, None))
+        # the hand loop vmapped and compiled as one function (vmap of the jitted loop re-traced the batching at
+        # every call: ≈ 0.1-1 ms of Python per call)
+        vloop = jax.jit(jax.vmap(loop, in_axes=(0, None)), static_argnums=1)
         ws = jnp.asarray(w0s)
         nb = max(100, n // batch // 100 * 100)
         cells[("hand vmap", 1)] = lambda: jax.block_until_ready(vloop(ws, nb))
         cells[("hand vmap", 2)] = lambda: jax.block_until_ready(vloop(ws, 2 * nb))
-        cells[("batched", 1)] = lambda: simulate_batch(jm, w0s, LR, nb, wd=WD, every=nb, pairs=False)
-        cells[("batched", 2)] = lambda: simulate_batch(jm, w0s, LR, 2 * nb, wd=WD, every=2 * nb, pairs=False)
+
+        def batched(fn, steps):
+            def run():
+                runs = fn(jm, w0s, LR, steps, wd=WD, every=steps, pairs=False)
+                assert not any(r.diverged for r in runs)
+            return run
+        cells[("batched", 1)] = batched(simulate_batch, nb)
+        cells[("batched", 2)] = batched(simulate_batch, 2 * nb)
+        if batch_before is not None:
+            cells[("batched (before)", 1)] = batched(batch_before.simulate_batch, nb)
+            cells[("batched (before)", 2)] = batched(batch_before.simulate_batch, 2 * nb)
         notes["batch"] = (batch, nb)
     return cells, n, notes
 
 
-def measure(cells: dict, repeats: int, stat: str = "median") -> dict:
+def measure(cells: dict, repeats: int, stat: str = "median") -> tuple[dict, dict]:
+    """(the statistic of each cell's times, the times of each round): every cell once per round, each round
+    starting one cell further on (so that no cell always runs first after another's load burst)."""
     for fn in cells.values():  # compile
         fn()
+    keys = list(cells)
     times = {key: [] for key in cells}
-    for _ in range(repeats):
-        for key, fn in cells.items():
-            times[key].append(_timed(fn))
-    return {key: float(np.median(v) if stat == "median" else np.min(v)) for key, v in times.items()}
+    for r in range(repeats):
+        for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+            times[key].append(_timed(cells[key]))
+    return {key: float(np.median(v) if stat == "median" else np.min(v)) for key, v in times.items()}, times
 
 
 def main(argv=None) -> None:
@@ -156,16 +204,32 @@ def main(argv=None) -> None:
     parser.add_argument("--stat", choices=("median", "min"), default="median",
                         help="the statistic of the rounds (min: the least disturbed round of each cell, on a busy "
                              "machine)")
-    parser.add_argument("--batch", type=int, default=16, help="runs of the batched rows (0: none); D ≤ 500 only")
+    parser.add_argument("--batch", type=int, default=16, help="runs of the batched rows (0: none)")
+    parser.add_argument("--batch-big", type=int, default=4,
+                        help="runs of the batched rows at D ≥ 4000 (each run has N/B steps: a large B leaves few "
+                             "steps per run, whose two λ₁ records then weigh)")
+    parser.add_argument("--batch-before", metavar="REV", default=None,
+                        help="also time the batched rows with verification/compiled.py of git revision REV, "
+                             "in the same rounds")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time, or the process's CPU time (robust to other jobs on the machine; equal to "
+                             "wall time on a quiet machine when the cells use one core)")
+    parser.add_argument("--no-lam-rows", action="store_true", help="leave out the 'λ₁ every 10' rows")
     args = parser.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    before_module = compiled_at(args.batch_before) if args.batch_before else None
     load = os.getloadavg()
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} "
-          f"{load[2]:.1f}; jax {jax.__version__}; {args.stat} of {args.repeats} interleaved rounds", flush=True)
+          f"{load[2]:.1f}; jax {jax.__version__}; {args.stat} of {args.repeats} interleaved rounds, {args.clock} "
+          "time", flush=True)
     rows = []
     for dim in args.sizes:
-        cells, n, notes = cells_for(dim, args.seconds, dim in args.phi_sizes, args.batch if dim <= 500 else 0,
-                                    args.before, args.phi_before)
-        med = measure(cells, args.repeats, args.stat)
+        cells, n, notes = cells_for(dim, args.seconds, dim in args.phi_sizes,
+                                    args.batch if dim < 4000 else args.batch_big, args.before, args.phi_before,
+                                    before_module, not args.no_lam_rows)
+        med, times = measure(cells, args.repeats, args.stat)
+        notes["times"] = times
         rows.append((dim, n, med, notes))
         print(f"measured D={dim} (N = {n})", file=sys.stderr, flush=True)
         print_rows(rows[-1:], header=len(rows) == 1)
@@ -195,15 +259,25 @@ def print_rows(rows, header: bool) -> None:
             vs_step = (f"{per / (plain_step if base == 'plain' else step_us(base, steps)):.2f}×"
                        if base and base != mode else "-")
             print(f"{dim:>5} {mode:<21} {steps:>7} {whole:>9.3f} {per:>12.2f} {vs_hand:>11} {vs_whole:>17} {vs_step:>16}")
-        if ("batched", 1) in med:
+        for mode in ("hand vmap", "batched", "batched (before)"):
+            if (mode, 1) not in med:
+                continue
             b, nb = notes["batch"]
-            ratio = med[("hand vmap", 1)] / med[("batched", 1)]
-            step_ratio = ((med[("hand vmap", 2)] - med[("hand vmap", 1)]) / (med[("batched", 2)] - med[("batched", 1)]))
-            print(f"{dim:>5} {'batched B=' + str(b):<21} {nb:>7} {med[('batched', 1)]:>9.3f} "
-                  f"{1e6 * (med[('batched', 2)] - med[('batched', 1)]) / nb:>12.2f} "
-                  f"{'-':>11} {'hand vmap/batched':>17} {f'{ratio:.2f} (step {step_ratio:.2f})':>16}")
+            label = f"{mode} B={b}"
+            per = 1e6 * (med[(mode, 2)] - med[(mode, 1)]) / nb
+            if mode == "hand vmap":
+                print(f"{dim:>5} {label:<21} {nb:>7} {med[(mode, 1)]:>9.3f} {per:>12.2f} {'-':>11} {'-':>17} {'-':>16}")
+                continue
+            ratio = med[("hand vmap", 1)] / med[(mode, 1)]
+            step_ratio = ((med[("hand vmap", 2)] - med[("hand vmap", 1)]) / (med[(mode, 2)] - med[(mode, 1)]))
+            # the ratio within each round (the two cells ran seconds apart), its median over the rounds
+            times = notes["times"]
+            paired = float(np.median(np.array(times[("hand vmap", 1)]) / np.array(times[(mode, 1)])))
+            print(f"{dim:>5} {label:<21} {nb:>7} {med[(mode, 1)]:>9.3f} {per:>12.2f} "
+                  f"{'-':>11} {'hand vmap/batched':>17} "
+                  f"{f'{ratio:.2f} (step {step_ratio:.2f}, paired {paired:.2f})':>16}")
         for k, v in notes.items():
-            if k != "batch":
+            if k not in ("batch", "times"):
                 print(f"      note: {k}: {v}")
         sys.stdout.flush()
 

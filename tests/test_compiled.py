@@ -125,6 +125,25 @@ def test_batch_equals_single_runs():
         assert_same_run(a, b)
 
 
+def test_a_batch_of_few_or_many_records_equals_the_numpy_loop_run_by_run():
+    """The chunk loops over its used record slots only: a batch with two records per run (2 of 512 slots) and one
+    with 516 (two chunks: 512 slots and 4), with the per-step clock, equals the numpy loop run by run (records,
+    clock at every step, the last iterate) and the single compiled runs."""
+    ref, jm = twins("sphere_circle")
+    lrs, wds = np.array([0.1, 0.05]), np.array([0.01, 0.04])
+    w0s = np.stack([gdwd_start(ref, lr, wd) for lr, wd in zip(lrs, wds)])
+    for steps, every in ((150, 150), (1029, 2)):
+        batch = simulate_batch(jm, w0s, lrs, steps, wd=wds, every=every, pairs=False, dense_clock=True)
+        for i, b in enumerate(batch):
+            a = simulate(ref, w0s[i], lrs[i], steps, wd=wds[i], every=every, pairs=False)
+            single = simulate_compiled(jm, w0s[i], lrs[i], steps, wd=wds[i], every=every, pairs=False,
+                                       dense_clock=True)
+            assert len(b.steps) == (2 if every == steps else 516) and len(b.clock_steps) == steps + 1
+            assert_same_run(a, b)
+            assert_same_run(single, b)
+            assert np.max(np.abs(b.w_last - a.w_last)) <= EXACT_VS_EXACT_RTOL * np.max(np.abs(a.w_last))
+
+
 def _nan_below(w):
     """A circle-type loss that turns NaN once ‖w‖² < 0.9 (a run that must be reported as diverged)."""
     x = w / jnp.linalg.norm(w)

@@ -486,40 +486,51 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             if dense:
                 buf = buf.at[t - t0].set(clock, mode="drop")
             w1 = jnp.where(go, new, w)
-            xx1 = jnp.where(go, nn, w @ w)
+            inv1 = lax.rsqrt(jnp.where(go, nn, w @ w))  # 1/‖w_{t+1}‖ (1/‖w_t‖ when no step is taken)
             clock1 = clock + jnp.where(go, _unit_step_sq(w, new), 0.0)
 
-            def body(_, carry):
-                """One step while finite: the clock with ‖w_k‖² = xx carried (w̄_k = w_k/√xx); a run whose w_{k+1} is
-                not finite stays at w_k with fail = -2 - k, settled at the next record (no L or finiteness test of ∇L
-                per step)."""
-                x, xx, s, step, f, b = carry
+            def body(i, carry):
+                """Step i of the slot, from w_k, k = t + i, while finite: the clock with 1/‖w_k‖ carried
+                (w̄_k = w_k/‖w_k‖); a run whose w_{k+1} is not finite stays at w_k with fail = -2 - k, settled at the
+                next record (no L or finiteness test of ∇L per step). k comes from the loop index (no step counter
+                carried: each carried per-run scalar is one more small kernel per step under ``vmap``)."""
+                x, inv, s, f, b = carry
+                k = t + i
                 if dense:
-                    b = b.at[step - t0].set(s, mode="drop")
+                    b = b.at[k - t0].set(s, mode="drop")
                 nx = update(x, lr, wd)[0]
                 nn = nx @ nx
-                good = (f == -1) & jnp.isfinite(nn)
-                d = nx / jnp.sqrt(nn) - x / jnp.sqrt(xx)
-                return (jnp.where(good, nx, x), jnp.where(good, nn, xx), s + jnp.where(good, d @ d, 0.0), step + 1,
-                        jnp.where((f == -1) & ~good, -2 - step, f), b)
+                inv_n = lax.rsqrt(nn)
+                d = nx * inv_n - x * inv
+                dd = d @ d
+                # finite ‖w_{k+1}‖² (every entry finite) and a finite clock step (which fails only at w_{k+1} = 0,
+                # where a scale-invariant L is not finite: the run has failed there anyway): the select that overwrites
+                # w_k's buffer then follows every read of w_k; without dd in it XLA copied w_k at every step (the
+                # clock's read came after the select)
+                good = (f == -1) & jnp.isfinite(nn) & jnp.isfinite(dd)
+                return (jnp.where(good, nx, x), jnp.where(good, inv_n, inv), s + jnp.where(good, dd, 0.0),
+                        jnp.where((f == -1) & ~good, -2 - k, f), b)
 
-            w, _, clock, t, fail, buf = lax.fori_loop(1, jnp.maximum(n, 1), body,
-                                                      (w1, xx1, clock1, t + jnp.minimum(n, 1), fail, buf))
+            # the steps t + 1 … t + n - 1 (w_{t+1} is taken above); n = 0: none, t stays
+            w, _, clock, fail, buf = lax.fori_loop(1, jnp.maximum(n, 1), body, (w1, inv1, clock1, fail, buf))
+            t = t + n
             return (w, clock, t, fail, vs, ms, buf), rec
 
-        def idle(carry):
-            """An unused slot: nothing computed (``active`` is shared by the batch, so this stays a branch)."""
-            w, clock, t, fail, vs, ms, buf = carry
-            nan = jnp.full((), jnp.nan)
-            return carry, (t, nan, nan, nan, nan, nan, nan, clock, jnp.array(False), jnp.int32(0),
-                           w if keep_w else jnp.zeros(0))
+        def slot(i, carry):
+            """Slot i: its record into row i of the record buffers, then its steps."""
+            state, rows = carry
+            state, rec = record(state, ns[i], i)
+            return state, tuple(r.at[i].set(x) for r, x in zip(rows, rec))
 
-        def slot(carry, x):
-            n, act, i = x
-            return lax.cond(act, lambda c: record(c, n, i), idle, carry)
-
-        (w, clock, t, fail, vs, ms, buf), recs = lax.scan(slot, (w, clock, t, fail, vs, ms, jnp.zeros(size)),
-                                                          (ns, active, jnp.arange(ns.shape[0])))
+        # the used slots only (``active`` is a prefix of the slots and shared by the batch, so the loop stays a loop
+        # under ``vmap``), where a scan ran every slot, the unused ones through an idle ``lax.cond`` branch. Rows past
+        # the used slots keep their fill (t = -1, NaN, ok False) and the host never reads them.
+        slots = ns.shape[0]
+        nan = jnp.full(slots, jnp.nan)
+        rows = (jnp.full(slots, -1, dtype=t.dtype), nan, nan, nan, nan, nan, nan, nan, jnp.zeros(slots, bool),
+                jnp.zeros(slots, jnp.int32), jnp.zeros((slots, dim) if keep_w else (slots, 0)))
+        (w, clock, t, fail, vs, ms, buf), recs = lax.fori_loop(
+            0, jnp.sum(active), slot, ((w, clock, t, fail, vs, ms, jnp.zeros(size)), rows))
         return (w, clock, t, fail, vs, ms), recs, buf
 
     def run(w, clock, t, fail, vs, ms, lr, wd, ns, active, every):
