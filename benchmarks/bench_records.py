@@ -137,8 +137,8 @@ def main(argv=None) -> None:
     parser.add_argument("--phi-sizes", type=int, nargs="*", default=[16, 80, 500],
                         help="sizes at which 'Φ every 100' is run (one Φ takes seconds at D = 500, ~25 s at 4000)")
     parser.add_argument("--before", action="store_true",
-                        help="also time λ₁ every 10 with the guarded Lanczos at every record (compiled.PREVIOUS_METHOD, the "
-                             "default before the tracker)")
+                        help="also time λ₁ every 10 with the guarded Lanczos at every record "
+                             "(compiled.PREVIOUS_METHOD, the default before the tracker)")
     parser.add_argument("--phi-before", action="store_true",
                         help="also time Φ every 100 with the host projection of before 2026-12-05 "
                              "(device_phi.PHI_ON_DEVICE = False)")

@@ -371,7 +371,8 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL, slow_matvec=None)
         gd = gd / jnp.maximum(jnp.linalg.norm(gd), 1e-300)
 
         def second(zg):
-            """(a1, b1, q, invariant) of the guard's first product zg = P∇²L gd (P = I - uuᵀ): q the next vector."""
+            """(a1, b1, q, invariant) of the guard's first product zg = P∇²L gd (P = I - uuᵀ): q the next
+            vector."""
             a1 = gd @ zg
             q = zg - a1 * gd
             q = q - (q @ u) * u - (q @ gd) * gd
