@@ -84,8 +84,8 @@ GUARD_EPS = math.sqrt(10) * 1e-5
 #: by its residual, a full Lanczos only when the residual says so, and a second-branch vector as crossing guard),
 #: "extrapolated" (``warm_top``: a guarded Lanczos from the last two records' eigenvectors at every record, the
 #: method before the tracker) or "previous" (from the last record's eigenvector, the method before that)
-#: The default is "tracked" (since 2026-12-05, late): its record traces three HVPs (the Rayleigh product, the
-#: guard's two products in one loop, the Lanczos: one call site), its common record (a Rayleigh record between guard
+#: The default is "tracked" (since 2026-12-05, late): its record traces two HVPs (the Rayleigh product; the guard
+#: and the Lanczos from one ``lanczos_adaptive`` call site), its common record (a Rayleigh record between guard
 #: records) is one ``lax.cond`` branch with the one HVP by forward-over-reverse and nothing else, and the phases are one
 #: traced record; its chunk compiles as fast as the guarded Lanczos's did (benchmarks/bench_compile.py) and its
 #: records cost less (benchmarks/bench_records.py --before). Before, its compiled code cost ≈ 1.8 s more per chunk
@@ -334,9 +334,9 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL, slow_matvec=None)
     **Compiled form.** The Rayleigh product z = ∇²L u by ``matvec`` (the chunk: forward-over-reverse at x); then one
     ``lax.cond``: a Rayleigh record between guard records (``fast``) keeps u + r/(θ - μ) and counts down the guard's
     wait, nothing else; every other record (``slow``: a guard record, a cold start, a residual above the bound) runs
-    the guard's two products in one loop and then ``lanczos_adaptive`` (zero cycles when the Rayleigh record is
-    accepted), on ``slow_matvec()`` when given (the chunk: the linearization of ∇L at x, made on that branch only).
-    Three traced HVPs in all; the common record executes one HVP and a few vector operations (at D = 16 the record's
+    ``lanczos_adaptive`` twice from one call site in a two-iteration loop, the guard (two steps of P∇²L P from g, when
+    ``look``) and then the record (zero cycles when the Rayleigh record is accepted), on ``slow_matvec()`` when given
+    (the chunk: the linearization of ∇L at x, made on that branch only). Two traced HVPs in all; the common record executes one HVP and a few vector operations (at D = 16 the record's
     cost is the count of XLA operations it executes, not its flops)."""
     f = {name: i for i, name in enumerate(TRACK_FIELDS)}
     y0, y1, g = vs[0], vs[1], vs[2]
@@ -370,45 +370,35 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL, slow_matvec=None)
         gd = g - (g @ u) * u
         gd = gd / jnp.maximum(jnp.linalg.norm(gd), 1e-300)
 
-        def second(zg):
-            """(a1, b1, q, invariant) of the guard's first product zg = P∇²L gd (P = I - uuᵀ): q the next
-            vector."""
-            a1 = gd @ zg
-            q = zg - a1 * gd
-            q = q - (q @ u) * u - (q @ gd) * gd
-            b1 = jnp.linalg.norm(q)
-            invariant = b1 <= 1e-12 * (jnp.abs(a1) + jnp.abs(theta))  # no second direction from g
-            return a1, b1, jnp.where(invariant, 0.0, q / jnp.where(invariant, 1.0, b1)), invariant
+        def solve(i, out):
+            """i = 0: the guard, two Lanczos steps of P∇²L P from g (P = I - uuᵀ; when ``look``, else none), the Ritz
+            pair (θ_g, g') of span{g, P∇²L g} and its residual ρ_g; i = 1: the record's Lanczos from u (its first
+            product is z: no second HVP), or from g' after a crossing, none when the Rayleigh record is accepted. One
+            ``lanczos_adaptive`` call site for both: the operator is traced once."""
+            (th_g, g1, rho_g, n_g), _ = out
+            guard = i == 0
+            crossed = look & (th_g > theta)  # a Rayleigh quotient of the rest above θ: the tracked branch is not the top
+            ok = has_hist & ~crossed & (rho <= rtol * jnp.abs(theta))
 
-        def product(i, qz):
-            """The guard's i-th product P∇²L qᵢ (q₀ = gd, q₁ from the first): one traced HVP in a loop."""
-            qs, zs = qz
-            zq = mv(qs[i])
-            zs = zs.at[i].set(zq - (u @ zq) * u)
-            return qs.at[1].set(jnp.where(i == 0, second(zs[0])[2], qs[1])), zs
+            def op(v):
+                pv = jnp.where(guard, v - (u @ v) * u, v)
+                av = mv(pv)
+                return jnp.where(guard, av - (u @ av) * u, av)
 
-        # the guard: one two-vector Lanczos step of P∇²L P from g (θ_g, g', ρ_g); no products when not ``look``
-        qs, zs = lax.fori_loop(0, jnp.where(look, 2, 0), product,
-                               (jnp.stack([gd, jnp.zeros_like(gd)]), jnp.zeros((2, gd.shape[0]))))
-        zg, q, z2 = zs[0], qs[1], zs[1]
-        a1, b1, _, invariant = second(zg)
-        a2 = jnp.where(invariant, a1 - 1.0, q @ z2)
-        th_g, c1, c2 = _ritz2(a1, jnp.where(invariant, 0.0, b1), a2)
-        g1 = c1 * gd + c2 * q
-        rho_g = jnp.linalg.norm(c1 * zg + c2 * z2 - th_g * g1)
-        th_g, rho_g = jnp.where(look, th_g, -jnp.inf), jnp.where(look, rho_g, jnp.inf)
-        g1 = jnp.where(look, g1 / jnp.maximum(jnp.linalg.norm(g1), 1e-300), g)
-        g_hvps = jnp.where(look, 2, 0).astype(jnp.int32)
-        crossed = look & (th_g > theta)  # a Rayleigh quotient of the rest above θ: the tracked branch is not the top
-        ok = has_hist & ~crossed & (rho <= rtol * jnp.abs(theta))
+            # the residual first looked at after the count of the last full record less one (an eigendecomposition
+            # of T per step costs more than an HVP at small D); the guard stops after its two steps (rtol = ∞)
+            th, y, res, n = lanczos_adaptive(
+                op, jnp.where(guard, gd, jnp.where(crossed, g1, u)), k, jnp.where(guard, jnp.inf, rtol),
+                max_cycles=jnp.where(guard, jnp.where(look, 1, 0), jnp.where(ok, 0, MAX_CYCLES)),
+                first_check=jnp.where(guard | crossed, 2, jnp.maximum(m - 1, 2)), z0=z, use_z0=~guard & ~crossed)
+            found = (jnp.where(look, th, -jnp.inf), jnp.where(look, jnp.where(y @ gd < 0, -y, y), g),
+                     jnp.where(look, res, jnp.inf), n)
+            pick = lambda new, old: jax.tree_util.tree_map(lambda x, x0: jnp.where(guard, x, x0), new, old)  # noqa: E731
+            return pick(found, out[0]), pick(out[1], (th, y, n, crossed, ok))
 
-        # the full record: lanczos_adaptive from u (its first product is z: no second HVP), or from g' after a
-        # crossing; none when ``ok`` (max_cycles = 0). The residual is first looked at after the count of the last
-        # full record less one (an eigendecomposition of T per step costs more than an HVP at small D).
-        th, y, _, hvps = lanczos_adaptive(mv, jnp.where(crossed, g1, u), k, rtol,
-                                          max_cycles=jnp.where(ok, 0, MAX_CYCLES),
-                                          first_check=jnp.where(crossed, 2, jnp.maximum(m - 1, 2)), z0=z,
-                                          use_z0=~crossed)
+        empty = (jnp.float64(0.0), u, jnp.int32(0), jnp.array(False), jnp.array(False))
+        (th_g, g1, rho_g, g_hvps), (th, y, hvps, crossed, ok) = lax.fori_loop(
+            0, 2, solve, ((jnp.float64(-jnp.inf), g, jnp.float64(jnp.inf), jnp.int32(0)), empty))
         y = jnp.where(y @ u < 0, -y, y)
         d = y / jnp.maximum(y @ u, 1e-300) - u
         rd = r @ d
