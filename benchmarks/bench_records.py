@@ -11,10 +11,11 @@ dense_clock=False)`` on the JAX twin):
 
 * ``hand``: w ← (1 - ηλ)w - η∇L(w) in one jit-compiled ``lax.scan`` (no records);
 * ``plain``: srflow with records only at the first and the last step (λ₁ at both: per-run costs);
-* ``λ₁ every 10``: a record (λ₁ by warm-started Lanczos) every 10 steps;
-* ``λ₁ every 10 (tracked)`` (with ``--before``): the same with the opt-in tracked λ₁ records
-  (``compiled.TRACKED_METHOD``: one Rayleigh HVP per record certified by its residual, ``track_top``), timed in the
-  same rounds;
+* ``λ₁ every 10``: a record every 10 steps (λ₁ by the default tracker, ``compiled.track_top``: one Rayleigh HVP per
+  record certified by its residual, a full Lanczos when the residual says so);
+* ``λ₁ every 10 (Lanczos)`` (with ``--before``): the same with the method before the tracker
+  (``compiled.PREVIOUS_METHOD``: a guarded Lanczos from the extrapolated start at every record), timed in the same
+  rounds;
 * ``Φ every 100``: also Φ(w̄_t) at every record, every 100 steps: on the device (``verification.device_phi``, one
   compiled pass over the run's records);
 * ``Φ every 100 (before)`` (with ``--phi-before``): the same with Φ by the host ``theory.project_to_manifold`` at
@@ -133,8 +134,8 @@ def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = Fa
         cells[("λ₁ every 10", 1)] = sim(n, 10)
         cells[("λ₁ every 10", 2)] = sim(2 * n, 10)
     if before:
-        cells[("λ₁ every 10 (tracked)", 1)] = sim(n, 10, method=compiled.TRACKED_METHOD)
-        cells[("λ₁ every 10 (tracked)", 2)] = sim(2 * n, 10, method=compiled.TRACKED_METHOD)
+        cells[("λ₁ every 10 (Lanczos)", 1)] = sim(n, 10, method=compiled.PREVIOUS_METHOD)
+        cells[("λ₁ every 10 (Lanczos)", 2)] = sim(2 * n, 10, method=compiled.PREVIOUS_METHOD)
     notes = {}
     if phi:  # 200 and 400 steps, i.e. 3 and 5 projections, against plain runs of as many
         cells[("plain (Φ steps)", 1)] = sim(200, 200)
@@ -195,8 +196,8 @@ def main(argv=None) -> None:
                         help="sizes at which 'Φ every 100' is run (a device Φ takes ≈ 0.03 s at D = 500, 0.08 s "
                              "at 4000; the host Φ of --phi-before ≈ 1 s at 500)")
     parser.add_argument("--before", action="store_true",
-                        help="also time λ₁ every 10 with the tracked records (compiled.TRACKED_METHOD, opt-in: "
-                             "the default is the guarded Lanczos at every record)")
+                        help="also time λ₁ every 10 with the guarded Lanczos at every record "
+                             "(compiled.PREVIOUS_METHOD, the default before the tracker)")
     parser.add_argument("--phi-before", action="store_true",
                         help="also time Φ every 100 with the host projection of before 2026-12-05 "
                              "(device_phi.PHI_ON_DEVICE = False) and with the device pass's first settings "
@@ -247,7 +248,7 @@ def print_rows(rows, header: bool) -> None:
         hand_rate = n / med[("hand", 1)]
         plain_step = step_us("plain", n)
         for mode, steps, base in (("hand", n, None), ("plain", n, "plain"), ("λ₁ every 10", n, "plain"),
-                                  ("λ₁ every 10 (tracked)", n, "plain"),
+                                  ("λ₁ every 10 (Lanczos)", n, "plain"),
                                   ("plain (Φ steps)", 200, None), ("Φ every 100", 200, "plain (Φ steps)"),
                                   ("Φ every 100 (before)", 200, "plain (Φ steps)"),
                                   ("Φ 100 (device, prev.)", 200, "plain (Φ steps)")):

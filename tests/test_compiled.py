@@ -575,3 +575,43 @@ def test_the_compilation_test_sees_a_recompilation(caplog):
     with jax.log_compiles(), caplog.at_level(logging.DEBUG):
         simulate(jm, np.array([1.0, 0.3, 0.2]), 0.1, 3, algorithm="gd", every=1, pairs=False)
     assert [r.message for r in caplog.records if "Compiling" in r.message and "run" in r.message]
+
+
+def test_a_tracked_record_traces_two_hvps():
+    """The tracker's compile cost is set by the HVPs it traces (each inlines the model's Hessian-vector product):
+    a record of ``track_top`` traces the operator twice (the Rayleigh product, and one ``lanczos_adaptive`` call site
+    for the guard and the full Lanczos), and a chunk with λ₁ at w_t, the midpoint and w_{t+1} traces one record for
+    the three phases. (Before 2026-12-05 a record traced it seven times, three records per chunk.)"""
+    from srflow.verification.compiled import initial_tracks, track_top
+
+    calls = []
+
+    def matvec(u):
+        calls.append(1)
+        return 2.0 * u
+
+    vs, st = (jnp.asarray(x[0]) for x in initial_tracks(6, 1))
+    jax.make_jaxpr(lambda v, s: track_top(matvec, v, s, 6))(vs, st)
+    assert len(calls) == 2, len(calls)
+
+
+def test_a_chunk_traces_one_record_for_the_three_phases(monkeypatch):
+    """Companion: the chunk with λ₁ at w_t, the midpoint and w_{t+1} (pairs) calls ``track_top`` once while it is
+    traced (the phases are one ``lax.map``), not once per phase."""
+    from srflow.verification import compiled
+
+    records = []
+    track_top = compiled.track_top
+
+    def counting(*args, **kwargs):
+        records.append(1)
+        return track_top(*args, **kwargs)
+
+    monkeypatch.setattr(compiled, "track_top", counting)
+    _, jm = twins("sphere_circle")
+    fn = compiled._chunk.__wrapped__(jm, "gdwd", True, False, False, False, compiled.TRACKED_METHOD)
+    vs, ms = compiled.initial_tracks(jm.dim, 3)
+    slots = compiled._slots(jm.dim, False)
+    fn.trace(np.array([1.0, 0.3, 0.2]), 0.0, np.int64(0), np.int64(-1), vs, ms, 0.1, 0.01,
+             np.zeros(slots, dtype=np.int64), np.zeros(slots, dtype=bool), np.int64(10))
+    assert len(records) == 1, len(records)

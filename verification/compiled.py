@@ -10,10 +10,9 @@ the host once per chunk. The step counts n of the slots and which slots are in u
 compilation serves every record stride, step count and rung; the dense clock (s_t at every step) goes into a
 buffer of fixed length CLOCK_BUF per chunk.
 
-λ₁ is the largest algebraic eigenvalue of ∇²L by a guarded Lanczos at every record, warm-started from the last two
-records' eigenvectors extrapolated (``warm_top``, the default, WARM_START). Opt-in (WARM_START = "tracked": cheaper
-records, a costlier compilation), λ₁ is tracked from record to record on HVPs (``track_top``; for λ₁ at
-the midpoint and at w_{t+1} each phase has its own tracker): a record is the Rayleigh quotient of the last two
+λ₁ is the largest algebraic eigenvalue of ∇²L, tracked from record to record on HVPs (``track_top``, the default,
+WARM_START = "tracked"; for λ₁ at the midpoint and at w_{t+1} each phase has its own tracker, and one traced record
+serves the three phases in a ``lax.map``): a record is the Rayleigh quotient of the last two
 records' eigenvectors extrapolated, 2v - v_prev (``warm_start``), one HVP, accepted when its residual
 ‖∇²L u - θu‖ ≤ WARM_RTOL·|θ|, which bounds 0 ≤ λ₁ - θ ≤ ‖r‖²/(λ₁ - λ₂) ≤ LAM_RTOL·λ₁ (Kato–Temple) while λ₁
 has the gap the theory assumes; otherwise a Lanczos (``lanczos_adaptive``) from the same start to the same
@@ -85,16 +84,17 @@ GUARD_EPS = math.sqrt(10) * 1e-5
 #: by its residual, a full Lanczos only when the residual says so, and a second-branch vector as crossing guard),
 #: "extrapolated" (``warm_top``: a guarded Lanczos from the last two records' eigenvectors at every record, the
 #: method before the tracker) or "previous" (from the last record's eigenvector, the method before that)
-#: The default is "extrapolated": the tracker ("tracked", ``track_top``) takes ≈ 1.1 HVPs per record instead of ≈ 5
-#: but its compiled code costs ≈ 1.8 s more per chunk variant (mf, D = 16, first call of ``simulate_compiled``
-#: 3.97 s against 2.20 s, of a 3-run ``simulate_batch`` 4.72 s against 2.92 s, side by side on 2026-12-05), which
-#: took the default test run from 4:04 to 4:55 (every test compiles its chunks anew); it is opt-in until its
-#: compilation is cheaper: ``compiled.WARM_START = "tracked"`` (or the method tuple TRACKED_METHOD).
-WARM_START = "extrapolated"
-#: the tracker (WARM_START, WARM_RTOL, GUARD_EPS), timed against the default by
-#: ``python -m benchmarks.bench_records --before``
+#: The default is "tracked" (since 2026-12-05, late): its record traces two HVPs (the Rayleigh product; the guard
+#: and the Lanczos from one ``lanczos_adaptive`` call site), its common record (a Rayleigh record between guard
+#: records) is one ``lax.cond`` branch with the one HVP by forward-over-reverse and nothing else, and the phases are one
+#: traced record; its chunk compiles as fast as the guarded Lanczos's did (benchmarks/bench_compile.py) and its
+#: records cost less (benchmarks/bench_records.py --before). Before, its compiled code cost ≈ 1.8 s more per chunk
+#: variant (mf, D = 16: first ``simulate_compiled`` 3.97 s against 2.20 s) and it was opt-in.
+WARM_START = "tracked"
+#: the tracker (WARM_START, WARM_RTOL, GUARD_EPS), the default
 TRACKED_METHOD = ("tracked", WARM_RTOL, GUARD_EPS)
-#: the default record method (WARM_START, WARM_RTOL, GUARD_EPS)
+#: the method before the tracker (guarded Lanczos at every record), timed against the default by
+#: ``python -m benchmarks.bench_records --before``
 PREVIOUS_METHOD = ("extrapolated", WARM_RTOL, GUARD_EPS)
 #: at most this many Lanczos cycles per eigenvalue (a warm start needs 1)
 MAX_CYCLES = 60
@@ -110,10 +110,10 @@ CLOCK_BUF = 2 * DENSE_CLOCK_MAX
 
 
 def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: int = MAX_CYCLES, first_check=1,
-                     z0=None):
+                     z0=None, use_z0=True):
     """(θ, y, residual, hvps): the largest algebraic eigenpair of the symmetric operator ``matvec``
     (traceable), and the number of ``matvec`` calls it took. ``z0``: the product A v0 when the caller has it (v0
-    then a unit vector): the first step uses it instead of a ``matvec`` call.
+    then a unit vector): the first step uses it instead of a ``matvec`` call (when ``use_z0``, which may be traced).
 
     Lanczos with full reorthogonalization from v0, one HVP per step: after j steps T_j = Q_jᵀ A Q_j is
     tridiagonal, its top Ritz pair (θ, s) gives y = Q_j s with the residual ‖A y - θy‖ = β_j|s_j| (no further
@@ -123,10 +123,12 @@ def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: in
     stale one goes on to k steps and then restarts from the Ritz vector (a full restarted Lanczos, residual
     looked at every step) until the residual is below rtol·|θ| or ``max_cycles``. On an invariant Krylov
     subspace (β = 0) the residual is 0 and it stops; unused rows of T are decoupled and set below its Gershgorin
-    bound, so they never hold the top Ritz value.
+    bound, so they never hold the top Ritz value. The cycles are one ``lax.while_loop`` around one traced cycle
+    (the first cycle differs only in traced values), so the operator is traced once per call site.
     """
     dim = v0.shape[0]
     idx = jnp.arange(k)
+    use_z0 = (z0 is not None) & jnp.asarray(use_z0)
 
     def ritz(alpha, beta, j, b):
         low = -(jnp.sum(jnp.abs(alpha)) + 2 * jnp.sum(beta)) - 1.0
@@ -135,14 +137,15 @@ def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: in
         vals, vecs = jnp.linalg.eigh(t)
         return vals[-1], vecs[:, -1], b * jnp.abs(vecs[j, -1])
 
-    def cycle(v, first, first_cycle=False):
+    def cycle(v, first, given):
+        """One Lanczos cycle from v (``given``: its first product is z0): (θ, y, residual, matvec calls)."""
         def not_done(st):
             return (st[0] < k) & ~st[-1]
 
         def step(st):
             j, qb, alpha, beta, q, q_prev, b_prev, theta, s, res, _ = st
             qb = qb.at[j].set(q)
-            z = matvec(q) if z0 is None else lax.cond(first_cycle & (j == 0), lambda: z0, lambda: matvec(q))
+            z = matvec(q) if z0 is None else lax.cond(given & (j == 0), lambda: z0, lambda: matvec(q))
             a = q @ z
             z = z - a * q - b_prev * q_prev
             z = z - qb.T @ (qb @ z)
@@ -161,21 +164,20 @@ def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: in
                 jnp.array(False))
         j, qb, *_, theta, s, res, _ = lax.while_loop(not_done, step, init)
         y = qb.T @ s
-        return theta, y / jnp.linalg.norm(y), res, j
+        return theta, y / jnp.linalg.norm(y), res, j - jnp.where(given, 1, 0)
 
     def again(state):
         i, theta, _, res, _ = state
-        return (i < max_cycles) & (res > rtol * jnp.abs(theta))
+        return (i < max_cycles) & ((i == 0) | (res > rtol * jnp.abs(theta)))
 
     def body(state):
         i, _, y, _, n = state
-        theta, y, res, j = cycle(y, 1)
+        first = i == 0
+        theta, y, res, j = cycle(y, jnp.where(first, first_check, 1), first & use_z0)
         return i + 1, theta, y, res, n + j
 
-    theta, y, res, j = cycle(v0, first_check, True)
-    if z0 is not None:
-        j = j - 1
-    _, theta, y, res, hvps = lax.while_loop(again, body, (1, theta, y, res, j))
+    init = (jnp.int32(0), jnp.float64(0.0), v0, jnp.float64(jnp.inf), jnp.int32(0))
+    _, theta, y, res, hvps = lax.while_loop(again, body, init)
     return theta, y, res, hvps
 
 
@@ -300,7 +302,7 @@ def _ritz2(a1, b1, a2):
     return theta, sign * c1, sign * c2
 
 
-def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL):
+def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL, slow_matvec=None):
     """One λ₁ record by the tracker (traceable): (θ, vs', st', hvps) from the phase's state ``vs`` (rows: y_n,
     y_{n-1}, g) and ``st`` (``TRACK_FIELDS``).
 
@@ -328,7 +330,14 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL):
     overtakes λ₁ is found at the first guard record after it rises above θ. Not guaranteed: that g has converged
     to λ₂'s branch (a branch rising from deep in the spectrum is found when g reaches it), and that the gap does
     not close faster than GUARD_SAFETY times the rate measured before (a record may follow the old branch for up to
-    GUARD_MAX_WAIT - 1 records after a crossing that comes faster)."""
+    GUARD_MAX_WAIT - 1 records after a crossing that comes faster).
+    **Compiled form.** The Rayleigh product z = ∇²L u by ``matvec`` (the chunk: forward-over-reverse at x); then one
+    ``lax.cond``: a Rayleigh record between guard records (``fast``) keeps u + r/(θ - μ) and counts down the guard's
+    wait, nothing else; every other record (``slow``: a guard record, a cold start, a residual above the bound) runs
+    ``lanczos_adaptive`` twice from one call site in a two-iteration loop, the guard (two steps of P∇²L P from g, when
+    ``look``) and then the record (zero cycles when the Rayleigh record is accepted), on ``slow_matvec()`` when given
+    (the chunk: the linearization of ∇L at x, made on that branch only). Two traced HVPs in all; the common record executes one HVP and a few vector operations (at D = 16 the record's
+    cost is the count of XLA operations it executes, not its flops)."""
     f = {name: i for i, name in enumerate(TRACK_FIELDS)}
     y0, y1, g = vs[0], vs[1], vs[2]
     m, mu, wait, gap_prev, since, valid = (st[f[name]] for name in TRACK_FIELDS)
@@ -339,44 +348,57 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL):
     theta = u @ z
     r = z - theta * u
     rho = jnp.linalg.norm(r)
-
-    def guard(_):
-        """One two-vector Lanczos step of (I - uuᵀ)∇²L(I - uuᵀ) from g: (θ_g, g', ρ_g, HVPs)."""
-        gd = g - (g @ u) * u
-        gd = gd / jnp.maximum(jnp.linalg.norm(gd), 1e-300)
-        zg = matvec(gd)
-        zg = zg - (u @ zg) * u
-        a1 = gd @ zg
-        q = zg - a1 * gd
-        q = q - (q @ u) * u - (q @ gd) * gd
-        b1 = jnp.linalg.norm(q)
-        invariant = b1 <= 1e-12 * (jnp.abs(a1) + jnp.abs(theta))  # no second direction from g
-        q = jnp.where(invariant, 0.0, q / jnp.where(invariant, 1.0, b1))
-        z2 = matvec(q)
-        z2 = z2 - (u @ z2) * u
-        a2 = jnp.where(invariant, a1 - 1.0, q @ z2)
-        th_g, c1, c2 = _ritz2(a1, jnp.where(invariant, 0.0, b1), a2)
-        g1 = c1 * gd + c2 * q
-        rho_g = jnp.linalg.norm(c1 * zg + c2 * z2 - th_g * g1)
-        return th_g, g1 / jnp.linalg.norm(g1), rho_g, jnp.int32(2)
-
     look = (wait <= 0) & has_hist  # (not at a cold start: u is not yet an eigenvector to deflate)
-    th_g, g1, rho_g, g_hvps = lax.cond(look, guard, lambda _: (-jnp.inf, g, jnp.inf, jnp.int32(0)), None)
-    crossed = look & (th_g > theta)  # a Rayleigh quotient of the rest above θ: the tracked branch is not the top
-    ok = has_hist & ~crossed & (rho <= rtol * jnp.abs(theta))
 
-    def rayleigh(_):
+    def rayleigh_vector(mu):
+        """The shifted power step u + r/(θ - μ) (normalized) that a Rayleigh record keeps."""
         shift = theta - mu
         y = u + r / jnp.where(shift > 0, shift, jnp.inf)
-        return theta, y / jnp.linalg.norm(y), mu, jnp.int32(1), has_hist, m
+        return y / jnp.linalg.norm(y)
 
-    def full(_):
-        """lanczos_adaptive from u, or from g' after a crossing (one call site: a vmapped cond runs both)."""
-        # from u its first product is z (no second HVP); the residual first looked at after the count of the last
-        # full record less one (an eigendecomposition of T per step costs more than an HVP at small D)
-        th, y, _, hvps = lax.cond(
-            crossed, lambda: lanczos_adaptive(matvec, g1, k, rtol, first_check=2),
-            lambda: lanczos_adaptive(matvec, u, k, rtol, first_check=jnp.maximum(m - 1, 2), z0=z))
+    def fast(_):
+        """A Rayleigh record between guard records: the one HVP above, nothing else computed."""
+        y = rayleigh_vector(mu)
+        y = jnp.where(y @ y0 < 0, -y, y)
+        st1 = st.at[f["wait"]].set(wait - 1).at[f["since"]].set(since + 1)
+        return theta, jnp.stack([y, y0, g]), st1, jnp.int32(1)
+
+    def slow(_):
+        """A guard record, a cold start or a residual above the bound: the guard, then the Rayleigh record or a
+        full Lanczos (``slow_matvec``: the operator here, e.g. a linearization made only on this branch)."""
+        mv = matvec if slow_matvec is None else slow_matvec()
+        gd = g - (g @ u) * u
+        gd = gd / jnp.maximum(jnp.linalg.norm(gd), 1e-300)
+
+        def solve(i, out):
+            """i = 0: the guard, two Lanczos steps of P∇²L P from g (P = I - uuᵀ; when ``look``, else none), the Ritz
+            pair (θ_g, g') of span{g, P∇²L g} and its residual ρ_g; i = 1: the record's Lanczos from u (its first
+            product is z: no second HVP), or from g' after a crossing, none when the Rayleigh record is accepted. One
+            ``lanczos_adaptive`` call site for both: the operator is traced once."""
+            (th_g, g1, rho_g, n_g), _ = out
+            guard = i == 0
+            crossed = look & (th_g > theta)  # a Rayleigh quotient of the rest above θ: the tracked branch is not the top
+            ok = has_hist & ~crossed & (rho <= rtol * jnp.abs(theta))
+
+            def op(v):
+                pv = jnp.where(guard, v - (u @ v) * u, v)
+                av = mv(pv)
+                return jnp.where(guard, av - (u @ av) * u, av)
+
+            # the residual first looked at after the count of the last full record less one (an eigendecomposition
+            # of T per step costs more than an HVP at small D); the guard stops after its two steps (rtol = ∞)
+            th, y, res, n = lanczos_adaptive(
+                op, jnp.where(guard, gd, jnp.where(crossed, g1, u)), k, jnp.where(guard, jnp.inf, rtol),
+                max_cycles=jnp.where(guard, jnp.where(look, 1, 0), jnp.where(ok, 0, MAX_CYCLES)),
+                first_check=jnp.where(guard | crossed, 2, jnp.maximum(m - 1, 2)), z0=z, use_z0=~guard & ~crossed)
+            found = (jnp.where(look, th, -jnp.inf), jnp.where(look, jnp.where(y @ gd < 0, -y, y), g),
+                     jnp.where(look, res, jnp.inf), n)
+            pick = lambda new, old: jax.tree_util.tree_map(lambda x, x0: jnp.where(guard, x, x0), new, old)  # noqa: E731
+            return pick(found, out[0]), pick(out[1], (th, y, n, crossed, ok))
+
+        empty = (jnp.float64(0.0), u, jnp.int32(0), jnp.array(False), jnp.array(False))
+        (th_g, g1, rho_g, g_hvps), (th, y, hvps, crossed, ok) = lax.fori_loop(
+            0, 2, solve, ((jnp.float64(-jnp.inf), g, jnp.float64(jnp.inf), jnp.int32(0)), empty))
         y = jnp.where(y @ u < 0, -y, y)
         d = y / jnp.maximum(y @ u, 1e-300) - u
         rd = r @ d
@@ -385,27 +407,33 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL):
         steps = hvps + jnp.where(crossed, 0, 1)  # Lanczos steps (from u the first one is z: not a matvec call)
         same = has_hist & (steps <= k) & (y @ y0 >= 0.5)  # one cycle, the same branch: keep extrapolating
         count = jnp.where(steps <= k, steps, 1)  # m of the next full record (1 after a restart: look at every step)
-        return th, y, new_mu, (hvps + 1).astype(jnp.int32), same, count.astype(st.dtype)
+        theta1 = jnp.where(ok, theta, th)
+        y = jnp.where(ok, rayleigh_vector(mu), y)
+        mu1 = jnp.where(ok, mu, new_mu)
+        hvps = jnp.where(ok, 1, hvps + 1).astype(jnp.int32)
+        keep = jnp.where(ok, has_hist, same)
+        m1 = jnp.where(ok, m, count.astype(st.dtype))
+        y = jnp.where(y @ y0 < 0, -y, y)
+        g1 = jnp.where(crossed, u, g1)  # after a crossing the old branch is the second one
+        # the rate of closing from θ - θ_g (θ_g also rises while g converges: that only brings the next look closer),
+        # the distance from G = θ - θ_g - ρ_g (an unconverged g has a large ρ_g: looked at again at the next record)
+        spread = theta1 - th_g
+        gap = spread - rho_g
+        rate = jnp.maximum(gap_prev - spread, 0.0) / jnp.maximum(since, 1.0)
+        steps = jnp.where(rate > 0, gap / jnp.where(rate > 0, GUARD_SAFETY * rate, 1.0), GUARD_MAX_WAIT)
+        # a first positive gap (no rate yet): look again after 2 records to measure the rate
+        next_wait = jnp.where(gap > 0, jnp.where(gap_prev > 0, jnp.clip(jnp.floor(steps), 1, GUARD_MAX_WAIT), 2.0),
+                              1.0)
+        wait1 = jnp.where(look, next_wait - 1, wait - 1)
+        gap1 = jnp.where(look, spread, gap_prev)
+        since1 = jnp.where(look, 1.0, since + 1)
+        # the history: (y, y_n) when y continues y_n, else (y, y) (``warm_start`` then starts from y itself)
+        vs1 = jnp.stack([y, jnp.where(keep, y0, y), g1])
+        st1 = st.at[f["m"]].set(m1).at[f["mu"]].set(mu1).at[f["wait"]].set(wait1).at[f["gap"]].set(gap1)
+        st1 = st1.at[f["since"]].set(since1).at[f["valid"]].set(1.0)
+        return theta1, vs1, st1, hvps + g_hvps
 
-    theta, y, mu, hvps, keep, m = lax.cond(ok, rayleigh, full, None)
-    y = jnp.where(y @ y0 < 0, -y, y)
-    g1 = jnp.where(crossed, u, g1)  # after a crossing the old branch is the second one
-    # the rate of closing from θ - θ_g (θ_g also rises while g converges: that only brings the next look closer),
-    # the distance from G = θ - θ_g - ρ_g (an unconverged g has a large ρ_g: looked at again at the next record)
-    spread = theta - th_g
-    gap = spread - rho_g
-    rate = jnp.maximum(gap_prev - spread, 0.0) / jnp.maximum(since, 1.0)
-    steps = jnp.where(rate > 0, gap / jnp.where(rate > 0, GUARD_SAFETY * rate, 1.0), GUARD_MAX_WAIT)
-    # a first positive gap (no rate yet): look again after 2 records to measure the rate
-    next_wait = jnp.where(gap > 0, jnp.where(gap_prev > 0, jnp.clip(jnp.floor(steps), 1, GUARD_MAX_WAIT), 2.0), 1.0)
-    wait1 = jnp.where(look, next_wait - 1, wait - 1)
-    gap1 = jnp.where(look, spread, gap_prev)
-    since1 = jnp.where(look, 1.0, since + 1)
-    # the history: (y, y_n) when y continues y_n, else (y, y) (``warm_start`` then starts from y itself)
-    vs1 = jnp.stack([y, jnp.where(keep, y0, y), g1])
-    st1 = st.at[f["m"]].set(m).at[f["mu"]].set(mu).at[f["wait"]].set(wait1).at[f["gap"]].set(gap1).at[f["since"]].set(since1)
-    st1 = st1.at[f["valid"]].set(1.0)
-    return theta, vs1, st1, hvps + g_hvps
+    return lax.cond(has_hist & ~look & (rho <= rtol * jnp.abs(theta)), fast, slow, None)
 
 
 @lru_cache(maxsize=64)
@@ -431,10 +459,13 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
 
     def top_pair(x, hist, st, xi, probe):
         """λ₁ at x from the phase's tracker state (``initial_tracks``): (θ, hist', st', hvps)."""
+        if start == "tracked":
+            # the Rayleigh record's one HVP by forward-over-reverse at x (fused with its forward pass); the guard and
+            # a full Lanczos by the linearization of ∇L at x, made on that branch only
+            return track_top(lambda v: jax.jvp(grad, (x,), (v,))[1], hist, st, k, rtol,
+                             slow_matvec=lambda: jax.linearize(grad, x)[1])
         # ∇²L(x)u by the linearization of ∇L at x: its primal part (the forward pass) is computed once per record
         matvec = jax.linearize(grad, x)[1]
-        if start == "tracked":
-            return track_top(matvec, hist, st, k, rtol)
         m = st[0].astype(jnp.int32)  # the method before the tracker: warm_top at every record (TRACK_FIELDS "m")
         theta, y, m1, hvps = warm_top(matvec, hist[0], m, xi, k, probe, guard_eps,
                                       v_prev=hist[1] if start == "extrapolated" else None, rtol=rtol)
@@ -442,12 +473,14 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
 
     def measure(w, new, vs, ms, xi, probe, odd):
         """λ₁ at w_t (and the midpoint, w_{t+1}), each warm from the previous record's vector of the same phase
-        of the period-2 oscillation (an odd stride swaps w_t's and w_{t+1}'s), one after the other (a vmap would
-        run every branch of the Lanczos loop)."""
+        of the period-2 oscillation (an odd stride swaps w_t's and w_{t+1}'s), one after the other in a
+        ``lax.map`` over the three points (a vmap would run every branch of the Lanczos loop; the map traces and
+        compiles the record once, not once per point)."""
         if pairs:
             order = jnp.where(odd, jnp.array([2, 1, 0]), jnp.array([0, 1, 2]))
-            out = [top_pair(x, vs[order[i]], ms[order[i]], xi, probe) for i, x in enumerate((w, 0.5 * (w + new), new))]
-            lams, ys, m1, hvps = (jnp.stack(c) for c in zip(*out))
+            points = jnp.stack([w, 0.5 * (w + new), new])
+            lams, ys, m1, hvps = lax.map(lambda a: top_pair(a[0], a[1], a[2], xi, probe),
+                                         (points, vs[order], ms[order]))
             return lams, ys, m1, jnp.sum(hvps).astype(jnp.int32)
         theta, y, m1, hvps = top_pair(w, vs[0], ms[0], xi, probe)
         return jnp.array([theta, jnp.nan, jnp.nan]), y[None], m1[None], hvps
