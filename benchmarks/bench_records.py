@@ -4,7 +4,7 @@ factorization (``mf``) at D = 16, 80, 500, 4000. Printed, not asserted.
 
 Run from the repository root: python -m benchmarks.bench_records [--sizes 16 80 500 4000] [--repeats 5]
 [--seconds 0.3] [--phi-sizes 16 80 500] [--batch 16] [--batch-big 4] [--before] [--phi-before]
-[--batch-before REV] [--clock wall|cpu] [--stat median|min] [--no-lam-rows]
+[--batch-before REV] [--clock wall|cpu] [--stat median|min] [--no-lam1-rows]
 
 Modes (GD+WD, η = 0.1, ηλ = 1e-3, from the EoS norm above a point of Γ; ``simulate(..., pairs=False,
 dense_clock=False)`` on the JAX twin):
@@ -215,7 +215,7 @@ def main(argv=None) -> None:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall time, or the process's CPU time (robust to other jobs on the machine; equal to "
                              "wall time on a quiet machine when the cells use one core)")
-    parser.add_argument("--no-lam-rows", action="store_true", help="leave out the 'λ₁ every 10' rows")
+    parser.add_argument("--no-lam1-rows", action="store_true", help="leave out the 'λ₁ every 10' rows")
     args = parser.parse_args(argv)
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
@@ -228,7 +228,7 @@ def main(argv=None) -> None:
     for dim in args.sizes:
         cells, n, notes = cells_for(dim, args.seconds, dim in args.phi_sizes,
                                     args.batch if dim < 4000 else args.batch_big, args.before, args.phi_before,
-                                    before_module, not args.no_lam_rows)
+                                    before_module, not args.no_lam1_rows)
         med, times = measure(cells, args.repeats, args.stat)
         notes["times"] = times
         rows.append((dim, n, med, notes))
