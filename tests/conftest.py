@@ -22,16 +22,18 @@ settings.load_profile(os.environ.get("SRFLOW_HYPOTHESIS_PROFILE", "ci" if os.env
 
 
 
-#: the test modules in order of their cost, costliest first (CPU seconds of each module alone, measured
-#: 2026-12-05 on the 2-core CI machine: figures 103, mutations 85, verify_cli 66, sweep 66, compiled 64, checks 46,
-#: reliability 46, runner 32, bn_nets 32, symbolic 30, jax_models 27, theory_flows 24; every other module < 20).
+#: the test modules in order of their cost, costliest first (seconds of each module's tests in a default run with
+#: ``-n 2 --durations=0``, a cold srflow cache, measured 2026-12-05 on the idle 2-core machine: compiled 62,
+#: mutations 42, figures 36, reliability 35, sweep 31, jax_models 25, runner 23, checks 21, eos_stability 20,
+#: device_phi 19, symbolic 19, cluster_flow 16, bn_nets 16, verify_cli 14, sympy_reference 13; every other module < 9).
 #: With ``--dist loadfile --no-loadscope-reorder`` (pyproject.toml) pytest-xdist hands the modules out in
 #: collection order, so the longest ones start first and the short ones fill in at the end (longest processing
 #: time first): no long module is left to start last on one worker while the other idles. A module missing here
 #: (new, renamed) only runs after these, in file order.
-COSTLIEST_FIRST = ("test_figures.py", "test_mutations.py", "test_verify_cli.py", "test_sweep.py", "test_compiled.py",
-                   "test_checks.py", "test_reliability.py", "test_runner.py", "test_bn_nets.py", "test_symbolic.py",
-                   "test_jax_models.py", "test_theory_flows.py")
+COSTLIEST_FIRST = ("test_compiled.py", "test_mutations.py", "test_figures.py", "test_reliability.py", "test_sweep.py",
+                   "test_jax_models.py", "test_runner.py", "test_checks.py", "test_eos_stability.py",
+                   "test_device_phi.py", "test_symbolic.py", "test_cluster_flow.py", "test_bn_nets.py",
+                   "test_verify_cli.py", "test_sympy_reference.py")
 
 
 def pytest_collection_modifyitems(items):
