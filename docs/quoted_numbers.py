@@ -88,7 +88,7 @@ def _eos_numbers(report: dict, prefix: str) -> dict:
         out[f"{prefix}.c_agreement.{m}"] = max(abs(d["c_observed"][i] - d["c_predicted"][i]) for i in judged)
         out[f"{prefix}.c0.{m}"] = d["c_deviation_at_zero"]
         out[f"{prefix}.c0_se.{m}"] = d["c_deviation_at_zero_se"]
-        out[f"{prefix}.delta_c_pct.{m}"] = 100 * rp["threshold, O(ηλ) coefficient c (relative)"]
+        out[f"{prefix}.delta_c_pct.{m}"] = 100 * float(rp["threshold, O(ηλ) coefficient c (relative)"])
         out[f"{prefix}.delta_c_abs.{m}"] = rp["threshold, O(ηλ) coefficient c (absolute)"]
         out[f"{prefix}.delta_leading.{m}"] = rp["threshold, leading term"]
         out[f"{prefix}.delta_norm.{m}"] = rp["equilibrium norm"]
@@ -157,8 +157,8 @@ def verify_default() -> dict:
     out["default.kappa_theta0.sphere_circle"] = d["stability_rate_predicted"][0]
     out["default.kappa_end.sphere_circle"] = d["stability_rate_predicted"][-1]
     out["default.kappa_end_s.sphere_circle"] = d["stability_s"][-1]
-    out["default.stability.delta_pct"] = 100 * ch["sphere_circle", "eos-stability"]["resolving_power"][
-        "breathing rate κ (relative)"]
+    out["default.stability.delta_pct"] = 100 * float(ch["sphere_circle", "eos-stability"]["resolving_power"][
+        "breathing rate κ (relative)"])  # "inf" in the JSON report where κ changes sign over the rungs
     ft = [ch[m, "flow-tracking"] for m in MODELS]
     _range(out, "default.path_error_1e-5", [_at(c["details"]["ladder"], c["details"]["path_errors"], 1e-5) for c in ft])
     _range(out, "default.clock_error_1e-5", [_at(c["details"]["ladder"], c["details"]["clock_errors"], 1e-5) for c in ft])
@@ -175,7 +175,7 @@ def verify_default() -> dict:
     out["default.nowd.s_published"] = nw["s_stop_at_threshold"][-1]
     nws = [ch[m, "no-wd-clock"] for m in MODELS]
     _range(out, "default.nowd.rest_order", [c["details"]["rest point"]["order"] for c in nws])
-    _range(out, "default.nowd.delta_rest_pct", [100 * c["resolving_power"]["rest point"] for c in nws])
+    _range(out, "default.nowd.delta_rest_pct", [100 * float(c["resolving_power"]["rest point"]) for c in nws])
     out["default.ngd.order.min"] = min(ch[m, "normalized-gd"]["details"][k]["order"] for m in MODELS
                                        for k in ("path", "clock"))
     for m in MODELS:
@@ -256,7 +256,7 @@ def _stability_rows(rows: dict, starts: dict | None = None) -> dict:
         if "deviation_at_zero" in d:
             out[f"stab.{row}.b0"], out[f"stab.{row}.b0_se"] = d["deviation_at_zero"], d["deviation_at_zero_se"]
         if "breathing rate κ (relative)" in rp:
-            out[f"stab.{row}.delta_pct"] = 100 * rp["breathing rate κ (relative)"]
+            out[f"stab.{row}.delta_pct"] = 100 * float(rp["breathing rate κ (relative)"])
         out[f"stab.{row}.passed"] = float(r.status == "pass")
         out[f"stab.{row}.stable_measured"] = float(d.get("stability_measured") == "stable")
     return out

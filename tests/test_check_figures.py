@@ -163,3 +163,24 @@ def test_no_figure_without_a_ladder():
     """A check without series (identities), or a result without a ladder, has no figure."""
     assert draw_check(CheckResult("identities", "m", "pass", 0.0, 0.0, 1.0, 0.0, "", {"x": 1.0})) is None
     assert draw_check(CheckResult("flow-tracking", "m", "error", None, None, None, float("nan"), "boom", {})) is None
+
+
+@pytest.mark.parametrize("b0, passes", [(0.003, True), (0.06, False)])
+def test_eos_stability_shows_its_extrapolation(b0, passes):
+    """eos-stability is judged like c: the breathing rate's deviation (measured − predicted) on each rung with ±3
+    s.e. and extrapolated to ηλ → 0, drawn at ηλ = 0 with its band (red and "NOT within" where it misses 0), not as
+    an order panel titled "not judged"."""
+    from srflow.verification.check_figures import PASS_COLOR
+
+    x = np.array([3e-4, 1e-4, 3e-5])
+    predicted = np.array([-4.93, -4.78, -4.65])
+    d = {"ladder": x, "rate_predicted": predicted, "rate_measured": predicted + np.array([-0.02, -0.007, -0.003]),
+         "rate_deviation": np.array([0.02, 0.007, 0.003]), "rate_standard_error": np.array([4e-4, 2e-4, 3e-4]),
+         "deviation_at_zero": b0, "deviation_at_zero_se": 0.008}
+    fig = draw_check(CheckResult("eos-stability", "m", "pass" if passes else "fail", -4.6, -4.6, "order", 0.1, "", d))
+    ax = fig.axes[0]
+    (point,) = [c for c in ax.containers if c.lines[0].get_gid() == "extrapolated"]
+    assert point.lines[0].get_ydata()[0] == pytest.approx(b0)
+    assert point.lines[0].get_color() == (PASS_COLOR if passes else FAIL_COLOR)
+    assert ("NOT within" in ax.get_title()) != passes and "not judged" not in ax.get_title()
+    assert "breathing rate" in ax.get_ylabel()

@@ -149,8 +149,9 @@ def draw_check(res: CheckResult):
     from .checks import CHECKS
     from .report import QUANTITIES
 
-    if "c_deviation_at_zero" in res.details and "c_observed" in res.details:
-        return _draw_extrapolation(res)
+    for spec in EXTRAPOLATED:
+        if all(k in res.details for k in spec[:5]):
+            return _draw_extrapolation(res, spec)
     ps = panels(res)
     if not ps:
         return None
@@ -227,10 +228,21 @@ def draw_check(res: CheckResult):
     return fig
 
 
-def _draw_extrapolation(res: CheckResult):
-    """eos-equilibrium: the deviation of the O(ηλ) coefficient, c measured − c predicted, on each rung with
-    ±EOS_SEM_FACTOR standard errors (filled: the rungs that enter the extrapolation), and its extrapolation to
-    ηλ → 0 (at ηλ = 0, with the same band): the check passes when that band contains 0 (dashed)."""
+#: the checks judged by a deviation extrapolated to ηλ → 0, not by an order: the details keys of (measured,
+#: predicted, standard error per rung, the deviation at ηλ → 0, its s.e.), the y label and the quantity's name
+EXTRAPOLATED = (
+    ("c_observed", "c_predicted", "c_standard_error", "c_deviation_at_zero", "c_deviation_at_zero_se",
+     "c measured − c predicted\n(η⟨λ₁⟩ = 2 + c·ηλ)", "c's deviation"),
+    ("rate_measured", "rate_predicted", "rate_standard_error", "deviation_at_zero", "deviation_at_zero_se",
+     "breathing rate measured − predicted\n(d log ε/dτ)", "the rate's deviation"),
+)
+
+
+def _draw_extrapolation(res: CheckResult, spec):
+    """eos-equilibrium (c) and eos-stability (the breathing rate): the deviation measured − predicted on each rung
+    with ±EOS_SEM_FACTOR standard errors (filled: the rungs that enter the extrapolation), and its extrapolation to
+    ηλ → 0 (at ηλ = 0, with the same band): the check passes when that band contains 0 (dashed). ``spec``: a row
+    of EXTRAPOLATED."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -239,12 +251,13 @@ def _draw_extrapolation(res: CheckResult):
     from . import tolerances as tol
     from .checks import CHECKS
 
+    measured, predicted, se_key, zero, zero_se, ylabel, noun = spec
     d = res.details
     x = _array(d["ladder"])
-    dev = _array(d["c_observed"]) - _array(d["c_predicted"])
-    se = _array(d.get("c_standard_error", [np.nan] * len(x)))
+    dev = _array(d[measured]) - _array(d[predicted])
+    se = _array(d.get(se_key, [np.nan] * len(x)))
     judged = np.array([bool(j) for j in d.get("judged", [True] * len(x))])
-    c0, se0, k = _num(d["c_deviation_at_zero"]), _num(d["c_deviation_at_zero_se"]), tol.EOS_SEM_FACTOR
+    c0, se0, k = _num(d[zero]), _num(d[zero_se]), tol.EOS_SEM_FACTOR
     fig, ax = plt.subplots(figsize=(4.6, 3.4), dpi=150)
     ax.axhline(0.0, ls="--", color="black", lw=0.9, label="0: the prediction exact as ηλ → 0", gid="zero")
     for mask, face, label in ((judged, CURVE_COLORS[0], "rungs in the extrapolation"),
@@ -258,11 +271,11 @@ def _draw_extrapolation(res: CheckResult):
                 label=f"extrapolated to ηλ → 0: {c0:+.3f} ± {k:g}·{se0:.3f}", gid="extrapolated")
     ax.set_xlim(left=-0.05 * x.max())
     ax.set_xlabel(CHECKS[res.name].xlabel if res.name in CHECKS else "ηλ", fontsize=8)
-    ax.set_ylabel("c measured − c predicted\n(η⟨λ₁⟩ = 2 + c·ηλ)", fontsize=7.5)
+    ax.set_ylabel(ylabel, fontsize=7.5)
     ax.tick_params(which="both", labelsize=7)
     ax.grid(True, lw=0.3, alpha=0.5)
     verdict = {"fail": "FAIL", "pass": "pass"}.get(str(res.status), str(res.status))
-    title = ("c's deviation at ηλ → 0 is within " if ok else "c's deviation at ηλ → 0 is NOT within ") + f"{k:g} s.e. of 0"
+    title = f"{noun} at ηλ → 0 is " + ("within " if ok else "NOT within ") + f"{k:g} s.e. of 0"
     if ok and str(res.status) == "fail":  # rejected on another ground (the norm, the amplitude, the fit's χ²)
         title += "\nthe check fails on another ground: see its message"
     ax.set_title(title, fontsize=8, color="black" if ok else FAIL_COLOR)
