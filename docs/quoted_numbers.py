@@ -159,6 +159,8 @@ def verify_default() -> dict:
     out["default.kappa_end_s.sphere_circle"] = d["stability_s"][-1]
     out["default.stability.delta_pct"] = 100 * float(ch["sphere_circle", "eos-stability"]["resolving_power"][
         "breathing rate κ (relative)"])  # "inf" in the JSON report where κ changes sign over the rungs
+    out["default.stability.delta_abs"] = float(ch["sphere_circle", "eos-stability"]["resolving_power"][
+        "breathing rate κ (absolute)"])
     ft = [ch[m, "flow-tracking"] for m in MODELS]
     _range(out, "default.path_error_1e-5", [_at(c["details"]["ladder"], c["details"]["path_errors"], 1e-5) for c in ft])
     _range(out, "default.clock_error_1e-5", [_at(c["details"]["ladder"], c["details"]["clock_errors"], 1e-5) for c in ft])
