@@ -180,3 +180,14 @@ def test_the_cycle_split_is_reported_without_its_special_case_formula_above_the_
     out = _alp._split_check(model, tr)
     assert out["split_measured"] == pytest.approx(0.75, rel=1e-12)
     assert np.isnan(out["split_predicted"]) and "whole spectrum" in out["split_predicted_note"]
+
+
+def test_the_alp_budget_is_work_spread_over_the_dimension():
+    """``VerifyConfig.alp_budget``: alp_extend_steps steps up to D = alp_extend_dim (every zoo model, D ≤ 36, and the
+    defaults' twins), alp_extend_steps·alp_extend_dim/D above (a compiled step costs ∝ D there): at D = 4000 the
+    η = 0.00125 and 0.000625 rungs (32k + 128k steps) still fit, the 512k one does not."""
+    from srflow.verification.session import QUICK
+
+    assert QUICK.alp_budget(16) == QUICK.alp_budget(QUICK.alp_extend_dim) == QUICK.alp_extend_steps
+    assert QUICK.alp_budget(4000) == int(QUICK.alp_extend_steps * QUICK.alp_extend_dim / 4000) == 176_000
+    assert 32_000 + 128_000 <= QUICK.alp_budget(4000) < 32_000 + 128_000 + 512_000

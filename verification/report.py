@@ -255,6 +255,7 @@ def verdict_rule(config: dict | None = None) -> str:
     tolerances of ``tolerances.py`` and the extension budget of ``config``."""
     cfg = config or {}
     factor, budget, alp_budget = cfg.get("extend_factor", 2.0), cfg.get("extend_steps"), cfg.get("alp_extend_steps")
+    alp_dim = cfg.get("alp_extend_dim")
     st, om, rt, fl, ct = tol.SETTLE_TOL, tol.ORDER_MARGIN, tol.RISING_TOL, tol.ERROR_FLOOR, tol.CONSTANT_TOL
     return (
         "**How a verdict is reached** (verification/verdicts.py, docs/theory.md §7). A convergence check measures "
@@ -277,7 +278,9 @@ def verdict_rule(config: dict | None = None) -> str:
         "a floor, or a plateau before a second fall, which more rungs decide): the check then adds rungs "
         f"x/{factor:g} below its ladder"
         + (f" within a budget of {budget:,} extra steps" if budget else "")
-        + (f" ({alp_budget:,} for the ALP checks on a JAX model, which runs compiled)" if budget and alp_budget else "")
+        + (f" ({alp_budget:,} for the ALP checks on a JAX model, which runs compiled"
+           + (f"; × {alp_dim}/D above D = {alp_dim}, a budget of steps × D" if alp_dim else "") + ")"
+           if budget and alp_budget else "")
         + ", and says why if the budget ends first."
         "\n\n"
         "Checks that compare one number with a tolerance (identities, eos-entry, scale-collapse) pass when "

@@ -46,7 +46,10 @@ class VerifyConfig:
       which keeps ``extend_steps``). GD on √L leaves its pre-asymptotic regimes only at small η: the split's drift
       lasts τ_C ∝ η and on larger η the split saws instead of holding its plateau (docs/theory.md §5b), so with
       ``--quick`` (τ ≤ 0.05) the ladder needs rungs down to η = 7.8125e-5 on the zoo: 0.00125, 0.000625, 0.0003125,
-      0.00015625, 7.8125e-5 cost 32k + 128k + 512k + 2048k + 8192k steps (the last ≈ 90 s compiled).
+      0.00015625, 7.8125e-5 cost 32k + 128k + 512k + 2048k + 8192k steps (the last ≈ 90 s compiled). It is a budget
+      of work, steps × D: ``alp_extend_steps`` steps up to D = ``alp_extend_dim``, alp_extend_steps·alp_extend_dim/D
+      above (a compiled step costs ∝ D there: at D = 4000, `mf` of the zoo, the 11M steps took over 15 min, and a
+      `--quick` run of every check is meant to take ≤ 10 min; the zoo's models have D ≤ 36, the defaults' twins less).
     """
 
     lr: float = 0.1
@@ -64,6 +67,12 @@ class VerifyConfig:
     extend_steps: int = 400_000
     extend_factor: float = 2.0
     alp_extend_steps: int = 11_000_000
+    alp_extend_dim: int = 64
+
+    def alp_budget(self, dim: int) -> int:
+        """The ALP ladders' budget of extra steps on a compiled (JAX) model of dimension ``dim``: the work of
+        ``alp_extend_steps`` steps at D = ``alp_extend_dim``, spread over D (``alp_extend_steps`` at D ≤ alp_extend_dim)."""
+        return int(self.alp_extend_steps * min(1.0, self.alp_extend_dim / max(int(dim), 1)))
 
 
 #: VerifyConfig fields saved under another name in report.json and sweep.json (the files predate the field's name;

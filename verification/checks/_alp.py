@@ -72,7 +72,7 @@ def alp_check(session: Session, name: str, algorithm: str, clock: Callable | Non
         orders = {"path": order, "clock": order}
         xs, rows, verdicts = run_ladder(session, cfg.alp_ladder, errors, orders,
                                      cost=lambda lr: cfg.alp_tau_end / lr**2,
-                                     budget=cfg.alp_extend_steps if hasattr(m, "jax_loss") else cfg.extend_steps,
+                                     budget=cfg.alp_budget(m.dim) if hasattr(m, "jax_loss") else cfg.extend_steps,
                                      pre_asymptotic=transient_of)
         runs = [simulate_lr(x) for x in xs]
 
