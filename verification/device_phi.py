@@ -405,7 +405,23 @@ def _compiled(jax_loss, dim: int, dense: bool, lanes: int):
             out.update(lam1=lam1, lam2=lam2, kernel_dim=jnp.int32(-1), smallest=jnp.nan, spectrum_hvps=hvps + hvps2)
         return out
 
+    def skipped(theta, w, warm_spectrum):  # a padding record's spectrum (discarded by ``device_phi``)
+        nan = jnp.full((), jnp.nan, dtype=theta.dtype)
+        return {"grad_norm": nan, "lam1": nan, "lam2": nan, "kernel_dim": jnp.int32(-1), "smallest": nan,
+                "spectrum_hvps": jnp.int32(0)}
+
+    def record(args, settings):  # matrix-free: the spectrum in the record's own step, not for padding
+        out = one(args, settings)
+        w, _, active = args
+        out.update(lax.cond(active, spectrum, skipped, out["theta"], w, settings[-1] > 0.5))
+        return out
+
     def run(ws, lam0s, active, settings):
+        if not dense:
+            # one record per step of the map (lanes = 1 above DENSE_MAX_DIM: no vmap, so that the padding's
+            # ``lax.cond`` skips its Lanczos runs instead of computing both branches)
+            return lax.map(lambda args: record(args, settings), (ws, lam0s, active),
+                           batch_size=None if lanes == 1 else lanes)
         out = lax.map(lambda args: one(args, settings), (ws, lam0s, active), batch_size=lanes)
         # the spectra at Φ of all records under one vmap (a batched eigh: one eigh per step of a lax.map measured
         # 0.04 s per record at D = 80, against 0.012 s for the whole record batched)
