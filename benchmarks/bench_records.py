@@ -237,7 +237,7 @@ def main(argv=None) -> None:
     parser.add_argument("--stat", choices=("median", "min"), default="median",
                         help="the statistic of the rounds (min: the least disturbed round of each cell, on a busy "
                              "machine)")
-    parser.add_argument("--batch", type=int, default=16, help="runs of the batched rows (0: none)")
+    parser.add_argument("--batch", type=int, default=16, help="runs of the batched rows (0: none, at any D)")
     parser.add_argument("--batch-big", type=int, default=4,
                         help="runs of the batched rows at D ≥ 4000 (each run has N/B steps: a large B leaves few "
                              "steps per run, whose two λ₁ records then weigh)")
@@ -260,7 +260,7 @@ def main(argv=None) -> None:
     rows = []
     for dim in args.sizes:
         cells, n, notes = cells_for(dim, args.seconds, dim in args.phi_sizes,
-                                    args.batch if dim < 4000 else args.batch_big, args.before, args.phi_before,
+                                    (args.batch if dim < 4000 else args.batch_big) if args.batch else 0, args.before, args.phi_before,
                                     before_module, not args.no_lam1_rows, phi_module)
         med, times = measure(cells, args.repeats, args.stat)
         notes["times"] = times
