@@ -4,7 +4,7 @@ factorization (``mf``) at D = 16, 80, 500, 4000. Printed, not asserted.
 
 Run from the repository root: python -m benchmarks.bench_records [--sizes 16 80 500 4000] [--repeats 5]
 [--seconds 0.3] [--phi-sizes 16 80 500] [--batch 16] [--batch-big 4] [--before] [--phi-before]
-[--batch-before REV] [--clock wall|cpu] [--stat median|min] [--no-lam1-rows]
+[--batch-before REV] [--phi-before-rev REV] [--clock wall|cpu] [--stat median|min] [--no-lam1-rows]
 
 Modes (GD+WD, η = 0.1, ηλ = 1e-3, from the EoS norm above a point of Γ; ``simulate(..., pairs=False,
 dense_clock=False)`` on the JAX twin):
@@ -23,6 +23,9 @@ dense_clock=False)`` on the JAX twin):
 * ``Φ 100 (device, prev.)`` (with ``--phi-before``): the device pass with the settings of its first version
   (``device_phi.PREVIOUS``: both legs of the flow at rtol 1e-10, no PI step control, RKC only after 400 steps,
   padded records flowed), timed in the same rounds;
+* ``Φ every 100 (rev)`` (with ``--phi-before-rev REV``): the same with ``verification/device_phi.py`` as it was at
+  git revision REV, imported beside today's (``device_phi_at``; the engine's hook ``compiled.PHI_RECORDS`` points
+  to it for the cell's run), timed in the same rounds;
 * ``batched``: B runs from kicked copies of w₀ by ``simulate_batch`` (one vmapped run, records at each run's
   first and last step) against the hand loop under ``vmap`` (``jit(vmap(loop))``), N/B steps per run; B =
   ``--batch`` (16) below D = 4000 and ``--batch-big`` (4) from D = 4000 on (at B = 16 a run of D = 4000 has 100
@@ -76,23 +79,41 @@ def _timed(fn) -> float:
     return CLOCK() - t0
 
 
-def compiled_at(rev: str):
-    """``verification/compiled.py`` as it was at the git revision ``rev``, imported beside the current one (as
-    ``srflow.verification._compiled_at_<rev>``, its relative imports resolved against today's package): the
+def module_at(rev: str, relpath: str = "verification/compiled.py"):
+    """The module ``relpath`` (under verification/) as it was at the git revision ``rev``, imported beside the current
+    one (as ``srflow.verification._<name>_at_<rev>``, its relative imports resolved against today's package): the
     "before" of a side-by-side table."""
     root = Path(__file__).resolve().parent.parent
-    src = subprocess.run(["git", "show", f"{rev}:verification/compiled.py"], cwd=root, capture_output=True,
+    src = subprocess.run(["git", "show", f"{rev}:{relpath}"], cwd=root, capture_output=True,
                          text=True, check=True).stdout
-    name = f"srflow.verification._compiled_at_{rev.replace('~', '_').replace('^', '_')}"
+    stem = Path(relpath).stem
+    name = f"srflow.verification._{stem}_at_{rev.replace('~', '_').replace('^', '_')}"
     module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None))
     module.__package__ = "srflow.verification"
     sys.modules[name] = module
-    exec(compile(src, f"{rev}:verification/compiled.py", "exec"), module.__dict__)
+    exec(compile(src, f"{rev}:{relpath}", "exec"), module.__dict__)
     return module
 
 
+def compiled_at(rev: str):
+    """``verification/compiled.py`` as it was at the git revision ``rev`` (``module_at``)."""
+    return module_at(rev, "verification/compiled.py")
+
+
+def device_phi_at(rev: str):
+    """``verification/device_phi.py`` as it was at the git revision ``rev`` (``module_at``). Importing it sets the
+    compiled engine's hook ``compiled.PHI_RECORDS`` to its ``record_phis``: the hook is restored to today's here, and
+    the cells of ``--phi-before-rev`` set it for the duration of their run."""
+    hook = compiled.PHI_RECORDS
+    try:
+        return module_at(rev, "verification/device_phi.py")
+    finally:
+        compiled.PHI_RECORDS = hook
+
+
 def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = False,
-              phi_before: bool = False, batch_before=None, lam_rows: bool = True) -> tuple[dict, int, dict]:
+              phi_before: bool = False, batch_before=None, lam_rows: bool = True,
+              phi_rev=None) -> tuple[dict, int, dict]:
     """The timed cells of one D: name -> zero-argument callable; N; notes."""
     ref, jm, theta = models(dim)
     w0 = start(ref if ref is not None else jm, theta)
@@ -104,9 +125,12 @@ def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = Fa
     per = min(_timed(lambda: loop(w0j, probe).block_until_ready()) for _ in range(3)) / probe
     n = int(max(100, min(10**6, round(seconds / per / 100) * 100)))
 
-    def sim(steps, every, track_phi=False, method=None, phi_on_device=True, phi_settings=None):
+    def sim(steps, every, track_phi=False, method=None, phi_on_device=True, phi_settings=None, phi_module=None):
         def run():
             saved = compiled.WARM_START, compiled.WARM_RTOL, compiled.GUARD_EPS
+            hook = compiled.PHI_RECORDS
+            if phi_module is not None:
+                compiled.PHI_RECORDS = phi_module.record_phis
             saved_phi = {name: getattr(device_phi, name) for name in (phi_settings or {})}
             if method is not None:
                 compiled.WARM_START, compiled.WARM_RTOL, compiled.GUARD_EPS = method
@@ -118,6 +142,7 @@ def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = Fa
                               dense_clock=False)
             finally:
                 compiled.WARM_START, compiled.WARM_RTOL, compiled.GUARD_EPS = saved
+                compiled.PHI_RECORDS = hook
                 device_phi.PHI_ON_DEVICE = True
                 for name, value in saved_phi.items():
                     setattr(device_phi, name, value)
@@ -147,6 +172,10 @@ def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = Fa
             cells[("Φ every 100 (before)", 2)] = sim(400, 100, track_phi=True, phi_on_device=False)
             cells[("Φ 100 (device, prev.)", 1)] = sim(200, 100, track_phi=True, phi_settings=device_phi.PREVIOUS)
             cells[("Φ 100 (device, prev.)", 2)] = sim(400, 100, track_phi=True, phi_settings=device_phi.PREVIOUS)
+        if phi_rev is not None:
+            cells[("Φ every 100 (rev)", 1)] = sim(200, 100, track_phi=True, phi_module=phi_rev)
+            cells[("Φ every 100 (rev)", 2)] = sim(400, 100, track_phi=True, phi_module=phi_rev)
+            notes["Φ every 100 (rev)"] = f"verification/device_phi.py at {phi_rev.__name__.split('_at_')[-1]}"
     else:
         notes["Φ every 100"] = "not run at this D (--phi-sizes)"
     if batch:
@@ -202,10 +231,13 @@ def main(argv=None) -> None:
                         help="also time Φ every 100 with the host projection of before 2026-12-05 "
                              "(device_phi.PHI_ON_DEVICE = False) and with the device pass's first settings "
                              "(device_phi.PREVIOUS)")
+    parser.add_argument("--phi-before-rev", metavar="REV", default=None,
+                        help="also time Φ every 100 with verification/device_phi.py of git revision REV, imported "
+                             "beside today's, in the same rounds")
     parser.add_argument("--stat", choices=("median", "min"), default="median",
                         help="the statistic of the rounds (min: the least disturbed round of each cell, on a busy "
                              "machine)")
-    parser.add_argument("--batch", type=int, default=16, help="runs of the batched rows (0: none)")
+    parser.add_argument("--batch", type=int, default=16, help="runs of the batched rows (0: none, at any D)")
     parser.add_argument("--batch-big", type=int, default=4,
                         help="runs of the batched rows at D ≥ 4000 (each run has N/B steps: a large B leaves few "
                              "steps per run, whose two λ₁ records then weigh)")
@@ -220,6 +252,7 @@ def main(argv=None) -> None:
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     before_module = compiled_at(args.batch_before) if args.batch_before else None
+    phi_module = device_phi_at(args.phi_before_rev) if args.phi_before_rev else None
     load = os.getloadavg()
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} "
           f"{load[2]:.1f}; jax {jax.__version__}; {args.stat} of {args.repeats} interleaved rounds, {args.clock} "
@@ -227,8 +260,8 @@ def main(argv=None) -> None:
     rows = []
     for dim in args.sizes:
         cells, n, notes = cells_for(dim, args.seconds, dim in args.phi_sizes,
-                                    args.batch if dim < 4000 else args.batch_big, args.before, args.phi_before,
-                                    before_module, not args.no_lam1_rows)
+                                    (args.batch if dim < 4000 else args.batch_big) if args.batch else 0, args.before, args.phi_before,
+                                    before_module, not args.no_lam1_rows, phi_module)
         med, times = measure(cells, args.repeats, args.stat)
         notes["times"] = times
         rows.append((dim, n, med, notes))
@@ -251,7 +284,8 @@ def print_rows(rows, header: bool) -> None:
                                   ("λ₁ every 10 (Lanczos)", n, "plain"),
                                   ("plain (Φ steps)", 200, None), ("Φ every 100", 200, "plain (Φ steps)"),
                                   ("Φ every 100 (before)", 200, "plain (Φ steps)"),
-                                  ("Φ 100 (device, prev.)", 200, "plain (Φ steps)")):
+                                  ("Φ 100 (device, prev.)", 200, "plain (Φ steps)"),
+                                  ("Φ every 100 (rev)", 200, "plain (Φ steps)")):
             if (mode, 1) not in med:
                 continue
             whole, per = med[(mode, 1)], step_us(mode, steps)

@@ -281,6 +281,20 @@ def test_padding_records_are_not_flowed():
     assert np.all(tries[:3] > 0) and np.all(cg[:3] > 0) and tries[3] == 0 and cg[3] == 0
 
 
+def test_padding_records_take_no_lanczos_step_above_dense_max_dim():
+    """The matrix-free spectrum at Φ (Lanczos for λ₁ and λ₂, run here on mf's D = 16 with the compilation of a model
+    above DENSE_MAX_DIM) runs in each record's own step and not for padding: its HVP count is 0 there and the real
+    records' spectra equal those of an unpadded call."""
+    jm, ref, ws, lam0 = eos_iterates("mf")
+    fn = dp._compiled(jm.jax_loss, jm.dim, False, 1)
+    active = np.array([True, True, True, False])
+    out = fn(np.concatenate([ws, ws[-1:]]), np.concatenate([lam0, lam0[-1:]]), active, dp._settings())
+    alone = fn(ws, lam0, np.ones(3, dtype=bool), dp._settings())
+    hvps = np.asarray(out["spectrum_hvps"])
+    assert np.all(hvps[:3] > 0) and hvps[3] == 0 and np.isnan(np.asarray(out["lam1"])[3])
+    np.testing.assert_array_equal(np.asarray(out["lam1"])[:3], np.asarray(alone["lam1"]))
+
+
 def test_the_lanczos_spectrum_at_phi_equals_eigvalsh():
     """The matrix-free branch of the spectrum at Φ (above DENSE_MAX_DIM: λ₁ by Lanczos from w̄ − Φ(w̄), λ₂ on v₁^⊥),
     run here on mf's D = 16 where ``eigvalsh`` is the reference: λ₁ and λ₂ to MATRIX_FREE_RTOL·λ₁ (the fast

@@ -23,8 +23,10 @@ For each record w (traceable, ``_compiled``):
 4. At θ = Φ(w̄): D ≤ DENSE_MAX_DIM: ∇²L(θ) on the device and ``eigh`` (λ₁ exact, as the host's ``eigvalsh``)
    and the rank condition of ``theory.dense.tangent_space`` (dim ker ∇²L ∩ θ^⊥ from the same rank tolerance and
    SVD rule), so every record is checked on the device; above it, λ₁ and λ₂ by Lanczos (λ₂ on v₁^⊥), for the gap
-   test of the host's matrix-free branch at every record. These run for all records under one ``vmap`` after the
-   flows (which go LANE_FLOATS // D records at a time).
+   test of the host's matrix-free branch at every record. Dense: for all records under one ``vmap`` after the flows
+   (which go LANE_FLOATS // D records at a time); matrix-free: in each record's own step of the map, after its
+   Newton finish, and not for the padding records (``lax.cond``: 3 of the 8 records of a 5-record call are padding,
+   and each of their Lanczos runs cost ≈ 40 plain steps on mf D = 500).
 
 No warm start across records: the flows from w̄_t and w̄_{t+Δ} share nothing a step could reuse (Φ's expansion about
 the previous record's Φ is O(|Δ|³) with |Δ| ≈ ‖w̄ − Φ‖ ≈ 0.01 at EoS: 1.5e-7 measured on mf D = 500, far above
@@ -32,6 +34,15 @@ DEVICE_PHI_ATOL), and the records are independent lanes of one pass. The cost (m
 every 100 steps at EoS): 15-38 Dormand-Prince steps (6 gradients each) and 34-160 RKC stages per record, against
 46-118 Dormand-Prince steps at the first version's rtol 1e-10 (``PREVIOUS``); one compilation per loss (the flow,
 the RKC leg, the Newton CG and the spectrum each hold a copy of the gradient), whose settings are an argument.
+Where a record's time goes (2026-12-05, CPU time, 4 records of the benchmark's run, in plain GD+WD steps of the
+same D; a gradient inside the flow costs 1.15-1.2 steps): mf D = 500: ≈ 337 per record, the flow ≈ 245 (73%,
+160-270 gradients), the two Newton steps ≈ 30 (12-16 CG HVPs), the spectrum ≈ 41 (5-6 HVPs for λ₁, 8 for λ₂),
+the rest (∇L(x₀), the call) ≈ 20; D = 4000: ≈ 434, the flow ≈ 390 (170-550 gradients: records up to 0.04 from Γ).
+What bounds the flow's count (mf D = 500, the same records): scipy's DOP853 (8th order) takes as many gradients as
+RK45 over the same flow time (122-242 against 122-272), a 100× looser rtol moves the work from the Dormand-Prince
+leg to the RKC leg (223-496 gradients in all), records batched under ``vmap`` cost 1.4-1.8× more per record than
+one at a time (a gradient of 8 records: 58 µs per record against 41 µs alone), and removing the error estimate's
+component along f(x) (∂Φ[f] = 0) saved ≤ 25% of the gradients but raised Φ's error ≈ 100× (to 1.2·DEVICE_PHI_ATOL).
 
 The host (``record_phis``) turns the arrays into the records and the monitor's messages of ``record_phi``
 (rank condition, spectral gap, far from Γ, failed projection); a record whose flow did not reach its target in
@@ -405,7 +416,23 @@ def _compiled(jax_loss, dim: int, dense: bool, lanes: int):
             out.update(lam1=lam1, lam2=lam2, kernel_dim=jnp.int32(-1), smallest=jnp.nan, spectrum_hvps=hvps + hvps2)
         return out
 
+    def skipped(theta, w, warm_spectrum):  # a padding record's spectrum (discarded by ``device_phi``)
+        nan = jnp.full((), jnp.nan, dtype=theta.dtype)
+        return {"grad_norm": nan, "lam1": nan, "lam2": nan, "kernel_dim": jnp.int32(-1), "smallest": nan,
+                "spectrum_hvps": jnp.int32(0)}
+
+    def record(args, settings):  # matrix-free: the spectrum in the record's own step, not for padding
+        out = one(args, settings)
+        w, _, active = args
+        out.update(lax.cond(active, spectrum, skipped, out["theta"], w, settings[-1] > 0.5))
+        return out
+
     def run(ws, lam0s, active, settings):
+        if not dense:
+            # one record per step of the map (lanes = 1 above DENSE_MAX_DIM: no vmap, so that the padding's
+            # ``lax.cond`` skips its Lanczos runs instead of computing both branches)
+            return lax.map(lambda args: record(args, settings), (ws, lam0s, active),
+                           batch_size=None if lanes == 1 else lanes)
         out = lax.map(lambda args: one(args, settings), (ws, lam0s, active), batch_size=lanes)
         # the spectra at Φ of all records under one vmap (a batched eigh: one eigh per step of a lax.map measured
         # 0.04 s per record at D = 80, against 0.012 s for the whole record batched)
