@@ -273,7 +273,7 @@ def warm_top(matvec, v, m, xi, k: int, probe=False, guard_eps: float | None = No
 
 #: the state of one phase's λ₁ tracker (``track_top``): rows of the vector part, and fields of the scalar part
 TRACK_ROWS = 3  # y_n (the last record's eigenvector), y_{n-1}, g (the second branch's vector)
-TRACK_FIELDS = ("m", "mu", "wait", "gap", "since", "valid")
+TRACK_FIELDS = ("m", "mu", "wait", "gap", "since", "valid", "glb", "rate")
 #: records between two looks at the second branch are at most this many (``track_top``: the guard's schedule)
 GUARD_MAX_WAIT = 16
 #: the guard's schedule assumes the gap λ₁ - λ₂ closes at most this many times as fast as it did between the last
@@ -376,8 +376,22 @@ def track_fast(u, z, vs, st, rtol: float = WARM_RTOL):
     y = _rayleigh_vector(u, theta, r, st[f["mu"]])
     y = jnp.where(y @ y0 < 0, -y, y)
     st1 = st.at[f["wait"]].set(wait - 1).at[f["since"]].set(since + 1)
-    accepted = has_hist & (wait > 0) & (rho <= rtol * jnp.abs(theta))
+    gap = st[f["glb"]] - GUARD_SAFETY * st[f["rate"]] * since
+    accepted = has_hist & (wait > 0) & (rho <= residual_bound(theta, gap, rtol))
     return accepted, (theta, jnp.stack([y, y0, g]), st1, jnp.int32(1))
+
+
+def residual_bound(theta, gap, rtol: float = WARM_RTOL):
+    """The residual ‖∇²L u - θu‖ up to which a Rayleigh quotient θ (or a Ritz value) is a λ₁ record:
+    √(LAM_RTOL·|θ|·max(GAP_RTOL·|θ|, ``gap``)) (= ``rtol``·|θ|·√max(1, gap/(GAP_RTOL·|θ|)), ``rtol`` = WARM_RTOL =
+    √(LAM_RTOL·GAP_RTOL)). By Kato–Temple, 0 ≤ λ₁ - θ ≤ ‖r‖²/(θ - α) for any α ≥ λ₂ below θ: the record is within
+    LAM_RTOL·λ₁ when θ - λ₂ ≥ max(GAP_RTOL·λ₁, gap). GAP_RTOL·λ₁ is the gap the theory assumes (the bound without a
+    measurement); ``gap`` is the guard's lower estimate of θ - λ₂ (``track_slow``: G = θ - θ_g - ρ_g at its last look,
+    less GUARD_SAFETY times its measured closing rate per record since; -∞ before g has converged or a rate is
+    measured). G ≤ θ - λ₂ when g follows the top of the spectrum orthogonal to u (λ₂ ≤ that top ≤ θ_g + ρ_g, by
+    Courant–Fischer and the Ritz residual): the assumption the guard already makes to see a crossing.
+    (Measured on mf at the EoS, D = 500, gap 0.42λ₁: the bound is ≈ 20× WARM_RTOL·|θ|.)"""
+    return rtol * jnp.abs(theta) * jnp.sqrt(jnp.maximum(1.0, gap / (GAP_RTOL * jnp.abs(theta))))
 
 
 def _rayleigh_vector(u, theta, r, mu):
@@ -393,7 +407,7 @@ def track_slow(mv, u, z, vs, st, k: int, rtol: float = WARM_RTOL):
     from u = ``track_start(vs, st)`` and z = mv(u): the guard, then the Rayleigh record or a full Lanczos."""
     f = {name: i for i, name in enumerate(TRACK_FIELDS)}
     y0, g = vs[0], vs[2]
-    m, mu, wait, gap_prev, since, valid = (st[f[name]] for name in TRACK_FIELDS)
+    m, mu, wait, gap_prev, since, valid, glb, rate_prev = (st[f[name]] for name in TRACK_FIELDS)
     has_hist = valid > 0
     theta = u @ z
     r = z - theta * u
@@ -410,7 +424,10 @@ def track_slow(mv, u, z, vs, st, k: int, rtol: float = WARM_RTOL):
         (th_g, g1, rho_g, n_g), _ = out
         guard = i == 0
         crossed = look & (th_g > theta)  # a Rayleigh quotient of the rest above θ: the tracked branch is not the top
-        ok = has_hist & ~crossed & (rho <= rtol * jnp.abs(theta))
+        # the residual bound with the gap just measured at a look, else the one carried since the last look
+        bound = residual_bound(theta, jnp.where(look, theta - th_g - rho_g, glb - GUARD_SAFETY * rate_prev * since),
+                               rtol)
+        ok = has_hist & ~crossed & (rho <= bound)
 
         def op(v):
             pv = jnp.where(guard, v - (u @ v) * u, v)
@@ -420,7 +437,7 @@ def track_slow(mv, u, z, vs, st, k: int, rtol: float = WARM_RTOL):
         # the residual first looked at after the count of the last full record less one (an eigendecomposition
         # of T per step costs more than an HVP at small D); the guard stops after its two steps (rtol = ∞)
         th, y, res, n = lanczos_adaptive(
-            op, jnp.where(guard, gd, jnp.where(crossed, g1, u)), k, jnp.where(guard, jnp.inf, rtol),
+            op, jnp.where(guard, gd, jnp.where(crossed, g1, u)), k, jnp.where(guard, jnp.inf, bound / jnp.abs(theta)),
             max_cycles=jnp.where(guard, jnp.where(look, 1, 0), jnp.where(ok, 0, MAX_CYCLES)),
             first_check=jnp.where(guard | crossed, 2, jnp.maximum(m - 1, 2)), z0=z, use_z0=~guard & ~crossed)
         found = (jnp.where(look, th, -jnp.inf), jnp.where(look, jnp.where(y @ gd < 0, -y, y), g),
@@ -458,11 +475,15 @@ def track_slow(mv, u, z, vs, st, k: int, rtol: float = WARM_RTOL):
                           1.0)
     wait1 = jnp.where(look, next_wait - 1, wait - 1)
     gap1 = jnp.where(look, spread, gap_prev)
+    # the gap estimate and the closing rate that ``residual_bound`` uses until the next look (none before a rate is
+    # measured: a first positive gap, or g not converged)
+    glb1 = jnp.where(look, gap, glb)
+    rate1 = jnp.where(look, jnp.where((gap_prev > 0) & (gap > 0), rate, jnp.inf), rate_prev)
     since1 = jnp.where(look, 1.0, since + 1)
     # the history: (y, y_n) when y continues y_n, else (y, y) (``warm_start`` then starts from y itself)
     vs1 = jnp.stack([y, jnp.where(keep, y0, y), g1])
     st1 = st.at[f["m"]].set(m1).at[f["mu"]].set(mu1).at[f["wait"]].set(wait1).at[f["gap"]].set(gap1)
-    st1 = st1.at[f["since"]].set(since1).at[f["valid"]].set(1.0)
+    st1 = st1.at[f["since"]].set(since1).at[f["valid"]].set(1.0).at[f["glb"]].set(glb1).at[f["rate"]].set(rate1)
     return theta1, vs1, st1, hvps + g_hvps
 
 
