@@ -14,11 +14,14 @@ buffer of fixed length CLOCK_BUF per chunk.
 WARM_START = "tracked"; for λ₁ at the midpoint and at w_{t+1} each phase has its own tracker, and one traced record
 serves the three phases in a ``lax.map``): a record is the Rayleigh quotient of the last two
 records' eigenvectors extrapolated, 2v - v_prev (``warm_start``), one HVP, accepted when its residual
-‖∇²L u - θu‖ ≤ WARM_RTOL·|θ|, which bounds 0 ≤ λ₁ - θ ≤ ‖r‖²/(λ₁ - λ₂) ≤ LAM_RTOL·λ₁ (Kato–Temple) while λ₁
-has the gap the theory assumes; otherwise a Lanczos (``lanczos_adaptive``) from the same start to the same
+‖∇²L u - θu‖² ≤ LAM_RTOL·|θ|·gap (``residual_bound``), which bounds 0 ≤ λ₁ - θ ≤ ‖r‖²/(θ - λ₂) ≤ LAM_RTOL·λ₁
+(Kato–Temple) while θ - λ₂ ≥ gap: the gap the theory assumes, GAP_RTOL·λ₁ (the residual WARM_RTOL·|θ|), or the
+larger one the guard below measured; otherwise a Lanczos (``lanczos_adaptive``) from the same start to the same
 residual. A second vector follows the top of the rest of the spectrum (two HVPs at the records its schedule
 picks), so that a branch overtaking the tracked one (a true crossing, which no Rayleigh quotient of the old
-eigenvector sees) is found. No D×D matrix, no ARPACK: the first record starts cold from a fixed random vector.
+eigenvector sees) is found, and its Ritz value bounds λ₂ for the gap. With pairs=False the record's HVP and the
+step's gradient at w_t are one forward-over-reverse pass (``jax.jvp`` of the loss's value and gradient: the
+record costs the JVP's tangent part, 1.5-1.9 plain steps at D = 80-500, where a separate HVP cost 2.2-2.5). No D×D matrix, no ARPACK: the first record starts cold from a fixed random vector.
 (The method before, a guarded Lanczos at every record, is ``warm_top``, kept for ``PREVIOUS_METHOD``.)
 Φ(w̄_t) (with ``track_phi``) is computed on the device after the run, in one compiled pass over the stacked record
 iterates (``verification.device_phi``, through PHI_RECORDS; ``theory.project_to_manifold`` is its reference).
@@ -333,7 +336,9 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL, slow_matvec=None)
     history) and its Rayleigh quotient θ = uᵀ∇²L u with the residual r = ∇²L u - θu. For any unit u and any
     α ≥ λ₂ with α < θ, Kato–Temple gives 0 ≤ λ₁ - θ ≤ ‖r‖²/(θ - α); with λ₁ - λ₂ ≥ GAP_RTOL·λ₁ (the theory's
     assumption; the same bound as the Lanczos stop of ``warm_top``) and ‖r‖ ≤ ``rtol``·|θ| = WARM_RTOL·|θ| (so θ
-    is within ‖r‖ of λ₁ and θ - λ₂ ≥ (GAP_RTOL - WARM_RTOL)·λ₁) this is ≤ LAM_RTOL·λ₁ to first order. The record is θ when ‖r‖ ≤ rtol·|θ|, and the vector kept is the shifted power step
+    is within ‖r‖ of λ₁ and θ - λ₂ ≥ (GAP_RTOL - WARM_RTOL)·λ₁) this is ≤ LAM_RTOL·λ₁ to first order. The record is θ when ‖r‖ ≤ ``residual_bound``(θ, G') (rtol·|θ| at the
+    assumed gap; √(G'/(GAP_RTOL·|θ|)) times that once the guard below has measured the gap G and its closing rate c:
+    G' = G - GUARD_SAFETY·c·(records since)), and the vector kept is the shifted power step
     u + r/(θ - μ) = (∇²L - μ)u/(θ - μ), which damps an error along eigenvalue λᵢ by (λᵢ - μ)/(θ - μ): μ is the shift
     that reproduced the correction of the last full Lanczos (below), the centre of the spectrum the start's error
     lies in. (Extrapolating from the uncorrected u would add up the errors of the starts.)
@@ -354,7 +359,8 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL, slow_matvec=None)
     to λ₂'s branch (a branch rising from deep in the spectrum is found when g reaches it), and that the gap does
     not close faster than GUARD_SAFETY times the rate measured before (a record may follow the old branch for up to
     GUARD_MAX_WAIT - 1 records after a crossing that comes faster).
-    **Compiled form.** The Rayleigh product z = ∇²L u by ``matvec`` (the chunk: forward-over-reverse at x); then one
+    **Compiled form.** ``track_start`` (u), the Rayleigh product z = ∇²L u by ``matvec`` (the chunk: fused with the
+    step's gradient, see ``_chunk``), ``track_fast`` (the Rayleigh record and its test) and ``track_slow``; one
     ``lax.cond``: a Rayleigh record between guard records (``fast``) keeps u + r/(θ - μ) and counts down the guard's
     wait, nothing else; every other record (``slow``: a guard record, a cold start, a residual above the bound) runs
     ``lanczos_adaptive`` twice from one call site in a two-iteration loop, the guard (two steps of P∇²L P from g, when
