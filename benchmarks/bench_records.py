@@ -4,7 +4,7 @@ factorization (``mf``) at D = 16, 80, 500, 4000. Printed, not asserted.
 
 Run from the repository root: python -m benchmarks.bench_records [--sizes 16 80 500 4000] [--repeats 5]
 [--seconds 0.3] [--phi-sizes 16 80 500] [--batch 16] [--batch-big 4] [--before] [--phi-before]
-[--batch-before REV] [--lam-before REV] [--clock wall|cpu] [--stat median|min] [--no-lam1-rows]
+[--batch-before REV] [--lam1-before REV] [--clock wall|cpu] [--stat median|min] [--no-lam1-rows]
 
 Modes (GD+WD, η = 0.1, ηλ = 1e-3, from the EoS norm above a point of Γ; ``simulate(..., pairs=False,
 dense_clock=False)`` on the JAX twin):
@@ -13,7 +13,7 @@ dense_clock=False)`` on the JAX twin):
 * ``plain``: srflow with records only at the first and the last step (λ₁ at both: per-run costs);
 * ``λ₁ every 10``: a record every 10 steps (λ₁ by the default tracker, ``compiled.track_top``: one Rayleigh HVP per
   record certified by its residual, a full Lanczos when the residual says so);
-* ``λ₁ every 10 (before)`` (with ``--lam-before REV``): the same with ``verification/compiled.py`` as it was at
+* ``λ₁ every 10 (before)`` (with ``--lam1-before REV``): the same with ``verification/compiled.py`` as it was at
   git revision REV (``compiled_at``), timed in the same rounds;
 * ``λ₁ every 10 (Lanczos)`` (with ``--before``): the same with the method before the tracker
   (``compiled.PREVIOUS_METHOD``: a guarded Lanczos from the extrapolated start at every record), timed in the same
@@ -94,7 +94,7 @@ def compiled_at(rev: str):
 
 
 def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = False,
-              phi_before: bool = False, batch_before=None, lam_rows: bool = True, lam_before=None) -> tuple[dict, int, dict]:
+              phi_before: bool = False, batch_before=None, lam_rows: bool = True, lam1_before=None) -> tuple[dict, int, dict]:
     """The timed cells of one D: name -> zero-argument callable; N; notes."""
     ref, jm, theta = models(dim)
     w0 = start(ref if ref is not None else jm, theta)
@@ -135,10 +135,10 @@ def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = Fa
     if lam_rows:
         cells[("λ₁ every 10", 1)] = sim(n, 10)
         cells[("λ₁ every 10", 2)] = sim(2 * n, 10)
-    if lam_before is not None:  # the records of verification/compiled.py at another revision, in the same rounds
+    if lam1_before is not None:  # the records of verification/compiled.py at another revision, in the same rounds
         def sim_before(steps):
             def run():
-                tr = lam_before.simulate_compiled(jm, w0, LR, steps, wd=WD, every=10, pairs=False, dense_clock=False)
+                tr = lam1_before.simulate_compiled(jm, w0, LR, steps, wd=WD, every=10, pairs=False, dense_clock=False)
                 assert not tr.diverged, tr.diverged
             return run
         cells[("λ₁ every 10 (before)", 1)] = sim_before(n)
@@ -222,7 +222,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-before", metavar="REV", default=None,
                         help="also time the batched rows with verification/compiled.py of git revision REV, "
                              "in the same rounds")
-    parser.add_argument("--lam-before", metavar="REV", default=None,
+    parser.add_argument("--lam1-before", metavar="REV", default=None,
                         help="also time 'λ₁ every 10' with verification/compiled.py of git revision REV, in the same "
                              "rounds")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
@@ -233,7 +233,7 @@ def main(argv=None) -> None:
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     before_module = compiled_at(args.batch_before) if args.batch_before else None
-    lam_module = compiled_at(args.lam_before) if args.lam_before else None
+    lam1_module = compiled_at(args.lam1_before) if args.lam1_before else None
     load = os.getloadavg()
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} "
           f"{load[2]:.1f}; jax {jax.__version__}; {args.stat} of {args.repeats} interleaved rounds, {args.clock} "
@@ -242,7 +242,7 @@ def main(argv=None) -> None:
     for dim in args.sizes:
         cells, n, notes = cells_for(dim, args.seconds, dim in args.phi_sizes,
                                     args.batch if dim < 4000 else args.batch_big, args.before, args.phi_before,
-                                    before_module, not args.no_lam1_rows, lam_module)
+                                    before_module, not args.no_lam1_rows, lam1_module)
         med, times = measure(cells, args.repeats, args.stat)
         notes["times"] = times
         rows.append((dim, n, med, notes))
