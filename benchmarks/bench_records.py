@@ -4,7 +4,7 @@ factorization (``mf``) at D = 16, 80, 500, 4000. Printed, not asserted.
 
 Run from the repository root: python -m benchmarks.bench_records [--sizes 16 80 500 4000] [--repeats 5]
 [--seconds 0.3] [--phi-sizes 16 80 500] [--batch 16] [--batch-big 4] [--before] [--phi-before]
-[--batch-before REV] [--phi-before-rev REV] [--clock wall|cpu] [--stat median|min] [--no-lam1-rows]
+[--batch-before REV] [--phi-before-rev REV] [--lam1-before REV] [--clock wall|cpu] [--stat median|min] [--no-lam1-rows]
 
 Modes (GD+WD, η = 0.1, ηλ = 1e-3, from the EoS norm above a point of Γ; ``simulate(..., pairs=False,
 dense_clock=False)`` on the JAX twin):
@@ -13,6 +13,8 @@ dense_clock=False)`` on the JAX twin):
 * ``plain``: srflow with records only at the first and the last step (λ₁ at both: per-run costs);
 * ``λ₁ every 10``: a record every 10 steps (λ₁ by the default tracker, ``compiled.track_top``: one Rayleigh HVP per
   record certified by its residual, a full Lanczos when the residual says so);
+* ``λ₁ every 10 (before)`` (with ``--lam1-before REV``): the same with ``verification/compiled.py`` as it was at
+  git revision REV (``compiled_at``), timed in the same rounds;
 * ``λ₁ every 10 (Lanczos)`` (with ``--before``): the same with the method before the tracker
   (``compiled.PREVIOUS_METHOD``: a guarded Lanczos from the extrapolated start at every record), timed in the same
   rounds;
@@ -113,7 +115,7 @@ def device_phi_at(rev: str):
 
 def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = False,
               phi_before: bool = False, batch_before=None, lam_rows: bool = True,
-              phi_rev=None) -> tuple[dict, int, dict]:
+              phi_rev=None, lam1_before=None) -> tuple[dict, int, dict]:
     """The timed cells of one D: name -> zero-argument callable; N; notes."""
     ref, jm, theta = models(dim)
     w0 = start(ref if ref is not None else jm, theta)
@@ -158,6 +160,14 @@ def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = Fa
     if lam_rows:
         cells[("λ₁ every 10", 1)] = sim(n, 10)
         cells[("λ₁ every 10", 2)] = sim(2 * n, 10)
+    if lam1_before is not None:  # the records of verification/compiled.py at another revision, in the same rounds
+        def sim_before(steps):
+            def run():
+                tr = lam1_before.simulate_compiled(jm, w0, LR, steps, wd=WD, every=10, pairs=False, dense_clock=False)
+                assert not tr.diverged, tr.diverged
+            return run
+        cells[("λ₁ every 10 (before)", 1)] = sim_before(n)
+        cells[("λ₁ every 10 (before)", 2)] = sim_before(2 * n)
     if before:
         cells[("λ₁ every 10 (Lanczos)", 1)] = sim(n, 10, method=compiled.PREVIOUS_METHOD)
         cells[("λ₁ every 10 (Lanczos)", 2)] = sim(2 * n, 10, method=compiled.PREVIOUS_METHOD)
@@ -244,6 +254,9 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-before", metavar="REV", default=None,
                         help="also time the batched rows with verification/compiled.py of git revision REV, "
                              "in the same rounds")
+    parser.add_argument("--lam1-before", metavar="REV", default=None,
+                        help="also time 'λ₁ every 10' with verification/compiled.py of git revision REV, in the same "
+                             "rounds")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall time, or the process's CPU time (robust to other jobs on the machine; equal to "
                              "wall time on a quiet machine when the cells use one core)")
@@ -253,6 +266,7 @@ def main(argv=None) -> None:
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     before_module = compiled_at(args.batch_before) if args.batch_before else None
     phi_module = device_phi_at(args.phi_before_rev) if args.phi_before_rev else None
+    lam1_module = compiled_at(args.lam1_before) if args.lam1_before else None
     load = os.getloadavg()
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} "
           f"{load[2]:.1f}; jax {jax.__version__}; {args.stat} of {args.repeats} interleaved rounds, {args.clock} "
@@ -260,8 +274,8 @@ def main(argv=None) -> None:
     rows = []
     for dim in args.sizes:
         cells, n, notes = cells_for(dim, args.seconds, dim in args.phi_sizes,
-                                    (args.batch if dim < 4000 else args.batch_big) if args.batch else 0, args.before, args.phi_before,
-                                    before_module, not args.no_lam1_rows, phi_module)
+                                    (args.batch if dim < 4000 else args.batch_big) if args.batch else 0, args.before,
+                                    args.phi_before, before_module, not args.no_lam1_rows, phi_module, lam1_module)
         med, times = measure(cells, args.repeats, args.stat)
         notes["times"] = times
         rows.append((dim, n, med, notes))
@@ -281,7 +295,7 @@ def print_rows(rows, header: bool) -> None:
         hand_rate = n / med[("hand", 1)]
         plain_step = step_us("plain", n)
         for mode, steps, base in (("hand", n, None), ("plain", n, "plain"), ("λ₁ every 10", n, "plain"),
-                                  ("λ₁ every 10 (Lanczos)", n, "plain"),
+                                  ("λ₁ every 10 (before)", n, "plain"), ("λ₁ every 10 (Lanczos)", n, "plain"),
                                   ("plain (Φ steps)", 200, None), ("Φ every 100", 200, "plain (Φ steps)"),
                                   ("Φ every 100 (before)", 200, "plain (Φ steps)"),
                                   ("Φ 100 (device, prev.)", 200, "plain (Φ steps)"),

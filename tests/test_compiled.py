@@ -553,6 +553,71 @@ def test_tracked_engine_records_take_about_one_hvp():
     assert np.all(np.abs(lam1[::16] - exact) <= compiled.LAM_RTOL * exact)
 
 
+def _two_level(gap_rel, phi, dim=6, seed=0):
+    """A symmetric matrix with λ₁ = 1, λ₂ = 1 - ``gap_rel`` (the rest below) in a random basis, and the unit vector
+    cos φ v₁ + sin φ v₂: the case where Kato–Temple's λ₁ - θ ≤ ‖r‖²/(θ - λ₂) is tight."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+    lam = np.concatenate([[1.0, 1.0 - gap_rel], np.linspace(-0.4, 0.9 * (1.0 - gap_rel), dim - 2)])
+    a = q @ np.diag(lam) @ q.T
+    return a, np.cos(phi) * q[:, 0] + np.sin(phi) * q[:, 1]
+
+
+@pytest.mark.parametrize("gap_rel", [1e-3, 0.05, 0.42])
+def test_a_rayleigh_quotient_at_the_residual_bound_is_within_lam_rtol(gap_rel):
+    """``residual_bound`` with the true gap λ₁ - λ₂: a Rayleigh quotient whose residual is at the bound is within
+    LAM_RTOL·λ₁ of λ₁ (to first order: the two-level case is Kato–Temple's equality), and the bound is 1e-7·|θ|
+    (WARM_RTOL) at the assumed gap GAP_RTOL·λ₁, √(gap/GAP_RTOL) times that at a measured larger gap."""
+    from srflow.verification.compiled import LAM_RTOL, WARM_RTOL, residual_bound
+
+    bound = float(residual_bound(1.0, gap_rel))  # θ ≈ λ₁ = 1
+    np.testing.assert_allclose(bound, WARM_RTOL * np.sqrt(max(1.0, gap_rel / 1e-3)), rtol=1e-12)
+    phi = bound / gap_rel  # ‖r‖ = gap·sin φ cos φ ≈ gap·φ
+    a, u = _two_level(gap_rel, phi)
+    theta = u @ a @ u
+    rho = np.linalg.norm(a @ u - theta * u)
+    assert rho <= float(residual_bound(theta, gap_rel)) * (1 + 1e-6)
+    # (1 - θ ≈ 1e-11 carries the round-off of θ ≈ 1, 1e-16: 1e-5 of it)
+    assert 0.0 <= 1.0 - theta <= LAM_RTOL * (1 + 1e-4), (1.0 - theta) / LAM_RTOL
+
+
+def test_a_gap_overstated_by_100_lets_through_records_off_by_100_lam_rtol():
+    """Companion (must fail): the same Rayleigh record judged with a gap 100× the true one (what a guard vector on a
+    lower branch would report) is accepted at a residual 10× larger, and is then 100× LAM_RTOL below λ₁: the bound
+    rests on the gap, and is not loose."""
+    from srflow.verification.compiled import LAM_RTOL, residual_bound
+
+    gap_rel = 1e-3
+    phi = float(residual_bound(1.0, 100 * gap_rel)) / gap_rel
+    a, u = _two_level(gap_rel, phi)
+    theta = u @ a @ u
+    assert np.linalg.norm(a @ u - theta * u) <= float(residual_bound(theta, 100 * gap_rel)) * (1 + 1e-6)
+    assert 1.0 - theta > 50 * LAM_RTOL
+
+
+def test_the_rayleigh_record_uses_the_guards_gap_only_once_a_closing_rate_is_measured():
+    """``track_fast`` accepts a Rayleigh quotient whose residual is 5× WARM_RTOL·|θ| when the state carries a
+    measured gap of 0.4·θ and a closing rate (bound ≈ 20× WARM_RTOL·|θ|), not with the gap unmeasured (0) nor with
+    the rate unmeasured (∞: a first look), nor when the measured rate has closed the gap since the look."""
+    from srflow.verification.compiled import TRACK_FIELDS, WARM_RTOL, track_fast
+
+    f = {name: i for i, name in enumerate(TRACK_FIELDS)}
+    phi = 5 * WARM_RTOL / 0.4
+    a, u = _two_level(0.4, phi)
+    z = a @ u
+    vs = jnp.asarray(np.stack([u, u, np.roll(u, 1)]))
+
+    def accepted(glb, rate, since=2.0):
+        st = np.zeros(len(TRACK_FIELDS))
+        st[[f["m"], f["wait"], f["valid"], f["glb"], f["rate"], f["since"]]] = 2.0, 3.0, 1.0, glb, rate, since
+        return bool(track_fast(jnp.asarray(u), jnp.asarray(z), vs, jnp.asarray(st))[0])
+
+    assert accepted(0.4, 0.001)
+    assert not accepted(0.0, 0.001)
+    assert not accepted(0.4, np.inf)
+    assert not accepted(0.4, 0.1, since=1.0)  # 0.4 - 4·0.1·1 = 0: back to the assumed gap
+
+
 def test_one_compilation_serves_every_stride_and_step_count(caplog):
     """Runs with different strides and step counts (the rungs of a ladder; several chunks when there are more
     records than RECORDS_PER_CALL) reuse the one compiled chunk: XLA compiles nothing after the first run."""

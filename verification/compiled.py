@@ -14,11 +14,14 @@ buffer of fixed length CLOCK_BUF per chunk.
 WARM_START = "tracked"; for λ₁ at the midpoint and at w_{t+1} each phase has its own tracker, and one traced record
 serves the three phases in a ``lax.map``): a record is the Rayleigh quotient of the last two
 records' eigenvectors extrapolated, 2v - v_prev (``warm_start``), one HVP, accepted when its residual
-‖∇²L u - θu‖ ≤ WARM_RTOL·|θ|, which bounds 0 ≤ λ₁ - θ ≤ ‖r‖²/(λ₁ - λ₂) ≤ LAM_RTOL·λ₁ (Kato–Temple) while λ₁
-has the gap the theory assumes; otherwise a Lanczos (``lanczos_adaptive``) from the same start to the same
+‖∇²L u - θu‖² ≤ LAM_RTOL·|θ|·gap (``residual_bound``), which bounds 0 ≤ λ₁ - θ ≤ ‖r‖²/(θ - λ₂) ≤ LAM_RTOL·λ₁
+(Kato–Temple) while θ - λ₂ ≥ gap: the gap the theory assumes, GAP_RTOL·λ₁ (the residual WARM_RTOL·|θ|), or the
+larger one the guard below measured; otherwise a Lanczos (``lanczos_adaptive``) from the same start to the same
 residual. A second vector follows the top of the rest of the spectrum (two HVPs at the records its schedule
 picks), so that a branch overtaking the tracked one (a true crossing, which no Rayleigh quotient of the old
-eigenvector sees) is found. No D×D matrix, no ARPACK: the first record starts cold from a fixed random vector.
+eigenvector sees) is found, and its Ritz value bounds λ₂ for the gap. With pairs=False the record's HVP and the
+step's gradient at w_t are one forward-over-reverse pass (``jax.jvp`` of the loss's value and gradient: the
+record costs the JVP's tangent part, 1.5-1.9 plain steps at D = 80-500, where a separate HVP cost 2.2-2.5). No D×D matrix, no ARPACK: the first record starts cold from a fixed random vector.
 (The method before, a guarded Lanczos at every record, is ``warm_top``, kept for ``PREVIOUS_METHOD``.)
 Φ(w̄_t) (with ``track_phi``) is computed on the device after the run, in one compiled pass over the stacked record
 iterates (``verification.device_phi``, through PHI_RECORDS; ``theory.project_to_manifold`` is its reference).
@@ -131,11 +134,28 @@ def lanczos_adaptive(matvec, v0, k: int, rtol: float = WARM_RTOL, max_cycles: in
     use_z0 = (z0 is not None) & jnp.asarray(use_z0)
 
     def ritz(alpha, beta, j, b):
-        low = -(jnp.sum(jnp.abs(alpha)) + 2 * jnp.sum(beta)) - 1.0
-        off = jnp.where(idx[:-1] < j, beta[:-1], 0.0)
-        t = jnp.diag(jnp.where(idx <= j, alpha, low)) + jnp.diag(off, 1) + jnp.diag(off, -1)
-        vals, vecs = jnp.linalg.eigh(t)
-        return vals[-1], vecs[:, -1], b * jnp.abs(vecs[j, -1])
+        """The top Ritz pair of T_{j+1} and its residual b·|s_j|: in closed form for j ≤ 1 (``_ritz2``: a guard's two
+        steps, a Lanczos that stops after two; an ``eigh`` of the k×k T costs ≈ 10 µs, 2-3 plain steps at D = 80)."""
+        def full():
+            low = -(jnp.sum(jnp.abs(alpha)) + 2 * jnp.sum(beta)) - 1.0
+            off = jnp.where(idx[:-1] < j, beta[:-1], 0.0)
+            t = jnp.diag(jnp.where(idx <= j, alpha, low)) + jnp.diag(off, 1) + jnp.diag(off, -1)
+            # T is symmetric by construction, and only its top pair is needed: no symmetrization, no sort (half
+            # the cost of ``jnp.linalg.eigh`` at k = 12)
+            vecs, vals = lax.linalg.eigh(t, symmetrize_input=False, sort_eigenvalues=False)
+            top = jnp.argmax(vals)
+            return vals[top], vecs[:, top], b * jnp.abs(vecs[j, top])
+
+        if k < 2:
+            return full()
+
+        def small():
+            th2, c1, c2 = _ritz2(alpha[0], beta[0], alpha[1])
+            first = j == 0
+            s = jnp.zeros(k).at[0].set(jnp.where(first, 1.0, c1)).at[1].set(jnp.where(first, 0.0, c2))
+            return jnp.where(first, alpha[0], th2), s, b * jnp.abs(jnp.where(first, 1.0, c2))
+
+        return lax.cond(j <= 1, small, full)
 
     def cycle(v, first, given):
         """One Lanczos cycle from v (``given``: its first product is z0): (θ, y, residual, matvec calls)."""
@@ -188,10 +208,9 @@ def lanczos_top(matvec, v0, k: int, rtol: float = LANCZOS_RTOL, max_cycles: int 
     return theta, y, res
 
 
-def _update(algorithm: str, value_and_grad):
-    """w -> (w', L(w), ∇L(w)) for one step of ``algorithm`` (the rules of ``verification.simulate``)."""
-    def update(w, lr, wd):
-        loss, g = value_and_grad(w)
+def _step_rule(algorithm: str):
+    """(w, L(w), ∇L(w), η, λ) -> w' for one step of ``algorithm`` (the rules of ``verification.simulate``)."""
+    def step(w, loss, g, lr, wd):
         if algorithm in ("gdwd", "gd"):
             new = (1.0 - lr * wd) * w - lr * g
         elif algorithm.startswith("ngd"):
@@ -200,7 +219,17 @@ def _update(algorithm: str, value_and_grad):
             new = w - lr * g / (2.0 * jnp.sqrt(loss))
         if algorithm.endswith("sphere"):
             new = new / jnp.linalg.norm(new)
-        return new, loss, g
+        return new
+    return step
+
+
+def _update(algorithm: str, value_and_grad):
+    """w -> (w', L(w), ∇L(w)) for one step of ``algorithm`` (``_step_rule``)."""
+    rule = _step_rule(algorithm)
+
+    def update(w, lr, wd):
+        loss, g = value_and_grad(w)
+        return rule(w, loss, g, lr, wd), loss, g
     return update
 
 
@@ -264,7 +293,7 @@ def warm_top(matvec, v, m, xi, k: int, probe=False, guard_eps: float | None = No
 
 #: the state of one phase's λ₁ tracker (``track_top``): rows of the vector part, and fields of the scalar part
 TRACK_ROWS = 3  # y_n (the last record's eigenvector), y_{n-1}, g (the second branch's vector)
-TRACK_FIELDS = ("m", "mu", "wait", "gap", "since", "valid")
+TRACK_FIELDS = ("m", "mu", "wait", "gap", "since", "valid", "glb", "rate")
 #: records between two looks at the second branch are at most this many (``track_top``: the guard's schedule)
 GUARD_MAX_WAIT = 16
 #: the guard's schedule assumes the gap λ₁ - λ₂ closes at most this many times as fast as it did between the last
@@ -310,7 +339,9 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL, slow_matvec=None)
     history) and its Rayleigh quotient θ = uᵀ∇²L u with the residual r = ∇²L u - θu. For any unit u and any
     α ≥ λ₂ with α < θ, Kato–Temple gives 0 ≤ λ₁ - θ ≤ ‖r‖²/(θ - α); with λ₁ - λ₂ ≥ GAP_RTOL·λ₁ (the theory's
     assumption; the same bound as the Lanczos stop of ``warm_top``) and ‖r‖ ≤ ``rtol``·|θ| = WARM_RTOL·|θ| (so θ
-    is within ‖r‖ of λ₁ and θ - λ₂ ≥ (GAP_RTOL - WARM_RTOL)·λ₁) this is ≤ LAM_RTOL·λ₁ to first order. The record is θ when ‖r‖ ≤ rtol·|θ|, and the vector kept is the shifted power step
+    is within ‖r‖ of λ₁ and θ - λ₂ ≥ (GAP_RTOL - WARM_RTOL)·λ₁) this is ≤ LAM_RTOL·λ₁ to first order. The record is θ when ‖r‖ ≤ ``residual_bound``(θ, G') (rtol·|θ| at the
+    assumed gap; √(G'/(GAP_RTOL·|θ|)) times that once the guard below has measured the gap G and its closing rate c:
+    G' = G - GUARD_SAFETY·c·(records since)), and the vector kept is the shifted power step
     u + r/(θ - μ) = (∇²L - μ)u/(θ - μ), which damps an error along eigenvalue λᵢ by (λᵢ - μ)/(θ - μ): μ is the shift
     that reproduced the correction of the last full Lanczos (below), the centre of the spectrum the start's error
     lies in. (Extrapolating from the uncorrected u would add up the errors of the starts.)
@@ -331,109 +362,152 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL, slow_matvec=None)
     to λ₂'s branch (a branch rising from deep in the spectrum is found when g reaches it), and that the gap does
     not close faster than GUARD_SAFETY times the rate measured before (a record may follow the old branch for up to
     GUARD_MAX_WAIT - 1 records after a crossing that comes faster).
-    **Compiled form.** The Rayleigh product z = ∇²L u by ``matvec`` (the chunk: forward-over-reverse at x); then one
+    **Compiled form.** ``track_start`` (u), the Rayleigh product z = ∇²L u by ``matvec`` (the chunk: fused with the
+    step's gradient, see ``_chunk``), ``track_fast`` (the Rayleigh record and its test) and ``track_slow``; one
     ``lax.cond``: a Rayleigh record between guard records (``fast``) keeps u + r/(θ - μ) and counts down the guard's
     wait, nothing else; every other record (``slow``: a guard record, a cold start, a residual above the bound) runs
     ``lanczos_adaptive`` twice from one call site in a two-iteration loop, the guard (two steps of P∇²L P from g, when
     ``look``) and then the record (zero cycles when the Rayleigh record is accepted), on ``slow_matvec()`` when given
     (the chunk: the linearization of ∇L at x, made on that branch only). Two traced HVPs in all; the common record executes one HVP and a few vector operations (at D = 16 the record's
     cost is the count of XLA operations it executes, not its flops)."""
-    f = {name: i for i, name in enumerate(TRACK_FIELDS)}
-    y0, y1, g = vs[0], vs[1], vs[2]
-    m, mu, wait, gap_prev, since, valid = (st[f[name]] for name in TRACK_FIELDS)
-    has_hist = valid > 0
-    u = jnp.where(has_hist, warm_start(y0, y1), y0)
-    u = u / jnp.linalg.norm(u)
+    u = track_start(vs, st)
     z = matvec(u)
+    fast_ok, fast = track_fast(u, z, vs, st, rtol)
+    return lax.cond(fast_ok, lambda: fast,
+                    lambda: track_slow(matvec if slow_matvec is None else slow_matvec(), u, z, vs, st, k, rtol))
+
+
+def track_start(vs, st):
+    """The unit start u of a tracked record (``track_top``): 2y_n - y_{n-1} normalized (``warm_start``), y_n
+    itself without a history."""
+    y0, y1 = vs[0], vs[1]
+    u = jnp.where(st[TRACK_FIELDS.index("valid")] > 0, warm_start(y0, y1), y0)
+    return u / jnp.linalg.norm(u)
+
+
+def track_fast(u, z, vs, st, rtol: float = WARM_RTOL):
+    """(accepted, (θ, vs', st', 1)): the Rayleigh record of ``track_top`` from u = ``track_start(vs, st)`` and
+    z = ∇²L u: θ = uᵀz, accepted when there is a history, the record is not a guard record and ‖z - θu‖ ≤
+    ``rtol``·|θ|; the vector kept is the shifted power step (``_rayleigh_vector``). Its outputs are computed
+    whether or not it is accepted (a few vector operations; ``track_slow`` runs otherwise)."""
+    f = {name: i for i, name in enumerate(TRACK_FIELDS)}
+    y0, g = vs[0], vs[2]
+    theta = u @ z
+    r = z - theta * u
+    rho = jnp.linalg.norm(r)
+    wait, since, has_hist = st[f["wait"]], st[f["since"]], st[f["valid"]] > 0
+    y = _rayleigh_vector(u, theta, r, st[f["mu"]])
+    y = jnp.where(y @ y0 < 0, -y, y)
+    st1 = st.at[f["wait"]].set(wait - 1).at[f["since"]].set(since + 1)
+    gap = st[f["glb"]] - GUARD_SAFETY * st[f["rate"]] * since
+    accepted = has_hist & (wait > 0) & (rho <= residual_bound(theta, gap, rtol))
+    return accepted, (theta, jnp.stack([y, y0, g]), st1, jnp.int32(1))
+
+
+def residual_bound(theta, gap, rtol: float = WARM_RTOL):
+    """The residual ‖∇²L u - θu‖ up to which a Rayleigh quotient θ (or a Ritz value) is a λ₁ record:
+    √(LAM_RTOL·|θ|·max(GAP_RTOL·|θ|, ``gap``)) (= ``rtol``·|θ|·√max(1, gap/(GAP_RTOL·|θ|)), ``rtol`` = WARM_RTOL =
+    √(LAM_RTOL·GAP_RTOL)). By Kato–Temple, 0 ≤ λ₁ - θ ≤ ‖r‖²/(θ - α) for any α ≥ λ₂ below θ: the record is within
+    LAM_RTOL·λ₁ when θ - λ₂ ≥ max(GAP_RTOL·λ₁, gap). GAP_RTOL·λ₁ is the gap the theory assumes (the bound without a
+    measurement); ``gap`` is the guard's lower estimate of θ - λ₂ (``track_slow``: G = θ - θ_g - ρ_g at its last look,
+    less GUARD_SAFETY times its measured closing rate per record since; -∞ before g has converged or a rate is
+    measured). G ≤ θ - λ₂ when g follows the top of the spectrum orthogonal to u (λ₂ ≤ that top ≤ θ_g + ρ_g, by
+    Courant–Fischer and the Ritz residual): the assumption the guard already makes to see a crossing.
+    (Measured on mf at the EoS, D = 500, gap 0.42λ₁: the bound is ≈ 20× WARM_RTOL·|θ|.)"""
+    return rtol * jnp.abs(theta) * jnp.sqrt(jnp.maximum(1.0, gap / (GAP_RTOL * jnp.abs(theta))))
+
+
+def _rayleigh_vector(u, theta, r, mu):
+    """The shifted power step u + r/(θ - μ) (normalized) that a Rayleigh record keeps."""
+    shift = theta - mu
+    y = u + r / jnp.where(shift > 0, shift, jnp.inf)
+    return y / jnp.linalg.norm(y)
+
+
+def track_slow(mv, u, z, vs, st, k: int, rtol: float = WARM_RTOL):
+    """(θ, vs', st', hvps): a record of ``track_top`` that is not an accepted Rayleigh record between guard records
+    (a guard record, a cold start, a residual above the bound), on the operator ``mv`` (∇²L at the record's point),
+    from u = ``track_start(vs, st)`` and z = mv(u): the guard, then the Rayleigh record or a full Lanczos."""
+    f = {name: i for i, name in enumerate(TRACK_FIELDS)}
+    y0, g = vs[0], vs[2]
+    m, mu, wait, gap_prev, since, valid, glb, rate_prev = (st[f[name]] for name in TRACK_FIELDS)
+    has_hist = valid > 0
     theta = u @ z
     r = z - theta * u
     rho = jnp.linalg.norm(r)
     look = (wait <= 0) & has_hist  # (not at a cold start: u is not yet an eigenvector to deflate)
+    gd = g - (g @ u) * u
+    gd = gd / jnp.maximum(jnp.linalg.norm(gd), 1e-300)
 
-    def rayleigh_vector(mu):
-        """The shifted power step u + r/(θ - μ) (normalized) that a Rayleigh record keeps."""
-        shift = theta - mu
-        y = u + r / jnp.where(shift > 0, shift, jnp.inf)
-        return y / jnp.linalg.norm(y)
+    def solve(i, out):
+        """i = 0: the guard, two Lanczos steps of P∇²L P from g (P = I - uuᵀ; when ``look``, else none), the Ritz
+        pair (θ_g, g') of span{g, P∇²L g} and its residual ρ_g; i = 1: the record's Lanczos from u (its first
+        product is z: no second HVP), or from g' after a crossing, none when the Rayleigh record is accepted. One
+        ``lanczos_adaptive`` call site for both: the operator is traced once."""
+        (th_g, g1, rho_g, n_g), _ = out
+        guard = i == 0
+        crossed = look & (th_g > theta)  # a Rayleigh quotient of the rest above θ: the tracked branch is not the top
+        # the residual bound with the gap just measured at a look, else the one carried since the last look
+        bound = residual_bound(theta, jnp.where(look, theta - th_g - rho_g, glb - GUARD_SAFETY * rate_prev * since),
+                               rtol)
+        ok = has_hist & ~crossed & (rho <= bound)
 
-    def fast(_):
-        """A Rayleigh record between guard records: the one HVP above, nothing else computed."""
-        y = rayleigh_vector(mu)
-        y = jnp.where(y @ y0 < 0, -y, y)
-        st1 = st.at[f["wait"]].set(wait - 1).at[f["since"]].set(since + 1)
-        return theta, jnp.stack([y, y0, g]), st1, jnp.int32(1)
+        def op(v):
+            pv = jnp.where(guard, v - (u @ v) * u, v)
+            av = mv(pv)
+            return jnp.where(guard, av - (u @ av) * u, av)
 
-    def slow(_):
-        """A guard record, a cold start or a residual above the bound: the guard, then the Rayleigh record or a
-        full Lanczos (``slow_matvec``: the operator here, e.g. a linearization made only on this branch)."""
-        mv = matvec if slow_matvec is None else slow_matvec()
-        gd = g - (g @ u) * u
-        gd = gd / jnp.maximum(jnp.linalg.norm(gd), 1e-300)
+        # the residual first looked at after the count of the last full record less one (an eigendecomposition
+        # of T per step costs more than an HVP at small D); the guard stops after its two steps (rtol = ∞)
+        th, y, res, n = lanczos_adaptive(
+            op, jnp.where(guard, gd, jnp.where(crossed, g1, u)), k, jnp.where(guard, jnp.inf, bound / jnp.abs(theta)),
+            max_cycles=jnp.where(guard, jnp.where(look, 1, 0), jnp.where(ok, 0, MAX_CYCLES)),
+            first_check=jnp.where(guard | crossed, 2, jnp.maximum(m - 1, 2)), z0=z, use_z0=~guard & ~crossed)
+        found = (jnp.where(look, th, -jnp.inf), jnp.where(look, jnp.where(y @ gd < 0, -y, y), g),
+                 jnp.where(look, res, jnp.inf), n)
+        pick = lambda new, old: jax.tree_util.tree_map(lambda x, x0: jnp.where(guard, x, x0), new, old)  # noqa: E731
+        return pick(found, out[0]), pick(out[1], (th, y, n, crossed, ok))
 
-        def solve(i, out):
-            """i = 0: the guard, two Lanczos steps of P∇²L P from g (P = I - uuᵀ; when ``look``, else none), the Ritz
-            pair (θ_g, g') of span{g, P∇²L g} and its residual ρ_g; i = 1: the record's Lanczos from u (its first
-            product is z: no second HVP), or from g' after a crossing, none when the Rayleigh record is accepted. One
-            ``lanczos_adaptive`` call site for both: the operator is traced once."""
-            (th_g, g1, rho_g, n_g), _ = out
-            guard = i == 0
-            crossed = look & (th_g > theta)  # a Rayleigh quotient of the rest above θ: the tracked branch is not the top
-            ok = has_hist & ~crossed & (rho <= rtol * jnp.abs(theta))
-
-            def op(v):
-                pv = jnp.where(guard, v - (u @ v) * u, v)
-                av = mv(pv)
-                return jnp.where(guard, av - (u @ av) * u, av)
-
-            # the residual first looked at after the count of the last full record less one (an eigendecomposition
-            # of T per step costs more than an HVP at small D); the guard stops after its two steps (rtol = ∞)
-            th, y, res, n = lanczos_adaptive(
-                op, jnp.where(guard, gd, jnp.where(crossed, g1, u)), k, jnp.where(guard, jnp.inf, rtol),
-                max_cycles=jnp.where(guard, jnp.where(look, 1, 0), jnp.where(ok, 0, MAX_CYCLES)),
-                first_check=jnp.where(guard | crossed, 2, jnp.maximum(m - 1, 2)), z0=z, use_z0=~guard & ~crossed)
-            found = (jnp.where(look, th, -jnp.inf), jnp.where(look, jnp.where(y @ gd < 0, -y, y), g),
-                     jnp.where(look, res, jnp.inf), n)
-            pick = lambda new, old: jax.tree_util.tree_map(lambda x, x0: jnp.where(guard, x, x0), new, old)  # noqa: E731
-            return pick(found, out[0]), pick(out[1], (th, y, n, crossed, ok))
-
-        empty = (jnp.float64(0.0), u, jnp.int32(0), jnp.array(False), jnp.array(False))
-        (th_g, g1, rho_g, g_hvps), (th, y, hvps, crossed, ok) = lax.fori_loop(
-            0, 2, solve, ((jnp.float64(-jnp.inf), g, jnp.float64(jnp.inf), jnp.int32(0)), empty))
-        y = jnp.where(y @ u < 0, -y, y)
-        d = y / jnp.maximum(y @ u, 1e-300) - u
-        rd = r @ d
-        fit = theta - rho * rho / jnp.where(rd > 0, rd, 1.0)
-        new_mu = jnp.where((rd > 0) & ~crossed, jnp.clip(fit, th - 3.0 * jnp.abs(th), th - 0.5 * jnp.abs(th)), mu)
-        steps = hvps + jnp.where(crossed, 0, 1)  # Lanczos steps (from u the first one is z: not a matvec call)
-        same = has_hist & (steps <= k) & (y @ y0 >= 0.5)  # one cycle, the same branch: keep extrapolating
-        count = jnp.where(steps <= k, steps, 1)  # m of the next full record (1 after a restart: look at every step)
-        theta1 = jnp.where(ok, theta, th)
-        y = jnp.where(ok, rayleigh_vector(mu), y)
-        mu1 = jnp.where(ok, mu, new_mu)
-        hvps = jnp.where(ok, 1, hvps + 1).astype(jnp.int32)
-        keep = jnp.where(ok, has_hist, same)
-        m1 = jnp.where(ok, m, count.astype(st.dtype))
-        y = jnp.where(y @ y0 < 0, -y, y)
-        g1 = jnp.where(crossed, u, g1)  # after a crossing the old branch is the second one
-        # the rate of closing from θ - θ_g (θ_g also rises while g converges: that only brings the next look closer),
-        # the distance from G = θ - θ_g - ρ_g (an unconverged g has a large ρ_g: looked at again at the next record)
-        spread = theta1 - th_g
-        gap = spread - rho_g
-        rate = jnp.maximum(gap_prev - spread, 0.0) / jnp.maximum(since, 1.0)
-        steps = jnp.where(rate > 0, gap / jnp.where(rate > 0, GUARD_SAFETY * rate, 1.0), GUARD_MAX_WAIT)
-        # a first positive gap (no rate yet): look again after 2 records to measure the rate
-        next_wait = jnp.where(gap > 0, jnp.where(gap_prev > 0, jnp.clip(jnp.floor(steps), 1, GUARD_MAX_WAIT), 2.0),
-                              1.0)
-        wait1 = jnp.where(look, next_wait - 1, wait - 1)
-        gap1 = jnp.where(look, spread, gap_prev)
-        since1 = jnp.where(look, 1.0, since + 1)
-        # the history: (y, y_n) when y continues y_n, else (y, y) (``warm_start`` then starts from y itself)
-        vs1 = jnp.stack([y, jnp.where(keep, y0, y), g1])
-        st1 = st.at[f["m"]].set(m1).at[f["mu"]].set(mu1).at[f["wait"]].set(wait1).at[f["gap"]].set(gap1)
-        st1 = st1.at[f["since"]].set(since1).at[f["valid"]].set(1.0)
-        return theta1, vs1, st1, hvps + g_hvps
-
-    return lax.cond(has_hist & ~look & (rho <= rtol * jnp.abs(theta)), fast, slow, None)
+    empty = (jnp.float64(0.0), u, jnp.int32(0), jnp.array(False), jnp.array(False))
+    (th_g, g1, rho_g, g_hvps), (th, y, hvps, crossed, ok) = lax.fori_loop(
+        0, 2, solve, ((jnp.float64(-jnp.inf), g, jnp.float64(jnp.inf), jnp.int32(0)), empty))
+    y = jnp.where(y @ u < 0, -y, y)
+    d = y / jnp.maximum(y @ u, 1e-300) - u
+    rd = r @ d
+    fit = theta - rho * rho / jnp.where(rd > 0, rd, 1.0)
+    new_mu = jnp.where((rd > 0) & ~crossed, jnp.clip(fit, th - 3.0 * jnp.abs(th), th - 0.5 * jnp.abs(th)), mu)
+    steps = hvps + jnp.where(crossed, 0, 1)  # Lanczos steps (from u the first one is z: not a matvec call)
+    same = has_hist & (steps <= k) & (y @ y0 >= 0.5)  # one cycle, the same branch: keep extrapolating
+    count = jnp.where(steps <= k, steps, 1)  # m of the next full record (1 after a restart: look at every step)
+    theta1 = jnp.where(ok, theta, th)
+    y = jnp.where(ok, _rayleigh_vector(u, theta, r, mu), y)
+    mu1 = jnp.where(ok, mu, new_mu)
+    hvps = jnp.where(ok, 1, hvps + 1).astype(jnp.int32)
+    keep = jnp.where(ok, has_hist, same)
+    m1 = jnp.where(ok, m, count.astype(st.dtype))
+    y = jnp.where(y @ y0 < 0, -y, y)
+    g1 = jnp.where(crossed, u, g1)  # after a crossing the old branch is the second one
+    # the rate of closing from θ - θ_g (θ_g also rises while g converges: that only brings the next look closer),
+    # the distance from G = θ - θ_g - ρ_g (an unconverged g has a large ρ_g: looked at again at the next record)
+    spread = theta1 - th_g
+    gap = spread - rho_g
+    rate = jnp.maximum(gap_prev - spread, 0.0) / jnp.maximum(since, 1.0)
+    steps = jnp.where(rate > 0, gap / jnp.where(rate > 0, GUARD_SAFETY * rate, 1.0), GUARD_MAX_WAIT)
+    # a first positive gap (no rate yet): look again after 2 records to measure the rate
+    next_wait = jnp.where(gap > 0, jnp.where(gap_prev > 0, jnp.clip(jnp.floor(steps), 1, GUARD_MAX_WAIT), 2.0),
+                          1.0)
+    wait1 = jnp.where(look, next_wait - 1, wait - 1)
+    gap1 = jnp.where(look, spread, gap_prev)
+    # the gap estimate and the closing rate that ``residual_bound`` uses until the next look (none before a rate is
+    # measured: a first positive gap, or g not converged)
+    glb1 = jnp.where(look, gap, glb)
+    rate1 = jnp.where(look, jnp.where((gap_prev > 0) & (gap > 0), rate, jnp.inf), rate_prev)
+    since1 = jnp.where(look, 1.0, since + 1)
+    # the history: (y, y_n) when y continues y_n, else (y, y) (``warm_start`` then starts from y itself)
+    vs1 = jnp.stack([y, jnp.where(keep, y0, y), g1])
+    st1 = st.at[f["m"]].set(m1).at[f["mu"]].set(mu1).at[f["wait"]].set(wait1).at[f["gap"]].set(gap1)
+    st1 = st1.at[f["since"]].set(since1).at[f["valid"]].set(1.0).at[f["glb"]].set(glb1).at[f["rate"]].set(rate1)
+    return theta1, vs1, st1, hvps + g_hvps
 
 
 @lru_cache(maxsize=64)
@@ -495,6 +569,26 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
 
     measured = jax.custom_batching.sequential_vmap(measured)
 
+    # the fused record (pairs=False, the tracker): the Rayleigh product ∇²L(w_t)u and the step's L(w_t), ∇L(w_t) from
+    # one forward-over-reverse pass (the primal of the JVP is the gradient the step needs anyway: the record's one
+    # HVP costs its tangent part only), the Rayleigh record's test and vector at top level (vectorized over a batch),
+    # and only the records that fail it go through ``track_slow``, one run after the other under ``vmap``
+    fused = start == "tracked" and not pairs
+    value_and_grad, rule = jax.value_and_grad(model.jax_loss), _step_rule(algorithm)
+
+    def slow_record(need, x, u, z, v, st, fast):
+        return lax.cond(need, lambda: track_slow(jax.linearize(grad, x)[1], u, z, v, st, k, rtol), lambda: fast)
+
+    slow_record = jax.custom_batching.sequential_vmap(slow_record)
+
+    def fused_record(w, vs, ms, lr, wd):
+        """(w_{t+1}, L(w_t), ∇L(w_t), the λ₁ record's (θ, vs', ms', hvps) before the finiteness test, need of the slow
+        path): the step and the tracked record from one JVP."""
+        u = track_start(vs[0], ms[0])
+        (loss, g), (_, z) = jax.jvp(value_and_grad, (w,), (u,))
+        fast_ok, fast = track_fast(u, z, vs[0], ms[0], rtol)
+        return rule(w, loss, g, lr, wd), loss, g, (u, z, fast_ok, fast)
+
     def run_one(w, clock, t, fail, vs, ms, lr, wd, ns, active, every, xis):
         """One run's chunk (``run`` maps it over a batch)."""
         t0 = t
@@ -504,13 +598,22 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             """The slot's record at w_t, then its n steps."""
             w, clock, t, fail, vs, ms, buf = carry
             probe = (t // every) % PROBE_EVERY == PROBE_EVERY - 1
-            new, loss, g = update(w, lr, wd)
+            if fused:
+                new, loss, g, (u, z, fast_ok, fast) = fused_record(w, vs, ms, lr, wd)
+            else:
+                new, loss, g = update(w, lr, wd)
             nn = new @ new
             # a failure in the last slot's loop (fail = -2 - k, ``body``) is settled here, where L and ∇L are computed
             # at the run's last finite iterate w_k anyway: k when they are not finite there, k + 1 when only w_{k+1} is
             fail = jnp.where(fail <= -2, _failed_at(-2 - fail, loss, g), fail)
             ok = (fail < 0) & jnp.isfinite(nn)  # isfinite(‖w_{t+1}‖²): every entry of w_{t+1} finite
-            lams, vs1, ms1, hvps = measured(ok, w, new, vs, ms, xis[i % GUARD_BLOCK], probe, odd)
+            if fused:
+                theta, v1, s1, hvps = slow_record(ok & ~fast_ok, w, u, z, vs[0], ms[0], fast)
+                lams, vs1, ms1, hvps = (jnp.stack([theta, jnp.nan, jnp.nan]), v1[None], s1[None],
+                                        jnp.where(ok, hvps, 0))
+                lams = jnp.where(ok, lams, jnp.nan)
+            else:
+                lams, vs1, ms1, hvps = measured(ok, w, new, vs, ms, xis[i % GUARD_BLOCK], probe, odd)
             vs, ms = jnp.where(ok, vs1, vs), jnp.where(ok, ms1, ms)
             rec = (t, loss, w @ w, lams[0], lams[1], lams[2], jnp.linalg.norm(g), clock, ok, hvps,
                    w if keep_w else jnp.zeros(0))
