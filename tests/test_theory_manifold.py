@@ -137,3 +137,35 @@ def test_projection_refuses_a_maximum():
     m = wrap(3, lambda x: 0.5 * x @ e2 @ x, lambda x: e2 @ x, lambda x: e2, lambda x, a, b: np.zeros(3))
     with pytest.raises(AssumptionViolated, match="no positive eigenvalue"):
         project_to_manifold(m, np.array([0.0, 0.0, 1.0]))
+
+
+class _Scaled:
+    """``model`` with its loss (and every derivative) times ``c``: the same Γ, the same flow paths in time t/c,
+    so the same Φ."""
+
+    def __init__(self, model, c):
+        self._m, self._c = model, c
+
+    def __getattr__(self, name):
+        attr = getattr(self._m, name)
+        if name in ("loss", "grad", "hess", "hvp", "third"):
+            return lambda *a: self._c * attr(*a)
+        return attr
+
+
+@pytest.mark.parametrize("matrix_free", [False, True])
+def test_the_flow_budget_is_scale_free(matrix_free):
+    """Φ of mf (D = 16) with its loss scaled by 1e-7 (λ₁(w̄) ≈ 2e-6, as mf's at D = 4000 with weights 1/(mn)) equals
+    Φ of the unscaled model within 1e-9: the projection's flow budget is MAX_FLOW_LAM1_TIME/λ₁. The old absolute
+    budget, max_time = 1e6 passed explicitly, stops the scaled flow at λ₁t ≈ 2 and lands far from Φ (companion)."""
+    from srflow.theory.matrix_free import project_matrix_free
+
+    model = make_model("mf", rng=0, m=4, n=4, rank=2)
+    theta = model.minimizer(np.random.default_rng(0))
+    w = theta + 0.02 * np.random.default_rng(1).standard_normal(model.dim)
+    project = project_matrix_free if matrix_free else project_to_manifold
+    small = _Scaled(model, 1e-7)
+    assert np.linalg.eigvalsh(small.hess(w / np.linalg.norm(w)))[-1] < 1e-5
+    ref = project(model, w).theta
+    assert np.linalg.norm(project(small, w).theta - ref) <= 1e-9
+    assert np.linalg.norm(project(small, w, max_time=1e6).theta - ref) > 1e-6

@@ -13,7 +13,7 @@ import numpy as np
 
 from srflow.toy_models.validate import as_vector, unit
 
-from .gamma import (RANK_RTOL, GAP_RTOL, AssumptionViolated, ManifoldPoint, Projection, flow_steps,
+from .gamma import (RANK_RTOL, GAP_RTOL, AssumptionViolated, ManifoldPoint, Projection, flow_budget, flow_steps,
                     flow_to_small_gradient, gap_violated)
 
 
@@ -40,7 +40,7 @@ EXPAND_START = 1e-5
 EXPAND_TOL = 1e-13
 
 
-def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6,
+def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float | None = None,
                         method: str = "lsoda") -> Projection:
     """Φ(w/‖w‖): the flow (Jacobian -∇²L; ``method`` "lsoda" or "bdf", see PHI_METHODS) until ‖∇L‖ ≤
     grad_rtol·λ₁, then ``newton_polish``; "expand": ``project_expand``."""
@@ -48,6 +48,7 @@ def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6
         return project_expand(model, w, grad_rtol, max_time)
     x0 = unit(as_vector(w, "w", model.dim), "w")
     lam1 = _start_lam1(model, x0)
+    max_time = flow_budget(lam1, max_time)
     if method == "lsoda":
         x, t_used = lsoda_to_small_gradient(model, x0, grad_rtol * lam1, max_time, lam1)
     else:
@@ -133,7 +134,7 @@ def _rank(model, x, lam1, rank_rtol=RANK_RTOL) -> int:
     return int(np.sum(vals > rank_rtol * vals[-1]))
 
 
-def project_expand(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6) -> Projection:
+def project_expand(model, w, grad_rtol: float = 1e-9, max_time: float | None = None) -> Projection:
     """Φ(w/‖w‖) by the LSODA flow of "lsoda" stopped near Γ, then Φ's second-order expansion:
     Φ(x) = θ + P_K Δ + ½∂²Φ(θ)[Δ, Δ] + O(|Δ|³) about θ = ``rank_newton``(x), Δ = x - θ (``phi_second_order``), and
     a last ``rank_newton`` step onto Γ. The flow stops at ‖∇L‖ ≤ EXPAND_START·λ₁, then at each tenth of that
@@ -142,6 +143,7 @@ def project_expand(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6) -> 
     expansion's O(|Δ|³) and the flow's own error in the part "expand" leaves out."""
     x0 = unit(as_vector(w, "w", model.dim), "w")
     lam1 = _start_lam1(model, x0)
+    max_time = flow_budget(lam1, max_time)
     x, t, g, rank = x0, 0.0, model.grad(x0), None
     level = max(EXPAND_START, grad_rtol)
     steps = flow_steps(model, x0, max_time, 1.0 / lam1)

@@ -16,6 +16,16 @@ from scipy.integrate import ode, solve_ivp
 RANK_RTOL = 1e-6
 #: a top eigenvalue is simple when λ₁ - λ₂ > GAP_RTOL·λ₁
 GAP_RTOL = 1e-3
+#: the longest flow of Φ's projection, in units of 1/λ₁(∇²L(w̄)) (``flow_budget``): the flow's slowest normal mode
+#: decays as e^{-μt}, so reaching ‖∇L‖ ≤ grad_rtol·λ₁ from a distance d takes λ₁t ≈ (λ₁/μ)·ln(d/grad_rtol) (≈ 20λ₁/μ),
+#: and 1e8 admits λ₁/μ up to ≈ 5e6 (the stiffest zoo model has 3.2e4). Before 2026-12-05 the budget was an absolute
+#: flow time of 1e6, which stopped mf at D = 4000 (λ₁(w̄) ≈ 8e-6) at λ₁t ≈ 8, 9.5e-3 from Φ.
+MAX_FLOW_LAM1_TIME = 1e8
+
+
+def flow_budget(lam1: float, max_time=None) -> float:
+    """The flow time of Φ's projection: ``max_time`` when given, else MAX_FLOW_LAM1_TIME/λ₁ (scale-free)."""
+    return MAX_FLOW_LAM1_TIME / lam1 if max_time is None else max_time
 #: what ``on_gap`` may say when λ₁ has no gap
 ON_GAP = ("raise", "warn", "ignore")
 

@@ -45,11 +45,12 @@ def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_
     return backend.for_model(model).newton_polish(model, x, iters, rank_rtol, lam1)
 
 
-def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6, method: str = "lsoda") -> Projection:
+def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float | None = None,
+                        method: str = "lsoda") -> Projection:
     """Φ(w/‖w‖): the limit of gradient flow, returned at unit norm.
 
     The flow ẋ = -∇L(x) runs (a stiff solver with the Jacobian -∇²L, rtol 1e-10, atol 1e-13) until ‖∇L(x)‖ ≤
-    grad_rtol·λ₁(∇²L(x)) or ``max_time``, then ``newton_polish`` removes the remaining offset. The point is then
+    grad_rtol·λ₁(∇²L(x)) or ``max_time`` (default: ``theory.gamma.flow_budget``, MAX_FLOW_LAM1_TIME/λ₁(w̄)), then ``newton_polish`` removes the remaining offset. The point is then
     within ~grad_rtol·λ₁/μ of Γ (μ = the smallest positive eigenvalue), and Newton's nearest-point answer differs
     from the flow's limit by the square of that; with λ₁/μ ≈ 160 (deep_linear_wn) grad_rtol = 1e-7 left 3e-6, 1e-9
     reaches the 2e-10 agreement floor of the DOP853 reference (tests/test_theory_manifold.py).
@@ -63,7 +64,8 @@ def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6
     (``theory.matrix_free.project_matrix_free``: DOP853 then RKC flow, Newton steps by CG on HVPs).
     """
     positive_real(grad_rtol, "grad_rtol")
-    positive_real(max_time, "max_time", "a flow time > 0 (the limit is of the forward flow)")
+    if max_time is not None:
+        positive_real(max_time, "max_time", "a flow time > 0 (the limit is of the forward flow)")
     if method not in PHI_METHODS:
         raise ValueError(f"method: expected one of {', '.join(map(repr, PHI_METHODS))}, got {method!r}")
     return backend.for_model(model).project_to_manifold(model, as_vector(w, "w", model.dim), grad_rtol, max_time,

@@ -45,7 +45,7 @@ from scipy.sparse.linalg import LinearOperator, cg, lsqr
 
 from srflow.toy_models.validate import as_vector, unit
 
-from .gamma import (GAP_RTOL, RANK_RTOL, AssumptionViolated, ManifoldPoint, Projection, check_on_gap,
+from .gamma import (GAP_RTOL, RANK_RTOL, AssumptionViolated, ManifoldPoint, Projection, check_on_gap, flow_budget,
                     flow_to_small_gradient, gap_violated)
 from .rkc import rkc_integrate
 from .sharpness import sharpness, top_eigenpairs
@@ -182,7 +182,7 @@ FAST_TIME = 100.0
 RKC_RTOL = 1e-8
 
 
-def project_matrix_free(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6) -> Projection:
+def project_matrix_free(model, w, grad_rtol: float = 1e-9, max_time: float | None = None) -> Projection:
     """Φ(w/‖w‖): gradient flow until ‖∇L‖ ≤ grad_rtol·λ₁ -- DOP853 to t = FAST_TIME/λ₁, then RKC
     (``theory.rkc``) -- then ``newton_steps``; see the module docstring. λ₁ by Lanczos."""
     x0 = as_vector(w, "w", model.dim)
@@ -191,6 +191,7 @@ def project_matrix_free(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6
     if lam1 <= 0:
         raise AssumptionViolated(f"w: ∇²L has no positive eigenvalue at w̄ (λ₁ = {lam1:.3g}); not near a minimizer")
     target = grad_rtol * lam1
+    max_time = flow_budget(lam1, max_time)
     x, t_used = flow_to_small_gradient(model, x0, target, min(max_time, FAST_TIME / lam1), "DOP853")
     if np.linalg.norm(model.grad(x)) > target and t_used < max_time:
         def rho(y):  # the spectral radius of ∂(-∇L) = -∇²L: λ₁ by Lanczos (its negative eigenvalues are O(distance))
@@ -267,7 +268,8 @@ def newton_polish(model, x: np.ndarray, iters: int = 3, rank_rtol: float = RANK_
     return newton_steps(model, unit(x, "w"), lam1, iters)
 
 
-def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float = 1e6, method: str = "lsoda") -> Projection:
+def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float | None = None,
+                        method: str = "lsoda") -> Projection:
     """``project_matrix_free`` (one method: ``method``, which chooses the dense integrator, is not used)."""
     return project_matrix_free(model, w, grad_rtol, max_time)
 
