@@ -210,20 +210,25 @@ def _failed_at(t, loss, g):
     return jnp.where(jnp.isfinite(loss) & jnp.all(jnp.isfinite(g)), t + 1, t)
 
 
-def clock_step(a, rr, dd, wd):
-    """(‖w_{k+1}‖², ‖w̄_{k+1} - w̄_k‖²) (w̄ = w/‖w‖) of a step written w_{k+1} = a·w_k - δ (any a; ``_step``: a = 1 - ηλ)
-    from rr = r² = ‖w_k‖², dd = ‖δ‖² and wd = ε = w_k·δ, without the cancellation of the direct formula:
-    w_{k+1}·w_k = ar² - ε and N² = ‖w_{k+1}‖² = a²r² - 2aε + ‖δ‖², so ‖w̄_{k+1} - w̄_k‖² = 2 - 2w_{k+1}·w_k/(Nr) =
-    2(N - ar)/N + 2ε/(Nr) with N - ar = (‖δ‖² - 2aε)/(N + ar):
-        ‖w̄_{k+1} - w̄_k‖² = 2(‖δ‖² - 2aε)/(N(N + ar)) + 2ε/(Nr)
-    (an identity for any step and any L; 2‖δ‖²/(N(N + ar)) for GD+WD on a scale-invariant L, where ε = η w_k·∇L = 0).
-    The direct formula ‖w_{k+1}/N - w_k/r‖² subtracts two unit vectors ≈ ‖δ‖/r apart, so rounding at 1e-16 in their
-    entries is a relative 1e-16·r/‖δ‖ in the clock step; here each term is a sum of products (relative error
-    ≈ 1e-16), and the error is that of δ (``_step``: w_k - w_{k+1}, exact where the entries are within a factor 2,
-    less ηλ·w_k: a relative 1e-16·(1 + ηλr/‖δ‖))."""
-    nn = a * a * rr - 2.0 * a * wd + dd
-    n, r = jnp.sqrt(nn), jnp.sqrt(rr)
-    return nn, 2.0 * (dd - 2.0 * a * wd) / (n * (n + a * r)) + 2.0 * wd / (n * r)
+def clock_step(a, rr, qq, eps):
+    """(‖w_{k+1}‖², ‖w̄_{k+1} - w̄_k‖²) (w̄ = w/‖w‖) of a step written w_{k+1} = a·w_k - δ (any a; ``_clock_of``:
+    a = 1 - ηλ) from rr = r² = ‖w_k‖², qq = ‖δ‖² and eps = ε = w_k·δ, without the cancellation of the direct formula.
+    With δ = βw_k + τ (τ ⊥ w_k, β = ε/r²): w_{k+1} = (a - β)w_k - τ, its part along w̄_k is ρ = (a - β)r = (ar² - ε)/r
+    and ‖τ‖² = ‖δ‖² - ε²/r², so N² = ‖w_{k+1}‖² = ρ² + ‖τ‖² (= a²r² - 2aε + ‖δ‖²) and
+        ‖w̄_{k+1} - w̄_k‖² = 2 - 2ρ/N = 2‖τ‖²/(N(N + ρ))   (the first form where ρ ≤ 0: a step past 90°).
+    For GD+WD on a scale-invariant L, δ = η∇L ⊥ w_k (ε = 0 up to rounding): ‖τ‖² = ‖δ‖², ρ = ar. The direct formula
+    ‖w_{k+1}/N - w_k/r‖² subtracts two unit vectors ≈ ‖τ‖/r apart, so rounding at 1e-16 in their entries is a relative
+    1e-16·r/‖τ‖ in the clock step; here rr, qq and ε are sums of products (relative error ≲ D·1e-16), ‖τ‖² loses
+    a relative 1e-16·‖δ‖²/‖τ‖² (none for a tangential step), and the rest is products and quotients. The error of δ itself
+    (``_clock_of``) adds a relative 1e-16·(‖δ‖ + ηλr)/‖τ‖ (tests/test_compiled.py: against 60 digits)."""
+    # N² expanded: products and sums only, so that ``_step``'s test of it (read for each of its per-run scalars) fuses
+    # with no division or root in it
+    nn = a * a * rr - 2.0 * a * eps + qq
+    r = jnp.sqrt(rr)
+    rho = (a * rr - eps) / r
+    tt = jnp.maximum(qq - eps * eps / rr, 0.0)  # (≥ 0 by Cauchy–Schwarz; rounding can take a radial step below)
+    n = jnp.sqrt(nn)
+    return nn, jnp.where(rho > 0, 2.0 * tt / (n * (n + jnp.where(rho > 0, rho, 0.0))), 2.0 - 2.0 * rho / n)
 
 
 def _sums(*pairs):
@@ -235,7 +240,9 @@ def _sums(*pairs):
 
 def _clock_of(x, nx, lr, wd):
     """(‖w_{k+1}‖², ‖w̄_{k+1} - w̄_k‖²) of the step x = w_k -> nx = w_{k+1} by ``clock_step``, a = 1 - ηλ and
-    δ = (w_k - w_{k+1}) - ηλ·w_k, from ‖w_k‖², ‖δ‖² and w_k·δ in one reduction over w_k and w_{k+1}."""
+    δ = (w_k - w_{k+1}) - ηλ·w_k (w_k - w_{k+1} is exact where the two entries are within a factor 2, and ηλ·w_k is
+    small: δ is off by ≲ 1e-16·(|δ| + ηλ|w_k|) per entry), from ‖w_k‖², ‖δ‖² and w_k·δ in one reduction over w_k and
+    w_{k+1}."""
     dl = (x - nx) - (lr * wd) * x
     rr, qq, eps = _sums((x, x), (dl, dl), (x, dl))
     return clock_step(1.0 - lr * wd, rr, qq, eps)
@@ -247,8 +254,9 @@ def _step(algorithm: str, value_and_grad):
     one select (under ``vmap`` each selected per-run array is one more small kernel per step). ‖w_{k+1}‖² and the clock
     step by ``_clock_of``: one reduction over w_k and w_{k+1} (one kernel; the direct formula takes two, with a root
     between). The step is taken when
-    0 < ‖w_{k+1}‖² < ∞ (then every entry of w_{k+1} and the clock step, a sum of quotients by N(N + ar) and Nr, are
-    finite: the test needs no division or root, which XLA does not fuse into a select that reads it more than once);
+    0 < ‖w_{k+1}‖² < ∞ (then every entry of w_{k+1} and the clock step, a quotient by N(N + ρ) with N, ρ > 0 or
+    2 - 2ρ/N, are finite: the test needs no division or root, which XLA does not fuse into a select that reads it more
+    than once);
     else x stays, the count stops and ``live`` becomes NaN, which stops every later step. (δ is not formed as
     a·w_k - w_{k+1}: XLA would share a·w_k with the update and fuse the update differently in a batch than in a single
     run, whose iterates then differ in the last bit.)"""
@@ -258,7 +266,7 @@ def _step(algorithm: str, value_and_grad):
         live, s, taken = st[0], st[1], st[2]
         nx = update(x, lr, wd)[0]
         nn, dd = _clock_of(x, nx, lr, wd)
-        good = ~jnp.isnan(live) & (nn > 0) & (nn < jnp.inf)
+        good = ~jnp.isnan(live) & (nn > 0) & (nn < jnp.inf)  # (‖w_k‖² > 0: the last step was taken)
         st1 = jnp.where(good, jnp.stack([1.0, s + dd, taken + 1.0]), jnp.stack([jnp.nan, s, taken]))
         return jnp.where(jnp.isnan(st1[0]), x, nx), st1
 
