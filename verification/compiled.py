@@ -5,7 +5,9 @@ registered models).
 A run is cut into chunks of RECORDS_PER_CALL record slots (fewer when w_t is kept at each record). One chunk
 is one compiled call: an outer ``lax.scan`` over the slots, each of which records at w_t (loss, ‖w‖², λ₁ at
 w_t, at the midpoint and at w_{t+1}, ‖∇L‖, the clock s_t) and then takes its n steps in a ``lax.fori_loop``
-that also accumulates the clock s = Σ‖w̄_{k+1} - w̄_k‖². The records stay on the device, stacked, and come to
+that also accumulates the clock s = Σ‖w̄_{k+1} - w̄_k‖² (each step by ``clock_step``'s identity from ‖w_k‖², ‖δ‖² and
+w_k·δ, δ = (w_k - w_{k+1}) - ηλw_k: one reduction, without the cancellation of the direct formula; the numpy loop
+keeps the direct one). The records stay on the device, stacked, and come to
 the host once per chunk. The step counts n of the slots and which slots are in use are traced arrays, so one
 compilation serves every record stride, step count and rung; the dense clock (s_t at every step) goes into a
 buffer of fixed length CLOCK_BUF per chunk.
