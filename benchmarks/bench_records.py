@@ -43,7 +43,8 @@ first record's cold Lanczos, the host copies, building the Trajectory). N is set
 hand loop so that one run lasts about ``--seconds``. The ratios are compared with these targets: whole run vs
 hand (≥ 0.8), λ₁ every 10 vs plain (≤ 1.25 at D ≥ 80, ≤ 2 at D = 16), Φ every 100 vs plain (≤ 2 at D ≥ 500,
 ≤ 5 at D = 16), batched vs hand vmap (≥ 0.9). Each round starts one cell further on; ``paired`` (batched rows): the
-median over the rounds of the ratio within a round. ``--clock cpu`` times the process's CPU time instead of wall
+median over the rounds of the ratio within a round; ``per run``: the per-run cost, the intercept 2·t(N/B) - t(2N/B) (the
+runs' λ₁ records at their first and last step, the host's work), and the hand vmap's. ``--clock cpu`` times the process's CPU time instead of wall
 time: on a shared machine wall time charges a cell for the time it waited for a core (at load 4-8 on 2 cores one
 code's batched/hand ratio at D = 80 was 0.61 and 0.86 in two wall-time runs; two CPU-time runs differed by ≤ 0.06).
 """
@@ -322,9 +323,13 @@ def print_rows(rows, header: bool) -> None:
             # the ratio within each round (the two cells ran seconds apart), its median over the rounds
             times = notes["times"]
             paired = float(np.median(np.array(times[("hand vmap", 1)]) / np.array(times[(mode, 1)])))
+            # the per-run cost: the intercept 2·t(N/B) - t(2N/B) of the two run lengths (the two λ₁ records of each run,
+            # the host's work), against the hand vmap's
+            fixed = 1e3 * (2 * med[(mode, 1)] - med[(mode, 2)])
+            fixed_hand = 1e3 * (2 * med[("hand vmap", 1)] - med[("hand vmap", 2)])
             print(f"{dim:>5} {label:<21} {nb:>7} {med[(mode, 1)]:>9.3f} {per:>12.2f} "
                   f"{'-':>11} {'hand vmap/batched':>17} "
-                  f"{f'{ratio:.2f} (step {step_ratio:.2f}, paired {paired:.2f})':>16}")
+                  f"{f'{ratio:.2f} (step {step_ratio:.2f}, paired {paired:.2f}; per run {fixed:.1f} ms, hand {fixed_hand:.1f})':>16}")
         for k, v in notes.items():
             if k not in ("batch", "times"):
                 print(f"      note: {k}: {v}")

@@ -209,6 +209,58 @@ def test_lanczos_finds_the_largest_algebraic_eigenvalue(spectrum, k):
     assert float(res) <= 1e-9 * abs(max(spectrum))
 
 
+def _exact_clock_step(x, nx):
+    """‖nx/‖nx‖ - x/‖x‖‖² of the float64 vectors x, nx in 60-digit arithmetic."""
+    import mpmath
+    with mpmath.workdps(60):
+        xs, ys = [mpmath.mpf(float(v)) for v in x], [mpmath.mpf(float(v)) for v in nx]
+        rx, ry = mpmath.sqrt(mpmath.fsum(v * v for v in xs)), mpmath.sqrt(mpmath.fsum(v * v for v in ys))
+        return float(mpmath.fsum((b / ry - a / rx) ** 2 for a, b in zip(xs, ys)))
+
+
+@pytest.mark.parametrize("dim", [16, 500])
+def test_the_clock_step_by_its_identity_equals_the_exact_step(dim):
+    """The compiled loop's clock step (``compiled._clock_of``: ``clock_step``'s identity from ‖w_k‖², ‖δ‖² and w_k·δ)
+    equals ‖w̄_{k+1} - w̄_k‖² of the stored iterates, computed in 60 digits, within its stated error
+    8·1e-16·(D + (‖δ‖ + ηλr)/‖τ‖ + ‖δ‖²/‖τ‖²) relative (τ: δ's part ⊥ w_k), on GD+WD steps (δ ⊥ w_k: the
+    scale-invariant case) and on steps with a radial part (w_k·δ ≠ 0, an L that is not scale-invariant), of sizes
+    ‖δ‖/r = 1e-1 … 1e-7 and past 90°. The direct formula's error grows as 1e-16·r/‖δ‖ (above the bound at 1e-7), and
+    the identity without its radial terms (‖τ‖² = ‖δ‖², ρ = ar: right only for w_k·δ = 0) fails on the radial steps."""
+    from srflow.verification.compiled import _clock_of, clock_step
+    u = np.finfo(float).eps / 2
+    rng = np.random.default_rng(dim)
+    lr, wd = 0.1, 0.01
+    worst, direct_worst, radial_miss = 0.0, 0.0, []
+    for size in (1e-1, 1e-3, 1e-5, 1e-7, 3.0):
+        for radial in (0.0, 0.5, -2.0):
+            x = 3.0 * rng.standard_normal(dim)
+            r = np.linalg.norm(x)
+            tang = rng.standard_normal(dim)
+            tang -= (tang @ x) / (x @ x) * x
+            g = size * r / lr * (tang / np.linalg.norm(tang) + radial * x / r)
+            nx = (1.0 - lr * wd) * x - lr * g  # the update of GD+WD (``compiled._update``)
+            exact = _exact_clock_step(x, nx)
+            nn, dd = (float(v) for v in _clock_of(jnp.asarray(x), jnp.asarray(nx), lr, wd))
+            delta = (1.0 - lr * wd) * x - nx
+            tau = np.linalg.norm(delta - (delta @ x) / (x @ x) * x)
+            norm = np.linalg.norm(delta)
+            bound = 8 * u * (dim + (norm + lr * wd * r) / tau + norm ** 2 / tau ** 2)
+            err = abs(dd - exact) / exact
+            assert err <= bound, (size, radial, err, bound)
+            assert abs(nn - nx @ nx) <= 8 * u * dim * (nx @ nx)
+            worst = max(worst, err / bound)
+            d = nx / np.linalg.norm(nx) - x / r
+            if size == 1e-7:
+                direct_worst = max(direct_worst, abs(d @ d - exact) / exact / bound)
+            if radial != 0.0 and size < 1:  # the identity for a scale-invariant L only: ε taken as 0
+                a = 1.0 - lr * wd
+                qq = float(delta @ delta)
+                wrong = float(clock_step(a, r * r, qq, 0.0)[1])
+                radial_miss.append(abs(wrong - exact) / exact / bound)
+    assert worst <= 1.0 and direct_worst > 1.0, (worst, direct_worst)
+    assert min(radial_miss) > 1e3, radial_miss
+
+
 def test_bad_input_names_the_argument():
     ref, jm = twins("sphere_circle")
     with pytest.raises(TypeError, match="model: the compiled path needs a JAX model"):

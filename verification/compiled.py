@@ -5,7 +5,9 @@ registered models).
 A run is cut into chunks of RECORDS_PER_CALL record slots (fewer when w_t is kept at each record). One chunk
 is one compiled call: an outer ``lax.scan`` over the slots, each of which records at w_t (loss, ‖w‖², λ₁ at
 w_t, at the midpoint and at w_{t+1}, ‖∇L‖, the clock s_t) and then takes its n steps in a ``lax.fori_loop``
-that also accumulates the clock s = Σ‖w̄_{k+1} - w̄_k‖². The records stay on the device, stacked, and come to
+that also accumulates the clock s = Σ‖w̄_{k+1} - w̄_k‖² (each step by ``clock_step``'s identity from ‖w_k‖², ‖δ‖² and
+w_k·δ, δ = (w_k - w_{k+1}) - ηλw_k: one reduction, without the cancellation of the direct formula; the numpy loop
+keeps the direct one). The records stay on the device, stacked, and come to
 the host once per chunk. The step counts n of the slots and which slots are in use are traced arrays, so one
 compilation serves every record stride, step count and rung; the dense clock (s_t at every step) goes into a
 buffer of fixed length CLOCK_BUF per chunk.
@@ -239,9 +241,67 @@ def _failed_at(t, loss, g):
     return jnp.where(jnp.isfinite(loss) & jnp.all(jnp.isfinite(g)), t + 1, t)
 
 
-def _unit_step_sq(w, new):
-    d = new / jnp.linalg.norm(new) - w / jnp.linalg.norm(w)
-    return d @ d
+def clock_step(a, rr, qq, eps):
+    """(‖w_{k+1}‖², ‖w̄_{k+1} - w̄_k‖²) (w̄ = w/‖w‖) of a step written w_{k+1} = a·w_k - δ (any a; ``_clock_of``:
+    a = 1 - ηλ) from rr = r² = ‖w_k‖², qq = ‖δ‖² and eps = ε = w_k·δ, without the cancellation of the direct formula.
+    With δ = βw_k + τ (τ ⊥ w_k, β = ε/r²): w_{k+1} = (a - β)w_k - τ, its part along w̄_k is ρ = (a - β)r = (ar² - ε)/r
+    and ‖τ‖² = ‖δ‖² - ε²/r², so N² = ‖w_{k+1}‖² = ρ² + ‖τ‖² (= a²r² - 2aε + ‖δ‖²) and
+        ‖w̄_{k+1} - w̄_k‖² = 2 - 2ρ/N = 2‖τ‖²/(N(N + ρ))   (the first form where ρ ≤ 0: a step past 90°).
+    For GD+WD on a scale-invariant L, δ = η∇L ⊥ w_k (ε = 0 up to rounding): ‖τ‖² = ‖δ‖², ρ = ar. The direct formula
+    ‖w_{k+1}/N - w_k/r‖² subtracts two unit vectors ≈ ‖τ‖/r apart, so rounding at 1e-16 in their entries is a relative
+    1e-16·r/‖τ‖ in the clock step; here rr, qq and ε are sums of products (relative error ≲ D·1e-16), ‖τ‖² loses
+    a relative 1e-16·‖δ‖²/‖τ‖² (none for a tangential step), and the rest is products and quotients. The error of δ itself
+    (``_clock_of``) adds a relative 1e-16·(‖δ‖ + ηλr)/‖τ‖ (tests/test_compiled.py: against 60 digits)."""
+    # N² expanded: products and sums only, so that ``_step``'s test of it (read for each of its per-run scalars) fuses
+    # with no division or root in it
+    nn = a * a * rr - 2.0 * a * eps + qq
+    r = jnp.sqrt(rr)
+    rho = (a * rr - eps) / r
+    tt = jnp.maximum(qq - eps * eps / rr, 0.0)  # (≥ 0 by Cauchy–Schwarz; rounding can take a radial step below)
+    n = jnp.sqrt(nn)
+    return nn, jnp.where(rho > 0, 2.0 * tt / (n * (n + jnp.where(rho > 0, rho, 0.0))), 2.0 - 2.0 * rho / n)
+
+
+def _sums(*pairs):
+    """Σᵢ xᵢyᵢ over the last axis for each (x, y) in ``pairs``, in one variadic reduction (one kernel)."""
+    zero = jnp.zeros((), pairs[0][0].dtype)
+    return lax.reduce(tuple(x * y for x, y in pairs), (zero,) * len(pairs),
+                      lambda p, q: tuple(u + v for u, v in zip(p, q)), (pairs[0][0].ndim - 1,))
+
+
+def _clock_of(x, nx, lr, wd):
+    """(‖w_{k+1}‖², ‖w̄_{k+1} - w̄_k‖²) of the step x = w_k -> nx = w_{k+1} by ``clock_step``, a = 1 - ηλ and
+    δ = (w_k - w_{k+1}) - ηλ·w_k (w_k - w_{k+1} is exact where the two entries are within a factor 2, and ηλ·w_k is
+    small: δ is off by ≲ 1e-16·(|δ| + ηλ|w_k|) per entry), from ‖w_k‖², ‖δ‖² and w_k·δ in one reduction over w_k and
+    w_{k+1}."""
+    dl = (x - nx) - (lr * wd) * x
+    rr, qq, eps = _sums((x, x), (dl, dl), (x, dl))
+    return clock_step(1.0 - lr * wd, rr, qq, eps)
+
+
+def _step(algorithm: str, value_and_grad):
+    """(x, st, lr, wd) -> (x', st'): one step of ``algorithm`` in the compiled loop (``_chunk``'s ``body``) with its
+    per-run scalars in one array st = (live: 1, or NaN once the run has stopped; the clock s; the steps taken), updated by
+    one select (under ``vmap`` each selected per-run array is one more small kernel per step). ‖w_{k+1}‖² and the clock
+    step by ``_clock_of``: one reduction over w_k and w_{k+1} (one kernel; the direct formula takes two, with a root
+    between). The step is taken when
+    0 < ‖w_{k+1}‖² < ∞ (then every entry of w_{k+1} and the clock step, a quotient by N(N + ρ) with N, ρ > 0 or
+    2 - 2ρ/N, are finite: the test needs no division or root, which XLA does not fuse into a select that reads it more
+    than once);
+    else x stays, the count stops and ``live`` becomes NaN, which stops every later step. (δ is not formed as
+    a·w_k - w_{k+1}: XLA would share a·w_k with the update and fuse the update differently in a batch than in a single
+    run, whose iterates then differ in the last bit.)"""
+    update = _update(algorithm, value_and_grad)
+
+    def step(x, st, lr, wd):
+        live, s, taken = st[0], st[1], st[2]
+        nx = update(x, lr, wd)[0]
+        nn, dd = _clock_of(x, nx, lr, wd)
+        good = ~jnp.isnan(live) & (nn > 0) & (nn < jnp.inf)  # (‖w_k‖² > 0: the last step was taken)
+        st1 = jnp.where(good, jnp.stack([1.0, s + dd, taken + 1.0]), jnp.stack([jnp.nan, s, taken]))
+        return jnp.where(jnp.isnan(st1[0]), x, nx), st1
+
+    return step
 
 
 def guard_directions(t, dim: int, count: int = 1):
@@ -525,6 +585,7 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
     t - t₀ (t₀: the chunk's first step); ``keep_w``: w_t at each record. ``batched``: vmapped over runs. ``method``:
     (WARM_START, WARM_RTOL, GUARD_EPS), the module's values when ``simulate_batch`` is called."""
     update = _update(algorithm, jax.value_and_grad(model.jax_loss))
+    step = _step(algorithm, jax.value_and_grad(model.jax_loss))
     grad = jax.grad(model.jax_loss)
     dim = model.dim
     k = min(dim, KRYLOV_DIM)
@@ -622,33 +683,26 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             if dense:
                 buf = buf.at[t - t0].set(clock, mode="drop")
             w1 = jnp.where(go, new, w)
-            inv1 = lax.rsqrt(jnp.where(go, nn, w @ w))  # 1/‖w_{t+1}‖ (1/‖w_t‖ when no step is taken)
-            clock1 = clock + jnp.where(go, _unit_step_sq(w, new), 0.0)
+            clock1 = clock + jnp.where(go, _clock_of(w, new, lr, wd)[1], 0.0)
 
             def body(i, carry):
-                """Step i of the slot, from w_k, k = t + i, while finite: the clock with 1/‖w_k‖ carried
-                (w̄_k = w_k/‖w_k‖); a run whose w_{k+1} is not finite stays at w_k with fail = -2 - k, settled at the
-                next record (no L or finiteness test of ∇L per step). k comes from the loop index (no step counter
-                carried: each carried per-run scalar is one more small kernel per step under ``vmap``)."""
-                x, inv, s, f, b = carry
-                k = t + i
+                """Step i of the slot, from w_k, k = t + i (``step``): a run whose w_{k+1} is not finite stays at w_k
+                and its count of steps taken stops, which dates the failure after the loop (no L or finiteness test of
+                ∇L per step). The loop index is read only by the dense clock (each carried or selected per-run scalar
+                is one more small kernel per step under ``vmap``)."""
+                x, st, b = carry
                 if dense:
-                    b = b.at[k - t0].set(s, mode="drop")
-                nx = update(x, lr, wd)[0]
-                nn = nx @ nx
-                inv_n = lax.rsqrt(nn)
-                d = nx * inv_n - x * inv
-                dd = d @ d
-                # finite ‖w_{k+1}‖² (every entry finite) and a finite clock step (which fails only at w_{k+1} = 0,
-                # where a scale-invariant L is not finite: the run has failed there anyway): the select that overwrites
-                # w_k's buffer then follows every read of w_k; without dd in it XLA copied w_k at every step (the
-                # clock's read came after the select)
-                good = (f == -1) & jnp.isfinite(nn) & jnp.isfinite(dd)
-                return (jnp.where(good, nx, x), jnp.where(good, inv_n, inv), s + jnp.where(good, dd, 0.0),
-                        jnp.where((f == -1) & ~good, -2 - k, f), b)
+                    b = b.at[t + i - t0].set(st[1], mode="drop")
+                x, st = step(x, st, lr, wd)
+                return x, st, b
 
-            # the steps t + 1 … t + n - 1 (w_{t+1} is taken above); n = 0: none, t stays
-            w, _, clock, fail, buf = lax.fori_loop(1, jnp.maximum(n, 1), body, (w1, inv1, clock1, fail, buf))
+            # the steps t + 1 … t + n - 1 (w_{t+1} is taken above); n = 0: none, t stays. A run not stepping on (failed,
+            # or n = 0) enters with live = NaN, so that no step of the loop is taken
+            st1 = jnp.stack([jnp.where(go, 1.0, jnp.nan), clock1, jnp.float64(0.0)])  # ``_step``'s state
+            w, st, buf = lax.fori_loop(1, jnp.maximum(n, 1), body, (w1, st1, buf))
+            clock, taken = st[1], st[2].astype(t.dtype)
+            # the first step of the loop not taken, k = t + 1 + taken, failed (fail = -2 - k, settled at the next record)
+            fail = jnp.where((fail == -1) & (taken < jnp.maximum(n, 1) - 1), -2 - (t + 1 + taken), fail)
             t = t + n
             return (w, clock, t, fail, vs, ms, buf), rec
 
