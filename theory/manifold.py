@@ -50,7 +50,8 @@ def project_to_manifold(model, w, grad_rtol: float = 1e-9, max_time: float | Non
     """Φ(w/‖w‖): the limit of gradient flow, returned at unit norm.
 
     The flow ẋ = -∇L(x) runs (a stiff solver with the Jacobian -∇²L, rtol 1e-10, atol 1e-13) until ‖∇L(x)‖ ≤
-    grad_rtol·λ₁(∇²L(x)) or ``max_time`` (default: ``theory.gamma.flow_budget``, MAX_FLOW_LAM1_TIME/λ₁(w̄)), then ``newton_polish`` removes the remaining offset. The point is then
+    grad_rtol·λ₁(∇²L(x)) or ``max_time`` (default: ``theory.gamma.flow_budget``, MAX_FLOW_LAM1_TIME/λ₁(w̄)), then
+    ``newton_polish`` removes the remaining offset. The point is then
     within ~grad_rtol·λ₁/μ of Γ (μ = the smallest positive eigenvalue), and Newton's nearest-point answer differs
     from the flow's limit by the square of that; with λ₁/μ ≈ 160 (deep_linear_wn) grad_rtol = 1e-7 left 3e-6, 1e-9
     reaches the 2e-10 agreement floor of the DOP853 reference (tests/test_theory_manifold.py).
