@@ -21,9 +21,10 @@ has the gap the theory assumes, GAP_RTOL·λ₁ (a larger gap measured by the gu
 ``track_fast``); otherwise a Lanczos (``lanczos_adaptive``) from the same start to the same
 residual. A second vector follows the top of the rest of the spectrum (two HVPs at the records its schedule
 picks), so that a branch overtaking the tracked one (a true crossing, which no Rayleigh quotient of the old
-eigenvector sees) is found. With pairs=False the record's HVP and the
-step's gradient at w_t are one forward-over-reverse pass (``jax.jvp`` of the loss's value and gradient: the
-record costs the JVP's tangent part, 1.5-1.9 plain steps at D = 80-500, where a separate HVP cost 2.2-2.5). No D×D matrix, no ARPACK: the first record starts cold from a fixed random vector.
+eigenvector sees) is found. With pairs=False the record's HVP and the step's gradient at w_t are one
+forward-over-reverse pass (``jax.jvp`` of the loss's value and gradient: the record costs the JVP's tangent part,
+1.5-1.9 plain steps at D = 16-500, where a separate HVP cost 2.1-2.5; ``benchmarks/bench_hvp.py``). No D×D matrix,
+no ARPACK: the first record starts cold from a fixed random vector.
 (The method before, a guarded Lanczos at every record, is ``warm_top``, kept for ``PREVIOUS_METHOD``.)
 Φ(w̄_t) (with ``track_phi``) is computed on the device after the run, in one compiled pass over the stacked record
 iterates (``verification.device_phi``, through PHI_RECORDS; ``theory.project_to_manifold`` is its reference).
