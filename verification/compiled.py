@@ -568,9 +568,8 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
     one compilation serves every stride; ``dense``: the clock of every step into a CLOCK_BUF buffer at index
     t - t₀ (t₀: the chunk's first step); ``keep_w``: w_t at each record. ``batched``: vmapped over runs. ``method``:
     (WARM_START, WARM_RTOL, GUARD_EPS), the module's values when ``simulate_batch`` is called."""
-    update = _update(algorithm, jax.value_and_grad(model.jax_loss))
-    step = _step(algorithm, jax.value_and_grad(model.jax_loss))
-    grad = jax.grad(model.jax_loss)
+    value_and_grad, grad = jax.value_and_grad(model.jax_loss), jax.grad(model.jax_loss)
+    update, step, rule = _update(algorithm, value_and_grad), _step(algorithm, value_and_grad), _step_rule(algorithm)
     dim = model.dim
     k = min(dim, KRYLOV_DIM)
     size = CLOCK_BUF if dense else 1
@@ -619,7 +618,6 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
     # HVP costs its tangent part only), the Rayleigh record's test and vector at top level (vectorized over a batch),
     # and only the records that fail it go through ``track_slow``, one run after the other under ``vmap``
     fused = start == "tracked" and not pairs
-    value_and_grad, rule = jax.value_and_grad(model.jax_loss), _step_rule(algorithm)
 
     def slow_record(need, x, u, z, v, st, fast):
         return lax.cond(need, lambda: track_slow(jax.linearize(grad, x)[1], u, z, v, st, k, rtol), lambda: fast)
