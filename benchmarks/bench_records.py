@@ -5,9 +5,15 @@ factorization (``mf``) at D = 16, 80, 500, 4000. Printed, not asserted.
 Run from the repository root: python -m benchmarks.bench_records [--sizes 16 80 500 4000] [--repeats 5]
 [--seconds 0.3] [--phi-sizes 16 80 500] [--batch 16] [--batch-big 4] [--before] [--phi-before]
 [--batch-before REV] [--phi-before-rev REV] [--lam1-before REV] [--clock wall|cpu] [--stat median|min] [--no-lam1-rows]
+[--settle STEPS]
 
-Modes (GD+WD, η = 0.1, ηλ = 1e-3, from the EoS norm above a point of Γ; ``simulate(..., pairs=False,
-dense_clock=False)`` on the JAX twin):
+Modes (GD+WD, η = 0.1, ηλ = 1e-3, from the EoS norm above a point of Γ kicked by 1e-3, or with ``--settle STEPS``
+from the hand loop's iterate STEPS steps later; ``simulate(..., pairs=False, dense_clock=False)`` on the JAX twin).
+The kicked start enters the EoS through a chaotic transient (mf D = 500: λ₁ between 18.3 and 22.3, the top
+eigenvector moving by up to 5e-2 between records 10 steps apart, no better predicted by extrapolating the last
+records than by the last one: ``python -m benchmarks.bench_hvp --motion STEPS``), in which every λ₁ record needs a
+Lanczos; a run of N steps from it measures that transient and the steady state, one from ``--settle`` the steady
+state:
 
 * ``hand``: w ← (1 - ηλ)w - η∇L(w) in one jit-compiled ``lax.scan`` (no records);
 * ``plain``: srflow with records only at the first and the last step (λ₁ at both: per-run costs);
@@ -116,11 +122,14 @@ def device_phi_at(rev: str):
 
 def cells_for(dim: int, seconds: float, phi: bool, batch: int, before: bool = False,
               phi_before: bool = False, batch_before=None, lam_rows: bool = True,
-              phi_rev=None, lam1_before=None) -> tuple[dict, int, dict]:
-    """The timed cells of one D: name -> zero-argument callable; N; notes."""
+              phi_rev=None, lam1_before=None, settle: int = 0) -> tuple[dict, int, dict]:
+    """The timed cells of one D: name -> zero-argument callable; N; notes. ``settle``: every cell starts from the
+    hand loop's iterate after that many steps from the kicked start (0: from the kicked start itself)."""
     ref, jm, theta = models(dim)
     w0 = start(ref if ref is not None else jm, theta)
     loop = hand_loop(jm)
+    if settle:
+        w0 = np.asarray(loop(jnp.asarray(w0), settle))
     w0j = jnp.asarray(w0)
     probe = 5000 if dim < 500 else 500 if dim < 4000 else 20
     loop(w0j, probe).block_until_ready()
@@ -262,6 +271,10 @@ def main(argv=None) -> None:
                         help="wall time, or the process's CPU time (robust to other jobs on the machine; equal to "
                              "wall time on a quiet machine when the cells use one core)")
     parser.add_argument("--no-lam1-rows", action="store_true", help="leave out the 'λ₁ every 10' rows")
+    parser.add_argument("--settle", type=int, default=0, metavar="STEPS",
+                        help="start every cell from w after STEPS hand steps from the kicked start: past the EoS "
+                             "entry's transient (mf: ≈ 15000 steps at D = 80, 3000-3800 at D = 500 and 4000), whose "
+                             "records need a Lanczos each")
     args = parser.parse_args(argv)
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
@@ -276,7 +289,8 @@ def main(argv=None) -> None:
     for dim in args.sizes:
         cells, n, notes = cells_for(dim, args.seconds, dim in args.phi_sizes,
                                     (args.batch if dim < 4000 else args.batch_big) if args.batch else 0, args.before,
-                                    args.phi_before, before_module, not args.no_lam1_rows, phi_module, lam1_module)
+                                    args.phi_before, before_module, not args.no_lam1_rows, phi_module, lam1_module,
+                                    args.settle)
         med, times = measure(cells, args.repeats, args.stat)
         notes["times"] = times
         rows.append((dim, n, med, notes))
