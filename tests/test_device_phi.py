@@ -15,7 +15,7 @@ import pytest
 jax = pytest.importorskip("jax")
 
 from srflow.theory import project_to_manifold  # noqa: E402
-from srflow.theory.manifold import newton_polish  # noqa: E402
+from srflow.theory.manifold import newton_polish, tangent_space  # noqa: E402
 from srflow.toy_models import from_jax, make_model  # noqa: E402
 from srflow.toy_models.jax_losses import make_jax_model  # noqa: E402
 from srflow.toy_models.zoo import zoo_model  # noqa: E402
@@ -333,3 +333,38 @@ def test_the_device_flow_takes_fewer_gradients_than_the_first_version():
     print(f"gradients: {gradients(now)} now, {gradients(before)} before")
     assert scaled_mismatch(now["theta"], host) <= 1.0 and scaled_mismatch(before["theta"], host) <= 1.0
     assert gradients(now) < gradients(before)
+
+
+def _newton_vs_phi(name, mode, eps, rank_rtol):
+    """(N(x) − Φ(x), the prediction −(3/4)ε²P_T∇³L(θ)[u, u]/λ_u) at x = (θ + εu)/‖·‖, u the eigenvector of ∇²L(θ) of
+    the ``mode``-th positive eigenvalue (-1: the top), N = ``newton_polish`` (8 steps) truncating at rank_rtol·λ₁."""
+    jm, ref = model(name)
+    theta = project_to_manifold(ref, ref.minimizer(np.random.default_rng(0))).theta
+    vals, vecs = np.linalg.eigh(ref.hess(theta))
+    pos = np.where(vals > dp.RANK_RTOL * vals[-1])[0]
+    u, lam = vecs[:, pos[mode]], vals[pos[mode]]
+    basis = tangent_space(ref, theta)
+    p_t = basis @ basis.T  # basis: (D, dim Γ), orthonormal columns
+    grad = jax.grad(jm.jax_loss)
+    tuu = jax.jvp(lambda y: jax.jvp(grad, (y,), (u,))[1], (theta,), (u,))[1]
+    x = (theta + eps * u) / np.linalg.norm(theta + eps * u)
+    diff = newton_polish(ref, x, iters=8, rank_rtol=rank_rtol) - project_to_manifold(ref, x).theta
+    return diff, -0.75 * eps**2 * (p_t @ np.asarray(tuu)) / lam
+
+
+def test_the_newton_finish_misses_phi_by_three_quarters_of_the_curvature_term():
+    """Why the flow runs to ‖∇L‖ ≤ GRAD_RTOL·λ₁ (device_phi's module docstring, "The flow's stop"): from x = θ + εu
+    (u an eigenvector, eigenvalue λ_u) Newton's limit N(x) differs from Φ(x) by −(3/4)ε²P_T∇³L[u, u]/λ_u + O(ε³)
+    (Newton moves along Γ by −P_T∇³L[n, ∇²L⁺n], the flow by ½∂²Φ[n, n]) once its truncation separates the kernel from
+    the normal eigenvalues (here rank_rtol = 1e-2). Must fail: the prediction 1% and 0.3% off (both signs), and the
+    coefficients 1 (Newton's move alone) and 1/4 (∂²Φ alone). With the default truncation RANK_RTOL·λ₁ = 1e-6·λ₁ the
+    finish from ε = 1e-3 along v₁ is wrong at O(ε) instead (the kernel's eigenvalues at x, moved by O(ε), are
+    inverted)."""
+    for mode in (0, 2):
+        diff, pred = _newton_vs_phi("mf", mode, 1e-3, 1e-2)
+        rel = np.linalg.norm(diff - pred) / np.linalg.norm(pred)
+        assert rel <= 1e-3, (mode, rel)
+        for factor in (0.99, 1.01, 0.997, 1.003, 4 / 3, 1 / 3):
+            assert np.linalg.norm(diff - factor * pred) / np.linalg.norm(pred) > 2 * rel, (mode, factor)
+    diff, pred = _newton_vs_phi("mf", -1, 1e-3, dp.RANK_RTOL)
+    assert np.linalg.norm(diff) > 100 * np.linalg.norm(pred)

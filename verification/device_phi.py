@@ -44,6 +44,33 @@ leg to the RKC leg (223-496 gradients in all), records batched under ``vmap`` co
 one at a time (a gradient of 8 records: 58 µs per record against 41 µs alone), and removing the error estimate's
 component along f(x) (∂Φ[f] = 0) saved ≤ 25% of the gradients but raised Φ's error ≈ 100× (to 1.2·DEVICE_PHI_ATOL).
 
+The flow's stop (measured 2026-12-05, ``python -m benchmarks.bench_phi_stop``): can the flow stop before ‖∇L‖ ≤
+GRAD_RTOL·λ₁ and leave the rest to the finish? Write x = θ + n, θ ∈ Γ, n normal (eigenpairs (λ_i, u_i) of H = ∇²L(θ),
+λ_i ≥ μ > 0), T = ∇³L(θ). The flow's limit is Φ(x) = θ + ½∂²Φ[n, n] + O(|n|³), ∂²Φ[n, n] = −Σ_ij P_T T[u_i, u_j]n_i
+n_j/(λ_i + λ_j) (docs/theory.md §2). Newton's first step moves along Γ by −P_T T[n, H⁺n] (the pseudo-inverse's
+derivative as the kernel turns, P_T T[n] H⁺² Hn), the later ones by O(|n|⁴), so N(x) − Φ(x) = −P_T T[n, H⁺n] + ½Σ_ij P_T
+T[u_i, u_j]n_i n_j/(λ_i + λ_j) + O(|n|³); for n = εu: −(3/4)ε² P_T T[u, u]/λ_u = −(3/4)ε²∇_Γ log λ_u
+(tests/test_device_phi.py: to 5e-5 relative on mf). In the tail n lies along the slow modes and ε ≈ ‖∇L‖/μ, so a stop at
+g leaves ≈ (3/4)(g/μ)²‖∇_Γ log μ‖, and a per-record stop g* would need μ (the RKC leg's decay gives it) and the
+curvature of the modes left, a mix with cross terms (one ∇³L evaluation and one tangent projection, a CG solve, per
+estimate, and still not a bound). A second condition is the finish's truncation: at distance ε the kernel's eigenvalues
+of ∇²L(x) move by O(ε‖T‖); once above RANK_RTOL·λ₁ they are inverted, ∇L's O(ε²) part along Γ is divided by O(ε), and
+the finish errs at O(ε) (mf rng 3, ε = 1e-3 along v₁: 5.1e-4, against 1.2e-6 predicted and 1.2e-6 found with the
+truncation at 1e-2·λ₁). Measured, per record (CPU time, the benchmark's 5 records, error against the host Φ): mf D =
+500: GRAD_RTOL 1e-9 12.2 ms (161-272 gradients, error ≤ 1.4e-11), 1e-8 11.1 ms (same errors), 1e-7 10.3 ms (6e-11), 3e-7
+9.9 ms (4.2e-9: fails), 1e-6 9.3 ms (5.4e-6), 1e-5 7.7 ms (9.7e-6); mf D = 4000: 39.0, 36.0, 33.5, 32.3 (4.8e-8: fails),
+31.5 (6.3e-7), 28.3 ms (1.6e-5); at 1e-7 bn_linear errs by 3.1e-10 (above DEVICE_PHI_ATOL/4) and mf rng 3 by 1.8e-10, at
+1e-6 by 5.9e-8 and 6.8e-6, and GRAD_RTOL = 1e-8 left 2.5e-9 from a start 0.4 off Γ (GRAD_RTOL's comment). So an
+admissible stop is at most ≈ 10× today's, worth 8-9% of a record (1e-7: 14-16%); even the stop at 1e-5 with a finish
+exact to O(ε³) (Φ's second-order term over the normal modes left: the sum above, matrix-free a linear flow of its own)
+would leave 0.63× (D = 500) and 0.73× (D = 4000) of today's record, ≈ 210 and ≈ 315 plain steps, against the ≈ 100 that
+"Φ every 100 steps ≤ 2× the plain loop" allows. The part of a record that is not the flow costs ≈ 91 plain steps at D =
+500 (≈ 44 at D = 4000), and the flow's bulk at D = 4000 is the Dormand-Prince leg over the faster normal modes at rtol
+FLOW_ERR/d² (d up to 0.04: ≈ 500 of that record's 545 gradients), which the stop does not touch. GRAD_RTOL stays the
+host's 1e-9. The flow's tolerance is no freer: FLOW_ERR 10× looser (1e-11) makes mf D = 4000's records 18% cheaper (37.9
+→ 31.1 ms, errors ≤ 3.6e-11) but bn_linear errs by 9.3e-10 and the zoo rq_sum by 1.1e-9 (the tests' EoS iterates): C
+differs 100× between models, and ‖∇_Γ log λ₁‖ (1.5 on mf, 6.4 on bn_linear) does not predict it.
+
 The host (``record_phis``) turns the arrays into the records and the monitor's messages of ``record_phi``
 (rank condition, spectral gap, far from Γ, failed projection); a record whose flow did not reach its target in
 MAX_FLOW_STEPS, or which is not finite, is recomputed by ``record_phi`` itself (the host reference), so the
