@@ -429,7 +429,7 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL, slow_matvec=None)
     ``look``) and then the record (zero cycles when the Rayleigh record is accepted), on ``slow_matvec()`` when given
     (the chunk: the linearization of ∇L at x, made on that branch only). Two traced HVPs in all; the common record executes one HVP and a few vector operations (at D = 16 the record's
     cost is the count of XLA operations it executes, not its flops)."""
-    u = track_start(vs, st)
+    u = track_direction(vs, st)
     z = matvec(u)
     fast_ok, fast = track_fast(u, z, vs, st, rtol)
     return lax.cond(fast_ok, lambda: fast,
@@ -439,24 +439,42 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL, slow_matvec=None)
 def track_start(vs, st):
     """The unit start u of a tracked record (``track_top``): 2y_n - y_{n-1} normalized (``warm_start``), y_n
     itself without a history."""
-    y0, y1 = vs[0], vs[1]
-    u = jnp.where(st[TRACK_FIELDS.index("valid")] > 0, warm_start(y0, y1), y0)
+    u = track_direction(vs, st)
     return u / jnp.linalg.norm(u)
 
 
-def track_fast(u, z, vs, st, rtol: float = WARM_RTOL):
-    """(accepted, (θ, vs', st', 1)): the Rayleigh record of ``track_top`` from u = ``track_start(vs, st)`` and
-    z = ∇²L u: θ = uᵀz, accepted when there is a history, the record is not a guard record and ‖z - θu‖ ≤
-    ``rtol``·|θ|; the vector kept is the shifted power step (``_rayleigh_vector``). Its outputs are computed
-    whether or not it is accepted (a few vector operations; ``track_slow`` runs otherwise)."""
+def track_direction(vs, st):
+    """``track_start`` before its normalization (what the records multiply by ∇²L: the product is linear in it, and
+    ``track_fast`` normalizes both in its first reduction)."""
+    y0, y1 = vs[0], vs[1]
+    return jnp.where(st[TRACK_FIELDS.index("valid")] > 0, warm_start(y0, y1), y0)
+
+
+def track_fast(u, z, vs, st, rtol: float = WARM_RTOL, sums=None):
+    """(accepted, (θ, vs', st', 1)): the Rayleigh record of ``track_top`` from the start direction u (``track_start``
+    up to a positive factor: ``track_direction``) and z = ∇²L u: with û = u/‖u‖, θ = ûᵀ∇²L û = uᵀz/uᵀu, accepted when
+    there is a history, the record is not a guard record and ‖r‖ ≤ ``rtol``·|θ|, r = ∇²L û - θû = (z - θu)/‖u‖; the
+    vector kept is the shifted power step (``_rayleigh_vector``). Two reductions: (uᵀu, uᵀz, uᵀy_n) (``sums``: the
+    three when the caller has them from a reduction of its own) and (‖r‖², rᵀy_n, ûᵀr), from which the power step's
+    norm and its sign against y_n follow (r is formed explicitly: ‖r‖² as ‖z‖²/uᵀu - θ² would cancel to round-off
+    at the bound). Its outputs are computed whether or not it is accepted (``track_slow`` runs otherwise)."""
     f = {name: i for i, name in enumerate(TRACK_FIELDS)}
     y0, g = vs[0], vs[2]
-    theta = u @ z
-    r = z - theta * u
-    rho = jnp.linalg.norm(r)
+    uu, uz, uy = _sums((u, u), (u, z), (u, y0)) if sums is None else sums
+    inv = lax.rsqrt(uu)
+    theta = uz / uu
+    un = u * inv
+    r = z * inv - theta * un
+    rr, ry, ur = _sums((r, r), (r, y0), (un, r))
+    rho = jnp.sqrt(rr)
     wait, since, has_hist = st[f["wait"]], st[f["since"]], st[f["valid"]] > 0
-    y = _rayleigh_vector(u, theta, r, st[f["mu"]])
-    y = jnp.where(y @ y0 < 0, -y, y)
+    # the shifted power step u + r/(θ - μ) (``_rayleigh_vector``), its norm from the sums: ‖û + cr‖² = ûᵀû + 2c ûᵀr +
+    # c²‖r‖², and its sign such that yᵀy_n ≥ 0
+    shift = theta - st[f["mu"]]
+    c = jnp.where(shift > 0, 1.0 / jnp.where(shift > 0, shift, 1.0), 0.0)
+    scale = lax.rsqrt(uu * inv * inv + 2.0 * c * ur + c * c * rr)
+    scale = jnp.where(uy * inv + c * ry < 0, -scale, scale)
+    y = (un + c * r) * scale
     st1 = st.at[f["wait"]].set(wait - 1).at[f["since"]].set(since + 1)
     # the bound at the theory's gap GAP_RTOL·λ₁, not at the guard's measured one: a bound √(G/(GAP_RTOL·λ₁)) times
     # looser (tried 2026-12-05, 22% fewer HVPs on mf D = 500 from its kicked start) let records 50-226× LAM_RTOL off
@@ -476,8 +494,11 @@ def _rayleigh_vector(u, theta, r, mu):
 def track_slow(mv, u, z, vs, st, k: int, rtol: float = WARM_RTOL):
     """(θ, vs', st', hvps): a record of ``track_top`` that is not an accepted Rayleigh record between guard records
     (a guard record, a cold start, a residual above the bound), on the operator ``mv`` (∇²L at the record's point),
-    from u = ``track_start(vs, st)`` and z = mv(u): the guard, then the Rayleigh record or a full Lanczos."""
+    from the start direction u (``track_direction``: normalized here) and z = mv(u): the guard, then the Rayleigh
+    record or a full Lanczos."""
     f = {name: i for i, name in enumerate(TRACK_FIELDS)}
+    inv = 1.0 / jnp.linalg.norm(u)
+    u, z = u * inv, z * inv
     y0, g = vs[0], vs[2]
     m, mu, wait, gap_prev, since, valid = (st[f[name]] for name in TRACK_FIELDS)
     has_hist = valid > 0
@@ -625,12 +646,18 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
     slow_record = jax.custom_batching.sequential_vmap(slow_record)
 
     def fused_record(w, vs, ms, lr, wd):
-        """(w_{t+1}, L(w_t), ∇L(w_t), the λ₁ record's (θ, vs', ms', hvps) before the finiteness test, need of the slow
-        path): the step and the tracked record from one JVP."""
-        u = track_start(vs[0], ms[0])
+        """(w_{t+1}, L(w_t), ∇L(w_t), (‖w_t‖², ‖∇L‖², ‖w_{t+1}‖², the clock's step), the λ₁ record's (u, z, accepted,
+        (θ, vs', ms', hvps)) before the finiteness test): the step and the tracked record from one JVP, and the sums
+        the record reads (the row's, the clock's, the finiteness test's and ``track_fast``'s first three) in one
+        reduction (``_sums``: one kernel where they were nine)."""
+        u = track_direction(vs[0], ms[0])
         (loss, g), (_, z) = jax.jvp(value_and_grad, (w,), (u,))
-        fast_ok, fast = track_fast(u, z, vs[0], ms[0], rtol)
-        return rule(w, loss, g, lr, wd), loss, g, (u, z, fast_ok, fast)
+        new = rule(w, loss, g, lr, wd)
+        dl = (w - new) - (lr * wd) * w  # ``_clock_of``'s δ
+        ww, gg, nn, qq, eps, uu, uz, uy = _sums((w, w), (g, g), (new, new), (dl, dl), (w, dl), (u, u), (u, z),
+                                                (u, vs[0][0]))
+        fast_ok, fast = track_fast(u, z, vs[0], ms[0], rtol, sums=(uu, uz, uy))
+        return new, loss, g, (ww, gg, nn, clock_step(1.0 - lr * wd, ww, qq, eps)[1]), (u, z, fast_ok, fast)
 
     def run_one(w, clock, t, fail, vs, ms, lr, wd, ns, active, every, xis):
         """One run's chunk (``run`` maps it over a batch)."""
@@ -642,10 +669,10 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             w, clock, t, fail, vs, ms, buf = carry
             probe = (t // every) % PROBE_EVERY == PROBE_EVERY - 1
             if fused:
-                new, loss, g, (u, z, fast_ok, fast) = fused_record(w, vs, ms, lr, wd)
+                new, loss, g, (ww, gg, nn, dclock), (u, z, fast_ok, fast) = fused_record(w, vs, ms, lr, wd)
             else:
                 new, loss, g = update(w, lr, wd)
-            nn = new @ new
+                ww, gg, nn, dclock = w @ w, g @ g, new @ new, _clock_of(w, new, lr, wd)[1]
             # a failure in the last slot's loop (fail = -2 - k, ``body``) is settled here, where L and ∇L are computed
             # at the run's last finite iterate w_k anyway: k when they are not finite there, k + 1 when only w_{k+1} is
             fail = jnp.where(fail <= -2, _failed_at(-2 - fail, loss, g), fail)
@@ -658,14 +685,16 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             else:
                 lams, vs1, ms1, hvps = measured(ok, w, new, vs, ms, xis[i % GUARD_BLOCK], probe, odd)
             vs, ms = jnp.where(ok, vs1, vs), jnp.where(ok, ms1, ms)
-            rec = (t, loss, w @ w, lams[0], lams[1], lams[2], jnp.linalg.norm(g), clock, ok, hvps,
-                   w if keep_w else jnp.zeros(0))
+            # the row's scalars in one float64 row (one write per record where there were ten; t and the counts are
+            # exact as floats below 2^53), split into the record arrays once per chunk
+            rec = (jnp.stack([t.astype(jnp.float64), loss, ww, lams[0], lams[1], lams[2], jnp.sqrt(gg), clock,
+                              ok.astype(jnp.float64), hvps.astype(jnp.float64)]), w if keep_w else jnp.zeros(0))
             fail = jnp.where((fail < 0) & ~ok, _failed_at(t, loss, g), fail)
             go = ok & (n > 0)
             if dense:
                 buf = buf.at[t - t0].set(clock, mode="drop")
             w1 = jnp.where(go, new, w)
-            clock1 = clock + jnp.where(go, _clock_of(w, new, lr, wd)[1], 0.0)
+            clock1 = clock + jnp.where(go, dclock, 0.0)
 
             def body(i, carry):
                 """Step i of the slot, from w_k, k = t + i (``step``): a run whose w_{k+1} is not finite stays at w_k
@@ -698,11 +727,12 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
         # under ``vmap``), where a scan ran every slot, the unused ones through an idle ``lax.cond`` branch. Rows past
         # the used slots keep their fill (t = -1, NaN, ok False) and the host never reads them.
         slots = ns.shape[0]
-        nan = jnp.full(slots, jnp.nan)
-        rows = (jnp.full(slots, -1, dtype=t.dtype), nan, nan, nan, nan, nan, nan, nan, jnp.zeros(slots, bool),
-                jnp.zeros(slots, jnp.int32), jnp.zeros((slots, dim) if keep_w else (slots, 0)))
-        (w, clock, t, fail, vs, ms, buf), recs = lax.fori_loop(
+        fill = jnp.array([-1.0] + [jnp.nan] * 7 + [0.0, 0.0])  # t = -1, NaN, ok False, no HVPs
+        rows = (jnp.tile(fill, (slots, 1)), jnp.zeros((slots, dim) if keep_w else (slots, 0)))
+        (w, clock, t, fail, vs, ms, buf), (tab, ws) = lax.fori_loop(
             0, jnp.sum(active), slot, ((w, clock, t, fail, vs, ms, jnp.zeros(size)), rows))
+        recs = ((tab[:, 0].astype(t.dtype),) + tuple(tab[:, i] for i in range(1, 8))
+                + (tab[:, 8] > 0, tab[:, 9].astype(jnp.int32), ws))
         return (w, clock, t, fail, vs, ms), recs, buf
 
     def run(w, clock, t, fail, vs, ms, lr, wd, ns, active, every):
