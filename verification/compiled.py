@@ -509,36 +509,19 @@ def track_slow(mv, u, z, vs, st, k: int, rtol: float = WARM_RTOL):
     gd = g - (g @ u) * u
     gd = gd / jnp.maximum(jnp.linalg.norm(gd), 1e-300)
 
-    def solve(i, out):
-        """i = 0: the guard, two Lanczos steps of P∇²L P from g (P = I - uuᵀ; when ``look``, else none), the Ritz
-        pair (θ_g, g') of span{g, P∇²L g} and its residual ρ_g; i = 1: the record's Lanczos from u (its first
-        product is z: no second HVP), or from g' after a crossing, none when the Rayleigh record is accepted. One
-        ``lanczos_adaptive`` call site for both: the operator is traced once."""
-        (th_g, g1, rho_g, n_g), _ = out
-        guard = i == 0
-        crossed = look & (th_g > theta)  # a Rayleigh quotient of the rest above θ: the tracked branch is not the top
-        # the residual bound with the gap just measured at a look, else the one carried since the last look
-        ok = has_hist & ~crossed & (rho <= rtol * jnp.abs(theta))
-
-        def op(v):
-            pv = jnp.where(guard, v - (u @ v) * u, v)
-            av = mv(pv)
-            return jnp.where(guard, av - (u @ av) * u, av)
-
-        # the residual first looked at after the count of the last full record less one (an eigendecomposition
-        # of T per step costs more than an HVP at small D); the guard stops after its two steps (rtol = ∞)
-        th, y, res, n = lanczos_adaptive(
-            op, jnp.where(guard, gd, jnp.where(crossed, g1, u)), k, jnp.where(guard, jnp.inf, rtol),
-            max_cycles=jnp.where(guard, jnp.where(look, 1, 0), jnp.where(ok, 0, MAX_CYCLES)),
-            first_check=jnp.where(guard | crossed, 2, jnp.maximum(m - 1, 2)), z0=z, use_z0=~guard & ~crossed)
-        found = (jnp.where(look, th, -jnp.inf), jnp.where(look, jnp.where(y @ gd < 0, -y, y), g),
-                 jnp.where(look, res, jnp.inf), n)
-        pick = lambda new, old: jax.tree_util.tree_map(lambda x, x0: jnp.where(guard, x, x0), new, old)  # noqa: E731
-        return pick(found, out[0]), pick(out[1], (th, y, n, crossed, ok))
-
-    empty = (jnp.float64(0.0), u, jnp.int32(0), jnp.array(False), jnp.array(False))
-    (th_g, g1, rho_g, g_hvps), (th, y, hvps, crossed, ok) = lax.fori_loop(
-        0, 2, solve, ((jnp.float64(-jnp.inf), g, jnp.float64(jnp.inf), jnp.int32(0)), empty))
+    # the guard (when ``look``): two Lanczos steps of P∇²L P from g, the Ritz pair (θ_g, g') of span{g, P∇²L g} and
+    # its residual ρ_g (``_guard``); else none
+    th_g, g1, rho_g, g_hvps = lax.cond(look, lambda: _guard(mv, u, gd),
+                                       lambda: (jnp.float64(-jnp.inf), g, jnp.float64(jnp.inf), jnp.int32(0)))
+    crossed = look & (th_g > theta)  # a Rayleigh quotient of the rest above θ: the tracked branch is not the top
+    ok = has_hist & ~crossed & (rho <= rtol * jnp.abs(theta))
+    # the record's Lanczos from u (its first product is z: no further HVP), or from g' after a crossing, none when the
+    # Rayleigh record is accepted; the residual first looked at after the count of the last full record less one (an
+    # eigendecomposition of T per step costs more than an HVP at small D)
+    th, y, _, hvps = lax.cond(
+        ok, lambda: (theta, u, jnp.float64(0.0), jnp.int32(0)),
+        lambda: lanczos_adaptive(mv, jnp.where(crossed, g1, u), k, rtol, max_cycles=MAX_CYCLES,
+                                 first_check=jnp.where(crossed, 2, jnp.maximum(m - 1, 2)), z0=z, use_z0=~crossed))
     y = jnp.where(y @ u < 0, -y, y)
     d = y / jnp.maximum(y @ u, 1e-300) - u
     rd = r @ d
@@ -573,6 +556,43 @@ def track_slow(mv, u, z, vs, st, k: int, rtol: float = WARM_RTOL):
     st1 = st.at[f["m"]].set(m1).at[f["mu"]].set(mu1).at[f["wait"]].set(wait1).at[f["gap"]].set(gap1)
     st1 = st1.at[f["since"]].set(since1).at[f["valid"]].set(1.0)
     return theta1, vs1, st1, hvps + g_hvps
+
+
+def _guard(mv, u, gd):
+    """(θ_g, g', ρ_g, HVPs): the crossing guard of ``track_slow``, two Lanczos steps of P∇²L P (P = I - uuᵀ, ∇²L by
+    ``mv``) from the unit gd ⊥ u, written out: q₁ = gd, α₁ = q₁ᵀAq₁, β₁q₂ = Aq₁ - α₁q₁, α₂ = q₂ᵀAq₂, β₂ = ‖Aq₂ - α₂q₂ -
+    β₁q₁‖ (each new vector orthogonalized twice against the basis, as ``lanczos_adaptive``), the top Ritz pair (θ_g,
+    s) of [[α₁, β₁], [β₁, α₂]] (``_ritz2``), g' = s₁q₁ + s₂q₂ with g'ᵀgd ≥ 0, ρ_g = β₂|s₂|; on an invariant q₁ (β₁ ≈ 0)
+    the pair (α₁, q₁) with ρ_g = β₁ after one HVP. The same steps as ``lanczos_adaptive`` from gd with rtol = ∞ and one
+    cycle (the guard before 2026-12-05), without its loops: straight-line code (round-off aside the same pair)."""
+    def op(v):
+        pv = v - (u @ v) * u
+        av = mv(pv)
+        return av - (u @ av) * u
+
+    q1 = gd
+    z = op(q1)
+    a1 = q1 @ z
+    z = z - a1 * q1
+    z = z - (q1 @ z) * q1
+    z = z - (q1 @ z) * q1
+    b1 = jnp.linalg.norm(z)
+    invariant = b1 <= 1e-13 * (jnp.abs(a1) + 1e-300)
+    q2 = jnp.where(invariant, 0.0, z / jnp.where(invariant, 1.0, b1))
+    z = op(q2)
+    a2 = q2 @ z
+    z = z - a2 * q2 - b1 * q1
+    for _ in range(2):
+        c1, c2 = _sums((q1, z), (q2, z))
+        z = z - c1 * q1 - c2 * q2
+    b2 = jnp.linalg.norm(z)
+    th2, s1, s2 = _ritz2(a1, b1, a2)
+    theta = jnp.where(invariant, a1, th2)
+    s1, s2 = jnp.where(invariant, 1.0, s1), jnp.where(invariant, 0.0, s2)
+    res = jnp.where(invariant, b1, b2 * jnp.abs(s2))
+    y = s1 * q1 + s2 * q2
+    y = y / jnp.linalg.norm(y)
+    return theta, jnp.where(y @ gd < 0, -y, y), res, jnp.where(invariant, 1, 2).astype(jnp.int32)
 
 
 @lru_cache(maxsize=64)
