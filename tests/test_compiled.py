@@ -793,11 +793,50 @@ def test_the_compilation_test_sees_a_recompilation(caplog):
     assert [r.message for r in caplog.records if "Compiling" in r.message and "run" in r.message]
 
 
-def test_a_tracked_record_traces_two_hvps():
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_guard_is_two_lanczos_steps_of_the_deflated_hessian(seed):
+    """``_guard`` (the crossing guard written out) gives the Ritz pair of span{gd, P A gd} (P = I - uuᵀ): its θ_g is
+    the top eigenvalue of the 2×2 projection of P A P on that span by numpy (QR and eigvalsh), and it equals
+    ``lanczos_adaptive`` from gd with rtol = ∞ and one cycle (the guard before 2026-12-05) in θ_g, g' and ρ_g to
+    round-off, with two HVPs; on an invariant start (gd an eigenvector of P A P) the pair is (its eigenvalue, gd) after
+    one HVP."""
+    from srflow.verification.compiled import _guard, guard_start, lanczos_adaptive
+
+    rng = np.random.default_rng(seed)
+    dim = 10
+    b = rng.standard_normal((dim, dim))
+    a = (b + b.T) / 2
+    u = rng.standard_normal(dim)
+    u /= np.linalg.norm(u)
+    p = np.eye(dim) - np.outer(u, u)
+    gd = np.asarray(guard_start(jnp.asarray(u), jnp.asarray(rng.standard_normal(dim))))
+    th, y, res, n = jax.jit(lambda v, g: _guard(lambda x: jnp.asarray(a) @ x, v, g))(u, gd)
+    q, _ = np.linalg.qr(np.stack([gd, p @ a @ gd], axis=1))
+    dense = np.linalg.eigvalsh(q.T @ p @ a @ p @ q)[-1]
+    np.testing.assert_allclose(float(th), dense, rtol=1e-13)
+    op = lambda x: jnp.asarray(p @ a @ p) @ x  # noqa: E731
+    th0, y0, res0, n0 = lanczos_adaptive(op, jnp.asarray(gd), 6, jnp.inf, max_cycles=1, first_check=2)
+    y0 = np.where(np.asarray(y0) @ gd < 0, -1.0, 1.0) * np.asarray(y0)
+    assert int(n) == int(n0) == 2
+    np.testing.assert_allclose(float(th), float(th0), rtol=1e-13)
+    np.testing.assert_allclose(np.asarray(y), y0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(float(res), float(res0), rtol=1e-9)
+    assert float(res) > 1e-3  # a generic start: the pair is not an eigenpair yet
+    vals, vecs = np.linalg.eigh(p @ a @ p)
+    eig = vecs[:, np.argmax(np.abs(vals))]  # an eigenvector of P A P with a nonzero eigenvalue (⊥ u)
+    th, y, res, n = _guard(lambda x: jnp.asarray(a) @ x, jnp.asarray(u), jnp.asarray(eig))
+    assert int(n) == 1 and abs(float(res)) < 1e-12
+    np.testing.assert_allclose(float(th), vals[np.argmax(np.abs(vals))], rtol=1e-12)
+    np.testing.assert_allclose(np.abs(np.asarray(y) @ eig), 1.0, rtol=1e-12)
+
+
+def test_a_tracked_record_traces_three_hvps():
     """The tracker's compile cost is set by the HVPs it traces (each inlines the model's Hessian-vector product):
-    a record of ``track_top`` traces the operator twice (the Rayleigh product, and one ``lanczos_adaptive`` call site
-    for the guard and the full Lanczos), and a chunk with λ₁ at w_t, the midpoint and w_{t+1} traces one record for
-    the three phases. (Before 2026-12-05 a record traced it seven times, three records per chunk.)"""
+    a record of ``track_top`` traces the operator three times (the Rayleigh product, the guard's loop of two passes,
+    ``_guard``, and one ``lanczos_adaptive`` call site for the full Lanczos), and a chunk with λ₁ at w_t, the midpoint
+    and w_{t+1} traces one record for the three phases. (Before 2026-12-05 a record traced it seven times, three
+    records per chunk; then twice, the guard and the full Lanczos sharing one ``lanczos_adaptive`` call site, whose
+    loops cost a look ≈ 3 plain steps more on mf at D = 80.)"""
     from srflow.verification.compiled import initial_tracks, track_top
 
     calls = []
@@ -808,7 +847,7 @@ def test_a_tracked_record_traces_two_hvps():
 
     vs, st = (jnp.asarray(x[0]) for x in initial_tracks(6, 1))
     jax.make_jaxpr(lambda v, s: track_top(matvec, v, s, 6))(vs, st)
-    assert len(calls) == 2, len(calls)
+    assert len(calls) == 3, len(calls)
 
 
 def test_a_chunk_traces_one_record_for_the_three_phases(monkeypatch):

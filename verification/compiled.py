@@ -90,8 +90,8 @@ GUARD_EPS = math.sqrt(10) * 1e-5
 #: by its residual, a full Lanczos only when the residual says so, and a second-branch vector as crossing guard),
 #: "extrapolated" (``warm_top``: a guarded Lanczos from the last two records' eigenvectors at every record, the
 #: method before the tracker) or "previous" (from the last record's eigenvector, the method before that)
-#: The default is "tracked" (since 2026-12-05, late): its record traces two HVPs (the Rayleigh product; the guard
-#: and the Lanczos from one ``lanczos_adaptive`` call site), its common record (a Rayleigh record between guard
+#: The default is "tracked" (since 2026-12-05, late): its record traces three HVPs (the Rayleigh product, the guard's
+#: loop ``_guard`` and the Lanczos's ``lanczos_adaptive`` call site), its common record (a Rayleigh record between guard
 #: records) is one ``lax.cond`` branch with the one HVP by forward-over-reverse and nothing else, and the phases are one
 #: traced record; its chunk compiles as fast as the guarded Lanczos's did (benchmarks/bench_compile.py) and its
 #: records cost less (benchmarks/bench_records.py --before). Before, its compiled code cost ≈ 1.8 s more per chunk
@@ -425,10 +425,10 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL, slow_matvec=None)
     step's gradient, see ``_chunk``), ``track_fast`` (the Rayleigh record and its test) and ``track_slow``; one
     ``lax.cond``: a Rayleigh record between guard records (``fast``) keeps u + r/(θ - μ) and counts down the guard's
     wait, nothing else; every other record (``slow``: a guard record, a cold start, a residual above the bound) runs
-    ``lanczos_adaptive`` twice from one call site in a two-iteration loop, the guard (two steps of P∇²L P from g, when
-    ``look``) and then the record (zero cycles when the Rayleigh record is accepted), on ``slow_matvec()`` when given
-    (the chunk: the linearization of ∇L at x, made on that branch only). Two traced HVPs in all; the common record executes one HVP and a few vector operations (at D = 16 the record's
-    cost is the count of XLA operations it executes, not its flops)."""
+    the guard (``_guard``: two steps of P∇²L P from g, when ``look``) and then, unless the Rayleigh record is accepted,
+    ``lanczos_adaptive``, on ``slow_matvec()`` when given (the chunk: the linearization of ∇L at x, made on that
+    branch only). Three traced HVPs in all; the common record executes one HVP and a few vector operations (at
+    D = 16 the record's cost is the count of XLA operations it executes, not its flops)."""
     u = track_direction(vs, st)
     z = matvec(u)
     fast_ok, fast = track_fast(u, z, vs, st, rtol)
@@ -491,6 +491,13 @@ def _rayleigh_vector(u, theta, r, mu):
     return y / jnp.linalg.norm(y)
 
 
+def guard_start(u, g):
+    """The guard's start gd = Pg/‖Pg‖, P = I - ûûᵀ, from the second-branch vector g (û = u/‖u‖)."""
+    u = u / jnp.linalg.norm(u)
+    gd = g - (g @ u) * u
+    return gd / jnp.maximum(jnp.linalg.norm(gd), 1e-300)
+
+
 def track_slow(mv, u, z, vs, st, k: int, rtol: float = WARM_RTOL):
     """(θ, vs', st', hvps): a record of ``track_top`` that is not an accepted Rayleigh record between guard records
     (a guard record, a cold start, a residual above the bound), on the operator ``mv`` (∇²L at the record's point),
@@ -506,8 +513,7 @@ def track_slow(mv, u, z, vs, st, k: int, rtol: float = WARM_RTOL):
     r = z - theta * u
     rho = jnp.linalg.norm(r)
     look = (wait <= 0) & has_hist  # (not at a cold start: u is not yet an eigenvector to deflate)
-    gd = g - (g @ u) * u
-    gd = gd / jnp.maximum(jnp.linalg.norm(gd), 1e-300)
+    gd = guard_start(u, g)
 
     # the guard (when ``look``): two Lanczos steps of P∇²L P from g, the Ritz pair (θ_g, g') of span{g, P∇²L g} and
     # its residual ρ_g (``_guard``); else none
@@ -564,28 +570,33 @@ def _guard(mv, u, gd):
     β₁q₁‖ (each new vector orthogonalized twice against the basis, as ``lanczos_adaptive``), the top Ritz pair (θ_g,
     s) of [[α₁, β₁], [β₁, α₂]] (``_ritz2``), g' = s₁q₁ + s₂q₂ with g'ᵀgd ≥ 0, ρ_g = β₂|s₂|; on an invariant q₁ (β₁ ≈ 0)
     the pair (α₁, q₁) with ρ_g = β₁ after one HVP. The same steps as ``lanczos_adaptive`` from gd with rtol = ∞ and one
-    cycle (the guard before 2026-12-05), without its loops: straight-line code (round-off aside the same pair)."""
+    cycle (the guard before 2026-12-05) without its restart loop, step test and k×k eigendecomposition: a loop of two
+    passes around one product (``mv`` is traced once), the rest straight-line (round-off aside the same pair)."""
     def op(v):
         pv = v - (u @ v) * u
         av = mv(pv)
         return av - (u @ av) * u
 
-    q1 = gd
-    z = op(q1)
-    a1 = q1 @ z
-    z = z - a1 * q1
-    z = z - (q1 @ z) * q1
-    z = z - (q1 @ z) * q1
-    b1 = jnp.linalg.norm(z)
-    invariant = b1 <= 1e-13 * (jnp.abs(a1) + 1e-300)
-    q2 = jnp.where(invariant, 0.0, z / jnp.where(invariant, 1.0, b1))
-    z = op(q2)
-    a2 = q2 @ z
-    z = z - a2 * q2 - b1 * q1
-    for _ in range(2):
-        c1, c2 = _sums((q1, z), (q2, z))
-        z = z - c1 * q1 - c2 * q2
-    b2 = jnp.linalg.norm(z)
+    def step(c):
+        """Pass j: the product of the current vector q, its α and β, and the next vector (after pass 0)."""
+        j, q, q1, a1, b1, invariant, a2, b2 = c
+        z = op(q)
+        a = q @ z
+        prev = jnp.where(j == 1, q1, 0.0)
+        z = z - a * q - jnp.where(j == 1, b1, 0.0) * prev
+        for _ in range(2):
+            c1, c2 = _sums((prev, z), (q, z))
+            z = z - c1 * prev - c2 * q
+        b = jnp.linalg.norm(z)
+        first = j == 0
+        inv = b <= 1e-13 * (jnp.abs(a) + 1e-300)
+        q_next = jnp.where(inv, 0.0, z / jnp.where(inv, 1.0, b))
+        return (j + 1, jnp.where(first, q_next, q), q1, jnp.where(first, a, a1), jnp.where(first, b, b1),
+                jnp.where(first, inv, invariant), jnp.where(first, a2, a), jnp.where(first, b2, b))
+
+    zero = jnp.float64(0.0)
+    _, q2, q1, a1, b1, invariant, a2, b2 = lax.while_loop(
+        lambda c: (c[0] < 2) & ~c[5], step, (jnp.int32(0), gd, gd, zero, zero, jnp.array(False), zero, zero))
     th2, s1, s2 = _ritz2(a1, b1, a2)
     theta = jnp.where(invariant, a1, th2)
     s1, s2 = jnp.where(invariant, 1.0, s1), jnp.where(invariant, 0.0, s2)
