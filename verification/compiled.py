@@ -236,10 +236,12 @@ def _update(algorithm: str, value_and_grad):
     return update
 
 
-def _failed_at(t, loss, g):
+def _failed_at(t, loss, g, g_zero=None):
     """The step a divergence is reported at, as in the numpy loop: t when L or ∇L is already non-finite at
-    w_t (the numpy model raises there), t + 1 when only w_{t+1} is."""
-    return jnp.where(jnp.isfinite(loss) & jnp.all(jnp.isfinite(g)), t + 1, t)
+    w_t (the numpy model raises there), t + 1 when only w_{t+1} is. ``g_zero``: Σᵢ 0·∂ᵢL when the caller has it from a
+    reduction of its own (0 when every entry of ∇L is finite, NaN otherwise)."""
+    finite = jnp.all(jnp.isfinite(g)) if g_zero is None else jnp.isfinite(g_zero)
+    return jnp.where(jnp.isfinite(loss) & finite, t + 1, t)
 
 
 def clock_step(a, rr, qq, eps):
@@ -475,7 +477,8 @@ def track_fast(u, z, vs, st, rtol: float = WARM_RTOL, sums=None):
     scale = lax.rsqrt(uu * inv * inv + 2.0 * c * ur + c * c * rr)
     scale = jnp.where(uy * inv + c * ry < 0, -scale, scale)
     y = (un + c * r) * scale
-    st1 = st.at[f["wait"]].set(wait - 1).at[f["since"]].set(since + 1)
+    # (wait - 1, since + 1) as one addition of a constant vector: one fused operation where two updates were two kernels
+    st1 = st + jnp.zeros(len(TRACK_FIELDS)).at[f["wait"]].set(-1.0).at[f["since"]].set(1.0)
     # the bound at the theory's gap GAP_RTOL·λ₁, not at the guard's measured one: a bound √(G/(GAP_RTOL·λ₁)) times
     # looser (tried 2026-12-05, 22% fewer HVPs on mf D = 500 from its kicked start) let records 50-226× LAM_RTOL off
     # through when a branch g does not follow rises between two looks (an independent review's designed paths):
@@ -677,7 +680,7 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
     slow_record = jax.custom_batching.sequential_vmap(slow_record)
 
     def fused_record(w, vs, ms, lr, wd):
-        """(w_{t+1}, L(w_t), ∇L(w_t), (‖w_t‖², ‖∇L‖², ‖w_{t+1}‖², the clock's step), the λ₁ record's (u, z, accepted,
+        """(w_{t+1}, L(w_t), ∇L(w_t), (‖w_t‖², ‖∇L‖², ‖w_{t+1}‖², the clock's step, Σ 0·∂ᵢL), the λ₁ record's (u, z, accepted,
         (θ, vs', ms', hvps)) before the finiteness test): the step and the tracked record from one JVP, and the sums
         the record reads (the row's, the clock's, the finiteness test's and ``track_fast``'s first three) in one
         reduction (``_sums``: one kernel where they were nine)."""
@@ -685,10 +688,11 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
         (loss, g), (_, z) = jax.jvp(value_and_grad, (w,), (u,))
         new = rule(w, loss, g, lr, wd)
         dl = (w - new) - (lr * wd) * w  # ``_clock_of``'s δ
-        ww, gg, nn, qq, eps, uu, uz, uy = _sums((w, w), (g, g), (new, new), (dl, dl), (w, dl), (u, u), (u, z),
-                                                (u, vs[0][0]))
+        # (and Σ 0·∂ᵢL: NaN when an entry of ∇L is not finite, ``_failed_at``)
+        ww, gg, nn, qq, eps, uu, uz, uy, g_zero = _sums((w, w), (g, g), (new, new), (dl, dl), (w, dl), (u, u), (u, z),
+                                                        (u, vs[0][0]), (g, jnp.zeros_like(g)))
         fast_ok, fast = track_fast(u, z, vs[0], ms[0], rtol, sums=(uu, uz, uy))
-        return new, loss, g, (ww, gg, nn, clock_step(1.0 - lr * wd, ww, qq, eps)[1]), (u, z, fast_ok, fast)
+        return new, loss, g, (ww, gg, nn, clock_step(1.0 - lr * wd, ww, qq, eps)[1], g_zero), (u, z, fast_ok, fast)
 
     def run_one(w, clock, t, fail, vs, ms, lr, wd, ns, active, every, xis):
         """One run's chunk (``run`` maps it over a batch)."""
@@ -700,13 +704,13 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             w, clock, t, fail, vs, ms, buf = carry
             probe = (t // every) % PROBE_EVERY == PROBE_EVERY - 1
             if fused:
-                new, loss, g, (ww, gg, nn, dclock), (u, z, fast_ok, fast) = fused_record(w, vs, ms, lr, wd)
+                new, loss, g, (ww, gg, nn, dclock, g_zero), (u, z, fast_ok, fast) = fused_record(w, vs, ms, lr, wd)
             else:
                 new, loss, g = update(w, lr, wd)
-                ww, gg, nn, dclock = w @ w, g @ g, new @ new, _clock_of(w, new, lr, wd)[1]
+                ww, gg, nn, dclock, g_zero = w @ w, g @ g, new @ new, _clock_of(w, new, lr, wd)[1], None
             # a failure in the last slot's loop (fail = -2 - k, ``body``) is settled here, where L and ∇L are computed
             # at the run's last finite iterate w_k anyway: k when they are not finite there, k + 1 when only w_{k+1} is
-            fail = jnp.where(fail <= -2, _failed_at(-2 - fail, loss, g), fail)
+            fail = jnp.where(fail <= -2, _failed_at(-2 - fail, loss, g, g_zero), fail)
             ok = (fail < 0) & jnp.isfinite(nn)  # isfinite(‖w_{t+1}‖²): every entry of w_{t+1} finite
             if fused:
                 theta, v1, s1, hvps = slow_record(ok & ~fast_ok, w, u, z, vs[0], ms[0], fast)
@@ -720,7 +724,7 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             # exact as floats below 2^53), split into the record arrays once per chunk
             rec = (jnp.stack([t.astype(jnp.float64), loss, ww, lams[0], lams[1], lams[2], jnp.sqrt(gg), clock,
                               ok.astype(jnp.float64), hvps.astype(jnp.float64)]), w if keep_w else jnp.zeros(0))
-            fail = jnp.where((fail < 0) & ~ok, _failed_at(t, loss, g), fail)
+            fail = jnp.where((fail < 0) & ~ok, _failed_at(t, loss, g, g_zero), fail)
             go = ok & (n > 0)
             if dense:
                 buf = buf.at[t - t0].set(clock, mode="drop")
@@ -752,7 +756,7 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             """Slot i: its record into row i of the record buffers, then its steps."""
             state, rows = carry
             state, rec = record(state, ns[i], i)
-            return state, tuple(r.at[i].set(x) for r, x in zip(rows, rec))
+            return state, tuple(r.at[i].set(x, mode="promise_in_bounds") for r, x in zip(rows, rec))
 
         # the used slots only (``active`` is a prefix of the slots and shared by the batch, so the loop stays a loop
         # under ``vmap``), where a scan ran every slot, the unused ones through an idle ``lax.cond`` branch. Rows past
