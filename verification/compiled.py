@@ -685,14 +685,20 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
         the record reads (the row's, the clock's, the finiteness test's and ``track_fast``'s first three) in one
         reduction (``_sums``: one kernel where they were nine)."""
         u = track_direction(vs[0], ms[0])
-        (loss, g), (_, z) = jax.jvp(value_and_grad, (w,), (u,))
+        if batched:
+            (loss, g), (_, z) = jax.jvp(value_and_grad, (w,), (u,))
+            hvp = None
+        else:  # the linearization, whose products a slow record (the guard's, a Lanczos's) takes without a new one
+            (loss, g), lin = jax.linearize(value_and_grad, w)
+            hvp = lambda v: lin(v)[1]  # noqa: E731
+            z = hvp(u)
         new = rule(w, loss, g, lr, wd)
         dl = (w - new) - (lr * wd) * w  # ``_clock_of``'s δ
         # (and Σ 0·∂ᵢL: NaN when an entry of ∇L is not finite, ``_failed_at``)
         ww, gg, nn, qq, eps, uu, uz, uy, g_zero = _sums((w, w), (g, g), (new, new), (dl, dl), (w, dl), (u, u), (u, z),
                                                         (u, vs[0][0]), (g, jnp.zeros_like(g)))
         fast_ok, fast = track_fast(u, z, vs[0], ms[0], rtol, sums=(uu, uz, uy))
-        return new, loss, g, (ww, gg, nn, clock_step(1.0 - lr * wd, ww, qq, eps)[1], g_zero), (u, z, fast_ok, fast)
+        return new, loss, g, (ww, gg, nn, clock_step(1.0 - lr * wd, ww, qq, eps)[1], g_zero), (u, z, fast_ok, fast, hvp)
 
     def run_one(w, clock, t, fail, vs, ms, lr, wd, ns, active, every, xis):
         """One run's chunk (``run`` maps it over a batch)."""
@@ -704,7 +710,8 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             w, clock, t, fail, vs, ms, buf = carry
             probe = (t // every) % PROBE_EVERY == PROBE_EVERY - 1
             if fused:
-                new, loss, g, (ww, gg, nn, dclock, g_zero), (u, z, fast_ok, fast) = fused_record(w, vs, ms, lr, wd)
+                new, loss, g, (ww, gg, nn, dclock, g_zero), (u, z, fast_ok, fast, hvp) = fused_record(w, vs, ms, lr,
+                                                                                                       wd)
             else:
                 new, loss, g = update(w, lr, wd)
                 ww, gg, nn, dclock, g_zero = w @ w, g @ g, new @ new, _clock_of(w, new, lr, wd)[1], None
@@ -713,7 +720,11 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             fail = jnp.where(fail <= -2, _failed_at(-2 - fail, loss, g, g_zero), fail)
             ok = (fail < 0) & jnp.isfinite(nn)  # isfinite(‖w_{t+1}‖²): every entry of w_{t+1} finite
             if fused:
-                theta, v1, s1, hvps = slow_record(ok & ~fast_ok, w, u, z, vs[0], ms[0], fast)
+                if batched:
+                    theta, v1, s1, hvps = slow_record(ok & ~fast_ok, w, u, z, vs[0], ms[0], fast)
+                else:
+                    theta, v1, s1, hvps = lax.cond(ok & ~fast_ok, lambda: track_slow(hvp, u, z, vs[0], ms[0], k, rtol),
+                                                   lambda: fast)
                 lams, vs1, ms1, hvps = (jnp.stack([theta, jnp.nan, jnp.nan]), v1[None], s1[None],
                                         jnp.where(ok, hvps, 0))
                 lams = jnp.where(ok, lams, jnp.nan)
