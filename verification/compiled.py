@@ -22,8 +22,10 @@ has the gap the theory assumes, GAP_RTOL·λ₁ (a larger gap measured by the gu
 residual. A second vector follows the top of the rest of the spectrum (two HVPs at the records its schedule
 picks), so that a branch overtaking the tracked one (a true crossing, which no Rayleigh quotient of the old
 eigenvector sees) is found. With pairs=False the record's HVP and the step's gradient at w_t are one
-forward-over-reverse pass (``jax.jvp`` of the loss's value and gradient: the record costs the JVP's tangent part,
-1.5-1.9 plain steps at D = 16-500, where a separate HVP cost 2.1-2.5; ``benchmarks/bench_hvp.py``). No D×D matrix,
+forward-over-reverse pass (``jax.jvp`` of the loss's value and gradient, or ``jax.linearize`` in a single run: the
+record costs the JVP's tangent part, 1.5-1.9 plain steps at D = 16-500, where a separate HVP cost 2.1-2.5;
+``benchmarks/bench_hvp.py``); the sums the record reads (its row, the clock, the finiteness tests, the Rayleigh
+quotient's) are one reduction, the record's scalars one row write. No D×D matrix,
 no ARPACK: the first record starts cold from a fixed random vector.
 (The method before, a guarded Lanczos at every record, is ``warm_top``, kept for ``PREVIOUS_METHOD``.)
 Φ(w̄_t) (with ``track_phi``) is computed on the device after the run, in one compiled pass over the stacked record
@@ -671,7 +673,10 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
     # the fused record (pairs=False, the tracker): the Rayleigh product ∇²L(w_t)u and the step's L(w_t), ∇L(w_t) from
     # one forward-over-reverse pass (the primal of the JVP is the gradient the step needs anyway: the record's one
     # HVP costs its tangent part only), the Rayleigh record's test and vector at top level (vectorized over a batch),
-    # and only the records that fail it go through ``track_slow``, one run after the other under ``vmap``
+    # and only the records that fail it go through ``track_slow``, one run after the other under ``vmap``. A single run
+    # (not batched) takes the pass as ``jax.linearize`` and one product of it (as fast as the JVP: mf, D = 80 and 500),
+    # and its slow record (the guard's two products, a Lanczos) applies the same linearization: no second forward and
+    # backward pass at a look (a batch's slow record, under ``sequential_vmap``, linearizes again)
     fused = start == "tracked" and not pairs
 
     def slow_record(need, x, u, z, v, st, fast):
