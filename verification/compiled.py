@@ -685,10 +685,11 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
     slow_record = jax.custom_batching.sequential_vmap(slow_record)
 
     def fused_record(w, vs, ms, lr, wd):
-        """(w_{t+1}, L(w_t), ∇L(w_t), (‖w_t‖², ‖∇L‖², ‖w_{t+1}‖², the clock's step, Σ 0·∂ᵢL), the λ₁ record's (u, z, accepted,
-        (θ, vs', ms', hvps)) before the finiteness test): the step and the tracked record from one JVP, and the sums
-        the record reads (the row's, the clock's, the finiteness test's and ``track_fast``'s first three) in one
-        reduction (``_sums``: one kernel where they were nine)."""
+        """(w_{t+1}, L(w_t), ∇L(w_t), (‖w_t‖², ‖∇L‖², ‖w_{t+1}‖², the clock's step, Σ 0·∂ᵢL), the λ₁ record's (u, z,
+        accepted, (θ, vs', ms', hvps), v -> ∇²L(w_t)v or None) before the finiteness test): the step and the tracked
+        record from one JVP (a linearization in a single run), and the sums the record reads (the row's, the clock's,
+        the finiteness tests' and ``track_fast``'s first three) in one reduction (``_sums``: one kernel where they were
+        nine)."""
         u = track_direction(vs[0], ms[0])
         if batched:
             (loss, g), (_, z) = jax.jvp(value_and_grad, (w,), (u,))
