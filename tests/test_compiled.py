@@ -731,17 +731,67 @@ def test_the_fused_record_is_track_tops_record_and_its_step_the_loops_update():
     np.testing.assert_allclose(np.asarray(w1), step, rtol=0, atol=1e-15 * np.max(np.abs(w0)))
 
 
-def test_a_failed_runs_records_take_no_slow_record():
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_look_of_the_chunk_is_track_tops_look(batched):
+    """A guard record (a look: the tracker's wait is over) of the chunk equals ``track_top``'s on ∇²L(w_t) from the same
+    state to round-off -- θ, the vectors (the guard's g' included), the state (the guard's new wait, gap and count)
+    and three HVPs (the Rayleigh product and the guard's two): the single run's look takes its products from the
+    record's own linearization (``fused_record``), a batch's from a linearization in its slow record; both the
+    guard written out (``_guard``)."""
+    from srflow.verification import compiled
+
+    ref, jm = twins("mf")
+    w0 = gdwd_start(ref)
+    grad = jax.grad(jm.jax_loss)
+    vals, vecs = np.linalg.eigh(ref.hess(w0))
+    top = vecs[:, -1]
+    y0, y1 = top + 1e-9 * vecs[:, 0], top + 2e-9 * vecs[:, 0]
+    vs, ms = compiled.initial_tracks(jm.dim, 1)
+    g = vecs[:, -2] + 0.3 * vecs[:, -4] + 0.2 * vecs[:, 0]  # (λ₂ is double on mf: g not in one eigenspace)
+    vs[0] = np.stack([y0 / np.linalg.norm(y0), y1 / np.linalg.norm(y1), g])
+    vs[0, 2] /= np.linalg.norm(vs[0, 2])
+    f = {name: i for i, name in enumerate(compiled.TRACK_FIELDS)}
+    ms[0, [f["valid"], f["wait"], f["since"], f["m"], f["gap"], f["mu"]]] = 1.0, 0.0, 3.0, 2.0, 0.5, 0.3 * vals[-1]
+    fn = compiled._chunk(jm, "gdwd", False, batched, False, False, compiled.TRACKED_METHOD)
+    slots = compiled._slots(jm.dim, False)
+    ns, active = np.zeros(slots, dtype=np.int64), np.zeros(slots, bool)
+    ns[0], active[0] = 1, True
+    state = (w0, np.float64(0.0), np.int64(0), np.int64(-1), vs, ms)
+    hyper = (0.1, 0.01)
+    if batched:
+        state, hyper = tuple(np.asarray(x)[None] for x in state), (np.array([0.1]), np.array([0.01]))
+    (_, _, _, _, vs1, ms1), recs, _ = fn(*state, *hyper, ns, active, np.int64(10))
+    vs1, ms1, lam, hvps = (np.asarray(x).reshape(-1) for x in (vs1, ms1, recs[3], recs[9]))
+    theta, vs_ref, ms_ref, hvps_ref = jax.jit(lambda w, v, st: compiled.track_top(
+        lambda u: jax.jvp(grad, (w,), (u,))[1], v, st, min(jm.dim, 12),
+        slow_matvec=lambda: jax.linearize(grad, w)[1]))(jnp.asarray(w0), vs[0], ms[0])
+    assert int(hvps[0]) == int(hvps_ref) == 3
+    np.testing.assert_allclose(lam[0], vals[-1], rtol=compiled.LAM_RTOL)
+    np.testing.assert_allclose(lam[0], float(theta), rtol=1e-14)
+    np.testing.assert_allclose(vs1.reshape(3, -1), np.asarray(vs_ref), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ms1, np.asarray(ms_ref), rtol=1e-12, atol=0)
+    assert ms1[f["wait"]] != ms[0, f["wait"]] - 1 and ms1[f["since"]] == 1.0  # the guard's schedule was set
+
+
+def test_a_failed_runs_records_take_no_slow_record(monkeypatch):
     """A run that has failed (``fail`` ≥ 0: its later slots still record, masked) never enters ``track_slow``: with a
-    tracker state that calls for it (the guard's wait 0, a look) its records evaluate the loss as often as with one
-    that does not (wait 5); the loss's evaluations are counted by a host callback. Companion: a finite run with the
-    same states evaluates it more often at the looks (the counter sees the slow record)."""
+    tracker state that calls for it (the guard's wait 0, a look) its records run ``track_slow`` as often as with one
+    that does not (wait 5): never; the entries are counted by a host callback in ``track_slow``, single and batched.
+    Companion: a finite run with the same states enters it at the look and not otherwise (the counter sees the slow
+    record). (Counted by the loss's evaluations before 2026-12-05; the single run's slow record now takes its products
+    from the record's own linearization and evaluates no loss.)"""
     from srflow.verification import compiled
 
     calls = []
+    track_slow = compiled.track_slow
+
+    def counted(*args, **kwargs):
+        jax.debug.callback(lambda: calls.append(1))
+        return track_slow(*args, **kwargs)
+
+    monkeypatch.setattr(compiled, "track_slow", counted)
 
     def loss(w):
-        jax.debug.callback(lambda: calls.append(1))
         x = w / jnp.linalg.norm(w)
         return 0.5 * (1 + 8 * x[0] ** 2) * x[2] ** 2
 
@@ -751,22 +801,27 @@ def test_a_failed_runs_records_take_no_slow_record():
     vs, ms = compiled.initial_tracks(3, 1)
     vs[0] = np.stack([vecs[:, -1], vecs[:, -1], vecs[:, -2]])
     f = {name: i for i, name in enumerate(compiled.TRACK_FIELDS)}
-    fn = compiled._chunk(jm, "gdwd", False, False, False, False, compiled.TRACKED_METHOD)
     slots = compiled._slots(3, False)
     ns, active = np.zeros(slots, dtype=np.int64), np.zeros(slots, bool)
     active[:4] = True
+    chunks = {b: compiled._chunk.__wrapped__(jm, "gdwd", False, b, False, False, compiled.TRACKED_METHOD)
+              for b in (False, True)}
 
-    def evaluations(fail, wait):
+    def entries(fail, wait, batched):
         st = ms.copy()
         st[0, [f["valid"], f["wait"], f["since"], f["m"]]] = 1.0, wait, 1.0, 2.0
+        state = (w0, np.float64(0.0), np.int64(0), np.int64(fail), vs, st)
+        if batched:
+            state = tuple(np.stack([x, x]) for x in state)
+        hyper = (np.full(2, 0.1), np.full(2, 0.01)) if batched else (0.1, 0.01)
         calls.clear()
-        jax.block_until_ready(fn(w0, np.float64(0.0), np.int64(0), np.int64(fail), vs, st, 0.1, 0.01, ns, active,
-                                 np.int64(10)))
+        jax.block_until_ready(chunks[batched](*state, *hyper, ns, active, np.int64(10)))
         jax.effects_barrier()
         return len(calls)
 
-    assert evaluations(5, 0.0) == evaluations(5, 5.0)
-    assert evaluations(-1, 0.0) > evaluations(-1, 5.0)
+    for batched in (False, True):
+        assert entries(5, 0.0, batched) == entries(5, 5.0, batched) == 0, batched
+        assert entries(-1, 0.0, batched) > 0 == entries(-1, 5.0, batched), batched
 
 
 def test_one_compilation_serves_every_stride_and_step_count(caplog):
@@ -793,11 +848,50 @@ def test_the_compilation_test_sees_a_recompilation(caplog):
     assert [r.message for r in caplog.records if "Compiling" in r.message and "run" in r.message]
 
 
-def test_a_tracked_record_traces_two_hvps():
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_guard_is_two_lanczos_steps_of_the_deflated_hessian(seed):
+    """``_guard`` (the crossing guard written out) gives the Ritz pair of span{gd, P A gd} (P = I - uuᵀ): its θ_g is
+    the top eigenvalue of the 2×2 projection of P A P on that span by numpy (QR and eigvalsh), and it equals
+    ``lanczos_adaptive`` from gd with rtol = ∞ and one cycle (the guard before 2026-12-05) in θ_g, g' and ρ_g to
+    round-off, with two HVPs; on an invariant start (gd an eigenvector of P A P) the pair is (its eigenvalue, gd) after
+    one HVP."""
+    from srflow.verification.compiled import _guard, guard_start, lanczos_adaptive
+
+    rng = np.random.default_rng(seed)
+    dim = 10
+    b = rng.standard_normal((dim, dim))
+    a = (b + b.T) / 2
+    u = rng.standard_normal(dim)
+    u /= np.linalg.norm(u)
+    p = np.eye(dim) - np.outer(u, u)
+    gd = np.asarray(guard_start(jnp.asarray(u), jnp.asarray(rng.standard_normal(dim))))
+    th, y, res, n = jax.jit(lambda v, g: _guard(lambda x: jnp.asarray(a) @ x, v, g))(u, gd)
+    q, _ = np.linalg.qr(np.stack([gd, p @ a @ gd], axis=1))
+    dense = np.linalg.eigvalsh(q.T @ p @ a @ p @ q)[-1]
+    np.testing.assert_allclose(float(th), dense, rtol=1e-13)
+    op = lambda x: jnp.asarray(p @ a @ p) @ x  # noqa: E731
+    th0, y0, res0, n0 = lanczos_adaptive(op, jnp.asarray(gd), 6, jnp.inf, max_cycles=1, first_check=2)
+    y0 = np.where(np.asarray(y0) @ gd < 0, -1.0, 1.0) * np.asarray(y0)
+    assert int(n) == int(n0) == 2
+    np.testing.assert_allclose(float(th), float(th0), rtol=1e-13)
+    np.testing.assert_allclose(np.asarray(y), y0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(float(res), float(res0), rtol=1e-9)
+    assert float(res) > 1e-3  # a generic start: the pair is not an eigenpair yet
+    vals, vecs = np.linalg.eigh(p @ a @ p)
+    eig = vecs[:, np.argmax(np.abs(vals))]  # an eigenvector of P A P with a nonzero eigenvalue (⊥ u)
+    th, y, res, n = _guard(lambda x: jnp.asarray(a) @ x, jnp.asarray(u), jnp.asarray(eig))
+    assert int(n) == 1 and abs(float(res)) < 1e-12
+    np.testing.assert_allclose(float(th), vals[np.argmax(np.abs(vals))], rtol=1e-12)
+    np.testing.assert_allclose(np.abs(np.asarray(y) @ eig), 1.0, rtol=1e-12)
+
+
+def test_a_tracked_record_traces_three_hvps():
     """The tracker's compile cost is set by the HVPs it traces (each inlines the model's Hessian-vector product):
-    a record of ``track_top`` traces the operator twice (the Rayleigh product, and one ``lanczos_adaptive`` call site
-    for the guard and the full Lanczos), and a chunk with λ₁ at w_t, the midpoint and w_{t+1} traces one record for
-    the three phases. (Before 2026-12-05 a record traced it seven times, three records per chunk.)"""
+    a record of ``track_top`` traces the operator three times (the Rayleigh product, the guard's loop of two passes,
+    ``_guard``, and one ``lanczos_adaptive`` call site for the full Lanczos), and a chunk with λ₁ at w_t, the midpoint
+    and w_{t+1} traces one record for the three phases. (Before 2026-12-05 a record traced it seven times, three
+    records per chunk; then twice, the guard and the full Lanczos sharing one ``lanczos_adaptive`` call site, whose
+    loops cost a look ≈ 3 plain steps more on mf at D = 80.)"""
     from srflow.verification.compiled import initial_tracks, track_top
 
     calls = []
@@ -808,7 +902,7 @@ def test_a_tracked_record_traces_two_hvps():
 
     vs, st = (jnp.asarray(x[0]) for x in initial_tracks(6, 1))
     jax.make_jaxpr(lambda v, s: track_top(matvec, v, s, 6))(vs, st)
-    assert len(calls) == 2, len(calls)
+    assert len(calls) == 3, len(calls)
 
 
 def test_a_chunk_traces_one_record_for_the_three_phases(monkeypatch):

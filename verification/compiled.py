@@ -22,8 +22,10 @@ has the gap the theory assumes, GAP_RTOL·λ₁ (a larger gap measured by the gu
 residual. A second vector follows the top of the rest of the spectrum (two HVPs at the records its schedule
 picks), so that a branch overtaking the tracked one (a true crossing, which no Rayleigh quotient of the old
 eigenvector sees) is found. With pairs=False the record's HVP and the step's gradient at w_t are one
-forward-over-reverse pass (``jax.jvp`` of the loss's value and gradient: the record costs the JVP's tangent part,
-1.5-1.9 plain steps at D = 16-500, where a separate HVP cost 2.1-2.5; ``benchmarks/bench_hvp.py``). No D×D matrix,
+forward-over-reverse pass (``jax.jvp`` of the loss's value and gradient, or ``jax.linearize`` in a single run: the
+record costs the JVP's tangent part, 1.5-1.9 plain steps at D = 16-500, where a separate HVP cost 2.1-2.5;
+``benchmarks/bench_hvp.py``); the sums the record reads (its row, the clock, the finiteness tests, the Rayleigh
+quotient's) are one reduction, the record's scalars one row write. No D×D matrix,
 no ARPACK: the first record starts cold from a fixed random vector.
 (The method before, a guarded Lanczos at every record, is ``warm_top``, kept for ``PREVIOUS_METHOD``.)
 Φ(w̄_t) (with ``track_phi``) is computed on the device after the run, in one compiled pass over the stacked record
@@ -90,8 +92,8 @@ GUARD_EPS = math.sqrt(10) * 1e-5
 #: by its residual, a full Lanczos only when the residual says so, and a second-branch vector as crossing guard),
 #: "extrapolated" (``warm_top``: a guarded Lanczos from the last two records' eigenvectors at every record, the
 #: method before the tracker) or "previous" (from the last record's eigenvector, the method before that)
-#: The default is "tracked" (since 2026-12-05, late): its record traces two HVPs (the Rayleigh product; the guard
-#: and the Lanczos from one ``lanczos_adaptive`` call site), its common record (a Rayleigh record between guard
+#: The default is "tracked" (since 2026-12-05, late): its record traces three HVPs (the Rayleigh product, the guard's
+#: loop ``_guard`` and the Lanczos's ``lanczos_adaptive`` call site), its common record (a Rayleigh record between guard
 #: records) is one ``lax.cond`` branch with the one HVP by forward-over-reverse and nothing else, and the phases are one
 #: traced record; its chunk compiles as fast as the guarded Lanczos's did (benchmarks/bench_compile.py) and its
 #: records cost less (benchmarks/bench_records.py --before). Before, its compiled code cost ≈ 1.8 s more per chunk
@@ -236,10 +238,12 @@ def _update(algorithm: str, value_and_grad):
     return update
 
 
-def _failed_at(t, loss, g):
+def _failed_at(t, loss, g, g_zero=None):
     """The step a divergence is reported at, as in the numpy loop: t when L or ∇L is already non-finite at
-    w_t (the numpy model raises there), t + 1 when only w_{t+1} is."""
-    return jnp.where(jnp.isfinite(loss) & jnp.all(jnp.isfinite(g)), t + 1, t)
+    w_t (the numpy model raises there), t + 1 when only w_{t+1} is. ``g_zero``: Σᵢ 0·∂ᵢL when the caller has it from a
+    reduction of its own (0 when every entry of ∇L is finite, NaN otherwise)."""
+    finite = jnp.all(jnp.isfinite(g)) if g_zero is None else jnp.isfinite(g_zero)
+    return jnp.where(jnp.isfinite(loss) & finite, t + 1, t)
 
 
 def clock_step(a, rr, qq, eps):
@@ -425,11 +429,11 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL, slow_matvec=None)
     step's gradient, see ``_chunk``), ``track_fast`` (the Rayleigh record and its test) and ``track_slow``; one
     ``lax.cond``: a Rayleigh record between guard records (``fast``) keeps u + r/(θ - μ) and counts down the guard's
     wait, nothing else; every other record (``slow``: a guard record, a cold start, a residual above the bound) runs
-    ``lanczos_adaptive`` twice from one call site in a two-iteration loop, the guard (two steps of P∇²L P from g, when
-    ``look``) and then the record (zero cycles when the Rayleigh record is accepted), on ``slow_matvec()`` when given
-    (the chunk: the linearization of ∇L at x, made on that branch only). Two traced HVPs in all; the common record executes one HVP and a few vector operations (at D = 16 the record's
-    cost is the count of XLA operations it executes, not its flops)."""
-    u = track_start(vs, st)
+    the guard (``_guard``: two steps of P∇²L P from g, when ``look``) and then, unless the Rayleigh record is accepted,
+    ``lanczos_adaptive``, on ``slow_matvec()`` when given (the chunk: the linearization of ∇L at x, made on that
+    branch only). Three traced HVPs in all; the common record executes one HVP and a few vector operations (at
+    D = 16 the record's cost is the count of XLA operations it executes, not its flops)."""
+    u = track_direction(vs, st)
     z = matvec(u)
     fast_ok, fast = track_fast(u, z, vs, st, rtol)
     return lax.cond(fast_ok, lambda: fast,
@@ -439,25 +443,44 @@ def track_top(matvec, vs, st, k: int, rtol: float = WARM_RTOL, slow_matvec=None)
 def track_start(vs, st):
     """The unit start u of a tracked record (``track_top``): 2y_n - y_{n-1} normalized (``warm_start``), y_n
     itself without a history."""
-    y0, y1 = vs[0], vs[1]
-    u = jnp.where(st[TRACK_FIELDS.index("valid")] > 0, warm_start(y0, y1), y0)
+    u = track_direction(vs, st)
     return u / jnp.linalg.norm(u)
 
 
-def track_fast(u, z, vs, st, rtol: float = WARM_RTOL):
-    """(accepted, (θ, vs', st', 1)): the Rayleigh record of ``track_top`` from u = ``track_start(vs, st)`` and
-    z = ∇²L u: θ = uᵀz, accepted when there is a history, the record is not a guard record and ‖z - θu‖ ≤
-    ``rtol``·|θ|; the vector kept is the shifted power step (``_rayleigh_vector``). Its outputs are computed
-    whether or not it is accepted (a few vector operations; ``track_slow`` runs otherwise)."""
+def track_direction(vs, st):
+    """``track_start`` before its normalization (what the records multiply by ∇²L: the product is linear in it, and
+    ``track_fast`` normalizes both in its first reduction)."""
+    y0, y1 = vs[0], vs[1]
+    return jnp.where(st[TRACK_FIELDS.index("valid")] > 0, warm_start(y0, y1), y0)
+
+
+def track_fast(u, z, vs, st, rtol: float = WARM_RTOL, sums=None):
+    """(accepted, (θ, vs', st', 1)): the Rayleigh record of ``track_top`` from the start direction u (``track_start``
+    up to a positive factor: ``track_direction``) and z = ∇²L u: with û = u/‖u‖, θ = ûᵀ∇²L û = uᵀz/uᵀu, accepted when
+    there is a history, the record is not a guard record and ‖r‖ ≤ ``rtol``·|θ|, r = ∇²L û - θû = (z - θu)/‖u‖; the
+    vector kept is the shifted power step (``_rayleigh_vector``). Two reductions: (uᵀu, uᵀz, uᵀy_n) (``sums``: the
+    three when the caller has them from a reduction of its own) and (‖r‖², rᵀy_n, ûᵀr), from which the power step's
+    norm and its sign against y_n follow (r is formed explicitly: ‖r‖² as ‖z‖²/uᵀu - θ² would cancel to round-off
+    at the bound). Its outputs are computed whether or not it is accepted (``track_slow`` runs otherwise)."""
     f = {name: i for i, name in enumerate(TRACK_FIELDS)}
     y0, g = vs[0], vs[2]
-    theta = u @ z
-    r = z - theta * u
-    rho = jnp.linalg.norm(r)
+    uu, uz, uy = _sums((u, u), (u, z), (u, y0)) if sums is None else sums
+    inv = lax.rsqrt(uu)
+    theta = uz / uu
+    un = u * inv
+    r = z * inv - theta * un
+    rr, ry, ur = _sums((r, r), (r, y0), (un, r))
+    rho = jnp.sqrt(rr)
     wait, since, has_hist = st[f["wait"]], st[f["since"]], st[f["valid"]] > 0
-    y = _rayleigh_vector(u, theta, r, st[f["mu"]])
-    y = jnp.where(y @ y0 < 0, -y, y)
-    st1 = st.at[f["wait"]].set(wait - 1).at[f["since"]].set(since + 1)
+    # the shifted power step u + r/(θ - μ) (``_rayleigh_vector``), its norm from the sums: ‖û + cr‖² = ûᵀû + 2c ûᵀr +
+    # c²‖r‖², and its sign such that yᵀy_n ≥ 0
+    shift = theta - st[f["mu"]]
+    c = jnp.where(shift > 0, 1.0 / jnp.where(shift > 0, shift, 1.0), 0.0)
+    scale = lax.rsqrt(uu * inv * inv + 2.0 * c * ur + c * c * rr)
+    scale = jnp.where(uy * inv + c * ry < 0, -scale, scale)
+    y = (un + c * r) * scale
+    # (wait - 1, since + 1) as one addition of a constant vector: one fused operation where two updates were two kernels
+    st1 = st + jnp.zeros(len(TRACK_FIELDS)).at[f["wait"]].set(-1.0).at[f["since"]].set(1.0)
     # the bound at the theory's gap GAP_RTOL·λ₁, not at the guard's measured one: a bound √(G/(GAP_RTOL·λ₁)) times
     # looser (tried 2026-12-05, 22% fewer HVPs on mf D = 500 from its kicked start) let records 50-226× LAM_RTOL off
     # through when a branch g does not follow rises between two looks (an independent review's designed paths):
@@ -473,11 +496,21 @@ def _rayleigh_vector(u, theta, r, mu):
     return y / jnp.linalg.norm(y)
 
 
+def guard_start(u, g):
+    """The guard's start gd = Pg/‖Pg‖, P = I - ûûᵀ, from the second-branch vector g (û = u/‖u‖)."""
+    u = u / jnp.linalg.norm(u)
+    gd = g - (g @ u) * u
+    return gd / jnp.maximum(jnp.linalg.norm(gd), 1e-300)
+
+
 def track_slow(mv, u, z, vs, st, k: int, rtol: float = WARM_RTOL):
     """(θ, vs', st', hvps): a record of ``track_top`` that is not an accepted Rayleigh record between guard records
     (a guard record, a cold start, a residual above the bound), on the operator ``mv`` (∇²L at the record's point),
-    from u = ``track_start(vs, st)`` and z = mv(u): the guard, then the Rayleigh record or a full Lanczos."""
+    from the start direction u (``track_direction``: normalized here) and z = mv(u): the guard, then the Rayleigh
+    record or a full Lanczos."""
     f = {name: i for i, name in enumerate(TRACK_FIELDS)}
+    inv = 1.0 / jnp.linalg.norm(u)
+    u, z = u * inv, z * inv
     y0, g = vs[0], vs[2]
     m, mu, wait, gap_prev, since, valid = (st[f[name]] for name in TRACK_FIELDS)
     has_hist = valid > 0
@@ -485,39 +518,21 @@ def track_slow(mv, u, z, vs, st, k: int, rtol: float = WARM_RTOL):
     r = z - theta * u
     rho = jnp.linalg.norm(r)
     look = (wait <= 0) & has_hist  # (not at a cold start: u is not yet an eigenvector to deflate)
-    gd = g - (g @ u) * u
-    gd = gd / jnp.maximum(jnp.linalg.norm(gd), 1e-300)
+    gd = guard_start(u, g)
 
-    def solve(i, out):
-        """i = 0: the guard, two Lanczos steps of P∇²L P from g (P = I - uuᵀ; when ``look``, else none), the Ritz
-        pair (θ_g, g') of span{g, P∇²L g} and its residual ρ_g; i = 1: the record's Lanczos from u (its first
-        product is z: no second HVP), or from g' after a crossing, none when the Rayleigh record is accepted. One
-        ``lanczos_adaptive`` call site for both: the operator is traced once."""
-        (th_g, g1, rho_g, n_g), _ = out
-        guard = i == 0
-        crossed = look & (th_g > theta)  # a Rayleigh quotient of the rest above θ: the tracked branch is not the top
-        # the residual bound with the gap just measured at a look, else the one carried since the last look
-        ok = has_hist & ~crossed & (rho <= rtol * jnp.abs(theta))
-
-        def op(v):
-            pv = jnp.where(guard, v - (u @ v) * u, v)
-            av = mv(pv)
-            return jnp.where(guard, av - (u @ av) * u, av)
-
-        # the residual first looked at after the count of the last full record less one (an eigendecomposition
-        # of T per step costs more than an HVP at small D); the guard stops after its two steps (rtol = ∞)
-        th, y, res, n = lanczos_adaptive(
-            op, jnp.where(guard, gd, jnp.where(crossed, g1, u)), k, jnp.where(guard, jnp.inf, rtol),
-            max_cycles=jnp.where(guard, jnp.where(look, 1, 0), jnp.where(ok, 0, MAX_CYCLES)),
-            first_check=jnp.where(guard | crossed, 2, jnp.maximum(m - 1, 2)), z0=z, use_z0=~guard & ~crossed)
-        found = (jnp.where(look, th, -jnp.inf), jnp.where(look, jnp.where(y @ gd < 0, -y, y), g),
-                 jnp.where(look, res, jnp.inf), n)
-        pick = lambda new, old: jax.tree_util.tree_map(lambda x, x0: jnp.where(guard, x, x0), new, old)  # noqa: E731
-        return pick(found, out[0]), pick(out[1], (th, y, n, crossed, ok))
-
-    empty = (jnp.float64(0.0), u, jnp.int32(0), jnp.array(False), jnp.array(False))
-    (th_g, g1, rho_g, g_hvps), (th, y, hvps, crossed, ok) = lax.fori_loop(
-        0, 2, solve, ((jnp.float64(-jnp.inf), g, jnp.float64(jnp.inf), jnp.int32(0)), empty))
+    # the guard (when ``look``): two Lanczos steps of P∇²L P from g, the Ritz pair (θ_g, g') of span{g, P∇²L g} and
+    # its residual ρ_g (``_guard``); else none
+    th_g, g1, rho_g, g_hvps = lax.cond(look, lambda: _guard(mv, u, gd),
+                                       lambda: (jnp.float64(-jnp.inf), g, jnp.float64(jnp.inf), jnp.int32(0)))
+    crossed = look & (th_g > theta)  # a Rayleigh quotient of the rest above θ: the tracked branch is not the top
+    ok = has_hist & ~crossed & (rho <= rtol * jnp.abs(theta))
+    # the record's Lanczos from u (its first product is z: no further HVP), or from g' after a crossing, none when the
+    # Rayleigh record is accepted; the residual first looked at after the count of the last full record less one (an
+    # eigendecomposition of T per step costs more than an HVP at small D)
+    th, y, _, hvps = lax.cond(
+        ok, lambda: (theta, u, jnp.float64(0.0), jnp.int32(0)),
+        lambda: lanczos_adaptive(mv, jnp.where(crossed, g1, u), k, rtol, max_cycles=MAX_CYCLES,
+                                 first_check=jnp.where(crossed, 2, jnp.maximum(m - 1, 2)), z0=z, use_z0=~crossed))
     y = jnp.where(y @ u < 0, -y, y)
     d = y / jnp.maximum(y @ u, 1e-300) - u
     rd = r @ d
@@ -552,6 +567,48 @@ def track_slow(mv, u, z, vs, st, k: int, rtol: float = WARM_RTOL):
     st1 = st.at[f["m"]].set(m1).at[f["mu"]].set(mu1).at[f["wait"]].set(wait1).at[f["gap"]].set(gap1)
     st1 = st1.at[f["since"]].set(since1).at[f["valid"]].set(1.0)
     return theta1, vs1, st1, hvps + g_hvps
+
+
+def _guard(mv, u, gd):
+    """(θ_g, g', ρ_g, HVPs): the crossing guard of ``track_slow``, two Lanczos steps of P∇²L P (P = I - uuᵀ, ∇²L by
+    ``mv``) from the unit gd ⊥ u, written out: q₁ = gd, α₁ = q₁ᵀAq₁, β₁q₂ = Aq₁ - α₁q₁, α₂ = q₂ᵀAq₂, β₂ = ‖Aq₂ - α₂q₂ -
+    β₁q₁‖ (each new vector orthogonalized twice against the basis, as ``lanczos_adaptive``), the top Ritz pair (θ_g,
+    s) of [[α₁, β₁], [β₁, α₂]] (``_ritz2``), g' = s₁q₁ + s₂q₂ with g'ᵀgd ≥ 0, ρ_g = β₂|s₂|; on an invariant q₁ (β₁ ≈ 0)
+    the pair (α₁, q₁) with ρ_g = β₁ after one HVP. The same steps as ``lanczos_adaptive`` from gd with rtol = ∞ and one
+    cycle (the guard before 2026-12-05) without its restart loop, step test and k×k eigendecomposition: a loop of two
+    passes around one product (``mv`` is traced once), the rest straight-line (round-off aside the same pair)."""
+    def op(v):
+        pv = v - (u @ v) * u
+        av = mv(pv)
+        return av - (u @ av) * u
+
+    def step(c):
+        """Pass j: the product of the current vector q, its α and β, and the next vector (after pass 0)."""
+        j, q, q1, a1, b1, invariant, a2, b2 = c
+        z = op(q)
+        a = q @ z
+        prev = jnp.where(j == 1, q1, 0.0)
+        z = z - a * q - jnp.where(j == 1, b1, 0.0) * prev
+        for _ in range(2):
+            c1, c2 = _sums((prev, z), (q, z))
+            z = z - c1 * prev - c2 * q
+        b = jnp.linalg.norm(z)
+        first = j == 0
+        inv = b <= 1e-13 * (jnp.abs(a) + 1e-300)
+        q_next = jnp.where(inv, 0.0, z / jnp.where(inv, 1.0, b))
+        return (j + 1, jnp.where(first, q_next, q), q1, jnp.where(first, a, a1), jnp.where(first, b, b1),
+                jnp.where(first, inv, invariant), jnp.where(first, a2, a), jnp.where(first, b2, b))
+
+    zero = jnp.float64(0.0)
+    _, q2, q1, a1, b1, invariant, a2, b2 = lax.while_loop(
+        lambda c: (c[0] < 2) & ~c[5], step, (jnp.int32(0), gd, gd, zero, zero, jnp.array(False), zero, zero))
+    th2, s1, s2 = _ritz2(a1, b1, a2)
+    theta = jnp.where(invariant, a1, th2)
+    s1, s2 = jnp.where(invariant, 1.0, s1), jnp.where(invariant, 0.0, s2)
+    res = jnp.where(invariant, b1, b2 * jnp.abs(s2))
+    y = s1 * q1 + s2 * q2
+    y = y / jnp.linalg.norm(y)
+    return theta, jnp.where(y @ gd < 0, -y, y), res, jnp.where(invariant, 1, 2).astype(jnp.int32)
 
 
 @lru_cache(maxsize=64)
@@ -616,7 +673,10 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
     # the fused record (pairs=False, the tracker): the Rayleigh product ∇²L(w_t)u and the step's L(w_t), ∇L(w_t) from
     # one forward-over-reverse pass (the primal of the JVP is the gradient the step needs anyway: the record's one
     # HVP costs its tangent part only), the Rayleigh record's test and vector at top level (vectorized over a batch),
-    # and only the records that fail it go through ``track_slow``, one run after the other under ``vmap``
+    # and only the records that fail it go through ``track_slow``, one run after the other under ``vmap``. A single run
+    # (not batched) takes the pass as ``jax.linearize`` and one product of it (as fast as the JVP: mf, D = 80 and 500),
+    # and its slow record (the guard's two products, a Lanczos) applies the same linearization: no second forward and
+    # backward pass at a look (a batch's slow record, under ``sequential_vmap``, linearizes again)
     fused = start == "tracked" and not pairs
 
     def slow_record(need, x, u, z, v, st, fast):
@@ -625,12 +685,26 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
     slow_record = jax.custom_batching.sequential_vmap(slow_record)
 
     def fused_record(w, vs, ms, lr, wd):
-        """(w_{t+1}, L(w_t), ∇L(w_t), the λ₁ record's (θ, vs', ms', hvps) before the finiteness test, need of the slow
-        path): the step and the tracked record from one JVP."""
-        u = track_start(vs[0], ms[0])
-        (loss, g), (_, z) = jax.jvp(value_and_grad, (w,), (u,))
-        fast_ok, fast = track_fast(u, z, vs[0], ms[0], rtol)
-        return rule(w, loss, g, lr, wd), loss, g, (u, z, fast_ok, fast)
+        """(w_{t+1}, L(w_t), ∇L(w_t), (‖w_t‖², ‖∇L‖², ‖w_{t+1}‖², the clock's step, Σ 0·∂ᵢL), the λ₁ record's (u, z,
+        accepted, (θ, vs', ms', hvps), v -> ∇²L(w_t)v or None) before the finiteness test): the step and the tracked
+        record from one JVP (a linearization in a single run), and the sums the record reads (the row's, the clock's,
+        the finiteness tests' and ``track_fast``'s first three) in one reduction (``_sums``: one kernel where they were
+        nine)."""
+        u = track_direction(vs[0], ms[0])
+        if batched:
+            (loss, g), (_, z) = jax.jvp(value_and_grad, (w,), (u,))
+            hvp = None
+        else:  # the linearization, whose products a slow record (the guard's, a Lanczos's) takes without a new one
+            (loss, g), lin = jax.linearize(value_and_grad, w)
+            hvp = lambda v: lin(v)[1]  # noqa: E731
+            z = hvp(u)
+        new = rule(w, loss, g, lr, wd)
+        dl = (w - new) - (lr * wd) * w  # ``_clock_of``'s δ
+        # (and Σ 0·∂ᵢL: NaN when an entry of ∇L is not finite, ``_failed_at``)
+        ww, gg, nn, qq, eps, uu, uz, uy, g_zero = _sums((w, w), (g, g), (new, new), (dl, dl), (w, dl), (u, u), (u, z),
+                                                        (u, vs[0][0]), (g, jnp.zeros_like(g)))
+        fast_ok, fast = track_fast(u, z, vs[0], ms[0], rtol, sums=(uu, uz, uy))
+        return new, loss, g, (ww, gg, nn, clock_step(1.0 - lr * wd, ww, qq, eps)[1], g_zero), (u, z, fast_ok, fast, hvp)
 
     def run_one(w, clock, t, fail, vs, ms, lr, wd, ns, active, every, xis):
         """One run's chunk (``run`` maps it over a batch)."""
@@ -642,30 +716,37 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             w, clock, t, fail, vs, ms, buf = carry
             probe = (t // every) % PROBE_EVERY == PROBE_EVERY - 1
             if fused:
-                new, loss, g, (u, z, fast_ok, fast) = fused_record(w, vs, ms, lr, wd)
+                new, loss, g, (ww, gg, nn, dclock, g_zero), (u, z, fast_ok, fast, hvp) = fused_record(w, vs, ms, lr,
+                                                                                                       wd)
             else:
                 new, loss, g = update(w, lr, wd)
-            nn = new @ new
+                ww, gg, nn, dclock, g_zero = w @ w, g @ g, new @ new, _clock_of(w, new, lr, wd)[1], None
             # a failure in the last slot's loop (fail = -2 - k, ``body``) is settled here, where L and ∇L are computed
             # at the run's last finite iterate w_k anyway: k when they are not finite there, k + 1 when only w_{k+1} is
-            fail = jnp.where(fail <= -2, _failed_at(-2 - fail, loss, g), fail)
+            fail = jnp.where(fail <= -2, _failed_at(-2 - fail, loss, g, g_zero), fail)
             ok = (fail < 0) & jnp.isfinite(nn)  # isfinite(‖w_{t+1}‖²): every entry of w_{t+1} finite
             if fused:
-                theta, v1, s1, hvps = slow_record(ok & ~fast_ok, w, u, z, vs[0], ms[0], fast)
+                if batched:
+                    theta, v1, s1, hvps = slow_record(ok & ~fast_ok, w, u, z, vs[0], ms[0], fast)
+                else:
+                    theta, v1, s1, hvps = lax.cond(ok & ~fast_ok, lambda: track_slow(hvp, u, z, vs[0], ms[0], k, rtol),
+                                                   lambda: fast)
                 lams, vs1, ms1, hvps = (jnp.stack([theta, jnp.nan, jnp.nan]), v1[None], s1[None],
                                         jnp.where(ok, hvps, 0))
                 lams = jnp.where(ok, lams, jnp.nan)
             else:
                 lams, vs1, ms1, hvps = measured(ok, w, new, vs, ms, xis[i % GUARD_BLOCK], probe, odd)
             vs, ms = jnp.where(ok, vs1, vs), jnp.where(ok, ms1, ms)
-            rec = (t, loss, w @ w, lams[0], lams[1], lams[2], jnp.linalg.norm(g), clock, ok, hvps,
-                   w if keep_w else jnp.zeros(0))
-            fail = jnp.where((fail < 0) & ~ok, _failed_at(t, loss, g), fail)
+            # the row's scalars in one float64 row (one write per record where there were ten; t and the counts are
+            # exact as floats below 2^53), split into the record arrays once per chunk
+            rec = (jnp.stack([t.astype(jnp.float64), loss, ww, lams[0], lams[1], lams[2], jnp.sqrt(gg), clock,
+                              ok.astype(jnp.float64), hvps.astype(jnp.float64)]), w if keep_w else jnp.zeros(0))
+            fail = jnp.where((fail < 0) & ~ok, _failed_at(t, loss, g, g_zero), fail)
             go = ok & (n > 0)
             if dense:
                 buf = buf.at[t - t0].set(clock, mode="drop")
             w1 = jnp.where(go, new, w)
-            clock1 = clock + jnp.where(go, _clock_of(w, new, lr, wd)[1], 0.0)
+            clock1 = clock + jnp.where(go, dclock, 0.0)
 
             def body(i, carry):
                 """Step i of the slot, from w_k, k = t + i (``step``): a run whose w_{k+1} is not finite stays at w_k
@@ -692,17 +773,18 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             """Slot i: its record into row i of the record buffers, then its steps."""
             state, rows = carry
             state, rec = record(state, ns[i], i)
-            return state, tuple(r.at[i].set(x) for r, x in zip(rows, rec))
+            return state, tuple(r.at[i].set(x, mode="promise_in_bounds") for r, x in zip(rows, rec))
 
         # the used slots only (``active`` is a prefix of the slots and shared by the batch, so the loop stays a loop
         # under ``vmap``), where a scan ran every slot, the unused ones through an idle ``lax.cond`` branch. Rows past
         # the used slots keep their fill (t = -1, NaN, ok False) and the host never reads them.
         slots = ns.shape[0]
-        nan = jnp.full(slots, jnp.nan)
-        rows = (jnp.full(slots, -1, dtype=t.dtype), nan, nan, nan, nan, nan, nan, nan, jnp.zeros(slots, bool),
-                jnp.zeros(slots, jnp.int32), jnp.zeros((slots, dim) if keep_w else (slots, 0)))
-        (w, clock, t, fail, vs, ms, buf), recs = lax.fori_loop(
+        fill = jnp.array([-1.0] + [jnp.nan] * 7 + [0.0, 0.0])  # t = -1, NaN, ok False, no HVPs
+        rows = (jnp.tile(fill, (slots, 1)), jnp.zeros((slots, dim) if keep_w else (slots, 0)))
+        (w, clock, t, fail, vs, ms, buf), (tab, ws) = lax.fori_loop(
             0, jnp.sum(active), slot, ((w, clock, t, fail, vs, ms, jnp.zeros(size)), rows))
+        recs = ((tab[:, 0].astype(t.dtype),) + tuple(tab[:, i] for i in range(1, 8))
+                + (tab[:, 8] > 0, tab[:, 9].astype(jnp.int32), ws))
         return (w, clock, t, fail, vs, ms), recs, buf
 
     def run(w, clock, t, fail, vs, ms, lr, wd, ns, active, every):
