@@ -78,10 +78,10 @@ def newton_table(name: str) -> None:
     grad = jax.grad(jm.jax_loss)
     pos = np.where(vals > RANK_RTOL * vals[-1])[0]
     for idx in (pos[0], pos[len(pos) // 2], pos[-1]):
-        u, lam = vecs[:, idx], vals[idx]
+        u, lam_u = vecs[:, idx], vals[idx]
         tuu = jax.jvp(lambda y: jax.jvp(grad, (y,), (jnp.asarray(u),))[1], (jnp.asarray(theta),),
                       (jnp.asarray(u),))[1]
-        pred = -0.75 * p_t @ np.asarray(tuu) / lam
+        pred = -0.75 * p_t @ np.asarray(tuu) / lam_u
         for eps in (4e-3, 2e-3, 1e-3):
             x = theta + eps * u
             x /= np.linalg.norm(x)
@@ -91,7 +91,7 @@ def newton_table(name: str) -> None:
                 diff = newton_polish(ref, x, iters=8, rank_rtol=rank_rtol) - phi
                 row.append(f"rank_rtol {rank_rtol:.0e}: |N - Φ| {np.linalg.norm(diff):.3e} "
                            f"(cos to the prediction {diff @ pred / np.linalg.norm(diff) / np.linalg.norm(pred):+.4f})")
-            print(f"{name} λ_u/λ₁ {lam / vals[-1]:.3f} ε {eps:.0e}: predicted {eps**2 * np.linalg.norm(pred):.3e}; "
+            print(f"{name} λ_u/λ₁ {lam_u / vals[-1]:.3f} ε {eps:.0e}: predicted {eps**2 * np.linalg.norm(pred):.3e}; "
                   + "; ".join(row), flush=True)
 
 
