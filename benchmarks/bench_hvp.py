@@ -4,7 +4,13 @@ in a jit-compiled loop of one process on ``mf`` (benchmarks/bench_engine's model
 the HVPs the tracker's records take along a run of "λ₁ every 10 steps", by tenths of the run. Printed, not asserted.
 
 Run from the repository root: python -m benchmarks.bench_hvp [--sizes 16 80 500] [--repeats 5] [--hvps STEPS]
-[--motion STEPS]
+[--motion STEPS] [--chunk]
+
+``--chunk``: the compiled chunk itself in the steady state (after 4 chunks, 20,480 steps from the kicked start: past
+its transient, ``--motion``), a chunk of 512 records every 10 steps against the same chunk taking the 5120 steps
+with no record between, CPU time, medians of ``--repeats`` interleaved rounds: the record's extra cost in plain steps
+with the crossing guard's looks at most GUARD_MAX_WAIT records apart (the default), at every record, at most 32
+apart, and never after the first (what the guard costs; the last two are not srflow's settings).
 
 ``--motion STEPS``: how far the top eigenvector v₁(w_t) moves between records 10 steps apart along a run from the
 kicked start (dense ``eigh`` of the Hessian at every record, D ≤ 2048), and how far from it the tracker's kinds of
@@ -101,12 +107,58 @@ def motion(dim: int, steps: int) -> list[tuple]:
     return rows
 
 
+def chunk_costs(dim: int, repeats: int) -> tuple[float, dict]:
+    """(plain step µs, {guard setting: (record's extra cost in plain steps, λ₁ every 10 / plain)}) of the compiled
+    chunk (``compiled._chunk``, single run, pairs=False) in the steady state; GUARD_MAX_WAIT is set while each
+    variant is traced."""
+    ref, jm, theta = models(dim)
+    w0 = start(ref if ref is not None else jm, theta)
+    slots = compiled._slots(dim, False)
+    every = np.full(slots, 10)
+    active = np.ones(slots, bool)
+    plain = np.zeros(slots, np.int64)
+    plain[0] = 10 * slots
+    plain_active = np.arange(slots) == 0
+    saved = compiled.GUARD_MAX_WAIT
+    fns = {}
+    try:
+        for name, wait in ((f"looks ≤ {saved} apart", saved), ("a look every record", 1),
+                           ("looks ≤ 32 apart", 32), ("no looks", 10**9)):
+            compiled.GUARD_MAX_WAIT = wait
+            fn = compiled._chunk.__wrapped__(jm, "gdwd", False, False, False, False, compiled.TRACKED_METHOD)
+            vs, ms = compiled.initial_tracks(dim, 1)
+            state = (w0, np.float64(0.0), np.int64(0), np.int64(-1), vs, ms)
+            for _ in range(4):
+                state, _, _ = fn(*state, LR, WD, every, active, np.int64(10))
+            fns[name] = (fn, state)
+    finally:
+        compiled.GUARD_MAX_WAIT = saved
+
+    def timed(fn, state, ns, act):
+        t0 = time.process_time()
+        jax.block_until_ready(fn(*state, LR, WD, ns, act, np.int64(10)))
+        return time.process_time() - t0
+
+    first = next(iter(fns.values()))
+    times = {"plain": []} | {k: [] for k in fns}
+    for _ in range(repeats):
+        times["plain"].append(timed(*first, plain, plain_active))
+        for k, (fn, state) in fns.items():
+            times[k].append(timed(fn, state, every, active))
+    base = float(np.median(times["plain"]))
+    step = base / (10 * slots)
+    return step * 1e6, {k: ((float(np.median(v)) - base) / slots / step, float(np.median(v)) / base)
+                        for k, v in times.items() if k != "plain"}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 80, 500])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--hvps", type=int, default=0, metavar="STEPS",
                         help="also count the records' HVPs along a run of STEPS steps at each D")
+    parser.add_argument("--chunk", action="store_true",
+                        help="also the chunk's record cost in the steady state, with and without the guard's looks")
     parser.add_argument("--motion", type=int, default=0, metavar="STEPS",
                         help="also the top eigenvector's motion between records along a run of STEPS steps")
     args = parser.parse_args(argv)
@@ -121,6 +173,12 @@ def main(argv=None) -> None:
         h = record_hvps(dim, args.hvps)
         tenths = [f"{seg.mean():.2f}" for seg in np.array_split(h, 10)]
         print(f"D = {dim}: {h.sum()} HVPs over {len(h)} records; per record by tenths of the run: {' '.join(tenths)}")
+    for dim in args.sizes if args.chunk else []:
+        step, rows = chunk_costs(dim, args.repeats)
+        print(f"D = {dim}: chunk in the steady state, plain step {step:.2f} µs; record's extra cost in plain steps "
+              "(λ₁ every 10 / plain):")
+        for name, (extra, ratio) in rows.items():
+            print(f"{'':>8} {name:<24} {extra:6.2f} ({ratio:.3f}×)")
     for dim in args.sizes if args.motion else []:
         print(f"D = {dim}: {'t':>7} {'λ₁':>9} {'last':>9} {'linear':>9} {'quadratic':>9}  (distance to v₁ of the start)")
         for t, lam1, last, lin, quad in motion(dim, args.motion):
