@@ -853,8 +853,8 @@ def test_the_guard_is_two_lanczos_steps_of_the_deflated_hessian(seed):
     """``_guard`` (the crossing guard written out) gives the Ritz pair of span{gd, P A gd} (P = I - uuᵀ): its θ_g is
     the top eigenvalue of the 2×2 projection of P A P on that span by numpy (QR and eigvalsh), and it equals
     ``lanczos_adaptive`` from gd with rtol = ∞ and one cycle (the guard before 2026-12-05) in θ_g, g' and ρ_g to
-    round-off, with two HVPs; on an invariant start (gd an eigenvector of P A P) the pair is (its eigenvalue, gd) after
-    one HVP."""
+    round-off, with two HVPs; on an invariant start (gd an eigenvector of P A P, its eigenvalue negative or positive)
+    the pair is (its eigenvalue, gd) after one HVP."""
     from srflow.verification.compiled import _guard, guard_start, lanczos_adaptive
 
     rng = np.random.default_rng(seed)
@@ -878,11 +878,13 @@ def test_the_guard_is_two_lanczos_steps_of_the_deflated_hessian(seed):
     np.testing.assert_allclose(float(res), float(res0), rtol=1e-9)
     assert float(res) > 1e-3  # a generic start: the pair is not an eigenpair yet
     vals, vecs = np.linalg.eigh(p @ a @ p)
-    eig = vecs[:, np.argmax(np.abs(vals))]  # an eigenvector of P A P with a nonzero eigenvalue (⊥ u)
-    th, y, res, n = _guard(lambda x: jnp.asarray(a) @ x, jnp.asarray(u), jnp.asarray(eig))
-    assert int(n) == 1 and abs(float(res)) < 1e-12
-    np.testing.assert_allclose(float(th), vals[np.argmax(np.abs(vals))], rtol=1e-12)
-    np.testing.assert_allclose(np.abs(np.asarray(y) @ eig), 1.0, rtol=1e-12)
+    assert vals[0] < 0 < vals[-1]
+    for i in (0, dim - 1):  # eigenvectors of P A P with a negative and a positive eigenvalue (⊥ u)
+        eig = vecs[:, i]
+        th, y, res, n = _guard(lambda x: jnp.asarray(a) @ x, jnp.asarray(u), jnp.asarray(eig))
+        assert int(n) == 1 and abs(float(res)) < 1e-12
+        np.testing.assert_allclose(float(th), vals[i], rtol=1e-12)
+        np.testing.assert_allclose(np.abs(np.asarray(y) @ eig), 1.0, rtol=1e-12)
 
 
 def test_a_tracked_record_traces_three_hvps():
