@@ -853,8 +853,8 @@ def test_the_guard_is_two_lanczos_steps_of_the_deflated_hessian(seed):
     """``_guard`` (the crossing guard written out) gives the Ritz pair of span{gd, P A gd} (P = I - uuᵀ): its θ_g is
     the top eigenvalue of the 2×2 projection of P A P on that span by numpy (QR and eigvalsh), and it equals
     ``lanczos_adaptive`` from gd with rtol = ∞ and one cycle (the guard before 2026-12-05) in θ_g, g' and ρ_g to
-    round-off, with two HVPs; on an invariant start (gd an eigenvector of P A P) the pair is (its eigenvalue, gd) after
-    one HVP."""
+    round-off, with two HVPs; on an invariant start (gd an eigenvector of P A P, its eigenvalue negative or positive)
+    the pair is (its eigenvalue, gd) after one HVP."""
     from srflow.verification.compiled import _guard, guard_start, lanczos_adaptive
 
     rng = np.random.default_rng(seed)
@@ -878,11 +878,13 @@ def test_the_guard_is_two_lanczos_steps_of_the_deflated_hessian(seed):
     np.testing.assert_allclose(float(res), float(res0), rtol=1e-9)
     assert float(res) > 1e-3  # a generic start: the pair is not an eigenpair yet
     vals, vecs = np.linalg.eigh(p @ a @ p)
-    eig = vecs[:, np.argmax(np.abs(vals))]  # an eigenvector of P A P with a nonzero eigenvalue (⊥ u)
-    th, y, res, n = _guard(lambda x: jnp.asarray(a) @ x, jnp.asarray(u), jnp.asarray(eig))
-    assert int(n) == 1 and abs(float(res)) < 1e-12
-    np.testing.assert_allclose(float(th), vals[np.argmax(np.abs(vals))], rtol=1e-12)
-    np.testing.assert_allclose(np.abs(np.asarray(y) @ eig), 1.0, rtol=1e-12)
+    assert vals[0] < 0 < vals[-1]
+    for i in (0, dim - 1):  # eigenvectors of P A P with a negative and a positive eigenvalue (⊥ u)
+        eig = vecs[:, i]
+        th, y, res, n = _guard(lambda x: jnp.asarray(a) @ x, jnp.asarray(u), jnp.asarray(eig))
+        assert int(n) == 1 and abs(float(res)) < 1e-12
+        np.testing.assert_allclose(float(th), vals[i], rtol=1e-12)
+        np.testing.assert_allclose(np.abs(np.asarray(y) @ eig), 1.0, rtol=1e-12)
 
 
 def test_a_tracked_record_traces_three_hvps():
@@ -925,3 +927,80 @@ def test_a_chunk_traces_one_record_for_the_three_phases(monkeypatch):
     fn.trace(np.array([1.0, 0.3, 0.2]), 0.0, np.int64(0), np.int64(-1), vs, ms, 0.1, 0.01,
              np.zeros(slots, dtype=np.int64), np.zeros(slots, dtype=bool), np.int64(10))
     assert len(records) == 1, len(records)
+
+
+def _inf_gradient_below(w):
+    """A circle-type loss whose ∇L has an infinite entry (∂₀L = ∞) once ‖w‖² < 0.9 while L itself stays finite."""
+    @jax.custom_jvp
+    def kick(v):
+        return jnp.zeros((), v.dtype)
+
+    @kick.defjvp
+    def _(primals, tangents):
+        (v,), (dv,) = primals, tangents
+        return kick(v), jnp.where(v @ v < 0.9, jnp.inf, 0.0) * dv[0]
+
+    x = w / jnp.linalg.norm(w)
+    return 0.5 * (1 + 8 * x[0] ** 2) * x[2] ** 2 + kick(w)
+
+
+def test_an_infinite_gradient_entry_with_a_finite_loss_is_reported_at_the_numpy_loops_step():
+    """The fused record tests ∇L(w_t) for finiteness by Σᵢ 0·∂ᵢL (NaN iff an entry is not finite) in its one reduction:
+    a gradient with an infinite entry under a finite loss is a divergence at t (the numpy loop's model raises at ∇L),
+    not at t + 1 (where w_{t+1} is not finite): every step recorded (the failure at a record) and every 7 (between
+    records, settled at the next record), single and batched, equal to the numpy loop."""
+    model = from_jax(_inf_gradient_below, 3, name="inf_gradient_below")
+    step = lambda msg: int(msg.split("diverged at step ")[1].split(":")[0])  # noqa: E731
+    w0s = np.array([[0.97, 0.2, 0.1], [0.2, 0.97, 0.05]])
+    for every in (1, 7):
+        batch = simulate_batch(model, w0s, 0.1, 60, wd=0.01, every=every, pairs=False)
+        for w0, b in zip(w0s, batch):
+            ref = simulate(model, w0, 0.1, 60, wd=0.01, every=every, engine="numpy", pairs=False)
+            single = simulate_compiled(model, w0, 0.1, 60, wd=0.01, every=every, pairs=False)
+            assert "gradient is not finite" in ref.diverged, ref.diverged  # the numpy loop's failure: ∇L(w_t)
+            assert step(ref.diverged) == step(single.diverged) == step(b.diverged), (every, ref.diverged, b.diverged)
+            assert list(ref.steps) == list(single.steps) == list(b.steps)
+
+
+def test_the_fused_records_clock_equals_the_numpy_loops_on_the_sphere():
+    """The fused record (pairs=False) takes the clock step from its one reduction's sums (``clock_step``): on the
+    sphere (ngd-sphere: δ = w_t - w_{t+1} has a radial part, ε = w_t·δ ≠ 0, unlike GD+WD where ε is round-off) its
+    records and clock equal the numpy loop's, single and batched."""
+    ref, jm = twins("sphere_circle")
+    w0 = two_cycle_start(ref, np.array([np.cos(0.5), np.sin(0.5), 0.0]), 0.05, "ngd-sphere")
+    a = simulate(ref, w0, 0.05, 200, algorithm="ngd-sphere", every=40, pairs=False)
+    assert_same_run(a, simulate(jm, w0, 0.05, 200, algorithm="ngd-sphere", every=40, pairs=False))
+    assert_same_run(a, simulate_batch(jm, np.stack([w0, w0]), 0.05, 200, algorithm="ngd-sphere", every=40,
+                                      pairs=False, dense_clock=True)[1])
+    assert a.clock[-1] > 0.01  # the clock moved: its steps are compared, not zeros
+
+
+def test_the_rayleigh_record_is_the_same_from_any_positive_multiple_of_its_start():
+    """``track_fast`` takes the start unnormalized (``track_direction``: the product ∇²L u is linear in u) and
+    normalizes by its sums: from c·u and c·∇²L u (c = 3, 0.25) the record (θ, its test -- the residual of the unit start, here half
+    the bound --, the vector kept, the state)
+    equals the one from the unit u."""
+    from srflow.verification.compiled import TRACK_FIELDS, initial_tracks, track_fast, track_start
+
+    rng = np.random.default_rng(5)
+    b = rng.standard_normal((8, 8))
+    a = jnp.asarray((b + b.T) / 2 + np.diag(np.linspace(0, 6, 8)))
+    vecs = np.linalg.eigh(np.asarray(a))[1]
+    vs, st = initial_tracks(8, 1)
+    y0 = vecs[:, -1] + 1e-4 * vecs[:, 0]
+    y1 = vecs[:, -1] + 3e-4 * vecs[:, 1]
+    vs[0, 0], vs[0, 1] = y0 / np.linalg.norm(y0), y1 / np.linalg.norm(y1)
+    f = {name: i for i, name in enumerate(TRACK_FIELDS)}
+    st[0, [f["valid"], f["wait"], f["mu"]]] = 1.0, 3.0, 1.0
+    vs, st = jnp.asarray(vs[0]), jnp.asarray(st[0])
+    u = track_start(vs, st)
+    rho = np.linalg.norm(np.asarray(a @ u - (u @ a @ u) * u))
+    rtol = 2.0 * rho / float(u @ a @ u)  # the test's bound at twice the residual: accepted, with room for round-off only
+    ok, (theta, v1, s1, _) = track_fast(u, a @ u, vs, st, rtol=rtol)
+    assert bool(ok)
+    for c in (3.0, 0.25):
+        ok_c, (theta_c, v1_c, s1_c, _) = track_fast(c * u, a @ (c * u), vs, st, rtol=rtol)
+        assert bool(ok_c)
+        np.testing.assert_allclose(float(theta_c), float(theta), rtol=1e-14)
+        np.testing.assert_allclose(np.asarray(v1_c), np.asarray(v1), rtol=0, atol=1e-14)
+        np.testing.assert_allclose(np.asarray(s1_c), np.asarray(s1), rtol=0, atol=0)
