@@ -10,7 +10,8 @@ Run from the repository root: python -m benchmarks.bench_hvp [--sizes 16 80 500]
 its transient, ``--motion``), a chunk of 512 records every 10 steps against the same chunk taking the 5120 steps
 with no record between, CPU time, medians of ``--repeats`` interleaved rounds: the record's extra cost in plain steps
 with the crossing guard's looks at most GUARD_MAX_WAIT records apart (the default), at every record, at most 32
-apart, and never after the first (what the guard costs; the last two are not srflow's settings).
+apart, and never after the first (what the guard costs; the last two are not srflow's settings); and the fused step +
+HVP alone inside a step loop (``interleaved``: its vector used as the tracker uses it, CPU time), the floor there.
 
 ``--motion STEPS``: how far the top eigenvector v₁(w_t) moves between records 10 steps apart along a run from the
 kicked start (dense ``eigh`` of the Hessian at every record, D ≤ 2048), and how far from it the tracker's kinds of
@@ -60,6 +61,41 @@ def costs(dim: int, steps: int, repeats: int) -> dict:
             f(w0).block_until_ready()
             times[k].append((time.perf_counter() - t0) / steps * 1e6)
     return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def interleaved(dim: int, repeats: int, records: int = 512) -> float:
+    """The extra cost, in plain steps, of one fused step + HVP per 10 steps inside a step loop (CPU time, medians of
+    ``repeats``): a jit loop of [the JVP of the loss's value and gradient at w along u, the step, u ← ∇²L u/‖∇²L u‖,
+    9 plain steps] against 10 plain steps, ``records`` times. The floor of a record in its setting (the HVP's vector
+    used, as the tracker uses it), without the tracker's test, the guard and the record slot."""
+    ref, jm, theta = models(dim)
+    w0 = jnp.asarray(start(ref if ref is not None else jm, theta))
+    value_and_grad = jax.value_and_grad(jm.jax_loss)
+    u0 = jnp.asarray(np.random.default_rng(0).standard_normal(dim))
+    u0 = u0 / jnp.linalg.norm(u0)
+
+    def plain(w):
+        return (1 - LR * WD) * w - LR * value_and_grad(w)[1]
+
+    def block(carry):
+        w, u = carry
+        (_, g), (_, z) = jax.jvp(value_and_grad, (w,), (u,))
+        w = lax.fori_loop(0, 9, lambda i, x: plain(x), (1 - LR * WD) * w - LR * g)
+        return w, z / jnp.linalg.norm(z)
+
+    f_plain = jax.jit(lambda w: lax.fori_loop(0, 10 * records, lambda i, x: plain(x), w))
+    f_rec = jax.jit(lambda w: lax.fori_loop(0, records, lambda i, c: block(c), (w, u0)))
+    jax.block_until_ready((f_plain(w0), f_rec(w0)))
+    tp, tr = [], []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        jax.block_until_ready(f_plain(w0))
+        tp.append(time.process_time() - t0)
+        t0 = time.process_time()
+        jax.block_until_ready(f_rec(w0))
+        tr.append(time.process_time() - t0)
+    base = float(np.median(tp))
+    return (float(np.median(tr)) - base) / records / (base / (10 * records))
 
 
 def record_hvps(dim: int, steps: int) -> np.ndarray:
@@ -177,6 +213,8 @@ def main(argv=None) -> None:
         step, rows = chunk_costs(dim, args.repeats)
         print(f"D = {dim}: chunk in the steady state, plain step {step:.2f} µs; record's extra cost in plain steps "
               "(λ₁ every 10 / plain):")
+        extra = interleaved(dim, args.repeats)
+        print(f"{'':>8} {'fused step + HVP alone':<24} {extra:6.2f} ({1 + extra / 10:.3f}×)  (in a step loop, CPU time)")
         for name, (extra, ratio) in rows.items():
             print(f"{'':>8} {name:<24} {extra:6.2f} ({ratio:.3f}×)")
     for dim in args.sizes if args.motion else []:
