@@ -274,12 +274,17 @@ def _sums(*pairs):
                       lambda p, q: tuple(u + v for u, v in zip(p, q)), (pairs[0][0].ndim - 1,))
 
 
+def _clock_delta(x, nx, lr, wd):
+    """δ of the step x = w_k -> nx = w_{k+1} written w_{k+1} = (1 - ηλ)w_k - δ: δ = (w_k - w_{k+1}) - ηλ·w_k
+    (w_k - w_{k+1} is exact where the two entries are within a factor 2, and ηλ·w_k is small: δ is off by
+    ≲ 1e-16·(|δ| + ηλ|w_k|) per entry)."""
+    return (x - nx) - (lr * wd) * x
+
+
 def _clock_of(x, nx, lr, wd):
-    """(‖w_{k+1}‖², ‖w̄_{k+1} - w̄_k‖²) of the step x = w_k -> nx = w_{k+1} by ``clock_step``, a = 1 - ηλ and
-    δ = (w_k - w_{k+1}) - ηλ·w_k (w_k - w_{k+1} is exact where the two entries are within a factor 2, and ηλ·w_k is
-    small: δ is off by ≲ 1e-16·(|δ| + ηλ|w_k|) per entry), from ‖w_k‖², ‖δ‖² and w_k·δ in one reduction over w_k and
-    w_{k+1}."""
-    dl = (x - nx) - (lr * wd) * x
+    """(‖w_{k+1}‖², ‖w̄_{k+1} - w̄_k‖²) of the step x = w_k -> nx = w_{k+1} by ``clock_step``, a = 1 - ηλ and δ
+    = ``_clock_delta``, from ‖w_k‖², ‖δ‖² and w_k·δ in one reduction over w_k and w_{k+1}."""
+    dl = _clock_delta(x, nx, lr, wd)
     rr, qq, eps = _sums((x, x), (dl, dl), (x, dl))
     return clock_step(1.0 - lr * wd, rr, qq, eps)
 
@@ -471,7 +476,7 @@ def track_fast(u, z, vs, st, rtol: float = WARM_RTOL, sums=None):
     r = z * inv - theta * un
     rr, ry, ur = _sums((r, r), (r, y0), (un, r))
     rho = jnp.sqrt(rr)
-    wait, since, has_hist = st[f["wait"]], st[f["since"]], st[f["valid"]] > 0
+    wait, has_hist = st[f["wait"]], st[f["valid"]] > 0
     # the shifted power step u + r/(θ - μ) (``_rayleigh_vector``), its norm from the sums: ‖û + cr‖² = ûᵀû + 2c ûᵀr +
     # c²‖r‖², and its sign such that yᵀy_n ≥ 0
     shift = theta - st[f["mu"]]
@@ -699,7 +704,7 @@ def _chunk(model, algorithm: str, pairs: bool, batched: bool, dense: bool, keep_
             hvp = lambda v: lin(v)[1]  # noqa: E731
             z = hvp(u)
         new = rule(w, loss, g, lr, wd)
-        dl = (w - new) - (lr * wd) * w  # ``_clock_of``'s δ
+        dl = _clock_delta(w, new, lr, wd)
         # (and Σ 0·∂ᵢL: NaN when an entry of ∇L is not finite, ``_failed_at``)
         ww, gg, nn, qq, eps, uu, uz, uy, g_zero = _sums((w, w), (g, g), (new, new), (dl, dl), (w, dl), (u, u), (u, z),
                                                         (u, vs[0][0]), (g, jnp.zeros_like(g)))
