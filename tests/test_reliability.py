@@ -77,6 +77,19 @@ def _live_in_group(pgid: int) -> list[str]:
     return live
 
 
+def _described(live: list[str]) -> str:
+    """``live`` ("pid (state)" entries) with each process's command line, for a failure message."""
+    out = []
+    for entry in live:
+        pid = entry.split()[0]
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:200].decode(errors="replace")
+        except OSError:
+            cmd = "?"
+        out.append(f"{entry}: {cmd}")
+    return "; ".join(out) or "none"
+
+
 def _has_results(out: Path, n: int = 1) -> bool:
     try:
         return len(_report(out)["checks"]) >= n
@@ -121,11 +134,17 @@ def test_killing_the_main_process_takes_its_workers_down(tmp_path):
     try:
         wait_for(lambda: len(_live_in_group(proc.pid)) >= 3, 60, "two workers")
         os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=10)
-        wait_for(lambda: not _live_in_group(proc.pid), 10, "the workers to die")
+        # wait() for the killed process itself, not communicate(): that waits for every holder of its stdout
+        # pipe to close it, which is not the claim here (which processes of the group live is)
+        proc.wait(timeout=10)
+        wait_for(lambda: not _live_in_group(proc.pid), 10,
+                 lambda: f"the workers to die; alive: {_described(_live_in_group(proc.pid))}")
     finally:
         if _live_in_group(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def test_two_concurrent_runs_on_one_out_the_second_is_refused(tmp_path):

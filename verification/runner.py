@@ -4,8 +4,8 @@
 else started) or on a ``LocalCluster`` of ``workers`` processes with one thread each. A LocalCluster of srflow's
 own keeps the guarantees of a command-line tool (tests/test_reliability.py):
 
-* **workers die with their parent**, however it ends (``kill -9`` included): a worker plugin makes each worker
-  process end when the srflow process does (``die_with_parent``: ``prctl(PR_SET_PDEATHSIG)`` on Linux and a
+* **workers die with their parent**, however it ends (``kill -9`` included): a worker plugin, set up as each
+  worker starts (before it registers with the scheduler), makes each worker process end when the srflow process does (``die_with_parent``: ``prctl(PR_SET_PDEATHSIG)`` on Linux and a
   watchdog thread);
 * **Ctrl-C is the parent's decision**: SIGINT is blocked while the cluster starts, so its event-loop thread and
   the worker processes it starts never take the signal a terminal sends to the whole process group; the parent's
@@ -201,11 +201,19 @@ class Cluster:
                 blocked = threading.current_thread() is threading.main_thread()
                 old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if blocked else None
                 try:  # threads and processes started now inherit the blocked SIGINT
+                    # the plugin goes in with the workers' arguments, so each worker sets it up as it starts,
+                    # before it registers with the scheduler: registered later through the client, it left a
+                    # window (seconds on a busy machine) in which a kill -9 of this process orphaned the workers.
+                    # Pickled by distributed's (cloud)pickle, as bytes: a spawned worker's arguments go through
+                    # the standard pickle, which cannot carry the lazily defined plugin class.
+                    from distributed.protocol import pickle as dask_pickle
+
+                    plugins = (dask_pickle.dumps(_die_with_parent_plugin(os.getpid())),) if processes else ()
                     self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                                                dashboard_address=":0", silence_logs=logging.ERROR)
+                                                dashboard_address=":0", silence_logs=logging.ERROR,
+                                                plugins=plugins)
                     self.client = Client(self.cluster)
                     if processes:
-                        self.client.register_plugin(_die_with_parent_plugin(os.getpid()))
                         self.worker_pids = self.client.run(os.getpid)
                 finally:
                     if old is not None:
