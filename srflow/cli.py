@@ -22,7 +22,7 @@ import numpy as np
 
 from srflow import __version__
 from srflow.toy_models import REGISTRY, make_model
-from srflow.toy_models.protocol import model_name
+from srflow.toy_models.protocol import minimizer_point, model_name
 from srflow.verification.identities import IDENTITIES, check_identities, check_minimizer
 from srflow.verification.outdir import (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,  # noqa: F401
                                         OutputWriteFailed, UsageError, fresh_folder, writable as _writable)
@@ -79,8 +79,9 @@ def _cmd_check_identities(args) -> int:
     failed = 0
     for model in models:
         rows = check_identities(model, rng, points=args.points)
-        if hasattr(model, "minimizer"):
-            rows += check_minimizer(model, model.minimizer(rng))
+        theta = minimizer_point(model, rng)
+        if theta is not None:
+            rows += check_minimizer(model, theta)
         for r in rows:
             failed += r.status != "pass"
             print(f"{model_name(model):<16} {r.identity:<20} {r.scaled_error:>12.2e}  {r.status:<6}  {r.message}")

@@ -1004,3 +1004,25 @@ def test_the_rayleigh_record_is_the_same_from_any_positive_multiple_of_its_start
         np.testing.assert_allclose(float(theta_c), float(theta), rtol=1e-14)
         np.testing.assert_allclose(np.asarray(v1_c), np.asarray(v1), rtol=0, atol=1e-14)
         np.testing.assert_allclose(np.asarray(s1_c), np.asarray(s1), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("algorithm", ["gdwd", "sqrt"])
+def test_the_per_step_clock_at_a_stride_above_dense_clock_max_is_the_numpy_loops(algorithm):
+    """pairs=False (the ALP checks' runs): a stride above DENSE_CLOCK_MAX is run in pieces (``_piece_plan``) whose
+    records are dropped, so the compiled run keeps the clock of every step as the numpy loop does -- the same records,
+    the same per-step clock (the √L check's premise and the clock error are read from it; before, the compiled run
+    had none at such strides and the premise went unmeasured)."""
+    from srflow.verification.compiled import DENSE_CLOCK_MAX
+
+    ref, jm = twins("sphere_circle")
+    every = DENSE_CLOCK_MAX + 905  # odd, two pieces per interval
+    steps = 2 * every + 77
+    lr, wd = (0.1, 0.01) if algorithm == "gdwd" else (0.02, 0.0)
+    w0 = gdwd_start(ref) if algorithm == "gdwd" else two_cycle_start(ref, ref.minimizer(np.random.default_rng(0)),
+                                                                     lr, algorithm)
+    a = simulate(ref, w0, lr, steps, wd=wd, algorithm=algorithm, every=every, pairs=False)
+    b = simulate(jm, w0, lr, steps, wd=wd, algorithm=algorithm, every=every, pairs=False)
+    assert list(b.steps) == [0, every, 2 * every, steps] and len(b.clock_steps) == steps + 1
+    assert_same_run(a, b)
+    assert simulate(jm, w0, lr, steps, wd=wd, algorithm=algorithm, every=every, pairs=False,
+                    dense_clock=False).clock_steps is None

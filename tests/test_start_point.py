@@ -104,3 +104,48 @@ def test_every_draw_of_the_twin_is_the_numpy_models():
     b = Session(jax_losses.make_jax_model("mf", rng=2), QUICK, 2, spec="jax:mf")
     for purpose in ("eos-entry", "identities", "collapse twin"):
         np.testing.assert_array_equal(a.rng(purpose).standard_normal(4), b.rng(purpose).standard_normal(4))
+
+
+def _rayleigh_sympy(minimizer_fn=None):
+    import sympy as sp
+
+    from srflow.toy_models import SympyModel
+
+    w = sp.symbols("w0:3", real=True)
+    expr = sp.Rational(1, 2) * ((w[0]**2 + 2 * w[1]**2 + 4 * w[2]**2) / (w[0]**2 + w[1]**2 + w[2]**2)
+                                - sp.Rational(5, 2))**2
+    return SympyModel(expr, w, name="rq3", minimizer_fn=minimizer_fn)
+
+
+def test_a_minimizer_that_raises_not_implemented_counts_as_absent():
+    """A SympyModel without ``minimizer_fn`` has a ``minimizer`` that raises NotImplementedError (no construction
+    known): θ₀ is then found by the flow to Γ, as for a model without the method (README: "without a minimizer(rng)
+    method a point of Γ is found by gradient flow"); it was a NotImplementedError reported as eight FAILs."""
+    from srflow.toy_models import minimizer_point
+
+    model = _rayleigh_sympy()
+    assert minimizer_point(model, np.random.default_rng(0)) is None
+    theta = start_point(model, 0)
+    assert abs(np.linalg.norm(theta) - 1) < 1e-12 and model.loss(theta) < 1e-20
+    # with a construction, it is used
+    point = np.array([np.sqrt(0.5), 0.0, np.sqrt(0.5)])  # ½·1 + ½·4 = 5/2 on Γ
+    assert np.allclose(start_point(_rayleigh_sympy(lambda rng: point), 0), point)
+
+
+def test_a_bug_in_a_check_is_an_error_not_a_fail():
+    """``session.guard`` turns a diverging run (a RuntimeError) into FAIL; a NotImplementedError or RecursionError
+    (RuntimeError subclasses) is a bug, not a verdict: it propagates, and the runner reports an error."""
+    from srflow.verification.session import guard
+    from srflow.verification.verdicts import Status
+
+    session = Session(make_model("sphere_circle", rng=0), QUICK, 0)
+
+    def raising(exc):
+        def run():
+            raise exc
+        return run
+
+    assert guard(session, "flow-tracking", raising(RuntimeError("diverged at step 7"))).status == Status.FAIL
+    for exc in (NotImplementedError("no construction"), RecursionError("deep")):
+        with pytest.raises(type(exc)):
+            guard(session, "flow-tracking", raising(exc))

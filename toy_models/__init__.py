@@ -22,13 +22,13 @@ from .families import (ManifoldModel, batchnorm_linear, deep_linear, matrix_comp
 from .generic import SmoothFunction, wrap
 from .multilinear import MultilinearLeastSquares
 from .normalized import NormalizedModel
-from .protocol import Model, check_model, model_name
+from .protocol import Model, check_model, minimizer_point, model_name
 from .registry import NETWORKS, REGISTRY, TOY_MODELS, make_model
 from .sympy_model import SympyModel, rayleigh_model
 from .zoo import ZooSpec, draw_spec, zoo_model, zoo_specs
 
 __all__ = [
-    "REGISTRY", "NETWORKS", "TOY_MODELS", "make_model", "Model", "check_model", "model_name",
+    "REGISTRY", "NETWORKS", "TOY_MODELS", "make_model", "Model", "check_model", "minimizer_point", "model_name",
     "NormalizedModel", "ManifoldModel", "MultilinearLeastSquares", "SmoothFunction", "SympyModel", "wrap",
     "matrix_factorization", "matrix_completion", "symmetric_factorization", "batchnorm_linear", "deep_linear",
     "sphere_circle", "rayleigh_model", "breathing", "zoo_model", "zoo_specs", "draw_spec", "ZooSpec", "from_jax", "JaxModel", "make_jax_model",

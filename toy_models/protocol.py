@@ -19,7 +19,8 @@ Contract, over flat float64 vectors ``w`` of shape ``(D,)``:
 Optional members:
 
 8. ``minimizer(rng) -> (D,)`` -- a unit-norm point of the minimizer manifold Γ (local minimizers of L
-   on the unit sphere), for a ``np.random.Generator`` ``rng``.
+   on the unit sphere), for a ``np.random.Generator`` ``rng``. A ``minimizer`` that raises ``NotImplementedError``
+   (no construction known, e.g. a ``SympyModel`` without ``minimizer_fn``) counts as absent (``minimizer_point``).
 9. ``manifold_dim: int`` -- dim Γ (as a submanifold of the unit sphere). At a point θ of Γ the rank
    condition reads rank ∇²L(θ) = D - 1 - dim Γ.
 10. ``name: str`` -- a label for reports.
@@ -70,6 +71,18 @@ def check_model(model) -> None:
     dim = model.dim
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
         raise TypeError(f"model: 'dim' must be a positive integer, got {dim!r}")
+
+
+def minimizer_point(model, rng) -> np.ndarray | None:
+    """``model.minimizer(rng)`` as a float64 array, or None when the model has no minimizer: no such member, or one
+    that raises ``NotImplementedError`` (no construction known; item 8)."""
+    minimizer = getattr(model, "minimizer", None)
+    if minimizer is None:
+        return None
+    try:
+        return np.asarray(minimizer(rng), dtype=np.float64)
+    except NotImplementedError:
+        return None
 
 
 def model_name(model) -> str:

@@ -819,6 +819,25 @@ def _record_plan(steps: int, every: int) -> tuple[np.ndarray, np.ndarray]:
     return ts, np.append(np.diff(ts), 0)
 
 
+#: the length of a piece (``_piece_plan``): even, so that a piece's record sits on the phase of the 2-cycle of the
+#: record it follows and the kept records alternate as with the plain plan; two pieces fill a chunk's clock buffer
+PIECE = (DENSE_CLOCK_MAX - 2) & ~1
+
+
+def _piece_plan(ts: np.ndarray, ns: np.ndarray, piece: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The record plan (ts, ns) with every interval longer than ``piece`` steps cut into pieces of ``piece`` steps and
+    a shorter last one: (steps, steps after each, a mask of the original records). The extra records give the chunk
+    a slot per piece, so that its clock buffer (CLOCK_BUF) holds the clock of every step at any stride."""
+    fine, kept = [], []
+    for t, n in zip(ts, ns):
+        cuts = np.arange(t, t + max(int(n), 1), piece, dtype=np.int64)
+        fine.append(cuts)
+        kept.append(np.arange(len(cuts)) == 0)
+    ts_fine = np.concatenate(fine)
+    ns_fine = np.append(np.diff(ts_fine), 0)
+    return ts_fine, ns_fine, np.concatenate(kept)
+
+
 def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", every: int = 100,
                    track_phi: bool = False, quiet: bool = True, label: str = "", pairs: bool = True,
                    dense_clock: bool = False, keep_iterates: bool = False) -> list[Trajectory]:
@@ -826,7 +845,9 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
     ``lr`` and ``wd`` numbers or (B,) arrays, the same ``steps`` and ``every``. Returns one ``Trajectory``
     per run, equal to ``simulate(model, w0s[i], lr[i], steps, wd[i], ...)`` (see the module docstring);
     ``keep_iterates``: also w_t at every record, in ``Trajectory.iterates`` (records × D). ``dense_clock``: the
-    clock at every step (``Trajectory.clock_steps``), for ``every`` ≤ DENSE_CLOCK_MAX."""
+    clock at every step (``Trajectory.clock_steps``): for ``every`` ≤ DENSE_CLOCK_MAX, and with ``pairs=False`` at
+    any stride (``_piece_plan``: a longer interval is run in pieces whose records are dropped), as the numpy loop
+    keeps it."""
     if not hasattr(model, "jax_loss"):
         raise TypeError("model: the compiled path needs a JAX model (toy_models.from_jax), with 'jax_loss'")
     if algorithm not in ALGORITHMS:
@@ -856,19 +877,23 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
     # ``dense_clock``: the clock at every step into a buffer of CLOCK_BUF steps per chunk (so a chunk holds fewer
     # records), only on request and for intervals up to DENSE_CLOCK_MAX steps; otherwise ``clock_steps`` stays
     # unset (checks then read the clock at the records)
-    dense = bool(dense_clock and every <= DENSE_CLOCK_MAX)
+    ts, ns = _record_plan(int(steps), int(every))
+    kept, stride = None, int(every)
+    if dense_clock and not pairs and every > DENSE_CLOCK_MAX:
+        ts, ns, kept = _piece_plan(ts, ns, PIECE)
+        stride = PIECE
+    dense = bool(dense_clock and stride <= DENSE_CLOCK_MAX)
     keep_w = bool(track_phi or keep_iterates)
     fn = _chunk(model, algorithm, pairs, not single, dense, keep_w, (WARM_START, WARM_RTOL, GUARD_EPS))
     slots = _slots(model.dim, keep_w)
-    per_call = min(slots, (CLOCK_BUF - 1) // every) if dense else slots
-    ts, ns = _record_plan(int(steps), int(every))
+    per_call = min(slots, (CLOCK_BUF - 1) // stride) if dense else slots
     chunks, clocks = [], []
     for lo in range(0, len(ts), per_call):
         n_used = min(per_call, len(ts) - lo)
         ns_chunk = np.zeros(slots, dtype=np.int64)
         ns_chunk[:n_used] = ns[lo:lo + n_used]
         active = np.arange(slots) < n_used
-        state, recs, buf = fn(*state, *hyper, ns_chunk, active, np.int64(every))
+        state, recs, buf = fn(*state, *hyper, ns_chunk, active, np.int64(stride))
         recs, buf = jax.device_get((recs, buf))  # the chunk's records: one copy to the host
         recs = [np.asarray(r)[None] if single else np.asarray(r) for r in recs]  # (batch, slots, ...)
         chunks.append([r[:, :n_used] for r in recs])
@@ -885,6 +910,8 @@ def simulate_batch(model, w0s, lr, steps: int, wd=0.0, algorithm: str = "gdwd", 
         fails[i] = int(_failed_at(k, loss, g))
     seconds = time.perf_counter() - start
     cols = [np.concatenate([c[i] for c in chunks], axis=1) for i in range(len(chunks[0]))]
+    if kept is not None:  # the pieces' own records: taken for the per-step clock only
+        cols = [c[:, kept[:c.shape[1]]] for c in cols]
     out = []
     for i in range(batch):
         ok = cols[8][i]

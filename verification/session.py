@@ -18,7 +18,7 @@ import numpy as np
 
 from srflow.theory import (AssumptionViolated, breathing_period, manifold_point, project_to_manifold, sharpness,
                            sharpness_reduction_flow, time_scale_separation)
-from srflow.toy_models.protocol import model_name
+from srflow.toy_models.protocol import minimizer_point, model_name
 
 from srflow.theory.sharpness import is_dense
 
@@ -201,7 +201,8 @@ def draw_rng(seed: int, key: str, purpose: str) -> np.random.Generator:
 
 
 def start_point(model, seed: int, spec: str | None = None) -> np.ndarray:
-    """THE start point θ₀ ∈ Γ of (model, seed): ``model.minimizer(rng)`` when the model has one, else Φ of a standard
+    """THE start point θ₀ ∈ Γ of (model, seed): ``model.minimizer(rng)`` when the model has one
+    (``toy_models.minimizer_point``: not one that raises NotImplementedError), else Φ of a standard
     normal draw (descend to Γ, ``theory.project_to_manifold``), with ``rng = draw_rng(seed, draw_key(model, spec),
     "theta0")``. Every path draws θ₀ here (``Session.theta0``: ``srflow verify`` on the numpy model, ``--deep`` on
     its JAX twin, ``srflow sweep``'s cells, the API), so one (model, seed) has one θ₀ -- equal to float64 round-off
@@ -209,8 +210,9 @@ def start_point(model, seed: int, spec: str | None = None) -> np.ndarray:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
     rng = draw_rng(seed, draw_key(model, spec), "theta0")
-    if hasattr(model, "minimizer"):
-        return np.asarray(model.minimizer(rng), dtype=np.float64)
+    theta = minimizer_point(model, rng)
+    if theta is not None:
+        return theta
     return project_to_manifold(model, rng.standard_normal(model.dim)).theta
 
 
@@ -414,5 +416,7 @@ def guard(session: Session, name: str, fn: Callable[[], CheckResult]) -> CheckRe
     except AssumptionViolated as exc:
         text = str(exc) if str(exc).startswith("assumption violated") else f"assumption violated: {exc}"
         return result(session, name, Status.ASSUMPTION_VIOLATED, None, None, None, float("nan"), text)
+    except (NotImplementedError, RecursionError):  # RuntimeErrors that are bugs, not a run that diverged: errors
+        raise
     except RuntimeError as exc:
         return result(session, name, Status.FAIL, None, None, None, float("inf"), str(exc))
