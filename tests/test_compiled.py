@@ -1006,16 +1006,20 @@ def test_the_rayleigh_record_is_the_same_from_any_positive_multiple_of_its_start
         np.testing.assert_allclose(np.asarray(s1_c), np.asarray(s1), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("algorithm", ["gdwd", "sqrt"])
-def test_the_per_step_clock_at_a_stride_above_dense_clock_max_is_the_numpy_loops(algorithm):
+@pytest.mark.parametrize("algorithm, small", [("gdwd", False), ("sqrt", True)])
+def test_the_per_step_clock_at_a_stride_above_dense_clock_max_is_the_numpy_loops(algorithm, small, monkeypatch):
     """pairs=False (the ALP checks' runs): a stride above DENSE_CLOCK_MAX is run in pieces (``_piece_plan``) whose
     records are dropped, so the compiled run keeps the clock of every step as the numpy loop does -- the same records,
     the same per-step clock (the √L check's premise and the clock error are read from it; before, the compiled run
-    had none at such strides and the premise went unmeasured)."""
-    from srflow.verification.compiled import DENSE_CLOCK_MAX
+    had none at such strides and the premise went unmeasured). GD+WD at the module's DENSE_CLOCK_MAX; GD on √L with
+    it and PIECE set to 64 and 62 (the same plan and chunk, ~1/60 of the steps for the numpy loop)."""
+    from srflow.verification import compiled
 
+    if small:
+        monkeypatch.setattr(compiled, "DENSE_CLOCK_MAX", 64)
+        monkeypatch.setattr(compiled, "PIECE", 62)
     ref, jm = twins("sphere_circle")
-    every = DENSE_CLOCK_MAX + 905  # odd, two pieces per interval
+    every = compiled.DENSE_CLOCK_MAX + (29 if small else 905)  # odd: pieces of PIECE steps and an odd last one
     steps = 2 * every + 77
     lr, wd = (0.1, 0.01) if algorithm == "gdwd" else (0.02, 0.0)
     w0 = gdwd_start(ref) if algorithm == "gdwd" else two_cycle_start(ref, ref.minimizer(np.random.default_rng(0)),
