@@ -434,3 +434,32 @@ def test_response_gain_is_the_in_phase_part_of_the_simulated_mode(ratio):
     tiny = 1e-10  # ηλ → 0: 1 - Re H = ω²(1 + m)/(2(1 - m)²) + O(ω⁴), an O(ηλ) shortfall (χ² for a slow mode)
     shortfall = 8 * tiny * (1 + m) / (2 * (1 - m) ** 2)
     assert np.isclose(1 - th.response_gain(np.array([ratio]), 1.0, tiny)[0], shortfall, rtol=1e-3, atol=1e-15)
+
+
+def _rayleigh_isolated():
+    """L = ½wᵀAw/wᵀw, A = diag(0.5, 1, 1.5, 2.5, 4, 6): Γ = {±e₁}, a neutral EoS equilibrium (κ ≡ 0, computed ±1e-15)."""
+    a = np.array([0.5, 1.0, 1.5, 2.5, 4.0, 6.0])
+    return wrap(6, lambda x: 0.5 * x @ (a * x), lambda x: a * x, lambda x: np.diag(a),
+                lambda x, u, v: np.zeros_like(x))  # no minimizer: θ₀ by the flow, ±e₁ to round-off
+
+
+def test_a_kappa_at_round_off_is_not_an_unstable_equilibrium(monkeypatch):
+    """κ counts as positive above its resolution (RATE_RTOL × the size of its terms), not above 0: on a neutral
+    equilibrium κ computes to ±1e-15, and eos-equilibrium said "the equilibrium is unstable ... does not persist"
+    (held-out model, 2026-12-05). The rule both ways on the same point (κ at 2× the resolution is unstable, at ½× not),
+    and through the check with κ = +1e-15 everywhere (``theory.eos_stability`` handing in the round-off's sign) and
+    with κ = +2× the resolution (reported unstable)."""
+    import dataclasses
+
+    model = _rayleigh_isolated()
+    session = Session(model, VerifyConfig(ladder=(1e-4, 3e-5), tau_end=0.3, records=3), seed=0)
+    st = th.eos_stability(model, session.theta0)
+    assert abs(st.rate) < st.resolution and not st.unstable
+    assert dataclasses.replace(st, rate=2 * st.resolution).unstable
+    assert not dataclasses.replace(st, rate=0.5 * st.resolution).unstable
+    exact = th.eos_stability
+    for rate, said in ((lambda r: 1e-15, False), (lambda r: 2 * r, True)):
+        monkeypatch.setattr(th, "eos_stability", lambda m, t, *a, _f=rate, **k: (
+            lambda s: dataclasses.replace(s, rate=_f(s.resolution)))(exact(m, t, *a, **k)))
+        r = check_eos_equilibrium(Session(model, session.config, seed=0))
+        assert ("the equilibrium is unstable on s ∈" in r.message) == said, r.message

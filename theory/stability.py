@@ -67,6 +67,25 @@ class EosStability:
     drift: float
     rate_per_step: float = float("nan")
 
+    @property
+    def resolution(self) -> float:
+        """The size below which κ is 0 to the precision it is computed: RATE_RTOL × the size of its terms,
+        (8 + 9|G| + 2|k| + 6α²)/(3(4 + G)) + |⟨∇_Γ G, ∇_Γ log λ₁⟩|/(4 + G)². A neutral equilibrium (κ ≡ 0, e.g. a
+        Rayleigh quotient's isolated minimizer) computes to ±1e-15, whose sign says nothing."""
+        G = self.G
+        size = (8 + 9 * abs(G) + 2 * abs(self.k) + 6 * self.alpha**2) / (3 * (4 + G)) + abs(self.dG) / (4 + G) ** 2
+        return RATE_RTOL * size
+
+    @property
+    def unstable(self) -> bool:
+        """κ > ``resolution``: the breathing grows (not merely κ > 0 in round-off)."""
+        return self.rate > self.resolution
+
+
+#: the relative accuracy of κ's terms: ∇⁴L[v₁⁴] by Richardson-extrapolated differences (~1e-12) and
+#: ⟨∇_Γ G, ∇_Γ log λ₁⟩ by central differences at FD_REL_STEP (truncation ~h² = 1e-8), the coarser of the two
+RATE_RTOL = FD_REL_STEP**2
+
 
 def stability_coefficients(model, theta, h: float = FD_REL_STEP) -> dict:
     """α, k, G and ⟨∇_Γ G, ∇_Γ log λ₁⟩ at θ ∈ Γ (module docstring), from the exact Hessian and third derivative,

@@ -290,7 +290,10 @@ def breathing_on_horizon(session: Session, flow, dense: list) -> dict:
     inside = np.nonzero(tau <= session.config.tau_end)[0]
     idx = np.unique(np.linspace(0, inside[-1] if len(inside) else 0, STABILITY_SAMPLES).astype(int))
     computable = th.stability_computable(session.model)  # κ needs the Hessian's spectrum (D ≤ STABILITY_MAX_DIM)
-    kappa = np.array([th.eos_stability(session.model, flow.theta[i]).rate if computable else np.nan for i in idx])
+    stab = [th.eos_stability(session.model, flow.theta[i]) for i in idx] if computable else []
+    kappa = np.array([st.rate for st in stab]) if computable else np.full(len(idx), np.nan)
+    # where the breathing grows: κ above its resolution (a neutral equilibrium computes κ = ±1e-15)
+    growing = np.array([st.unstable for st in stab], dtype=bool) if computable else np.zeros(len(idx), bool)
     growth = np.concatenate([[0.0], np.cumsum(0.5 * (kappa[1:] + kappa[:-1]) * np.diff(tau[idx]))])  # ∫₀^τ κ dτ
     details = {"stability_rate_predicted": kappa, "stability_s": flow.s[idx],
                "breathing_growth_predicted": float(np.exp(growth.max()))}
@@ -323,15 +326,15 @@ def breathing_on_horizon(session: Session, flow, dense: list) -> dict:
     over = [(x, t, e) for x, t, e in envelopes if e.max() >= E_MAX]
     if over:
         x, t, e = over[0]
-        kind = "unstable equilibrium" if np.any(kappa > 0) else "nonlinear breathing"
+        kind = "unstable equilibrium" if np.any(growing) else "nonlinear breathing"
         message = (f"assumption violated: {kind}: the breathing about the EoS equilibrium leaves its linear regime on the "
                    f"run at ηλ = {x:g} (envelope ε = {e.max():.3g} ≥ {E_MAX:g} at τ = {t[np.argmax(e)]:.3g}), and "
                    f"η⟨λ₁⟩ = 2 + cηλ describes the centre of a linear breathing only; predicted {predicted}; measured "
                    f"{measured}; eos-stability measures the rate over several e-folds")
         return {"violated": True, "message": message, "details": details}
-    if not np.any(kappa > 0):
+    if not np.any(growing):
         return {"violated": False, "message": "", "details": details}
-    pos = flow.s[idx][kappa > 0]
+    pos = flow.s[idx][growing]
     message = (f"the equilibrium is unstable on s ∈ [{pos.min():.3g}, {pos.max():.3g}] of the horizon: {predicted}; "
                f"measured {measured}; the breathing stays linear (ε < {E_MAX:g}) on the judged runs, so the predictions "
                "are judged there, but the equilibrium does not persist (eos-stability measures the rate)")
