@@ -5,8 +5,8 @@ else started) or on a ``LocalCluster`` of ``workers`` processes with one thread 
 own keeps the guarantees of a command-line tool (tests/test_reliability.py):
 
 * **workers die with their parent**, however it ends (``kill -9`` included): a worker plugin, set up as each
-  worker starts (before it registers with the scheduler), makes each worker process end when the srflow process does (``die_with_parent``: ``prctl(PR_SET_PDEATHSIG)`` on Linux and a
-  watchdog thread);
+  worker starts (before it registers with the scheduler), makes each worker process end when the srflow process
+  does (``die_with_parent``: ``prctl(PR_SET_PDEATHSIG)`` on Linux and a watchdog thread);
 * **Ctrl-C is the parent's decision**: SIGINT is blocked while the cluster starts, so its event-loop thread and
   the worker processes it starts never take the signal a terminal sends to the whole process group; the parent's
   ``KeyboardInterrupt`` closes the cluster, which stops the workers, and a second Ctrl-C during that cleanup
